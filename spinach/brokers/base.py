@@ -1,0 +1,271 @@
+"""The contract between the engine and a place where jobs wait: a broker.
+
+Delivery guarantee
+------------------
+A broker never drops a job it accepted. A job moves, each step atomically::
+
+    enqueue -> future set (due later) or queue (due now)
+    fetch   -> running, under the id of the worker process that fetched it
+    finish  -> gone (succeeded, or failed for good)
+    retry   -> future set again, with one more retry counted
+
+so at any moment every job is in exactly one place. When a worker process dies (it stops
+heartbeating for ``dead_worker_threshold`` seconds), another process recovers its running
+jobs: a job with retries left (``max_retries > 0``, at-least-once) goes back to its queue,
+counting a retry; a job without (``max_retries == 0``, at-most-once) is marked FAILED and
+never runs twice. At-least-once means a job can run more than once (a worker that dies after
+running a job but before reporting it), so such tasks should be idempotent.
+
+A payload that cannot be decoded, or that names a task no worker knows, is never silently
+dropped: it goes to the namespace's dead-letter store, from where it can be listed,
+re-enqueued or purged.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from .. import const
+from ..job import Job
+from ..task import Task
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class WorkerInfo:
+    """A live worker process, as the broker knows it."""
+
+    id: str
+    hostname: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+    queues: list[str] = field(default_factory=list)
+    threads: int = 0
+    started_at: float = 0.0
+    last_heartbeat: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "hostname": self.hostname,
+            "pid": self.pid,
+            "queues": list(self.queues),
+            "threads": self.threads,
+            "started_at": self.started_at,
+            "last_heartbeat": self.last_heartbeat,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> WorkerInfo:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass
+class DeadLetter:
+    """A payload set aside because it could not be run, with why and when."""
+
+    id: str  #: the job id when the payload has one, else a generated one
+    queue: str
+    payload: str
+    reason: str
+    failed_at: float
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "queue": self.queue,
+            "payload": self.payload,
+            "reason": self.reason,
+            "failed_at": self.failed_at,
+        }
+
+
+def normalize_queues(queue: str | Sequence[str]) -> list[str]:
+    """One queue name or several as a list, in priority order, without duplicates."""
+    queues = [queue] if isinstance(queue, str) else list(queue)
+    if not queues:
+        raise ValueError("at least one queue is needed")
+    return list(dict.fromkeys(queues))
+
+
+class Broker(ABC):
+    """Where jobs wait, run and end, shared by every engine of a namespace.
+
+    A broker instance belongs to one engine; its ``worker_id`` names that engine's worker
+    process in the running-job bookkeeping. Two instances pointing at the same storage (two
+    ``RedisBroker`` on one server, ``MemoryBroker.peer()``) behave as two worker processes.
+
+    ``clock`` returns the current time as seconds since the epoch: inject one in tests to
+    make delayed jobs, retries and dead workers due without sleeping.
+    """
+
+    def __init__(self, *, clock: Clock = time.time, worker_id: str | None = None):
+        self.namespace = const.DEFAULT_NAMESPACE
+        self.worker_id = worker_id or uuid.uuid4().hex
+        self._clock = clock
+        self._something_happened = threading.Event()
+
+    # -- time and wake-ups -------------------------------------------------------------
+
+    def now(self) -> float:
+        """The broker's current time, seconds since the epoch."""
+        return self._clock()
+
+    def set_namespace(self, namespace: str) -> None:
+        """Bind the broker to its engine's namespace, before any other call."""
+        self.namespace = namespace
+
+    def notify_local(self) -> None:
+        """Wake this process's arbiter: something may be ready to fetch."""
+        self._something_happened.set()
+
+    def wait_for_event(self, timeout: float) -> None:
+        """Block the arbiter until a notification arrives or ``timeout`` seconds pass."""
+        if self._something_happened.wait(timeout=max(timeout, 0)):
+            self._something_happened.clear()
+
+    def start(self) -> None:
+        """Prepare to serve a worker process (connections, scripts)."""
+
+    def stop(self) -> None:
+        """Release what ``start`` took; wake the arbiter so it sees the stop."""
+        self.notify_local()
+
+    def run_subscriber(self, stopping: threading.Event) -> None:
+        """Body of the subscriber thread: relay broker notifications to ``notify_local``.
+
+        Returns once ``stopping`` is set. A broker without remote notifications just waits.
+        """
+        stopping.wait()
+
+    # -- client side -------------------------------------------------------------------
+
+    @abstractmethod
+    def enqueue_jobs(self, jobs: Sequence[Job], from_failure: bool = False) -> None:
+        """Store jobs: due ones in their queue, later ones in the future set.
+
+        All or none: every payload is serialized before anything is stored, so a job that
+        cannot be serialized leaves nothing behind. Enqueuing the same job twice (a retried
+        command) stores it once. ``from_failure`` marks jobs coming back from a worker for
+        a retry: each is taken out of running and its concurrency slot freed, atomically.
+        """
+
+    @abstractmethod
+    def push_raw(self, queue: str, payload: str | bytes) -> None:
+        """Put a payload in a queue as is, unchecked (tests and tooling)."""
+
+    # -- worker side -------------------------------------------------------------------
+
+    @abstractmethod
+    def get_jobs_from_queue(self, queue: str | Sequence[str], max_jobs: int) -> list[Job]:
+        """Take up to ``max_jobs`` jobs from the queues, in the order given.
+
+        Each job taken is marked running under ``worker_id`` and counts against its task's
+        ``max_concurrency``; a job whose task is at its limit stays queued. A payload that
+        cannot be decoded goes to the dead letters instead.
+        """
+
+    @abstractmethod
+    def remove_job_from_running(self, job: Job) -> None:
+        """Forget a job that ended (SUCCEEDED or FAILED) and free its concurrency slot."""
+
+    @abstractmethod
+    def return_jobs(self, jobs: Sequence[Job]) -> None:
+        """Give back fetched jobs that never started: to the front of their queue,
+        without counting a retry."""
+
+    @abstractmethod
+    def dead_letter(self, job: Job, reason: str) -> None:
+        """Set aside a fetched job that cannot run (its task is unknown)."""
+
+    @abstractmethod
+    def move_future_jobs(self) -> int:
+        """Move due future jobs to their queues and fire due periodic tasks; how many."""
+
+    @abstractmethod
+    def next_future_job_delta(self) -> float | None:
+        """Seconds until the next future job or periodic task is due, None if none."""
+
+    @abstractmethod
+    def register_periodic_tasks(self, tasks: Iterable[Task]) -> None:
+        """Make the periodic tasks fire once per period, whatever the number of workers."""
+
+    @abstractmethod
+    def set_concurrency_keys(self, tasks: Iterable[Task]) -> None:
+        """Record the ``max_concurrency`` of tasks that have one."""
+
+    @abstractmethod
+    def is_queue_empty(self, queue: str) -> bool:
+        """Whether no job waits in ``queue`` (future jobs do not count)."""
+
+    # -- worker liveness ---------------------------------------------------------------
+
+    @abstractmethod
+    def register_worker(self, info: WorkerInfo) -> None:
+        """Announce this worker process; also counts as a heartbeat."""
+
+    @abstractmethod
+    def heartbeat(self) -> None:
+        """Tell the others this worker process is alive."""
+
+    @abstractmethod
+    def deregister_worker(self) -> None:
+        """Remove this worker process from the live ones (after a clean stop)."""
+
+    @abstractmethod
+    def recover_dead_workers(self, threshold: float) -> list[Job]:
+        """Recover the running jobs of workers silent for ``threshold`` seconds.
+
+        Jobs with retries left are re-enqueued with one more retry (status QUEUED or
+        WAITING); the others are dropped as FAILED. Returns the recovered jobs.
+        """
+
+    # -- dead letters ------------------------------------------------------------------
+
+    @abstractmethod
+    def list_dead_letters(self) -> list[DeadLetter]:
+        """Every dead letter of the namespace, oldest first."""
+
+    @abstractmethod
+    def retry_dead_letters(self, ids: Iterable[str] | None = None) -> int:
+        """Put dead letters (all, or those ids) back in their queue; how many."""
+
+    @abstractmethod
+    def purge_dead_letters(self, ids: Iterable[str] | None = None) -> int:
+        """Delete dead letters (all, or those ids); how many."""
+
+    # -- inspection --------------------------------------------------------------------
+
+    @abstractmethod
+    def queue_lengths(self) -> dict[str, int]:
+        """Number of jobs waiting in each non-empty queue."""
+
+    @abstractmethod
+    def scheduled_jobs(self) -> list[Job]:
+        """Jobs due in the future, soonest first."""
+
+    @abstractmethod
+    def running_jobs(self) -> dict[str, list[Job]]:
+        """Running jobs by worker id."""
+
+    @abstractmethod
+    def workers(self) -> list[WorkerInfo]:
+        """Live worker processes with their last heartbeat."""
+
+    @abstractmethod
+    def inspect_periodic_tasks(self) -> list[tuple[float, str]]:
+        """``(next run timestamp, task name)`` of each periodic task, soonest first."""
+
+    @abstractmethod
+    def flush(self) -> None:
+        """Delete everything of the namespace (tests and tooling)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} namespace={self.namespace!r} worker={self.worker_id}>"

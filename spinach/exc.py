@@ -1,0 +1,44 @@
+"""Every error Spinach raises on purpose, under one base class."""
+
+
+class SpinachError(Exception):
+    """Base class of the errors raised by Spinach."""
+
+
+class UnknownTask(SpinachError, KeyError):
+    """No task of that name is registered."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "unknown task"
+
+
+class InvalidJobSignatureError(SpinachError, TypeError):
+    """The arguments of a job do not fit its task's function signature."""
+
+
+class UnserializableArgumentError(SpinachError, TypeError):
+    """An argument of a job cannot be carried by the serializer (JSON)."""
+
+
+class InvalidPayloadError(SpinachError, ValueError):
+    """A payload read from a broker is not a valid job."""
+
+
+class BrokerError(SpinachError):
+    """The broker failed to carry out an operation."""
+
+
+class RetryException(SpinachError):
+    """Raised by a task to ask for its job to be retried.
+
+    The task's ``max_retries`` still applies: past it the job fails. ``at`` picks the time of
+    the retry (a naive datetime is UTC); without it the usual backoff applies.
+    """
+
+    def __init__(self, message: str, at=None):
+        super().__init__(message)
+        self.at = at
+
+
+class AbortException(SpinachError):
+    """Raised by a task to make its job fail at once, without any retry."""

@@ -1,0 +1,203 @@
+"""Jobs: one execution of a task with its arguments, and how they travel as JSON."""
+
+from __future__ import annotations
+
+import enum
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from .exc import InvalidPayloadError, UnserializableArgumentError
+
+
+class JobStatus(enum.Enum):
+    """Where a job is in its life."""
+
+    NOT_SET = 0
+    WAITING = 1  #: due in the future (scheduled later or waiting for a retry)
+    QUEUED = 2  #: in its queue, waiting for a worker
+    RUNNING = 3  #: fetched by a worker
+    SUCCEEDED = 4
+    FAILED = 5
+
+
+def to_timestamp(at: datetime) -> float:
+    """Seconds since the epoch of ``at``; a naive datetime is taken as UTC."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return at.timestamp()
+
+
+def to_datetime(timestamp: float) -> datetime:
+    """The aware UTC datetime of a timestamp."""
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc)
+
+
+def new_job_id() -> str:
+    """A random, unique job id."""
+    return uuid.uuid4().hex
+
+
+class Job:
+    """One execution of a task: what to run, when, where, and how many times to try.
+
+    ``at`` is an aware UTC datetime (a naive one is taken as UTC) or a timestamp.
+    ``meta`` carries extra data for extensions (the Celery facade keeps its headers there);
+    it must be JSON serializable like the arguments.
+    """
+
+    __slots__ = (
+        "at_timestamp",
+        "id",
+        "max_concurrency",
+        "max_retries",
+        "meta",
+        "queue",
+        "retries",
+        "status",
+        "task_args",
+        "task_func",
+        "task_kwargs",
+        "task_name",
+    )
+
+    def __init__(
+        self,
+        task_name: str,
+        queue: str,
+        at: datetime | float,
+        max_retries: int,
+        task_args: tuple | list | None = None,
+        task_kwargs: dict | None = None,
+        *,
+        id: str | None = None,
+        retries: int = 0,
+        max_concurrency: int | None = None,
+        meta: dict | None = None,
+        status: JobStatus = JobStatus.NOT_SET,
+    ):
+        self.id = id or new_job_id()
+        self.task_name = task_name
+        self.queue = queue
+        self.at_timestamp = at if isinstance(at, (int, float)) else to_timestamp(at)
+        self.max_retries = max_retries
+        self.retries = retries
+        self.max_concurrency = max_concurrency
+        self.task_args = tuple(task_args) if task_args else ()
+        self.task_kwargs = task_kwargs or {}
+        self.meta = meta or {}
+        self.status = status
+        self.task_func = None  # set by the worker that runs it
+
+    @property
+    def at(self) -> datetime:
+        """When the job is due, as an aware UTC datetime."""
+        return to_datetime(self.at_timestamp)
+
+    @property
+    def should_retry(self) -> bool:
+        """Whether a failure of this attempt leads to another one."""
+        return self.retries < self.max_retries
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job's persistent fields, as they travel in a payload."""
+        return {
+            "id": self.id,
+            "task_name": self.task_name,
+            "queue": self.queue,
+            "at": self.at_timestamp,
+            "max_retries": self.max_retries,
+            "retries": self.retries,
+            "max_concurrency": self.max_concurrency,
+            "task_args": self.task_args,
+            "task_kwargs": self.task_kwargs,
+            "meta": self.meta,
+        }
+
+    def serialize(self) -> str:
+        """The job as a JSON payload; an argument JSON cannot carry raises a TypeError."""
+        try:
+            return json.dumps(self.to_dict(), separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise _unserializable_argument(self) from exc
+
+    @classmethod
+    def deserialize(cls, payload: str | bytes) -> Job:
+        """Rebuild a job from its payload, or raise ``InvalidPayloadError`` saying why not."""
+        try:
+            data = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidPayloadError(f"payload is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise InvalidPayloadError("payload is not a JSON object")
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        """Rebuild a job from its persistent fields, checking each one."""
+        _check_fields(data)
+        return cls(
+            data["task_name"],
+            data["queue"],
+            float(data["at"]),
+            data["max_retries"],
+            data["task_args"],
+            data["task_kwargs"],
+            id=data["id"],
+            retries=data["retries"],
+            max_concurrency=data.get("max_concurrency"),
+            meta=data.get("meta") or {},
+        )
+
+    def __repr__(self) -> str:
+        return f"<Job {self.task_name} {self.id} {self.status.name}>"
+
+    def __str__(self) -> str:
+        return f"job {self.id} of task '{self.task_name}'"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Job):
+            return NotImplemented
+        return self.to_dict() == other.to_dict() and self.status == other.status
+
+    __hash__ = None  # mutable
+
+
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "id": str,
+    "task_name": str,
+    "queue": str,
+    "at": (int, float),
+    "max_retries": int,
+    "retries": int,
+    "task_args": list,
+    "task_kwargs": dict,
+}
+
+
+def _check_fields(data: dict[str, Any]) -> None:
+    for field, expected in _FIELD_TYPES.items():
+        if field not in data:
+            raise InvalidPayloadError(f"payload has no '{field}' field")
+        value = data[field]
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise InvalidPayloadError(f"payload field '{field}' has the wrong type: {value!r}")
+    if not data["task_name"] or not data["id"]:
+        raise InvalidPayloadError("payload has an empty task name or id")
+
+
+def _unserializable_argument(job: Job) -> UnserializableArgumentError:
+    """Name the first argument of ``job`` that JSON cannot carry."""
+    named = [(f"argument {i}", v) for i, v in enumerate(job.task_args)]
+    named += [(f"argument '{k}'", v) for k, v in job.task_kwargs.items()]
+    named += [(f"meta '{k}'", v) for k, v in job.meta.items()]
+    for label, value in named:
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            return UnserializableArgumentError(
+                f"{label} of task '{job.task_name}' cannot be serialized to JSON: "
+                f"{type(value).__name__} value {value!r:.80}"
+            )
+    return UnserializableArgumentError(f"a job of task '{job.task_name}' cannot be serialized")

@@ -1,0 +1,322 @@
+"""Tasks: the functions jobs run, their registry, and batches of jobs to schedule."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Union
+
+from . import const
+from .exc import AbortException, InvalidJobSignatureError, RetryException, UnknownTask
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .job import Job
+
+__all__ = ["AbortException", "Batch", "RetryException", "Task", "Tasks"]
+
+TaskRef = Union[str, Callable, "Task"]  # noqa: UP007 - a forward reference
+
+
+class Task:
+    """A function jobs run, with how its jobs are queued, retried and limited."""
+
+    def __init__(
+        self,
+        func: Callable,
+        name: str,
+        queue: str,
+        max_retries: int,
+        periodicity: timedelta | None = None,
+        max_concurrency: int | None = None,
+    ):
+        _validate_name(name)
+        _validate_queue(queue)
+        _validate_max_retries(name, max_retries)
+        _validate_periodicity(name, periodicity)
+        _validate_max_concurrency(name, max_concurrency)
+        self.func = func
+        self.name = name
+        self.queue = queue
+        self.max_retries = max_retries
+        self.periodicity = periodicity
+        self.max_concurrency = max_concurrency
+        self.is_coroutine = inspect.iscoroutinefunction(func)
+        if periodicity is not None:
+            self._check_periodic_arguments()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    @functools.cached_property
+    def _signature(self) -> inspect.Signature | None:
+        try:
+            return inspect.signature(self.func)
+        except (TypeError, ValueError):  # some builtins have none
+            return None
+
+    def check_arguments(self, args: tuple, kwargs: dict) -> None:
+        """Raise ``InvalidJobSignatureError`` if a call with these arguments cannot work."""
+        signature = self._signature
+        if signature is None:
+            return
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidJobSignatureError(
+                f"arguments do not fit task '{self.name}' {self.name}{signature}: {exc}"
+            ) from None
+
+    def _check_periodic_arguments(self) -> None:
+        try:
+            self.check_arguments((), {})
+        except InvalidJobSignatureError:
+            raise ValueError(
+                f"periodic task '{self.name}' is run without arguments, "
+                "so its function must not require any"
+            ) from None
+
+    def __repr__(self) -> str:
+        return (
+            f"Task({self.func!r}, name={self.name!r}, queue={self.queue!r}, "
+            f"max_retries={self.max_retries}, periodicity={self.periodicity!r}, "
+            f"max_concurrency={self.max_concurrency})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Task):
+            return NotImplemented
+        return all(getattr(self, a) == getattr(other, a) for a in _COMPARED_ATTRIBUTES)
+
+    __hash__ = object.__hash__
+
+_COMPARED_ATTRIBUTES = ("func", "name", "queue", "max_retries", "periodicity", "max_concurrency")
+
+
+class Tasks:
+    """A registry of tasks, with defaults for the tasks added to it.
+
+    Tasks can be declared before any engine exists, then attached to one with
+    ``Engine.attach_tasks``; scheduling through the registry needs that engine.
+    """
+
+    def __init__(
+        self,
+        queue: str | None = None,
+        max_retries: int | None = None,
+        periodicity: timedelta | None = None,
+        max_concurrency: int | None = None,
+    ):
+        self._tasks: dict[str, Task] = {}
+        self.queue = queue
+        self.max_retries = max_retries
+        self.periodicity = periodicity
+        self.max_concurrency = max_concurrency
+        self._engine: Engine | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """Names of the registered tasks."""
+        return list(self._tasks)
+
+    @property
+    def tasks(self) -> dict[str, Task]:
+        """Registered tasks by name (a copy)."""
+        return dict(self._tasks)
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(list(self._tasks.values()))
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __contains__(self, item: object) -> bool:
+        return _name_of(item) in self._tasks
+
+    def get(self, ref: TaskRef) -> Task:
+        """The task of a name, a function or a ``Task``; ``UnknownTask`` if not registered."""
+        name = _name_of(ref)
+        try:
+            return self._tasks[name]
+        except KeyError:
+            known = ", ".join(sorted(self._tasks)) or "none"
+            raise UnknownTask(f"unknown task '{name}' (registered tasks: {known})") from None
+
+    def task(
+        self,
+        func: Callable | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        max_retries: int | None = None,
+        periodicity: timedelta | None = None,
+        max_concurrency: int | None = None,
+    ) -> Callable:
+        """Decorator registering a function as a task, used with or without arguments.
+
+        The decorated function is returned unchanged, so it can still be called directly.
+        """
+        options = dict(
+            name=name,
+            queue=queue,
+            max_retries=max_retries,
+            periodicity=periodicity,
+            max_concurrency=max_concurrency,
+        )
+        if func is not None:
+            self.add(func, **options)
+            return func
+
+        def register(f: Callable) -> Callable:
+            self.add(f, **options)
+            return f
+
+        return register
+
+    def add(
+        self,
+        func: Callable,
+        name: str | None = None,
+        queue: str | None = None,
+        max_retries: int | None = None,
+        periodicity: timedelta | None = None,
+        max_concurrency: int | None = None,
+    ) -> Task:
+        """Register ``func`` as a task; options left out take the registry's defaults."""
+        task = Task(
+            func,
+            name if name is not None else _default_name(func),
+            _first(queue, self.queue, const.DEFAULT_QUEUE),
+            _first(max_retries, self.max_retries, const.DEFAULT_MAX_RETRIES),
+            _first(periodicity, self.periodicity, None),
+            _first(max_concurrency, self.max_concurrency, None),
+        )
+        self._register(task)
+        return task
+
+    def update(self, tasks: Tasks) -> None:
+        """Register every task of another registry."""
+        for task in tasks:
+            self._register(task)
+
+    def _register(self, task: Task) -> None:
+        existing = self._tasks.get(task.name)
+        if existing is not None and existing != task:
+            raise ValueError(f"a task named '{task.name}' is already registered")
+        self._tasks[task.name] = task
+        if self._engine is not None:
+            self._engine.attach_tasks(_single(task))
+
+    def _attach(self, engine: Engine) -> None:
+        if self._engine is not None and self._engine is not engine:
+            raise RuntimeError("these tasks are already attached to another engine")
+        self._engine = engine
+
+    def _attached_engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError(
+                "these tasks are not attached to an engine: call engine.attach_tasks(tasks) "
+                "before scheduling through them"
+            )
+        return self._engine
+
+    def schedule(self, task: TaskRef, *args: Any, **kwargs: Any) -> Job:
+        """Schedule a job as soon as possible, through the attached engine."""
+        return self._attached_engine().schedule(task, *args, **kwargs)
+
+    def schedule_at(self, task: TaskRef, at: datetime, *args: Any, **kwargs: Any) -> Job:
+        """Schedule a job at ``at``, through the attached engine."""
+        return self._attached_engine().schedule_at(task, at, *args, **kwargs)
+
+    def schedule_batch(self, batch: Batch) -> list[Job]:
+        """Schedule every job of a batch at once, through the attached engine."""
+        return self._attached_engine().schedule_batch(batch)
+
+
+class Batch:
+    """Jobs to schedule together, in one round trip to the broker, all or none."""
+
+    def __init__(self) -> None:
+        self.jobs_to_create: list[tuple[TaskRef, datetime | None, tuple, dict]] = []
+
+    def schedule(self, task: TaskRef, *args: Any, **kwargs: Any) -> None:
+        """Add a job to run as soon as possible."""
+        self.jobs_to_create.append((task, None, args, kwargs))
+
+    def schedule_at(self, task: TaskRef, at: datetime, *args: Any, **kwargs: Any) -> None:
+        """Add a job to run at ``at`` (a naive datetime is UTC)."""
+        self.jobs_to_create.append((task, at, args, kwargs))
+
+    def __len__(self) -> int:
+        return len(self.jobs_to_create)
+
+
+def _single(task: Task) -> Tasks:
+    tasks = Tasks()
+    tasks._tasks[task.name] = task
+    return tasks
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _name_of(ref: object) -> str:
+    if isinstance(ref, str):
+        return ref
+    if isinstance(ref, Task):
+        return ref.name
+    registered = getattr(ref, "__spinach_task_name__", None)
+    if registered is not None:
+        return registered
+    if callable(ref):
+        return _default_name(ref)
+    raise TypeError(f"a task is named by a string, a function or a Task, not {ref!r}")
+
+
+def _default_name(func: Callable) -> str:
+    qualname = getattr(func, "__qualname__", None)
+    if not qualname or "<lambda>" in qualname:
+        raise ValueError(f"{func!r} has no usable name: give the task one with name='...'")
+    return f"{func.__module__}.{qualname}"
+
+
+def _validate_name(name: object) -> None:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a task name must be a non-empty string, not {name!r}")
+
+
+def _validate_queue(queue: object) -> None:
+    if not isinstance(queue, str) or not queue:
+        raise ValueError(f"a queue name must be a non-empty string, not {queue!r}")
+    if queue.startswith("_"):
+        raise ValueError(f"queue names starting with '_' are reserved: {queue!r}")
+
+
+def _validate_max_retries(name: str, max_retries: object) -> None:
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+        raise ValueError(f"max_retries of task '{name}' must be an int >= 0, not {max_retries!r}")
+
+
+def _validate_periodicity(name: str, periodicity: object) -> None:
+    if periodicity is None:
+        return
+    if not isinstance(periodicity, timedelta) or periodicity <= timedelta(0):
+        raise ValueError(
+            f"periodicity of task '{name}' must be a positive timedelta, not {periodicity!r}"
+        )
+
+
+def _validate_max_concurrency(name: str, max_concurrency: object) -> None:
+    if max_concurrency is None:
+        return
+    if (
+        not isinstance(max_concurrency, int)
+        or isinstance(max_concurrency, bool)
+        or max_concurrency < 1
+    ):
+        raise ValueError(
+            f"max_concurrency of task '{name}' must be None or an int >= 1, "
+            f"not {max_concurrency!r}"
+        )
