@@ -24,6 +24,10 @@ class InvalidPayloadError(SpinachError, ValueError):
     """A payload read from a broker is not a valid job."""
 
 
+class WorkerLostError(SpinachError):
+    """The worker process running a job died before reporting its outcome."""
+
+
 class BrokerError(SpinachError):
     """The broker failed to carry out an operation."""
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AbortException", "Batch", "RetryException", "Task", "Tasks"]
 
-TaskRef = Union[str, Callable, "Task"]  # noqa: UP007 - a forward reference
+TaskRef = Union[str, Callable, "Task"]
 
 
 class Task:
@@ -92,6 +92,7 @@ class Task:
 
     __hash__ = object.__hash__
 
+
 _COMPARED_ATTRIBUTES = ("func", "name", "queue", "max_retries", "periodicity", "max_concurrency")
 
 
@@ -110,6 +111,7 @@ class Tasks:
         max_concurrency: int | None = None,
     ):
         self._tasks: dict[str, Task] = {}
+        self._by_func: dict[int, str] = {}  # id of a registered function -> its task name
         self.queue = queue
         self.max_retries = max_retries
         self.periodicity = periodicity
@@ -133,11 +135,11 @@ class Tasks:
         return len(self._tasks)
 
     def __contains__(self, item: object) -> bool:
-        return _name_of(item) in self._tasks
+        return (self._by_func.get(id(item)) or _name_of(item)) in self._tasks
 
     def get(self, ref: TaskRef) -> Task:
         """The task of a name, a function or a ``Task``; ``UnknownTask`` if not registered."""
-        name = _name_of(ref)
+        name = self._by_func.get(id(ref)) or _name_of(ref)
         try:
             return self._tasks[name]
         except KeyError:
@@ -205,6 +207,7 @@ class Tasks:
         if existing is not None and existing != task:
             raise ValueError(f"a task named '{task.name}' is already registered")
         self._tasks[task.name] = task
+        self._by_func[id(task.func)] = task.name
         if self._engine is not None:
             self._engine.attach_tasks(_single(task))
 
@@ -254,7 +257,7 @@ class Batch:
 
 def _single(task: Task) -> Tasks:
     tasks = Tasks()
-    tasks._tasks[task.name] = task
+    tasks._register(task)
     return tasks
 
 
@@ -267,9 +270,6 @@ def _name_of(ref: object) -> str:
         return ref
     if isinstance(ref, Task):
         return ref.name
-    registered = getattr(ref, "__spinach_task_name__", None)
-    if registered is not None:
-        return registered
     if callable(ref):
         return _default_name(ref)
     raise TypeError(f"a task is named by a string, a function or a Task, not {ref!r}")
@@ -317,6 +317,5 @@ def _validate_max_concurrency(name: str, max_concurrency: object) -> None:
         or max_concurrency < 1
     ):
         raise ValueError(
-            f"max_concurrency of task '{name}' must be None or an int >= 1, "
-            f"not {max_concurrency!r}"
+            f"max_concurrency of task '{name}' must be None or an int >= 1, not {max_concurrency!r}"
         )

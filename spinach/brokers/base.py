@@ -16,6 +16,10 @@ counting a retry; a job without (``max_retries == 0``, at-most-once) is marked F
 never runs twice. At-least-once means a job can run more than once (a worker that dies after
 running a job but before reporting it), so such tasks should be idempotent.
 
+Only the worker that holds a running job can end it (finish, retry, give back, dead-letter):
+a worker declared dead while it was only slow cannot disturb the second run of its job on
+another worker; its late report is ignored.
+
 A payload that cannot be decoded, or that names a task no worker knows, is never silently
 dropped: it goes to the namespace's dead-letter store, from where it can be listed,
 re-enqueued or purged.
@@ -103,12 +107,33 @@ class Broker(ABC):
     ``RedisBroker`` on one server, ``MemoryBroker.peer()``) behave as two worker processes.
 
     ``clock`` returns the current time as seconds since the epoch: inject one in tests to
-    make delayed jobs, retries and dead workers due without sleeping.
+    make delayed jobs, retries and dead workers due without sleeping. The liveness and
+    polling tunables are read by the engine; their defaults and trade-offs are in
+    ``spinach.const``.
     """
 
-    def __init__(self, *, clock: Clock = time.time, worker_id: str | None = None):
+    def __init__(
+        self,
+        *,
+        clock: Clock = time.time,
+        worker_id: str | None = None,
+        heartbeat_interval: float = const.HEARTBEAT_INTERVAL,
+        dead_worker_threshold: float = const.DEAD_WORKER_THRESHOLD,
+        dead_worker_check_interval: float = const.DEAD_WORKER_CHECK_INTERVAL,
+        idle_poll_interval: float = const.IDLE_POLL_INTERVAL,
+    ):
+        if dead_worker_threshold < 2 * heartbeat_interval:
+            raise ValueError(
+                f"dead_worker_threshold ({dead_worker_threshold} s) must be at least twice "
+                f"heartbeat_interval ({heartbeat_interval} s), or live workers look dead"
+            )
         self.namespace = const.DEFAULT_NAMESPACE
         self.worker_id = worker_id or uuid.uuid4().hex
+        #: See spinach.const for the trade-off of each of these.
+        self.heartbeat_interval = heartbeat_interval
+        self.dead_worker_threshold = dead_worker_threshold
+        self.dead_worker_check_interval = dead_worker_check_interval
+        self.idle_poll_interval = idle_poll_interval
         self._clock = clock
         self._something_happened = threading.Event()
 
@@ -131,7 +156,7 @@ class Broker(ABC):
         if self._something_happened.wait(timeout=max(timeout, 0)):
             self._something_happened.clear()
 
-    def start(self) -> None:
+    def start(self) -> None:  # noqa: B027 - optional hook
         """Prepare to serve a worker process (connections, scripts)."""
 
     def stop(self) -> None:
@@ -224,7 +249,9 @@ class Broker(ABC):
         """Recover the running jobs of workers silent for ``threshold`` seconds.
 
         Jobs with retries left are re-enqueued with one more retry (status QUEUED or
-        WAITING); the others are dropped as FAILED. Returns the recovered jobs.
+        WAITING); the others are dropped as FAILED. Running jobs whose worker is not
+        registered at all (orphans) are recovered the same way, at once: a worker must
+        register before it fetches. Returns the recovered jobs.
         """
 
     # -- dead letters ------------------------------------------------------------------

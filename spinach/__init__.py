@@ -1,0 +1,51 @@
+"""Spinach: threaded background jobs on Redis.
+
+>>> from spinach import Engine, MemoryBroker, Tasks
+>>> tasks = Tasks()
+>>> @tasks.task(name="add")
+... def add(a, b):
+...     return a + b
+>>> spin = Engine(MemoryBroker())
+>>> spin.attach_tasks(tasks)
+>>> spin.execute("add", 1, 2)
+3
+"""
+
+from .brokers.base import Broker, DeadLetter, WorkerInfo
+from .brokers.memory import MemoryBroker
+from .const import DEFAULT_NAMESPACE, DEFAULT_QUEUE
+from .engine import Engine
+from .exc import AbortException, RetryException
+from .job import Job, JobStatus
+from .task import Batch, Task, Tasks
+from .workers import AsyncioWorkers, ThreadWorkers
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_QUEUE",
+    "AbortException",
+    "AsyncioWorkers",
+    "Batch",
+    "Broker",
+    "DeadLetter",
+    "Engine",
+    "Job",
+    "JobStatus",
+    "MemoryBroker",
+    "RedisBroker",
+    "RetryException",
+    "Task",
+    "Tasks",
+    "ThreadWorkers",
+    "WorkerInfo",
+]
+
+
+def __getattr__(name: str):
+    if name == "RedisBroker":  # lazily, so a MemoryBroker user never imports redis-py
+        from .brokers.redis import RedisBroker
+
+        return RedisBroker
+    raise AttributeError(f"module 'spinach' has no attribute {name!r}")

@@ -1,0 +1,520 @@
+"""The in-process broker: jobs live in a Python object shared by the brokers of one process.
+
+It keeps payloads as JSON strings, as Redis does, so what works here has been through the
+same serialization; ``peer()`` gives a second broker on the same store to play another worker
+process. Every operation takes the store's single lock, so each one is atomic.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import math
+import threading
+import time
+import uuid
+import weakref
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
+
+from ..exc import InvalidPayloadError
+from ..job import Job, JobStatus
+from ..task import Task
+from .base import Broker, Clock, DeadLetter, WorkerInfo, normalize_queues
+
+
+class _Entry(NamedTuple):
+    """A payload waiting in a queue, with its job id when one could be read."""
+
+    job_id: str | None
+    payload: str | bytes
+
+
+class _Future(NamedTuple):
+    """A job due later; ordered by ``at`` then by arrival."""
+
+    at: float
+    seq: int
+    job_id: str
+    queue: str
+    payload: str
+
+
+class _Running(NamedTuple):
+    """A fetched job, with the worker process that fetched it."""
+
+    worker_id: str
+    task_name: str
+    payload: str
+
+
+@dataclass
+class _Periodic:
+    """The schedule of a periodic task and what its jobs look like."""
+
+    name: str
+    queue: str
+    max_retries: int
+    max_concurrency: int | None
+    period: float
+    next_at: float
+
+
+@dataclass
+class _Namespace:
+    """Everything a namespace holds."""
+
+    queues: dict[str, deque[_Entry]] = field(default_factory=dict)
+    queued_ids: Counter[str] = field(default_factory=Counter)
+    future: list[_Future] = field(default_factory=list)  # a heap
+    future_ids: set[str] = field(default_factory=set)
+    running: dict[str, _Running] = field(default_factory=dict)
+    running_by_task: Counter[str] = field(default_factory=Counter)
+    limits: dict[str, int] = field(default_factory=dict)
+    periodic: dict[str, _Periodic] = field(default_factory=dict)
+    workers: dict[str, WorkerInfo] = field(default_factory=dict)
+    dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
+
+
+class _Store:
+    """What peers share: the namespaces, one lock around them, and the peers to wake."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.namespaces: dict[str, _Namespace] = {}
+        self.peers: weakref.WeakSet[MemoryBroker] = weakref.WeakSet()
+        self.sequence = itertools.count()
+
+
+class MemoryBroker(Broker):
+    """A broker keeping jobs in memory, for tests and single-process use.
+
+    Nothing survives the process. Brokers made with ``peer()`` share the store and behave as
+    other worker processes of the same namespace.
+    """
+
+    def __init__(self, *, clock: Clock = time.time, worker_id: str | None = None, **options: Any):
+        super().__init__(clock=clock, worker_id=worker_id, **options)
+        self._options = options
+        self._info: WorkerInfo | None = None  # what this worker registered, to re-register
+        self._store = _Store()
+        self._store.peers.add(self)
+
+    def peer(self, worker_id: str | None = None) -> MemoryBroker:
+        """Another broker on the same store, clock and namespace: another worker process."""
+        other = MemoryBroker(clock=self._clock, worker_id=worker_id, **self._options)
+        other.set_namespace(self.namespace)
+        with self._store.lock:
+            other._store = self._store
+            self._store.peers.add(other)
+        return other
+
+    # -- helpers (called with the lock held) --------------------------------------------
+
+    def _state(self) -> _Namespace:
+        return self._store.namespaces.setdefault(self.namespace, _Namespace())
+
+    def _notify_peers(self) -> None:
+        """Wake every broker of this namespace sharing the store, this one included."""
+        with self._store.lock:
+            peers = [p for p in self._store.peers if p.namespace == self.namespace]
+        for peer in peers:
+            peer.notify_local()
+
+    @staticmethod
+    def _location(state: _Namespace, job_id: str) -> JobStatus | None:
+        """Where a job id is stored, as the status it has there; None if nowhere."""
+        if state.queued_ids[job_id] > 0:
+            return JobStatus.QUEUED
+        if job_id in state.future_ids:
+            return JobStatus.WAITING
+        if job_id in state.running:
+            return JobStatus.RUNNING
+        return None
+
+    @staticmethod
+    def _push(state: _Namespace, queue: str, entry: _Entry, front: bool = False) -> None:
+        entries = state.queues.setdefault(queue, deque())
+        if front:
+            entries.appendleft(entry)
+        else:
+            entries.append(entry)
+        if entry.job_id is not None:
+            state.queued_ids[entry.job_id] += 1
+
+    @staticmethod
+    def _discount(state: _Namespace, job_id: str | None) -> None:
+        """Forget one queued occurrence of a job id."""
+        if job_id is not None:
+            state.queued_ids[job_id] -= 1
+            if state.queued_ids[job_id] <= 0:
+                del state.queued_ids[job_id]
+
+    def _store_job(self, state: _Namespace, job: Job, payload: str, now: float) -> None:
+        """Put a job in its queue or the future set, once."""
+        where = self._location(state, job.id)
+        if where is not None:
+            job.status = where
+        elif job.at_timestamp <= now:
+            self._push(state, job.queue, _Entry(job.id, payload))
+            job.status = JobStatus.QUEUED
+        else:
+            seq = next(self._store.sequence)
+            heapq.heappush(state.future, _Future(job.at_timestamp, seq, job.id, job.queue, payload))
+            state.future_ids.add(job.id)
+            job.status = JobStatus.WAITING
+
+    def _release(self, state: _Namespace, job_id: str, worker_id: str) -> _Running | None:
+        """Take a job out of running if ``worker_id`` runs it, freeing its slot."""
+        running = state.running.get(job_id)
+        if running is None or running.worker_id != worker_id:
+            return None
+        del state.running[job_id]
+        state.running_by_task[running.task_name] -= 1
+        if state.running_by_task[running.task_name] <= 0:
+            del state.running_by_task[running.task_name]
+        return running
+
+    def _add_dead_letter(self, state: _Namespace, letter: DeadLetter) -> None:
+        """Keep a dead letter; a different payload under a known id gets a new id."""
+        existing = state.dead_letters.pop(letter.id, None)
+        if existing is not None and existing.payload != letter.payload:
+            state.dead_letters[existing.id] = existing
+            letter = replace(letter, id=uuid.uuid4().hex)
+        state.dead_letters[letter.id] = letter
+
+    # -- client side -------------------------------------------------------------------
+
+    def enqueue_jobs(self, jobs: Sequence[Job], from_failure: bool = False) -> None:
+        payloads = [job.serialize() for job in jobs]  # all or none: serialize before storing
+        with self._store.lock:
+            state, now = self._state(), self.now()
+            for job, payload in zip(jobs, payloads, strict=True):
+                if from_failure:
+                    self._release(state, job.id, self.worker_id)
+                self._store_job(state, job, payload, now)
+        self._notify_peers()
+
+    def push_raw(self, queue: str, payload: str | bytes) -> None:
+        with self._store.lock:
+            self._push(self._state(), queue, _Entry(_payload_id(payload), payload))
+        self._notify_peers()
+
+    # -- worker side -------------------------------------------------------------------
+
+    def get_jobs_from_queue(self, queue: str | Sequence[str], max_jobs: int) -> list[Job]:
+        jobs: list[Job] = []
+        with self._store.lock:
+            state = self._state()
+            for name in normalize_queues(queue):
+                if len(jobs) >= max_jobs:
+                    break
+                jobs += self._take(state, name, max_jobs - len(jobs))
+        return jobs
+
+    def _take(self, state: _Namespace, queue: str, max_jobs: int) -> list[Job]:
+        """Take up to ``max_jobs`` runnable jobs of one queue, leaving the others in order."""
+        entries = state.queues.pop(queue, None)
+        if not entries:
+            return []
+        taken: list[Job] = []
+        kept: deque[_Entry] = deque()
+        while entries and len(taken) < max_jobs:
+            entry = entries.popleft()
+            job = self._decode(state, queue, entry)
+            if job is not None and self._at_limit(state, job.task_name):
+                kept.append(entry)
+            elif job is not None:
+                self._discount(state, entry.job_id)
+                self._start_running(state, job, entry.payload)
+                taken.append(job)
+        kept.extend(entries)
+        if kept:
+            state.queues[queue] = kept
+        return taken
+
+    def _decode(self, state: _Namespace, queue: str, entry: _Entry) -> Job | None:
+        """The job of a queued payload, or None after moving a bad payload to dead letters."""
+        try:
+            job = Job.deserialize(entry.payload)
+        except Exception as exc:  # whatever the reason, the payload is kept, never lost
+            reason = str(exc) if isinstance(exc, InvalidPayloadError) else repr(exc)
+        else:
+            if job.id not in state.running:
+                return job
+            reason = f"job {job.id} is already running"  # a raw copy of a running job
+        self._discount(state, entry.job_id)
+        payload = entry.payload
+        if isinstance(payload, bytes):
+            payload = payload.decode("utf-8", errors="replace")
+        letter = DeadLetter(entry.job_id or uuid.uuid4().hex, queue, payload, reason, self.now())
+        self._add_dead_letter(state, letter)
+        return None
+
+    @staticmethod
+    def _at_limit(state: _Namespace, task_name: str) -> bool:
+        limit = state.limits.get(task_name)
+        return limit is not None and state.running_by_task[task_name] >= limit
+
+    def _start_running(self, state: _Namespace, job: Job, payload: str | bytes) -> None:
+        if isinstance(payload, bytes):
+            payload = payload.decode()  # it decoded as a job, so it is UTF-8
+        state.running[job.id] = _Running(self.worker_id, job.task_name, payload)
+        state.running_by_task[job.task_name] += 1
+        job.status = JobStatus.RUNNING
+
+    def remove_job_from_running(self, job: Job) -> None:
+        with self._store.lock:
+            released = self._release(self._state(), job.id, self.worker_id)
+        if released is not None:
+            self._notify_peers()  # a concurrency slot is free
+
+    def return_jobs(self, jobs: Sequence[Job]) -> None:
+        payloads = [job.serialize() for job in jobs]
+        with self._store.lock:
+            state = self._state()
+            for job, payload in reversed(list(zip(jobs, payloads, strict=True))):
+                self._release(state, job.id, self.worker_id)
+                where = self._location(state, job.id)
+                if where is None:
+                    self._push(state, job.queue, _Entry(job.id, payload), front=True)
+                    where = JobStatus.QUEUED
+                job.status = where
+        self._notify_peers()
+
+    def dead_letter(self, job: Job, reason: str) -> None:
+        payload = job.serialize()
+        with self._store.lock:
+            state = self._state()
+            self._release(state, job.id, self.worker_id)
+            self._add_dead_letter(state, DeadLetter(job.id, job.queue, payload, reason, self.now()))
+        self._notify_peers()
+
+    def move_future_jobs(self) -> int:
+        with self._store.lock:
+            state, now = self._state(), self.now()
+            moved = self._move_due(state, now) + self._fire_periodic(state, now)
+        if moved:
+            self._notify_peers()
+        return moved
+
+    def _move_due(self, state: _Namespace, now: float) -> int:
+        moved = 0
+        while state.future and state.future[0].at <= now:
+            due = heapq.heappop(state.future)
+            state.future_ids.discard(due.job_id)
+            self._push(state, due.queue, _Entry(due.job_id, due.payload))
+            moved += 1
+        return moved
+
+    def _fire_periodic(self, state: _Namespace, now: float) -> int:
+        fired = 0
+        for periodic in state.periodic.values():
+            if periodic.next_at > now:
+                continue
+            job = Job(
+                periodic.name,
+                periodic.queue,
+                now,
+                periodic.max_retries,
+                max_concurrency=periodic.max_concurrency,
+            )
+            self._push(state, job.queue, _Entry(job.id, job.serialize()))
+            periodic.next_at = _next_run(periodic.next_at, periodic.period, now)
+            fired += 1
+        return fired
+
+    def next_future_job_delta(self) -> float | None:
+        with self._store.lock:
+            state = self._state()
+            times = [p.next_at for p in state.periodic.values()]
+            if state.future:
+                times.append(state.future[0].at)
+            return min(times) - self.now() if times else None
+
+    def register_periodic_tasks(self, tasks: Iterable[Task]) -> None:
+        periodic = [task for task in tasks if task.periodicity is not None]
+        with self._store.lock:
+            state, now = self._state(), self.now()
+            state.periodic = {
+                task.name: _schedule(task, state.periodic.get(task.name), now) for task in periodic
+            }
+        self._notify_peers()  # a newly registered task is due at once
+
+    def set_concurrency_keys(self, tasks: Iterable[Task]) -> None:
+        with self._store.lock:
+            limits = self._state().limits
+            for task in tasks:
+                if task.max_concurrency is None:
+                    limits.pop(task.name, None)
+                else:
+                    limits[task.name] = task.max_concurrency
+        self._notify_peers()  # a raised limit may let queued jobs run
+
+    def is_queue_empty(self, queue: str) -> bool:
+        with self._store.lock:
+            return not self._state().queues.get(queue)
+
+    # -- worker liveness ---------------------------------------------------------------
+
+    def register_worker(self, info: WorkerInfo) -> None:
+        with self._store.lock:
+            now = self.now()
+            stored = replace(info, queues=list(info.queues), last_heartbeat=now)
+            stored.started_at = stored.started_at or now
+            self._state().workers[stored.id] = stored
+            self._info = replace(stored)
+
+    def heartbeat(self) -> None:
+        with self._store.lock:
+            workers = self._state().workers
+            info = workers.get(self.worker_id)
+            if info is None and self._info is not None:  # declared dead, yet alive
+                info = workers[self.worker_id] = replace(self._info)
+            if info is not None:
+                info.last_heartbeat = self.now()
+
+    def deregister_worker(self) -> None:
+        with self._store.lock:
+            self._state().workers.pop(self.worker_id, None)
+            self._info = None
+
+    def recover_dead_workers(self, threshold: float) -> list[Job]:
+        with self._store.lock:
+            state, deadline = self._state(), self.now() - threshold
+            for worker_id, info in list(state.workers.items()):
+                if worker_id != self.worker_id and info.last_heartbeat < deadline:
+                    del state.workers[worker_id]
+            lost = [
+                (job_id, running.worker_id)
+                for job_id, running in state.running.items()
+                if running.worker_id != self.worker_id and running.worker_id not in state.workers
+            ]
+            recovered = [self._recover(state, job_id, owner) for job_id, owner in lost]
+        if recovered:
+            self._notify_peers()
+        return recovered
+
+    def _recover(self, state: _Namespace, job_id: str, worker_id: str) -> Job:
+        """Requeue a job of a dead worker with one more retry, or fail it if it has none."""
+        running = self._release(state, job_id, worker_id)
+        assert running is not None
+        job = Job.deserialize(running.payload)
+        if job.should_retry:
+            job.retries += 1
+            self._push(state, job.queue, _Entry(job.id, job.serialize()))
+            job.status = JobStatus.QUEUED
+        else:
+            job.status = JobStatus.FAILED
+        return job
+
+    # -- dead letters ------------------------------------------------------------------
+
+    def list_dead_letters(self) -> list[DeadLetter]:
+        with self._store.lock:
+            letters = list(self._state().dead_letters.values())
+        return sorted((replace(letter) for letter in letters), key=lambda d: d.failed_at)
+
+    def retry_dead_letters(self, ids: Iterable[str] | None = None) -> int:
+        with self._store.lock:
+            state = self._state()
+            letters = _select(state.dead_letters, ids)
+            for letter in sorted(letters, key=lambda d: d.failed_at):
+                del state.dead_letters[letter.id]
+                self._push(state, letter.queue, _Entry(_payload_id(letter.payload), letter.payload))
+        if letters:
+            self._notify_peers()
+        return len(letters)
+
+    def purge_dead_letters(self, ids: Iterable[str] | None = None) -> int:
+        with self._store.lock:
+            state = self._state()
+            letters = _select(state.dead_letters, ids)
+            for letter in letters:
+                del state.dead_letters[letter.id]
+        return len(letters)
+
+    # -- inspection --------------------------------------------------------------------
+
+    def queue_lengths(self) -> dict[str, int]:
+        with self._store.lock:
+            return {name: len(q) for name, q in self._state().queues.items() if q}
+
+    def scheduled_jobs(self) -> list[Job]:
+        with self._store.lock:
+            payloads = [future.payload for future in sorted(self._state().future)]
+        return [_decoded(payload, JobStatus.WAITING) for payload in payloads]
+
+    def running_jobs(self) -> dict[str, list[Job]]:
+        with self._store.lock:
+            running = list(self._state().running.values())
+        by_worker: dict[str, list[Job]] = {}
+        for entry in running:
+            by_worker.setdefault(entry.worker_id, []).append(
+                _decoded(entry.payload, JobStatus.RUNNING)
+            )
+        return by_worker
+
+    def workers(self) -> list[WorkerInfo]:
+        with self._store.lock:
+            return [
+                replace(info, queues=list(info.queues)) for info in self._state().workers.values()
+            ]
+
+    def inspect_periodic_tasks(self) -> list[tuple[float, str]]:
+        with self._store.lock:
+            return sorted((p.next_at, p.name) for p in self._state().periodic.values())
+
+    def flush(self) -> None:
+        with self._store.lock:
+            self._store.namespaces.pop(self.namespace, None)
+
+
+def _payload_id(payload: str | bytes) -> str | None:
+    """The job id of a payload when it is a JSON object with a string id, else None."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    job_id = data.get("id") if isinstance(data, dict) else None
+    return job_id if isinstance(job_id, str) and job_id else None
+
+
+def _decoded(payload: str, status: JobStatus) -> Job:
+    job = Job.deserialize(payload)
+    job.status = status
+    return job
+
+
+def _select(letters: dict[str, DeadLetter], ids: Iterable[str] | None) -> list[DeadLetter]:
+    """The dead letters of those ids (all of them when ids is None), unknown ids ignored."""
+    if ids is None:
+        return list(letters.values())
+    wanted = dict.fromkeys(ids)
+    return [letters[i] for i in wanted if i in letters]
+
+
+def _schedule(task: Task, current: _Periodic | None, now: float) -> _Periodic:
+    """The schedule of a periodic task being registered: kept if its period is unchanged."""
+    assert task.periodicity is not None
+    period = task.periodicity.total_seconds()
+    keep = current is not None and current.period == period
+    return _Periodic(
+        task.name,
+        task.queue,
+        task.max_retries,
+        task.max_concurrency,
+        period,
+        current.next_at if keep and current is not None else now,
+    )
+
+
+def _next_run(last_due: float, period: float, now: float) -> float:
+    """The first ``last_due + k * period`` strictly after ``now``: missed runs are skipped."""
+    next_at = last_due + (math.floor((now - last_due) / period) + 1) * period
+    while next_at <= now:  # float rounding
+        next_at += period
+    return next_at

@@ -1,0 +1,420 @@
+"""The engine: what ties tasks, jobs, a broker and workers together.
+
+Thread model of a worker process (``Engine.start_workers``)
+-----------------------------------------------------------
+- **Worker threads** (``ThreadWorkers``, or one event-loop thread with
+  ``AsyncioWorkers``) only run task functions and advance each job's status (succeeded,
+  failed, or waiting for a retry). They never talk to the broker.
+- **The arbiter thread** talks to the broker for the workers: it moves due future jobs to
+  their queues, fetches as many jobs as there are free workers, hands them over, heartbeats
+  and recovers the jobs of dead worker processes, each on its own cadence. Idle, it sleeps
+  until a broker notification, a finished job, the next future job or the next
+  bookkeeping, whichever comes first.
+- **The result notifier thread** reports each finished job to the broker (finished, failed,
+  or to retry), in order, retrying through broker outages so no outcome is lost.
+- **The broker subscriber thread** listens to the broker's notifications (a job was
+  enqueued) and wakes the arbiter, so an idle worker starts a new job within milliseconds.
+- **The main thread** starts all of the above, then waits for SIGTERM or SIGINT (or
+  ``stop_workers``) to shut down gracefully: stop fetching, let running jobs finish, report
+  them, give back jobs fetched but not started, deregister.
+
+So a worker process has at least five threads. Scheduling (client mode) spawns none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from . import const, signals
+from .brokers.base import Broker, WorkerInfo, normalize_queues
+from .exc import UnknownTask, WorkerLostError
+from .job import Job, JobStatus, to_timestamp
+from .outage import Outage
+from .task import Batch, Task, TaskRef, Tasks
+from .workers import ThreadWorkers, Workers
+
+logger = logging.getLogger("spinach.engine")
+
+_STOP = None  # sentinel ending the result notifier
+
+
+class Engine:
+    """Spinach engine coordinating a broker with workers.
+
+    It runs in two modes: as a client it schedules jobs synchronously; as a worker
+    (``start_workers``) it executes them with the threads described in this module's
+    docstring. Engines sharing one broker storage must use different ``namespace`` values
+    to stay isolated (jobs, periodic tasks, notifications and signals alike).
+    """
+
+    #: Seconds a stopping worker keeps retrying to report outcomes to an unreachable broker
+    #: before giving up; jobs not reported are then recovered as a dead worker's. Longer
+    #: rides out a longer outage, shorter makes shutdown prompt.
+    shutdown_report_timeout = 30.0
+
+    def __init__(self, broker: Broker, namespace: str = const.DEFAULT_NAMESPACE):
+        self._broker = broker
+        self._tasks = Tasks()
+        self._state_lock = threading.Lock()
+        self._running = False
+        self.namespace = namespace
+
+    @property
+    def namespace(self) -> str:
+        """Namespace the engine uses; it can be changed while no worker runs."""
+        return self._namespace
+
+    @namespace.setter
+    def namespace(self, namespace: str) -> None:
+        if not isinstance(namespace, str) or not namespace:
+            raise ValueError(f"a namespace must be a non-empty string, not {namespace!r}")
+        with self._state_lock:
+            if self._running:
+                raise RuntimeError("the namespace cannot change while workers run")
+            self._namespace = namespace
+            self._broker.set_namespace(namespace)
+
+    @property
+    def broker(self) -> Broker:
+        return self._broker
+
+    @property
+    def tasks(self) -> dict[str, Task]:
+        """Tasks attached to the engine, by name."""
+        return self._tasks.tasks
+
+    # -- tasks ---------------------------------------------------------------------
+
+    def attach_tasks(self, tasks: Tasks) -> None:
+        """Attach a set of tasks: they can then be scheduled and executed."""
+        if tasks is self._tasks:
+            return
+        tasks._attach(self)
+        self._tasks.update(tasks)
+
+    def task(self, func: Callable | None = None, **options: Any) -> Callable:
+        """Decorator registering a task directly on the engine; options as ``Tasks.task``."""
+        return self._tasks.task(func, **options)
+
+    # -- client mode ---------------------------------------------------------------
+
+    def schedule(self, task: TaskRef, *args: Any, **kwargs: Any) -> Job:
+        """Schedule a job to be executed as soon as possible."""
+        return self._enqueue([self._build_job(task, None, args, kwargs)])[0]
+
+    def schedule_at(self, task: TaskRef, at: datetime, *args: Any, **kwargs: Any) -> Job:
+        """Schedule a job at ``at``; a naive datetime is taken as UTC."""
+        if not isinstance(at, datetime):
+            raise TypeError(f"'at' must be a datetime, not {type(at).__name__}")
+        return self._enqueue([self._build_job(task, at, args, kwargs)])[0]
+
+    def schedule_batch(self, batch: Batch) -> list[Job]:
+        """Schedule every job of ``batch`` in one round trip: all of them or none."""
+        jobs = [self._build_job(*job) for job in batch.jobs_to_create]
+        return self._enqueue(jobs) if jobs else []
+
+    def execute(self, task: TaskRef, *args: Any, **kwargs: Any) -> Any:
+        """Run a task now, in this thread, and return its value (no broker involved)."""
+        task = self._tasks.get(task)
+        task.check_arguments(args, kwargs)
+        if task.is_coroutine:
+            return asyncio.run(task.func(*args, **kwargs))
+        return task.func(*args, **kwargs)
+
+    def _build_job(self, ref: TaskRef, at: datetime | None, args: tuple, kwargs: dict) -> Job:
+        task = self._tasks.get(ref)
+        task.check_arguments(args, kwargs)
+        at_timestamp = self._broker.now() if at is None else to_timestamp(at)
+        return Job(
+            task.name,
+            task.queue,
+            at_timestamp,
+            task.max_retries,
+            args,
+            kwargs,
+            max_concurrency=task.max_concurrency,
+        )
+
+    def _enqueue(self, jobs: list[Job]) -> list[Job]:
+        self._broker.enqueue_jobs(jobs)
+        return jobs
+
+    # -- worker mode ---------------------------------------------------------------
+
+    def start_workers(
+        self,
+        number: int = const.DEFAULT_WORKER_NUMBER,
+        queue: str | Sequence[str] = const.DEFAULT_QUEUE,
+        block: bool = True,
+        stop_when_queue_empty: bool = False,
+        workers_class: type[Workers] = ThreadWorkers,
+    ) -> None:
+        """Start the worker threads consuming ``queue`` (a name or a list, in priority order).
+
+        With ``block`` the calling thread waits until SIGTERM, SIGINT or ``stop_workers``,
+        then shuts down gracefully. ``stop_when_queue_empty`` ends the workers once the
+        queues are empty and nothing runs (jobs due in the future are not waited for).
+        """
+        with self._state_lock:
+            if self._running:
+                raise RuntimeError(f"the workers of namespace '{self.namespace}' already run")
+            self._running = True
+        try:
+            queues = normalize_queues(queue)
+            self._start(number, queues, block, stop_when_queue_empty, workers_class)
+        except BaseException:
+            self._running = False
+            raise
+        if block:
+            self._wait_for_stop_request()
+            self.stop_workers()
+
+    def wait_until_stopped(self, timeout: float | None = None) -> bool:
+        """Wait for the workers to stop (``stop_when_queue_empty`` with ``block=False``).
+
+        Returns False if ``timeout`` seconds passed first.
+        """
+        return self._stopped.wait(timeout)
+
+    def _start(
+        self,
+        number: int,
+        queues: list[str],
+        block: bool,
+        stop_when_queue_empty: bool,
+        workers_class: type[Workers],
+    ) -> None:
+        self._queues = queues
+        self._stop_when_queue_empty = stop_when_queue_empty
+        self._block = block
+        self._prepare_broker(number)
+        self._must_stop = threading.Event()
+        self._stopped = threading.Event()
+        self._subscriber_stop = threading.Event()
+        self._unreported = 0
+        self._unreported_lock = threading.Lock()
+        self._workers = workers_class(
+            number, self.namespace, clock=self._broker.now, on_job_done=self._broker.notify_local
+        )
+        self._arbiter = self._thread(self._arbiter_loop, "arbiter")
+        self._notifier = self._thread(self._notifier_loop, "result-notifier")
+        self._subscriber = self._thread(
+            self._broker.run_subscriber, "subscriber", self._subscriber_stop
+        )
+        for thread in (self._notifier, self._subscriber, self._arbiter):  # arbiter last:
+            thread.start()  # it may stop the workers at once, joining the other two
+        logger.info(
+            "Worker %s started: %d %s on queue(s) %s of namespace '%s'; tasks: %s",
+            self._broker.worker_id, number, workers_class.__name__, ", ".join(queues),
+            self.namespace, ", ".join(sorted(self._tasks.names)) or "none",
+        )  # fmt: skip
+
+    def _prepare_broker(self, number: int) -> None:
+        broker = self._broker
+        broker.start()
+        tasks = list(self._tasks)
+        broker.set_concurrency_keys([t for t in tasks if t.max_concurrency is not None])
+        broker.register_periodic_tasks([t for t in tasks if t.periodicity is not None])
+        broker.register_worker(
+            WorkerInfo(id=broker.worker_id, queues=list(self._queues), threads=number)
+        )
+        now = broker.now()
+        self._next_heartbeat = now + broker.heartbeat_interval
+        self._next_dead_check = now
+
+    def _thread(self, target: Callable, role: str, *args: Any) -> threading.Thread:
+        return threading.Thread(target=target, args=args, name=f"{self.namespace}-{role}")
+
+    def _wait_for_stop_request(self) -> None:
+        """Wait in the calling thread for SIGTERM/SIGINT (main thread only) or a stop."""
+        if threading.current_thread() is not threading.main_thread():
+            self._must_stop.wait()
+            return
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+        for sig in previous:
+            signal.signal(sig, self._on_stop_signal)
+        try:
+            self._must_stop.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        logger.info(
+            "Received %s: stopping gracefully (running jobs finish first)",
+            signal.Signals(signum).name,
+        )
+        self._must_stop.set()
+
+    def stop_workers(self, _join_arbiter: bool = True) -> None:
+        """Stop the workers gracefully and wait for every thread to terminate."""
+        with self._state_lock:
+            if not self._running:
+                return
+            self._running = False
+        self._must_stop.set()
+        self._broker.notify_local()
+        if _join_arbiter and threading.current_thread() is not self._arbiter:
+            self._arbiter.join()
+        self._give_back(self._workers.stop())
+        self._workers.out_queue.put(_STOP)
+        self._notifier.join()
+        self._call_broker("deregistering", Outage("shutdown"), self._broker.deregister_worker)
+        self._subscriber_stop.set()
+        self._subscriber.join()
+        self._broker.stop()
+        logger.info("Worker %s stopped", self._broker.worker_id)
+        self._stopped.set()
+
+    def _give_back(self, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        logger.info("Giving back %d job(s) fetched but not started", len(jobs))
+        self._call_broker("giving back jobs", Outage("shutdown"), self._broker.return_jobs, jobs)
+        self._count_reported(len(jobs))
+
+    # -- arbiter -------------------------------------------------------------------
+
+    def _arbiter_loop(self) -> None:
+        outage = Outage("arbiter")
+        while not self._must_stop.is_set():
+            try:
+                more_to_fetch = self._arbiter_round()
+                outage.succeeded()
+            except Exception as exc:
+                self._must_stop.wait(outage.failed(exc))
+                continue
+            if self._must_stop.is_set():
+                break
+            if self._stop_when_queue_empty and self._is_idle():
+                logger.info("Queue(s) %s empty and nothing running: stopping", self._queues)
+                self._must_stop.set()
+                if not self._block:  # else the blocked caller of start_workers stops them
+                    self._thread(self.stop_workers, "stopper").start()
+                break
+            if not more_to_fetch:
+                self._broker.wait_for_event(self._idle_timeout())
+
+    def _arbiter_round(self) -> bool:
+        """One round of bookkeeping and fetching; whether the queue may hold more now."""
+        self._bookkeeping()
+        self._broker.move_future_jobs()
+        slots = self._workers.available_slots
+        if slots <= 0:
+            return False
+        jobs = self._broker.get_jobs_from_queue(self._queues, slots)
+        unknown = [failure for job in jobs if (failure := self._dispatch(job))]
+        for job, reason in unknown:
+            self._dead_letter(job, reason)
+        return len(jobs) == slots
+
+    def _dispatch(self, job: Job) -> tuple[Job, str] | None:
+        """Hand ``job`` to the workers; ``(job, reason)`` if it cannot run here."""
+        try:
+            task = self._tasks.get(job.task_name)
+        except UnknownTask as exc:
+            return job, str(exc)
+        job.task_func = task.func
+        with self._unreported_lock:
+            self._unreported += 1
+        self._workers.submit_job(job)
+        return None
+
+    def _dead_letter(self, job: Job, reason: str) -> None:
+        """Set aside a fetched job that cannot run, riding out an outage to do so."""
+        logger.error("Dead-lettering %s from queue '%s': %s", job, job.queue, reason)
+        self._call_broker(
+            f"dead-lettering {job}", Outage("arbiter"), self._broker.dead_letter, job, reason
+        )
+
+    def _bookkeeping(self) -> None:
+        broker = self._broker
+        now = broker.now()
+        if now >= self._next_heartbeat:
+            broker.heartbeat()
+            self._next_heartbeat = now + broker.heartbeat_interval
+        if now >= self._next_dead_check:
+            self._report_recovered(broker.recover_dead_workers(broker.dead_worker_threshold))
+            self._next_dead_check = now + broker.dead_worker_check_interval
+
+    def _report_recovered(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            if job.status is JobStatus.FAILED:
+                logger.error("%s was running on a dead worker: failed (at-most-once)", job)
+                err = WorkerLostError(f"the worker running {job} died")
+                signals.job_failed.send(self.namespace, job=job, err=err)
+            else:
+                logger.warning(
+                    "%s was running on a dead worker: queued again, retry %d of %d",
+                    job, job.retries, job.max_retries,
+                )  # fmt: skip
+
+    def _idle_timeout(self) -> float:
+        broker = self._broker
+        now = broker.now()
+        candidates = [
+            broker.idle_poll_interval,
+            self._next_heartbeat - now,
+            self._next_dead_check - now,
+        ]
+        future = broker.next_future_job_delta()
+        if future is not None:
+            candidates.append(future)
+        return max(0.0, min(candidates))
+
+    def _is_idle(self) -> bool:
+        with self._unreported_lock:
+            if self._unreported:
+                return False
+        return all(self._broker.is_queue_empty(queue) for queue in self._queues)
+
+    # -- result notifier -----------------------------------------------------------
+
+    def _notifier_loop(self) -> None:
+        outage = Outage("result notifier")
+        while (job := self._workers.out_queue.get()) is not _STOP:
+            self._report(job, outage)
+
+    def _report(self, job: Job, outage: Outage) -> None:
+        """Tell the broker how ``job`` ended, retrying through outages."""
+        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+            self._call_broker(f"reporting {job}", outage, self._broker.remove_job_from_running, job)
+        else:
+            self._call_broker(f"retrying {job}", outage, self._broker.enqueue_jobs, [job], True)
+        self._count_reported(1)
+
+    def _count_reported(self, count: int) -> None:
+        with self._unreported_lock:
+            self._unreported -= count
+        self._broker.notify_local()
+
+    def _call_broker(self, what: str, outage: Outage, call: Callable, *args: Any) -> bool:
+        """Call the broker until it answers, waiting with backoff through an outage.
+
+        Once the workers are stopping, it gives up after ``shutdown_report_timeout``: what
+        it failed to report is then recovered as a dead worker's job.
+        """
+        deadline = None
+        while True:
+            try:
+                call(*args)
+                outage.succeeded()
+                return True
+            except Exception as exc:
+                delay = outage.failed(exc)
+            if self._must_stop.is_set():
+                deadline = deadline or time.monotonic() + self.shutdown_report_timeout
+                if time.monotonic() >= deadline:
+                    logger.error("Gave up %s: the broker stayed unreachable", what)
+                    return False
+            time.sleep(delay)
+
+    def __repr__(self) -> str:
+        return f"<Engine namespace={self.namespace!r} broker={self._broker!r}>"

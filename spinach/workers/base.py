@@ -1,0 +1,125 @@
+"""What every worker pool shares: the job life cycle around a task call."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import timedelta
+
+from .. import signals
+from ..exc import AbortException, RetryException
+from ..job import Job, JobStatus, to_timestamp
+from ..retries import exponential_backoff
+
+logger = logging.getLogger("spinach.worker")
+
+Backoff = Callable[[int], float]
+
+
+class Workers(ABC):
+    """A pool running jobs handed by the arbiter and handing them back once done.
+
+    ``out_queue`` receives each job after its attempt, with its status advanced
+    (SUCCEEDED, FAILED, or WAITING/QUEUED for a retry); ``on_job_done`` is called then, so
+    the arbiter can fetch more.
+    """
+
+    def __init__(
+        self,
+        number: int,
+        namespace: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_job_done: Callable[[], None] = lambda: None,
+        backoff: Backoff = exponential_backoff,
+    ):
+        if not isinstance(number, int) or number < 1:
+            raise ValueError(f"the number of workers must be an int >= 1, not {number!r}")
+        self.number = number
+        self.namespace = namespace
+        self.out_queue: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self._clock = clock
+        self._on_job_done = on_job_done
+        self._backoff = backoff
+
+    @property
+    @abstractmethod
+    def available_slots(self) -> int:
+        """How many more jobs the pool can take now."""
+
+    @abstractmethod
+    def submit_job(self, job: Job) -> None:
+        """Run ``job`` (its ``task_func`` set) as soon as a worker is free."""
+
+    @abstractmethod
+    def stop(self) -> list[Job]:
+        """Let running jobs finish, stop every worker, return the jobs never started."""
+
+    def _job_starting(self, job: Job) -> float:
+        job.status = JobStatus.RUNNING
+        logger.info("Starting %s, attempt %d", job, job.retries + 1)
+        signals.job_started.send(self.namespace, job=job)
+        return time.perf_counter()
+
+    def _job_ended(self, job: Job, started: float, err: BaseException | None) -> None:
+        duration = time.perf_counter() - started
+        advance_job_status(self.namespace, job, duration, err, self._clock(), self._backoff)
+        signals.job_finished.send(self.namespace, job=job)
+        self.out_queue.put(job)
+        self._on_job_done()
+
+
+def advance_job_status(
+    namespace: str,
+    job: Job,
+    duration: float,
+    err: BaseException | None,
+    now: float,
+    backoff: Backoff = exponential_backoff,
+) -> None:
+    """Set the status of ``job`` after an attempt that took ``duration`` seconds.
+
+    Success ends the job; ``AbortException`` fails it at once; any other error retries it
+    while it has retries left (``RetryException`` may choose when), and fails it after.
+    """
+    took = _format_duration(duration)
+    if err is None:
+        job.status = JobStatus.SUCCEEDED
+        logger.info("Finished %s in %s: succeeded", job, took)
+    elif job.should_retry and not isinstance(err, AbortException):
+        _schedule_retry(namespace, job, err, now, backoff, took)
+    else:
+        job.status = JobStatus.FAILED
+        why = "aborted" if isinstance(err, AbortException) else "failed"
+        logger.error(
+            "Finished %s in %s: %s after %d attempt(s): %s",
+            job, took, why, job.retries + 1, _describe(err), exc_info=err,
+        )  # fmt: skip
+        signals.job_failed.send(namespace, job=job, err=err)
+
+
+def _schedule_retry(
+    namespace: str, job: Job, err: BaseException, now: float, backoff: Backoff, took: str
+) -> None:
+    job.retries += 1
+    at = getattr(err, "at", None) if isinstance(err, RetryException) else None
+    job.at_timestamp = to_timestamp(at) if at is not None else now + backoff(job.retries)
+    job.status = JobStatus.WAITING if job.at_timestamp > now else JobStatus.QUEUED
+    delay = timedelta(seconds=round(max(job.at_timestamp - now, 0), 3))
+    logger.warning(
+        "Finished %s in %s: failed with %s; retry %d of %d in %s",
+        job, took, _describe(err), job.retries, job.max_retries, delay,
+        exc_info=not isinstance(err, RetryException),
+    )  # fmt: skip
+    signals.job_schedule_retry.send(namespace, job=job, err=err)
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"
+
+
+def _format_duration(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"

@@ -1,0 +1,86 @@
+"""A pool of worker threads, each running one job at a time."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+from .. import signals
+from ..job import Job
+from .base import Workers
+
+_STOP = None  # sentinel telling a worker thread to end
+
+
+class ThreadWorkers(Workers):
+    """``number`` threads taking jobs from one in-memory queue.
+
+    The pool takes at most ``number`` jobs at a time, so no job waits here for long: a job
+    fetched from the broker starts as soon as a thread is free.
+    """
+
+    def __init__(self, number: int, namespace: str, **kwargs):
+        super().__init__(number, namespace, **kwargs)
+        self._in_queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._threads = [
+            threading.Thread(
+                target=self._work, name=f"{namespace}-worker-{i}", args=(f"worker-{i}",)
+            )
+            for i in range(1, number + 1)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def available_slots(self) -> int:
+        with self._lock:
+            return self.number - self._in_flight
+
+    def submit_job(self, job: Job) -> None:
+        with self._lock:
+            self._in_flight += 1
+        self._in_queue.put(job)
+
+    def stop(self) -> list[Job]:
+        unstarted = self._drain()
+        for _ in self._threads:
+            self._in_queue.put(_STOP)
+        current = threading.current_thread()
+        for thread in self._threads:
+            if thread is not current:
+                thread.join()
+        return unstarted
+
+    def _drain(self) -> list[Job]:
+        unstarted = []
+        while True:
+            try:
+                job = self._in_queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not _STOP:
+                unstarted.append(job)
+        with self._lock:
+            self._in_flight -= len(unstarted)
+        return unstarted
+
+    def _work(self, name: str) -> None:
+        signals.worker_started.send(self.namespace, worker_name=name)
+        try:
+            while (job := self._in_queue.get()) is not _STOP:
+                self._run(job)
+        finally:
+            signals.worker_terminated.send(self.namespace, worker_name=name)
+
+    def _run(self, job: Job) -> None:
+        started = self._job_starting(job)
+        err = None
+        try:
+            job.task_func(*job.task_args, **job.task_kwargs)
+        except BaseException as exc:  # a task's failure is the job's, never the worker's
+            err = exc
+        with self._lock:
+            self._in_flight -= 1
+        self._job_ended(job, started, err)

@@ -1,0 +1,106 @@
+"""Test helpers: wait for what workers do through their signals, never by sleeping."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from spinach import signals
+
+#: Seconds a test waits for an expected event before failing; generous, as a passing test
+#: never waits that long and a loaded CI machine can be slow.
+WAIT_TIMEOUT = 15.0
+
+_JOB_SIGNALS = ("job_started", "job_finished", "job_schedule_retry", "job_failed")
+
+
+@dataclass
+class Event:
+    signal: str
+    task_name: str
+    job_id: str
+    status: str
+    retries: int
+    err: BaseException | None = None
+
+
+class SignalRecorder:
+    """Records the job signals of one namespace and lets a test wait on them."""
+
+    def __init__(self, namespace: str):
+        self.namespace = namespace
+        self.events: list[Event] = []
+        self._condition = threading.Condition()
+        self._receivers = []
+        for name in _JOB_SIGNALS:
+            receiver = self._make_receiver(name)
+            getattr(signals, name).connect(receiver, sender=namespace, weak=False)
+            self._receivers.append((name, receiver))
+
+    def _make_receiver(self, name: str) -> Callable:
+        def receiver(sender, job, err=None, **kwargs):
+            event = Event(name, job.task_name, job.id, job.status.name, job.retries, err)
+            with self._condition:
+                self.events.append(event)
+                self._condition.notify_all()
+
+        return receiver
+
+    def close(self) -> None:
+        for name, receiver in self._receivers:
+            getattr(signals, name).disconnect(receiver, sender=self.namespace)
+
+    def of(self, signal: str, task_name: str | None = None) -> list[Event]:
+        with self._condition:
+            return [
+                e
+                for e in self.events
+                if e.signal == signal and (task_name is None or e.task_name == task_name)
+            ]
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = WAIT_TIMEOUT) -> None:
+        """Wait until ``predicate()`` holds, re-checked at each signal; fail on timeout."""
+        with self._condition:
+            if not self._condition.wait_for(predicate, timeout):
+                raise AssertionError(f"timed out; events so far: {self.events}")
+
+    def wait_for_count(
+        self, signal: str, count: int, task_name: str | None = None, **kwargs
+    ) -> list[Event]:
+        self.wait_for(lambda: len(self._unlocked_of(signal, task_name)) >= count, **kwargs)
+        return self.of(signal, task_name)
+
+    def _unlocked_of(self, signal: str, task_name: str | None) -> list[Event]:
+        return [
+            e
+            for e in self.events
+            if e.signal == signal and (task_name is None or e.task_name == task_name)
+        ]
+
+
+def wait_until_broker(broker, predicate: Callable[[], bool], timeout: float = WAIT_TIMEOUT):
+    """Wait until ``predicate()`` holds, re-checked each time the broker wakes its arbiter.
+
+    The engine wakes the arbiter after each job it reports to the broker, so this waits for
+    the broker's state rather than for the signals sent before it changes.
+    """
+    woken = threading.Event()
+    original = broker.notify_local
+
+    def notify_local():
+        original()
+        woken.set()
+
+    broker.notify_local = notify_local
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            woken.clear()
+            if predicate():
+                return
+            if not woken.wait(max(deadline - time.monotonic(), 0)):
+                raise AssertionError("timed out waiting for the broker")
+    finally:
+        del broker.notify_local
