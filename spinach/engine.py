@@ -37,7 +37,7 @@ from .brokers.base import Broker, WorkerInfo, normalize_queues
 from .exc import UnknownTask, WorkerLostError
 from .job import Job, JobStatus, to_timestamp
 from .outage import Outage
-from .task import Batch, Task, TaskRef, Tasks
+from .task import Batch, Task, TaskRef, Tasks, validate_queue
 from .workers import ThreadWorkers, Workers
 
 logger = logging.getLogger("spinach.engine")
@@ -107,18 +107,18 @@ class Engine:
 
     def schedule(self, task: TaskRef, *args: Any, **kwargs: Any) -> Job:
         """Schedule a job to be executed as soon as possible."""
-        return self._enqueue([self._build_job(task, None, args, kwargs)])[0]
+        return self.schedule_jobs([self.build_job(task, None, args, kwargs)])[0]
 
     def schedule_at(self, task: TaskRef, at: datetime, *args: Any, **kwargs: Any) -> Job:
         """Schedule a job at ``at``; a naive datetime is taken as UTC."""
         if not isinstance(at, datetime):
             raise TypeError(f"'at' must be a datetime, not {type(at).__name__}")
-        return self._enqueue([self._build_job(task, at, args, kwargs)])[0]
+        return self.schedule_jobs([self.build_job(task, at, args, kwargs)])[0]
 
     def schedule_batch(self, batch: Batch) -> list[Job]:
         """Schedule every job of ``batch`` in one round trip: all of them or none."""
-        jobs = [self._build_job(*job) for job in batch.jobs_to_create]
-        return self._enqueue(jobs) if jobs else []
+        jobs = [self.build_job(*job) for job in batch.jobs_to_create]
+        return self.schedule_jobs(jobs) if jobs else []
 
     def execute(self, task: TaskRef, *args: Any, **kwargs: Any) -> Any:
         """Run a task now, in this thread, and return its value (no broker involved)."""
@@ -128,21 +128,43 @@ class Engine:
             return asyncio.run(task.func(*args, **kwargs))
         return task.func(*args, **kwargs)
 
-    def _build_job(self, ref: TaskRef, at: datetime | None, args: tuple, kwargs: dict) -> Job:
-        task = self._tasks.get(ref)
+    def build_job(
+        self,
+        task: TaskRef,
+        at: datetime | None = None,
+        args: tuple = (),
+        kwargs: dict | None = None,
+        *,
+        id: str | None = None,
+        queue: str | None = None,
+        max_retries: int | None = None,
+        meta: dict | None = None,
+    ) -> Job:
+        """A job of ``task`` with its arguments checked, ready for ``schedule_jobs``.
+
+        The keyword options override the task's settings for this job only (extensions
+        such as the Celery facade use them).
+        """
+        task = self._tasks.get(task)
+        kwargs = kwargs or {}
         task.check_arguments(args, kwargs)
+        if queue is not None:
+            validate_queue(queue)
         at_timestamp = self._broker.now() if at is None else to_timestamp(at)
         return Job(
             task.name,
-            task.queue,
+            queue or task.queue,
             at_timestamp,
-            task.max_retries,
+            task.max_retries if max_retries is None else max_retries,
             args,
             kwargs,
+            id=id,
             max_concurrency=task.max_concurrency,
+            meta=meta,
         )
 
-    def _enqueue(self, jobs: list[Job]) -> list[Job]:
+    def schedule_jobs(self, jobs: list[Job]) -> list[Job]:
+        """Enqueue built jobs in one round trip, all or none."""
         self._broker.enqueue_jobs(jobs)
         return jobs
 

@@ -1,5 +1,7 @@
 """Every error Spinach raises on purpose, under one base class."""
 
+from datetime import datetime
+
 
 class SpinachError(Exception):
     """Base class of the errors raised by Spinach."""
@@ -39,7 +41,9 @@ class RetryException(SpinachError):
     the retry (a naive datetime is UTC); without it the usual backoff applies.
     """
 
-    def __init__(self, message: str, at=None):
+    def __init__(self, message: str, at: datetime | None = None):
+        if at is not None and not isinstance(at, datetime):
+            raise TypeError(f"RetryException(at=...) takes a datetime, not {type(at).__name__}")
         super().__init__(message)
         self.at = at
 

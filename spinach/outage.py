@@ -57,7 +57,7 @@ class Outage:
     def succeeded(self) -> None:
         """Record a success, ending the outage if there was one."""
         if self.failures:
-            lasted = self._clock() - (self._started or self._clock())
+            lasted = self._clock() - self._started if self._started is not None else 0.0
             logger.warning(
                 "%s reaches the broker again after %d failed attempt(s) over %.1f s",
                 self.name, self.failures, lasted,

@@ -33,7 +33,7 @@ class Task:
         max_concurrency: int | None = None,
     ):
         _validate_name(name)
-        _validate_queue(queue)
+        validate_queue(queue)
         _validate_max_retries(name, max_retries)
         _validate_periodicity(name, periodicity)
         _validate_max_concurrency(name, max_concurrency)
@@ -287,7 +287,7 @@ def _validate_name(name: object) -> None:
         raise ValueError(f"a task name must be a non-empty string, not {name!r}")
 
 
-def _validate_queue(queue: object) -> None:
+def validate_queue(queue: object) -> None:
     if not isinstance(queue, str) or not queue:
         raise ValueError(f"a queue name must be a non-empty string, not {queue!r}")
     if queue.startswith("_"):

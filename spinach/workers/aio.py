@@ -7,6 +7,7 @@ import inspect
 import threading
 
 from .. import signals
+from ..context import _current_job
 from ..job import Job
 from .base import Workers
 
@@ -66,6 +67,7 @@ class AsyncioWorkers(Workers):
     async def _run(self, job: Job) -> None:
         started = self._job_starting(job)
         err = None
+        _current_job.set(job)  # each job runs in an asyncio task of its own context
         try:
             func = job.task_func
             if inspect.iscoroutinefunction(func):

@@ -66,7 +66,11 @@ class Workers(ABC):
 
     def _job_ended(self, job: Job, started: float, err: BaseException | None) -> None:
         duration = time.perf_counter() - started
-        advance_job_status(self.namespace, job, duration, err, self._clock(), self._backoff)
+        try:
+            advance_job_status(self.namespace, job, duration, err, self._clock(), self._backoff)
+        except Exception:  # a bug here must not strand the job as running forever
+            logger.critical("Could not advance the status of %s: failing it", job, exc_info=True)
+            job.status = JobStatus.FAILED
         signals.job_finished.send(self.namespace, job=job)
         self.out_queue.put(job)
         self._on_job_done()
