@@ -197,6 +197,7 @@ class Engine:
         if block:
             self._wait_for_stop_request()
             self.stop_workers()
+            self._stopped.wait()  # stop_workers may be running in another thread
 
     def wait_until_stopped(self, timeout: float | None = None) -> bool:
         """Wait for the workers to stop (``stop_when_queue_empty`` with ``block=False``).
@@ -305,24 +306,32 @@ class Engine:
     # -- arbiter -------------------------------------------------------------------
 
     def _arbiter_loop(self) -> None:
+        """Fetch and dispatch until told to stop; an outage only pauses it, never ends it."""
         outage = Outage("arbiter")
         while not self._must_stop.is_set():
             try:
-                more_to_fetch = self._arbiter_round()
+                done = self._arbiter_step()
                 outage.succeeded()
             except Exception as exc:
                 self._must_stop.wait(outage.failed(exc))
                 continue
-            if self._must_stop.is_set():
+            if done:
                 break
-            if self._stop_when_queue_empty and self._is_idle():
-                logger.info("Queue(s) %s empty and nothing running: stopping", self._queues)
-                self._must_stop.set()
-                if not self._block:  # else the blocked caller of start_workers stops them
-                    self._thread(self.stop_workers, "stopper").start()
-                break
-            if not more_to_fetch:
-                self._broker.wait_for_event(self._idle_timeout())
+
+    def _arbiter_step(self) -> bool:
+        """One round, then the wait for more work; whether the workers should stop now."""
+        more_to_fetch = self._arbiter_round()
+        if self._must_stop.is_set():
+            return True
+        if self._stop_when_queue_empty and self._is_idle():
+            logger.info("Queue(s) %s empty and nothing running: stopping", self._queues)
+            self._must_stop.set()
+            if not self._block:  # else the blocked caller of start_workers stops them
+                self._thread(self.stop_workers, "stopper").start()
+            return True
+        if not more_to_fetch:
+            self._broker.wait_for_event(self._idle_timeout())
+        return False
 
     def _arbiter_round(self) -> bool:
         """One round of bookkeeping and fetching; whether the queue may hold more now."""

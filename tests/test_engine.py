@@ -470,3 +470,43 @@ def test_results_are_reported_after_an_outage(clock, caplog):
     assert not any(broker.running_jobs().values())
     warnings = [r for r in caplog.records if "cannot reach the broker" in r.getMessage()]
     assert len(warnings) == 1  # once per outage, not per retry
+
+
+class FlakyFetchBroker(MemoryBroker):
+    """A MemoryBroker whose fetches and idle checks fail for a while."""
+
+    failures_left = 4
+
+    def _maybe_fail(self):
+        if self.failures_left:
+            self.failures_left -= 1
+            raise ConnectionError("broker unreachable")
+
+    def get_jobs_from_queue(self, queue, max_jobs):
+        self._maybe_fail()
+        return super().get_jobs_from_queue(queue, max_jobs)
+
+    def next_future_job_delta(self):
+        self._maybe_fail()
+        return super().next_future_job_delta()
+
+    def is_queue_empty(self, queue):
+        self._maybe_fail()
+        return super().is_queue_empty(queue)
+
+
+def test_the_arbiter_keeps_consuming_after_an_outage(clock):
+    broker = FlakyFetchBroker(clock=clock)
+    spin = Engine(broker, namespace="arbiter-outage")
+    recorder = SignalRecorder(spin.namespace)
+    spin.task(lambda: None, name="noop")
+    try:
+        spin.start_workers(number=1, block=False)
+        spin.schedule("noop")
+        recorder.wait_for_count("job_finished", 1)
+        spin.schedule("noop")  # and still consuming afterwards
+        recorder.wait_for_count("job_finished", 2)
+    finally:
+        spin.stop_workers()
+        recorder.close()
+    assert broker.failures_left == 0
