@@ -1,12 +1,10 @@
 """Fixtures for every test: leaked threads fail the test that leaked them."""
 
-import importlib.util
 import threading
 
 import pytest
 
-if importlib.util.find_spec("tests.support.redis_fixtures"):  # TODO: unconditional once merged
-    pytest_plugins = ["tests.support.redis_fixtures"]
+pytest_plugins = ["tests.support.redis_fixtures"]
 
 #: Seconds a test's threads get to end after it: they are joined, not slept on, so a
 #: passing test pays nothing; a thread still alive after this is a leak.

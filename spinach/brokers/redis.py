@@ -1,0 +1,774 @@
+"""The Redis broker: jobs shared by every worker process of a namespace, on one Redis.
+
+Key layout
+----------
+Every key of a namespace starts with ``{<namespace>}/``: the braces make the namespace the
+hash tag, so all its keys live in one Redis Cluster slot and every script may touch any of
+them. ``{ns}/queue/<name>`` is a list of payloads (RPUSH to enqueue, read from the left);
+``{ns}/future`` a sorted set of job ids by due time; ``{ns}/running`` and
+``{ns}/running_meta`` hashes of the running jobs with their worker and task;
+``{ns}/dead*`` the dead letters; ``{ns}/workers`` and ``{ns}/heartbeats`` the live worker
+processes; ``{ns}/periodic*`` the periodic tasks. Wake-ups go out on the pub/sub channel
+``{ns}/notifications/<db>``. ``SCRIPT_KEYS`` lists the fixed keys; the headers of the scripts
+in ``redis_scripts/`` say what each holds. No code path uses ``KEYS`` or ``SCAN``: keys
+built from data (queues, per-worker sets) are found through the sets that name them.
+
+Atomicity
+---------
+Every state change is one Lua script (``redis_scripts/<name>.lua``, with the helpers of
+``_common.lua`` prepended), run with EVALSHA (redis-py loads it again after a server
+restart). Scripts take the current time as an argument, from the broker's injected clock,
+never from Redis ``TIME``: tests move time with a ``FakeClock``. Job payloads are the JSON
+of ``Job.serialize``; the scripts decode them with cjson only to read and check fields,
+and never rebuild one (cjson would turn ``[]`` into ``{}``): a payload that must change is
+built in Python.
+
+Idempotency
+-----------
+redis-py sends a command again when the connection drops before the reply arrives (see
+``command_retries``), so every script may run twice and must leave the same state and
+give the caller the same reply:
+
+* enqueue, push_raw, return_jobs, recover_jobs and the dead-letter maintenance carry a
+  fresh call id: the script keeps its reply in ``{ns}/replies`` for ``resend_window``
+  seconds, and a call whose id is known returns that reply and does nothing. So a job that
+  ran and finished between the two runs is not enqueued again. Besides, enqueue never
+  stores a job id already queued (``{ns}/queued_ids`` counts the queued copies of each
+  id), waiting in the future set or running.
+* fetch carries a fresh fetch id; its reply is kept in the worker's
+  ``{ns}/fetched/<worker id>`` hash and returned as is when the same fetch id comes again.
+  The broker acknowledges a reply with its next fetch, which deletes it; the cache of a
+  worker goes when it deregisters or is declared dead. When a fetch raises (its reply may
+  be lost), the next call reuses its fetch id, so the jobs it took are delivered then
+  rather than stranded in running: there is no expiry to outlast, an outage of any length
+  loses no job.
+* finish and dead_letter act only on a job still running under the caller's worker id:
+  the second run finds nothing to do. A late worker (declared dead, then back) cannot
+  disturb the rerun of its job, which runs under another worker id.
+* move_future_jobs moves the due jobs and the schedule of periodic tasks in one script:
+  running it again finds nothing due (its count may then say 0).
+* recovery is two scripts: ``expire_dead_workers`` (drops silent workers, lists the jobs
+  of unregistered ones; safe to repeat) then ``recover_jobs`` (moves each job if still
+  running under that worker, which is still not registered), with the new payloads built
+  in Python in between.
+* registering workers, heartbeats, periodic tasks and limits write the same values again.
+
+Connection loss
+---------------
+Public methods raise ``redis.exceptions.ConnectionError`` / ``TimeoutError`` (listed in
+``RedisBroker.connection_errors``) once redis-py's own retries are spent; the engine's
+loops own the waiting, with ``spinach.brokers.reconnect``. ``run_subscriber`` reconnects
+by itself, with backoff, until told to stop.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import redis as redis_py
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from .. import const
+from ..exc import InvalidPayloadError
+from ..job import Job, JobStatus
+from ..task import Task
+from .base import Broker, Clock, DeadLetter, WorkerInfo, normalize_queues
+from .reconnect import Backoff, OutageLog
+
+logger = logging.getLogger(__name__)
+
+#: Where ``RedisBroker()`` connects without a client or URL.
+DEFAULT_URL = "redis://localhost:6379/0"
+
+#: Most jobs one fetch takes, whatever the caller asks. Higher takes more jobs per round
+#: trip; lower keeps each fetch script short, so Redis serves others in between.
+DEFAULT_MAX_FETCH_SIZE = 100
+
+#: Most payloads a fetch looks at in each queue. Jobs at their task's ``max_concurrency``
+#: stay in place and are looked at again by every fetch: higher lets a fetch find
+#: runnable jobs behind more of them, lower bounds the time one fetch blocks Redis.
+DEFAULT_FETCH_SCAN_LIMIT = 1000
+
+#: Most future jobs one ``move_future_jobs`` moves; the rest move on the next calls.
+#: Higher drains a backlog of due jobs in fewer calls, lower keeps each script short.
+DEFAULT_MOVE_BATCH_SIZE = 1000
+
+#: Seconds to wait for a reply before raising ``TimeoutError`` (and re-sending, see
+#: ``DEFAULT_COMMAND_RETRIES``). Lower notices a dead server or network sooner; too low
+#: fails commands that are only slow (a big batch, a busy server). Clients built from a
+#: URL only: a client passed in keeps its own settings.
+DEFAULT_SOCKET_TIMEOUT = 10.0
+
+#: Seconds to wait for a TCP connection. Lower fails faster when the server is down.
+DEFAULT_SOCKET_CONNECT_TIMEOUT = 5.0
+
+#: Seconds a pooled connection may stay idle before a PING checks it before use. Lower
+#: finds connections a firewall dropped sooner, at the cost of a PING now and then.
+DEFAULT_HEALTH_CHECK_INTERVAL = 30.0
+
+#: Times redis-py sends a command again after a connection error or timeout, before the
+#: error reaches the caller. Safe because every script is idempotent. More rides out a
+#: short blip inside the call; fewer hands an outage to the caller's loop sooner (each
+#: retry waits a backoff, starting at ``reconnect_base_delay``).
+DEFAULT_COMMAND_RETRIES = 3
+
+#: Seconds the reply of a call that must not run twice (enqueue, return_jobs, recovery,
+#: dead-letter maintenance) is kept, so that redis-py sending it again gets the reply
+#: instead of running it again. Must exceed how long redis-py may keep sending one command
+#: (``command_retries`` times the socket timeout plus the backoff); higher keeps more
+#: replies (one small hash entry per call: mind very high enqueue rates).
+DEFAULT_RESEND_WINDOW = 120.0
+
+#: First delay, in seconds, before reconnecting (redis-py's retries of a command and the
+#: subscriber's reconnections). Lower recovers sooner from a blip, higher spares a server
+#: that is restarting.
+DEFAULT_RECONNECT_BASE_DELAY = 0.1
+
+#: Cap of the reconnection delays, in seconds. Lower resumes sooner once the server is
+#: back; higher probes a long outage less often.
+DEFAULT_RECONNECT_MAX_DELAY = 10.0
+
+#: Seconds the subscriber waits for a message before checking whether it must stop. Lower
+#: makes ``stop`` quicker, at the cost of more wake-ups of an idle subscriber thread.
+DEFAULT_SUBSCRIBER_POLL_INTERVAL = 1.0
+
+#: The fixed keys of the namespace, in the order given to each script as KEYS (the header
+#: of each script names them); the full key is the namespace prefix then the name.
+SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
+    "enqueue": (
+        "queues", "queued_ids", "future", "future_jobs", "future_queues", "running",
+        "running_meta", "running_by_task", "running_owners", "replies", "replies_at",
+    ),
+    "push_raw": ("queues", "queued_ids", "replies", "replies_at"),
+    "fetch": (
+        "queues", "queued_ids", "running", "running_meta", "running_by_task",
+        "running_owners", "limits", "dead", "dead_queue", "dead_reason", "dead_order",
+        "fetchers", "dead_time", "dead_seq",
+    ),
+    "finish": ("running", "running_meta", "running_by_task", "running_owners"),
+    "return_jobs": (
+        "queues", "queued_ids", "future", "running", "running_meta", "running_by_task",
+        "running_owners", "replies", "replies_at",
+    ),
+    "dead_letter": (
+        "running", "running_meta", "running_by_task", "running_owners", "dead",
+        "dead_queue", "dead_reason", "dead_order", "dead_time", "dead_seq",
+    ),
+    "set_dead_letter_reasons": ("dead", "dead_reason"),
+    "move_future_jobs": (
+        "queues", "queued_ids", "future", "future_jobs", "future_queues", "periodic",
+        "periodic_tasks",
+    ),
+    "register_periodic_tasks": ("periodic", "periodic_tasks"),
+    "set_concurrency_keys": ("limits",),
+    "register_worker": ("workers", "heartbeats"),
+    "heartbeat": ("workers", "heartbeats"),
+    "deregister_worker": ("workers", "heartbeats", "fetchers"),
+    "expire_dead_workers": ("workers", "heartbeats", "running", "running_owners", "fetchers"),
+    "recover_jobs": (
+        "workers", "queues", "queued_ids", "running", "running_meta", "running_by_task",
+        "running_owners", "dead", "dead_queue", "dead_reason", "dead_order", "fetchers",
+        "dead_time", "dead_seq", "replies", "replies_at",
+    ),
+    "retry_dead_letters": (
+        "queues", "queued_ids", "dead", "dead_queue", "dead_reason", "dead_order",
+        "dead_time", "replies", "replies_at",
+    ),
+    "purge_dead_letters": (
+        "dead", "dead_queue", "dead_reason", "dead_order", "dead_time", "replies",
+        "replies_at",
+    ),
+    "flush": (
+        "queues", "fetchers", "running_owners", "queued_ids", "future", "future_jobs",
+        "future_queues", "running", "running_meta", "running_by_task", "limits",
+        "periodic", "periodic_tasks", "workers", "heartbeats", "dead", "dead_queue",
+        "dead_reason", "dead_order", "dead_time", "dead_seq", "replies", "replies_at",
+    ),
+}  # fmt: skip
+
+_SCRIPT_DIR = "redis_scripts"
+
+#: Failed calls whose call id is remembered for a retry of the same call.
+_MAX_FAILED_CALLS = 256
+_HEADER_KEY = re.compile(r"^-- KEYS\[(\d+)\]\s+(\w+)", re.MULTILINE)
+
+
+@functools.cache
+def script_source(name: str) -> str:
+    """The Lua source run for script ``name``: the shared helpers, then the script."""
+    directory = importlib.resources.files(__package__) / _SCRIPT_DIR
+    common = (directory / "_common.lua").read_text(encoding="utf-8")
+    return common + "\n" + (directory / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def header_keys(name: str) -> dict[int, str]:
+    """The ``KEYS[i] name`` pairs the header of script ``name`` declares (for tests)."""
+    directory = importlib.resources.files(__package__) / _SCRIPT_DIR
+    text = (directory / f"{name}.lua").read_text(encoding="utf-8")
+    return {int(index): key for index, key in _HEADER_KEY.findall(text)}
+
+
+def _text(value: bytes | str) -> str:
+    """A reply as text; payloads that are not UTF-8 keep their bytes visible."""
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+
+
+def _binary_client(client: redis_py.Redis) -> redis_py.Redis:
+    """``client`` itself, or a twin on the same server when it decodes replies.
+
+    Payloads are bytes that need not be UTF-8 (a bad one must reach the dead letters, not
+    crash the reply parser), so the broker reads raw bytes.
+    """
+    kwargs = client.get_connection_kwargs()
+    if not kwargs.get("decode_responses"):
+        return client
+    pool = client.connection_pool
+    twin_pool = type(pool)(
+        connection_class=pool.connection_class, **{**kwargs, "decode_responses": False}
+    )
+    return redis_py.Redis(connection_pool=twin_pool)
+
+
+class RedisBroker(Broker):
+    """A broker keeping jobs in Redis, shared by the worker processes of a namespace.
+
+    ``redis`` is a ``redis.Redis`` client or a URL (``redis://``, ``rediss://``,
+    ``unix://``, with password and db in it); default ``redis://localhost:6379/0``. A
+    client passed in keeps its own connection settings; one built from a URL gets the
+    ``socket_timeout``, ``socket_connect_timeout``, ``health_check_interval`` and
+    ``command_retries`` given here. Each tunable's default, in this module, says its
+    trade-off; the liveness and polling ones are read by the engine (``spinach.const``).
+    Redis Cluster clients are not supported yet, although every script keeps to one slot.
+    """
+
+    #: What a broker call raises when Redis cannot be reached; callers retry on these.
+    connection_errors: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
+
+    def __init__(
+        self,
+        redis: redis_py.Redis | str | None = None,
+        *,
+        clock: Clock = time.time,
+        worker_id: str | None = None,
+        max_fetch_size: int = DEFAULT_MAX_FETCH_SIZE,
+        fetch_scan_limit: int = DEFAULT_FETCH_SCAN_LIMIT,
+        move_batch_size: int = DEFAULT_MOVE_BATCH_SIZE,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+        socket_connect_timeout: float = DEFAULT_SOCKET_CONNECT_TIMEOUT,
+        health_check_interval: float = DEFAULT_HEALTH_CHECK_INTERVAL,
+        command_retries: int = DEFAULT_COMMAND_RETRIES,
+        resend_window: float = DEFAULT_RESEND_WINDOW,
+        reconnect_base_delay: float = DEFAULT_RECONNECT_BASE_DELAY,
+        reconnect_max_delay: float = DEFAULT_RECONNECT_MAX_DELAY,
+        subscriber_poll_interval: float = DEFAULT_SUBSCRIBER_POLL_INTERVAL,
+        heartbeat_interval: float = const.HEARTBEAT_INTERVAL,
+        dead_worker_threshold: float = const.DEAD_WORKER_THRESHOLD,
+        dead_worker_check_interval: float = const.DEAD_WORKER_CHECK_INTERVAL,
+        idle_poll_interval: float = const.IDLE_POLL_INTERVAL,
+    ):
+        super().__init__(
+            clock=clock,
+            worker_id=worker_id,
+            heartbeat_interval=heartbeat_interval,
+            dead_worker_threshold=dead_worker_threshold,
+            dead_worker_check_interval=dead_worker_check_interval,
+            idle_poll_interval=idle_poll_interval,
+        )
+        _check_positive(max_fetch_size=max_fetch_size, fetch_scan_limit=fetch_scan_limit)
+        _check_positive(move_batch_size=move_batch_size, reconnect_base_delay=reconnect_base_delay)
+        self.max_fetch_size = max_fetch_size
+        self.fetch_scan_limit = fetch_scan_limit
+        self.move_batch_size = move_batch_size
+        self.resend_window = resend_window
+        self.reconnect_base_delay = reconnect_base_delay
+        self.reconnect_max_delay = max(reconnect_max_delay, reconnect_base_delay)
+        self.subscriber_poll_interval = subscriber_poll_interval
+        self._redis = self._make_client(
+            redis, socket_timeout, socket_connect_timeout, health_check_interval, command_retries
+        )
+        self._scripts = {
+            name: self._redis.register_script(script_source(name)) for name in SCRIPT_KEYS
+        }
+        self._info_json: str | None = None  # what this worker registered, to re-register
+        self._fetch_lock = threading.Lock()
+        self._pending_fetch: str | None = None  # a fetch whose reply may have been lost
+        self._acks: list[str] = []  # fetch ids whose replies arrived, to delete
+        self._calls_lock = threading.Lock()
+        self._failed_calls: dict[tuple, str] = {}  # call ids of calls that may have run
+        #: Notifications relayed by ``run_subscriber`` so far (for monitoring and tests).
+        self.notifications_received = 0
+        self.set_namespace(self.namespace)
+
+    def _make_client(
+        self,
+        redis: redis_py.Redis | str | None,
+        socket_timeout: float,
+        connect_timeout: float,
+        health_check_interval: float,
+        retries: int,
+    ) -> redis_py.Redis:
+        if isinstance(redis, redis_py.Redis):
+            return _binary_client(redis)
+        backoff = ExponentialWithJitterBackoff(
+            base=self.reconnect_base_delay, cap=self.reconnect_max_delay
+        )
+        url = redis or DEFAULT_URL
+        options: dict[str, Any] = {
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": connect_timeout,
+            "health_check_interval": health_check_interval,
+            "retry": Retry(backoff, retries),
+            "decode_responses": False,
+        }
+        if not url.startswith("unix:"):  # finds peers that vanished without a word
+            options["socket_keepalive"] = True
+        client = redis_py.Redis.from_url(url, **options)
+        return _binary_client(client)  # the URL may ask for decoded replies
+
+    @property
+    def redis(self) -> redis_py.Redis:
+        """The client the broker talks through."""
+        return self._redis
+
+    def set_namespace(self, namespace: str) -> None:
+        """Bind the broker to a namespace; its name becomes the hash tag of every key."""
+        if not namespace or "{" in namespace or "}" in namespace:
+            raise ValueError(f"a Redis namespace must be non-empty without braces: {namespace!r}")
+        super().set_namespace(namespace)
+        self.prefix = f"{{{namespace}}}/"
+        # Pub/sub ignores db numbers: the channel names the db, so that brokers of one
+        # namespace name on two dbs do not wake each other for nothing.
+        db = int(self._redis.get_connection_kwargs().get("db") or 0)
+        self.channel = f"{self.prefix}notifications/{db}"
+
+    def key(self, name: str) -> str:
+        """The full name of a fixed key of the namespace, e.g. ``key("future")``."""
+        return self.prefix + name
+
+    def queue_key(self, queue: str) -> str:
+        """The full name of the list holding the payloads of ``queue``."""
+        return f"{self.prefix}queue/{queue}"
+
+    def _now(self) -> float:
+        return float(self.now())
+
+    def _run_once(self, script: str, fixed: Sequence[Any], items: Sequence[Any]) -> Any:
+        """Run a script that keeps its reply under a call id (see Idempotency above).
+
+        When the same call (same arguments) raised a connection error before, its call id
+        is used again: had the script run, its reply comes back and nothing runs twice,
+        even when the caller's own retry loop (not redis-py) sends the call again.
+        """
+        identity = (script, *fixed, *items)
+        with self._calls_lock:
+            call_id = self._failed_calls.pop(identity, None) or uuid.uuid4().hex
+        args = [self.prefix, self._now(), call_id, self.resend_window, *fixed, *items]
+        try:
+            return self._run(script, args)
+        except self.connection_errors:
+            with self._calls_lock:
+                self._failed_calls[identity] = call_id
+                while len(self._failed_calls) > _MAX_FAILED_CALLS:
+                    del self._failed_calls[next(iter(self._failed_calls))]
+            raise
+
+    def _run(self, script: str, args: Sequence[Any]) -> Any:
+        """Run one of the scripts with its keys in this namespace."""
+        keys = [self.prefix + name for name in SCRIPT_KEYS[script]]
+        return self._scripts[script](keys=keys, args=list(args))
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the scripts now, so a server that cannot run them fails the start."""
+        for script in self._scripts.values():
+            script.sha = self._redis.script_load(script.script)
+
+    def stop(self) -> None:
+        """Wake the arbiter and close the connections of the pool."""
+        super().stop()
+        self._redis.connection_pool.disconnect()
+
+    # -- client side ---------------------------------------------------------------------
+
+    def enqueue_jobs(self, jobs: Sequence[Job], from_failure: bool = False) -> None:
+        payloads = [job.serialize() for job in jobs]  # all or none: serialize first
+        if not jobs:
+            return
+        fixed = [self.channel, "1" if from_failure else "0", self.worker_id]
+        items: list[Any] = []
+        for job, payload in zip(jobs, payloads, strict=True):
+            items += [job.id, job.queue, float(job.at_timestamp), payload]
+        statuses = self._run_once("enqueue", fixed, items)
+        for job, status in zip(jobs, statuses, strict=True):
+            job.status = JobStatus[_text(status)]
+
+    def push_raw(self, queue: str, payload: str | bytes) -> None:
+        self._run_once("push_raw", [self.channel, queue], [payload])
+
+    # -- worker side ---------------------------------------------------------------------
+
+    def get_jobs_from_queue(self, queue: str | Sequence[str], max_jobs: int) -> list[Job]:
+        queues = normalize_queues(queue)
+        max_jobs = min(max_jobs, self.max_fetch_size)
+        if max_jobs <= 0:
+            return []
+        with self._fetch_lock:
+            fetch_id = self._pending_fetch or uuid.uuid4().hex
+            self._pending_fetch = fetch_id  # until the reply is handled
+            acks = list(self._acks)
+            args = [self.prefix, self._now(), self.worker_id, fetch_id, max_jobs]
+            args += [self.fetch_scan_limit, len(acks), *acks, *queues]
+            taken, dead = self._run("fetch", args)
+            jobs = self._settle_fetch(taken, dead)
+            # Handled: acknowledge the reply with the next fetch, which deletes its cache.
+            self._acks = [fetch_id] if taken else []
+            self._pending_fetch = None
+        return jobs
+
+    def _settle_fetch(self, taken: list[bytes], dead: list[bytes]) -> list[Job]:
+        """The jobs of a fetch reply; payloads Python finds invalid go to the dead letters.
+
+        cjson cannot check everything ``Job.deserialize`` does (``[]`` versus ``{}``), so
+        a few bad payloads pass the script; and the dead letters it made get the reason
+        worded by ``Job.deserialize``. Idempotent, like the fetch it completes.
+        """
+        jobs, reasons = [], []
+        for job_id, payload in _groups(taken, 2):
+            try:
+                job = Job.deserialize(payload)
+            except Exception as exc:
+                self._bury_running(_text(job_id), payload, _reason(exc))
+                continue
+            job.status = JobStatus.RUNNING
+            jobs.append(job)
+        for letter_id, payload in _groups(dead, 2):
+            reason = _deserialize_error(payload)
+            if reason is not None:
+                reasons += [letter_id, payload, reason]
+        if reasons:
+            self._run("set_dead_letter_reasons", reasons)
+        return jobs
+
+    def _bury_running(self, job_id: str, payload: bytes | str, reason: str) -> None:
+        """Dead-letter a payload running under this worker."""
+        queue = _payload_queue(payload)  # used only if the job runs elsewhere by now
+        args = [self.prefix, self._now(), self.channel, self.worker_id, job_id, queue]
+        self._run("dead_letter", [*args, payload, reason, uuid.uuid4().hex])
+
+    def remove_job_from_running(self, job: Job) -> None:
+        self._run("finish", [self.prefix, self.channel, self.worker_id, job.id])
+
+    def return_jobs(self, jobs: Sequence[Job]) -> None:
+        payloads = [job.serialize() for job in jobs]
+        if not jobs:
+            return
+        items: list[Any] = []
+        for job, payload in zip(jobs, payloads, strict=True):
+            items += [job.id, job.queue, payload]
+        statuses = self._run_once("return_jobs", [self.channel, self.worker_id], items)
+        for job, status in zip(jobs, statuses, strict=True):
+            job.status = JobStatus[_text(status)]
+
+    def dead_letter(self, job: Job, reason: str) -> None:
+        args = [self.prefix, self._now(), self.channel, self.worker_id, job.id, job.queue]
+        self._run("dead_letter", [*args, job.serialize(), reason, uuid.uuid4().hex])
+
+    def move_future_jobs(self) -> int:
+        args = [self.prefix, self._now(), self.channel, self.move_batch_size]
+        return int(self._run("move_future_jobs", args))
+
+    def next_future_job_delta(self) -> float | None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zrange(self.key("future"), 0, 0, withscores=True)
+        pipe.zrange(self.key("periodic"), 0, 0, withscores=True)
+        times = [score for reply in pipe.execute() for _, score in reply]
+        return min(times) - self.now() if times else None
+
+    def register_periodic_tasks(self, tasks: Iterable[Task]) -> None:
+        args: list[Any] = [self._now()]
+        for task in tasks:
+            if task.periodicity is not None:
+                period = task.periodicity.total_seconds()
+                args += [task.name, period, _periodic_info(task, period)]
+        self._run("register_periodic_tasks", args)
+
+    def set_concurrency_keys(self, tasks: Iterable[Task]) -> None:
+        args: list[Any] = [self.channel]
+        for task in tasks:
+            limit = task.max_concurrency
+            args += [task.name, "" if limit is None else limit]
+        self._run("set_concurrency_keys", args)
+
+    def is_queue_empty(self, queue: str) -> bool:
+        return self._redis.llen(self.queue_key(queue)) == 0
+
+    # -- worker liveness -----------------------------------------------------------------
+
+    def register_worker(self, info: WorkerInfo) -> None:
+        now = self._now()
+        data = info.to_dict()
+        data["started_at"] = info.started_at or now
+        del data["last_heartbeat"]  # the heartbeats sorted set holds it
+        info_json = json.dumps(data)
+        self._run("register_worker", [info.id, now, info_json])
+        self._info_json = info_json
+
+    def heartbeat(self) -> None:
+        args = [self.worker_id, self._now(), self._info_json or ""]
+        if self._run("heartbeat", args) == 2:
+            logger.warning(
+                "Worker %s was declared dead (no heartbeat for too long) and registered "
+                "again; its running jobs may have been recovered by other workers",
+                self.worker_id,
+            )
+
+    def deregister_worker(self) -> None:
+        self._run("deregister_worker", [self.prefix, self.worker_id])
+        self._info_json = None
+
+    def recover_dead_workers(self, threshold: float) -> list[Job]:
+        now = self._now()
+        lost = self._run("expire_dead_workers", [self.prefix, now - threshold, self.worker_id])
+        if not lost:
+            return []
+        items: list[Any] = []
+        jobs: dict[str, Job] = {}
+        for job_id, owner, payload in _groups(lost, 3):
+            job_id, owner = _text(job_id), _text(owner)
+            job, action = _recovery_of(payload)
+            if job is None:
+                items += [job_id, owner, "dead", "", payload, action]
+                continue
+            jobs[job_id] = job
+            items += [job_id, owner, action, job.queue, job.serialize(), ""]
+        replied = self._run_once("recover_jobs", [self.channel], items)
+        recovered = {_text(job_id) for job_id in replied}
+        return [job for job_id, job in jobs.items() if job_id in recovered]
+
+    # -- dead letters --------------------------------------------------------------------
+
+    def list_dead_letters(self) -> list[DeadLetter]:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zrange(self.key("dead_order"), 0, -1)
+        for name in ("dead", "dead_queue", "dead_reason", "dead_time"):
+            pipe.hgetall(self.key(name))
+        order, payloads, queues, reasons, times = pipe.execute()
+        return [
+            DeadLetter(
+                _text(letter_id),
+                _text(queues.get(letter_id, b"")),
+                _text(payloads.get(letter_id, b"")),
+                _text(reasons.get(letter_id, b"")),
+                float(times.get(letter_id, 0.0)),
+            )
+            for letter_id in order
+        ]
+
+    def retry_dead_letters(self, ids: Iterable[str] | None = None) -> int:
+        selection = self._dead_letter_selection(ids)
+        if selection is None:
+            return 0
+        return int(self._run_once("retry_dead_letters", [self.channel], selection))
+
+    def purge_dead_letters(self, ids: Iterable[str] | None = None) -> int:
+        selection = self._dead_letter_selection(ids)
+        if selection is None:
+            return 0
+        return int(self._run_once("purge_dead_letters", [], selection))
+
+    @staticmethod
+    def _dead_letter_selection(ids: Iterable[str] | None) -> list[str] | None:
+        """Script arguments selecting dead letters; None when none is selected."""
+        if ids is None:
+            return ["all"]
+        wanted = list(dict.fromkeys(ids))
+        return ["some", *wanted] if wanted else None
+
+    # -- inspection ----------------------------------------------------------------------
+
+    def queue_lengths(self) -> dict[str, int]:
+        names = sorted(_text(name) for name in self._redis.smembers(self.key("queues")))
+        pipe = self._redis.pipeline(transaction=False)
+        for name in names:
+            pipe.llen(self.queue_key(name))
+        return {name: length for name, length in zip(names, pipe.execute(), strict=True) if length}
+
+    def scheduled_jobs(self) -> list[Job]:
+        ids = self._redis.zrange(self.key("future"), 0, -1)
+        if not ids:
+            return []
+        payloads = self._redis.hmget(self.key("future_jobs"), ids)
+        return [_decoded(p, JobStatus.WAITING) for p in payloads if p is not None]
+
+    def running_jobs(self) -> dict[str, list[Job]]:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hgetall(self.key("running"))
+        pipe.hgetall(self.key("running_meta"))
+        payloads, metas = pipe.execute()
+        by_worker: dict[str, list[Job]] = {}
+        for job_id, payload in payloads.items():
+            worker = json.loads(metas[job_id])["w"] if job_id in metas else ""
+            by_worker.setdefault(worker, []).append(_decoded(payload, JobStatus.RUNNING))
+        return by_worker
+
+    def workers(self) -> list[WorkerInfo]:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hgetall(self.key("workers"))
+        pipe.zrange(self.key("heartbeats"), 0, -1, withscores=True)
+        infos, heartbeats = pipe.execute()
+        workers = []
+        for worker_id, last_heartbeat in heartbeats:
+            if worker_id in infos:
+                info = WorkerInfo.from_dict(json.loads(infos[worker_id]))
+                info.last_heartbeat = last_heartbeat
+                workers.append(info)
+        return workers
+
+    def inspect_periodic_tasks(self) -> list[tuple[float, str]]:
+        entries = self._redis.zrange(self.key("periodic"), 0, -1, withscores=True)
+        return [(score, _text(name)) for name, score in entries]
+
+    def flush(self) -> None:
+        self._run("flush", [self.prefix])
+
+    # -- notifications -------------------------------------------------------------------
+
+    def run_subscriber(self, stopping: threading.Event) -> None:
+        """Relay the namespace's notifications to ``notify_local`` until ``stopping``.
+
+        Reconnects after a connection error, with capped exponential backoff and jitter,
+        logging once when an outage starts and once when it ends. Every (re)subscription
+        also wakes the arbiter, as notifications sent meanwhile were missed.
+        """
+        client = self._subscriber_client()
+        backoff = Backoff(self.reconnect_base_delay, self.reconnect_max_delay)
+        outage = OutageLog(logger, f"Subscriber of worker {self.worker_id}")
+        try:
+            while not stopping.is_set():
+                try:
+                    self._listen(client, stopping, outage, backoff)
+                except Exception as exc:  # the thread must live on, whatever happened
+                    if not isinstance(exc, (*self.connection_errors, OSError)):
+                        logger.exception("Subscriber of worker %s failed", self.worker_id)
+                    outage.failed(exc)
+                    stopping.wait(backoff.next_delay())
+        finally:
+            client.connection_pool.disconnect()
+
+    def _listen(
+        self,
+        client: redis_py.Redis,
+        stopping: threading.Event,
+        outage: OutageLog,
+        backoff: Backoff,
+    ) -> None:
+        """Subscribe and relay messages until ``stopping`` or a connection error."""
+        with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+            pubsub.subscribe(self.channel)
+            outage.recovered()
+            backoff.reset()
+            self.notify_local()
+            while not stopping.is_set():
+                if pubsub.get_message(timeout=self.subscriber_poll_interval) is not None:
+                    self.notifications_received += 1
+                    self.notify_local()
+
+    def _subscriber_client(self) -> redis_py.Redis:
+        """A client for the subscriber alone, whose errors reach ``run_subscriber`` at once,
+        so its own backoff and ``stopping`` stay in charge.
+
+        redis-py neither retries nor reconnects it (no error is retryable): a PubSub that
+        reconnected by itself would subscribe again only to be closed by our loop.
+        """
+        pool = self._redis.connection_pool
+        no_retry = Retry(NoBackoff(), 0, supported_errors=())
+        kwargs = {**self._redis.get_connection_kwargs(), "retry": no_retry}
+        return redis_py.Redis(
+            connection_pool=type(pool)(connection_class=pool.connection_class, **kwargs)
+        )
+
+
+def _groups(flat: Sequence[Any], size: int) -> list[tuple[Any, ...]]:
+    """A flat script reply as tuples of ``size`` items."""
+    return [tuple(flat[i : i + size]) for i in range(0, len(flat), size)]
+
+
+def _check_positive(**values: float) -> None:
+    for name, value in values.items():
+        if value <= 0:
+            raise ValueError(f"{name} must be positive, not {value!r}")
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a payload is a dead letter, worded as the in-memory broker does."""
+    return str(exc) if isinstance(exc, InvalidPayloadError) else repr(exc)
+
+
+def _deserialize_error(payload: bytes | str) -> str | None:
+    """Why ``Job.deserialize`` rejects a payload, or None when it accepts it."""
+    try:
+        Job.deserialize(payload)
+    except Exception as exc:
+        return _reason(exc)
+    return None
+
+
+def _payload_queue(payload: bytes | str) -> str:
+    """The queue a payload names, or "" when it names none."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    queue = data.get("queue") if isinstance(data, dict) else None
+    return queue if isinstance(queue, str) else ""
+
+
+def _decoded(payload: bytes | str, status: JobStatus) -> Job:
+    job = Job.deserialize(payload)
+    job.status = status
+    return job
+
+
+def _recovery_of(payload: bytes) -> tuple[Job | None, str]:
+    """A lost job with its recovery action: ``retry`` (one more retry counted) or
+    ``fail``; or no job and why its payload cannot be decoded."""
+    try:
+        job = Job.deserialize(payload)
+    except Exception as exc:
+        return None, _reason(exc)
+    if job.should_retry:
+        job.retries += 1
+        job.status = JobStatus.QUEUED
+        return job, "retry"
+    job.status = JobStatus.FAILED
+    return job, "fail"
+
+
+def _periodic_info(task: Task, period: float) -> str:
+    """What move_future_jobs needs to fire a periodic task: its period, its queue, and its
+    job payload after the id and due time (which the script prepends)."""
+    fields = {
+        "task_name": task.name,
+        "queue": task.queue,
+        "max_retries": task.max_retries,
+        "retries": 0,
+        "max_concurrency": task.max_concurrency,
+        "task_args": [],
+        "task_kwargs": {},
+        "meta": {},
+    }
+    tail = json.dumps(fields, separators=(",", ":"))[1:]
+    return json.dumps({"period": period, "queue": task.queue, "tail": tail})

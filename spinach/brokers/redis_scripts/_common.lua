@@ -1,0 +1,197 @@
+-- _common.lua: helpers prepended to every script of this directory; not a script itself.
+--
+-- Every script starts with `local k = {...}` naming its KEYS; the helpers below read key
+-- names from that table. Keys that depend on data (a queue, a worker) are built from the
+-- namespace prefix k.prefix ("{<namespace>}/"): they share the hash tag of the declared
+-- KEYS, so every script still touches a single Redis Cluster slot.
+
+-- The job id of a decoded payload, or nil when it has no usable one.
+local function payload_id(data)
+  if type(data) == 'table' and type(data.id) == 'string' and data.id ~= '' then
+    return data.id
+  end
+  return nil
+end
+
+-- Whether `value` has the JSON type `kind` (cjson cannot tell [] from {}: both pass).
+local function has_type(value, kind)
+  if kind == 'integer' then
+    return type(value) == 'number' and value % 1 == 0
+  end
+  if kind == 'array' or kind == 'object' then
+    if type(value) ~= 'table' then return false end
+    for key in pairs(value) do
+      if (kind == 'array') ~= (type(key) == 'number') then return false end
+    end
+    return true
+  end
+  return type(value) == kind
+end
+
+local JOB_FIELDS = {
+  {'id', 'string'}, {'task_name', 'string'}, {'queue', 'string'}, {'at', 'number'},
+  {'max_retries', 'integer'}, {'retries', 'integer'}, {'task_args', 'array'},
+  {'task_kwargs', 'object'},
+}
+
+-- Decode a payload and check it as Job.deserialize does: the job, or nil, why not, and
+-- whatever could be decoded (to read an id from).
+local function decode_job(payload)
+  local ok, data = pcall(cjson.decode, payload)
+  if not ok then return nil, 'payload is not valid JSON: ' .. tostring(data), nil end
+  if type(data) ~= 'table' or data[1] ~= nil then
+    return nil, 'payload is not a JSON object', nil
+  end
+  for _, field in ipairs(JOB_FIELDS) do
+    local value = data[field[1]]
+    if value == nil then
+      return nil, "payload has no '" .. field[1] .. "' field", data
+    end
+    if not has_type(value, field[2]) then
+      return nil, "payload field '" .. field[1] .. "' has the wrong type", data
+    end
+  end
+  if data.task_name == '' or data.id == '' then
+    return nil, 'payload has an empty task name or id', data
+  end
+  return data, nil, data
+end
+
+-- Wake the arbiters of the namespace.
+local function notify(channel)
+  redis.call('PUBLISH', channel, '1')
+end
+
+-- Append a payload to its queue (prepend with `front`), counting its job id as queued.
+local function push(k, queue, payload, id, front)
+  redis.call(front and 'LPUSH' or 'RPUSH', k.prefix .. 'queue/' .. queue, payload)
+  redis.call('SADD', k.queues, queue)
+  if id then redis.call('HINCRBY', k.queued_ids, id, 1) end
+end
+
+-- Forget one queued copy of a job id (its payload left its queue).
+local function unqueue_id(k, id)
+  if id and redis.call('HINCRBY', k.queued_ids, id, -1) <= 0 then
+    redis.call('HDEL', k.queued_ids, id)
+  end
+end
+
+-- Where a job id is stored, as the status it has there; nil when nowhere.
+local function location(k, id)
+  if redis.call('HEXISTS', k.queued_ids, id) == 1 then return 'QUEUED' end
+  if redis.call('ZSCORE', k.future, id) then return 'WAITING' end
+  if redis.call('HEXISTS', k.running, id) == 1 then return 'RUNNING' end
+  return nil
+end
+
+-- Store a job due later.
+local function schedule(k, id, queue, at, payload)
+  redis.call('ZADD', k.future, at, id)
+  redis.call('HSET', k.future_jobs, id, payload)
+  redis.call('HSET', k.future_queues, id, queue)
+end
+
+-- Mark a job running under `worker`, counting it against its task's concurrency.
+local function start_running(k, id, payload, task, queue, worker, now)
+  redis.call('HSET', k.running, id, payload)
+  redis.call('HSET', k.running_meta, id, cjson.encode({w = worker, t = task, q = queue}))
+  redis.call('HINCRBY', k.running_by_task, task, 1)
+  redis.call('HINCRBY', k.running_owners, worker, 1)
+  redis.call('ZADD', k.prefix .. 'running_of/' .. worker, now, id)
+end
+
+-- Take a job out of running if `worker` runs it, freeing its concurrency slot.
+-- Returns its meta ({w, t, q}) or nil when `worker` does not run it (a no-op).
+local function release(k, id, worker)
+  local raw = redis.call('HGET', k.running_meta, id)
+  if not raw then return nil end
+  local meta = cjson.decode(raw)
+  if meta.w ~= worker then return nil end
+  redis.call('HDEL', k.running, id)
+  redis.call('HDEL', k.running_meta, id)
+  if redis.call('HINCRBY', k.running_by_task, meta.t, -1) <= 0 then
+    redis.call('HDEL', k.running_by_task, meta.t)
+  end
+  if redis.call('HINCRBY', k.running_owners, worker, -1) <= 0 then
+    redis.call('HDEL', k.running_owners, worker)
+  end
+  redis.call('ZREM', k.prefix .. 'running_of/' .. worker, id)
+  return meta
+end
+
+-- Keep a dead letter; a different payload under a known id gets `fresh_id` instead. The
+-- same payload under the same id only gets the new reason and time, keeping its place,
+-- so a call sent twice leaves one dead letter. Returns the id it is stored under.
+local function add_dead_letter(k, id, queue, payload, reason, now, fresh_id)
+  local existing = redis.call('HGET', k.dead, id)
+  if existing and existing ~= payload then
+    id = fresh_id
+    existing = redis.call('HGET', k.dead, id)
+  end
+  if existing ~= payload then
+    redis.call('HSET', k.dead, id, payload)
+    redis.call('HSET', k.dead_queue, id, queue)
+    redis.call('ZADD', k.dead_order, redis.call('INCR', k.dead_seq), id)
+  end
+  redis.call('HSET', k.dead_reason, id, reason)
+  redis.call('HSET', k.dead_time, id, now)
+  return id
+end
+
+-- Forget a dead letter.
+local function remove_dead_letter(k, id)
+  redis.call('HDEL', k.dead, id)
+  redis.call('HDEL', k.dead_queue, id)
+  redis.call('HDEL', k.dead_reason, id)
+  redis.call('HDEL', k.dead_time, id)
+  redis.call('ZREM', k.dead_order, id)
+end
+
+-- Dead letter ids, in arrival order: every one when `mode` is 'all', else those of
+-- ARGV[first..] that exist.
+local function dead_letter_ids(k, mode, first)
+  if mode == 'all' then return redis.call('ZRANGE', k.dead_order, 0, -1) end
+  local found, seen = {}, {}
+  for i = first, #ARGV do
+    local id = ARGV[i]
+    local score = redis.call('ZSCORE', k.dead_order, id)
+    if score and not seen[id] then
+      seen[id] = true
+      found[#found + 1] = {tonumber(score), id}
+    end
+  end
+  table.sort(found, function(a, b)
+    if a[1] ~= b[1] then return a[1] < b[1] end
+    return a[2] < b[2]
+  end)
+  local ids = {}
+  for i, entry in ipairs(found) do ids[i] = entry[2] end
+  return ids
+end
+
+-- Replies kept for calls sent again. redis-py sends a command again when its reply is
+-- lost; the scripts whose second run could store something again (a job run and finished
+-- in between would be enqueued twice) or would reply differently keep their reply under
+-- the call id the client made, for `window` seconds, and a call whose id is known returns
+-- that reply without doing anything.
+
+-- The reply of the call `call_id` when it already ran, else nil.
+local function earlier_reply(k, call_id)
+  local reply = redis.call('HGET', k.replies, call_id)
+  if reply then return cjson.decode(reply) end
+  return nil
+end
+
+-- Keep the reply of call `call_id`, forgetting (a bounded number of) expired ones.
+local function keep_reply(k, call_id, reply, now, window)
+  local expired = redis.call(
+    'ZRANGEBYSCORE', k.replies_at, '-inf', tonumber(now) - tonumber(window), 'LIMIT', 0, 100
+  )
+  for _, old in ipairs(expired) do
+    redis.call('HDEL', k.replies, old)
+    redis.call('ZREM', k.replies_at, old)
+  end
+  redis.call('HSET', k.replies, call_id, cjson.encode(reply))
+  redis.call('ZADD', k.replies_at, now, call_id)
+  return reply
+end

@@ -1,0 +1,35 @@
+-- dead_letter: set aside a fetched job that cannot run, with why, freeing its concurrency
+-- slot. Storing the same payload under the same id again only refreshes its reason and
+-- time, so a call sent twice keeps one dead letter.
+--
+-- KEYS[1] running          hash  job id -> payload of a running job
+-- KEYS[2] running_meta     hash  job id -> JSON {w: worker id, t: task name, q: queue}
+-- KEYS[3] running_by_task  hash  task name -> number of its running jobs
+-- KEYS[4] running_owners   hash  worker id -> number of its running jobs
+-- KEYS[5] dead             hash  dead letter id -> payload
+-- KEYS[6] dead_queue       hash  dead letter id -> queue it came from
+-- KEYS[7] dead_reason      hash  dead letter id -> why it cannot run
+-- KEYS[8] dead_order       zset  dead letter ids, scored by arrival (oldest first)
+-- KEYS[9] dead_time        hash  dead letter id -> failure time
+-- KEYS[10] dead_seq        string counter of dead letter arrivals
+-- ARGV[1] key prefix of the namespace, "{<namespace>}/"
+-- ARGV[2] now, seconds since the epoch
+-- ARGV[3] notification channel of the namespace
+-- ARGV[4] worker id of the caller
+-- ARGV[5] job id
+-- ARGV[6] queue, when the caller's worker does not run the job (else the one it came from)
+-- ARGV[7] payload
+-- ARGV[8] reason
+-- ARGV[9] id to use instead when another payload is dead-lettered under the job id
+-- Returns the id of the dead letter.
+local k = {
+  prefix = ARGV[1], running = KEYS[1], running_meta = KEYS[2], running_by_task = KEYS[3],
+  running_owners = KEYS[4], dead = KEYS[5], dead_queue = KEYS[6], dead_reason = KEYS[7],
+  dead_order = KEYS[8], dead_time = KEYS[9], dead_seq = KEYS[10],
+}
+
+local meta = release(k, ARGV[5], ARGV[4])
+local queue = meta and meta.q or ARGV[6]
+local id = add_dead_letter(k, ARGV[5], queue, ARGV[7], ARGV[8], ARGV[2], ARGV[9])
+notify(ARGV[3]) -- a concurrency slot may be free
+return id

@@ -1,0 +1,53 @@
+-- enqueue: store jobs, due ones at the end of their queue, later ones in the future set.
+-- A job id already queued, waiting or running is not stored again. With from_failure each
+-- job is first taken out of running (when this worker runs it), freeing its concurrency
+-- slot, before being stored again. A call sent again (same call id) does nothing and
+-- returns the first reply, even if the jobs ran and finished in between.
+--
+-- KEYS[1]  queues           set   names of the queues that ever held a payload
+-- KEYS[2]  queued_ids       hash  job id -> number of its payloads waiting in queues
+-- KEYS[3]  future           zset  job ids due later, scored by due time
+-- KEYS[4]  future_jobs      hash  job id -> payload of a future job
+-- KEYS[5]  future_queues    hash  job id -> queue of a future job
+-- KEYS[6]  running          hash  job id -> payload of a running job
+-- KEYS[7]  running_meta     hash  job id -> JSON {w: worker id, t: task name, q: queue}
+-- KEYS[8]  running_by_task  hash  task name -> number of its running jobs
+-- KEYS[9]  running_owners   hash  worker id -> number of its running jobs
+-- KEYS[10] replies          hash  call id -> JSON of its reply
+-- KEYS[11] replies_at       zset  call ids, scored by call time
+-- ARGV[1] key prefix of the namespace, "{<namespace>}/"
+-- ARGV[2] now, seconds since the epoch
+-- ARGV[3] call id, unique per call (the same when a call is sent again)
+-- ARGV[4] seconds a reply is kept for a call sent again
+-- ARGV[5] notification channel of the namespace
+-- ARGV[6] "1" when the jobs come back from a failed attempt, else "0"
+-- ARGV[7] worker id of the caller
+-- ARGV[8..] four per job: job id, queue, due time, payload
+-- Returns where each job is after the call: "QUEUED", "WAITING" or "RUNNING".
+local k = {
+  prefix = ARGV[1], queues = KEYS[1], queued_ids = KEYS[2], future = KEYS[3],
+  future_jobs = KEYS[4], future_queues = KEYS[5], running = KEYS[6],
+  running_meta = KEYS[7], running_by_task = KEYS[8], running_owners = KEYS[9],
+  replies = KEYS[10], replies_at = KEYS[11],
+}
+local now, channel, from_failure, worker = tonumber(ARGV[2]), ARGV[5], ARGV[6] == '1', ARGV[7]
+
+local earlier = earlier_reply(k, ARGV[3])
+if earlier then return earlier end
+
+local statuses = {}
+for i = 8, #ARGV, 4 do
+  local id, queue, at, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  if from_failure then release(k, id, worker) end
+  local where = location(k, id)
+  if not where and tonumber(at) <= now then
+    push(k, queue, payload, id, false)
+    where = 'QUEUED'
+  elseif not where then
+    schedule(k, id, queue, at, payload)
+    where = 'WAITING'
+  end
+  statuses[#statuses + 1] = where
+end
+notify(channel)
+return keep_reply(k, ARGV[3], statuses, ARGV[2], ARGV[4])

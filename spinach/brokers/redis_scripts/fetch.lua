@@ -1,0 +1,128 @@
+-- fetch: take up to N runnable jobs from queues, in the order given, marking them running
+-- under the caller's worker id.
+--
+-- Each payload is decoded and checked (in pcall) before it leaves its queue: a bad one
+-- goes to the dead letters, a job whose task is at its max_concurrency stays in place.
+-- At most ARGV[6] payloads of each queue are looked at, so a queue full of jobs at their
+-- limit does not make the script long.
+--
+-- A call sent twice (the reply was lost, redis-py sent it again) must not take new jobs
+-- and strand the first ones: the reply is kept in the worker's cache under the fetch id
+-- and a call with a cached fetch id returns it. The client acknowledges a reply by
+-- listing its fetch id in its next fetch, which deletes it.
+--
+-- KEYS[1]  queues           set   names of the queues that ever held a payload
+-- KEYS[2]  queued_ids       hash  job id -> number of its payloads waiting in queues
+-- KEYS[3]  running          hash  job id -> payload of a running job
+-- KEYS[4]  running_meta     hash  job id -> JSON {w: worker id, t: task name, q: queue}
+-- KEYS[5]  running_by_task  hash  task name -> number of its running jobs
+-- KEYS[6]  running_owners   hash  worker id -> number of its running jobs
+-- KEYS[7]  limits           hash  task name -> max_concurrency
+-- KEYS[8]  dead             hash  dead letter id -> payload
+-- KEYS[9]  dead_queue       hash  dead letter id -> queue it came from
+-- KEYS[10] dead_reason      hash  dead letter id -> why it cannot run
+-- KEYS[11] dead_order       zset  dead letter ids, scored by arrival (oldest first)
+-- KEYS[12] fetchers         set   worker ids that may have a fetch cache
+-- KEYS[13] dead_time        hash  dead letter id -> failure time
+-- KEYS[14] dead_seq         string counter of dead letter arrivals
+-- ARGV[1] key prefix of the namespace, "{<namespace>}/"
+-- ARGV[2] now, seconds since the epoch
+-- ARGV[3] worker id of the caller
+-- ARGV[4] fetch id, unique per fetch (the same when a fetch is sent again)
+-- ARGV[5] maximum number of jobs to take
+-- ARGV[6] maximum number of payloads to look at per queue
+-- ARGV[7] number n of acknowledged fetch ids that follow
+-- ARGV[8 .. 7+n] acknowledged fetch ids, whose cached replies are deleted
+-- ARGV[8+n ..] queue names, in priority order
+-- Returns {taken, dead}: taken is job id, payload, job id, payload... of the jobs taken;
+-- dead is dead letter id, payload... of the payloads dead-lettered.
+local k = {
+  prefix = ARGV[1], queues = KEYS[1], queued_ids = KEYS[2], running = KEYS[3],
+  running_meta = KEYS[4], running_by_task = KEYS[5], running_owners = KEYS[6],
+  limits = KEYS[7], dead = KEYS[8], dead_queue = KEYS[9], dead_reason = KEYS[10],
+  dead_order = KEYS[11], fetchers = KEYS[12], dead_time = KEYS[13], dead_seq = KEYS[14],
+}
+local now, worker, fetch_id = ARGV[2], ARGV[3], ARGV[4]
+local left, scan_limit, acks = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local cache = k.prefix .. 'fetched/' .. worker
+
+for i = 8, 7 + acks do redis.call('HDEL', cache, ARGV[i]) end
+local cached = redis.call('HGET', cache, fetch_id)
+if cached then return cjson.decode(cached) end
+
+local taken, dead = {}, {}
+
+local function at_limit(task)
+  local limit = redis.call('HGET', k.limits, task)
+  if not limit then return false end
+  local running = tonumber(redis.call('HGET', k.running_by_task, task) or '0')
+  return running >= tonumber(limit)
+end
+
+local function bury(queue, payload, id, reason)
+  local fresh = fetch_id .. '/' .. (#dead / 2 + 1)
+  unqueue_id(k, id)
+  local dead_id = add_dead_letter(k, id or fresh, queue, payload, reason, now, fresh)
+  dead[#dead + 1] = dead_id
+  dead[#dead + 1] = payload
+end
+
+-- Handle one queued payload; true when it leaves its queue.
+local function visit(queue, payload)
+  local job, reason, data = decode_job(payload)
+  local id = payload_id(data)
+  if job and redis.call('HEXISTS', k.running, id) == 1 then
+    job, reason = nil, 'a job with id ' .. id .. ' is already running'
+  end
+  if not job then
+    bury(queue, payload, id, reason)
+    return true
+  end
+  if at_limit(job.task_name) then return false end
+  unqueue_id(k, id)
+  start_running(k, id, payload, job.task_name, queue, worker, now)
+  taken[#taken + 1] = id
+  taken[#taken + 1] = payload
+  left = left - 1
+  return true
+end
+
+-- Take out the payloads at `indexes` (ascending, 0-based) of a queue.
+local function remove_indexes(key, indexes)
+  local n = #indexes
+  if n == 0 then return end
+  if indexes[n] == n - 1 then -- the first n: trim them off
+    redis.call('LTRIM', key, n, -1)
+    return
+  end
+  local marker = '\0spinach:taken:' .. fetch_id
+  for _, index in ipairs(indexes) do redis.call('LSET', key, index, marker) end
+  redis.call('LREM', key, n, marker)
+end
+
+local function scan(queue)
+  local key = k.prefix .. 'queue/' .. queue
+  local removed, position, chunk = {}, 0, math.max(left, 8)
+  while left > 0 and position < scan_limit do
+    local last = math.min(position + chunk, scan_limit) - 1
+    local payloads = redis.call('LRANGE', key, position, last)
+    for i, payload in ipairs(payloads) do
+      if visit(queue, payload) then removed[#removed + 1] = position + i - 1 end
+      if left == 0 then break end
+    end
+    if #payloads < last - position + 1 then break end -- the end of the queue
+    position, chunk = last + 1, chunk * 2
+  end
+  remove_indexes(key, removed)
+end
+
+for i = 8 + acks, #ARGV do
+  if left <= 0 then break end
+  scan(ARGV[i])
+end
+local reply = {taken, dead}
+if #taken > 0 then
+  redis.call('HSET', cache, fetch_id, cjson.encode(reply))
+  redis.call('SADD', k.fetchers, worker)
+end
+return reply

@@ -1,0 +1,286 @@
+"""RedisBroker when Redis goes away: killed connections, a server restarted under it, and
+the reconnection helpers the engine's loops use.
+
+Each test gets its own redis-server (append-only, fsync always), so it may kill it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from spinach.brokers.reconnect import Backoff, OutageLog, call_with_reconnect
+from spinach.brokers.redis import RedisBroker
+from spinach.job import Job
+from spinach.testing import FakeClock
+from tests.support.redis_fixtures import require_redis_server
+from tests.support.redis_server import RedisServer
+
+START = 1_700_000_000.0
+WAIT = 30.0  #: generous bound for what another thread does; a passing test never waits it
+
+
+def ids(jobs: list[Job]) -> list[str]:
+    return [job.id for job in jobs]
+
+
+def job(task: str = "task", queue: str = "q") -> Job:
+    return Job(task, queue, START, 0)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
+    """Poll ``condition`` until true or ``timeout``: waits for another thread, times nothing."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.fixture
+def server() -> Iterator[RedisServer]:
+    with RedisServer(executable=require_redis_server(), appendonly=True) as server:
+        yield server
+
+
+@pytest.fixture
+def make(server: RedisServer) -> Iterator[Callable[..., RedisBroker]]:
+    """Brokers of namespace ``ns`` on the test's server, with quick reconnections."""
+    brokers: list[RedisBroker] = []
+    clock = FakeClock(start=START)
+
+    def make_broker(**kwargs: Any) -> RedisBroker:
+        kwargs = {"reconnect_base_delay": 0.02, "reconnect_max_delay": 0.2, **kwargs}
+        broker = RedisBroker(server.url, clock=clock, **kwargs)
+        broker.set_namespace("ns")
+        brokers.append(broker)
+        return broker
+
+    yield make_broker
+    for broker in brokers:
+        broker.stop()
+
+
+def admin_call(server: RedisServer, method: str, *args: Any, **kwargs: Any) -> Any:
+    """One command from a fresh client, so it never rides a connection the test broke."""
+    with server.client() as client:
+        return getattr(client, method)(*args, **kwargs)
+
+
+def subscribers(server: RedisServer, channel: str) -> int:
+    return dict(admin_call(server, "pubsub_numsub", channel)).get(channel.encode(), 0)
+
+
+def pubsub_clients(server: RedisServer) -> list[str]:
+    """Ids of the connections subscribed to a channel (the subscriber's)."""
+    return [client["id"] for client in admin_call(server, "client_list", _type="pubsub")]
+
+
+class Subscriber:
+    """A broker's subscriber thread, stopped and joined on exit."""
+
+    def __init__(self, broker: RedisBroker):
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=broker.run_subscriber, args=(self.stopping,))
+
+    def __enter__(self) -> Subscriber:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopping.set()
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive(), "the subscriber did not stop"
+
+
+# -- killed connections ----------------------------------------------------------------
+
+
+def test_killed_connections_are_reopened_by_the_next_call(make, server) -> None:
+    broker = make()
+    jobs = [job(), job()]
+
+    steps = [
+        lambda: broker.enqueue_jobs(jobs),
+        lambda: broker.get_jobs_from_queue("q", 1),
+        lambda: broker.remove_job_from_running(jobs[0]),
+        lambda: broker.queue_lengths(),
+    ]
+    results = []
+    for number, step in enumerate(steps):
+        killed = admin_call(server, "client_kill_filter", _type="normal")
+        assert killed >= (1 if number else 0)  # the broker's connection, once it has one
+        results.append(step())
+
+    assert ids(results[1]) == [jobs[0].id]
+    assert results[3] == {"q": 1}
+    assert broker.running_jobs() == {}
+
+
+def test_killed_connections_without_redis_py_retries(make, server) -> None:
+    broker = make(command_retries=0)
+    broker.enqueue_jobs([queued := job()])
+    assert admin_call(server, "client_kill_filter", _type="normal") >= 1
+
+    assert ids(broker.get_jobs_from_queue("q", 10)) == [queued.id]
+
+
+def test_the_subscriber_reconnects_after_its_connection_is_killed(make, server) -> None:
+    listening, sender = make(), make()
+    with Subscriber(listening):
+        assert wait_until(lambda: subscribers(server, listening.channel) == 1)
+        [killed] = pubsub_clients(server)
+        assert admin_call(server, "client_kill_filter", _type="pubsub") == 1
+        # CLIENT KILL may close the connection a moment later: wait for the new one
+        assert wait_until(lambda: [c for c in pubsub_clients(server) if c != killed] != [])
+        received = listening.notifications_received
+
+        sender.enqueue_jobs([job()])
+
+        assert wait_until(lambda: listening.notifications_received > received)
+
+
+# -- a server restarted under the broker ---------------------------------------------------
+
+
+def test_the_broker_carries_on_after_a_restart(make, server) -> None:
+    broker = make(command_retries=1)
+    jobs = [job(), job(), job()]
+    broker.enqueue_jobs(jobs)
+    [running] = broker.get_jobs_from_queue("q", 1)
+
+    server.kill()  # SIGKILL: only the append-only file remains
+    with pytest.raises(broker.connection_errors):
+        broker.queue_lengths()
+    with pytest.raises(broker.connection_errors):
+        broker.get_jobs_from_queue("q", 1)
+    server.restart()
+
+    assert broker.queue_lengths() == {"q": 2}
+    assert ids(broker.running_jobs()[broker.worker_id]) == [running.id]
+    assert ids(broker.get_jobs_from_queue("q", 10)) == ids(jobs[1:])
+    for each in jobs:
+        broker.remove_job_from_running(each)
+    assert broker.running_jobs() == {}
+
+
+def test_start_fails_while_the_server_is_down(make, server) -> None:
+    broker = make(command_retries=0)
+    server.stop()
+
+    with pytest.raises(broker.connection_errors):
+        broker.start()
+
+    server.restart()
+    broker.start()
+
+
+def test_the_subscriber_reconnects_after_a_restart(make, server, caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="spinach.brokers.redis")
+    listening, sender = make(), make()
+    with Subscriber(listening):
+        assert wait_until(lambda: subscribers(server, listening.channel) == 1)
+        sender.enqueue_jobs([job()])
+        assert wait_until(lambda: listening.notifications_received == 1)
+
+        server.kill()
+        assert wait_until(lambda: _logged(caplog, logging.WARNING))  # the outage is noticed
+        server.restart()
+        assert wait_until(lambda: subscribers(server, listening.channel) == 1)
+        sender.enqueue_jobs([job()])
+        assert wait_until(lambda: listening.notifications_received == 2)
+
+    assert len(_logged(caplog, logging.WARNING)) == 1
+    [recovered] = _logged(caplog, logging.INFO)
+    assert "reaches the broker again" in recovered.getMessage()
+
+
+def _logged(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
+    return [
+        record
+        for record in caplog.records
+        if record.name == "spinach.brokers.redis" and record.levelno == level
+    ]
+
+
+# -- reconnection helpers --------------------------------------------------------------
+
+
+def test_backoff_doubles_up_to_its_cap_with_jitter() -> None:
+    low = Backoff(base_delay=1.0, max_delay=5.0, rand=lambda: 0.0)
+    high = Backoff(base_delay=1.0, max_delay=5.0, rand=lambda: 1.0)
+
+    assert [low.next_delay() for _ in range(5)] == [0.5, 1.0, 2.0, 2.5, 2.5]
+    assert [high.next_delay() for _ in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
+    high.reset()
+    assert high.next_delay() == 1.0
+
+
+def test_backoff_survives_a_very_long_outage() -> None:
+    backoff = Backoff(base_delay=0.1, max_delay=10.0, rand=lambda: 1.0)
+    for _ in range(10_000):
+        delay = backoff.next_delay()
+    assert delay == 10.0
+
+
+def test_backoff_refuses_nonsense() -> None:
+    with pytest.raises(ValueError):
+        Backoff(base_delay=0)
+    with pytest.raises(ValueError):
+        Backoff(base_delay=2, max_delay=1)
+
+
+def test_outage_log_logs_once_per_outage(caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="test.outage")
+    outage = OutageLog(logging.getLogger("test.outage"), "arbiter", clock=lambda: 0.0)
+
+    assert outage.recovered() is False
+    assert [outage.failed(ConnectionError("down")) for _ in range(3)] == [True, False, False]
+    assert outage.ongoing
+    assert outage.recovered() is True
+    assert outage.failed(ConnectionError("down again")) is True
+
+    levels = [record.levelname for record in caplog.records]
+    assert levels == ["WARNING", "DEBUG", "DEBUG", "INFO", "WARNING"]
+    assert "after 3 failed attempt(s)" in caplog.records[3].getMessage()
+
+
+def test_call_with_reconnect_retries_until_it_works() -> None:
+    attempts = []
+
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise redis.exceptions.ConnectionError("down")
+        return "done"
+
+    backoff = Backoff(base_delay=0.001, max_delay=0.001)
+    errors = RedisBroker.connection_errors
+    assert call_with_reconnect(flaky, errors, threading.Event(), backoff) == "done"
+    assert len(attempts) == 3
+    assert backoff.attempts == 0
+
+
+def test_call_with_reconnect_gives_up_when_stopping() -> None:
+    stopping = threading.Event()
+
+    def down() -> None:
+        stopping.set()
+        raise redis.exceptions.TimeoutError("down")
+
+    assert call_with_reconnect(down, RedisBroker.connection_errors, stopping) is None
+
+
+def test_call_with_reconnect_lets_other_errors_through() -> None:
+    def broken() -> None:
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        call_with_reconnect(broken, RedisBroker.connection_errors, threading.Event())
