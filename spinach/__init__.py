@@ -14,6 +14,7 @@
 from .brokers.base import Broker, DeadLetter, WorkerInfo
 from .brokers.memory import MemoryBroker
 from .const import DEFAULT_NAMESPACE, DEFAULT_QUEUE
+from .context import current_job
 from .engine import Engine
 from .exc import AbortException, RetryException
 from .job import Job, JobStatus
@@ -40,6 +41,7 @@ __all__ = [
     "Tasks",
     "ThreadWorkers",
     "WorkerInfo",
+    "current_job",
 ]
 
 

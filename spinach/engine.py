@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
 import time
@@ -43,6 +44,9 @@ from .workers import ThreadWorkers, Workers
 logger = logging.getLogger("spinach.engine")
 
 _STOP = None  # sentinel ending the result notifier
+
+#: Exit status of a worker process interrupted twice, as shells report a SIGINT death.
+EXIT_INTERRUPTED = 130
 
 
 class Engine:
@@ -83,6 +87,7 @@ class Engine:
 
     @property
     def broker(self) -> Broker:
+        """The broker the engine schedules to and fetches from."""
         return self._broker
 
     @property
@@ -195,9 +200,7 @@ class Engine:
             self._running = False
             raise
         if block:
-            self._wait_for_stop_request()
-            self.stop_workers()
-            self._stopped.wait()  # stop_workers may be running in another thread
+            self._run_until_stopped()
 
     def wait_until_stopped(self, timeout: float | None = None) -> bool:
         """Wait for the workers to stop (``stop_when_queue_empty`` with ``block=False``).
@@ -255,25 +258,43 @@ class Engine:
     def _thread(self, target: Callable, role: str, *args: Any) -> threading.Thread:
         return threading.Thread(target=target, args=args, name=f"{self.namespace}-{role}")
 
-    def _wait_for_stop_request(self) -> None:
-        """Wait in the calling thread for SIGTERM/SIGINT (main thread only) or a stop."""
+    def _run_until_stopped(self) -> None:
+        """Wait for a stop request, then stop; in the main thread SIGTERM/SIGINT ask for it.
+
+        The signal handlers stay in place until the workers have stopped: a second signal
+        during a graceful shutdown exits at once (status 130) without waiting for running
+        jobs, which other workers then recover as a dead worker's.
+        """
         if threading.current_thread() is not threading.main_thread():
-            self._must_stop.wait()
+            self._stop_when_asked()
             return
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
         for sig in previous:
             signal.signal(sig, self._on_stop_signal)
         try:
-            self._must_stop.wait()
+            self._stop_when_asked()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    def _stop_when_asked(self) -> None:
+        self._must_stop.wait()
+        self.stop_workers()
+        self._stopped.wait()  # stop_workers may be running in another thread
+
     def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self._must_stop.is_set():
+            logger.warning(
+                "Received %s again: exiting at once without waiting for running jobs; "
+                "they will be recovered as a dead worker's", name,
+            )  # fmt: skip
+            logging.shutdown()
+            os._exit(EXIT_INTERRUPTED)
         logger.info(
-            "Received %s: stopping gracefully (running jobs finish first)",
-            signal.Signals(signum).name,
-        )
+            "Received %s: stopping gracefully (running jobs finish first; "
+            "send it again to exit at once)", name,
+        )  # fmt: skip
         self._must_stop.set()
 
     def stop_workers(self, _join_arbiter: bool = True) -> None:
@@ -324,7 +345,7 @@ class Engine:
         if self._must_stop.is_set():
             return True
         if self._stop_when_queue_empty and self._is_idle():
-            logger.info("Queue(s) %s empty and nothing running: stopping", self._queues)
+            logger.info("Queue(s) %s empty and nothing running: stopping", ", ".join(self._queues))
             self._must_stop.set()
             if not self._block:  # else the blocked caller of start_workers stops them
                 self._thread(self.stop_workers, "stopper").start()

@@ -1,0 +1,377 @@
+"""The ``spinach`` command: run workers and manage dead letters.
+
+Examples::
+
+    spinach worker app.tasks:spin --queue high --queue default --threads 10
+    spinach worker app.tasks --stop-when-queue-empty   # uses app.tasks.spin (or .engine)
+    spinach dead-letters list app.tasks:spin --json
+    spinach dead-letters retry app.tasks:spin --id 3f2a... --id 9b1c...
+
+``python -m spinach`` is the same command. Exit status: 0 on success, 1 when the workers
+fail to start or run, 2 for a usage error or an application that cannot be loaded, 130 when
+a second SIGINT made a stopping worker quit without waiting for its running jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from . import __version__, const
+from .brokers.base import DeadLetter
+from .engine import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # re-exported: the exit status
+from .engine import Engine
+from .job import to_datetime
+from .workers import AsyncioWorkers, ThreadWorkers
+
+logger = logging.getLogger("spinach.cli")
+
+#: Format of the worker logs: time, level, logger and thread, then the message.
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(threadName)s] %(message)s"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+#: Attributes looked up, in this order, when the application is named by its module alone.
+DEFAULT_ENGINE_NAMES = ("spin", "engine")
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+# EXIT_INTERRUPTED (130): the engine exits with it on a second signal while stopping.
+
+#: Widths of the reason and payload columns of ``dead-letters list``.
+REASON_WIDTH = 80
+PAYLOAD_WIDTH = 60
+
+
+class CLIError(Exception):
+    """A problem reported as one line on stderr, ending the command with ``status``."""
+
+    def __init__(self, message: str, status: int = EXIT_USAGE):
+        super().__init__(message)
+        self.status = status
+
+
+# -- entry point ---------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``spinach`` command with ``argv`` (default: ``sys.argv[1:]``); its exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except CLIError as exc:
+        _report_error(exc, args.log_level)
+        return exc.status
+
+
+def _report_error(exc: CLIError, log_level: str) -> None:
+    """Print ``spinach: <message>``, after the traceback of the cause at debug level."""
+    cause = exc.__cause__
+    if log_level == "debug" and cause is not None:
+        traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
+    print(f"spinach: {exc}", file=sys.stderr)
+
+
+# -- argument parsing ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the whole command, one sub-command per action."""
+    parser = argparse.ArgumentParser(
+        prog="spinach",
+        description="Spinach background jobs: run workers, manage dead letters.",
+    )
+    parser.add_argument("--version", action="version", version=f"spinach {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common_options()
+    _add_worker_parser(commands, common)
+    _add_dead_letters_parser(commands, common)
+    return parser
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """Options every sub-command takes."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "app",
+        metavar="MODULE[:ATTR]",
+        help="the Engine, as module:attribute (e.g. app.tasks:spin); a module alone means "
+        f"its attribute {' or '.join(repr(n) for n in DEFAULT_ENGINE_NAMES)}. "
+        "The current directory is searched first.",
+    )
+    common.add_argument(
+        "--namespace", metavar="NS", type=_namespace, help="use this namespace, not the engine's"
+    )
+    common.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        type=str.lower,
+        help="log level (default: info); debug also shows tracebacks of loading errors",
+    )
+    return common
+
+
+def _add_worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``worker`` sub-command."""
+    worker = commands.add_parser(
+        "worker",
+        parents=[common],
+        help="run workers executing the jobs of an Engine",
+        description="Run workers executing the jobs of an Engine until SIGTERM or SIGINT. "
+        "A signal stops gracefully: no new job is fetched, running jobs finish and are "
+        "reported, then the process exits 0. A second SIGINT (Ctrl-C) while stopping quits "
+        "at once with status 130. Each job's start, end, duration and outcome are logged.",
+    )
+    worker.add_argument(
+        "-q",
+        "--queue",
+        dest="queues",
+        action="append",
+        metavar="NAME",
+        help=f"queue to consume; repeat it for several, highest priority first "
+        f"(default: {const.DEFAULT_QUEUE})",
+    )
+    worker.add_argument(
+        "-t",
+        "--threads",
+        type=_positive_int,
+        default=const.DEFAULT_WORKER_NUMBER,
+        metavar="N",
+        help=f"jobs run at once (default: {const.DEFAULT_WORKER_NUMBER})",
+    )
+    worker.add_argument(
+        "--stop-when-queue-empty",
+        action="store_true",
+        help="stop once the queues are empty and no job runs (future jobs are not waited for)",
+    )
+    worker.add_argument(
+        "--asyncio",
+        action="store_true",
+        help="run the jobs on one asyncio event loop (AsyncioWorkers) instead of threads",
+    )
+    worker.set_defaults(handler=run_worker)
+
+
+def _add_dead_letters_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``dead-letters list|retry|purge`` sub-commands."""
+    dead_letters = commands.add_parser(
+        "dead-letters",
+        help="list, retry or purge the payloads no worker could run",
+        description="Payloads that could not be decoded or name an unknown task are set "
+        "aside as dead letters of the engine's namespace.",
+    )
+    actions = dead_letters.add_subparsers(dest="action", required=True, metavar="ACTION")
+    helps = {
+        "list": "print the dead letters, oldest first",
+        "retry": "put dead letters back in their queue",
+        "purge": "delete dead letters for good",
+    }
+    for action, help_text in helps.items():
+        parser = actions.add_parser(action, parents=[common], help=help_text)
+        parser.add_argument(
+            "--id",
+            dest="ids",
+            action="append",
+            metavar="ID",
+            help="only the dead letter of this id; repeat it for several (default: all)",
+        )
+        parser.add_argument("--json", action="store_true", help="print JSON")
+        parser.set_defaults(handler=run_dead_letters)
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _namespace(text: str) -> str:
+    """An argparse type: a non-empty namespace."""
+    if not text:
+        raise argparse.ArgumentTypeError("a namespace cannot be empty")
+    return text
+
+
+# -- loading the application ---------------------------------------------------------------
+
+
+def load_engine(spec: str) -> Engine:
+    """The Engine named by ``module:attr`` or by a module alone, importing the module.
+
+    The current directory is put first on ``sys.path``, as the application usually lives
+    there. Raises ``CLIError`` naming the module and the cause when it cannot be loaded.
+    """
+    module_name, _, attr = spec.partition(":")
+    if not module_name or (":" in spec and not attr):
+        raise CLIError(f"invalid application {spec!r}: expected MODULE or MODULE:ATTR")
+    _put_cwd_on_path()
+    module = _import(module_name)
+    if attr:
+        return _engine_attribute(module, module_name, attr)
+    for name in DEFAULT_ENGINE_NAMES:
+        if isinstance(getattr(module, name, None), Engine):
+            return getattr(module, name)
+    names = " or ".join(repr(n) for n in DEFAULT_ENGINE_NAMES)
+    raise CLIError(
+        f"module '{module_name}' has no Engine named {names}: name it as '{module_name}:ATTR'"
+    )
+
+
+def _put_cwd_on_path() -> None:
+    """Make modules of the current directory importable, ahead of installed ones."""
+    cwd = os.getcwd()
+    if sys.path[:1] not in ([cwd], [""]):
+        sys.path.insert(0, cwd)
+
+
+def _import(module_name: str) -> Any:
+    """Import a module, turning any failure into a ``CLIError`` naming the cause."""
+    try:
+        return importlib.import_module(module_name)
+    except Exception as exc:
+        cause = str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
+        raise CLIError(f"cannot import module '{module_name}': {cause}") from exc
+
+
+def _engine_attribute(module: Any, module_name: str, attr: str) -> Engine:
+    """The Engine at the (possibly dotted) attribute ``attr`` of ``module``."""
+    value = module
+    for part in attr.split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError as exc:
+            raise CLIError(f"module '{module_name}' has no attribute '{attr}'") from exc
+    if not isinstance(value, Engine):
+        raise CLIError(f"'{module_name}:{attr}' is a {type(value).__name__}, not a spinach Engine")
+    return value
+
+
+def _prepared_engine(args: argparse.Namespace) -> Engine:
+    """The engine named on the command line, with ``--namespace`` applied."""
+    engine = load_engine(args.app)
+    if args.namespace is not None:
+        engine.namespace = args.namespace
+    return engine
+
+
+# -- worker --------------------------------------------------------------------------------
+
+
+def configure_logging(level: str, stream: TextIO | None = None) -> None:
+    """Log to ``stream`` (default: stderr) at ``level`` with time, level, logger and thread."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format=LOG_FORMAT,
+        stream=stream or sys.stderr,
+        force=True,
+    )
+    logging.captureWarnings(True)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """``spinach worker``: run workers until a signal (or empty queues); the exit status."""
+    configure_logging(args.log_level)
+    engine = _prepared_engine(args)
+    try:
+        engine.start_workers(
+            number=args.threads,
+            queue=args.queues or [const.DEFAULT_QUEUE],
+            block=True,
+            stop_when_queue_empty=args.stop_when_queue_empty,
+            workers_class=AsyncioWorkers if args.asyncio else ThreadWorkers,
+        )
+    except Exception as exc:
+        raise CLIError(f"workers failed: {type(exc).__name__}: {exc}", EXIT_FAILURE) from exc
+    return 0
+
+
+# -- dead letters --------------------------------------------------------------------------
+
+
+def run_dead_letters(args: argparse.Namespace) -> int:
+    """``spinach dead-letters list|retry|purge``; the exit status."""
+    engine = _prepared_engine(args)
+    actions: dict[str, Callable[[Engine, argparse.Namespace], None]] = {
+        "list": _list_dead_letters,
+        "retry": _retry_dead_letters,
+        "purge": _purge_dead_letters,
+    }
+    try:
+        actions[args.action](engine, args)
+    except CLIError:
+        raise
+    except Exception as exc:  # e.g. the broker is unreachable
+        raise CLIError(f"{args.action} failed: {type(exc).__name__}: {exc}", EXIT_FAILURE) from exc
+    return 0
+
+
+def _list_dead_letters(engine: Engine, args: argparse.Namespace) -> None:
+    """Print the dead letters (those of ``--id`` only, when given), one per line or JSON."""
+    letters = engine.broker.list_dead_letters()
+    if args.ids:
+        wanted = set(args.ids)
+        letters = [letter for letter in letters if letter.id in wanted]
+    if args.json:
+        print(json.dumps([_letter_as_json(letter) for letter in letters], indent=2))
+    elif not letters:
+        print(f"No dead letters in namespace '{engine.namespace}'")
+    else:
+        for letter in letters:
+            print(format_dead_letter(letter))
+
+
+def _retry_dead_letters(engine: Engine, args: argparse.Namespace) -> None:
+    """Put the dead letters back in their queue and say how many."""
+    count = engine.broker.retry_dead_letters(args.ids or None)
+    _print_count(engine, args, "retried", f"Re-enqueued {count} dead letter(s)", count)
+
+
+def _purge_dead_letters(engine: Engine, args: argparse.Namespace) -> None:
+    """Delete the dead letters and say how many."""
+    count = engine.broker.purge_dead_letters(args.ids or None)
+    _print_count(engine, args, "purged", f"Purged {count} dead letter(s)", count)
+
+
+def _print_count(
+    engine: Engine, args: argparse.Namespace, key: str, message: str, count: int
+) -> None:
+    """Print the outcome of retry or purge, noting the given ids that were not found."""
+    missing = len(set(args.ids)) - count if args.ids else 0
+    if args.json:
+        print(json.dumps({key: count, "not_found": missing}))
+        return
+    note = f" ({missing} of the given ids not found)" if missing else ""
+    print(f"{message} of namespace '{engine.namespace}'{note}")
+
+
+def format_dead_letter(letter: DeadLetter) -> str:
+    """One line: id, queue, when it failed (ISO, UTC), reason, the start of the payload."""
+    failed_at = to_datetime(letter.failed_at).isoformat(timespec="seconds")
+    reason = _one_line(letter.reason, REASON_WIDTH)
+    payload = _one_line(letter.payload, PAYLOAD_WIDTH)
+    return f"{letter.id}  {letter.queue}  {failed_at}  {reason}  {payload}"
+
+
+def _letter_as_json(letter: DeadLetter) -> dict[str, Any]:
+    """A dead letter as JSON, its time as ISO UTC and its payload whole."""
+    data = letter.to_dict()
+    data["failed_at"] = to_datetime(letter.failed_at).isoformat()
+    return data
+
+
+def _one_line(text: str, width: int) -> str:
+    """``text`` on one line (control characters escaped), cut to ``width`` characters."""
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return escaped if len(escaped) <= width else escaped[: width - 3] + "..."
