@@ -1,0 +1,29 @@
+"""A Celery-compatible facade over the native spinach engine.
+
+Replace ``celery`` by ``spinach_compat`` in a codebase's imports: its tasks run as native
+spinach jobs (the job id is the Celery task id), with Celery's task API, retries, results,
+signals and eager mode. What is not supported yet raises ``UnsupportedFeature`` naming it
+(see ``migration_guide/``), never silently does nothing.
+"""
+
+from . import states
+from ._state import current_app, current_task
+from .app import Celery, shared_task
+from .app.task import Task
+from .canvas import Signature, chain, chord, group, signature
+
+__version__ = "5.7.0"
+
+__all__ = [
+    "Celery",
+    "Signature",
+    "Task",
+    "chain",
+    "chord",
+    "current_app",
+    "current_task",
+    "group",
+    "shared_task",
+    "signature",
+    "states",
+]

@@ -1,0 +1,125 @@
+"""Process-wide state: the current app and the stack of running tasks (per thread)."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app.base import Celery
+    from .app.task import Task
+
+_lock = threading.RLock()
+_current_app: Celery | None = None
+_default_app: Celery | None = None
+_apps: list[Any] = []  # weak references would do; apps live as long as the process
+_tls = threading.local()
+
+
+def set_current_app(app: Celery) -> None:
+    global _current_app
+    _current_app = app
+
+
+def get_current_app() -> Celery:
+    """The app made current last, or a default app created on first use."""
+    global _default_app
+    with _lock:
+        if _current_app is not None:
+            return _current_app
+        if _default_app is None:
+            from .app.base import Celery
+
+            _default_app = Celery("default", set_as_current=False)
+        return _default_app
+
+
+def register_app(app: Celery) -> None:
+    with _lock:
+        _apps.append(app)
+
+
+def all_apps() -> list[Celery]:
+    with _lock:
+        return list(_apps)
+
+
+def _stack() -> list[Task]:
+    stack = getattr(_tls, "tasks", None)
+    if stack is None:
+        stack = _tls.tasks = []
+    return stack
+
+
+def push_task(task: Task) -> None:
+    _stack().append(task)
+
+
+def pop_task() -> None:
+    _stack().pop()
+
+
+def get_current_task() -> Task | None:
+    """The task running in this thread, if any."""
+    stack = _stack()
+    return stack[-1] if stack else None
+
+
+class Proxy:
+    """An object standing for what ``factory()`` returns at each use."""
+
+    __slots__ = ("__factory",)
+
+    def __init__(self, factory: Any):
+        object.__setattr__(self, "_Proxy__factory", factory)
+
+    def _get_current_object(self) -> Any:
+        return self.__factory()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get_current_object(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._get_current_object(), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self._get_current_object(), name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._get_current_object()(*args, **kwargs)
+
+    def __bool__(self) -> bool:
+        return bool(self._get_current_object())
+
+    def __eq__(self, other: object) -> bool:
+        return self._get_current_object() == other
+
+    def __hash__(self) -> int:
+        return hash(self._get_current_object())
+
+    def __repr__(self) -> str:
+        try:
+            return repr(self._get_current_object())
+        except Exception:
+            return f"<Proxy unbound {self.__factory!r}>"
+
+
+current_app: Celery = Proxy(get_current_app)  # type: ignore[assignment]
+current_task: Task | None = Proxy(get_current_task)  # type: ignore[assignment]
+
+
+_shared_factories: list[Any] = []
+
+
+def connect_shared_task(factory: Any) -> None:
+    """Call ``factory(app)`` for every app, existing or created later."""
+    with _lock:
+        _shared_factories.append(factory)
+        apps = list(_apps)
+    for app in apps:
+        factory(app)
+
+
+def shared_task_factories() -> list[Any]:
+    with _lock:
+        return list(_shared_factories)

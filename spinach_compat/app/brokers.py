@@ -1,0 +1,34 @@
+"""From a Celery ``broker_url`` to a native spinach broker."""
+
+from __future__ import annotations
+
+from kombu.utils.url import url_to_parts
+
+from spinach.brokers.base import Broker
+from spinach.brokers.memory import MemoryBroker
+
+from ..exceptions import ImproperlyConfigured, UnsupportedFeature
+
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix", "redis+socket"})
+
+
+def broker_from_url(url: str | None) -> Broker:
+    """``memory://`` -> MemoryBroker; ``redis://``, ``rediss://``, ``unix://`` -> RedisBroker."""
+    if not url:
+        raise ImproperlyConfigured(
+            "no broker_url configured: spinach_compat needs 'memory://' or 'redis://...' "
+            "(Celery's default amqp:// is not supported)"
+        )
+    scheme = url_to_parts(url).scheme
+    if scheme == "memory":
+        return MemoryBroker()
+    if scheme in REDIS_SCHEMES:
+        from spinach.brokers.redis import RedisBroker  # lazily: memory users need no redis
+
+        if scheme == "redis+socket":
+            url = "unix" + url[len("redis+socket") :]
+        return RedisBroker(url)
+    raise UnsupportedFeature(
+        f"broker scheme {scheme!r} is not supported by spinach_compat: use redis:// or "
+        "memory:// (see migration_guide/)"
+    )

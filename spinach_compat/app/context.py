@@ -1,0 +1,84 @@
+"""The request of a running task: ``self.request`` in a bound task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Context:
+    """What a task knows about the current run; fields default as in Celery."""
+
+    id: str | None = None
+    task: str | None = None
+    args: Any = None
+    kwargs: Any = None
+    retries = 0
+    eta: str | None = None
+    expires: str | None = None
+    is_eager = False
+    headers: dict | None = None
+    delivery_info: dict | None = None
+    reply_to: str | None = None
+    correlation_id: str | None = None
+    root_id: str | None = None
+    parent_id: str | None = None
+    origin: str | None = None
+    group: str | None = None
+    group_index: int | None = None
+    chord = None
+    chain = None
+    callbacks = None
+    errbacks = None
+    timelimit = None
+    hostname: str | None = None
+    called_directly = True
+    ignore_result: bool | None = None
+    utc = True
+    shadow = None
+    taskset = None
+    stamped_headers = None
+    stamps = None
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self.update(*args, **kwargs)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Set fields from mappings and keyword arguments."""
+        for mapping in (*args, kwargs):
+            self.__dict__.update(mapping or {})
+
+    def clear(self) -> None:
+        self.__dict__.clear()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+    def as_execution_options(self) -> dict[str, Any]:
+        """The options that send this request again (used by ``retry``)."""
+        return {
+            "task_id": self.id,
+            "root_id": self.root_id,
+            "parent_id": self.parent_id,
+            "group_id": self.group,
+            "group_index": self.group_index,
+            "shadow": self.shadow,
+            "chord": self.chord,
+            "chain": self.chain,
+            "link": self.callbacks,
+            "link_error": self.errbacks,
+            "expires": self.expires,
+            "soft_time_limit": None,
+            "time_limit": None,
+            "headers": self.headers,
+            "retries": self.retries,
+            "reply_to": self.reply_to,
+            "replaced_task_nesting": 0,
+            "origin": self.origin,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Context: {vars(self)!r}>"
+
+    @property
+    def children(self) -> list:
+        return []

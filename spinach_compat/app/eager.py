@@ -1,0 +1,72 @@
+"""Running a task eagerly (``Task.apply``, ``task_always_eager``), as Celery does."""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING, Any
+
+from .. import states
+from .._state import get_current_task
+from .context import Context
+from .trace import trace_task
+
+if TYPE_CHECKING:
+    from ..result import EagerResult
+    from .task import Task
+
+
+def apply_eagerly(
+    task: Task,
+    args: list | tuple,
+    kwargs: dict,
+    task_id: str,
+    retries: int,
+    throw: bool | None,
+    headers: dict | None,
+    options: dict,
+) -> EagerResult:
+    """Run ``task`` here until it ends; a retry runs it again at once with retries + 1."""
+    from ..result import EagerResult
+    from .task import _check_links
+
+    app = task._get_app()
+    app.conf.check_supported()
+    _check_links(options)
+    propagate = app.conf.task_eager_propagates if throw is None else throw
+    while True:
+        request = _eager_request(task, args, kwargs, task_id, retries, headers, options)
+        outcome = trace_task(task, request, eager=True, propagate=propagate)
+        retry = outcome.retval if outcome.state == states.RETRY else None
+        if retry is None or retry.sig is None:
+            break
+        args, kwargs, retries = retry.sig.args, retry.sig.kwargs, retries + 1
+    traceback = outcome.einfo.traceback if outcome.einfo else None
+    return EagerResult(task_id, outcome.retval, outcome.state, traceback=traceback, name=task.name)
+
+
+def _eager_request(
+    task: Task,
+    args: list | tuple,
+    kwargs: dict,
+    task_id: str,
+    retries: int,
+    headers: dict | None,
+    options: dict,
+) -> Context:
+    parent = get_current_task()
+    parent_request = parent.request if parent is not None else None
+    parent_id = parent_request.id if parent_request is not None else None
+    root_id = (parent_request.root_id if parent_request is not None else None) or task_id
+    delivery_info: dict[str, Any] = {
+        "is_eager": True,
+        "exchange": options.get("exchange"),
+        "routing_key": options.get("routing_key"),
+        "priority": options.get("priority"),
+    }
+    return Context(
+        id=task_id, task=task.name, args=args, kwargs=kwargs, retries=retries, is_eager=True,
+        hostname=socket.gethostname(), headers=headers, called_directly=False,
+        parent_id=parent_id, root_id=root_id, delivery_info=delivery_info,
+        ignore_result=options.get("ignore_result", task.ignore_result), loglevel=0,
+        logfile=None, timelimit=None,
+    )  # fmt: skip

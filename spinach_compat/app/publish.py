@@ -1,0 +1,154 @@
+"""Publishing a Celery message as a native job: ``send_task`` and ``apply_async``."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .. import signals
+from .._state import get_current_task
+from ..exceptions import UnsupportedFeature
+from . import codec
+
+if TYPE_CHECKING:
+    from ..result import AsyncResult
+    from .base import Celery
+
+#: Options accepted without effect: they only tune Celery's transport or bookkeeping.
+ACCEPTED = frozenset(
+    {
+        "serializer", "shadow", "add_to_parent", "exchange", "exchange_type", "declare",
+        "delivery_mode", "mandatory", "group_id", "group_index", "chord", "chain",
+        "reply_to", "replaced_task_nesting", "retries", "result_cls", "task_type",
+        "soft_time_limit", "time_limit", "link", "link_error", "priority", "producer",
+        "connection", "root_id", "parent_id", "origin", "routing_key", "retry",
+        "retry_policy", "expires", "ignore_result",
+    }
+)  # fmt: skip
+
+#: Options that must stay None: the facade cannot honour them yet.
+MUST_BE_NONE = {
+    "link": "callbacks (link=) are not supported yet",
+    "link_error": "error callbacks (link_error=) are not supported yet",
+    "chord": "chords are not supported yet",
+    "chain": "chains are not supported yet",
+    "priority": "priorities are not supported; send urgent tasks to their own queue",
+    "time_limit": "time limits are not enforced yet",
+    "soft_time_limit": "time limits are not enforced yet",
+    "producer": "custom producers are not supported",
+    "connection": "custom connections are not supported",
+}
+
+
+def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> AsyncResult:
+    """Enqueue one native job for a Celery message; its ``AsyncResult``."""
+    from ..result import AsyncResult
+
+    task = options.pop("task_type", None) or app.tasks.get(name)
+    _check_options(options)
+    task_id = options.get("task_id") or app.uuid()
+    args, kwargs = list(args or ()), dict(kwargs or {})
+    queue = options.get("queue") or options.get("routing_key") or app.queue_of(task, name)
+    meta = _meta(app, task, task_id, options)
+    headers = {"lang": "py", "task": name, "id": task_id, "retries": 0, **meta, **meta["headers"]}
+    del headers["headers"]
+    body = (args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None})
+    policy = options.get("retry_policy") or app.conf.task_publish_retry_policy
+    signals.before_task_publish.send(
+        sender=name, body=body, exchange="", routing_key=queue, headers=headers,
+        properties={"correlation_id": task_id, "reply_to": None}, declare=[],
+        retry_policy=policy,
+    )  # fmt: skip
+    encoded_args, encoded_kwargs = codec.encode(args, kwargs)
+    at = _parse(meta["eta"]) if meta["eta"] else app.now()
+    job = app.build_native_job(name, at, encoded_args, encoded_kwargs, task_id, queue, meta)
+    retry = options.get("retry", app.conf.task_publish_retry)
+    _enqueue(app, job, policy if retry else None)
+    signals.after_task_publish.send(sender=name, body=body, exchange="", routing_key=queue)
+    return AsyncResult(task_id, app=app, task_name=name)
+
+
+def _check_options(options: dict) -> None:
+    for option, why in MUST_BE_NONE.items():
+        if options.get(option) is not None:
+            raise UnsupportedFeature(
+                f"apply_async({option}={options[option]!r}): {why} (see migration_guide/)"
+            )
+    unknown = set(options) - ACCEPTED - {"task_id", "queue", "countdown", "eta", "headers"}
+    if unknown:
+        raise UnsupportedFeature(
+            f"apply_async options not supported by spinach_compat: {sorted(unknown)} "
+            "(see migration_guide/)"
+        )
+    serializer = options.get("serializer")
+    if serializer not in (None, "json", "application/json"):
+        raise UnsupportedFeature(f"serializer {serializer!r}: only JSON is supported")
+
+
+def _meta(app: Celery, task: Any, task_id: str, options: dict) -> dict:
+    """What the worker needs of the message, carried in the job's meta."""
+    eta = _eta(app, options.get("countdown"), options.get("eta"))
+    expires = options.get("expires", task.expires if task is not None else None)
+    parent = get_current_task()
+    parent_request = parent.request if parent is not None else None
+    parent_id = parent_request.id if parent_request is not None else None
+    root_id = options.get("root_id") or (parent_request.root_id if parent_id else None)
+    return {
+        "eta": eta.isoformat() if eta else None,
+        "expires": _expires(app, expires),
+        "headers": dict(options.get("headers") or {}),
+        "ignore_result": options.get("ignore_result"),
+        "root_id": root_id or task_id,
+        "parent_id": options.get("parent_id") or parent_id,
+        "origin": app.hostname,
+    }
+
+
+def _eta(app: Celery, countdown: float | None, eta: datetime | str | None) -> datetime | None:
+    if countdown is not None:
+        return app.now() + timedelta(seconds=float(countdown))
+    if eta is None:
+        return None
+    return _aware(app, _parse(eta) if isinstance(eta, str) else eta)
+
+
+def _expires(app: Celery, expires: float | datetime | str | None) -> str | None:
+    if expires is None:
+        return None
+    if isinstance(expires, (int, float)):
+        return (app.now() + timedelta(seconds=expires)).isoformat()
+    moment = datetime.fromisoformat(expires) if isinstance(expires, str) else expires
+    return _aware(app, moment).isoformat()
+
+
+def _aware(app: Celery, moment: datetime) -> datetime:
+    """A naive datetime is in the app's timezone (UTC by default), as in Celery."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=app.timezone)
+
+
+def _parse(value: str | datetime) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _enqueue(app: Celery, job: Any, policy: dict | None) -> None:
+    """Enqueue, retrying a failing broker per ``task_publish_retry_policy``."""
+    engine = app.engine
+    attempts = int(policy.get("max_retries", 3)) if policy else 0
+    interval = float(policy.get("interval_start", 0)) if policy else 0.0
+    for attempt in range(attempts + 1):
+        try:
+            engine.schedule_jobs([job])
+            return
+        except Exception as exc:
+            if attempt >= attempts or not _is_connection_error(engine, exc):
+                raise
+        time.sleep(interval)
+        interval = min(
+            interval + float(policy.get("interval_step", 0.2)), float(policy.get("interval_max", 1))
+        )
+
+
+def _is_connection_error(engine: Any, exc: BaseException) -> bool:
+    errors = getattr(engine.broker, "connection_errors", ())
+    return isinstance(exc, (ConnectionError, *errors))

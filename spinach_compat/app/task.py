@@ -1,0 +1,322 @@
+"""The Task base class: what ``@app.task`` builds and ``self`` is in a bound task."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from .. import exceptions
+from .._state import get_current_app
+from ..exceptions import MaxRetriesExceededError, Retry, UnsupportedFeature
+from . import codec
+from .context import Context
+
+if TYPE_CHECKING:
+    from ..canvas import Signature
+    from ..result import AsyncResult, EagerResult
+    from .base import Celery
+
+__all__ = ["Context", "Task"]
+
+#: Task attributes the facade cannot honour yet: set to anything but None they raise.
+UNSUPPORTED_OPTIONS: dict[str, str] = {
+    "time_limit": "time limits are not enforced yet",
+    "soft_time_limit": "time limits are not enforced yet",
+    "rate_limit": "rate limits are not supported; use max_concurrency natively",
+    "reject_on_worker_lost": "a job with retries left is always run again after a crash",
+    "priority": "priorities are not supported; route urgent tasks to their own queue",
+    "compression": "message compression is not supported",
+    "pydantic": "pydantic argument conversion is not supported",
+    "shadow_name": "shadow names are not supported",
+}
+
+#: Task attributes taking the app's setting when left to None.
+FROM_CONFIG = (
+    ("ignore_result", "task_ignore_result"),
+    ("track_started", "task_track_started"),
+    ("acks_late", "task_acks_late"),
+    ("store_errors_even_if_ignored", "task_store_errors_even_if_ignored"),
+    ("serializer", "task_serializer"),
+)
+
+
+class Task:
+    """A Celery-style task: a singleton per name, whose ``run`` is the user's function.
+
+    ``acks_late`` is accepted for compatibility: a native job with retries left is always run
+    again when its worker dies, so tasks are at least once whatever its value.
+    """
+
+    name: str | None = None
+    app: Celery | None = None
+    typing = True
+    max_retries: int | None = 3
+    default_retry_delay = 180
+    ignore_result: bool | None = None
+    store_errors_even_if_ignored: bool | None = None
+    track_started: bool | None = None
+    acks_late: bool | None = None
+    acks_on_failure_or_timeout = True
+    serializer: str | None = None
+    expires: float | datetime | None = None
+    queue: str | None = None
+    throws: tuple = ()
+    autoretry_for: tuple = ()
+    dont_autoretry_for: tuple = ()
+    retry_kwargs: dict = {}
+    retry_backoff: bool | float = False
+    retry_backoff_max = 600
+    retry_jitter = True
+    time_limit = None
+    soft_time_limit = None
+    rate_limit = None
+    reject_on_worker_lost = None
+    priority = None
+    compression = None
+    pydantic = None
+    shadow_name = None
+    abstract = False  # Celery 3 compat attribute
+
+    MaxRetriesExceededError = MaxRetriesExceededError
+    OperationalError = exceptions.CeleryError
+    Request = Context
+
+    def __init__(self) -> None:
+        self._requests = threading.local()
+
+    # -- binding -------------------------------------------------------------------------
+
+    def bind(self, app: Celery) -> Task:
+        """Attach to ``app``: settings left to None take the app's values."""
+        self.app = app
+        for attr, setting in FROM_CONFIG:
+            if getattr(self, attr) is None:
+                setattr(self, attr, app.conf.get(setting))
+        self.check_supported()
+        return self
+
+    def check_supported(self) -> None:
+        """Raise ``UnsupportedFeature`` for an option the facade cannot honour."""
+        for option, why in UNSUPPORTED_OPTIONS.items():
+            if getattr(self, option, None) is not None:
+                raise UnsupportedFeature(
+                    f"task {self.name!r}: option {option}={getattr(self, option)!r} is not "
+                    f"supported by spinach_compat: {why} (see migration_guide/)"
+                )
+        if str(self.serializer) not in ("json", "application/json"):
+            raise UnsupportedFeature(
+                f"task {self.name!r}: serializer {self.serializer!r} is not supported, "
+                "only JSON is (see migration_guide/)"
+            )
+
+    @property
+    def backend(self) -> Any:
+        """The result backend of the app."""
+        return self._get_app().backend
+
+    def _get_app(self) -> Celery:
+        return self.app if self.app is not None else get_current_app()
+
+    # -- requests ------------------------------------------------------------------------
+
+    @property
+    def request_stack(self) -> list[Context]:
+        stack = getattr(self._requests, "stack", None)
+        if stack is None:
+            stack = self._requests.stack = []
+        return stack
+
+    def push_request(self, request: Context | None = None, **kwargs: Any) -> None:
+        self.request_stack.append(request if request is not None else Context(**kwargs))
+
+    def pop_request(self) -> None:
+        self.request_stack.pop()
+
+    @property
+    def request(self) -> Context:
+        """The request being run in this thread (a default one outside any run)."""
+        stack = self.request_stack
+        return stack[-1] if stack else Context()
+
+    def request_from_job(self, job: Any, args: list, kwargs: dict) -> Context:
+        """The request of a native job: its id, retries, and the headers in its meta."""
+        meta = job.meta or {}
+        return Context(
+            meta.get("headers") or {},
+            id=job.id, task=self.name, args=args, kwargs=kwargs, retries=job.retries,
+            eta=meta.get("eta"), expires=meta.get("expires"), called_directly=False,
+            is_eager=False, hostname=self._get_app().hostname, headers=meta.get("headers"),
+            ignore_result=meta.get("ignore_result"), root_id=meta.get("root_id") or job.id,
+            parent_id=meta.get("parent_id"), origin=meta.get("origin"), reply_to=None,
+            correlation_id=job.id, delivery_info=_delivery_info(job.queue),
+        )  # fmt: skip
+
+    # -- calling -------------------------------------------------------------------------
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task here and now, as a plain function call (``called_directly``)."""
+        from .._state import pop_task, push_task
+
+        push_task(self)
+        self.push_request(args=args, kwargs=kwargs)
+        try:
+            return self.run(*args, **kwargs)
+        finally:
+            self.pop_request()
+            pop_task()
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """The body of the task."""
+        raise NotImplementedError("Tasks must define the run method.")
+
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
+        """``apply_async(args, kwargs)``."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(
+        self,
+        args: tuple | list | None = None,
+        kwargs: dict | None = None,
+        task_id: str | None = None,
+        **options: Any,
+    ) -> AsyncResult:
+        """Send the task to a worker (or run it now in eager mode); options as Celery's."""
+        self.check_arguments(args, kwargs)
+        app = self._get_app()
+        options.setdefault("ignore_result", self.ignore_result)
+        if app.conf.task_always_eager:
+            _check_links(options)
+            args, kwargs = codec.roundtrip(args, kwargs)
+            return self.apply(args, kwargs, task_id=task_id or uuid.uuid4().hex, **options)
+        return app.send_task(self.name, args, kwargs, task_id=task_id, task_type=self, **options)
+
+    def check_arguments(self, args: Any, kwargs: Any) -> None:
+        """With ``typing`` (the default), a TypeError if the arguments do not fit ``run``."""
+        if not self.typing:
+            return
+        try:
+            signature = inspect.signature(self.run)
+        except (TypeError, ValueError):
+            return
+        try:
+            signature.bind(*(args or ()), **(kwargs or {}))
+        except TypeError as exc:
+            raise TypeError(f"{self.name}: {exc}") from None
+
+    def apply(
+        self,
+        args: tuple | list | None = None,
+        kwargs: dict | None = None,
+        task_id: str | None = None,
+        retries: int | None = None,
+        throw: bool | None = None,
+        headers: dict | None = None,
+        **options: Any,
+    ) -> EagerResult:
+        """Run the task here, blocking, as a worker would (``is_eager``); an EagerResult."""
+        from .eager import apply_eagerly
+
+        return apply_eagerly(
+            self, args or (), kwargs or {}, task_id or uuid.uuid4().hex,
+            retries or 0, throw, headers, options,
+        )  # fmt: skip
+
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
+        """The result of ``task_id``."""
+        return self._get_app().AsyncResult(task_id, task_name=self.name, **kwargs)
+
+    # -- canvas --------------------------------------------------------------------------
+
+    def signature(self, args: Any = None, *starargs: Any, **starkwargs: Any) -> Signature:
+        """A signature of this task with these arguments and options."""
+        from ..canvas import Signature
+
+        return Signature(self, args, *starargs, app=self._get_app(), **starkwargs)
+
+    subtask = signature
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """``signature(args, kwargs)``."""
+        return self.signature(args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature."""
+        return self.signature(args, kwargs, immutable=True)
+
+    # -- retry and states ----------------------------------------------------------------
+
+    def retry(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: datetime | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
+        """Retry this run: same id, retries + 1; past ``max_retries`` raise ``exc``."""
+        from .retry import retry
+
+        return retry(self, args, kwargs, exc, throw, eta, countdown, max_retries, options)
+
+    def update_state(
+        self, task_id: str | None = None, state: str | None = None, meta: Any = None, **kw: Any
+    ) -> None:
+        """Store a custom state (and its meta) for ``task_id``, this run's by default."""
+        if task_id is None:
+            task_id = self.request.id
+        self.backend.store_result(task_id, meta, state, request=self.request, **kw)
+
+    def signature_from_request(
+        self, request: Context | None = None, args: Any = None, kwargs: Any = None, **opts: Any
+    ) -> Signature:
+        """A signature running the request again (what ``retry`` sends)."""
+        request = self.request if request is None else request
+        args = request.args if args is None else args
+        kwargs = request.kwargs if kwargs is None else kwargs
+        options = {**request.as_execution_options(), **opts}
+        return self.signature(args, kwargs, options)
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        """Called before the task runs in a worker (or eagerly)."""
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        """Called after the task succeeded."""
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        """Called after the task failed."""
+
+    def on_retry(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        """Called when the task is to be retried."""
+
+    def after_return(
+        self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        """Called after the task returned (success or failure, not retry)."""
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name} of {self.app.main if self.app else None}>"
+
+
+def _delivery_info(queue: str) -> dict:
+    return {"exchange": "", "routing_key": queue, "priority": None, "redelivered": False}
+
+
+def _check_links(options: dict) -> None:
+    for option in ("link", "link_error"):
+        if options.get(option) is not None:
+            raise UnsupportedFeature(
+                f"apply_async({option}=...) is not supported by spinach_compat yet "
+                "(see migration_guide/)"
+            )

@@ -1,0 +1,229 @@
+"""Running one task attempt: request, hooks, signals, result storing, retry translation.
+
+``trace_task`` is shared by eager runs (``Task.apply``) and by the native engine, which runs
+``run_job`` as the function of each Celery-style task: there is one execution path.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import traceback as tb_module
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from spinach.context import current_job
+from spinach.exc import AbortException, RetryException
+
+from .. import signals, states
+from .._state import pop_task, push_task
+from ..exceptions import Ignore, Reject, Retry
+from . import codec
+
+if TYPE_CHECKING:
+    from .task import Context, Task
+
+logger = logging.getLogger("spinach_compat.trace")
+
+IGNORE_STATES = frozenset({states.IGNORED, states.RETRY, states.REJECTED})
+
+
+class ExceptionInfo:
+    """An exception with its traceback, as handed to ``on_failure`` and ``on_retry``."""
+
+    def __init__(self, exc: BaseException):
+        self.type = type(exc)
+        self.exception = exc
+        self.tb = exc.__traceback__
+        self.traceback = "".join(tb_module.format_exception(self.type, exc, self.tb))
+
+    def __str__(self) -> str:
+        return self.traceback
+
+    def __repr__(self) -> str:
+        return f"<ExceptionInfo: {self.exception!r}>"
+
+
+@dataclass
+class Outcome:
+    """How an attempt ended."""
+
+    state: str
+    retval: Any
+    einfo: ExceptionInfo | None = None
+
+
+def trace_task(task: Task, request: Context, *, eager: bool, propagate: bool) -> Outcome:
+    """Run one attempt of ``task`` under ``request``, as Celery's worker would."""
+    push_task(task)
+    task.push_request(request)
+    outcome = Outcome(states.PENDING, None)
+    try:
+        signals.task_prerun.send(
+            sender=task, task_id=request.id, task=task, args=request.args, kwargs=request.kwargs
+        )
+        outcome = _attempt(task, request, eager, propagate)
+        if outcome.state not in IGNORE_STATES:
+            task.after_return(
+                outcome.state, outcome.retval, request.id, request.args, request.kwargs, None
+            )
+        return outcome
+    finally:
+        try:
+            signals.task_postrun.send(
+                sender=task, task_id=request.id, task=task, args=request.args,
+                kwargs=request.kwargs, retval=outcome.retval, state=outcome.state,
+            )  # fmt: skip
+        finally:
+            task.pop_request()
+            pop_task()
+
+
+def _attempt(task: Task, request: Context, eager: bool, propagate: bool) -> Outcome:
+    store = _should_store(task, request, eager)
+    if store and not eager and task.track_started:
+        info = {"pid": os.getpid(), "hostname": request.hostname}
+        task.backend.store_result(request.id, info, states.STARTED, request=request)
+    started = time.monotonic()
+    try:
+        task.before_start(request.id, request.args, request.kwargs)
+        retval = _function(task)(*request.args, **request.kwargs)
+    except Reject as exc:
+        return Outcome(states.REJECTED, exc)
+    except Ignore as exc:
+        return Outcome(states.IGNORED, exc)
+    except Retry as exc:
+        if propagate:
+            raise
+        return _on_retry(task, request, exc, store)
+    except Exception as exc:
+        if propagate:
+            raise
+        return _on_failure(task, request, exc, store)
+    if store:
+        task.backend.mark_as_done(request.id, retval, request=request)
+    task.on_success(retval, request.id, request.args, request.kwargs)
+    signals.task_success.send(sender=task, result=retval, runtime=time.monotonic() - started)
+    return Outcome(states.SUCCESS, retval)
+
+
+def _function(task: Task) -> Any:
+    """``task.run``, or the task itself when its class overrides ``__call__`` (as Celery)."""
+    from .task import Task as BaseTask
+
+    return task if type(task).__call__ is not BaseTask.__call__ else task.run
+
+
+def _should_store(task: Task, request: Context, eager: bool) -> bool:
+    ignore = request.ignore_result if request.ignore_result is not None else task.ignore_result
+    if eager:
+        return bool(not ignore and task.app.conf.task_store_eager_result)
+    return not ignore
+
+
+def _on_retry(task: Task, request: Context, reason: Retry, store: bool) -> Outcome:
+    einfo = ExceptionInfo(reason)
+    if store:
+        task.backend.mark_as_retry(request.id, reason.exc, einfo.traceback, request=request)
+    task.on_retry(reason.exc, request.id, request.args, request.kwargs, einfo)
+    signals.task_retry.send(sender=task, request=request, reason=reason, einfo=einfo)
+    logger.info("Task %s[%s] retry: %s", task.name, request.id, reason)
+    return Outcome(states.RETRY, reason, einfo)
+
+
+def _on_failure(task: Task, request: Context, exc: Exception, store: bool) -> Outcome:
+    einfo = ExceptionInfo(exc)
+    if store or (task.store_errors_even_if_ignored and not request.is_eager):
+        task.backend.mark_as_failure(request.id, exc, einfo.traceback, request=request)
+    task.on_failure(exc, request.id, request.args, request.kwargs, einfo)
+    signals.task_failure.send(
+        sender=task, task_id=request.id, exception=exc, args=request.args,
+        kwargs=request.kwargs, traceback=einfo.tb, einfo=einfo,
+    )  # fmt: skip
+    if request.is_eager:  # in a worker, the engine logs the failure (the cause chained)
+        expected = isinstance(exc, tuple(task.throws or ()))
+        log = logger.info if expected else logger.error
+        log("Task %s[%s] raised: %r", task.name, request.id, exc, exc_info=not expected)
+    return Outcome(states.FAILURE, exc, einfo)
+
+
+# -- native jobs ---------------------------------------------------------------------------
+
+
+def run_job(task: Task, args: list, kwargs: dict) -> Any:
+    """The body of every native job of a Celery-style task (run by the engine's workers).
+
+    Success and Celery-level failure both end the native job (a failure as
+    ``AbortException``, so the engine never retries it on its own); ``Retry`` becomes
+    ``RetryException`` at the requested time, with the retried arguments put in the job.
+    """
+    job = current_job()
+    if job is None:
+        raise RuntimeError("run_job runs inside a spinach worker only")
+    args, kwargs = codec.decode(args, kwargs)
+    request = task.request_from_job(job, args, kwargs)
+    if _revoked(task, request):
+        return None
+    outcome = trace_task(task, request, eager=False, propagate=False)
+    if outcome.state == states.RETRY:
+        raise _native_retry(task, job, outcome.retval)
+    pending = getattr(request, "pending_retry", None)  # retry(throw=False)
+    if pending is not None:
+        raise _native_retry(task, job, pending)
+    if outcome.state == states.REJECTED and getattr(outcome.retval, "requeue", False):
+        raise RetryException("rejected with requeue", at=datetime.now(timezone.utc))
+    if outcome.state == states.FAILURE:
+        raise AbortException(f"task {task.name} failed: {outcome.retval!r}") from outcome.retval
+    return None
+
+
+def _revoked(task: Task, request: Context) -> bool:
+    """Whether the job must not run: revoked, or expired before it started."""
+    expired = request.expires is not None and _parse(request.expires) <= _now()
+    if not expired and task.backend.get_state(request.id) != states.REVOKED:
+        return False
+    if expired:
+        task.backend.mark_as_revoked(request.id, "expired", request=request)
+        logger.info("Task %s[%s] expired: discarded", task.name, request.id)
+    else:
+        logger.info("Task %s[%s] revoked: discarded", task.name, request.id)
+    signals.task_revoked.send(
+        sender=task, request=request, terminated=False, signum=None, expired=expired
+    )
+    return True
+
+
+def _native_retry(task: Task, job: Any, reason: Retry) -> RetryException:
+    """Put the retry's arguments and eta in the job; the exception that re-enqueues it."""
+    when = reason.when
+    if isinstance(when, datetime):
+        at = when if when.tzinfo else when.replace(tzinfo=task.app.timezone)
+    else:
+        at = _now() + timedelta(seconds=float(when or 0))
+    sig = reason.sig
+    if sig is not None:
+        job.task_args, job.task_kwargs = codec.encode(tuple(sig.args), dict(sig.kwargs))
+    job.meta = {**job.meta, "eta": at.isoformat()}
+    return RetryException(f"Retry: {reason}", at=at)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _parse(value: str | datetime) -> datetime:
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def raise_with_context(exc: BaseException) -> None:
+    """Raise ``exc``; inside an ``except`` block, chained to the exception being handled."""
+    current = sys.exc_info()[1]
+    if current is None:
+        raise exc
+    if current is exc:
+        raise exc
+    raise exc from current

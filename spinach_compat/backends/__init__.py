@@ -1,0 +1,42 @@
+"""Result backends: where task states and return values are kept, as JSON.
+
+``result_backend`` picks one: ``memory://`` (or Celery's ``cache+memory://``) keeps results
+in this process; ``redis://``, ``rediss://``, ``unix://`` keep them in Redis under the
+engine's namespace, ``{<namespace>}/result/<task id>``, for ``result_expires``. Without a
+result backend (Celery's default) results cannot be read.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kombu.utils.url import url_to_parts
+
+from ..exceptions import UnsupportedFeature
+from .base import DisabledBackend, KeyValueBackend
+
+if TYPE_CHECKING:
+    from ..app.base import Celery
+
+__all__ = ["DisabledBackend", "KeyValueBackend", "backend_from_url"]
+
+
+def backend_from_url(app: Celery, url: Any) -> Any:
+    """The result backend of a ``result_backend`` URL (None: results disabled)."""
+    if not url or url == "disabled":
+        return DisabledBackend(app)
+    if not isinstance(url, str):
+        raise UnsupportedFeature(f"result_backend {url!r}: give a memory:// or redis:// URL")
+    scheme = url_to_parts(url).scheme
+    if scheme in ("memory", "cache+memory"):
+        from .memory import MemoryBackend
+
+        return MemoryBackend(app)
+    if scheme in ("redis", "rediss", "unix"):
+        from .redis import RedisBackend
+
+        return RedisBackend(app, url)
+    raise UnsupportedFeature(
+        f"result backend {scheme!r} is not supported by spinach_compat: use redis:// or "
+        "memory:// (see migration_guide/)"
+    )

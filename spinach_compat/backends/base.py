@@ -1,0 +1,226 @@
+"""What every result backend shares: the JSON meta of a task and exceptions in JSON."""
+
+from __future__ import annotations
+
+import sys
+import time
+from abc import ABC, abstractmethod
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from kombu.utils import json as kombu_json
+
+from .. import states
+from ..exceptions import TimeoutError
+
+if TYPE_CHECKING:
+    from ..app.base import Celery
+
+
+class DisabledBackend:
+    """No result backend configured: storing does nothing, reading raises (as Celery)."""
+
+    def __init__(self, app: Celery):
+        self.app = app
+
+    def store_result(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    mark_as_done = mark_as_failure = mark_as_retry = mark_as_revoked = store_result
+
+    def is_revoked(self, task_id: str) -> bool:
+        return False
+
+    def _disabled(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            "No result backend is configured. Please set result_backend "
+            "(memory:// or redis://) to read task results."
+        )
+
+    get_task_meta = get_state = wait_for = forget = _disabled
+
+
+class KeyValueBackend(ABC):
+    """A backend keeping each task's meta as one JSON value under its own key."""
+
+    def __init__(self, app: Celery):
+        self.app = app
+
+    @property
+    def namespace(self) -> str:
+        return self.app.namespace
+
+    def key(self, task_id: str) -> str:
+        """``{<namespace>}/result/<task id>``: inside the namespace's hash tag."""
+        return f"{{{self.namespace}}}/result/{task_id}"
+
+    @property
+    def expires(self) -> float | None:
+        """Seconds a result is kept (``result_expires``), None to keep it forever."""
+        value = self.app.conf.result_expires
+        if value is None:
+            return None
+        return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+    # -- storage, per backend ------------------------------------------------------------
+
+    @abstractmethod
+    def _get(self, key: str) -> str | None:
+        """The stored value of ``key``."""
+
+    @abstractmethod
+    def _set_unless_success(self, key: str, value: str) -> bool:
+        """Store ``value`` and notify waiters, unless a SUCCESS is stored; whether stored."""
+
+    @abstractmethod
+    def _delete(self, key: str) -> None:
+        """Forget ``key``."""
+
+    @abstractmethod
+    def _wait_for_change(self, key: str, ready: Any, timeout: float) -> None:
+        """Return once ``ready()`` holds or ``timeout`` seconds passed."""
+
+    # -- storing -------------------------------------------------------------------------
+
+    def store_result(
+        self, task_id: str, result: Any, state: str, traceback: str | None = None,
+        request: Any = None, **kwargs: Any,
+    ) -> Any:  # fmt: skip
+        """Store the state of ``task_id``; a stored SUCCESS is never overwritten."""
+        if state in states.EXCEPTION_STATES and isinstance(result, BaseException):
+            result = prepare_exception(result)
+        meta = {
+            "status": state,
+            "result": result,
+            "traceback": traceback,
+            "children": [],
+            "date_done": datetime.now(timezone.utc).isoformat(),
+            "task_id": task_id,
+        }
+        if request is not None and getattr(request, "task", None):
+            meta["name"] = request.task
+        self._set_unless_success(self.key(task_id), kombu_json.dumps(meta))
+        return result
+
+    def mark_as_started(self, task_id: str, **meta: Any) -> Any:
+        return self.store_result(task_id, meta, states.STARTED)
+
+    def mark_as_done(self, task_id: str, result: Any, request: Any = None, **kw: Any) -> Any:
+        return self.store_result(task_id, result, states.SUCCESS, request=request)
+
+    def mark_as_failure(
+        self, task_id: str, exc: BaseException, traceback: str | None = None,
+        request: Any = None, **kw: Any,
+    ) -> Any:  # fmt: skip
+        return self.store_result(task_id, exc, states.FAILURE, traceback, request)
+
+    def mark_as_retry(
+        self, task_id: str, exc: BaseException | None, traceback: str | None = None,
+        request: Any = None, **kw: Any,
+    ) -> Any:  # fmt: skip
+        return self.store_result(task_id, exc, states.RETRY, traceback, request)
+
+    def mark_as_revoked(self, task_id: str, reason: str = "", request: Any = None) -> Any:
+        from ..exceptions import TaskRevokedError
+
+        exc = TaskRevokedError(reason)
+        return self.store_result(task_id, exc, states.REVOKED, None, request)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get_task_meta(self, task_id: str) -> dict[str, Any]:
+        """The stored meta of ``task_id``; an unknown id is PENDING."""
+        raw = self._get(self.key(task_id))
+        if raw is None:
+            return {"status": states.PENDING, "result": None, "traceback": None,
+                    "children": [], "date_done": None, "task_id": task_id}  # fmt: skip
+        return kombu_json.loads(raw)
+
+    def get_state(self, task_id: str) -> str:
+        return self.get_task_meta(task_id)["status"]
+
+    def is_revoked(self, task_id: str) -> bool:
+        return self.get_state(task_id) == states.REVOKED
+
+    def forget(self, task_id: str) -> None:
+        self._delete(self.key(task_id))
+
+    def wait_for(
+        self, task_id: str, timeout: float | None = None, interval: float = 0.5
+    ) -> dict[str, Any]:
+        """The meta of ``task_id`` once ready, woken by the backend's notifications.
+
+        ``interval`` only bounds each wait (a safety net should a notification be lost).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        found: dict[str, Any] = {}
+
+        def ready() -> bool:
+            found["meta"] = self.get_task_meta(task_id)
+            return found["meta"]["status"] in states.READY_STATES
+
+        while not ready():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError("The operation timed out.")
+            wait = max(interval, 1.0) if remaining is None else min(remaining, max(interval, 1.0))
+            self._wait_for_change(self.key(task_id), ready, wait)
+        return found["meta"]
+
+    def exception_to_python(self, data: Any) -> BaseException | None:
+        return exception_to_python(data)
+
+
+def prepare_exception(exc: BaseException) -> dict[str, Any]:
+    """An exception as JSON: ``{exc_type, exc_message, exc_module}`` as Celery stores it."""
+    cls = type(exc)
+    return {
+        "exc_type": getattr(cls, "__qualname__", cls.__name__),
+        "exc_message": _json_safe(list(exc.args)),
+        "exc_module": cls.__module__,
+    }
+
+
+def _json_safe(values: list) -> list:
+    safe = []
+    for value in values:
+        try:
+            kombu_json.dumps(value)
+            safe.append(value)
+        except (TypeError, ValueError):
+            safe.append(repr(value))
+    return safe
+
+
+def exception_to_python(data: Any) -> BaseException | None:
+    """Rebuild a stored exception: its own class if its module is loaded, else a stand-in.
+
+    Modules are never imported here (as in Celery), so stored data cannot make the reader
+    import code.
+    """
+    if not data:
+        return None
+    if isinstance(data, BaseException):
+        return data
+    name, module_name = data["exc_type"], data.get("exc_module")
+    cls: Any = sys.modules.get(module_name) if module_name else None
+    for part in name.split(".") if cls is not None else ():
+        cls = getattr(cls, part, None)
+    if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+        cls = _stand_in(name, module_name)
+    message = data.get("exc_message", ())
+    args = message if isinstance(message, (list, tuple)) else (message,)
+    try:
+        return cls(*args)
+    except Exception:
+        return _stand_in(name, module_name)(*args)
+
+
+_stand_ins: dict[tuple[str, str | None], type] = {}
+
+
+def _stand_in(name: str, module: str | None) -> type:
+    key = (name, module)
+    if key not in _stand_ins:
+        _stand_ins[key] = type(name.rsplit(".", 1)[-1], (Exception,), {"__module__": module or ""})
+    return _stand_ins[key]

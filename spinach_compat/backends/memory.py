@@ -1,0 +1,49 @@
+"""Results kept in this process, for tests and ``memory://`` apps."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from .. import states
+from .base import KeyValueBackend
+
+
+class MemoryBackend(KeyValueBackend):
+    """Results in a dict; waiters sleep on a condition notified at each store."""
+
+    def __init__(self, app: Any):
+        super().__init__(app)
+        self._values: dict[str, tuple[str, float | None]] = {}
+        self._changed = threading.Condition()
+
+    def _get(self, key: str) -> str | None:
+        with self._changed:
+            entry = self._values.get(key)
+            if entry is None:
+                return None
+            value, expires_at = entry
+            if expires_at is not None and time.monotonic() >= expires_at:
+                del self._values[key]
+                return None
+            return value
+
+    def _set_unless_success(self, key: str, value: str) -> bool:
+        current = self._get(key)
+        with self._changed:
+            if current is not None and json.loads(current)["status"] == states.SUCCESS:
+                return False
+            ttl = self.expires
+            self._values[key] = (value, None if ttl is None else time.monotonic() + ttl)
+            self._changed.notify_all()
+        return True
+
+    def _delete(self, key: str) -> None:
+        with self._changed:
+            self._values.pop(key, None)
+
+    def _wait_for_change(self, key: str, ready: Any, timeout: float) -> None:
+        with self._changed:
+            self._changed.wait_for(ready, timeout)

@@ -1,0 +1,191 @@
+"""Task results: ``AsyncResult`` reads the result backend, ``EagerResult`` holds a value."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import states
+from ._state import get_current_app
+from .exceptions import TaskRevokedError, UnsupportedFeature
+
+if TYPE_CHECKING:
+    from .app.base import Celery
+
+__all__ = ["AsyncResult", "EagerResult", "ResultBase"]
+
+
+class ResultBase:
+    """Base class of results."""
+
+    parent = None
+
+
+class AsyncResult(ResultBase):
+    """The state and outcome of a task id, read from the app's result backend."""
+
+    def __init__(
+        self, id: str, backend: Any = None, task_name: str | None = None,
+        app: Celery | None = None, parent: Any = None,
+    ):  # fmt: skip
+        if id is None:
+            raise ValueError(f"AsyncResult requires valid id, not {type(id)}")
+        self.app = app or get_current_app()
+        self.id = id
+        self._backend = backend
+        self.name = task_name
+        self.parent = parent
+
+    @property
+    def task_id(self) -> str:
+        return self.id
+
+    @property
+    def backend(self) -> Any:
+        return self._backend if self._backend is not None else self.app.backend
+
+    def _meta(self) -> dict[str, Any]:
+        return self.backend.get_task_meta(self.id)
+
+    @property
+    def state(self) -> str:
+        """PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED or a custom state."""
+        return self._meta()["status"]
+
+    status = state
+
+    @property
+    def result(self) -> Any:
+        """The return value, or the exception of a failed task."""
+        return self._decode(self._meta())
+
+    info = result
+
+    @property
+    def traceback(self) -> str | None:
+        return self._meta().get("traceback")
+
+    @property
+    def date_done(self) -> str | None:
+        return self._meta().get("date_done")
+
+    def _decode(self, meta: dict[str, Any]) -> Any:
+        if meta["status"] in states.EXCEPTION_STATES:
+            return self.backend.exception_to_python(meta["result"])
+        return meta["result"]
+
+    def get(
+        self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5,
+        **_: Any,
+    ) -> Any:  # fmt: skip
+        """Wait for the task to be ready; its value, or raise its exception (``propagate``).
+
+        Raises ``spinach_compat.exceptions.TimeoutError`` after ``timeout`` seconds.
+        """
+        meta = self.backend.wait_for(self.id, timeout=timeout, interval=interval)
+        value = self._decode(meta)
+        if propagate and meta["status"] in states.PROPAGATE_STATES:
+            if meta["status"] == states.REVOKED and not isinstance(value, TaskRevokedError):
+                raise TaskRevokedError(str(value))
+            raise value
+        return value
+
+    wait = get
+
+    def ready(self) -> bool:
+        return self.state in states.READY_STATES
+
+    def successful(self) -> bool:
+        return self.state == states.SUCCESS
+
+    def failed(self) -> bool:
+        return self.state == states.FAILURE
+
+    def forget(self) -> None:
+        """Delete the stored result."""
+        self.backend.forget(self.id)
+
+    def revoke(
+        self, connection: Any = None, terminate: bool = False, signal: Any = None,
+        wait: bool = False, timeout: float | None = None,
+    ) -> None:  # fmt: skip
+        """Stop the task from running: a job not started yet is discarded when fetched.
+
+        Needs a result backend (the revocation is stored there); ``terminate`` is not
+        supported (a running task is never killed).
+        """
+        if terminate:
+            raise UnsupportedFeature("revoke(terminate=True) is not supported by spinach_compat")
+        self.backend.mark_as_revoked(self.id, "revoked")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AsyncResult):
+            return other.id == self.id
+        if isinstance(other, str):
+            return other == self.id
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __str__(self) -> str:
+        return self.id
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.id}>"
+
+
+class EagerResult(AsyncResult):
+    """The result of a task run eagerly: already known, nothing stored."""
+
+    def __init__(
+        self, id: str, ret_value: Any, state: str, traceback: str | None = None,
+        name: str | None = None,
+    ):  # fmt: skip
+        self.id = id
+        self._result = ret_value
+        self._state = state
+        self._traceback = traceback
+        self.name = name
+        self.parent = None
+        self._backend = None
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    status = state
+
+    @property
+    def result(self) -> Any:
+        return self._result
+
+    info = result
+
+    @property
+    def traceback(self) -> str | None:
+        return self._traceback
+
+    def get(self, timeout: float | None = None, propagate: bool = True, **_: Any) -> Any:
+        """The value; a failure's exception is raised with ``propagate``."""
+        if self.successful():
+            return self.result
+        if self.state in states.PROPAGATE_STATES:
+            if propagate:
+                raise (
+                    self.result
+                    if isinstance(self.result, BaseException)
+                    else Exception(self.result)
+                )
+            return self.result
+        return self.result
+
+    wait = get
+
+    def ready(self) -> bool:
+        return True
+
+    def forget(self) -> None:
+        return None
+
+    def revoke(self, *args: Any, **kwargs: Any) -> None:
+        self._state = states.REVOKED

@@ -1,0 +1,38 @@
+"""Task states, with the same names and values as Celery's.
+
+``READY_STATES`` are final; a task id nobody has heard of is ``PENDING``.
+"""
+
+PENDING = "PENDING"
+RECEIVED = "RECEIVED"
+STARTED = "STARTED"
+SUCCESS = "SUCCESS"
+FAILURE = "FAILURE"
+REVOKED = "REVOKED"
+REJECTED = "REJECTED"
+RETRY = "RETRY"
+IGNORED = "IGNORED"
+
+READY_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
+UNREADY_STATES = frozenset({PENDING, RECEIVED, STARTED, REJECTED, RETRY})
+EXCEPTION_STATES = frozenset({RETRY, FAILURE, REVOKED})
+PROPAGATE_STATES = frozenset({FAILURE, REVOKED})
+
+ALL_STATES = frozenset({PENDING, RECEIVED, STARTED, SUCCESS, FAILURE, RETRY, REVOKED})
+
+__all__ = [
+    "ALL_STATES",
+    "EXCEPTION_STATES",
+    "FAILURE",
+    "IGNORED",
+    "PENDING",
+    "PROPAGATE_STATES",
+    "READY_STATES",
+    "RECEIVED",
+    "REJECTED",
+    "RETRY",
+    "REVOKED",
+    "STARTED",
+    "SUCCESS",
+    "UNREADY_STATES",
+]

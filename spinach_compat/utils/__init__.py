@@ -1,0 +1,1 @@
+"""Utilities mirroring ``celery.utils``."""

@@ -1,0 +1,116 @@
+"""The app: configuration, broker URLs, task registration and unsupported options."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+
+import spinach_compat
+from spinach import MemoryBroker
+from spinach_compat import current_app, shared_task
+from spinach_compat.exceptions import ImproperlyConfigured, UnsupportedFeature
+
+
+def test_defaults_match_celery(app):
+    conf = app.conf
+    assert conf.task_default_queue == "celery"
+    assert conf.result_expires == timedelta(days=1)
+    assert (conf.task_serializer, conf.enable_utc) == ("json", True)
+    assert (conf.task_always_eager, conf.task_eager_propagates) == (False, False)
+    conf.update(task_default_queue="other")
+    assert conf["task_default_queue"] == "other"
+
+
+def test_config_from_object_with_namespace(make_app):
+    settings = SimpleNamespace(
+        CELERY_BROKER_URL="memory://", CELERY_TASK_ALWAYS_EAGER=True, DEBUG=True,
+        CELERY_RESULT_BACKEND="memory://",
+    )  # fmt: skip
+    app = make_app(broker=None, backend=None)
+    app.config_from_object(settings, namespace="CELERY")
+    assert (app.conf.broker_url, app.conf.task_always_eager) == ("memory://", True)
+    assert "debug" not in app.conf
+
+
+def test_config_from_module_path(make_app):
+    app = make_app()
+    app.config_from_object("tests.compat.settings_module")
+    assert app.conf.task_default_queue == "from-module"
+
+
+def test_broker_urls(make_app):
+    assert isinstance(make_app().engine.broker, MemoryBroker)
+    assert make_app(main="proj").engine.namespace == "proj"
+    assert make_app(spinach_namespace="ns").engine.namespace == "ns"
+    with pytest.raises(UnsupportedFeature, match="amqp"):
+        _ = make_app(broker="amqp://guest@localhost//").engine
+    with pytest.raises(ImproperlyConfigured):
+        _ = make_app(broker=None).engine
+
+
+def test_redis_broker_url(make_app, redis_url):
+    from spinach.brokers.redis import RedisBroker
+
+    assert isinstance(make_app(broker=redis_url).engine.broker, RedisBroker)
+
+
+def test_unsupported_task_options_raise(app):
+    with pytest.raises(UnsupportedFeature, match=r"time_limit.*migration_guide"):
+
+        @app.task(time_limit=10)
+        def limited():
+            pass
+
+    @app.task
+    def plain():
+        pass
+
+    with pytest.raises(UnsupportedFeature, match="link"):
+        plain.apply_async(link=plain.s())
+    with pytest.raises(UnsupportedFeature, match="priorit"):
+        plain.apply_async(priority=5)
+    with pytest.raises(UnsupportedFeature, match="made_up"):
+        plain.apply_async(made_up=1)
+
+
+def test_unsupported_settings_raise(make_app):
+    app = make_app(task_soft_time_limit=30)
+    with pytest.raises(UnsupportedFeature, match="task_soft_time_limit"):
+        _ = app.engine
+
+
+def test_task_decorator_forms_and_current_app(app):
+    @app.task
+    def bare():
+        return 1
+
+    @app.task(name="custom.name", queue="q")
+    def named():
+        return 2
+
+    assert bare.name == f"{__name__}.bare"
+    assert (named.name, named.queue) == ("custom.name", "q")
+    assert app.tasks["custom.name"] is named
+    assert current_app._get_current_object() is app
+    assert (bare.max_retries, bare.default_retry_delay) == (3, 180)
+
+
+def test_shared_task_binds_to_the_current_app(make_app):
+    @shared_task
+    def shared(x):
+        return x * 2
+
+    app = make_app(task_always_eager=True)
+    assert shared.delay(4).get() == 8
+    assert shared.name in app.tasks
+
+
+def test_package_layout_mirrors_celery():
+    from spinach_compat.app.task import Task
+    from spinach_compat.result import AsyncResult, EagerResult  # noqa: F401
+    from spinach_compat.utils.log import get_task_logger
+
+    assert spinach_compat.Task is Task
+    assert get_task_logger("proj.tasks").parent.name == "celery.task"

@@ -1,0 +1,107 @@
+"""Result backends (memory and Redis) and AsyncResult."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from spinach_compat import states
+from spinach_compat.exceptions import TimeoutError
+
+from .conftest import WAIT
+
+
+class CustomError(Exception):
+    pass
+
+
+@pytest.fixture(params=["memory", "redis"])
+def result_app(request, make_app):
+    if request.param == "memory":
+        return make_app()
+    url = request.getfixturevalue("redis_url")
+    return make_app(broker=url, backend=url)
+
+
+def test_unknown_id_is_pending(result_app):
+    result = result_app.AsyncResult("nobody")
+    assert (result.state, result.result, result.ready()) == ("PENDING", None, False)
+
+
+def test_success_is_never_overwritten(result_app):
+    backend = result_app.backend
+    backend.mark_as_done("t", {"v": 1})
+    backend.mark_as_failure("t", ValueError("late"))
+    backend.store_result("t", None, states.STARTED)
+    result = result_app.AsyncResult("t")
+    assert (result.state, result.get(timeout=WAIT)) == ("SUCCESS", {"v": 1})
+
+
+def test_exceptions_stored_as_json_and_rebuilt(result_app):
+    result_app.backend.mark_as_failure("t", CustomError("boom", 2), "Traceback...")
+    raw = result_app.backend.get_task_meta("t")["result"]
+    assert raw == {"exc_type": "CustomError", "exc_message": ["boom", 2], "exc_module": __name__}
+    result = result_app.AsyncResult("t")
+    with pytest.raises(CustomError) as caught:
+        result.get(timeout=WAIT)
+    assert caught.value.args == ("boom", 2)
+    assert isinstance(result.get(propagate=False), CustomError)
+    assert result.traceback == "Traceback..."
+    assert result.failed()
+
+
+def test_unknown_exception_module_gets_a_stand_in(result_app):
+    data = {"exc_type": "Gone", "exc_message": ["x"], "exc_module": "not.loaded.module"}
+    exc = result_app.backend.exception_to_python(data)
+    assert type(exc).__name__ == "Gone" and exc.args == ("x",)
+
+
+def test_get_times_out(result_app):
+    with pytest.raises(TimeoutError):
+        result_app.AsyncResult("never").get(timeout=0.05)
+
+
+def test_get_is_woken_by_the_store(result_app):
+    result = result_app.AsyncResult("later")
+    started = threading.Event()
+    got = []
+
+    def wait():
+        started.set()
+        got.append(result.get(timeout=WAIT, interval=WAIT))
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    started.wait(WAIT)
+    result_app.backend.mark_as_done("later", 42)
+    waiter.join(WAIT)
+    assert got == [42]
+
+
+def test_forget(result_app):
+    result_app.backend.mark_as_done("t", 1)
+    result_app.AsyncResult("t").forget()
+    assert result_app.AsyncResult("t").state == "PENDING"
+
+
+def test_end_to_end_through_a_worker(result_app):
+    @result_app.task
+    def square(x):
+        return x * x
+
+    result_app.start_worker(concurrency=1, block=False)
+    assert square.delay(7).get(timeout=WAIT) == 49
+
+
+def test_redis_key_and_ttl(make_app, redis_url, redis_server):
+    app = make_app(main="ttlapp", broker=redis_url, backend=redis_url, result_expires=120)
+    app.backend.mark_as_done("abc", 1)
+    with redis_server.client() as client:
+        assert 0 < client.ttl("{ttlapp}/result/abc") <= 120
+
+
+def test_disabled_backend_refuses_reads(make_app):
+    app = make_app(backend=None)
+    with pytest.raises(NotImplementedError, match="result backend"):
+        app.AsyncResult("x").get()
