@@ -57,7 +57,7 @@ Connection loss
 ---------------
 Public methods raise ``redis.exceptions.ConnectionError`` / ``TimeoutError`` (listed in
 ``RedisBroker.connection_errors``) once redis-py's own retries are spent; the engine's
-loops own the waiting, with ``spinach.brokers.reconnect``. ``run_subscriber`` reconnects
+loops own the waiting, with ``spinach.outage``. ``run_subscriber`` reconnects
 by itself, with backoff, until told to stop.
 """
 
@@ -83,9 +83,9 @@ from redis.retry import Retry
 from .. import const
 from ..exc import InvalidPayloadError
 from ..job import Job, JobStatus
+from ..outage import Outage
 from ..task import Task
 from .base import Broker, Clock, DeadLetter, WorkerInfo, normalize_queues
-from .reconnect import Backoff, OutageLog
 
 logger = logging.getLogger(__name__)
 
@@ -654,17 +654,17 @@ class RedisBroker(Broker):
         also wakes the arbiter, as notifications sent meanwhile were missed.
         """
         client = self._subscriber_client()
-        backoff = Backoff(self.reconnect_base_delay, self.reconnect_max_delay)
-        outage = OutageLog(logger, f"Subscriber of worker {self.worker_id}")
+        outage = Outage(
+            f"Subscriber of worker {self.worker_id}",
+            base_delay=self.reconnect_base_delay,
+            max_delay=self.reconnect_max_delay,
+        )
         try:
             while not stopping.is_set():
                 try:
-                    self._listen(client, stopping, outage, backoff)
+                    self._listen(client, stopping, outage)
                 except Exception as exc:  # the thread must live on, whatever happened
-                    if not isinstance(exc, (*self.connection_errors, OSError)):
-                        logger.exception("Subscriber of worker %s failed", self.worker_id)
-                    outage.failed(exc)
-                    stopping.wait(backoff.next_delay())
+                    stopping.wait(outage.failed(exc))
         finally:
             client.connection_pool.disconnect()
 
@@ -672,14 +672,12 @@ class RedisBroker(Broker):
         self,
         client: redis_py.Redis,
         stopping: threading.Event,
-        outage: OutageLog,
-        backoff: Backoff,
+        outage: Outage,
     ) -> None:
         """Subscribe and relay messages until ``stopping`` or a connection error."""
         with client.pubsub(ignore_subscribe_messages=True) as pubsub:
             pubsub.subscribe(self.channel)
-            outage.recovered()
-            backoff.reset()
+            outage.succeeded()
             self.notify_local()
             while not stopping.is_set():
                 if pubsub.get_message(timeout=self.subscriber_poll_interval) is not None:
