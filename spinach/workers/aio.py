@@ -21,22 +21,13 @@ class AsyncioWorkers(Workers):
 
     def __init__(self, number: int, namespace: str, **kwargs):
         super().__init__(number, namespace, **kwargs)
-        self._lock = threading.Lock()
-        self._in_flight = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run_loop, name=f"{namespace}-asyncio-worker")
         self._thread.start()
         self._ready.wait()
 
-    @property
-    def available_slots(self) -> int:
-        with self._lock:
-            return self.number - self._in_flight
-
-    def submit_job(self, job: Job) -> None:
-        with self._lock:
-            self._in_flight += 1
+    def _start_job(self, job: Job) -> None:
         asyncio.run_coroutine_threadsafe(self._run(job), self._loop)
 
     def stop(self) -> list[Job]:
@@ -76,6 +67,5 @@ class AsyncioWorkers(Workers):
                 await asyncio.to_thread(func, *job.task_args, **job.task_kwargs)
         except BaseException as exc:  # a task's failure is the job's, never the loop's
             err = exc
-        with self._lock:
-            self._in_flight -= 1
+        self._count_in_flight(-1)
         self._job_ended(job, started, err)

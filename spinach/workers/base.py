@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -44,15 +45,27 @@ class Workers(ABC):
         self._clock = clock
         self._on_job_done = on_job_done
         self._backoff = backoff
+        self._slots_lock = threading.Lock()
+        self._in_flight = 0  # jobs submitted and not yet ended
 
     @property
-    @abstractmethod
     def available_slots(self) -> int:
         """How many more jobs the pool can take now."""
+        with self._slots_lock:
+            return self.number - self._in_flight
 
-    @abstractmethod
     def submit_job(self, job: Job) -> None:
         """Run ``job`` (its ``task_func`` set) as soon as a worker is free."""
+        self._count_in_flight(1)
+        self._start_job(job)
+
+    def _count_in_flight(self, delta: int) -> None:
+        with self._slots_lock:
+            self._in_flight += delta
+
+    @abstractmethod
+    def _start_job(self, job: Job) -> None:
+        """Hand a submitted job to a worker."""
 
     @abstractmethod
     def stop(self) -> list[Job]:

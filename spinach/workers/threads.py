@@ -25,8 +25,6 @@ class ThreadWorkers(Workers):
     def __init__(self, number: int, namespace: str, **kwargs):
         super().__init__(number, namespace, **kwargs)
         self._in_queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._in_flight = 0
         self._threads = [
             threading.Thread(
                 target=self._work, name=f"{namespace}-worker-{i}", args=(f"worker-{i}",)
@@ -36,14 +34,7 @@ class ThreadWorkers(Workers):
         for thread in self._threads:
             thread.start()
 
-    @property
-    def available_slots(self) -> int:
-        with self._lock:
-            return self.number - self._in_flight
-
-    def submit_job(self, job: Job) -> None:
-        with self._lock:
-            self._in_flight += 1
+    def _start_job(self, job: Job) -> None:
         self._in_queue.put(job)
 
     def stop(self) -> list[Job]:
@@ -65,8 +56,7 @@ class ThreadWorkers(Workers):
                 break
             if job is not _STOP:
                 unstarted.append(job)
-        with self._lock:
-            self._in_flight -= len(unstarted)
+        self._count_in_flight(-len(unstarted))
         return unstarted
 
     def _work(self, name: str) -> None:
@@ -89,6 +79,5 @@ class ThreadWorkers(Workers):
             err = exc
         finally:
             _current_job.reset(token)
-        with self._lock:
-            self._in_flight -= 1
+        self._count_in_flight(-1)
         self._job_ended(job, started, err)
