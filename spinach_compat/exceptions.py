@@ -1,7 +1,7 @@
 """Exceptions a Celery codebase imports, under the same names.
 
-``SoftTimeLimitExceeded`` and ``TimeLimitExceeded`` exist so imports and ``except`` clauses
-keep working; time limits themselves are not enforced yet (see ``migration_guide/``).
+``SoftTimeLimitExceeded`` and ``TimeLimitExceeded`` are raised by the time limits of
+``spinach_compat.app.timelimits``.
 """
 
 from __future__ import annotations
@@ -138,14 +138,14 @@ class TimeoutError(CeleryError):
 
 
 class SoftTimeLimitExceeded(Exception):
-    """Defined for imports only: soft time limits are not enforced yet."""
+    """Raised inside a task that ran past its soft time limit; it may catch it to clean up."""
 
     def __str__(self) -> str:
         return "SoftTimeLimitExceeded" + (f"{self.args!r}" if self.args else "()")
 
 
 class TimeLimitExceeded(Exception):
-    """Defined for imports only: hard time limits are not enforced yet."""
+    """A task ran past its hard time limit: the run failed (args: the limit, seconds)."""
 
 
 class WorkerLostError(Exception):

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import states
 from ._state import get_current_app
-from .exceptions import TaskRevokedError, UnsupportedFeature
+from .exceptions import TaskRevokedError
 
 if TYPE_CHECKING:
     from .app.base import Celery
@@ -108,14 +108,8 @@ class AsyncResult(ResultBase):
         self, connection: Any = None, terminate: bool = False, signal: Any = None,
         wait: bool = False, timeout: float | None = None,
     ) -> None:  # fmt: skip
-        """Stop the task from running: a job not started yet is discarded when fetched.
-
-        Needs a result backend (the revocation is stored there); ``terminate`` is not
-        supported (a running task is never killed).
-        """
-        if terminate:
-            raise UnsupportedFeature("revoke(terminate=True) is not supported by spinach_compat")
-        self.backend.mark_as_revoked(self.id, "revoked")
+        """Revoke the task (``app.control.revoke``): every worker discards it when fetched."""
+        self.app.control.revoke(self.id, terminate=terminate, signal=signal)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, AsyncResult):

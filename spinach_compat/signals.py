@@ -5,14 +5,19 @@ Receivers are called as ``receiver(sender=..., signal=..., **kwargs)``; connect 
 or task object). Unlike Celery's default, a receiver that raises is logged and skipped, so a
 broken receiver never fails a task.
 
-Sent by the facade: ``before_task_publish``, ``after_task_publish``, ``task_prerun``,
+Sent by the facade: ``before_task_publish``, ``after_task_publish``, ``task_received`` (when
+a worker starts the job, after the revocation check; sender None), ``task_prerun``,
 ``task_postrun``, ``task_success``, ``task_failure``, ``task_retry``, ``task_revoked``,
-``task_internal_error``.
+``task_unknown`` (a fetched job names no registered task: it is dead-lettered),
+``task_internal_error``; by the worker command (``spinach_compat.worker``):
+``celeryd_init``, ``setup_logging``, ``after_setup_logger``, ``after_setup_task_logger``,
+``import_modules``, ``worker_init``, ``celeryd_after_setup``, ``worker_process_init`` (once
+per worker process: tasks run in its threads), ``worker_ready``, ``worker_shutting_down``,
+``worker_process_shutdown``, ``worker_shutdown``.
 
-Defined so that imports and ``connect`` keep working, but **not sent yet**:
-``task_received``, ``task_rejected``, ``task_unknown``, ``task_sent``, the worker signals
-(``worker_init``, ``worker_ready``, ``worker_process_init``, ``worker_shutdown``, ...), the
-beat signals and the logging signals (``setup_logging``, ...).
+Defined so that imports and ``connect`` keep working, but **not sent**: ``task_rejected``,
+``task_sent``, ``worker_before_create_process``, ``heartbeat_sent``, the beat signals (there
+is no beat process) and ``user_preload_options``.
 """
 
 from __future__ import annotations
@@ -142,25 +147,25 @@ task_internal_error = Signal(
     "traceback, einfo).",
 )
 
-# -- defined, not sent yet -----------------------------------------------------------------
-task_received = Signal("task_received", doc="Not sent yet.")
-task_rejected = Signal("task_rejected", doc="Not sent yet.")
-task_unknown = Signal("task_unknown", doc="Not sent yet.")
+# -- worker signals, and those defined but not sent ---------------------------------
+task_received = Signal("task_received", doc="Sent, as Celery's.")
+task_rejected = Signal("task_rejected", doc="Not sent.")
+task_unknown = Signal("task_unknown", doc="Sent, as Celery's.")
 task_sent = Signal("task_sent", doc="Not sent yet (deprecated in Celery).")
-celeryd_init = Signal("celeryd_init", doc="Not sent yet.")
-celeryd_after_setup = Signal("celeryd_after_setup", doc="Not sent yet.")
-import_modules = Signal("import_modules", doc="Not sent yet.")
-worker_init = Signal("worker_init", doc="Not sent yet.")
-worker_before_create_process = Signal("worker_before_create_process", doc="Not sent yet.")
-worker_process_init = Signal("worker_process_init", doc="Not sent yet.")
-worker_process_shutdown = Signal("worker_process_shutdown", doc="Not sent yet.")
-worker_ready = Signal("worker_ready", doc="Not sent yet.")
-worker_shutdown = Signal("worker_shutdown", doc="Not sent yet.")
-worker_shutting_down = Signal("worker_shutting_down", doc="Not sent yet.")
-heartbeat_sent = Signal("heartbeat_sent", doc="Not sent yet.")
-setup_logging = Signal("setup_logging", doc="Not sent yet.")
-after_setup_logger = Signal("after_setup_logger", doc="Not sent yet.")
-after_setup_task_logger = Signal("after_setup_task_logger", doc="Not sent yet.")
-beat_init = Signal("beat_init", doc="Not sent yet.")
-beat_embedded_init = Signal("beat_embedded_init", doc="Not sent yet.")
-user_preload_options = Signal("user_preload_options", doc="Not sent yet.")
+celeryd_init = Signal("celeryd_init", doc="Sent, as Celery's.")
+celeryd_after_setup = Signal("celeryd_after_setup", doc="Sent, as Celery's.")
+import_modules = Signal("import_modules", doc="Sent, as Celery's.")
+worker_init = Signal("worker_init", doc="Sent, as Celery's.")
+worker_before_create_process = Signal("worker_before_create_process", doc="Not sent.")
+worker_process_init = Signal("worker_process_init", doc="Sent, as Celery's.")
+worker_process_shutdown = Signal("worker_process_shutdown", doc="Sent, as Celery's.")
+worker_ready = Signal("worker_ready", doc="Sent, as Celery's.")
+worker_shutdown = Signal("worker_shutdown", doc="Sent, as Celery's.")
+worker_shutting_down = Signal("worker_shutting_down", doc="Sent, as Celery's.")
+heartbeat_sent = Signal("heartbeat_sent", doc="Not sent.")
+setup_logging = Signal("setup_logging", doc="Sent, as Celery's.")
+after_setup_logger = Signal("after_setup_logger", doc="Sent, as Celery's.")
+after_setup_task_logger = Signal("after_setup_task_logger", doc="Sent, as Celery's.")
+beat_init = Signal("beat_init", doc="Not sent.")
+beat_embedded_init = Signal("beat_embedded_init", doc="Not sent.")
+user_preload_options = Signal("user_preload_options", doc="Not sent.")

@@ -17,6 +17,7 @@ from spinach.job import Job
 from .. import _state
 from ..exceptions import ImproperlyConfigured
 from .defaults import DEFAULTS, Settings, from_object
+from .engine import CompatEngine
 from .publish import publish
 from .task import Task
 
@@ -54,6 +55,8 @@ class Celery:
         self._engine: Engine | None = None
         self._lock = threading.RLock()
         self._backend: Any = None
+        self._control: Any = None
+        self._loader: Any = None
         self.hostname = f"celery@{socket.gethostname()}"
         self.Task = type("Task", (Task,), {"app": self, "__module__": __name__})
         if set_as_current:
@@ -76,15 +79,27 @@ class Celery:
         """Read settings from an object or 'module:attr' path (lazily, as Celery)."""
         self._pending_config.append((obj, namespace))
 
-    def autodiscover_tasks(self, packages: Any = None, related_name: str = "tasks", **_: Any):
-        """Import ``<package>.tasks`` of each package, now (Celery does it lazily)."""
-        packages = packages() if callable(packages) else packages or ()
-        for package in packages:
-            try:
-                importlib.import_module(f"{package}.{related_name}")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{package}.{related_name}":
-                    raise
+    def autodiscover_tasks(
+        self, packages: Any = None, related_name: str = "tasks", force: bool = False, **_: Any
+    ) -> None:
+        """Import ``<package>.tasks`` of each package: when a worker starts (lazily, as
+        Celery), or now with ``force``. Without packages, Django's installed apps."""
+        from .loader import autodiscover
+
+        if force:
+            autodiscover(packages, related_name)
+        else:
+            self.loader.pending_autodiscover.append((packages, related_name))
+
+    @property
+    def loader(self) -> Any:
+        """``app.loader``: imports ``imports``, ``include`` and autodiscovered modules."""
+        with self._lock:
+            if self._loader is None:
+                from .loader import Loader
+
+                self._loader = Loader(self)
+        return self._loader
 
     @property
     def timezone(self) -> tzinfo:
@@ -191,7 +206,7 @@ class Celery:
 
                 self.conf.check_supported()
                 broker = broker_from_url(self.conf.broker_url)
-                engine = Engine(broker, namespace=self.namespace)
+                engine = CompatEngine(broker, namespace=self.namespace)
                 engine.attach_tasks(self._native)
                 self._engine = engine
         return self._engine
@@ -202,16 +217,34 @@ class Celery:
         return self.conf.spinach_namespace or self.main or "celery"
 
     def start_worker(
-        self, concurrency: int = 4, queues: Sequence[str] | None = None, block: bool = True
-    ) -> None:
-        """Run the engine's workers on ``queues`` (default: every queue of the app)."""
+        self, concurrency: int = 4, queues: Sequence[str] | None = None, block: bool = True,
+        nodename: str | None = None,
+    ) -> None:  # fmt: skip
+        """Run the engine's workers on ``queues`` (default: every queue of the app).
+
+        ``nodename`` (``-n``) names the worker in ``inspect()`` replies.
+        """
+        from .control import worker_id_for
+
+        self.register_beat_schedule()
         queues = list(queues or self.all_queues())
-        self.engine.start_workers(number=concurrency, queue=queues, block=block)
+        engine = self.engine
+        worker_id = engine.broker.worker_id = worker_id_for(nodename or self.hostname)
+        names = sorted(n for n in self._tasks if not n.startswith("celery."))
+        self.control.registry.announce(worker_id, names)
+        engine.start_workers(number=concurrency, queue=queues, block=block)
+
+    def register_beat_schedule(self) -> list[str]:
+        """Make the ``beat_schedule`` entries native periodic tasks (see ``app.beat``)."""
+        from .beat import register_beat_schedule
+
+        return register_beat_schedule(self)
 
     def stop_worker(self) -> None:
         """Stop the workers gracefully (running tasks finish first)."""
         if self._engine is not None:
             self._engine.stop_workers()
+            self.control.registry.forget(self._engine.broker.worker_id)
 
     def all_queues(self) -> list[str]:
         """task_default_queue, then task_queues, then the queues of registered tasks."""
@@ -220,6 +253,16 @@ class Celery:
             names.append(getattr(queue, "name", queue))
         names += [self.queue_of(task) for task in self._tasks.values()]
         return list(dict.fromkeys(names))
+
+    @property
+    def control(self) -> Any:
+        """``app.control``: revoke, inspect, purge (see ``spinach_compat.app.control``)."""
+        with self._lock:
+            if self._control is None:
+                from .control import Control
+
+                self._control = Control(self)
+        return self._control
 
     @property
     def backend(self) -> Any:

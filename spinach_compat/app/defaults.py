@@ -5,15 +5,18 @@ maps ``CELERY_BROKER_URL`` to ``broker_url`` and so on.
 
 Honoured: broker_url, result_backend, result_expires, task_default_queue, task_always_eager,
 task_eager_propagates, task_ignore_result, task_track_started, task_routes (dict form),
-task_queues (their names), timezone, enable_utc, spinach_namespace (the engine's namespace;
-default: the app's ``main`` name or 'celery').
+task_queues (their names), task_time_limit and task_soft_time_limit (see
+``spinach_compat.app.timelimits``), beat_schedule (see ``spinach_compat.app.beat``),
+timezone, enable_utc, spinach_namespace (the engine's namespace; default: the app's ``main``
+name or 'celery').
 
 Accepted because the native engine already behaves that way or they only tune Celery's
 transport: task_serializer/result_serializer/accept_content as long as they are JSON,
 task_acks_late (a job with retries left is always run again after a worker crash),
 worker_prefetch_multiplier (the engine fetches only for free workers), broker_transport_options,
-broker_connection_retry*, task_publish_retry*, imports/include, beat_* (beat comes later),
-worker_* logging and concurrency settings (given to the worker command later).
+broker_connection_retry*, task_publish_retry*, imports/include, beat_max_loop_interval (the
+native engine schedules), worker_concurrency and worker_hijack_root_logger (read by the
+worker command), other worker_* settings.
 
 Refused with ``UnsupportedFeature`` when set to anything but their default, so that nothing
 is silently ignored: see ``UNSUPPORTED`` below and ``migration_guide/``.
@@ -82,8 +85,6 @@ DEFAULTS: dict[str, Any] = {
 
 #: Settings the facade cannot honour yet, with what to do instead.
 UNSUPPORTED: dict[str, str] = {
-    "task_time_limit": "time limits are not enforced yet",
-    "task_soft_time_limit": "time limits are not enforced yet",
     "task_default_rate_limit": "rate limits are not supported; use max_concurrency natively",
     "task_annotations": "task annotations are not supported",
     "task_default_priority": "priorities are not supported; route urgent tasks to a queue",

@@ -34,8 +34,6 @@ MUST_BE_NONE = {
     "chord": "chords are not supported yet",
     "chain": "chains are not supported yet",
     "priority": "priorities are not supported; send urgent tasks to their own queue",
-    "time_limit": "time limits are not enforced yet",
-    "soft_time_limit": "time limits are not enforced yet",
     "producer": "custom producers are not supported",
     "connection": "custom connections are not supported",
 }
@@ -102,7 +100,14 @@ def _meta(app: Celery, task: Any, task_id: str, options: dict) -> dict:
         "root_id": root_id or task_id,
         "parent_id": options.get("parent_id") or parent_id,
         "origin": app.hostname,
+        "timelimit": _timelimit(options),
     }
+
+
+def _timelimit(options: dict) -> list | None:
+    """Celery's ``timelimit`` header, ``[hard, soft]``, of per-call limits."""
+    hard, soft = options.get("time_limit"), options.get("soft_time_limit")
+    return None if hard is None and soft is None else [hard, soft]
 
 
 def _eta(app: Celery, countdown: float | None, eta: datetime | str | None) -> datetime | None:

@@ -23,8 +23,6 @@ __all__ = ["Context", "Task"]
 
 #: Task attributes the facade cannot honour yet: set to anything but None they raise.
 UNSUPPORTED_OPTIONS: dict[str, str] = {
-    "time_limit": "time limits are not enforced yet",
-    "soft_time_limit": "time limits are not enforced yet",
     "rate_limit": "rate limits are not supported; use max_concurrency natively",
     "reject_on_worker_lost": "a job with retries left is always run again after a crash",
     "priority": "priorities are not supported; route urgent tasks to their own queue",
@@ -152,6 +150,7 @@ class Task:
             ignore_result=meta.get("ignore_result"), root_id=meta.get("root_id") or job.id,
             parent_id=meta.get("parent_id"), origin=meta.get("origin"), reply_to=None,
             correlation_id=job.id, delivery_info=_delivery_info(job.queue),
+            timelimit=meta.get("timelimit"),
         )  # fmt: skip
 
     # -- calling -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from .. import signals, states
 from .._state import pop_task, push_task
 from ..exceptions import Ignore, Reject, Retry
 from . import codec
+from .timelimits import call_with_limits
 
 if TYPE_CHECKING:
     from .task import Context, Task
@@ -83,14 +84,15 @@ def trace_task(task: Task, request: Context, *, eager: bool, propagate: bool) ->
 
 
 def _attempt(task: Task, request: Context, eager: bool, propagate: bool) -> Outcome:
-    store = _should_store(task, request, eager)
+    store = should_store(task, request, eager)
     if store and not eager and task.track_started:
         info = {"pid": os.getpid(), "hostname": request.hostname}
         task.backend.store_result(request.id, info, states.STARTED, request=request)
     started = time.monotonic()
     try:
         task.before_start(request.id, request.args, request.kwargs)
-        retval = _function(task)(*request.args, **request.kwargs)
+        function = _function(task)
+        retval = call_with_limits(task, request, lambda: function(*request.args, **request.kwargs))
     except Reject as exc:
         return Outcome(states.REJECTED, exc)
     except Ignore as exc:
@@ -117,7 +119,7 @@ def _function(task: Task) -> Any:
     return task if type(task).__call__ is not BaseTask.__call__ else task.run
 
 
-def _should_store(task: Task, request: Context, eager: bool) -> bool:
+def should_store(task: Task, request: Context, eager: bool) -> bool:
     ignore = request.ignore_result if request.ignore_result is not None else task.ignore_result
     if eager:
         return bool(not ignore and task.app.conf.task_store_eager_result)
@@ -167,6 +169,7 @@ def run_job(task: Task, args: list, kwargs: dict) -> Any:
     request = task.request_from_job(job, args, kwargs)
     if _revoked(task, request):
         return None
+    signals.task_received.send(sender=None, request=request)
     outcome = trace_task(task, request, eager=False, propagate=False)
     if outcome.state == states.RETRY:
         raise _native_retry(task, job, outcome.retval)
@@ -183,10 +186,10 @@ def run_job(task: Task, args: list, kwargs: dict) -> Any:
 def _revoked(task: Task, request: Context) -> bool:
     """Whether the job must not run: revoked, or expired before it started."""
     expired = request.expires is not None and _parse(request.expires) <= _now()
-    if not expired and task.backend.get_state(request.id) != states.REVOKED:
+    if not expired and not task.app.control.is_revoked(request.id):
         return False
+    task.backend.mark_as_revoked(request.id, "expired" if expired else "revoked", request=request)
     if expired:
-        task.backend.mark_as_revoked(request.id, "expired", request=request)
         logger.info("Task %s[%s] expired: discarded", task.name, request.id)
     else:
         logger.info("Task %s[%s] revoked: discarded", task.name, request.id)

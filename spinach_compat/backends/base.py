@@ -39,6 +39,10 @@ class DisabledBackend:
 
     get_task_meta = get_state = wait_for = forget = _disabled
 
+    def get_state_or_none(self, task_id: str) -> str | None:
+        """None: nothing is stored without a backend."""
+        return None
+
 
 class KeyValueBackend(ABC):
     """A backend keeping each task's meta as one JSON value under its own key."""
@@ -138,6 +142,10 @@ class KeyValueBackend(ABC):
 
     def get_state(self, task_id: str) -> str:
         return self.get_task_meta(task_id)["status"]
+
+    def get_state_or_none(self, task_id: str) -> str | None:
+        """The stored state of ``task_id`` (PENDING when unknown)."""
+        return self.get_state(task_id)
 
     def is_revoked(self, task_id: str) -> bool:
         return self.get_state(task_id) == states.REVOKED

@@ -57,9 +57,9 @@ def test_redis_broker_url(make_app, redis_url):
 
 
 def test_unsupported_task_options_raise(app):
-    with pytest.raises(UnsupportedFeature, match=r"time_limit.*migration_guide"):
+    with pytest.raises(UnsupportedFeature, match=r"rate_limit.*migration_guide"):
 
-        @app.task(time_limit=10)
+        @app.task(rate_limit="10/m")
         def limited():
             pass
 
@@ -76,8 +76,8 @@ def test_unsupported_task_options_raise(app):
 
 
 def test_unsupported_settings_raise(make_app):
-    app = make_app(task_soft_time_limit=30)
-    with pytest.raises(UnsupportedFeature, match="task_soft_time_limit"):
+    app = make_app(task_default_rate_limit="10/s")
+    with pytest.raises(UnsupportedFeature, match="task_default_rate_limit"):
         _ = app.engine
 
 

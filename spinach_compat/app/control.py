@@ -1,0 +1,293 @@
+"""``app.control``: revoking tasks, inspecting workers and purging queues.
+
+Revocations are stored next to the jobs, not in worker memory as in Celery: with a Redis
+broker in the sorted set ``{<namespace>}/compat/revoked`` (task id scored by the time the
+revocation expires, ``revoke_expires`` seconds, 3 hours by default as Celery's
+``REVOKE_EXPIRES``), with ``memory://`` in the app. So every worker, including one started
+after the revocation or restarted, honours it: a revoked id is discarded when a worker
+fetches it, and its result becomes REVOKED at once.
+
+``inspect()`` answers from the broker's bookkeeping (live workers and their heartbeats,
+running jobs, jobs due later), not by a broadcast round trip: a worker answers ``ping``
+while it heartbeats. Replies are keyed by node name (``-n``, default ``celery@<host>``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .. import states
+from ..exceptions import UnsupportedFeature
+
+if TYPE_CHECKING:
+    from spinach.brokers.base import Broker, WorkerInfo
+    from spinach.job import Job
+
+    from .base import Celery
+
+#: Seconds a revocation is remembered (Celery's worker keeps revoked ids for 3 hours).
+REVOKE_EXPIRES = 3 * 3600.0
+
+#: Separates the node name from the unique part of a native worker id.
+NODE_SEPARATOR = "/"
+
+
+def node_of(worker_id: str) -> str:
+    """The node name of a native worker id made by ``worker_id_for`` (else the id itself)."""
+    return worker_id.rsplit(NODE_SEPARATOR, 1)[0] if NODE_SEPARATOR in worker_id else worker_id
+
+
+def worker_id_for(nodename: str) -> str:
+    """A unique native worker id carrying the node name (two workers may share a name)."""
+    return f"{nodename}{NODE_SEPARATOR}{uuid.uuid4().hex[:12]}"
+
+
+class RevokedStore:
+    """Revoked task ids, shared by every worker of the app's broker."""
+
+    def __init__(self, app: Celery, expires: float = REVOKE_EXPIRES):
+        self.app = app
+        self.expires = expires
+        self._local: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _redis(self) -> Any:
+        return getattr(self.app.engine.broker, "redis", None)
+
+    @property
+    def key(self) -> str:
+        return f"{{{self.app.namespace}}}/compat/revoked"
+
+    def add(self, task_ids: Iterable[str]) -> None:
+        """Remember these ids as revoked for ``expires`` seconds."""
+        now = time.time()
+        until = now + self.expires
+        client = self._redis()
+        if client is None:
+            with self._lock:
+                self._local.update(dict.fromkeys(task_ids, until))
+            return
+        pipe = client.pipeline(transaction=True)
+        pipe.zadd(self.key, dict.fromkeys(task_ids, until))
+        pipe.zremrangebyscore(self.key, "-inf", now)
+        pipe.execute()
+
+    def __contains__(self, task_id: object) -> bool:
+        client = self._redis()
+        if client is None:
+            with self._lock:
+                until = self._local.get(str(task_id))
+        else:
+            until = client.zscore(self.key, str(task_id))
+        return until is not None and until > time.time()
+
+
+class Registry:
+    """The tasks each worker process registered, for ``inspect().registered()``: the hash
+    ``{<namespace>}/compat/registered`` (worker id -> JSON list), or in the app."""
+
+    def __init__(self, app: Celery):
+        self.app = app
+        self._local: dict[str, list[str]] = {}
+
+    @property
+    def key(self) -> str:
+        return f"{{{self.app.namespace}}}/compat/registered"
+
+    def _redis(self) -> Any:
+        return getattr(self.app.engine.broker, "redis", None)
+
+    def announce(self, worker_id: str, names: list[str]) -> None:
+        client = self._redis()
+        if client is None:
+            self._local[worker_id] = list(names)
+        else:
+            client.hset(self.key, worker_id, json.dumps(names))
+
+    def forget(self, worker_id: str) -> None:
+        client = self._redis()
+        if client is None:
+            self._local.pop(worker_id, None)
+        else:
+            client.hdel(self.key, worker_id)
+
+    def of(self, worker_id: str) -> list[str]:
+        client = self._redis()
+        if client is None:
+            return list(self._local.get(worker_id, []))
+        raw = client.hget(self.key, worker_id)
+        return json.loads(raw) if raw else []
+
+
+class Control:
+    """What ``app.control`` offers: revoke, inspect, purge, ping."""
+
+    def __init__(self, app: Celery):
+        self.app = app
+        self.revoked = RevokedStore(app)
+        self.registry = Registry(app)
+
+    def revoke(
+        self, task_id: str | Iterable[str], destination: Any = None, terminate: bool = False,
+        signal: Any = None, **kwargs: Any,
+    ) -> None:  # fmt: skip
+        """Revoke task ids: each is discarded when fetched, and its result is REVOKED."""
+        if terminate:
+            raise UnsupportedFeature(
+                "revoke(terminate=True) is not supported by spinach_compat: a running task "
+                "is never killed; use soft_time_limit (see migration_guide/)"
+            )
+        ids = [task_id] if isinstance(task_id, str) else list(task_id)
+        self.revoked.add(ids)
+        for one in ids:
+            if self.app.backend.get_state_or_none(one) not in states.READY_STATES:
+                self.app.backend.mark_as_revoked(one, "revoked")
+
+    def is_revoked(self, task_id: str) -> bool:
+        """Whether ``task_id`` was revoked (and the revocation has not expired)."""
+        return task_id in self.revoked
+
+    def inspect(self, destination: Iterable[str] | None = None, timeout: float = 1.0,
+                **kwargs: Any) -> Inspect:  # fmt: skip
+        """An ``Inspect`` of the live workers (those named in ``destination`` only)."""
+        return Inspect(self.app, destination)
+
+    def ping(self, destination: Iterable[str] | None = None, **kwargs: Any) -> list[dict]:
+        """``[{node: {'ok': 'pong'}}, ...]`` of the live workers, as Celery's."""
+        return [{node: reply} for node, reply in (self.inspect(destination).ping() or {}).items()]
+
+    def purge(self, queues: Iterable[str] | None = None) -> int:
+        """Discard the jobs waiting in ``queues`` (default: the app's); how many."""
+        return purge_queues(self.app, list(queues or self.app.all_queues()))
+
+
+class Inspect:
+    """Celery's ``inspect()`` built on the broker's inspection API.
+
+    Every method returns ``{node name: reply}``, or None when no worker is alive (as
+    Celery when no node replied).
+    """
+
+    def __init__(self, app: Celery, destination: Iterable[str] | None = None):
+        self.app = app
+        self.destination = None if destination is None else set(destination)
+
+    @property
+    def broker(self) -> Broker:
+        return self.app.engine.broker
+
+    def _live(self) -> list[WorkerInfo]:
+        broker = self.broker
+        oldest = broker.now() - broker.dead_worker_threshold
+        live = [w for w in broker.workers() if w.last_heartbeat >= oldest]
+        if self.destination is not None:
+            live = [w for w in live if node_of(w.id) in self.destination]
+        return sorted(live, key=lambda w: w.id)
+
+    def _reply(self, make: Any) -> dict[str, Any] | None:
+        replies: dict[str, Any] = {}
+        for info in self._live():
+            replies.setdefault(node_of(info.id), make(info))
+        return replies or None
+
+    def ping(self) -> dict[str, Any] | None:
+        return self._reply(lambda info: {"ok": "pong"})
+
+    def active(self, safe: Any = None) -> dict[str, Any] | None:
+        """The tasks running on each worker."""
+        running = self.broker.running_jobs()
+        return self._reply(lambda info: [_task_info(job, info) for job in running.get(info.id, [])])
+
+    def scheduled(self, safe: Any = None) -> dict[str, Any] | None:
+        """Tasks due later (countdown, eta, retries): listed under the first live worker
+        consuming their queue, as the broker holds them rather than a worker."""
+        live = self._live()
+        jobs = self.broker.scheduled_jobs()
+        replies = {node_of(info.id): [] for info in live}
+        for job in jobs:
+            owner = next((i for i in live if job.queue in i.queues), None)
+            if owner is not None:
+                replies[node_of(owner.id)].append(_scheduled_info(job, owner))
+        return replies or None
+
+    def reserved(self, safe: Any = None) -> dict[str, Any] | None:
+        """Always empty lists: a native worker fetches only jobs it can start at once."""
+        return self._reply(lambda info: [])
+
+    def registered(self, *taskinfoitems: Any) -> dict[str, Any] | None:
+        """The tasks each worker registered when it started."""
+        return self._reply(lambda info: self.app.control.registry.of(info.id))
+
+    registered_tasks = registered
+
+    def stats(self) -> dict[str, Any] | None:
+        """Per worker: pid, pool size, uptime, broker URL."""
+        return self._reply(self._stats_of)
+
+    def _stats_of(self, info: WorkerInfo) -> dict[str, Any]:
+        from kombu.utils.url import maybe_sanitize_url
+
+        return {
+            "pid": info.pid,
+            "hostname": info.hostname,
+            "pool": {"max-concurrency": info.threads, "implementation": "threads"},
+            "uptime": max(0, int(self.broker.now() - info.started_at)) if info.started_at else 0,
+            "broker": {"url": maybe_sanitize_url(self.app.conf.broker_url)},
+            "queues": list(info.queues),
+            "total": {},
+        }
+
+    def active_queues(self) -> dict[str, Any] | None:
+        return self._reply(lambda info: [{"name": q, "routing_key": q} for q in info.queues])
+
+
+def _task_info(job: Job, info: WorkerInfo) -> dict[str, Any]:
+    return {
+        "id": job.id, "name": job.task_name, "type": job.task_name,
+        "args": list(job.task_args), "kwargs": dict(job.task_kwargs),
+        "hostname": node_of(info.id), "worker_pid": info.pid, "acknowledged": True,
+        "delivery_info": {"exchange": "", "routing_key": job.queue, "redelivered": False},
+        "time_start": None,
+    }  # fmt: skip
+
+
+def _scheduled_info(job: Job, info: WorkerInfo) -> dict[str, Any]:
+    return {"eta": job.at.isoformat(), "priority": None, "request": _task_info(job, info)}
+
+
+def purge_queues(app: Celery, queues: list[str]) -> int:
+    """Discard the jobs waiting in ``queues`` through the broker API: as another worker
+    process, registered for the time it takes, fetch them and end them."""
+    from spinach.brokers.base import WorkerInfo
+
+    broker = _other_process(app)
+    broker.set_namespace(app.namespace)
+    broker.start()
+    broker.register_worker(WorkerInfo(id=broker.worker_id, queues=queues, threads=0))
+    purged = 0
+    try:
+        while jobs := broker.get_jobs_from_queue(queues, 100):
+            for job in jobs:
+                broker.remove_job_from_running(job)
+            purged += len(jobs)
+    finally:
+        broker.deregister_worker()
+        broker.stop()
+    return purged
+
+
+def _other_process(app: Celery) -> Broker:
+    broker = app.engine.broker
+    worker_id = f"purge{NODE_SEPARATOR}{uuid.uuid4().hex[:12]}"
+    if hasattr(broker, "peer"):
+        return broker.peer(worker_id=worker_id)
+    from .brokers import broker_from_url
+
+    other = broker_from_url(app.conf.broker_url)
+    other.worker_id = worker_id
+    return other

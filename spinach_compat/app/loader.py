@@ -1,0 +1,60 @@
+"""Importing the modules of an app, as Celery's loader: ``imports``, ``include``, and the
+packages given to ``autodiscover_tasks``, when a worker starts (or when asked)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .base import Celery
+
+
+class Loader:
+    """``app.loader``: imports the modules a worker needs, once."""
+
+    def __init__(self, app: Celery):
+        self.app = app
+        self.pending_autodiscover: list[tuple[Any, str]] = []
+
+    def import_default_modules(self) -> list[Any]:
+        """Import ``imports`` and ``include``, then run pending ``autodiscover_tasks``."""
+        conf = self.app.conf
+        modules = [importlib.import_module(name) for name in (*conf.imports, *conf.include)]
+        while self.pending_autodiscover:
+            packages, related_name = self.pending_autodiscover.pop(0)
+            modules += autodiscover(packages, related_name)
+        return modules
+
+    import_task_modules = import_default_modules
+
+
+def autodiscover(packages: Iterable[str] | Callable | None, related_name: str) -> list[Any]:
+    """Import ``<package>.<related_name>`` of each package that has one.
+
+    ``packages`` may be a callable returning them; None means Django's installed apps when
+    Django is configured (as Celery's Django fix-up), else nothing.
+    """
+    names = packages() if callable(packages) else packages
+    if names is None:
+        names = _django_apps()
+    found = []
+    for package in names:
+        try:
+            found.append(importlib.import_module(f"{package}.{related_name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{package}.{related_name}":
+                raise
+    return found
+
+
+def _django_apps() -> list[str]:
+    try:
+        from django.apps import apps
+        from django.conf import settings
+    except ImportError:
+        return []
+    if not settings.configured:
+        return []
+    return [config.name for config in apps.get_app_configs()]

@@ -1,0 +1,156 @@
+"""Time limits of tasks run by thread workers: soft and hard, as Celery's.
+
+Celery's prefork pool signals (soft) or kills (hard) the child process running a task. A
+thread cannot be signalled or killed, so here both limits are an exception injected into
+the worker thread with ``PyThreadState_SetAsyncExc``, armed by a timer thread per run:
+
+- **soft limit** (``soft_time_limit``, ``task_soft_time_limit``, ``apply_async(
+  soft_time_limit=)``): ``SoftTimeLimitExceeded`` is raised inside the task, which may
+  catch it to clean up, exactly as in Celery.
+- **hard limit** (``time_limit``, ...): an internal ``BaseException`` is raised inside the
+  task, so ``except SoftTimeLimitExceeded`` and ``except Exception`` do not catch it; the
+  run then fails with ``TimeLimitExceeded(<limit>)``. The FAILURE is stored when the
+  limit strikes, even if the task has not stopped yet, and a task that swallows the
+  exception (``except BaseException``) and returns still fails with ``TimeLimitExceeded``.
+
+Caveats of threads, to know when migrating:
+
+- An async exception is delivered between two Python bytecodes. A task blocked in C code
+  (``time.sleep``, a socket read without timeout, a long C extension call) sees it only
+  once that call returns.
+- A thread cannot be killed: until the task returns, its worker slot stays busy. When the
+  task has not ended ``HARD_LIMIT_GRACE`` seconds after its hard limit, an error is
+  logged naming it. Give blocking calls their own timeouts.
+- Limits apply to runs in a worker only; eager runs (``apply``, ``task_always_eager``)
+  ignore them, as Celery's.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+
+if TYPE_CHECKING:
+    from .context import Context
+    from .task import Task
+
+logger = logging.getLogger("spinach_compat.timelimits")
+
+#: Seconds a task gets to end once its hard limit struck before an error is logged.
+HARD_LIMIT_GRACE = 1.0
+
+
+class HardTimeLimit(BaseException):
+    """Injected at the hard limit: not an ``Exception``, so tasks rarely catch it."""
+
+
+def limits_of(task: Task, request: Context) -> tuple[float | None, float | None]:
+    """``(hard, soft)`` seconds: the call's, else the task's, else the app's settings."""
+    hard, soft = (request.timelimit or (None, None)) if not request.is_eager else (None, None)
+    conf = task._get_app().conf
+    hard = _first(hard, task.time_limit, conf.task_time_limit)
+    soft = _first(soft, task.soft_time_limit, conf.task_soft_time_limit)
+    return hard, soft
+
+
+def _first(*values: Any) -> float | None:
+    value = next((v for v in values if v is not None), None)
+    return value or None
+
+
+def call_with_limits(task: Task, request: Context, function: Callable[[], Any]) -> Any:
+    """``function()`` under the time limits of ``task``/``request`` (none when eager)."""
+    hard, soft = limits_of(task, request)
+    if request.is_eager or (hard is None and soft is None):
+        return function()
+    guard = _Guard(task, request, hard, soft)
+    guard.arm()
+    try:
+        try:
+            retval = function()
+        finally:
+            guard.disarm()
+    except HardTimeLimit:  # delivered in the task, or at worst in disarm itself
+        guard.disarm()
+        raise TimeLimitExceeded(hard) from None
+    if guard.hard_struck:
+        raise TimeLimitExceeded(hard)
+    return retval
+
+
+class _Guard:
+    """The timers of one run, injecting into the thread that armed them."""
+
+    def __init__(self, task: Task, request: Context, hard: float | None, soft: float | None):
+        self.task, self.request, self.hard = task, request, hard
+        self.thread_id = threading.get_ident()
+        self._lock = threading.Lock()
+        self._running = True
+        self._done = threading.Event()
+        self.hard_struck = False
+        self._timers = []
+        for kind, delay, strike in (("soft", soft, self._soft), ("hard", hard, self._hard)):
+            if delay is not None:
+                timer = threading.Timer(delay, strike)
+                timer.name, timer.daemon = f"time-limit-{kind}-{request.id}", True
+                self._timers.append(timer)
+
+    def arm(self) -> None:
+        for timer in self._timers:
+            timer.start()
+
+    def disarm(self) -> None:
+        """Stop the timers and drop an exception injected but not delivered yet."""
+        with self._lock:
+            if not self._running:
+                return
+            self._running = False
+            for timer in self._timers:
+                timer.cancel()
+            _inject(self.thread_id, None)
+        self._done.set()
+
+    def _soft(self) -> None:
+        with self._lock:
+            if self._running:
+                task, task_id = self.task.name, self.request.id
+                logger.warning("Soft time limit exceeded for %s[%s]", task, task_id)
+                _inject(self.thread_id, SoftTimeLimitExceeded)
+
+    def _hard(self) -> None:
+        with self._lock:
+            if not self._running:
+                return
+            self.hard_struck = True
+            logger.error(
+                "Hard time limit (%ss) exceeded for %s[%s]", self.hard, self.task.name,
+                self.request.id,
+            )  # fmt: skip
+            _inject(self.thread_id, HardTimeLimit)
+        self._store_failure()
+        if not self._done.wait(HARD_LIMIT_GRACE):
+            logger.error(
+                "Task %s[%s] is still running %ss after its hard time limit: a thread cannot "
+                "be killed, so its worker slot stays busy until the task returns (it is "
+                "blocked in C code or swallowed the exception)", self.task.name,
+                self.request.id, HARD_LIMIT_GRACE,
+            )  # fmt: skip
+
+    def _store_failure(self) -> None:
+        """Store the FAILURE now, as Celery's pool does when it kills the process."""
+        from .trace import should_store
+
+        if should_store(self.task, self.request, eager=False):
+            exc = TimeLimitExceeded(self.hard)
+            self.task.backend.mark_as_failure(self.request.id, exc, request=self.request)
+
+
+def _inject(thread_id: int, exc_type: type[BaseException] | None) -> None:
+    """Raise ``exc_type`` in the thread ``thread_id`` at its next bytecode (None: cancel)."""
+    exc = ctypes.py_object(exc_type) if exc_type is not None else None
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), exc)

@@ -1,0 +1,339 @@
+"""The ``spinach-compat`` command, with Celery's command line: ``-A proj worker ...``.
+
+Examples::
+
+    spinach-compat -A proj worker -Q high,default -c 8 -l info -n worker1@%h
+    spinach-compat -A proj inspect ping
+    spinach-compat -A proj purge -f
+    python -m spinach_compat -A proj worker
+
+``-A`` finds the app as Celery does: ``proj`` means ``proj.app``, else ``proj.celery``,
+else (a package) the module ``proj.celery``, else the first ``Celery`` instance in
+``proj``; ``proj.celery:app`` names it. Flags that the facade cannot honour stop the
+command with an error naming the flag (exit status 2); see ``migration_guide/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+from .. import __version__
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 69  #: no worker replied (as Celery's EX_UNAVAILABLE)
+
+#: Worker flags refused, with why: ``(dest, flag, why)``.
+UNSUPPORTED_WORKER_FLAGS = (
+    ("autoscale", "--autoscale", "the thread pool has a fixed size; set -c"),
+    ("detach", "-D/--detach", "run the worker under a process supervisor instead"),
+    ("max_tasks_per_child", "--max-tasks-per-child", "tasks run in threads, not child processes"),
+    ("max_memory_per_child", "--max-memory-per-child", "tasks run in threads, not child processes"),
+    ("task_events", "-E/--task-events", "task events (Flower) are not supported"),
+    ("statedb", "-S/--statedb", "revocations are already kept in the broker"),
+    ("scheduler", "--scheduler", "beat_schedule runs on native periodic tasks"),
+    ("uid", "--uid", "drop privileges with your process supervisor"),
+    ("gid", "--gid", "drop privileges with your process supervisor"),
+)
+
+#: Pools the facade can run: its own threads.
+THREAD_POOLS = frozenset({"threads", "solo"})
+
+
+class UsageError(Exception):
+    """A command-line problem: printed as ``Error: ...`` with exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command with ``argv`` (default: ``sys.argv[1:]``); the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        app = load_app(args)
+        return args.handler(app, args)
+    except UsageError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+# -- parsing ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the whole command: global options, then a sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="spinach-compat", description="Celery-compatible command of spinach_compat."
+    )
+    parser.add_argument("--version", action="version", version=f"spinach-compat {__version__}")
+    _global_options(parser, None)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, argparse.SUPPRESS)
+    _worker_parser(commands, common)
+    _inspect_parser(commands, common)
+    _purge_parser(commands, common)
+    beat = commands.add_parser("beat", parents=[common], help="explains where beat runs")
+    beat.add_argument("rest", nargs=argparse.REMAINDER)
+    beat.set_defaults(handler=run_beat)
+    return parser
+
+
+def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """-A, -b, --result-backend, --workdir: before or after the sub-command."""
+    parser.add_argument("-A", "--app", default=default, help="the app: MODULE or MODULE:ATTR")
+    parser.add_argument("-b", "--broker", default=default, help="override broker_url")
+    parser.add_argument("--result-backend", default=default, help="override result_backend")
+    parser.add_argument("--workdir", default=default, help="change to this directory first")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default or False)
+
+
+def _worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    worker = commands.add_parser("worker", parents=[common], help="start a worker")
+    add = worker.add_argument
+    add("-n", "--hostname", help="node name (default: celery@%%h)")
+    add("-Q", "--queues", action="append", help="queues to consume, comma separated")
+    add("-X", "--exclude-queues", action="append", help="queues not to consume")
+    add("-c", "--concurrency", type=_positive_int, help="number of worker threads")
+    add("-P", "--pool", default="threads", help="pool: threads (default) or solo")
+    add("-l", "--loglevel", default="WARNING", type=_loglevel, help="log level")
+    add("-f", "--logfile", help="log to this file")
+    add("-I", "--include", action="append", help="extra modules to import, comma separated")
+    add("-B", "--beat", action="store_true", help="accepted: every worker runs beat_schedule")
+    add("-s", "--schedule-filename", "--schedule", help="accepted, unused (no schedule file)")
+    add("--time-limit", type=float, help="task_time_limit, seconds")
+    add("--soft-time-limit", type=float, help="task_soft_time_limit, seconds")
+    add("--pidfile", help="write the process id to this file")
+    add("-O", dest="optimization", help="accepted, no effect")
+    add("--prefetch-multiplier", type=int, help="accepted, no effect")
+    for flag in ("--without-gossip", "--without-mingle", "--without-heartbeat"):
+        add(flag, action="store_true", help="accepted, no effect")
+    add("--heartbeat-interval", type=float, help="accepted, no effect")
+    add("--autoscale", help=argparse.SUPPRESS)
+    add("-D", "--detach", action="store_true", default=None, help=argparse.SUPPRESS)
+    add("--max-tasks-per-child", help=argparse.SUPPRESS)
+    add("--max-memory-per-child", help=argparse.SUPPRESS)
+    add("-E", "--task-events", action="store_true", default=None, help=argparse.SUPPRESS)
+    add("-S", "--statedb", help=argparse.SUPPRESS)
+    add("--scheduler", help=argparse.SUPPRESS)
+    add("--uid", help=argparse.SUPPRESS)
+    add("--gid", help=argparse.SUPPRESS)
+    worker.set_defaults(handler=run_worker)
+
+
+def _inspect_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    inspect = commands.add_parser("inspect", parents=[common], help="inspect the workers")
+    inspect.add_argument(
+        "action", choices=["ping", "active", "scheduled", "reserved", "registered", "stats",
+                           "active_queues"],
+    )  # fmt: skip
+    inspect.add_argument("-d", "--destination", help="node names, comma separated")
+    inspect.add_argument("-t", "--timeout", type=float, default=1.0, help="accepted")
+    inspect.add_argument("-j", "--json", action="store_true", help="print JSON")
+    inspect.set_defaults(handler=run_inspect)
+
+
+def _purge_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    purge = commands.add_parser("purge", parents=[common], help="discard waiting tasks")
+    purge.add_argument("-f", "--force", action="store_true", help="do not ask")
+    purge.add_argument("-Q", "--queues", action="append", help="only these queues")
+    purge.add_argument("-X", "--exclude-queues", action="append", help="not these queues")
+    purge.set_defaults(handler=run_purge)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _loglevel(text: str) -> str:
+    level = text.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"):
+        raise argparse.ArgumentTypeError(f"invalid log level {text!r}")
+    return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for value in values or () for v in value.split(",") if v.strip()]
+
+
+# -- finding the app ----------------------------------------------------------------------
+
+
+def load_app(args: argparse.Namespace) -> Any:
+    """The app of ``-A``, with ``-b`` and ``--result-backend`` applied."""
+    if args.workdir:
+        os.chdir(args.workdir)
+    if not args.app:
+        raise UsageError("no app given: use -A MODULE[:ATTR] (e.g. -A proj)")
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    app = find_app(args.app)
+    if args.broker:
+        app.conf.broker_url = args.broker
+    if args.result_backend:
+        app.conf.result_backend = args.result_backend
+    return app
+
+
+def find_app(spec: str) -> Any:
+    """The ``Celery`` app of ``spec``, looked up as Celery's ``find_app``."""
+    from ..app.base import Celery
+
+    found = _symbol(spec)
+    if isinstance(found, ModuleType) and ":" not in spec:
+        found = _app_in_module(spec, found)
+    if not isinstance(found, Celery):
+        raise UsageError(f"Unable to load the app {spec!r}: it is not a Celery app: {found!r}")
+    return found
+
+
+def _symbol(spec: str) -> Any:
+    """``module:attr``, else ``package.attr``, else the module ``spec``."""
+    if ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        value: Any = _import(spec, module_name)
+        for part in attr.split("."):
+            if not hasattr(value, part):
+                raise UsageError(f"Unable to load the app {spec!r}: no attribute {part!r}")
+            value = getattr(value, part)
+        return value
+    parent, _, attr = spec.rpartition(".")
+    if parent:
+        try:
+            module = importlib.import_module(parent)
+        except ImportError:
+            module = None
+        if module is not None and hasattr(module, attr):
+            return getattr(module, attr)
+    return _import(spec, spec)
+
+
+def _app_in_module(spec: str, module: ModuleType) -> Any:
+    """``module.app``, else ``module.celery``, else ``<package>.celery``, else any app."""
+    from ..app.base import Celery
+
+    for name in ("app", "celery"):
+        value = getattr(module, name, None)
+        if value is not None and not isinstance(value, ModuleType):
+            return value
+    if getattr(module, "__path__", None):
+        try:
+            return find_app(f"{spec}.celery")
+        except UsageError:
+            pass
+    for value in vars(module).values():
+        if isinstance(value, Celery):
+            return value
+    raise UsageError(f"Unable to load the app {spec!r}: module {spec!r} has no Celery app")
+
+
+def _import(spec: str, module_name: str) -> ModuleType:
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"Unable to load the app {spec!r}: {exc}") from exc
+
+
+# -- commands -----------------------------------------------------------------------------
+
+
+def check_worker_flags(args: argparse.Namespace) -> None:
+    """Raise ``UsageError`` for a worker flag the facade cannot honour."""
+    for dest, flag, why in UNSUPPORTED_WORKER_FLAGS:
+        if getattr(args, dest, None) not in (None, False):
+            raise UsageError(
+                f"worker option {flag} is not supported by spinach_compat: {why} "
+                "(see migration_guide/)"
+            )
+    if args.pool not in THREAD_POOLS:
+        raise UsageError(
+            f"worker option -P {args.pool} is not supported by spinach_compat: tasks run in "
+            "threads (-P threads, the default, or -P solo) (see migration_guide/)"
+        )
+
+
+def run_worker(app: Any, args: argparse.Namespace) -> int:
+    """``worker``: run a worker until SIGTERM/SIGINT."""
+    from ..worker import Worker
+
+    check_worker_flags(args)
+    if args.include:
+        app.conf.include = (*app.conf.include, *_split(args.include))
+    if args.time_limit is not None:
+        app.conf.task_time_limit = args.time_limit
+    if args.soft_time_limit is not None:
+        app.conf.task_soft_time_limit = args.soft_time_limit
+    if args.pidfile:
+        with open(args.pidfile, "w") as file:
+            file.write(f"{os.getpid()}\n")
+    queues = _split(args.queues) or None
+    excluded = set(_split(args.exclude_queues))
+    if excluded:
+        queues = [q for q in queues or app.all_queues() if q not in excluded]
+    concurrency = 1 if args.pool == "solo" else args.concurrency
+    worker = Worker(
+        app, hostname=args.hostname, queues=queues, concurrency=concurrency,
+        loglevel=args.loglevel, logfile=args.logfile, beat=args.beat, quiet=args.quiet,
+    )  # fmt: skip
+    return worker.start()
+
+
+def run_inspect(app: Any, args: argparse.Namespace) -> int:
+    """``inspect ACTION``: each live worker's reply, as Celery prints them."""
+    destination = _split([args.destination]) if args.destination else None
+    replies = getattr(app.control.inspect(destination, timeout=args.timeout), args.action)()
+    if not replies:
+        print("Error: No nodes replied within time constraint", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    if args.json:
+        print(json.dumps(replies, default=str))
+        return EXIT_OK
+    for node, reply in replies.items():
+        print(f"->  {node}: OK")
+        text = "pong" if args.action == "ping" else json.dumps(reply, indent=4, default=str)
+        print("\n".join(f"        {line}" for line in text.splitlines()) or "        - empty -")
+    count = len(replies)
+    print(f"\n{count} node{'s' if count != 1 else ''} online.")
+    return EXIT_OK
+
+
+def run_purge(app: Any, args: argparse.Namespace) -> int:
+    """``purge``: discard the tasks waiting in the app's queues (asks first without -f)."""
+    excluded = set(_split(args.exclude_queues))
+    queues = [q for q in _split(args.queues) or app.all_queues() if q not in excluded]
+    if not args.force:
+        print(f"About to discard every task waiting in {', '.join(queues)}; this cannot be "
+              "undone.\nType 'yes' to go on: ", end="", flush=True)  # fmt: skip
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return EXIT_FAILURE
+    count = app.control.purge(queues)
+    what = "queue" if len(queues) == 1 else "queues"
+    if count:
+        print(f"Purged {count} message{'s' if count != 1 else ''} from {len(queues)} {what}.")
+    else:
+        print(f"No messages purged from {len(queues)} {what}.")
+    return EXIT_OK
+
+
+def run_beat(app: Any, args: argparse.Namespace) -> int:
+    """``beat``: not a process of its own here; say where the schedule runs."""
+    raise UsageError(
+        "spinach_compat has no beat process: every worker registers beat_schedule as native "
+        "periodic tasks, fired once per period for the whole namespace. Remove the beat "
+        "process from your deployment (see migration_guide/)"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

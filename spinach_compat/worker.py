@@ -1,0 +1,187 @@
+"""A worker process of a Celery-style app: logging, lifecycle signals, banner, shutdown.
+
+What ``spinach-compat -A proj worker`` runs. The lifecycle signals are sent with Celery's
+names and keyword arguments, in this order: ``celeryd_init``, ``setup_logging`` (when it
+has receivers, logging is left to them; else it is configured here and
+``after_setup_logger`` and ``after_setup_task_logger`` follow), ``import_modules``,
+``worker_init``, ``celeryd_after_setup``, ``worker_process_init`` (once: the tasks run in
+threads of this process), ``worker_ready``; on SIGTERM or SIGINT ``worker_shutting_down``,
+then, once running tasks finished, ``worker_process_shutdown`` and ``worker_shutdown``. A
+second signal exits at once (status 130) without waiting for running tasks, which other
+workers then recover as a dead worker's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+from kombu.utils.url import maybe_sanitize_url
+
+from . import __version__, signals
+
+if TYPE_CHECKING:
+    from .app.base import Celery
+
+logger = logging.getLogger("spinach_compat.worker")
+
+LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(threadName)s] %(message)s"
+TASK_LOG_FORMAT = (
+    "[%(asctime)s: %(levelname)s/%(threadName)s] %(task_name)s[%(task_id)s]: %(message)s"
+)
+EXIT_INTERRUPTED = 130
+
+
+def default_nodename(name: str | None = None) -> str:
+    """``celery@<host>``, or ``name`` with ``%h``, ``%n``, ``%d`` expanded as Celery does."""
+    host = socket.gethostname()
+    if not name:
+        return f"celery@{host}"
+    short, _, domain = host.partition(".")
+    name = name.replace("%h", host).replace("%n", short).replace("%d", domain)
+    return name if "@" in name else f"{name}@{host}"
+
+
+class Worker:
+    """One worker process of ``app`` consuming ``queues`` with ``concurrency`` threads."""
+
+    def __init__(
+        self, app: Celery, hostname: str | None = None, queues: Sequence[str] | None = None,
+        concurrency: int | None = None, loglevel: str = "WARNING", logfile: str | None = None,
+        beat: bool = False, quiet: bool = False, stream: TextIO | None = None,
+    ):  # fmt: skip
+        self.app = app
+        self.hostname = default_nodename(hostname)
+        self.queues = list(queues or ())
+        self.concurrency = concurrency or app.conf.worker_concurrency or os.cpu_count() or 1
+        self.loglevel = loglevel.upper()
+        self.logfile = logfile
+        self.beat = beat
+        self.quiet = quiet
+        self.stream = stream or sys.stdout
+        self._stop = threading.Event()
+        self._signal: str | None = None
+
+    def start(self) -> int:
+        """Run until SIGTERM/SIGINT (or ``stop``); the exit status."""
+        signals.celeryd_init.send(sender=self.hostname, instance=self, conf=self.app.conf,
+                                  options={})  # fmt: skip
+        self.setup_logging()
+        self.import_modules()
+        self.app.hostname = self.hostname
+        self.queues = self.queues or self.app.all_queues()
+        signals.worker_init.send(sender=self)
+        self.app.register_beat_schedule()
+        if not self.quiet:
+            print(self.banner(), file=self.stream, flush=True)
+        signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
+        signals.worker_process_init.send(sender=None)
+        return self._run()
+
+    def _run(self) -> int:
+        previous = self._install_signal_handlers()
+        try:
+            self.app.start_worker(
+                concurrency=self.concurrency, queues=self.queues, block=False,
+                nodename=self.hostname,
+            )  # fmt: skip
+            logger.info("%s ready.", self.hostname)
+            signals.worker_ready.send(sender=self)
+            self._stop.wait()
+            signals.worker_shutting_down.send(
+                sender=self.hostname, sig=self._signal, how="Warm", exitcode=0
+            )
+            self.app.stop_worker()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
+        signals.worker_shutdown.send(sender=self)
+        return 0
+
+    def stop(self) -> None:
+        """Ask for a warm shutdown (what SIGTERM does)."""
+        self._stop.set()
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+        for sig in previous:
+            signal.signal(sig, self._on_signal)
+        return previous
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self._stop.is_set():
+            logger.warning("%s received again: cold shutdown, running tasks are abandoned", name)
+            signals.worker_shutting_down.send(
+                sender=self.hostname, sig=name, how="Cold", exitcode=EXIT_INTERRUPTED
+            )
+            logging.shutdown()
+            os._exit(EXIT_INTERRUPTED)
+        logger.warning("%s received: warm shutdown (running tasks finish first)", name)
+        self._signal = name
+        self._stop.set()
+
+    # -- setup -------------------------------------------------------------------------
+
+    def setup_logging(self) -> None:
+        """Configure logging unless ``setup_logging`` has receivers (as Celery)."""
+        level = getattr(logging, self.loglevel, logging.WARNING)
+        options = {"loglevel": level, "logfile": self.logfile, "format": LOG_FORMAT,
+                   "colorize": False}  # fmt: skip
+        if signals.setup_logging.send(sender=None, **options):
+            return
+        if self.app.conf.worker_hijack_root_logger:
+            handler = _handler(self.logfile)
+            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            logging.basicConfig(level=level, handlers=[handler], force=True)
+        root = logging.getLogger()
+        signals.after_setup_logger.send(sender=None, logger=root, **options)
+        task_logger = logging.getLogger("celery.task")
+        task_logger.setLevel(level)
+        signals.after_setup_task_logger.send(sender=None, logger=task_logger, **options)
+
+    def import_modules(self) -> None:
+        """Import ``imports`` and ``include``, and run the pending ``autodiscover_tasks``."""
+        signals.import_modules.send(sender=self.app)
+        self.app.loader.import_default_modules()
+
+    def banner(self) -> str:
+        """What the worker prints at start: app, broker, backend, queues, tasks."""
+        app, conf = self.app, self.app.conf
+        tasks = sorted(n for n in app.tasks if not n.startswith("celery."))
+        queues = "\n".join(f"                .> {q}" for q in self.queues)
+        beat = f"on ({len(conf.beat_schedule or {})} entries)" if conf.beat_schedule else "off"
+        lines = [
+            f"spinach-compat {__version__} (Celery-compatible) {self.hostname}",
+            f"{platform.platform()} {datetime.now().isoformat(timespec='seconds')}",
+            "[config]",
+            f"  .> app:         {app.main or '__main__'}:{id(app):#x}",
+            f"  .> transport:   {maybe_sanitize_url(conf.broker_url)}",
+            f"  .> results:     {maybe_sanitize_url(conf.result_backend) or 'disabled://'}",
+            f"  .> concurrency: {self.concurrency} (threads)",
+            f"  .> namespace:   {app.namespace}",
+            f"  .> beat:        {beat}",
+            "[queues]",
+            queues,
+            "",
+            "[tasks]",
+            *(f"  . {name}" for name in tasks),
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def _handler(logfile: str | None) -> logging.Handler:
+    if logfile and logfile != "-":
+        return logging.FileHandler(logfile)
+    return logging.StreamHandler(sys.stderr)

@@ -1,0 +1,219 @@
+"""``tests.compat.proj`` run by real worker processes against a real redis-server.
+
+Tests taking ``proj`` run twice: on ``python -m spinach_compat -A tests.compat.proj worker``
+and on a real Celery 5 worker (``celery -A tests.compat.proj worker -P threads``) of the
+same project, each on its own Redis db, and assert the same observable outcomes. One worker
+per implementation serves the whole module (Celery's starts slowly). Tests without ``proj``
+exercise the facade only: time limits (Celery's thread pool does not enforce them), the
+command line, revocations surviving a restart, beat.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pytest
+
+from .worker_process import WorkerProcess, run_command
+
+WAIT = 30.0
+TASKS = "tests.compat.proj.tasks"
+DBS = {"spinach_compat": 5, "celery": 6}
+
+
+def _client(impl: str, url: str):
+    if impl == "celery":
+        celery = pytest.importorskip("celery")
+        return celery.Celery("proj", broker=url, backend=url, set_as_current=False)
+    import spinach_compat
+
+    return spinach_compat.Celery("proj", broker=url, backend=url, set_as_current=False)
+
+
+@pytest.fixture(scope="module", params=["spinach_compat", "celery"])
+def proj(request, redis_server, tmp_path_factory):
+    """A worker of the project (facade, then real Celery) and a client app."""
+    impl = request.param
+    url = redis_server.url_for(DBS[impl])
+    with redis_server.client(db=DBS[impl]) as client:
+        client.flushdb()
+    log = tmp_path_factory.mktemp(impl) / "worker.log"
+    worker = WorkerProcess(impl, url, ["-c", "3", "-l", "info", "-n", f"{impl}@%h"], log)
+    worker.start()
+    app = _client(impl, url)
+    yield SimpleNamespace(impl=impl, url=url, worker=worker, app=app)
+    assert worker.stop() == 0, worker.describe()
+
+
+def _send(proj, name: str, *args, **options):
+    return proj.app.send_task(f"{TASKS}.{name}", args=args, **options)
+
+
+def _exception_of(result) -> BaseException:
+    with pytest.raises(Exception) as info:
+        result.get(timeout=WAIT)
+    return info.value
+
+
+# -- the same outcomes on both -------------------------------------------------------------
+
+
+def test_value_and_state(proj):
+    result = _send(proj, "add", 2, 3)
+    assert result.get(timeout=WAIT) == 5
+    assert (result.state, result.successful(), result.ready()) == ("SUCCESS", True, True)
+
+
+def test_failure_type_state_and_traceback(proj):
+    result = _send(proj, "fail", "boom")
+    exc = _exception_of(result)
+    assert type(exc).__name__ == "ValueError" and exc.args == ("boom",)
+    assert result.state == "FAILURE" and result.failed()
+    assert "ValueError" in result.traceback
+
+
+def test_retry_counts(proj):
+    assert _send(proj, "flaky", 2).get(timeout=WAIT) == 2
+    assert _send(proj, "auto").get(timeout=WAIT) == 2
+    exhausted = _send(proj, "always_retry")
+    assert type(_exception_of(exhausted)).__name__ == "MaxRetriesExceededError"
+    assert exhausted.state == "FAILURE"
+
+
+def test_countdown_never_starts_early(proj):
+    sent = time.time()
+    ran = _send(proj, "stamp", countdown=1.5).get(timeout=WAIT)
+    assert ran >= sent + 1.5
+
+
+def test_eta_never_starts_early(proj):
+    eta = datetime.now(timezone.utc) + timedelta(seconds=1.5)
+    ran = _send(proj, "stamp", eta=eta).get(timeout=WAIT)
+    assert ran >= eta.timestamp()
+
+
+def test_revoked_task_never_runs(proj):
+    revoked = _send(proj, "add", 1, 1, countdown=1)
+    proj.app.control.revoke(revoked.id)
+    sentinel = _send(proj, "add", 2, 2, countdown=2)  # due after the revoked one
+    assert sentinel.get(timeout=WAIT) == 4
+    assert type(_exception_of(revoked)).__name__ == "TaskRevokedError"
+    assert revoked.state == "REVOKED"
+
+
+def test_inspect_ping_and_registered(proj):
+    inspect = proj.app.control.inspect(timeout=5)
+    [(node, reply)] = inspect.ping().items()
+    assert node.startswith(f"{proj.impl}@") and reply == {"ok": "pong"}
+    registered = inspect.registered()[node]
+    assert f"{TASKS}.add" in registered and f"{TASKS}.flaky" in registered
+
+
+# -- the facade only -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def facade(proj):
+    if proj.impl != "spinach_compat":
+        pytest.skip("facade only: time limits (not enforced by Celery -P threads), CLI, beat")
+    return proj
+
+
+def test_banner(facade):
+    banner = facade.worker.banner
+    for expected in ("spinach_compat@", "transport:   redis://127.0.0.1", "results:", "[queues]",
+                     ".> celery", "concurrency: 3 (threads)", f". {TASKS}.add"):  # fmt: skip
+        assert expected in banner
+
+
+def test_soft_time_limit_raises_inside_the_task(facade):
+    assert _send(facade, "soft_limited").get(timeout=WAIT) == "cleaned up"
+
+
+def test_hard_time_limit_fails_the_task(facade):
+    for result in (_send(facade, "hard_limited"), _send(facade, "swallow_hard", time_limit=0.5)):
+        exc = _exception_of(result)
+        assert type(exc).__name__ == "TimeLimitExceeded" and exc.args == (0.5,)
+        assert result.state == "FAILURE"
+    assert _send(facade, "add", 1, 2).get(timeout=WAIT) == 3  # the slots were freed
+
+
+def test_inspect_ping_command(facade):
+    done = run_command(facade.url, "inspect", "ping")
+    assert done.returncode == 0, done.stderr
+    assert "spinach_compat@" in done.stdout and "pong" in done.stdout
+    assert "1 node online." in done.stdout
+    stats = run_command(facade.url, "inspect", "stats", "--json")
+    [reply] = json.loads(stats.stdout).values()
+    assert reply["pool"] == {"max-concurrency": 3, "implementation": "threads"}
+
+
+def test_purge_command_discards_waiting_tasks(facade):
+    for _ in range(3):
+        _send(facade, "add", 1, 1, queue="idle")
+    done = run_command(facade.url, "purge", "-f", "-Q", "idle")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Purged 3 messages from 1 queue."
+    again = run_command(facade.url, "purge", "-Q", "idle", stdin="yes\n")
+    assert "No messages purged from 1 queue." in again.stdout
+
+
+@pytest.mark.parametrize(
+    ("flag", "named"),
+    [(["-P", "eventlet"], "-P eventlet"), (["--autoscale", "10,3"], "--autoscale"),
+     (["-E"], "-E/--task-events"), (["--max-tasks-per-child", "10"], "--max-tasks-per-child")],
+)  # fmt: skip
+def test_unsupported_worker_flags_exit_with_a_clear_error(facade, flag, named):
+    done = run_command(facade.url, "worker", *flag)
+    assert done.returncode == 2
+    assert named in done.stderr and "migration_guide/" in done.stderr
+
+
+def test_beat_command_explains_and_fails(facade):
+    done = run_command(facade.url, "beat")
+    assert done.returncode == 2 and "every worker registers beat_schedule" in done.stderr
+
+
+def test_revocation_survives_a_worker_restart(facade, tmp_path):
+    revoked = _send(facade, "add", 5, 5, queue="restart")  # no worker consumes it yet
+    revoked.revoke()
+    args = ["-Q", "restart", "-c", "1", "-l", "info", "-n", "late@%h"]
+    late = WorkerProcess("spinach_compat", facade.url, args, tmp_path / "late.log").start()
+    try:
+        assert _send(facade, "add", 6, 6, queue="restart").get(timeout=WAIT) == 12
+    finally:
+        assert late.stop() == 0
+    assert revoked.state == "REVOKED"
+    assert "revoked: discarded" in late.log.read_text()
+
+
+def test_beat_schedule_runs_on_the_worker(redis_server, tmp_path):
+    url = redis_server.url_for(7)
+    with redis_server.client(db=7) as client:
+        client.flushdb()
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub.psubscribe("{proj}/result/*")
+        worker = WorkerProcess("spinach_compat", url, ["-B", "-c", "2"], tmp_path / "beat.log",
+                               beat=True).start()  # fmt: skip
+        try:
+            keys = _published_keys(pubsub, 2)
+        finally:
+            pubsub.close()
+            assert worker.stop() == 0
+        metas = [json.loads(client.get(key)) for key in keys]
+    assert [(m["status"], m["result"]) for m in metas] == [("SUCCESS", "beat")] * 2
+    assert "beat:        on (1 entries)" in worker.banner
+
+
+def _published_keys(pubsub, count: int) -> list[str]:
+    keys: list[str] = []
+    deadline = time.monotonic() + WAIT
+    while len(keys) < count and time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=deadline - time.monotonic())
+        if message and message["channel"].decode() not in keys:
+            keys.append(message["channel"].decode())
+    assert len(keys) == count, keys
+    return keys
