@@ -7,6 +7,7 @@ The behaviour shared with every broker is in tests/conformance.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import time
@@ -16,10 +17,19 @@ from typing import Any
 
 import pytest
 import redis
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.crc import key_slot
+from redis.retry import Retry
 
 from spinach.brokers.base import WorkerInfo
-from spinach.brokers.redis import SCRIPT_KEYS, RedisBroker, header_keys, script_source
+from spinach.brokers.redis import (
+    SCRIPT_KEYS,
+    HiddenRetries,
+    LoggedRetry,
+    RedisBroker,
+    header_keys,
+    script_source,
+)
 from spinach.job import Job, JobStatus
 from spinach.task import Task
 from spinach.testing import FakeClock
@@ -721,3 +731,144 @@ def test_a_subscriber_ignores_other_namespaces(make, admin) -> None:
         assert wait_until(lambda: listening.notifications_received >= 1)
         assert admin.pubsub_channels() == [listening.channel.encode()]
     assert listening.notifications_received == 1
+
+
+# -- retries redis-py makes inside a call ----------------------------------------------------
+
+
+def hidden_retry_lines(caplog: pytest.LogCaptureFixture) -> tuple[list[str], list[str]]:
+    """The warnings of redis-py's hidden retries: (connection lost, reconnected)."""
+    messages = [r.getMessage() for r in caplog.records if r.name == "spinach.brokers.redis"]
+    return (
+        [m for m in messages if m.startswith("Lost the connection to Redis")],
+        [m for m in messages if m.startswith("Reconnected to Redis")],
+    )
+
+
+def test_a_killed_connection_retried_by_redis_py_is_logged_once(
+    make, redis_server, admin, caplog
+) -> None:
+    caplog.set_level(logging.WARNING, logger="spinach.brokers.redis")
+    broker = make()
+    reply: list[Any] = []
+    waiting = threading.Thread(
+        target=lambda: reply.append(broker.redis.blpop([broker.key("wake")], timeout=5))
+    )
+    waiting.start()  # a command in flight when its connection is killed
+    assert wait_until(lambda: admin.info("clients")["blocked_clients"] == 1)
+    assert admin.client_kill_filter(_type="normal") >= 1  # the blocked command's, at least
+    assert wait_until(lambda: admin.info("clients")["blocked_clients"] == 1)  # sent again
+    admin.rpush(broker.key("wake"), "1")
+    waiting.join(WAIT)
+
+    assert reply == [(broker.key("wake").encode(), b"1")]
+    lost, back = hidden_retry_lines(caplog)
+    assert lost == [
+        f"Lost the connection to Redis at 127.0.0.1:{redis_server.port} "
+        "(ConnectionError: Connection closed by server.); retrying"
+    ]
+    assert len(back) == 1 and back[0].startswith(
+        f"Reconnected to Redis at 127.0.0.1:{redis_server.port} after 1 retried attempt(s) in "
+    )
+
+
+@pytest.fixture
+def restartable() -> Iterator[RedisServer]:
+    """A server of this test alone, append-only so a restart keeps its data."""
+    with RedisServer(executable=require_redis_server(), appendonly=True) as server:
+        yield server
+
+
+def test_a_short_outage_hidden_by_redis_py_retries_is_logged_once(restartable, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="spinach.brokers.redis")
+    broker = RedisBroker(
+        restartable.url, command_retries=1000, reconnect_base_delay=0.01, reconnect_max_delay=0.05
+    )
+    broker.set_namespace("ns")
+    lengths: list[dict[str, int]] = []
+    try:
+        broker.enqueue_jobs([job()])
+        restartable.stop()
+        threads = [threading.Thread(target=lambda: lengths.append(broker.queue_lengths()))]
+        threads.append(threading.Thread(target=lambda: lengths.append(broker.queue_lengths())))
+        for thread in threads:
+            thread.start()
+        assert wait_until(lambda: broker.hidden_retries.retries >= 4)  # both threads retry
+        restartable.restart()
+        for thread in threads:
+            thread.join(WAIT)
+    finally:
+        broker.stop()
+
+    assert lengths == [{"q": 1}, {"q": 1}]  # the callers saw no error
+    lost, back = hidden_retry_lines(caplog)
+    assert len(lost) == 1 and "ConnectionError" in lost[0]
+    assert len(back) == 1 and not broker.hidden_retries.ongoing
+
+
+def test_a_failure_without_retries_left_is_left_to_the_caller(restartable, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="spinach.brokers.redis")
+    broker = RedisBroker(restartable.url, command_retries=0)
+    broker.set_namespace("ns")
+    try:
+        broker.enqueue_jobs([job()])
+        restartable.stop()
+        with pytest.raises(redis.exceptions.ConnectionError):
+            broker.queue_lengths()
+        restartable.restart()
+        assert broker.queue_lengths() == {"q": 1}
+    finally:
+        broker.stop()
+
+    assert hidden_retry_lines(caplog) == ([], [])  # the engine's loops log this outage
+
+
+def test_a_client_passed_in_gets_an_equal_retry_that_logs(redis_server) -> None:
+    backoff = ExponentialWithJitterBackoff(base=0.01, cap=0.1)
+    with redis_server.client(retry=Retry(backoff, 7)) as client:
+        before = client.get_retry()
+        broker = url_broker(client)
+        retry = client.get_retry()
+        assert isinstance(retry, LoggedRetry) and retry.hidden is broker.hidden_retries
+        assert retry == before and retry.get_retries() == 7
+        assert broker.is_queue_empty("q")
+        connection = client.connection_pool.get_connection()
+        try:
+            assert connection.retry.hidden is broker.hidden_retries  # and its connections
+        finally:
+            client.connection_pool.release(connection)
+
+
+def test_a_retry_subclass_passed_in_is_left_alone(redis_server) -> None:
+    class MyRetry(Retry):
+        pass
+
+    with redis_server.client(retry=MyRetry(NoBackoff(), 2)) as client:
+        url_broker(client)
+        assert type(client.get_retry()) is MyRetry
+
+
+def test_hidden_retries_log_once_per_outage_across_threads(caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="spinach.brokers.redis")
+    now = [0.0]
+    hidden = HiddenRetries("db:6379", clock=lambda: now[0])
+    failing = [
+        threading.Thread(target=hidden.failed, args=(ConnectionError("gone"),)) for _ in range(8)
+    ]
+    for thread in failing:
+        thread.start()
+    for thread in failing:
+        thread.join(WAIT)
+    now[0] = 2.5
+    succeeding = [threading.Thread(target=hidden.succeeded) for _ in range(8)]
+    for thread in succeeding:
+        thread.start()
+    for thread in succeeding:
+        thread.join(WAIT)
+
+    assert hidden_retry_lines(caplog) == (
+        ["Lost the connection to Redis at db:6379 (ConnectionError: gone); retrying"],
+        ["Reconnected to Redis at db:6379 after 8 retried attempt(s) in 2.5 s"],
+    )
+    hidden.failed(ConnectionError("again"))  # a new outage is logged again
+    assert len(hidden_retry_lines(caplog)[0]) == 2

@@ -59,10 +59,32 @@ Public methods raise ``redis.exceptions.ConnectionError`` / ``TimeoutError`` (li
 ``RedisBroker.connection_errors``) once redis-py's own retries are spent; the engine's
 loops own the waiting, with ``spinach.outage``. ``run_subscriber`` reconnects
 by itself, with backoff, until told to stop.
+
+redis-py's own retries would hide a short outage: the broker's client logs once when a
+command or a connection first has to be tried again ("Lost the connection to Redis at
+host:port (error); retrying") and once when one goes through again ("Reconnected to Redis
+at host:port after N retried attempt(s) in X s"), once per outage whatever the number of
+threads and retries (see ``HiddenRetries``). A pooled connection the server closed while
+it was idle, which redis-py replaces at once before sending anything, is not logged: no
+command failed.
+
+Redis Cluster
+-------------
+A ``redis.cluster.RedisCluster`` client, or a ``redis+cluster://host:port`` URL
+(``rediss+cluster://`` for TLS; one node, the others are discovered), runs the broker on a
+cluster. Every script is given the fixed keys of its namespace as KEYS, so redis-py sends
+it to the node owning the namespace's slot; the keys a script builds from data share the
+hash tag, hence the slot (scripts have no ``#!lua`` flags, so Redis lets them touch keys
+they were not given, on the node owning their slot). Notifications use classic PUBLISH,
+which the cluster forwards to every node, so the subscriber (a ``ClusterPubSub`` on a
+client of its own) hears them whatever node it listens on. Inspection pipelines run on the
+namespace's node too (one slot), as transactions from redis-py 6.1 on. A cluster has no db:
+channels name db 0.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.resources
 import json
@@ -71,11 +93,13 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import redis as redis_py
-from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff, NoBackoff
+from redis.cluster import ClusterNode, RedisCluster, cleanup_kwargs
+from redis.exceptions import ClusterDownError, RedisClusterException, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
@@ -89,8 +113,14 @@ from .base import Broker, Clock, DeadLetter, WorkerInfo, normalize_queues
 
 logger = logging.getLogger(__name__)
 
+#: What the broker talks through: one Redis server, or a Redis Cluster.
+Client = redis_py.Redis | RedisCluster
+
 #: Where ``RedisBroker()`` connects without a client or URL.
 DEFAULT_URL = "redis://localhost:6379/0"
+
+#: URL schemes that make a Redis Cluster client, with the scheme redis-py is given instead.
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 #: Most jobs one fetch takes, whatever the caller asks. Higher takes more jobs per round
 #: trip; lower keeps each fetch script short, so Redis serves others in between.
@@ -241,24 +271,228 @@ def _binary_client(client: redis_py.Redis) -> redis_py.Redis:
     return redis_py.Redis(connection_pool=twin_pool)
 
 
+def _cluster_twin(client: RedisCluster, cls: type[RedisCluster], **options: Any) -> RedisCluster:
+    """A new cluster client of ``cls`` on the nodes of ``client``, with its connection
+    settings and cluster retries, except for the ``options`` given."""
+    kwargs = cleanup_kwargs(**client.get_connection_kwargs())
+    kwargs.pop("redis_connect_func", None)  # a method of ``client``
+    kwargs.setdefault("retry", copy.copy(client.retry))
+    nodes = [ClusterNode(node.host, node.port) for node in client.get_nodes()]
+    return cls(startup_nodes=nodes, **{**kwargs, **options})
+
+
+def _binary_cluster_client(client: RedisCluster) -> RedisCluster:
+    """``client`` itself, or a twin on the same cluster when it decodes replies (see
+    ``_binary_client``); a twin logs its hidden retries, ``client`` is left as it is."""
+    if not client.get_connection_kwargs().get("decode_responses"):
+        return client
+    return _cluster_twin(client, _RetryLoggingCluster, decode_responses=False)
+
+
+def _cluster_url(url: str) -> str | None:
+    """The URL to give redis-py for a ``redis+cluster://`` URL; None for other URLs."""
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme.lower() in CLUSTER_SCHEMES:
+        return f"{CLUSTER_SCHEMES[scheme.lower()]}://{rest}"
+    return None
+
+
+def _address(client: Client) -> str:
+    """Where ``client`` connects, for log lines: host:port, a socket path or a cluster."""
+    if isinstance(client, RedisCluster):
+        return "cluster " + ",".join(node.name for node in client.get_nodes())
+    kwargs = client.get_connection_kwargs()
+    if kwargs.get("path"):
+        return str(kwargs["path"])
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+
+
+def _disconnect(client: Client) -> None:
+    """Close the idle and busy connections of ``client``; it reconnects when used again."""
+    if isinstance(client, RedisCluster):
+        client.disconnect_connection_pools()
+    else:
+        client.connection_pool.disconnect()
+
+
+def _close(client: Client) -> None:
+    """Close every connection of a client the broker built for itself."""
+    if isinstance(client, RedisCluster):
+        client.close()
+    else:
+        client.connection_pool.disconnect()
+
+
+class HiddenRetries:
+    """Logs the retries redis-py makes inside one call, once per outage.
+
+    Shared by every connection (and so every thread) of a broker's client: the first
+    failure that redis-py retries logs a warning, the next ones only count; the next call
+    that goes through logs the recovery with the number of retries and how long it took.
+    Thread-safe; a call without failure costs one attribute read.
+    """
+
+    def __init__(self, address: str = "Redis", clock: Callable[[], float] = time.monotonic):
+        self.address = address
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._started: float | None = None
+        #: Retries of the current outage (0 when there is none).
+        self.retries = 0
+
+    @property
+    def ongoing(self) -> bool:
+        return self._started is not None
+
+    def failed(self, exc: BaseException, address: str | None = None) -> None:
+        """A call failed and redis-py is about to retry it."""
+        with self._lock:
+            self.retries += 1
+            if self._started is not None:
+                return
+            self._started = self._clock()
+        logger.warning(
+            "Lost the connection to Redis at %s (%s: %s); retrying",
+            address or self.address, type(exc).__name__, exc,
+        )  # fmt: skip
+
+    def succeeded(self) -> None:
+        """A call went through: ends the outage, if there is one."""
+        if self._started is None:  # the common case, without taking the lock
+            return
+        with self._lock:
+            if self._started is None:
+                return
+            lasted, retries = self._clock() - self._started, self.retries
+            self._started, self.retries = None, 0
+        logger.warning(
+            "Reconnected to Redis at %s after %d retried attempt(s) in %.1f s",
+            self.address, retries, lasted,
+        )  # fmt: skip
+
+
+class LoggedRetry(Retry):
+    """A redis-py ``Retry`` that reports its retries to a ``HiddenRetries``.
+
+    Equal to the plain ``Retry`` of the same backoff, retries and errors, and retries
+    exactly as it does. redis-py deep-copies a client's retry into each connection: the
+    copies share the ``HiddenRetries``.
+    """
+
+    def __init__(
+        self,
+        backoff: AbstractBackoff,
+        retries: int,
+        hidden: HiddenRetries,
+        supported_errors: tuple[type[Exception], ...] = (
+            RedisConnectionError,
+            RedisTimeoutError,
+            TimeoutError,
+        ),
+    ):
+        super().__init__(backoff, retries, supported_errors)
+        self.hidden = hidden
+
+    @classmethod
+    def wrapping(cls, retry: Retry, hidden: HiddenRetries) -> LoggedRetry:
+        """The twin of a plain ``Retry`` that also logs."""
+        return cls(retry._backoff, retry._retries, hidden, retry._supported_errors)
+
+    def __deepcopy__(self, memo: dict) -> LoggedRetry:
+        backoff = copy.deepcopy(self._backoff, memo)
+        return type(self)(backoff, self._retries, self.hidden, self._supported_errors)
+
+    def call_with_retry(
+        self,
+        do: Callable[[], Any],
+        fail: Callable[..., Any],
+        is_retryable: Callable[[Exception], bool] | None = None,
+        with_failure_count: bool = False,
+    ) -> Any:
+        failures = 0
+
+        def failed(error: Exception, *count: int) -> Any:
+            nonlocal failures
+            failures += 1
+            if self._retries < 0 or failures <= self._retries:  # a retry follows
+                self.hidden.failed(error)
+            return fail(error, *count)
+
+        # Only what the caller gave: redis-py 5 has neither is_retryable nor with_failure_count.
+        extra: dict[str, Any] = {"is_retryable": is_retryable} if is_retryable else {}
+        if with_failure_count:
+            extra["with_failure_count"] = True
+        result = super().call_with_retry(do, failed, **extra)
+        self.hidden.succeeded()
+        return result
+
+
+def _log_hidden_retries(client: redis_py.Redis, hidden: HiddenRetries) -> None:
+    """Make the retries of ``client`` visible through ``hidden``.
+
+    Only a plain ``Retry`` is replaced (by an equal ``LoggedRetry``, in place, so a client
+    passed in logs the hidden retries of its other commands too); a subclass of the
+    user's is left alone, and so is a retry that already logs.
+    """
+    retry = client.get_retry()
+    if type(retry) is Retry:
+        client.set_retry(LoggedRetry.wrapping(retry, hidden))
+
+
+class _RetryLoggingCluster(RedisCluster):
+    """A ``RedisCluster`` whose retries after a node failed are reported to ``hidden``.
+
+    The cluster client retries a command itself (after refreshing its view of the
+    cluster), without going through a ``Retry``: its attempts are watched instead. Built
+    by the broker only (from a URL, or as the binary twin of a client decoding replies).
+    """
+
+    hidden: HiddenRetries | None = None
+
+    def _execute_command(self, target_node: ClusterNode, *args: Any, **kwargs: Any) -> Any:
+        try:
+            reply = super()._execute_command(target_node, *args, **kwargs)
+        except self.ERRORS_ALLOW_RETRY as exc:
+            if self.hidden is not None:
+                self.hidden.failed(exc, target_node.name)
+            raise
+        if self.hidden is not None:
+            self.hidden.succeeded()
+        return reply
+
+
 class RedisBroker(Broker):
     """A broker keeping jobs in Redis, shared by the worker processes of a namespace.
 
     ``redis`` is a ``redis.Redis`` client or a URL (``redis://``, ``rediss://``,
-    ``unix://``, with password and db in it); default ``redis://localhost:6379/0``. A
-    client passed in keeps its own connection settings; one built from a URL gets the
-    ``socket_timeout``, ``socket_connect_timeout``, ``health_check_interval`` and
-    ``command_retries`` given here. Each tunable's default, in this module, says its
+    ``unix://``, with password and db in it); default ``redis://localhost:6379/0``. For
+    Redis Cluster, a ``redis.cluster.RedisCluster`` client or a ``redis+cluster://`` URL
+    (``rediss+cluster://`` for TLS) naming one node, e.g.
+    ``redis+cluster://:password@10.0.0.1:7000``: the client connects to it at once to
+    discover the others.
+
+    A client passed in keeps its own connection settings; one built from a URL gets the
+    ``socket_timeout``, ``socket_connect_timeout``, ``health_check_interval`` (not for a
+    cluster: redis-py's cluster client has none) and ``command_retries`` given here. The
+    retries redis-py makes inside a call are logged once per outage: a ``redis.Redis``
+    passed in gets its plain ``Retry`` replaced, in place, by an equal one that also logs
+    (a ``Retry`` subclass of yours is left alone); a ``RedisCluster`` passed in is left as
+    it is, and its retries are not logged. Each tunable's default, in this module, says its
     trade-off; the liveness and polling ones are read by the engine (``spinach.const``).
-    Redis Cluster clients are not supported yet, although every script keeps to one slot.
     """
 
-    #: What a broker call raises when Redis cannot be reached; callers retry on these.
-    connection_errors: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
+    #: What a broker call raises when Redis cannot be reached; callers retry on these. A
+    #: cluster adds a node that is down (``ClusterDownError``) or a slot nobody serves yet.
+    connection_errors: tuple[type[Exception], ...] = (
+        RedisConnectionError,
+        RedisTimeoutError,
+        ClusterDownError,
+        SlotNotCoveredError,
+    )
 
     def __init__(
         self,
-        redis: redis_py.Redis | str | None = None,
+        redis: Client | str | None = None,
         *,
         clock: Clock = time.time,
         worker_id: str | None = None,
@@ -295,9 +529,12 @@ class RedisBroker(Broker):
         self.reconnect_base_delay = reconnect_base_delay
         self.reconnect_max_delay = max(reconnect_max_delay, reconnect_base_delay)
         self.subscriber_poll_interval = subscriber_poll_interval
+        #: The retries redis-py makes inside calls, logged once per outage.
+        self.hidden_retries = HiddenRetries()
         self._redis = self._make_client(
             redis, socket_timeout, socket_connect_timeout, health_check_interval, command_retries
         )
+        self.hidden_retries.address = _address(self._redis)
         self._scripts = {
             name: self._redis.register_script(script_source(name)) for name in SCRIPT_KEYS
         }
@@ -313,32 +550,48 @@ class RedisBroker(Broker):
 
     def _make_client(
         self,
-        redis: redis_py.Redis | str | None,
+        redis: Client | str | None,
         socket_timeout: float,
         connect_timeout: float,
         health_check_interval: float,
         retries: int,
-    ) -> redis_py.Redis:
+    ) -> Client:
+        """The client the broker talks through, reading raw bytes (see ``_binary_client``)."""
+        if isinstance(redis, RedisCluster):
+            return self._watched_cluster(_binary_cluster_client(redis))
         if isinstance(redis, redis_py.Redis):
-            return _binary_client(redis)
+            client = _binary_client(redis)
+            _log_hidden_retries(client, self.hidden_retries)
+            return client
+        url = redis or DEFAULT_URL
         backoff = ExponentialWithJitterBackoff(
             base=self.reconnect_base_delay, cap=self.reconnect_max_delay
         )
-        url = redis or DEFAULT_URL
         options: dict[str, Any] = {
             "socket_timeout": socket_timeout,
             "socket_connect_timeout": connect_timeout,
-            "health_check_interval": health_check_interval,
-            "retry": Retry(backoff, retries),
+            "retry": LoggedRetry(backoff, retries, self.hidden_retries),
             "decode_responses": False,
         }
         if not url.startswith("unix:"):  # finds peers that vanished without a word
             options["socket_keepalive"] = True
-        client = redis_py.Redis.from_url(url, **options)
-        return _binary_client(client)  # the URL may ask for decoded replies
+        cluster_url = _cluster_url(url)
+        if cluster_url is not None:
+            cluster = _RetryLoggingCluster.from_url(cluster_url, **options)
+            return self._watched_cluster(_binary_cluster_client(cluster))
+        options["health_check_interval"] = health_check_interval
+        client = _binary_client(redis_py.Redis.from_url(url, **options))
+        _log_hidden_retries(client, self.hidden_retries)  # a twin, if the URL asks to decode
+        return client
+
+    def _watched_cluster(self, client: RedisCluster) -> RedisCluster:
+        """``client``, reporting its retries to the broker's log when the broker built it."""
+        if isinstance(client, _RetryLoggingCluster):
+            client.hidden = self.hidden_retries
+        return client
 
     @property
-    def redis(self) -> redis_py.Redis:
+    def redis(self) -> Client:
         """The client the broker talks through."""
         return self._redis
 
@@ -384,6 +637,17 @@ class RedisBroker(Broker):
                     del self._failed_calls[next(iter(self._failed_calls))]
             raise
 
+    def _snapshot(self) -> Any:
+        """A pipeline whose reads see one moment: MULTI/EXEC (one slot, on a cluster).
+
+        redis-py before 6.1 has no transactions on a cluster: the reads then go in a plain
+        pipeline, and the callers tolerate an entry that changed between two of them.
+        """
+        try:
+            return self._redis.pipeline(transaction=True)
+        except RedisClusterException:
+            return self._redis.pipeline(transaction=False)
+
     def _run(self, script: str, args: Sequence[Any]) -> Any:
         """Run one of the scripts with its keys in this namespace."""
         keys = [self.prefix + name for name in SCRIPT_KEYS[script]]
@@ -399,7 +663,7 @@ class RedisBroker(Broker):
     def stop(self) -> None:
         """Wake the arbiter and close the connections of the pool."""
         super().stop()
-        self._redis.connection_pool.disconnect()
+        _disconnect(self._redis)
 
     # -- client side ---------------------------------------------------------------------
 
@@ -491,7 +755,7 @@ class RedisBroker(Broker):
         return int(self._run("move_future_jobs", args))
 
     def next_future_job_delta(self) -> float | None:
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = self._snapshot()
         pipe.zrange(self.key("future"), 0, 0, withscores=True)
         pipe.zrange(self.key("periodic"), 0, 0, withscores=True)
         times = [score for reply in pipe.execute() for _, score in reply]
@@ -561,7 +825,7 @@ class RedisBroker(Broker):
     # -- dead letters --------------------------------------------------------------------
 
     def list_dead_letters(self) -> list[DeadLetter]:
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = self._snapshot()
         pipe.zrange(self.key("dead_order"), 0, -1)
         for name in ("dead", "dead_queue", "dead_reason", "dead_time"):
             pipe.hgetall(self.key(name))
@@ -614,7 +878,7 @@ class RedisBroker(Broker):
         return [_decoded(p, JobStatus.WAITING) for p in payloads if p is not None]
 
     def running_jobs(self) -> dict[str, list[Job]]:
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = self._snapshot()
         pipe.hgetall(self.key("running"))
         pipe.hgetall(self.key("running_meta"))
         payloads, metas = pipe.execute()
@@ -625,7 +889,7 @@ class RedisBroker(Broker):
         return by_worker
 
     def workers(self) -> list[WorkerInfo]:
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = self._snapshot()
         pipe.hgetall(self.key("workers"))
         pipe.zrange(self.key("heartbeats"), 0, -1, withscores=True)
         infos, heartbeats = pipe.execute()
@@ -651,9 +915,11 @@ class RedisBroker(Broker):
 
         Reconnects after a connection error, with capped exponential backoff and jitter,
         logging once when an outage starts and once when it ends. Every (re)subscription
-        also wakes the arbiter, as notifications sent meanwhile were missed.
+        also wakes the arbiter, as notifications sent meanwhile were missed. A cluster
+        client (which finds the nodes as it is built) is built again after a failure, so
+        the subscriber follows a failover to any node still up.
         """
-        client = self._subscriber_client()
+        client: Client | None = None
         outage = Outage(
             f"Subscriber of worker {self.worker_id}",
             base_delay=self.reconnect_base_delay,
@@ -662,15 +928,20 @@ class RedisBroker(Broker):
         try:
             while not stopping.is_set():
                 try:
+                    client = client or self._subscriber_client()
                     self._listen(client, stopping, outage)
                 except Exception as exc:  # the thread must live on, whatever happened
+                    if isinstance(client, RedisCluster):
+                        _close(client)
+                        client = None
                     stopping.wait(outage.failed(exc))
         finally:
-            client.connection_pool.disconnect()
+            if client is not None:
+                _close(client)
 
     def _listen(
         self,
-        client: redis_py.Redis,
+        client: Client,
         stopping: threading.Event,
         outage: Outage,
     ) -> None:
@@ -684,13 +955,17 @@ class RedisBroker(Broker):
                     self.notifications_received += 1
                     self.notify_local()
 
-    def _subscriber_client(self) -> redis_py.Redis:
+    def _subscriber_client(self) -> Client:
         """A client for the subscriber alone, whose errors reach ``run_subscriber`` at once,
         so its own backoff and ``stopping`` stay in charge.
 
         redis-py neither retries nor reconnects it (no error is retryable): a PubSub that
-        reconnected by itself would subscribe again only to be closed by our loop.
+        reconnected by itself would subscribe again only to be closed by our loop. A
+        cluster's ``ClusterPubSub`` listens through the client of one node, which redis-py
+        builds without retries; a twin keeps ``stop`` from closing it under the thread.
         """
+        if isinstance(self._redis, RedisCluster):
+            return _cluster_twin(self._redis, RedisCluster)
         pool = self._redis.connection_pool
         no_retry = Retry(NoBackoff(), 0, supported_errors=())
         kwargs = {**self._redis.get_connection_kwargs(), "retry": no_retry}

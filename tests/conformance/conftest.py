@@ -25,10 +25,10 @@ START = 1_700_000_000.0  #: the fake clock's start, a round recent timestamp
 
 
 def _redis_factory(request: pytest.FixtureRequest) -> Callable[..., Broker]:
-    try:
-        return request.getfixturevalue("redis_broker_factory")
-    except pytest.FixtureLookupError:
-        pytest.skip("redis fixtures not available yet")
+    """The factory of the Redis flavour this test runs on: one server or a cluster."""
+    kind = request.node.callspec.params.get("broker", "redis")
+    name = "redis_cluster_broker_factory" if kind == "redis-cluster" else "redis_broker_factory"
+    return request.getfixturevalue(name)
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def clock() -> FakeClock:
     return FakeClock(start=START)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def broker(request: pytest.FixtureRequest, clock: FakeClock) -> Broker:
     if request.param == "memory":
         memory = MemoryBroker(clock=clock)

@@ -16,6 +16,7 @@ import pytest
 from spinach.brokers.base import Clock
 from spinach.brokers.redis import RedisBroker
 
+from .redis_cluster import RedisClusterServers, find_redis_cli
 from .redis_server import RedisServer, RedisServerNotFound, find_redis_server
 
 
@@ -67,6 +68,57 @@ def redis_broker_factory(redis_url: str) -> Iterator[RedisBrokerFactory]:
         **tunables: Any,
     ) -> RedisBroker:
         broker = RedisBroker(redis_url, clock=clock, worker_id=worker_id, **tunables)
+        broker.set_namespace(namespace)
+        brokers.append(broker)
+        return broker
+
+    yield make
+    for broker in brokers:
+        broker.stop()
+
+
+# -- Redis Cluster -------------------------------------------------------------------------
+
+
+def require_redis_cluster_tools() -> str:
+    """The redis-server executable, once redis-cli is found too (it joins the nodes);
+    skips the test without them (fails it under CI)."""
+    executable = require_redis_server()
+    try:
+        find_redis_cli()
+    except RedisServerNotFound as exc:
+        if os.environ.get("CI"):
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+    return executable
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    """A three-node Redis Cluster for the whole session (127.0.0.1, free ports)."""
+    with RedisClusterServers(executable=require_redis_cluster_tools()) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: RedisClusterServers) -> str:
+    """``redis+cluster://`` URL of the cluster, every node emptied for this test."""
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
+@pytest.fixture
+def redis_cluster_broker_factory(redis_cluster_url: str) -> Iterator[RedisBrokerFactory]:
+    """``redis_broker_factory``, on the cluster: each call is another worker process."""
+    brokers: list[RedisBroker] = []
+
+    def make(
+        clock: Clock = time.time,
+        namespace: str = "conformance",
+        worker_id: str | None = None,
+        **tunables: Any,
+    ) -> RedisBroker:
+        broker = RedisBroker(redis_cluster_url, clock=clock, worker_id=worker_id, **tunables)
         broker.set_namespace(namespace)
         brokers.append(broker)
         return broker
