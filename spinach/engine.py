@@ -252,6 +252,7 @@ class Engine:
             WorkerInfo(id=broker.worker_id, queues=list(self._queues), threads=number)
         )
         now = broker.now()
+        self._last_heartbeat = now  # registering counts as one
         self._next_heartbeat = now + broker.heartbeat_interval
         self._next_dead_check = now
 
@@ -334,7 +335,8 @@ class Engine:
                 done = self._arbiter_step()
                 outage.succeeded()
             except Exception as exc:
-                self._must_stop.wait(outage.failed(exc))
+                # a stop, or the subscriber back in touch with the broker, cut the wait short
+                self._broker.wait_for_event(outage.failed(exc))
                 continue
             if done:
                 break
@@ -391,10 +393,21 @@ class Engine:
         now = broker.now()
         if now >= self._next_heartbeat:
             broker.heartbeat()
+            self._heartbeat_sent(broker.now())
             self._next_heartbeat = now + broker.heartbeat_interval
         if now >= self._next_dead_check:
             self._report_recovered(broker.recover_dead_workers(broker.dead_worker_threshold))
             self._next_dead_check = now + broker.dead_worker_check_interval
+
+    def _heartbeat_sent(self, at: float) -> None:
+        """After a long silence of this worker (a broker outage or stall, this process
+        frozen), wait a full threshold before judging the others: silenced alike, their
+        last heartbeats are as old as ours, and live workers would be declared dead."""
+        broker = self._broker
+        silence = at - self._last_heartbeat
+        self._last_heartbeat = at
+        if silence > (broker.dead_worker_threshold + broker.heartbeat_interval) / 2:
+            self._next_dead_check = max(self._next_dead_check, at + broker.dead_worker_threshold)
 
     def _report_recovered(self, jobs: list[Job]) -> None:
         for job in jobs:
