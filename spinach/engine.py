@@ -384,6 +384,7 @@ class Engine:
     def _dead_letter(self, job: Job, reason: str) -> None:
         """Set aside a fetched job that cannot run, riding out an outage to do so."""
         logger.error("Dead-lettering %s from queue '%s': %s", job, job.queue, reason)
+        signals.job_dead_lettered.send(self.namespace, job=job, reason=reason)
         self._call_broker(
             f"dead-lettering {job}", Outage("arbiter"), self._broker.dead_letter, job, reason
         )

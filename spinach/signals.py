@@ -40,6 +40,11 @@ job_schedule_retry = SafeNamedSignal(
     "job_schedule_retry", doc="A job failed and is scheduled for another attempt (job=, err=)."
 )
 job_failed = SafeNamedSignal("job_failed", doc="A job failed for good (job=, err=).")
+job_dead_lettered = SafeNamedSignal(
+    "job_dead_lettered",
+    doc="A fetched job cannot run here (its task is unknown) and goes to the dead letters "
+    "(job=, reason=).",
+)
 worker_started = SafeNamedSignal(
     "worker_started", doc="A worker thread or loop started (worker_name=)."
 )

@@ -324,8 +324,18 @@ def test_unknown_task_in_queue_goes_to_dead_letters(engine, tasks, broker, recor
     tasks.add(lambda: None, name="known")
     other.schedule("only-elsewhere")
     engine.schedule("known")
-    engine.start_workers(number=1, stop_when_queue_empty=True)
+    dead_lettered = []
+
+    def on_dead_letter(sender, job, reason):
+        dead_lettered.append((job.task_name, reason))
+
+    signals.job_dead_lettered.connect(on_dead_letter, sender=engine.namespace)
+    try:
+        engine.start_workers(number=1, stop_when_queue_empty=True)
+    finally:
+        signals.job_dead_lettered.disconnect(on_dead_letter)
     assert len(recorder.of("job_finished", "known")) == 1
+    assert [name for name, _ in dead_lettered] == ["only-elsewhere"]
     (letter,) = broker.list_dead_letters()
     assert "unknown task 'only-elsewhere'" in letter.reason
     assert not any(broker.running_jobs().values())

@@ -17,7 +17,7 @@ from spinach.job import Job
 from .. import _state
 from ..exceptions import ImproperlyConfigured
 from .defaults import DEFAULTS, Settings, from_object
-from .engine import CompatEngine
+from .engine import compat_engine
 from .publish import publish
 from .task import Task
 
@@ -206,7 +206,7 @@ class Celery:
 
                 self.conf.check_supported()
                 broker = broker_from_url(self.conf.broker_url)
-                engine = CompatEngine(broker, namespace=self.namespace)
+                engine = compat_engine(broker, self.namespace)
                 engine.attach_tasks(self._native)
                 self._engine = engine
         return self._engine
