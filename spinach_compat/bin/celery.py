@@ -54,6 +54,11 @@ class UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command with ``argv`` (default: ``sys.argv[1:]``); the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["check"]:  # reads a codebase, loads no app (see spinach_compat.check)
+        from ..check import main as check
+
+        return check(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,1 @@
+"""The Django project package; its Celery app lives in ``celery.py``."""

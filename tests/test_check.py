@@ -1,0 +1,202 @@
+"""``spinach-compat check``: Celery API uses found by reading code, never by importing it."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from spinach_compat import check
+from spinach_compat.app import defaults, publish, task
+from spinach_compat.bin import celery as cli
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+GUIDE = ROOT / "migration_guide"
+
+UNSUPPORTED_PROJECT = {
+    "proj/celery.py": """\
+        from celery import Celery
+        from celery.schedules import crontab
+
+        app = Celery("proj", broker="redis://localhost:6379/0")
+        app.conf.worker_pool = "prefork"
+        app.conf.beat_schedule = {
+            "nightly": {"task": "proj.tasks.report", "schedule": crontab(hour=3, minute=0)},
+        }
+        """,
+    "proj/tasks.py": """\
+        from celery import chord
+
+        from .celery import app
+
+
+        @app.task(rate_limit="10/m")
+        def fetch(url):
+            return url
+
+
+        @app.task
+        def report(results):
+            return len(results)
+
+
+        def fan_out(urls):
+            return chord(fetch.s(u) for u in urls)(report.s())
+        """,
+    "proj/explodes.py": """\
+        raise RuntimeError("the checker imported this module")
+        from celery import Celery
+        """,
+    "Procfile": "worker: celery -A proj worker -P prefork -c 4\n",
+}
+
+
+@pytest.fixture
+def unsupported_project(tmp_path: Path) -> Path:
+    for name, text in UNSUPPORTED_PROJECT.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return tmp_path
+
+
+def _unsupported(report: check.Report) -> set[tuple[str, int, str]]:
+    return {(f.file, f.line, f.api) for f in report.findings if f.status == check.UNSUPPORTED}
+
+
+def test_unsupported_features_with_their_lines(unsupported_project: Path) -> None:
+    found = _unsupported(check.check_path(unsupported_project))
+    assert found == {
+        ("proj/celery.py", 5, "worker_pool='prefork'"),
+        ("proj/celery.py", 7, "crontab(...)"),
+        ("proj/tasks.py", 6, "rate_limit='10/m'"),
+        ("proj/tasks.py", 17, "chord(...)"),
+        ("Procfile", 1, "-P='prefork'"),
+    }
+
+
+def test_exit_status_and_summary(unsupported_project: Path, capsys) -> None:
+    assert check.main([str(unsupported_project)]) == check.EXIT_UNSUPPORTED
+    out = capsys.readouterr().out
+    assert "proj/tasks.py:17: unsupported chord(...)" in out
+    assert "migration_guide/features.md#canvas" in out
+    assert re.search(r"5 unsupported\.", out)
+
+
+def test_never_imports_the_scanned_code(unsupported_project: Path) -> None:
+    report = check.check_path(unsupported_project)
+    assert any(f.file == "proj/explodes.py" for f in report.findings)
+    assert "proj.explodes" not in sys.modules and "proj" not in sys.modules
+
+
+def test_json_output_parses(unsupported_project: Path, capsys) -> None:
+    assert check.main([str(unsupported_project), "--json"]) == check.EXIT_UNSUPPORTED
+    data = json.loads(capsys.readouterr().out)
+    assert data["summary"]["unsupported"] == 5
+    assert {"file", "line", "api", "status", "note", "section"} <= set(data["findings"][0])
+
+
+def test_usage_errors(tmp_path: Path, capsys) -> None:
+    assert check.main([str(tmp_path / "missing")]) == check.EXIT_USAGE
+    assert check.main([]) == check.EXIT_USAGE
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_command_line_wiring(unsupported_project: Path) -> None:
+    """``python -m spinach_compat check`` loads no app: no -A needed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "spinach_compat", "check", str(unsupported_project), "--json"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert json.loads(done.stdout)["summary"]["unsupported"] == 5
+    assert cli.main(["check", str(EXAMPLES / "celery_project" / "proj")]) == 0
+
+
+def test_django_style_settings_are_read(tmp_path: Path) -> None:
+    (tmp_path / "celery_app.py").write_text(
+        'from celery import Celery\napp = Celery("proj")\n'
+        'app.config_from_object("django.conf:settings", namespace="CELERY")\n'
+    )
+    (tmp_path / "settings.py").write_text(
+        'DEBUG = True\nCELERY_TASK_SERIALIZER = "pickle"\nCELERY_BROKER_URL = "redis://r"\n'
+    )
+    findings = {(f.file, f.api): f.status for f in check.check_path(tmp_path).findings}
+    assert findings[("settings.py", "task_serializer='pickle'")] == check.UNSUPPORTED
+    assert findings[("settings.py", "broker_url='redis://r'")] == check.SUPPORTED
+    assert not any(api.startswith("debug") for _, api in findings)
+
+
+# -- the table agrees with the guide and with what the facade refuses ------------------------
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub-style anchors of the headings of a Markdown file."""
+    anchors = set()
+    for line in path.read_text().splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            anchors.add(re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", title)))
+    return anchors
+
+
+def test_every_section_of_the_table_exists_in_the_guide() -> None:
+    for key, rule in check.RULES.items():
+        file, _, anchor = rule.section.partition("#")
+        assert (GUIDE / file).is_file(), key
+        assert anchor in _anchors(GUIDE / file), f"{key}: no section {rule.section}"
+
+
+def test_table_agrees_with_the_facade_refusals() -> None:
+    def status(key: str, value: object) -> str:
+        report = check.Report("x")
+        report.add("f", 1, key, value)
+        return report.findings[0].status
+
+    for key in defaults.UNSUPPORTED:
+        assert status(f"setting:{key}", "something") == check.UNSUPPORTED, key
+        assert status(f"setting:{key}", defaults.DEFAULTS[key]) == check.SUPPORTED, key
+    for option in task.UNSUPPORTED_OPTIONS:
+        assert status(f"task:{option}", "something") == check.UNSUPPORTED, option
+    for option in publish.MUST_BE_NONE:
+        assert status(f"call:{option}", "something") == check.UNSUPPORTED, option
+    for _, flags, _ in cli.UNSUPPORTED_WORKER_FLAGS:
+        for flag in flags.split("/"):
+            assert check.rule_for(f"flag:{flag}").status == check.UNSUPPORTED, flag
+
+
+def test_supported_modules_exist_in_spinach_compat() -> None:
+    import importlib
+
+    for key, rule in check.RULES.items():
+        if key.startswith("module:celery") and rule.status == check.SUPPORTED:
+            importlib.import_module("spinach_compat" + key[len("module:celery") :])
+
+
+# -- the examples -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("project", ["celery_project", "migrated_project"])
+def test_examples_pass_the_checker(project: str) -> None:
+    report = check.check_path(EXAMPLES / project)
+    assert report.counts[check.UNSUPPORTED] == 0
+    assert report.findings
+
+
+def test_migrated_example_runs_end_to_end() -> None:
+    done = subprocess.run(
+        [sys.executable, "run.py"], capture_output=True, text=True,
+        cwd=EXAMPLES / "migrated_project", timeout=120,
+        env={"PATH": "/usr/bin:/bin", "BROKER_URL": "memory://"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "add(2, 3) -> 5" in done.stdout
+    assert "'retries': 2" in done.stdout
+    assert "ok after 1 retries" in done.stdout
+    assert "workers stopped" in done.stdout
