@@ -226,6 +226,7 @@ class Celery:
         """
         from .control import worker_id_for
 
+        self.loader.import_default_modules()  # imports, include, autodiscovered tasks
         self.register_beat_schedule()
         queues = list(queues or self.all_queues())
         engine = self.engine

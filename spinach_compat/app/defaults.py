@@ -138,6 +138,28 @@ class Settings(dict):
                     f"setting {key}={self[key]!r}: spinach_compat only carries JSON "
                     "(see migration_guide/)"
                 )
+        self._check_consistent_with_the_engine(UnsupportedFeature)
+
+    def _check_consistent_with_the_engine(self, error: type[Exception]) -> None:
+        """Refuse settings whose value asks for a behaviour the engine does not have."""
+        for key in ("accept_content", "result_accept_content"):
+            accepted = self.get(key)
+            if accepted is not None and not JSON_NAMES & set(accepted):
+                raise error(
+                    f"setting {key}={accepted!r} leaves out JSON, the only format "
+                    "spinach_compat carries (see migration_guide/)"
+                )
+        if self.get("task_reject_on_worker_lost") is False:
+            raise error(
+                "setting task_reject_on_worker_lost=False is not supported: a job "
+                "whose worker dies is always run again (see migration_guide/)"
+            )
+        if self.get("worker_pool") not in (None, "threads", "solo"):
+            raise error(
+                f"setting worker_pool={self['worker_pool']!r} is not supported: "
+                "spinach_compat workers run tasks in threads; run several worker "
+                "processes for CPU-bound tasks (see migration_guide/)"
+            )
 
 
 def from_object(obj: Any, namespace: str | None = None) -> dict[str, Any]:

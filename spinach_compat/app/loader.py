@@ -4,6 +4,7 @@ packages given to ``autodiscover_tasks``, when a worker starts (or when asked)."
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ class Loader:
     def import_default_modules(self) -> list[Any]:
         """Import ``imports`` and ``include``, then run pending ``autodiscover_tasks``."""
         conf = self.app.conf
+        setup_django()
         modules = [importlib.import_module(name) for name in (*conf.imports, *conf.include)]
         while self.pending_autodiscover:
             packages, related_name = self.pending_autodiscover.pop(0)
@@ -47,6 +49,21 @@ def autodiscover(packages: Iterable[str] | Callable | None, related_name: str) -
             if exc.name != f"{package}.{related_name}":
                 raise
     return found
+
+
+def setup_django() -> None:
+    """Set Django up, as Celery's Django fix-up does when a worker starts, if the process
+    names a settings module (``DJANGO_SETTINGS_MODULE``) and Django is not set up yet:
+    tasks modules of Django apps import models, which needs the app registry ready."""
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        return
+    try:
+        import django
+        from django.apps import apps
+    except ImportError:
+        return
+    if not apps.ready:
+        django.setup()
 
 
 def _django_apps() -> list[str]:

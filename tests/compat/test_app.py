@@ -81,6 +81,32 @@ def test_unsupported_settings_raise(make_app):
         _ = app.engine
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("accept_content", ["pickle"], "leaves out JSON"),
+        ("task_reject_on_worker_lost", False, "always run again"),
+        ("worker_pool", "prefork", "run tasks in threads"),
+    ],
+)
+def test_settings_asking_for_another_behaviour_raise(make_app, setting, value, message):
+    app = make_app(**{setting: value})
+    with pytest.raises(UnsupportedFeature, match=message):
+        _ = app.engine
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("accept_content", ["json", "pickle"]),  # we only ever send JSON: nothing unpickled
+        ("task_reject_on_worker_lost", True),
+        ("worker_pool", "threads"),
+    ],
+)
+def test_settings_matching_the_engine_are_accepted(make_app, setting, value):
+    assert make_app(**{setting: value}).engine is not None
+
+
 def test_task_decorator_forms_and_current_app(app):
     @app.task
     def bare():
