@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from queue import Empty
 from typing import Any
 
 from . import const, signals
@@ -62,6 +63,10 @@ class Engine:
     #: before giving up; jobs not reported are then recovered as a dead worker's. Longer
     #: rides out a longer outage, shorter makes shutdown prompt.
     shutdown_report_timeout = 30.0
+
+    #: Most job outcomes the result notifier reports in one round trip. Higher keeps up
+    #: with more jobs per second; each batch is one script run that blocks Redis meanwhile.
+    report_batch_size = 100
 
     def __init__(self, broker: Broker, namespace: str = const.DEFAULT_NAMESPACE):
         self._broker = broker
@@ -445,16 +450,40 @@ class Engine:
 
     def _notifier_loop(self) -> None:
         outage = Outage("result notifier")
-        while (job := self._workers.out_queue.get()) is not _STOP:
-            self._report(job, outage)
+        while True:
+            batch = self._next_reports()
+            stopping = batch[-1] is _STOP
+            jobs = batch[:-1] if stopping else batch
+            if jobs:
+                self._report(jobs, outage)
+            if stopping:
+                return
 
-    def _report(self, job: Job, outage: Outage) -> None:
-        """Tell the broker how ``job`` ended, retrying through outages."""
-        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
-            self._call_broker(f"reporting {job}", outage, self._broker.remove_job_from_running, job)
-        else:
-            self._call_broker(f"retrying {job}", outage, self._broker.enqueue_jobs, [job], True)
-        self._count_reported(1)
+    def _next_reports(self) -> list[Job | None]:
+        """Wait for one finished job, then take those already waiting, up to a batch."""
+        out_queue = self._workers.out_queue
+        batch = [out_queue.get()]
+        while batch[-1] is not _STOP and len(batch) < self.report_batch_size:
+            try:
+                batch.append(out_queue.get_nowait())
+            except Empty:
+                break
+        return batch
+
+    def _report(self, jobs: list[Job], outage: Outage) -> None:
+        """Tell the broker how ``jobs`` ended, retrying through outages."""
+        ended = [job for job in jobs if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)]
+        retried = [job for job in jobs if job.status not in (JobStatus.SUCCEEDED, JobStatus.FAILED)]
+        if ended:
+            self._call_broker(
+                f"reporting {len(ended)} job(s)", outage, self._broker.remove_jobs_from_running,
+                ended,
+            )  # fmt: skip
+        if retried:
+            self._call_broker(
+                f"retrying {len(retried)} job(s)", outage, self._broker.enqueue_jobs, retried, True
+            )
+        self._count_reported(len(jobs))
 
     def _count_reported(self, count: int) -> None:
         with self._unreported_lock:

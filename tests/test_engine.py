@@ -463,11 +463,11 @@ class FlakyBroker(MemoryBroker):
 
     failures_left = 3
 
-    def remove_job_from_running(self, job):
+    def remove_jobs_from_running(self, jobs):
         if self.failures_left:
             self.failures_left -= 1
             raise ConnectionError("broker unreachable")
-        super().remove_job_from_running(job)
+        super().remove_jobs_from_running(jobs)
 
 
 def test_results_are_reported_after_an_outage(clock, caplog):

@@ -267,10 +267,15 @@ class MemoryBroker(Broker):
         job.status = JobStatus.RUNNING
 
     def remove_job_from_running(self, job: Job) -> None:
+        self.remove_jobs_from_running([job])
+
+    def remove_jobs_from_running(self, jobs: Sequence[Job]) -> None:
         with self._store.lock:
-            released = self._release(self._state(), job.id, self.worker_id)
-        if released is not None:
-            self._notify_peers()  # a concurrency slot is free
+            state = self._state()
+            released = [self._release(state, job.id, self.worker_id) for job in jobs]
+            limited = any(r is not None and r.task_name in state.limits for r in released)
+        if limited:
+            self._notify_peers()  # a slot of a limited task is free: a waiting job may run
 
     def return_jobs(self, jobs: Sequence[Job]) -> None:
         payloads = [job.serialize() for job in jobs]

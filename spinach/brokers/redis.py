@@ -187,7 +187,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
         "running_owners", "limits", "dead", "dead_queue", "dead_reason", "dead_order",
         "fetchers", "dead_time", "dead_seq",
     ),
-    "finish": ("running", "running_meta", "running_by_task", "running_owners"),
+    "finish": ("running", "running_meta", "running_by_task", "running_owners", "limits"),
     "return_jobs": (
         "queues", "queued_ids", "future", "running", "running_meta", "running_by_task",
         "running_owners", "replies", "replies_at",
@@ -733,7 +733,13 @@ class RedisBroker(Broker):
         self._run("dead_letter", [*args, payload, reason, uuid.uuid4().hex])
 
     def remove_job_from_running(self, job: Job) -> None:
-        self._run("finish", [self.prefix, self.channel, self.worker_id, job.id])
+        self.remove_jobs_from_running([job])
+
+    def remove_jobs_from_running(self, jobs: Sequence[Job]) -> None:
+        """Forget many ended jobs in one round trip (the result notifier's batches)."""
+        if jobs:
+            ids = [job.id for job in jobs]
+            self._run("finish", [self.prefix, self.channel, self.worker_id, *ids])
 
     def return_jobs(self, jobs: Sequence[Job]) -> None:
         payloads = [job.serialize() for job in jobs]

@@ -142,3 +142,20 @@ def test_limits_are_per_task(broker: Broker, make_task, make_job) -> None:
     broker.enqueue_jobs([a1, a2, b1])
 
     assert ids(broker.get_jobs_from_queue("q", 10)) == ids([a1, b1])
+
+
+def test_many_jobs_end_in_one_call(broker: Broker, peer: Broker, make_task, make_job) -> None:
+    limited(broker, make_task, limit=2)
+    mine = [make_job("limited"), make_job("limited"), make_job("free")]
+    theirs = make_job("free")
+    broker.enqueue_jobs([*mine, theirs])
+    assert len(broker.get_jobs_from_queue("q", 3)) == 3
+    assert ids(peer.get_jobs_from_queue("q", 10)) == [theirs.id]
+
+    broker.remove_jobs_from_running([*mine, theirs])  # not ours to end: left alone
+    broker.remove_jobs_from_running(mine)  # sent twice: a no-op the second time
+
+    assert [j.id for j in peer.running_jobs()[peer.worker_id]] == [theirs.id]
+    assert broker.worker_id not in broker.running_jobs()
+    broker.enqueue_jobs([more := make_job("limited"), again := make_job("limited")])
+    assert ids(broker.get_jobs_from_queue("q", 10)) == [more.id, again.id]  # slots freed

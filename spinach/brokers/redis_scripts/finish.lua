@@ -1,20 +1,31 @@
--- finish: forget a job that ended, freeing its concurrency slot. A no-op when the caller's
--- worker does not run the job (already finished, or recovered from a worker declared dead).
+-- finish: forget jobs that ended, freeing their concurrency slots. A job the caller's
+-- worker does not run (already finished, or recovered from a worker declared dead) is
+-- skipped, so running the script twice is a no-op the second time.
 --
 -- KEYS[1] running          hash  job id -> payload of a running job
 -- KEYS[2] running_meta     hash  job id -> JSON {w: worker id, t: task name, q: queue}
 -- KEYS[3] running_by_task  hash  task name -> number of its running jobs
 -- KEYS[4] running_owners   hash  worker id -> number of its running jobs
+-- KEYS[5] limits           hash  task name -> max_concurrency
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] notification channel of the namespace
 -- ARGV[3] worker id of the caller
--- ARGV[4] job id
--- Returns 1 when the job was released, 0 for a no-op.
+-- ARGV[4..] ids of the jobs that ended
+-- Returns the number of jobs released.
 local k = {
   prefix = ARGV[1], running = KEYS[1], running_meta = KEYS[2], running_by_task = KEYS[3],
-  running_owners = KEYS[4],
+  running_owners = KEYS[4], limits = KEYS[5],
 }
 
-if not release(k, ARGV[4], ARGV[3]) then return 0 end
-notify(ARGV[2]) -- a concurrency slot is free
-return 1
+local released, limited = 0, false
+for i = 4, #ARGV do
+  local meta = release(k, ARGV[i], ARGV[3])
+  if meta then
+    released = released + 1
+    limited = limited or redis.call('HEXISTS', k.limits, meta.t) == 1
+  end
+end
+-- Only a freed slot of a limited task can unblock a waiting job: other workers need no
+-- wake-up for the rest (they fetch when a thread of theirs is free).
+if limited then notify(ARGV[2]) end
+return released
