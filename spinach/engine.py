@@ -24,6 +24,7 @@ So a worker process has at least five threads. Scheduling (client mode) spawns n
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import os
 import signal
@@ -46,6 +47,14 @@ logger = logging.getLogger("spinach.engine")
 
 _STOP = None  # sentinel ending the result notifier
 
+
+class _Round(enum.Enum):
+    """How an arbiter round ended, which says how long to wait before the next one."""
+
+    MAY_HAVE_MORE = "fetched all it asked for: fetch again at once"
+    DRAINED = "the queues had fewer jobs than free workers: wait for news or time"
+    NO_FREE_WORKER = "every worker is busy: wait for one to finish"
+
 #: Exit status of a worker process interrupted twice, as shells report a SIGINT death.
 EXIT_INTERRUPTED = 130
 
@@ -67,6 +76,11 @@ class Engine:
     #: Most job outcomes the result notifier reports in one round trip. Higher keeps up
     #: with more jobs per second; each batch is one script run that blocks Redis meanwhile.
     report_batch_size = 100
+
+    #: Seconds between two moves of due future jobs while the arbiter is busy fetching
+    #: (an idle arbiter moves them as soon as they are due). Lower moves them sooner
+    #: behind a backlog, at the cost of a round trip per check.
+    future_check_interval = 0.05
 
     def __init__(self, broker: Broker, namespace: str = const.DEFAULT_NAMESPACE):
         self._broker = broker
@@ -260,6 +274,7 @@ class Engine:
         self._last_heartbeat = now  # registering counts as one
         self._next_heartbeat = now + broker.heartbeat_interval
         self._next_dead_check = now
+        self._future_check_at = 0.0
 
     def _thread(self, target: Callable, role: str, *args: Any) -> threading.Thread:
         return threading.Thread(target=target, args=args, name=f"{self.namespace}-{role}")
@@ -348,7 +363,7 @@ class Engine:
 
     def _arbiter_step(self) -> bool:
         """One round, then the wait for more work; whether the workers should stop now."""
-        more_to_fetch = self._arbiter_round()
+        outcome = self._arbiter_round()
         if self._must_stop.is_set():
             return True
         if self._stop_when_queue_empty and self._is_idle():
@@ -357,22 +372,33 @@ class Engine:
             if not self._block:  # else the blocked caller of start_workers stops them
                 self._thread(self.stop_workers, "stopper").start()
             return True
-        if not more_to_fetch:
-            self._broker.wait_for_event(self._idle_timeout())
+        if outcome is _Round.DRAINED:
+            self._broker.wait_for_event(self._idle_timeout(until_next_future_job=True))
+            self._future_check_at = 0.0  # woken for a reason: time or news, look again
+        elif outcome is _Round.NO_FREE_WORKER:  # until a job ends; busy checks move the due
+            self._broker.wait_for_event(self._idle_timeout(until_next_future_job=False))
         return False
 
-    def _arbiter_round(self) -> bool:
-        """One round of bookkeeping and fetching; whether the queue may hold more now."""
+    def _arbiter_round(self) -> _Round:
+        """One round of bookkeeping and fetching."""
         self._bookkeeping()
-        self._broker.move_future_jobs()
+        self._move_future_jobs()
         slots = self._workers.available_slots
         if slots <= 0:
-            return False
+            return _Round.NO_FREE_WORKER
         jobs = self._broker.get_jobs_from_queue(self._queues, slots)
         unknown = [failure for job in jobs if (failure := self._dispatch(job))]
         for job, reason in unknown:
             self._dead_letter(job, reason)
-        return len(jobs) == slots
+        return _Round.MAY_HAVE_MORE if len(jobs) == slots else _Round.DRAINED
+
+    def _move_future_jobs(self) -> None:
+        """Move due future jobs to their queues: after every wait, and every
+        ``future_check_interval`` while busy (not every round: it costs a round trip)."""
+        now = self._broker.now()
+        if now >= self._future_check_at:
+            self._broker.move_future_jobs()
+            self._future_check_at = now + self.future_check_interval
 
     def _dispatch(self, job: Job) -> tuple[Job, str] | None:
         """Hand ``job`` to the workers; ``(job, reason)`` if it cannot run here."""
@@ -427,7 +453,9 @@ class Engine:
                     job, job.retries, job.max_retries,
                 )  # fmt: skip
 
-    def _idle_timeout(self) -> float:
+    def _idle_timeout(self, until_next_future_job: bool) -> float:
+        """How long the arbiter may wait: until the next bookkeeping, the idle poll, and
+        (when asked, at the cost of a round trip) the next future job."""
         broker = self._broker
         now = broker.now()
         candidates = [
@@ -435,7 +463,7 @@ class Engine:
             self._next_heartbeat - now,
             self._next_dead_check - now,
         ]
-        future = broker.next_future_job_delta()
+        future = broker.next_future_job_delta() if until_next_future_job else None
         if future is not None:
             candidates.append(future)
         return max(0.0, min(candidates))
