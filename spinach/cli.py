@@ -4,6 +4,7 @@ Examples::
 
     spinach worker app.tasks:spin --queue high --queue default --threads 10
     spinach worker app.tasks --stop-when-queue-empty   # uses app.tasks.spin (or .engine)
+    spinach worker app.tasks:spin --processes 4 --threads 8   # 4 supervised processes
     spinach dead-letters list app.tasks:spin --json
     spinach dead-letters retry app.tasks:spin --id 3f2a... --id 9b1c...
 
@@ -147,6 +148,16 @@ def _add_worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         help=f"jobs run at once (default: {const.DEFAULT_WORKER_NUMBER})",
     )
     worker.add_argument(
+        "-p",
+        "--processes",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="worker processes, each running --threads jobs at once (default: 1). Above 1, "
+        "a supervisor runs N 'spinach worker' processes, restarts one that dies "
+        "unexpectedly (with a growing delay) and forwards SIGTERM/SIGINT to them",
+    )
+    worker.add_argument(
         "--stop-when-queue-empty",
         action="store_true",
         help="stop once the queues are empty and no job runs (future jobs are not waited for)",
@@ -281,8 +292,16 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    """``spinach worker``: run workers until a signal (or empty queues); the exit status."""
+    """``spinach worker``: run workers until a signal (or empty queues); the exit status.
+
+    With ``--processes`` above 1, a supervisor runs that many worker processes instead
+    (``spinach.supervisor``); it never imports the application itself.
+    """
     configure_logging(args.log_level)
+    if args.processes > 1:
+        from .supervisor import run_supervisor
+
+        return run_supervisor(args)
     engine = _prepared_engine(args)
     try:
         engine.start_workers(

@@ -1,0 +1,127 @@
+"""The implementations compared: the columns of the table, and how each runs its workers.
+
+Each worker command runs with the implementation's own venv, in ``bench/impls`` (on
+``PYTHONPATH``), with ``BENCH_REDIS_URL`` set; per-job logging is turned down to warnings
+everywhere, so that no implementation pays for writing 20,000 log lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .venvs import VENVS, Venv
+
+#: Replaced by the URL of the harness's Redis in worker commands.
+REDIS_URL_PLACEHOLDER = "{redis_url}"
+
+#: Commands starting ``processes`` worker processes of ``threads`` threads, given the venv.
+WorkerCommands = Callable[[Venv, int, int], list[list[str]]]
+
+
+@dataclass(frozen=True)
+class Impl:
+    """One column of the table."""
+
+    name: str  #: what ``--only`` takes
+    title: str  #: column header
+    venv: Venv
+    module: str  #: ``bench/impls/impl_<module>.py``
+    workers: WorkerCommands
+    exec_processes: int = 1  #: processes of workload 3 (prefork: its -c 2 children)
+    one_job_per_process: bool = False  #: runs ``slow_jobs`` in workloads 3, 7 and 8
+    roundtrip: bool = False  #: takes part in workload 6 (``delay().get()``)
+    ours: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+
+def _ours(venv: Venv, threads: int, processes: int) -> list[list[str]]:
+    command = [str(venv.python), "-m", "spinach", "worker", "impl_ours:spin"]
+    command += ["--threads", str(threads), "--log-level", "warning"]
+    return [command + (["--processes", str(processes)] if processes > 1 else [])]
+
+
+def _facade(venv: Venv, threads: int, processes: int) -> list[list[str]]:
+    command = [str(venv.python), "-m", "spinach", "worker", "impl_facade:app.engine"]
+    command += ["--queue", "celery", "--threads", str(threads), "--log-level", "warning"]
+    return [command + (["--processes", str(processes)] if processes > 1 else [])]
+
+
+def _upstream(venv: Venv, threads: int, processes: int) -> list[list[str]]:
+    command = [str(venv.python), "driver.py", "upstream", "worker", "--threads", str(threads)]
+    return [command] * processes
+
+
+def _celery(pool: str) -> WorkerCommands:
+    def commands(venv: Venv, threads: int, processes: int) -> list[list[str]]:
+        base = [str(venv.path / "bin" / "celery"), "-A", "impl_celery", "worker"]
+        base += ["--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
+        base += ["--without-heartbeat"]
+        if pool == "prefork":  # one worker, ``processes`` forked children
+            return [[*base, "--pool", "prefork", "--concurrency", str(processes)]]
+        return [
+            [*base, "--pool", "threads", "--concurrency", str(threads), "-n", f"w{n}@%h"]
+            for n in range(1, processes + 1)
+        ]
+
+    return commands
+
+
+def _dramatiq(venv: Venv, threads: int, processes: int) -> list[list[str]]:
+    command = [str(venv.path / "bin" / "dramatiq"), "impl_dramatiq"]
+    return [[*command, "--processes", str(processes), "--threads", str(threads)]]
+
+
+def _huey(venv: Venv, threads: int, processes: int) -> list[list[str]]:
+    command = [str(venv.path / "bin" / "huey_consumer"), "impl_huey.huey", "--quiet"]
+    return [[*command, "--worker-type", "thread", "--workers", str(threads)]] * processes
+
+
+def _rq(worker_class: str | None) -> WorkerCommands:
+    def commands(venv: Venv, threads: int, processes: int) -> list[list[str]]:
+        command = [str(venv.path / "bin" / "rq"), "worker", "--url", REDIS_URL_PLACEHOLDER]
+        command += ["--logging_level", "WARNING", "--with-scheduler"]
+        if worker_class:
+            command += ["--worker-class", worker_class]
+        return [[*command, "bench"]] * processes
+
+    return commands
+
+
+IMPLS = [
+    Impl("ours", "ours", VENVS["ours"], "ours", _ours, ours=True),
+    Impl(
+        "ours-facade", "ours-facade", VENVS["ours"], "facade", _facade, ours=True,
+        roundtrip=True,
+        notes=("ours-facade: the Celery facade (spinach_compat) over our engine",),
+    ),
+    Impl(
+        "spinach", "spinach-0.0.25", VENVS["spinach-upstream"], "upstream", _upstream,
+        notes=("spinach-0.0.25: upstream Spinach; no worker command, start_workers() in a "
+               "script",),
+    ),
+    Impl("celery", "celery-thr", VENVS["celery"], "celery", _celery("threads"), roundtrip=True),
+    Impl(
+        "celery-prefork", "celery-pf", VENVS["celery"], "celery", _celery("prefork"),
+        exec_processes=2, one_job_per_process=True, roundtrip=True,
+        notes=("celery-pf: prefork pool; workloads 3-7 use -c 2 (2 child processes, one job "
+               "each at a time), workload 8 uses -c 1 and -c 2",),
+    ),
+    Impl("dramatiq", "dramatiq", VENVS["dramatiq"], "dramatiq", _dramatiq),
+    Impl(
+        "huey", "huey", VENVS["huey"], "huey", _huey,
+        notes=("huey: batches are map() (one enqueue per job); its scheduler ticks once a "
+               "second",),
+    ),
+    Impl(
+        "rq", "rq", VENVS["rq"], "rq", _rq(None), one_job_per_process=True,
+        notes=("rq, rq-simple: RQ has no threads: one job at a time per worker process "
+               "(rq forks a work horse per job; rq-simple runs it in the worker)",),
+    ),
+    Impl(
+        "rq-simple", "rq-simple", VENVS["rq"], "rq", _rq("rq.worker.SimpleWorker"),
+        one_job_per_process=True,
+    ),
+]  # fmt: skip
+
+BY_NAME = {impl.name: impl for impl in IMPLS}

@@ -1,0 +1,293 @@
+"""The eight workloads, run for one implementation at a time against the harness's Redis.
+
+One repetition of an implementation has three phases, each with fresh Redis data:
+
+- **A**: enqueue ``jobs`` no-op jobs one at a time (workload 1), then start the workers of
+  workload 3 and time them from process start until the last job is done (workload 3; its
+  peak memory is workload 7; workload 8 for that process count);
+- **B**: enqueue ``jobs`` in batches (workload 2; one at a time, untimed, where there is no
+  batch API) and drain them with the other process count of workload 8;
+- **idle**: start one worker group and, once it is idle, measure latency (4), timing
+  precision (5) and ``delay().get()`` round trips (6).
+
+Each job proves it ran by counting itself in Redis; the job reaching the target pushes its
+end time, which the harness waits on. Workers that run one job at a time per process
+(``Impl.one_job_per_process``) drain ``slow_jobs`` fresh jobs instead of the ``jobs`` of
+workloads 1 and 2, which are then discarded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import WORKLOADS
+from .impls import REDIS_URL_PLACEHOLDER, Impl
+from .procs import RssSampler, WorkerGroup
+from .redis_server import RedisServer
+from .stats import percentile
+
+IMPLS_DIR = Path(__file__).resolve().parent.parent / "impls"
+sys.path.insert(0, str(IMPLS_DIR))
+import _jobs  # noqa: E402  (the keys the jobs use, from beside the jobs)
+
+
+@dataclass
+class Options:
+    """Sizes and selection of one benchmark run (defaults: the full run)."""
+
+    runs: int = 3
+    jobs: int = 20_000  #: jobs of workloads 1, 2, 3, 7 and 8
+    slow_jobs: int = 2_000  #: jobs of 3, 7 and 8 for workers running one job per process
+    batch_size: int = 1_000
+    threads: int = 8
+    latency_jobs: int = 200
+    timing_jobs: int = 100
+    timing_ahead: float = 2.0
+    timing_spacing: float = 0.01  #: seconds between the due times of workload 5
+    roundtrips: int = 200
+    phase_timeout: float = 600.0  #: seconds one drain or driver call may take
+    workloads: frozenset[int] = frozenset(WORKLOADS)
+
+
+@dataclass
+class ImplResult:
+    """Per-repetition values of each metric of one implementation, and what went wrong."""
+
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  #: metric -> why it is n/a
+    errors: list[str] = field(default_factory=list)
+    samples: dict[str, list[list[float]]] = field(default_factory=dict)  #: raw, per run
+
+    def add(self, metric: str, value: float) -> None:
+        self.metrics.setdefault(metric, []).append(value)
+
+    def add_samples(self, name: str, values: list[float]) -> None:
+        """Keep the raw samples of one run (latencies, lateness, round trips), in seconds."""
+        self.samples.setdefault(name, []).append(values)
+
+
+class Bench:
+    """Runs the workloads of one implementation; results go to ``ImplResult``."""
+
+    def __init__(self, options: Options, server: RedisServer, log_dir: Path):
+        self.options = options
+        self.server = server
+        self.log_dir = log_dir
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.env = {**os.environ, "BENCH_REDIS_URL": server.url, "PYTHONPATH": str(IMPLS_DIR)}
+        self.env.pop("VIRTUAL_ENV", None)
+
+    # -- one implementation ------------------------------------------------------------
+
+    def run_once(self, impl: Impl, result: ImplResult, rep: int) -> None:
+        """Every selected workload of ``impl``, once; errors are noted in ``result``."""
+        wanted = self.options.workloads
+        phases: list[tuple[str, set[int], Callable]] = [
+            ("A", {1, 3, 7, 8}, self._phase_a),
+            ("B", {2, 8}, self._phase_b),
+            ("idle", {4, 5, 6}, self._phase_idle),
+        ]
+        for name, needs, phase in phases:
+            if wanted & needs:
+                self._guarded(impl, result, f"r{rep}-{name}", phase)
+
+    def _guarded(self, impl: Impl, result: ImplResult, label: str, phase: Callable) -> None:
+        started = time.monotonic()
+        try:
+            phase(impl, result, label)
+        except Exception as exc:
+            result.errors.append(f"{label}: {type(exc).__name__}: {exc}")
+            _log(f"{impl.name} {label} FAILED: {type(exc).__name__}: {exc}")
+        _log(f"{impl.name} {label} done in {time.monotonic() - started:.1f}s")
+
+    def exec_jobs(self, impl: Impl) -> int:
+        """Jobs of the execution workloads (3, 7, 8) of ``impl``."""
+        if impl.one_job_per_process:
+            return min(self.options.jobs, self.options.slow_jobs)
+        return self.options.jobs
+
+    def _phase_a(self, impl: Impl, result: ImplResult, label: str) -> None:
+        """Workload 1, then 3 and 7 (and 8 for the process count of 3)."""
+        wanted, jobs, exec_jobs = self.options.workloads, self.options.jobs, self.exec_jobs(impl)
+        self._reset(exec_jobs)
+        if 1 in wanted:
+            enqueued = self.driver(impl, "enqueue-single", label, count=jobs)
+            result.add("enqueue_single", jobs / enqueued["seconds"])
+        if not wanted & {3, 7, 8}:
+            return
+        if 1 not in wanted or exec_jobs != jobs:
+            self._reset(exec_jobs)
+            self._prefill(impl, label, exec_jobs)
+        processes = impl.exec_processes
+        seconds, rss = self.drain(impl, processes, label, exec_jobs, sample_rss=True)
+        if 3 in wanted:
+            result.add("exec", exec_jobs / seconds)
+        if 7 in wanted:
+            result.add("rss_peak", rss / 2**20)
+        if 8 in wanted:
+            result.add(f"exec_p{processes}", exec_jobs / seconds)
+
+    def _prefill(self, impl: Impl, label: str, count: int) -> None:
+        """Enqueue the jobs of a drain, untimed: in batches where possible."""
+        size = self.options.batch_size
+        if not self.driver(impl, "enqueue-batch", label, count=count, batch_size=size)["supported"]:
+            self.driver(impl, "enqueue-single", label, count=count)
+
+    def _phase_b(self, impl: Impl, result: ImplResult, label: str) -> None:
+        """Workload 2, then 8 for the other process count."""
+        wanted, jobs, exec_jobs = self.options.workloads, self.options.jobs, self.exec_jobs(impl)
+        self._reset(exec_jobs)
+        if 2 in wanted:
+            size = self.options.batch_size
+            batch = self.driver(impl, "enqueue-batch", label, count=jobs, batch_size=size)
+            if batch["supported"]:
+                result.add("enqueue_batch", jobs / batch["seconds"])
+            else:
+                result.notes["enqueue_batch"] = batch["note"]
+        if 8 not in wanted:
+            return
+        if 2 not in wanted or "enqueue_batch" in result.notes or exec_jobs != jobs:
+            self._reset(exec_jobs)
+            self._prefill(impl, label, exec_jobs)
+        processes = 1 if impl.exec_processes == 2 else 2
+        seconds, _ = self.drain(impl, processes, label, exec_jobs)
+        result.add(f"exec_p{processes}", exec_jobs / seconds)
+
+    def _phase_idle(self, impl: Impl, result: ImplResult, label: str) -> None:
+        wanted, options = self.options.workloads, self.options
+        self._reset(0)
+        group = self.start_workers(impl, impl.exec_processes, label)
+        try:
+            if 4 in wanted:
+                reply = self.driver(impl, "latency", label, group, count=options.latency_jobs)
+                latencies = reply["latencies"]
+                result.add_samples("latency_seconds", latencies)
+                result.add("latency_p50", 1000 * percentile(latencies, 50))
+                result.add("latency_p99", 1000 * percentile(latencies, 99))
+            if 5 in wanted:
+                self._timing(impl, result, label, group)
+            if 6 in wanted:
+                self._roundtrip(impl, result, label, group)
+        finally:
+            group.stop()
+
+    def _timing(self, impl: Impl, result: ImplResult, label: str, group: WorkerGroup) -> None:
+        options = self.options
+        lateness = self.driver(
+            impl, "timing", label, group, count=options.timing_jobs,
+            ahead=options.timing_ahead, spacing=options.timing_spacing,
+        )["lateness"]  # fmt: skip
+        result.add_samples("lateness_seconds", lateness)
+        result.add("timing_p50", 1000 * percentile(lateness, 50))
+        result.add("timing_max", 1000 * max(lateness))
+        result.add("timing_early", sum(1 for value in lateness if value < 0))
+
+    def _roundtrip(self, impl: Impl, result: ImplResult, label: str, group: WorkerGroup) -> None:
+        if not impl.roundtrip:
+            note = "workload 6 compares the Celery facade with Celery only"
+            result.notes["roundtrip_p50"] = result.notes["roundtrip_p99"] = note
+            return
+        reply = self.driver(impl, "roundtrip", label, group, count=self.options.roundtrips)
+        if not reply["supported"]:
+            result.notes["roundtrip_p50"] = result.notes["roundtrip_p99"] = reply["note"]
+            return
+        result.add_samples("roundtrip_seconds", reply["seconds"])
+        result.add("roundtrip_p50", 1000 * percentile(reply["seconds"], 50))
+        result.add("roundtrip_p99", 1000 * percentile(reply["seconds"], 99))
+
+    # -- processes -----------------------------------------------------------------------
+
+    def _reset(self, target: int) -> None:
+        """Empty Redis; the next drain waits for ``target`` jobs."""
+        client = self.server.client
+        client.flushall()
+        client.set(_jobs.TARGET_KEY, target)
+
+    def start_workers(self, impl: Impl, processes: int, label: str) -> WorkerGroup:
+        """Start ``processes`` worker processes of ``impl`` (``threads`` threads each)."""
+        commands = [
+            [arg.replace(REDIS_URL_PLACEHOLDER, self.server.url) for arg in command]
+            for command in impl.workers(impl.venv, self.options.threads, processes)
+        ]
+        log = self.log_dir / f"{impl.name}-{label}-p{processes}.log"
+        return WorkerGroup(commands, IMPLS_DIR, self.env, log)
+
+    def drain(
+        self, impl: Impl, processes: int, label: str, jobs: int, sample_rss: bool = False
+    ) -> tuple[float, int]:
+        """Run the enqueued jobs with fresh workers: seconds from start to the last job
+        done, and the peak memory of the workers (0 unless ``sample_rss``)."""
+        group = self.start_workers(impl, processes, label)
+        sampler = RssSampler(group) if sample_rss else None
+        try:
+            done_at = self._wait_done(group)
+        finally:
+            peak = sampler.stop() if sampler else 0
+            group.stop()
+        ran = int(self.server.client.get(_jobs.COUNT_KEY) or 0)
+        if ran != jobs:
+            raise RuntimeError(f"{ran} jobs ran instead of {jobs}")
+        return done_at - group.started_at, peak
+
+    def _wait_done(self, group: WorkerGroup) -> float:
+        """The Unix time the last job ended, waiting for it while the workers live."""
+        deadline = time.monotonic() + self.options.phase_timeout
+        while time.monotonic() < deadline:
+            reply = self.server.client.blpop([_jobs.DONE_KEY], timeout=1)
+            if reply is not None:
+                return float(reply[1])
+            group.check_running()
+        ran = self.server.client.get(_jobs.COUNT_KEY)
+        raise TimeoutError(f"only {ran} jobs ran in {self.options.phase_timeout}s")
+
+    def driver(
+        self, impl: Impl, action: str, label: str, group: WorkerGroup | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Run ``driver.py IMPL ACTION`` in the implementation's venv; its JSON reply.
+
+        With ``group``, the workers must stay up while the driver runs.
+        """
+        command = [str(impl.venv.python), "driver.py", impl.module, action]
+        for name, value in options.items():
+            command += [f"--{name.replace('_', '-')}", str(value)]
+        log = self.log_dir / f"{impl.name}-{label}-{action}.err"
+        with log.open("wb") as errors:
+            process = subprocess.Popen(
+                command, cwd=IMPLS_DIR, env=self.env, stdout=subprocess.PIPE, stderr=errors
+            )
+            stdout = self._wait_driver(process, group)
+        if process.returncode == 0 and not log.stat().st_size:
+            log.unlink()
+        if process.returncode != 0:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            raise RuntimeError(f"driver {action} exited {process.returncode}: {' | '.join(tail)}")
+        return json.loads(stdout.decode().strip().splitlines()[-1])
+
+    def _wait_driver(self, process: subprocess.Popen, group: WorkerGroup | None) -> bytes:
+        deadline = time.monotonic() + self.options.phase_timeout
+        try:
+            while True:
+                try:
+                    return process.communicate(timeout=0.5)[0]
+                except subprocess.TimeoutExpired:
+                    if group is not None:
+                        group.check_running()
+                    if time.monotonic() > deadline:
+                        raise
+        except BaseException:
+            process.kill()
+            process.communicate()
+            raise
+
+
+def _log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,55 @@
+"""Ours, Celery facade: ``spinach_compat.Celery``; ``spinach worker impl_facade:app.engine``."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import _jobs
+
+from spinach_compat import Celery, group
+
+app = Celery("bench", broker=_jobs.redis_url(), backend=_jobs.redis_url())
+
+
+@app.task(ignore_result=True)
+def noop() -> None:
+    """Count one job done."""
+    _jobs.count()
+
+
+@app.task(ignore_result=True)
+def stamp(sent: float) -> None:
+    """Record the start time."""
+    _jobs.stamp(sent)
+
+
+@app.task
+def echo(value: Any) -> Any:
+    """Give the value back through the result backend."""
+    return value
+
+
+def enqueue_one() -> None:
+    """Enqueue one no-op job."""
+    noop.delay()
+
+
+def enqueue_batch(count: int) -> None:
+    """Enqueue ``count`` no-op jobs with ``group`` (raises UnsupportedFeature until then)."""
+    group(noop.s() for _ in range(count)).apply_async()
+
+
+def send_stamp(sent: float) -> None:
+    """Enqueue a latency job now."""
+    stamp.delay(sent)
+
+
+def schedule_stamp(due: float) -> None:
+    """Schedule a latency job at the Unix time ``due`` (``eta``)."""
+    stamp.apply_async((due,), eta=datetime.fromtimestamp(due, timezone.utc))
+
+
+def roundtrip(value: int, timeout: float) -> Any:
+    """``echo.delay(value).get()``."""
+    return echo.delay(value).get(timeout=timeout)
