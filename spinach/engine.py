@@ -24,13 +24,14 @@ So a worker process has at least five threads. Scheduling (client mode) spawns n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from queue import Empty
 from typing import Any
@@ -212,14 +213,19 @@ class Engine:
             if self._running:
                 raise RuntimeError(f"the workers of namespace '{self.namespace}' already run")
             self._running = True
-        try:
-            queues = normalize_queues(queue)
-            self._start(number, queues, block, stop_when_queue_empty, workers_class)
-        except BaseException:
-            self._running = False
-            raise
-        if block:
-            self._run_until_stopped()
+        self._must_stop = threading.Event()
+        self._stopped = threading.Event()
+        # In blocking mode the handlers go in before any thread starts: a signal arriving
+        # while the workers start must stop them gracefully too, not raise KeyboardInterrupt.
+        with self._stop_signals_handled(block):
+            try:
+                queues = normalize_queues(queue)
+                self._start(number, queues, block, stop_when_queue_empty, workers_class)
+            except BaseException:
+                self._running = False
+                raise
+            if block:
+                self._stop_when_asked()
 
     def wait_until_stopped(self, timeout: float | None = None) -> bool:
         """Wait for the workers to stop (``stop_when_queue_empty`` with ``block=False``).
@@ -240,8 +246,6 @@ class Engine:
         self._stop_when_queue_empty = stop_when_queue_empty
         self._block = block
         self._prepare_broker(number)
-        self._must_stop = threading.Event()
-        self._stopped = threading.Event()
         self._subscriber_stop = threading.Event()
         self._unreported = 0
         self._unreported_lock = threading.Lock()
@@ -279,21 +283,22 @@ class Engine:
     def _thread(self, target: Callable, role: str, *args: Any) -> threading.Thread:
         return threading.Thread(target=target, args=args, name=f"{self.namespace}-{role}")
 
-    def _run_until_stopped(self) -> None:
-        """Wait for a stop request, then stop; in the main thread SIGTERM/SIGINT ask for it.
+    @contextlib.contextmanager
+    def _stop_signals_handled(self, block: bool) -> Iterator[None]:
+        """With ``block`` in the main thread, SIGTERM and SIGINT ask for a graceful stop.
 
-        The signal handlers stay in place until the workers have stopped: a second signal
+        The handlers stay in place until the workers have stopped: a second signal
         during a graceful shutdown exits at once (status 130) without waiting for running
         jobs, which other workers then recover as a dead worker's.
         """
-        if threading.current_thread() is not threading.main_thread():
-            self._stop_when_asked()
+        if not block or threading.current_thread() is not threading.main_thread():
+            yield
             return
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
         for sig in previous:
             signal.signal(sig, self._on_stop_signal)
         try:
-            self._stop_when_asked()
+            yield
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
