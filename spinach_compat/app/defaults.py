@@ -10,6 +10,11 @@ task_queues (their names), task_time_limit and task_soft_time_limit (see
 timezone, enable_utc, spinach_namespace (the engine's namespace; default: the app's ``main``
 name or 'celery').
 
+Celery interop (``spinach_compat.interop``): spinach_legacy_tasks, a list of fnmatch patterns
+of task names sent to legacy Celery workers as Celery protocol 2 messages (so does a
+``task_routes`` entry with ``'legacy': True``); ``worker --celery-queues`` makes a worker
+consume the messages Celery clients publish.
+
 Accepted because the native engine already behaves that way or they only tune Celery's
 transport: task_serializer/result_serializer/accept_content as long as they are JSON,
 task_acks_late (a job with retries left is always run again after a worker crash),
@@ -81,6 +86,7 @@ DEFAULTS: dict[str, Any] = {
     "imports": (),
     "include": (),
     "spinach_namespace": None,
+    "spinach_legacy_tasks": (),  #: task name patterns run by legacy Celery workers (interop)
 }
 
 #: Settings the facade cannot honour yet, with what to do instead.

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .. import signals
 from .._state import get_current_task
 from ..exceptions import UnsupportedFeature
+from ..interop import legacy
 from . import codec
 
 if TYPE_CHECKING:
@@ -58,11 +59,14 @@ def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> As
         properties={"correlation_id": task_id, "reply_to": None}, declare=[],
         retry_policy=policy,
     )  # fmt: skip
-    encoded_args, encoded_kwargs = codec.encode(args, kwargs)
-    at = _parse(meta["eta"]) if meta["eta"] else app.now()
-    job = app.build_native_job(name, at, encoded_args, encoded_kwargs, task_id, queue, meta)
     retry = options.get("retry", app.conf.task_publish_retry)
-    _enqueue(app, job, policy if retry else None)
+    if legacy.is_legacy(app, name):  # interop: run by a legacy Celery worker
+        legacy.send(app, name, task_id, args, kwargs, queue, meta, policy if retry else None)
+    else:
+        encoded_args, encoded_kwargs = codec.encode(args, kwargs)
+        at = _parse(meta["eta"]) if meta["eta"] else app.now()
+        job = app.build_native_job(name, at, encoded_args, encoded_kwargs, task_id, queue, meta)
+        _enqueue(app, job, policy if retry else None)
     signals.after_task_publish.send(sender=name, body=body, exchange="", routing_key=queue)
     return AsyncResult(task_id, app=app, task_name=name)
 

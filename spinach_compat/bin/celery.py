@@ -121,6 +121,7 @@ def _worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     for flag in ("--without-gossip", "--without-mingle", "--without-heartbeat"):
         add(flag, action="store_true", help="accepted, no effect")
     add("--heartbeat-interval", type=float, help="accepted, no effect")
+    add("--celery-queues", action="append", help="also consume these Celery queues (interop)")
     add("--autoscale", help=argparse.SUPPRESS)
     add("-D", "--detach", action="store_true", default=None, help=argparse.SUPPRESS)
     add("--max-tasks-per-child", help=argparse.SUPPRESS)
@@ -291,7 +292,25 @@ def run_worker(app: Any, args: argparse.Namespace) -> int:
         app, hostname=args.hostname, queues=queues, concurrency=concurrency,
         loglevel=args.loglevel, logfile=args.logfile, beat=args.beat, quiet=args.quiet,
     )  # fmt: skip
-    return worker.start()
+    bridge = _celery_bridge(app, worker, _split(args.celery_queues))
+    try:
+        return worker.start()
+    finally:
+        if bridge is not None:
+            bridge.detach()
+
+
+def _celery_bridge(app: Any, worker: Any, celery_queues: list[str]) -> Any:
+    """``--celery-queues``: consume them natively too, and bridge Celery's messages."""
+    if not celery_queues:
+        return None
+    from ..interop import WorkerBridge
+
+    if worker.queues:
+        worker.queues = list(dict.fromkeys([*worker.queues, *celery_queues]))
+    else:  # the app's queues are known once its tasks are imported
+        app.conf.task_queues = [*(app.conf.task_queues or ()), *celery_queues]
+    return WorkerBridge(app, celery_queues).attach()
 
 
 def run_inspect(app: Any, args: argparse.Namespace) -> int:

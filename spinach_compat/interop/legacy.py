@@ -1,0 +1,82 @@
+"""Sending tasks to legacy Celery workers: Celery protocol 2 messages, published by kombu.
+
+A task is *legacy* when its name matches a pattern of the ``spinach_legacy_tasks`` setting
+(fnmatch, e.g. ``['proj.tasks.old_*']``) or its ``task_routes`` entry says
+``{'legacy': True, 'queue': ...}``. Its ``apply_async``/``send_task`` then publishes a
+message on the kombu Redis transport of ``broker_url`` (the list named after the queue),
+which unmodified Celery workers consume; their results, in ``celery-task-meta-<id>``, are
+read by the facade's ``AsyncResult``. Moving a task back to the native engine is removing
+it from the setting.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+from typing import TYPE_CHECKING
+
+from kombu import Connection, pools
+
+if TYPE_CHECKING:
+    from ..app.base import Celery
+
+_connections: dict[str, Connection] = {}
+_lock = threading.Lock()
+
+
+def is_legacy(app: Celery, name: str) -> bool:
+    """Whether ``name`` is sent to legacy Celery workers (see the module docstring)."""
+    patterns = app.conf.get("spinach_legacy_tasks") or ()
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
+        return True
+    routes = app.conf.task_routes
+    if isinstance(routes, dict):
+        for pattern, route in routes.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                return bool(isinstance(route, dict) and route.get("legacy"))
+    return False
+
+
+def headers_of(name: str, task_id: str, args: list, kwargs: dict, meta: dict) -> dict:
+    """Celery protocol 2 headers of a task sent by ``publish`` (its meta)."""
+    return {
+        **meta["headers"],
+        "lang": "py",
+        "task": name,
+        "id": task_id,
+        "shadow": None,
+        "eta": meta["eta"],
+        "expires": meta["expires"],
+        "group": None,
+        "group_index": None,
+        "retries": 0,
+        "timelimit": meta["timelimit"] or [None, None],
+        "root_id": meta["root_id"],
+        "parent_id": meta["parent_id"],
+        "argsrepr": repr(tuple(args)),
+        "kwargsrepr": repr(kwargs),
+        "origin": meta["origin"],
+        "ignore_result": bool(meta["ignore_result"]),
+    }
+
+
+def send(
+    app: Celery, name: str, task_id: str, args: list, kwargs: dict, queue: str, meta: dict,
+    retry_policy: dict | None,
+) -> None:  # fmt: skip
+    """Publish the Celery message of one task on ``queue``, as a Celery client does."""
+    body = (args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None})
+    with pools.producers[_connection(app.conf.broker_url)].acquire(block=True) as producer:
+        producer.publish(
+            body, exchange="", routing_key=queue, serializer="json",
+            headers=headers_of(name, task_id, args, kwargs, meta), correlation_id=task_id,
+            delivery_mode=2, retry=retry_policy is not None, retry_policy=retry_policy,
+        )  # fmt: skip
+
+
+def _connection(url: str) -> Connection:
+    """One kombu connection per broker URL, the key of kombu's producer pool."""
+    with _lock:
+        if url not in _connections:
+            _connections[url] = Connection(url)
+        return _connections[url]
