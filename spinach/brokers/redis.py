@@ -172,7 +172,7 @@ DEFAULT_RECONNECT_MAX_DELAY = 10.0
 
 #: Seconds the subscriber waits for a message before checking whether it must stop. Lower
 #: makes ``stop`` quicker, at the cost of more wake-ups of an idle subscriber thread.
-DEFAULT_SUBSCRIBER_POLL_INTERVAL = 1.0
+DEFAULT_SUBSCRIBER_POLL_INTERVAL = 0.25
 
 #: The fixed keys of the namespace, in the order given to each script as KEYS (the header
 #: of each script names them); the full key is the namespace prefix then the name.

@@ -102,7 +102,7 @@ def advance_job_status(
     Success ends the job; ``AbortException`` fails it at once; any other error retries it
     while it has retries left (``RetryException`` may choose when), and fails it after.
     """
-    took = _format_duration(duration)
+    took = _Duration(duration)
     if err is None:
         job.status = JobStatus.SUCCEEDED
         logger.info("Finished %s in %s: succeeded", job, took)
@@ -119,7 +119,7 @@ def advance_job_status(
 
 
 def _schedule_retry(
-    namespace: str, job: Job, err: BaseException, now: float, backoff: Backoff, took: str
+    namespace: str, job: Job, err: BaseException, now: float, backoff: Backoff, took: object
 ) -> None:
     job.retries += 1
     at = getattr(err, "at", None) if isinstance(err, RetryException) else None
@@ -138,5 +138,14 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def _format_duration(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+class _Duration:
+    """A duration formatted for the logs only if a log line is written."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __str__(self) -> str:
+        seconds = self.seconds
+        return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
