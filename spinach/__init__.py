@@ -16,7 +16,7 @@ from .brokers.memory import MemoryBroker
 from .const import DEFAULT_NAMESPACE, DEFAULT_QUEUE
 from .context import current_job
 from .engine import Engine
-from .exc import AbortException, RetryException
+from .exc import AbortException, DeferException, RetryException
 from .job import Job, JobStatus
 from .task import Batch, Task, Tasks
 from .workers import AsyncioWorkers, ThreadWorkers
@@ -31,6 +31,7 @@ __all__ = [
     "Batch",
     "Broker",
     "DeadLetter",
+    "DeferException",
     "Engine",
     "Job",
     "JobStatus",

@@ -48,5 +48,20 @@ class RetryException(SpinachError):
         self.at = at
 
 
+class DeferException(SpinachError):
+    """Raised by a task to run its job again at ``at`` without counting an attempt.
+
+    For a job that cannot run yet (a rate limit reached, a resource not ready): unlike
+    ``RetryException``, ``max_retries`` does not apply and the job's ``retries`` stays as
+    it is. A naive ``at`` is UTC.
+    """
+
+    def __init__(self, message: str, at: datetime):
+        if not isinstance(at, datetime):
+            raise TypeError(f"DeferException(at=...) takes a datetime, not {type(at).__name__}")
+        super().__init__(message)
+        self.at = at
+
+
 class AbortException(SpinachError):
     """Raised by a task to make its job fail at once, without any retry."""

@@ -520,3 +520,29 @@ def test_the_arbiter_keeps_consuming_after_an_outage(clock):
         spin.stop_workers()
         recorder.close()
     assert broker.failures_left == 0
+
+
+def test_defer_exception_runs_the_job_later_without_counting_an_attempt(
+    engine, tasks, clock, broker, recorder
+):
+    from spinach import DeferException
+
+    calls = []
+    at = datetime.fromtimestamp(clock() + 30, tz=timezone.utc)
+
+    @tasks.task(name="not-yet", max_retries=0)  # deferring is not retrying
+    def not_yet():
+        calls.append(1)
+        if len(calls) < 3:
+            raise DeferException("rate limit reached", at=at)
+
+    engine.schedule("not-yet")
+    engine.start_workers(number=1, block=False)
+    wait_until_broker(broker, lambda: len(broker.scheduled_jobs()) == 1)
+    (job,) = broker.scheduled_jobs()
+    assert (job.at, job.retries) == (at, 0)
+    advance(clock, broker, 30)
+    recorder.wait_for_count("job_finished", 3)
+    assert [e.status for e in recorder.of("job_finished")][-1] == "SUCCEEDED"
+    assert [e.retries for e in recorder.of("job_started")] == [0, 0, 0]
+    assert not recorder.of("job_schedule_retry") and not recorder.of("job_failed")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from .. import signals
-from ..exc import AbortException, RetryException
+from ..exc import AbortException, DeferException, RetryException
 from ..job import Job, JobStatus, to_timestamp
 from ..retries import exponential_backoff
 
@@ -99,13 +99,16 @@ def advance_job_status(
 ) -> None:
     """Set the status of ``job`` after an attempt that took ``duration`` seconds.
 
-    Success ends the job; ``AbortException`` fails it at once; any other error retries it
-    while it has retries left (``RetryException`` may choose when), and fails it after.
+    Success ends the job; ``DeferException`` puts it back for later without counting an
+    attempt; ``AbortException`` fails it at once; any other error retries it while it has
+    retries left (``RetryException`` may choose when), and fails it after.
     """
     took = _Duration(duration)
     if err is None:
         job.status = JobStatus.SUCCEEDED
         logger.info("Finished %s in %s: succeeded", job, took)
+    elif isinstance(err, DeferException):
+        _defer(job, err, now, took)
     elif job.should_retry and not isinstance(err, AbortException):
         _schedule_retry(namespace, job, err, now, backoff, took)
     else:
@@ -132,6 +135,13 @@ def _schedule_retry(
         exc_info=not isinstance(err, RetryException),
     )  # fmt: skip
     signals.job_schedule_retry.send(namespace, job=job, err=err)
+
+
+def _defer(job: Job, err: DeferException, now: float, took: object) -> None:
+    job.at_timestamp = to_timestamp(err.at)
+    job.status = JobStatus.WAITING if job.at_timestamp > now else JobStatus.QUEUED
+    delay = timedelta(seconds=round(max(job.at_timestamp - now, 0), 3))
+    logger.info("Finished %s in %s: deferred by %s for %s", job, took, err, delay)
 
 
 def _describe(err: BaseException) -> str:
