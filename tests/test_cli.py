@@ -9,17 +9,16 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
-from typing import IO
 
 import pytest
 
 import spinach
 from spinach import cli
+from tests.support.processes import LogReader
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = Path(__file__).resolve().parent / "cli_apps"
@@ -48,40 +47,6 @@ def run_spinach(*args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=PROCESS_TIMEOUT,
     )
-
-
-class LogReader:
-    """Reads the output of a process in a thread, so a test can wait for a line."""
-
-    def __init__(self, stream: IO[str]):
-        self._lines: list[str] = []
-        self._eof = False
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, args=(stream,), name="log-reader")
-        self._thread.start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            with self._changed:
-                self._lines.append(line)
-                self._changed.notify_all()
-        with self._changed:
-            self._eof = True
-            self._changed.notify_all()
-
-    @property
-    def text(self) -> str:
-        with self._changed:
-            return "".join(self._lines)
-
-    def wait_for(self, needle: str, timeout: float = PROCESS_TIMEOUT) -> bool:
-        """Whether a line containing ``needle`` came before the end of the output."""
-        with self._changed:
-            self._changed.wait_for(lambda: needle in "".join(self._lines) or self._eof, timeout)
-            return needle in "".join(self._lines)
-
-    def join(self) -> None:
-        self._thread.join(PROCESS_TIMEOUT)
 
 
 StartWorker = Callable[..., tuple[subprocess.Popen, LogReader]]
@@ -172,11 +137,11 @@ def test_worker_namespace_option_replaces_the_engines():
 
 def test_sigterm_lets_the_running_job_finish(tmp_path, start_worker):
     process, log = start_worker("blocking:spin", CLI_TEST_DIR=str(tmp_path))
-    assert log.wait_for("waiting for release"), log.text
+    assert log.contains("waiting for release"), log.text
     assert (tmp_path / "started").exists()
 
     process.send_signal(signal.SIGTERM)
-    assert log.wait_for("stopping gracefully"), log.text
+    assert log.contains("stopping gracefully"), log.text
     (tmp_path / "release").touch()
 
     assert process.wait(PROCESS_TIMEOUT) == 0, log.text
@@ -191,9 +156,9 @@ def test_sigterm_lets_the_running_job_finish(tmp_path, start_worker):
 
 def test_a_second_sigint_exits_at_once(tmp_path, start_worker):
     process, log = start_worker("blocking:spin", CLI_TEST_DIR=str(tmp_path))
-    assert log.wait_for("waiting for release"), log.text
+    assert log.contains("waiting for release"), log.text
     process.send_signal(signal.SIGINT)
-    assert log.wait_for("stopping gracefully"), log.text
+    assert log.contains("stopping gracefully"), log.text
 
     process.send_signal(signal.SIGINT)
     assert process.wait(PROCESS_TIMEOUT) == cli.EXIT_INTERRUPTED, log.text

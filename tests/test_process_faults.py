@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 import redis
@@ -31,6 +31,7 @@ from spinach.brokers.redis import RedisBroker
 from spinach.testing import FakeClock
 from tests.fault_apps import app
 from tests.helpers import SignalRecorder
+from tests.support.processes import LogReader
 from tests.support.redis_fixtures import require_redis_server
 from tests.support.redis_server import RedisServer
 
@@ -81,58 +82,6 @@ def wait_until(predicate: Callable[[], bool], what: str, timeout: float = DEADLI
 # -- worker processes ------------------------------------------------------------------------
 
 
-class LogReader:
-    """Reads a process's output in a thread, so a test can wait for a line."""
-
-    def __init__(self, stream: IO[str], name: str):
-        self._lines: list[str] = []
-        self._eof = False
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, args=(stream,), name=name)
-        self._thread.start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            with self._changed:
-                self._lines.append(line)
-                self._changed.notify_all()
-        with self._changed:
-            self._eof = True
-            self._changed.notify_all()
-
-    @property
-    def text(self) -> str:
-        with self._changed:
-            return "".join(self._lines)
-
-    def search(self, pattern: re.Pattern[str], timeout: float = DEADLINE) -> re.Match[str]:
-        """The first match of ``pattern`` in a line, waiting for it; fails at the end of
-        the output or after ``timeout``."""
-        found: list[re.Match[str]] = []
-        checked = 0
-
-        def matched() -> bool:
-            nonlocal checked
-            for line in self._lines[checked:]:
-                if match := pattern.search(line):
-                    found.append(match)
-                    return True
-            checked = len(self._lines)
-            return self._eof
-
-        with self._changed:
-            self._changed.wait_for(matched, timeout)
-        assert found, f"no line matching {pattern.pattern!r} in:\n{self.text}"
-        return found[0]
-
-    def wait_for(self, needle: str, timeout: float = DEADLINE) -> str:
-        """The first line containing ``needle``, waiting for it."""
-        return self.search(re.compile(re.escape(needle)), timeout).string
-
-    def join(self) -> None:
-        self._thread.join(DEADLINE)
-
-
 class Worker:
     """A ``python -m spinach worker`` process with its log."""
 
@@ -159,7 +108,7 @@ class Worker:
     def worker_id(self) -> str:
         """Its broker worker id, once it logged its start (waits for that)."""
         if self._worker_id is None:
-            self._worker_id = self.log.search(WORKER_STARTED).group(1)
+            self._worker_id = self.log.wait_for(WORKER_STARTED)[0].group(1)
         return self._worker_id
 
     @property
@@ -357,8 +306,12 @@ def test_the_jobs_of_a_killed_worker_are_recovered_by_another(
     recovery = time.monotonic() - killed_at
 
     assert (rerun["job"], rerun["pid"], rerun["retries"]) == (retried.id, second.pid, 1)
-    second.log.wait_for(f"job {retried.id} of task 'hold' {JOB_RECOVERED}: queued again, retry 1")
-    second.log.wait_for(f"job {once.id} of task 'hold_once' {JOB_RECOVERED}: failed (at-most-once)")
+    second.log.wait_for(
+        re.escape(f"job {retried.id} of task 'hold' {JOB_RECOVERED}: queued again, retry 1")
+    )
+    second.log.wait_for(
+        re.escape(f"job {once.id} of task 'hold_once' {JOB_RECOVERED}: failed (at-most-once)")
+    )
     records.release(retried.id)
     records.wait_done({retried.id})
     assert_settled(broker)
@@ -570,8 +523,8 @@ def test_sigterm_gives_back_the_jobs_fetched_but_not_started(spawn, client, brok
     assert sorted(fetched) == sorted(job.id for job in jobs[:2])
     assert first.terminate() == 0, first.log.text
 
-    first.log.wait_for("Giving back 2 job(s) fetched but not started")
-    first.log.wait_for(f"Worker {first.worker_id} stopped")
+    first.log.wait_for(re.escape("Giving back 2 job(s) fetched but not started"))
+    first.log.wait_for(re.escape(f"Worker {first.worker_id} stopped"))
     assert "Starting job" not in first.log.text
     assert broker.workers() == []  # deregistered
     assert broker.running_jobs() == {}

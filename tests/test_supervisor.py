@@ -12,10 +12,8 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
 
 import pytest
 import redis
@@ -23,6 +21,7 @@ import redis
 from spinach import Engine, cli
 from spinach.brokers.redis import RedisBroker
 from spinach.supervisor import describe_status, restart_delay, worker_arguments
+from tests.support.processes import LogReader
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESS_TIMEOUT = 60.0  #: seconds a process or a Redis reply gets before the test gives up
@@ -60,47 +59,6 @@ CRASHING_APP = 'raise RuntimeError("configuration missing")\n'
 
 STARTED = re.compile(r"Started worker process (\d+) of \d+ \(pid (\d+)\)")
 ENGINE_STARTED = re.compile(r"Worker \w+ started: ")
-
-
-class LogReader:
-    """Reads a process's output in a thread, so a test can wait for lines."""
-
-    def __init__(self, stream: IO[str]):
-        self._lines: list[str] = []
-        self._eof = False
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._read, args=(stream,), name="log-reader")
-        self._thread.start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            with self._changed:
-                self._lines.append(line)
-                self._changed.notify_all()
-        with self._changed:
-            self._eof = True
-            self._changed.notify_all()
-
-    @property
-    def text(self) -> str:
-        with self._changed:
-            return "".join(self._lines)
-
-    def wait_for(self, pattern: str | re.Pattern, count: int = 1) -> list[re.Match]:
-        """The matches of ``pattern``, once there are ``count`` (fewer if the output ended)."""
-        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
-
-        def found() -> list[re.Match]:
-            return list(regex.finditer("".join(self._lines)))
-
-        with self._changed:
-            self._changed.wait_for(lambda: len(found()) >= count or self._eof, PROCESS_TIMEOUT)
-            matches = found()
-        assert len(matches) >= count, f"{count} x {regex.pattern!r} not in:\n{self.text}"
-        return matches
-
-    def join(self) -> None:
-        self._thread.join(PROCESS_TIMEOUT)
 
 
 class Supervised:
