@@ -104,3 +104,32 @@ def wait_until_broker(broker, predicate: Callable[[], bool], timeout: float = WA
                 raise AssertionError("timed out waiting for the broker")
     finally:
         del broker.notify_local
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = WAIT_TIMEOUT) -> bool:
+    """Poll ``condition`` until true or ``timeout``, for state only polling can observe
+    (a Redis server's counters): it waits for another process or thread, times nothing."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+class Subscriber:
+    """A broker's subscriber thread, stopped and joined on exit."""
+
+    def __init__(self, broker):
+        self.broker = broker
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=broker.run_subscriber, args=(self.stopping,))
+
+    def __enter__(self) -> Subscriber:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopping.set()
+        self.thread.join(WAIT_TIMEOUT)
+        assert not self.thread.is_alive(), "the subscriber did not stop"

@@ -10,7 +10,6 @@ import json
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -33,6 +32,7 @@ from spinach.brokers.redis import (
 from spinach.job import Job, JobStatus
 from spinach.task import Task
 from spinach.testing import FakeClock
+from tests.helpers import Subscriber, wait_until
 from tests.support.redis_fixtures import require_redis_server
 from tests.support.redis_server import RedisServer
 
@@ -47,16 +47,6 @@ def _noop() -> None:
 
 def ids(jobs: list[Job]) -> list[str]:
     return [job.id for job in jobs]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Poll ``condition`` until true or ``timeout``: waits for another thread, times nothing."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.fixture
@@ -655,24 +645,6 @@ def test_a_periodic_job_fired_twice_has_distinct_ids(broker, clock) -> None:
 
 
 # -- notifications ---------------------------------------------------------------------
-
-
-class Subscriber:
-    """A broker's subscriber thread, stopped and joined on exit."""
-
-    def __init__(self, broker: RedisBroker):
-        self.broker = broker
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=broker.run_subscriber, args=(self.stopping,))
-
-    def __enter__(self) -> Subscriber:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stopping.set()
-        self.thread.join(WAIT)
-        assert not self.thread.is_alive(), "the subscriber did not stop"
 
 
 def subscribers(client: redis.Redis, channel: str) -> int:

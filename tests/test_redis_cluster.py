@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -27,7 +26,7 @@ from spinach.brokers.redis import RedisBroker
 from spinach.job import Job
 from spinach.task import Task
 from spinach.testing import FakeClock
-from tests.helpers import SignalRecorder, wait_until_broker
+from tests.helpers import SignalRecorder, Subscriber, wait_until, wait_until_broker
 from tests.support.redis_cluster import RedisClusterServers
 from tests.support.redis_fixtures import RedisBrokerFactory, require_redis_cluster_tools
 
@@ -51,16 +50,6 @@ def _noop() -> None:
 
 def job(task: str = "task", queue: str = "q", delay: float = 0.0, **kwargs: Any) -> Job:
     return Job(task, queue, START + delay, kwargs.pop("max_retries", 0), **kwargs)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Poll ``condition`` until true or ``timeout``: waits for another thread, times nothing."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def keys_by_port(cluster: RedisClusterServers) -> dict[int, set[str]]:
@@ -197,23 +186,6 @@ def subscribers(cluster: RedisClusterServers, channel: str) -> int:
         with cluster.node_client(port) as client:
             total += dict(client.pubsub_numsub(channel)).get(channel.encode(), 0)
     return total
-
-
-class Subscriber:
-    """A broker's subscriber thread, stopped and joined on exit."""
-
-    def __init__(self, broker: RedisBroker):
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=broker.run_subscriber, args=(self.stopping,))
-
-    def __enter__(self) -> Subscriber:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stopping.set()
-        self.thread.join(WAIT)
-        assert not self.thread.is_alive(), "the subscriber did not stop"
 
 
 def test_a_notification_wakes_a_broker_listening_on_the_cluster(make, redis_cluster) -> None:

@@ -7,8 +7,6 @@ Each test gets its own redis-server (append-only, fsync always), so it may kill 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,11 +15,11 @@ import pytest
 from spinach.brokers.redis import RedisBroker
 from spinach.job import Job
 from spinach.testing import FakeClock
+from tests.helpers import Subscriber, wait_until
 from tests.support.redis_fixtures import require_redis_server
 from tests.support.redis_server import RedisServer
 
 START = 1_700_000_000.0
-WAIT = 30.0  #: generous bound for what another thread does; a passing test never waits it
 
 
 def ids(jobs: list[Job]) -> list[str]:
@@ -30,16 +28,6 @@ def ids(jobs: list[Job]) -> list[str]:
 
 def job(task: str = "task", queue: str = "q") -> Job:
     return Job(task, queue, START, 0)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> bool:
-    """Poll ``condition`` until true or ``timeout``: waits for another thread, times nothing."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.fixture
@@ -79,23 +67,6 @@ def subscribers(server: RedisServer, channel: str) -> int:
 def pubsub_clients(server: RedisServer) -> list[str]:
     """Ids of the connections subscribed to a channel (the subscriber's)."""
     return [client["id"] for client in admin_call(server, "client_list", _type="pubsub")]
-
-
-class Subscriber:
-    """A broker's subscriber thread, stopped and joined on exit."""
-
-    def __init__(self, broker: RedisBroker):
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=broker.run_subscriber, args=(self.stopping,))
-
-    def __enter__(self) -> Subscriber:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stopping.set()
-        self.thread.join(WAIT)
-        assert not self.thread.is_alive(), "the subscriber did not stop"
 
 
 # -- killed connections ----------------------------------------------------------------
