@@ -93,14 +93,7 @@ class KeyValueBackend(ABC):
         """Store the state of ``task_id``; a stored SUCCESS is never overwritten."""
         if state in states.EXCEPTION_STATES and isinstance(result, BaseException):
             result = prepare_exception(result)
-        meta = {
-            "status": state,
-            "result": result,
-            "traceback": traceback,
-            "children": [],
-            "date_done": datetime.now(timezone.utc).isoformat(),
-            "task_id": task_id,
-        }
+        meta = task_meta(task_id, state, result, traceback)
         if request is not None and getattr(request, "task", None):
             meta["name"] = request.task
         self._set_unless_success(self.key(task_id), kombu_json.dumps(meta))
@@ -232,3 +225,15 @@ def _stand_in(name: str, module: str | None) -> type:
     if key not in _stand_ins:
         _stand_ins[key] = type(name.rsplit(".", 1)[-1], (Exception,), {"__module__": module or ""})
     return _stand_ins[key]
+
+
+def task_meta(task_id: str, state: str, result: Any, traceback: str | None) -> dict[str, Any]:
+    """A task's state as Celery's backends store it (``celery-task-meta-<id>``'s layout)."""
+    return {
+        "status": state,
+        "result": result,
+        "traceback": traceback,
+        "children": [],
+        "date_done": datetime.now(timezone.utc).isoformat(),
+        "task_id": task_id,
+    }

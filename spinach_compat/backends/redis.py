@@ -14,23 +14,8 @@ from typing import Any
 
 from kombu.utils import json as kombu_json
 
-from ..interop.results import CeleryResults, celery_key, wants_celery_result
+from ..interop.results import STORE, CeleryResults, celery_key, wants_celery_result
 from .base import KeyValueBackend
-
-_STORE = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local ok, meta = pcall(cjson.decode, current)
-  if ok and type(meta) == 'table' and meta['status'] == 'SUCCESS' then return 0 end
-end
-if tonumber(ARGV[2]) > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-redis.call('PUBLISH', KEYS[1], '1')
-return 1
-"""
 
 
 class RedisBackend(KeyValueBackend):
@@ -41,7 +26,7 @@ class RedisBackend(KeyValueBackend):
 
         super().__init__(app)
         self.client = redis.Redis.from_url(url)
-        self._store = self.client.register_script(_STORE)
+        self._store = self.client.register_script(STORE)  # publishes the meta on its key
         self.celery_results = CeleryResults(self.client)
 
     # -- Celery interop (see spinach_compat.interop.results) ------------------------------

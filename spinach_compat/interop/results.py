@@ -10,11 +10,11 @@ the facade reads there when its own key is absent (tasks run by legacy Celery wo
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from kombu.utils import json as kombu_json
 
+from ..backends.base import task_meta
 from .message import CELERY_RESULT_HEADER
 
 #: Celery's key prefix of results in Redis (``RedisBackend.task_keyprefix``).
@@ -55,15 +55,7 @@ def celery_meta(task_id: str, state: str, result: Any, traceback: str | None) ->
     """The JSON Celery's Redis backend stores; facade exceptions named as Celery's."""
     if isinstance(result, dict) and result.get("exc_module") == "spinach_compat.exceptions":
         result = {**result, "exc_module": _celery_module(result.get("exc_type"))}
-    meta = {
-        "status": state,
-        "result": result,
-        "traceback": traceback,
-        "children": [],
-        "date_done": datetime.now(timezone.utc).isoformat(),
-        "task_id": task_id,
-    }
-    return kombu_json.dumps(meta)
+    return kombu_json.dumps(task_meta(task_id, state, result, traceback))
 
 
 def _celery_module(exc_type: Any) -> str:
