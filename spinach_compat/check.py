@@ -51,6 +51,10 @@ def _is_none(value: Any) -> bool:
     return value is None
 
 
+def _is_dict(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
 def _scheme_in(*schemes: str) -> Callable[[Any], bool]:
     return lambda value: isinstance(value, str) and value.split(":", 1)[0] in schemes
 
@@ -77,6 +81,7 @@ S_SERIAL = f"{F}#serialization"
 S_RATES = f"{F}#rate-limits-and-priorities"
 S_POOLS = f"{F}#worker-pools"
 S_GUARANTEES = "README.md#delivery-guarantees-and-timing"
+S_INTEROP = f"{F}#interop-with-celery"
 
 _COMPAT_MODULES = (
     "celery celery.app celery.app.task celery.canvas celery.exceptions celery.result "
@@ -120,6 +125,8 @@ RULES: dict[str, Rule] = {
     "canvas:|": _U(S_CANVAS, "chaining signatures with | is refused"),
     # -- settings (Celery(...) keywords, app.conf, config_from_object) --------------------
     "setting:broker_url": _S(S_BROKERS, "memory:// or redis:// only", _BROKERS),
+    "setting:spinach_legacy_tasks": _S(S_INTEROP, "sent as Celery messages to Celery workers"),
+    "setting:task_protocol": _U(S_INTEROP, "the bridge dead-letters protocol 1 messages", _in(2)),
     "setting:result_backend": _S(S_BROKERS, "memory:// or redis:// only", _BACKENDS),
     "setting:result_expires": _S(S_RESULTS),
     "setting:result_serializer": _U(S_SERIAL, "only JSON is carried", _JSON),
@@ -143,7 +150,9 @@ RULES: dict[str, Rule] = {
         "task_create_missing_queues imports include worker_concurrency "
         "worker_hijack_root_logger spinach_namespace",
     ),
-    "setting:task_routes": _S(S_SETTINGS, "dict form only", lambda v: isinstance(v, dict)),
+    "setting:task_routes": _S(
+        S_SETTINGS, "dict form only; 'legacy': True sends to Celery workers", _is_dict
+    ),
     "setting:task_queues": _D(S_SETTINGS, "only the queue names are used"),
     "setting:task_time_limit": _D(S_LIMITS, "enforced in threads"),
     "setting:task_soft_time_limit": _D(S_LIMITS, "enforced in threads"),
@@ -152,7 +161,7 @@ RULES: dict[str, Rule] = {
     **_each(
         "setting",
         _D(S_SETTINGS, _NO_EFFECT),
-        "broker_transport_options broker_connection_retry task_protocol "
+        "broker_transport_options broker_connection_retry "
         "broker_connection_retry_on_startup broker_connection_max_retries "
         "worker_prefetch_multiplier result_backend_transport_options task_default_exchange "
         "task_default_routing_key beat_max_loop_interval worker_send_task_events "
@@ -243,6 +252,7 @@ RULES: dict[str, Rule] = {
         "-X --exclude-queues -c --concurrency -l --loglevel -f --logfile -I --include "
         "--pidfile --time-limit --soft-time-limit",
     ),
+    "flag:--celery-queues": _S(S_INTEROP, "also consumes Celery's messages on these queues"),
     "flag:-B": _D(S_BEAT, "accepted: every worker fires the schedule"),
     "flag:--beat": _D(S_BEAT, "accepted: every worker fires the schedule"),
     **_each(

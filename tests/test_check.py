@@ -119,6 +119,48 @@ def test_command_line_wiring(unsupported_project: Path) -> None:
     assert cli.main(["check", str(EXAMPLES / "celery_project" / "proj")]) == 0
 
 
+def test_check_is_listed_and_runs_after_global_options(capsys) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert re.search(r"^\s+check\s+list the Celery APIs", capsys.readouterr().out, re.M)
+    project = str(EXAMPLES / "celery_project" / "proj")
+    assert cli.main(["-A", "not.an.app", "check", project, "--json"]) == 0  # loads no app
+    assert json.loads(capsys.readouterr().out)["summary"]["unsupported"] == 0
+
+
+def test_interop_settings_and_flags(tmp_path: Path) -> None:
+    """Running beside Celery: the bridge and legacy routing are supported, protocol 1 not."""
+    (tmp_path / "celery_app.py").write_text(
+        "from celery import Celery\n"
+        'app = Celery("proj", broker="redis://r/0")\n'
+        'app.conf.spinach_legacy_tasks = ["proj.tasks.old_*"]\n'
+        'app.conf.task_routes = {"proj.tasks.old_*": {"queue": "legacy", "legacy": True}}\n'
+        "app.conf.task_protocol = 1\n"
+    )
+    (tmp_path / "Procfile").write_text(
+        "web: spinach-compat -A proj worker -Q celery --celery-queues celery,emails\n"
+    )
+    findings = {(f.file, f.api): f for f in check.check_path(tmp_path).findings}
+    statuses = {key: finding.status for key, finding in findings.items()}
+    legacy = "spinach_legacy_tasks=['proj.tasks.old_*']"
+    assert statuses[("celery_app.py", legacy)] == check.SUPPORTED
+    assert statuses[("Procfile", "--celery-queues")] == check.SUPPORTED
+    assert {s for (file, _), s in statuses.items() if file == "Procfile"} == {check.SUPPORTED}
+    assert statuses[("celery_app.py", "task_protocol=1")] == check.UNSUPPORTED
+    assert findings[("celery_app.py", "task_protocol=1")].section.endswith("#interop-with-celery")
+
+
+def test_every_worker_option_and_spinach_setting_has_a_rule() -> None:
+    """A flag or setting added to the facade is classified, not left to the fallback."""
+    commands = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    for action in commands.choices["worker"]._actions:
+        for flag in action.option_strings:
+            assert flag in ("-h", "--help") or f"flag:{flag}" in check.RULES, flag
+    for key in defaults.DEFAULTS:
+        if key.startswith("spinach_"):
+            assert check.RULES[f"setting:{key}"].status == check.SUPPORTED, key
+
+
 def test_django_style_settings_are_read(tmp_path: Path) -> None:
     (tmp_path / "celery_app.py").write_text(
         'from celery import Celery\napp = Celery("proj")\n'

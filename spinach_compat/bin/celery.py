@@ -61,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "check":  # after global options (-A proj check PATH): no app either
+        from ..check import main as check
+
+        return check(args.rest)
     try:
         app = load_app(args)
         return args.handler(app, args)
@@ -88,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     beat = commands.add_parser("beat", parents=[common], help="explains where beat runs")
     beat.add_argument("rest", nargs=argparse.REMAINDER)
     beat.set_defaults(handler=run_beat)
+    # handled by main() before parsing (it loads no app); here to be listed in --help
+    check = commands.add_parser(
+        "check", add_help=False, help="list the Celery APIs of a codebase (PATH [--json])"
+    )
+    check.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
