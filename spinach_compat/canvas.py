@@ -93,6 +93,27 @@ class Signature(dict):
         self["options"].update(options)
         return self
 
+    def link(self, callback: Any) -> Any:
+        """Apply ``callback`` with this task's result after it succeeds; ``callback``."""
+        return self._append_to_option("link", callback)
+
+    def link_error(self, errback: Any) -> Any:
+        """Call or send ``errback`` after this task fails (see ``app.links``); ``errback``."""
+        return self._append_to_option("link_error", errback)
+
+    def on_error(self, errback: Any) -> Signature:
+        """``link_error(errback)``; this signature."""
+        self.link_error(errback)
+        return self
+
+    def _append_to_option(self, key: str, value: Any) -> Any:
+        items = self["options"].setdefault(key, [])
+        if not isinstance(items, list):
+            items = self["options"][key] = [items]
+        if value not in items:
+            items.append(value)
+        return value
+
     def __or__(self, other: Any) -> Any:
         raise UnsupportedFeature("chaining signatures with | is not supported yet")
 

@@ -18,7 +18,9 @@ from .. import _state
 from ..exceptions import ImproperlyConfigured
 from .defaults import DEFAULTS, Settings, from_object
 from .engine import compat_engine
+from .priority import band_queues, priority_steps
 from .publish import publish
+from .ratelimit import RateLimits
 from .task import Task
 
 if TYPE_CHECKING:
@@ -57,6 +59,7 @@ class Celery:
         self._backend: Any = None
         self._control: Any = None
         self._loader: Any = None
+        self._rate_limits: RateLimits | None = None
         self.hostname = f"celery@{socket.gethostname()}"
         self.Task = type("Task", (Task,), {"app": self, "__module__": __name__})
         if set_as_current:
@@ -228,7 +231,7 @@ class Celery:
 
         self.loader.import_default_modules()  # imports, include, autodiscovered tasks
         self.register_beat_schedule()
-        queues = list(queues or self.all_queues())
+        queues = band_queues(queues or self.all_queues(), priority_steps(self.conf))
         engine = self.engine
         worker_id = engine.broker.worker_id = worker_id_for(nodename or self.hostname)
         names = sorted(n for n in self._tasks if not n.startswith("celery."))
@@ -247,13 +250,26 @@ class Celery:
             self._engine.stop_workers()
             self.control.registry.forget(self._engine.broker.worker_id)
 
-    def all_queues(self) -> list[str]:
-        """task_default_queue, then task_queues, then the queues of registered tasks."""
+    def all_queues(self, bands: bool = False) -> list[str]:
+        """task_default_queue, then task_queues, then the queues of registered tasks.
+
+        With ``bands``, the native queues they stand for, priority bands included, in
+        consuming order (see ``spinach_compat.app.priority``).
+        """
         names = [self.conf.task_default_queue]
         for queue in self.conf.task_queues or ():
             names.append(getattr(queue, "name", queue))
         names += [self.queue_of(task) for task in self._tasks.values()]
-        return list(dict.fromkeys(names))
+        names = list(dict.fromkeys(names))
+        return band_queues(names, priority_steps(self.conf)) if bands else names
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        """The ``rate_limit`` limiters of this worker process, by task name."""
+        with self._lock:
+            if self._rate_limits is None:
+                self._rate_limits = RateLimits()
+        return self._rate_limits
 
     @property
     def control(self) -> Any:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import states
 from ..exceptions import UnsupportedFeature
+from .priority import band_queues, base_queue, priority_steps
 
 if TYPE_CHECKING:
     from spinach.brokers.base import Broker, WorkerInfo
@@ -238,12 +239,19 @@ class Inspect:
             "pool": {"max-concurrency": info.threads, "implementation": "threads"},
             "uptime": max(0, int(self.broker.now() - info.started_at)) if info.started_at else 0,
             "broker": {"url": maybe_sanitize_url(self.app.conf.broker_url)},
-            "queues": list(info.queues),
+            "queues": _base_queues(info.queues),
             "total": {},
         }
 
     def active_queues(self) -> dict[str, Any] | None:
-        return self._reply(lambda info: [{"name": q, "routing_key": q} for q in info.queues])
+        return self._reply(
+            lambda info: [{"name": q, "routing_key": q} for q in _base_queues(info.queues)]
+        )
+
+
+def _base_queues(queues: Iterable[str]) -> list[str]:
+    """The queues of these native queues, priority bands folded into their queue."""
+    return list(dict.fromkeys(base_queue(q) for q in queues))
 
 
 def _task_info(job: Job, info: WorkerInfo) -> dict[str, Any]:
@@ -251,20 +259,26 @@ def _task_info(job: Job, info: WorkerInfo) -> dict[str, Any]:
         "id": job.id, "name": job.task_name, "type": job.task_name,
         "args": list(job.task_args), "kwargs": dict(job.task_kwargs),
         "hostname": node_of(info.id), "worker_pid": info.pid, "acknowledged": True,
-        "delivery_info": {"exchange": "", "routing_key": job.queue, "redelivered": False},
+        "delivery_info": {
+            "exchange": "", "routing_key": base_queue(job.queue), "redelivered": False,
+            "priority": (job.meta or {}).get("priority"),
+        },
         "time_start": None,
     }  # fmt: skip
 
 
 def _scheduled_info(job: Job, info: WorkerInfo) -> dict[str, Any]:
-    return {"eta": job.at.isoformat(), "priority": None, "request": _task_info(job, info)}
+    priority = (job.meta or {}).get("priority")
+    return {"eta": job.at.isoformat(), "priority": priority, "request": _task_info(job, info)}
 
 
 def purge_queues(app: Celery, queues: list[str]) -> int:
     """Discard the jobs waiting in ``queues`` through the broker API: as another worker
-    process, registered for the time it takes, fetch them and end them."""
+    process, registered for the time it takes, fetch them and end them (each queue with
+    its priority bands)."""
     from spinach.brokers.base import WorkerInfo
 
+    queues = band_queues(queues, priority_steps(app.conf))
     broker = _other_process(app)
     broker.set_namespace(app.namespace)
     broker.start()

@@ -5,10 +5,11 @@ maps ``CELERY_BROKER_URL`` to ``broker_url`` and so on.
 
 Honoured: broker_url, result_backend, result_expires, task_default_queue, task_always_eager,
 task_eager_propagates, task_ignore_result, task_track_started, task_routes (dict form),
-task_queues (their names), task_time_limit and task_soft_time_limit (see
-``spinach_compat.app.timelimits``), beat_schedule (see ``spinach_compat.app.beat``),
-timezone, enable_utc, spinach_namespace (the engine's namespace; default: the app's ``main``
-name or 'celery').
+task_queues (their names), task_default_priority (see ``spinach_compat.app.priority``),
+task_default_rate_limit (see ``spinach_compat.app.ratelimit``), task_time_limit and
+task_soft_time_limit (see ``spinach_compat.app.timelimits``), beat_schedule (see
+``spinach_compat.app.beat``), timezone, enable_utc, spinach_namespace (the engine's
+namespace; default: the app's ``main`` name or 'celery').
 
 Celery interop (``spinach_compat.interop``): spinach_legacy_tasks, a list of fnmatch patterns
 of task names sent to legacy Celery workers as Celery protocol 2 messages (so does a
@@ -91,9 +92,7 @@ DEFAULTS: dict[str, Any] = {
 
 #: Settings the facade cannot honour yet, with what to do instead.
 UNSUPPORTED: dict[str, str] = {
-    "task_default_rate_limit": "rate limits are not supported; use max_concurrency natively",
     "task_annotations": "task annotations are not supported",
-    "task_default_priority": "priorities are not supported; route urgent tasks to a queue",
     "task_compression": "message compression is not supported",
     "result_extended": "extended results are not supported yet",
 }

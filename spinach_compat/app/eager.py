@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import states
 from .._state import get_current_task
+from . import links
 from .context import Context
 from .trace import trace_task
 
@@ -27,11 +28,9 @@ def apply_eagerly(
 ) -> EagerResult:
     """Run ``task`` here until it ends; a retry runs it again at once with retries + 1."""
     from ..result import EagerResult
-    from .task import _check_links
 
     app = task._get_app()
     app.conf.check_supported()
-    _check_links(options)
     propagate = app.conf.task_eager_propagates if throw is None else throw
     while True:
         request = _eager_request(task, args, kwargs, task_id, retries, headers, options)
@@ -68,5 +67,6 @@ def _eager_request(
         hostname=socket.gethostname(), headers=headers, called_directly=False,
         parent_id=parent_id, root_id=root_id, delivery_info=delivery_info,
         ignore_result=options.get("ignore_result", task.ignore_result), loglevel=0,
-        logfile=None, timelimit=None,
+        logfile=None, timelimit=None, callbacks=links.as_list(options.get("link")),
+        errbacks=links.as_list(options.get("link_error")),
     )  # fmt: skip

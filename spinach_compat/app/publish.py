@@ -10,7 +10,8 @@ from .. import signals
 from .._state import get_current_task
 from ..exceptions import UnsupportedFeature
 from ..interop import legacy
-from . import codec
+from . import codec, links
+from .priority import band_queue, priority_steps
 
 if TYPE_CHECKING:
     from ..result import AsyncResult
@@ -30,11 +31,8 @@ ACCEPTED = frozenset(
 
 #: Options that must stay None: the facade cannot honour them yet.
 MUST_BE_NONE = {
-    "link": "callbacks (link=) are not supported yet",
-    "link_error": "error callbacks (link_error=) are not supported yet",
     "chord": "chords are not supported yet",
     "chain": "chains are not supported yet",
-    "priority": "priorities are not supported; send urgent tasks to their own queue",
     "producer": "custom producers are not supported",
     "connection": "custom connections are not supported",
 }
@@ -48,26 +46,30 @@ def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> As
     _check_options(options)
     task_id = options.get("task_id") or app.uuid()
     args, kwargs = list(args or ()), dict(kwargs or {})
-    queue = options.get("queue") or options.get("routing_key") or app.queue_of(task, name)
+    base = options.get("queue") or options.get("routing_key") or app.queue_of(task, name)
     meta = _meta(app, task, task_id, options)
+    meta["routing_key"] = base
+    queue = band_queue(base, meta["priority"], priority_steps(app.conf))
     headers = {"lang": "py", "task": name, "id": task_id, "retries": 0, **meta, **meta["headers"]}
-    del headers["headers"]
-    body = (args, kwargs, {"callbacks": None, "errbacks": None, "chain": None, "chord": None})
+    for embedded in ("headers", "callbacks", "errbacks", "priority", "routing_key"):
+        del headers[embedded]
+    embed = {"callbacks": meta["callbacks"], "errbacks": meta["errbacks"], "chain": None}
+    body = (args, kwargs, {**embed, "chord": None})
     policy = options.get("retry_policy") or app.conf.task_publish_retry_policy
     signals.before_task_publish.send(
-        sender=name, body=body, exchange="", routing_key=queue, headers=headers,
+        sender=name, body=body, exchange="", routing_key=base, headers=headers,
         properties={"correlation_id": task_id, "reply_to": None}, declare=[],
         retry_policy=policy,
     )  # fmt: skip
     retry = options.get("retry", app.conf.task_publish_retry)
     if legacy.is_legacy(app, name):  # interop: run by a legacy Celery worker
-        legacy.send(app, name, task_id, args, kwargs, queue, meta, policy if retry else None)
+        legacy.send(app, name, task_id, args, kwargs, base, meta, policy if retry else None)
     else:
         encoded_args, encoded_kwargs = codec.encode(args, kwargs)
         at = _parse(meta["eta"]) if meta["eta"] else app.now()
         job = app.build_native_job(name, at, encoded_args, encoded_kwargs, task_id, queue, meta)
         _enqueue(app, job, policy if retry else None)
-    signals.after_task_publish.send(sender=name, body=body, exchange="", routing_key=queue)
+    signals.after_task_publish.send(sender=name, body=body, exchange="", routing_key=base)
     return AsyncResult(task_id, app=app, task_name=name)
 
 
@@ -105,7 +107,18 @@ def _meta(app: Celery, task: Any, task_id: str, options: dict) -> dict:
         "parent_id": options.get("parent_id") or parent_id,
         "origin": app.hostname,
         "timelimit": _timelimit(options),
+        "priority": _priority(app, task, options),
+        "callbacks": links.encode(options.get("link")),
+        "errbacks": links.encode(options.get("link_error")),
     }
+
+
+def _priority(app: Celery, task: Any, options: dict) -> int | None:
+    """The message priority: the call's, else the task's, else ``task_default_priority``."""
+    priority = options.get("priority")
+    if priority is None and task is not None:
+        priority = task.priority
+    return app.conf.task_default_priority if priority is None else priority
 
 
 def _timelimit(options: dict) -> list | None:

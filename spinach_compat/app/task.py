@@ -23,9 +23,7 @@ __all__ = ["Context", "Task"]
 
 #: Task attributes the facade cannot honour yet: set to anything but None they raise.
 UNSUPPORTED_OPTIONS: dict[str, str] = {
-    "rate_limit": "rate limits are not supported; use max_concurrency natively",
     "reject_on_worker_lost": "a job with retries left is always run again after a crash",
-    "priority": "priorities are not supported; route urgent tasks to their own queue",
     "compression": "message compression is not supported",
     "pydantic": "pydantic argument conversion is not supported",
     "shadow_name": "shadow names are not supported",
@@ -38,6 +36,8 @@ FROM_CONFIG = (
     ("acks_late", "task_acks_late"),
     ("store_errors_even_if_ignored", "task_store_errors_even_if_ignored"),
     ("serializer", "task_serializer"),
+    ("rate_limit", "task_default_rate_limit"),
+    ("priority", "task_default_priority"),
 )
 
 
@@ -104,6 +104,12 @@ class Task:
                     f"task {self.name!r}: option {option}={getattr(self, option)!r} is not "
                     f"supported by spinach_compat: {why} (see migration_guide/)"
                 )
+        from .ratelimit import parse_rate
+
+        try:
+            parse_rate(self.rate_limit)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"task {self.name!r}: {exc}") from None
         if str(self.serializer) not in ("json", "application/json"):
             raise UnsupportedFeature(
                 f"task {self.name!r}: serializer {self.serializer!r} is not supported, "
@@ -141,6 +147,8 @@ class Task:
 
     def request_from_job(self, job: Any, args: list, kwargs: dict) -> Context:
         """The request of a native job: its id, retries, and the headers in its meta."""
+        from . import links
+
         meta = job.meta or {}
         return Context(
             meta.get("headers") or {},
@@ -149,8 +157,10 @@ class Task:
             is_eager=False, hostname=self._get_app().hostname, headers=meta.get("headers"),
             ignore_result=meta.get("ignore_result"), root_id=meta.get("root_id") or job.id,
             parent_id=meta.get("parent_id"), origin=meta.get("origin"), reply_to=None,
-            correlation_id=job.id, delivery_info=_delivery_info(job.queue),
-            timelimit=meta.get("timelimit"),
+            correlation_id=job.id, timelimit=meta.get("timelimit"),
+            delivery_info=_delivery_info(meta.get("routing_key") or job.queue, meta),
+            callbacks=links.decode(meta.get("callbacks")),
+            errbacks=links.decode(meta.get("errbacks")),
         )  # fmt: skip
 
     # -- calling -------------------------------------------------------------------------
@@ -187,7 +197,6 @@ class Task:
         app = self._get_app()
         options.setdefault("ignore_result", self.ignore_result)
         if app.conf.task_always_eager:
-            _check_links(options)
             args, kwargs = codec.roundtrip(args, kwargs)
             return self.apply(args, kwargs, task_id=task_id or uuid.uuid4().hex, **options)
         return app.send_task(self.name, args, kwargs, task_id=task_id, task_type=self, **options)
@@ -308,14 +317,6 @@ class Task:
         return f"<@task: {self.name} of {self.app.main if self.app else None}>"
 
 
-def _delivery_info(queue: str) -> dict:
-    return {"exchange": "", "routing_key": queue, "priority": None, "redelivered": False}
-
-
-def _check_links(options: dict) -> None:
-    for option in ("link", "link_error"):
-        if options.get(option) is not None:
-            raise UnsupportedFeature(
-                f"apply_async({option}=...) is not supported by spinach_compat yet "
-                "(see migration_guide/)"
-            )
+def _delivery_info(queue: str, meta: dict) -> dict:
+    priority = meta.get("priority")
+    return {"exchange": "", "routing_key": queue, "priority": priority, "redelivered": False}

@@ -16,12 +16,12 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from spinach.context import current_job
-from spinach.exc import AbortException, RetryException
+from spinach.exc import AbortException, DeferException, RetryException
 
 from .. import signals, states
 from .._state import pop_task, push_task
 from ..exceptions import Ignore, Reject, Retry
-from . import codec
+from . import codec, links
 from .timelimits import call_with_limits
 
 if TYPE_CHECKING:
@@ -105,6 +105,12 @@ def _attempt(task: Task, request: Context, eager: bool, propagate: bool) -> Outc
         if propagate:
             raise
         return _on_failure(task, request, exc, store)
+    try:
+        links.send_callbacks(task, request, retval)  # before the result is stored, as Celery
+    except Exception as exc:
+        if propagate:
+            raise
+        return _on_failure(task, request, exc, store)
     if store:
         task.backend.mark_as_done(request.id, retval, request=request)
     task.on_success(retval, request.id, request.args, request.kwargs)
@@ -140,6 +146,8 @@ def _on_failure(task: Task, request: Context, exc: Exception, store: bool) -> Ou
     einfo = ExceptionInfo(exc)
     if store or (task.store_errors_even_if_ignored and not request.is_eager):
         task.backend.mark_as_failure(request.id, exc, einfo.traceback, request=request)
+    if request.errbacks:
+        links.call_errbacks(task, request, exc, einfo.traceback)
     task.on_failure(exc, request.id, request.args, request.kwargs, einfo)
     signals.task_failure.send(
         sender=task, task_id=request.id, exception=exc, args=request.args,
@@ -169,6 +177,7 @@ def run_job(task: Task, args: list, kwargs: dict) -> Any:
     request = task.request_from_job(job, args, kwargs)
     if _revoked(task, request):
         return None
+    _check_rate_limit(task, job)
     signals.task_received.send(sender=None, request=request)
     outcome = trace_task(task, request, eager=False, propagate=False)
     if outcome.state == states.RETRY:
@@ -181,6 +190,26 @@ def run_job(task: Task, args: list, kwargs: dict) -> Any:
     if outcome.state == states.FAILURE:
         raise AbortException(f"task {task.name} failed: {outcome.retval!r}") from outcome.retval
     return None
+
+
+def _check_rate_limit(task: Task, job: Any) -> None:
+    """Defer ``job`` to its slot when its task is over its ``rate_limit`` in this process.
+
+    A deferred job keeps its reserved slot in its meta and runs when it comes back.
+    """
+    if not task.rate_limit:
+        return
+    meta = job.meta or {}
+    if meta.get("rate_slot") is not None:
+        job.meta = {k: v for k, v in meta.items() if k != "rate_slot"}
+        return
+    limiter = task.app.rate_limits.limiter(task.name, task.rate_limit)
+    slot = limiter.acquire() if limiter is not None else None
+    if slot is None:
+        return
+    job.meta = {**meta, "rate_slot": slot}
+    at = datetime.fromtimestamp(slot, timezone.utc)
+    raise DeferException(f"rate limit {task.rate_limit} of {task.name}", at=at)
 
 
 def _revoked(task: Task, request: Context) -> bool:

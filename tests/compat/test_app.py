@@ -57,27 +57,25 @@ def test_redis_broker_url(make_app, redis_url):
 
 
 def test_unsupported_task_options_raise(app):
-    with pytest.raises(UnsupportedFeature, match=r"rate_limit.*migration_guide"):
+    with pytest.raises(UnsupportedFeature, match=r"shadow_name.*migration_guide"):
 
-        @app.task(rate_limit="10/m")
-        def limited():
+        @app.task(shadow_name="other")
+        def shadowed():
             pass
 
     @app.task
     def plain():
         pass
 
-    with pytest.raises(UnsupportedFeature, match="link"):
-        plain.apply_async(link=plain.s())
-    with pytest.raises(UnsupportedFeature, match="priorit"):
-        plain.apply_async(priority=5)
+    with pytest.raises(UnsupportedFeature, match="chord"):
+        plain.apply_async(chord=plain.s())
     with pytest.raises(UnsupportedFeature, match="made_up"):
         plain.apply_async(made_up=1)
 
 
 def test_unsupported_settings_raise(make_app):
-    app = make_app(task_default_rate_limit="10/s")
-    with pytest.raises(UnsupportedFeature, match="task_default_rate_limit"):
+    app = make_app(task_compression="gzip")
+    with pytest.raises(UnsupportedFeature, match="task_compression"):
         _ = app.engine
 
 
