@@ -135,9 +135,9 @@ RULES: dict[str, Rule] = {
     "setting:task_serializer": _U(S_SERIAL, "only JSON is carried", _JSON),
     "setting:result_extended": _U(S_RESULTS, "extended results are refused", _in(False)),
     "setting:task_compression": _U(S_SERIAL, "compression is refused", _is_none),
-    "setting:task_default_rate_limit": _U(S_RATES, "rate limits are refused", _is_none),
+    "setting:task_default_rate_limit": _S(S_RATES, "a token bucket per worker process"),
     "setting:task_annotations": _U(S_TASKS, "annotations are refused", _is_none),
-    "setting:task_default_priority": _U(S_RATES, "priorities are refused", _is_none),
+    "setting:task_default_priority": _S(S_RATES, "kombu's Redis priority bands"),
     "setting:beat_scheduler": _U(S_BEAT, "only the default scheduler", _in(*DEFAULT_SCHEDULERS)),
     "setting:beat_schedule": _D(S_BEAT, "fired by the workers, no beat process"),
     "setting:worker_pool": _U(S_POOLS, "tasks run in threads", _in("threads", "solo")),
@@ -161,12 +161,12 @@ RULES: dict[str, Rule] = {
     **_each(
         "setting",
         _D(S_SETTINGS, _NO_EFFECT),
-        "broker_transport_options broker_connection_retry "
-        "broker_connection_retry_on_startup broker_connection_max_retries "
+        "broker_connection_retry broker_connection_retry_on_startup broker_connection_max_retries "
         "worker_prefetch_multiplier result_backend_transport_options task_default_exchange "
         "task_default_routing_key beat_max_loop_interval worker_send_task_events "
         "task_send_sent_event",
     ),
+    "setting:broker_transport_options": _D(S_RATES, "only priority_steps is read"),
     "setting:*": _D(S_SETTINGS, "not read by spinach_compat"),
     # -- task options (@app.task / @shared_task / Task subclasses) -------------------------
     **_each(
@@ -180,8 +180,8 @@ RULES: dict[str, Rule] = {
     "task:acks_late": _D(S_GUARANTEES, "tasks are always run again after a crash"),
     "task:time_limit": _D(S_LIMITS, "enforced in threads"),
     "task:soft_time_limit": _D(S_LIMITS, "enforced in threads"),
-    "task:rate_limit": _U(S_RATES, "use max_concurrency natively", _is_none),
-    "task:priority": _U(S_RATES, "route urgent tasks to their own queue", _is_none),
+    "task:rate_limit": _S(S_RATES, "a token bucket per worker process"),
+    "task:priority": _S(S_RATES, "kombu's Redis priority bands"),
     "task:reject_on_worker_lost": _U(S_GUARANTEES, "always run again", _is_none),
     "task:compression": _U(S_SERIAL, "compression is refused", _is_none),
     "task:pydantic": _U(S_TASKS, "pydantic conversion is refused", _is_none),
@@ -203,11 +203,11 @@ RULES: dict[str, Rule] = {
         "shadow add_to_parent exchange exchange_type declare delivery_mode mandatory group_id "
         "group_index reply_to retries result_cls root_id parent_id origin",
     ),
-    "call:link": _U(S_CANVAS, "callbacks are refused", _is_none),
-    "call:link_error": _U(S_CANVAS, "error callbacks are refused", _is_none),
+    "call:link": _S(S_CANVAS, "Celery's callbacks"),
+    "call:link_error": _S(S_CANVAS, "Celery's errback calling rule"),
     "call:chord": _U(S_CANVAS, "chords are refused", _is_none),
     "call:chain": _U(S_CANVAS, "chains are refused", _is_none),
-    "call:priority": _U(S_RATES, "route urgent tasks to their own queue", _is_none),
+    "call:priority": _S(S_RATES, "kombu's Redis priority bands"),
     "call:producer": _U(S_CALLING, "custom producers are refused", _is_none),
     "call:connection": _U(S_CALLING, "custom connections are refused", _is_none),
     "call:*": _U(S_CALLING, "unknown apply_async options are refused"),

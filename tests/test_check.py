@@ -36,7 +36,7 @@ UNSUPPORTED_PROJECT = {
         from .celery import app
 
 
-        @app.task(rate_limit="10/m")
+        @app.task(shadow_name="fetch_url")
         def fetch(url):
             return url
 
@@ -75,7 +75,7 @@ def test_unsupported_features_with_their_lines(unsupported_project: Path) -> Non
     assert found == {
         ("proj/celery.py", 5, "worker_pool='prefork'"),
         ("proj/celery.py", 7, "crontab(...)"),
-        ("proj/tasks.py", 6, "rate_limit='10/m'"),
+        ("proj/tasks.py", 6, "shadow_name='fetch_url'"),
         ("proj/tasks.py", 17, "chord(...)"),
         ("Procfile", 1, "-P='prefork'"),
     }
@@ -159,6 +159,23 @@ def test_every_worker_option_and_spinach_setting_has_a_rule() -> None:
     for key in defaults.DEFAULTS:
         if key.startswith("spinach_"):
             assert check.RULES[f"setting:{key}"].status == check.SUPPORTED, key
+
+
+def test_priorities_rate_limits_and_links_are_supported(tmp_path: Path) -> None:
+    (tmp_path / "tasks.py").write_text(
+        'from celery import Celery\napp = Celery("proj")\n'
+        'app.conf.task_default_rate_limit = "10/s"\napp.conf.task_default_priority = 5\n'
+        '@app.task(rate_limit="10/m", priority=3)\ndef add(x, y):\n    return x + y\n'
+        "add.apply_async((1, 2), priority=0, link=add.s(1), link_error=add.si(0, 0))\n"
+    )
+    findings = {(f.line, f.api): f for f in check.check_path(tmp_path).findings}
+    for key in [
+        (3, "task_default_rate_limit='10/s'"), (4, "task_default_priority=5"),
+        (5, "rate_limit='10/m'"), (5, "priority=3"),
+        (8, "priority=0"), (8, "link"), (8, "link_error"),
+    ]:  # fmt: skip
+        assert findings[key].status == check.SUPPORTED, key
+        assert findings[key].section.endswith(("#rate-limits-and-priorities", "#canvas")), key
 
 
 def test_django_style_settings_are_read(tmp_path: Path) -> None:

@@ -49,6 +49,9 @@ def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> As
     base = options.get("queue") or options.get("routing_key") or app.queue_of(task, name)
     meta = _meta(app, task, task_id, options)
     meta["routing_key"] = base
+    to_legacy = legacy.is_legacy(app, name)
+    if to_legacy:
+        legacy.refuse_what_is_not_carried(name, meta)
     queue = band_queue(base, meta["priority"], priority_steps(app.conf))
     headers = {"lang": "py", "task": name, "id": task_id, "retries": 0, **meta, **meta["headers"]}
     for embedded in ("headers", "callbacks", "errbacks", "priority", "routing_key"):
@@ -62,7 +65,7 @@ def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> As
         retry_policy=policy,
     )  # fmt: skip
     retry = options.get("retry", app.conf.task_publish_retry)
-    if legacy.is_legacy(app, name):  # interop: run by a legacy Celery worker
+    if to_legacy:  # interop: run by a legacy Celery worker
         legacy.send(app, name, task_id, args, kwargs, base, meta, policy if retry else None)
     else:
         encoded_args, encoded_kwargs = codec.encode(args, kwargs)

@@ -60,6 +60,20 @@ def headers_of(name: str, task_id: str, args: list, kwargs: dict, meta: dict) ->
     }
 
 
+def refuse_what_is_not_carried(name: str, meta: dict) -> None:
+    """Raise ``UnsupportedFeature`` for options a message to legacy workers would lose."""
+    from ..exceptions import UnsupportedFeature
+
+    lost = [option for option in ("callbacks", "errbacks") if meta.get(option)]
+    lost += ["priority"] if meta.get("priority") else []
+    if lost:
+        raise UnsupportedFeature(
+            f"task {name!r} is routed to legacy Celery workers, which would not get its "
+            f"{', '.join(lost)} (link/link_error/priority are not carried to them yet; "
+            "see migration_guide/features.md#interop-with-celery)"
+        )
+
+
 def send(
     app: Celery, name: str, task_id: str, args: list, kwargs: dict, queue: str, meta: dict,
     retry_policy: dict | None,

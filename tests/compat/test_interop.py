@@ -20,6 +20,8 @@ from types import SimpleNamespace
 import pytest
 import redis
 
+from spinach_compat import signature
+from spinach_compat.exceptions import UnsupportedFeature
 from spinach_compat.interop.bridge import CeleryBridge, celery_lists
 from spinach_compat.interop.results import celery_key
 
@@ -194,6 +196,17 @@ def test_legacy_tasks_run_on_a_celery_worker(make_app, redis_url, tmp_path, rcli
         assert app.engine.broker.queue_lengths() == {"celery": 1} and native.state == "PENDING"
     finally:
         assert worker.stop() == 0, worker.describe()
+
+
+def test_what_legacy_workers_would_not_get_is_refused(make_app, redis_url, rclient):
+    app = make_app("producer", broker=redis_url, backend=redis_url,
+                   spinach_legacy_tasks=["interop.legacy_*"])  # fmt: skip
+    callback = signature("interop.record", args=(1,), app=app)
+    with pytest.raises(UnsupportedFeature, match=r"legacy Celery workers.*callbacks"):
+        app.send_task("interop.legacy_mul", args=(6, 7), link=callback)
+    with pytest.raises(UnsupportedFeature, match="priority"):
+        app.send_task("interop.legacy_mul", args=(6, 7), priority=6)
+    assert rclient.llen("celery") == 0  # nothing half sent
 
 
 # -- crash safety --------------------------------------------------------------------------
