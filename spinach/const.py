@@ -13,6 +13,10 @@ DEFAULT_WORKER_NUMBER = 5
 #: Retries of a task that does not say otherwise: 0 makes jobs at-most-once by default.
 DEFAULT_MAX_RETRIES = 0
 
+#: ``max_retries`` meaning "as many as the task asks for": the task itself decides when to
+#: stop (the Celery facade's ``self.retry`` does). Logs then show no total.
+UNLIMITED_RETRIES = 2**31 - 1
+
 #: Base delay of the retry backoff, in seconds: the first retry waits between half of it and
 #: all of it. Lower retries sooner, higher spares a struggling dependency.
 RETRY_BASE_DELAY = 3.0

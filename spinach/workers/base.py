@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import timedelta
 
-from .. import signals
+from .. import const, signals
 from ..exc import AbortException, DeferException, RetryException
 from ..job import Job, JobStatus, to_timestamp
 from ..retries import exponential_backoff
@@ -129,9 +129,10 @@ def _schedule_retry(
     job.at_timestamp = to_timestamp(at) if at is not None else now + backoff(job.retries)
     job.status = JobStatus.WAITING if job.at_timestamp > now else JobStatus.QUEUED
     delay = timedelta(seconds=round(max(job.at_timestamp - now, 0), 3))
+    of_total = "" if job.max_retries >= const.UNLIMITED_RETRIES else f" of {job.max_retries}"
     logger.warning(
-        "Finished %s in %s: failed with %s; retry %d of %d in %s",
-        job, took, _describe(err), job.retries, job.max_retries, delay,
+        "Finished %s in %s: failed with %s; retry %d%s in %s",
+        job, took, _describe(err), job.retries, of_total, delay,
         exc_info=not isinstance(err, RetryException),
     )  # fmt: skip
     signals.job_schedule_retry.send(namespace, job=job, err=err)

@@ -12,6 +12,7 @@ from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from spinach import Engine, Tasks
+from spinach.const import UNLIMITED_RETRIES
 from spinach.job import Job
 
 from .. import _state
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from ..result import AsyncResult
 
 #: max_retries of native jobs: Celery's own check in ``Task.retry`` decides instead.
-NATIVE_MAX_RETRIES = 2**31 - 1
+NATIVE_MAX_RETRIES = UNLIMITED_RETRIES
 
 
 class Celery:
