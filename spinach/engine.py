@@ -56,6 +56,7 @@ class _Round(enum.Enum):
     DRAINED = "the queues had fewer jobs than free workers: wait for news or time"
     NO_FREE_WORKER = "every worker is busy: wait for one to finish"
 
+
 #: Exit status of a worker process interrupted twice, as shells report a SIGINT death.
 EXIT_INTERRUPTED = 130
 
@@ -270,7 +271,7 @@ class Engine:
         broker.start()
         tasks = list(self._tasks)
         broker.set_concurrency_keys([t for t in tasks if t.max_concurrency is not None])
-        broker.register_periodic_tasks([t for t in tasks if t.periodicity is not None])
+        broker.register_periodic_tasks(tasks)  # all of them: see the contract
         broker.register_worker(
             WorkerInfo(id=broker.worker_id, queues=list(self._queues), threads=number)
         )

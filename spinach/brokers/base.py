@@ -225,7 +225,13 @@ class Broker(ABC):
 
     @abstractmethod
     def register_periodic_tasks(self, tasks: Iterable[Task]) -> None:
-        """Make the periodic tasks fire once per period, whatever the number of workers."""
+        """Make the periodic tasks among ``tasks`` (every task of a worker) fire once per
+        period, whatever the number of workers.
+
+        A task of ``tasks`` that is not periodic (any more) stops firing. Periodic tasks
+        whose name is not among ``tasks`` are left alone: another kind of worker of the
+        namespace owns them.
+        """
 
     @abstractmethod
     def set_concurrency_keys(self, tasks: Iterable[Task]) -> None:

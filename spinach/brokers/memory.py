@@ -341,12 +341,13 @@ class MemoryBroker(Broker):
             return min(times) - self.now() if times else None
 
     def register_periodic_tasks(self, tasks: Iterable[Task]) -> None:
-        periodic = [task for task in tasks if task.periodicity is not None]
         with self._store.lock:
             state, now = self._state(), self.now()
-            state.periodic = {
-                task.name: _schedule(task, state.periodic.get(task.name), now) for task in periodic
-            }
+            for task in tasks:
+                if task.periodicity is None:
+                    state.periodic.pop(task.name, None)
+                else:
+                    state.periodic[task.name] = _schedule(task, state.periodic.get(task.name), now)
         self._notify_peers()  # a newly registered task is due at once
 
     def set_concurrency_keys(self, tasks: Iterable[Task]) -> None:

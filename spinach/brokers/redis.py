@@ -768,12 +768,14 @@ class RedisBroker(Broker):
         return min(times) - self.now() if times else None
 
     def register_periodic_tasks(self, tasks: Iterable[Task]) -> None:
-        args: list[Any] = [self._now()]
+        tasks = list(tasks)
+        periodic: list[Any] = []
         for task in tasks:
             if task.periodicity is not None:
                 period = task.periodicity.total_seconds()
-                args += [task.name, period, _periodic_info(task, period)]
-        self._run("register_periodic_tasks", args)
+                periodic += [task.name, period, _periodic_info(task, period)]
+        others = [task.name for task in tasks if task.periodicity is None]
+        self._run("register_periodic_tasks", [self._now(), len(periodic) // 3, *periodic, *others])
 
     def set_concurrency_keys(self, tasks: Iterable[Task]) -> None:
         args: list[Any] = [self.channel]

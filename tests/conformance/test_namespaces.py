@@ -59,7 +59,7 @@ def test_periodic_tasks_are_per_namespace(
     assert [name for _, name in other_namespace.inspect_periodic_tasks()] == ["theirs"]
     assert broker.move_future_jobs() == 1
     assert other_namespace.move_future_jobs() == 1
-    other_namespace.register_periodic_tasks([])
+    other_namespace.register_periodic_tasks([make_task("mine")])  # not theirs to remove
     assert [name for _, name in broker.inspect_periodic_tasks()] == ["mine"]
 
 

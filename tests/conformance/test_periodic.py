@@ -96,20 +96,31 @@ def test_registering_again_keeps_the_schedule(
     assert peer.move_future_jobs() == 0
 
 
-def test_a_task_left_out_is_removed(broker: Broker, clock, make_task, start: float) -> None:
+def test_a_task_no_longer_periodic_is_removed(
+    broker: Broker, clock, make_task, start: float
+) -> None:
     kept, dropped = make_task("kept", every=PERIOD), make_task("dropped", every=PERIOD)
     broker.register_periodic_tasks([kept, dropped])
-    broker.register_periodic_tasks([kept, make_task("not-periodic")])
+    broker.register_periodic_tasks([kept, make_task("dropped"), make_task("not-periodic")])
 
     assert broker.inspect_periodic_tasks() == [(start, "kept")]
     assert broker.move_future_jobs() == 1
     assert [job.task_name for job in fetch_all(broker)] == ["kept"]
 
-    broker.register_periodic_tasks([])
+    broker.register_periodic_tasks([make_task("kept")])
     assert broker.inspect_periodic_tasks() == []
     clock.advance(10 * PERIOD)
     assert broker.move_future_jobs() == 0
-    assert broker.next_future_job_delta() is None
+
+
+def test_periodic_tasks_of_other_workers_are_left_alone(
+    broker: Broker, peer: Broker, make_task, start: float
+) -> None:
+    broker.register_periodic_tasks([make_task("beat-entry", every=PERIOD)])
+    peer.register_periodic_tasks([make_task("native", every=2 * PERIOD), make_task("plain")])
+    peer.register_periodic_tasks([])  # a worker with no task at all removes nothing
+
+    assert broker.inspect_periodic_tasks() == [(start, "beat-entry"), (start, "native")]
 
 
 def test_periodic_tasks_are_listed_soonest_first(
