@@ -34,8 +34,9 @@ from .workers import AsyncioWorkers, ThreadWorkers
 
 logger = logging.getLogger("spinach.cli")
 
-#: Format of the worker logs: time, level, logger and thread, then the message.
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(threadName)s] %(message)s"
+#: Format of the worker logs: time, level, logger, process and thread, then the message
+#: (the process id tells apart the worker processes of ``--processes``).
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(process)d/%(threadName)s] %(message)s"
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 #: Attributes looked up, in this order, when the application is named by its module alone.
@@ -281,7 +282,8 @@ def _prepared_engine(args: argparse.Namespace) -> Engine:
 
 
 def configure_logging(level: str, stream: TextIO | None = None) -> None:
-    """Log to ``stream`` (default: stderr) at ``level`` with time, level, logger and thread."""
+    """Log to ``stream`` (default: stderr) at ``level`` with time, level, logger, process
+    and thread."""
     logging.basicConfig(
         level=getattr(logging, level.upper()),
         format=LOG_FORMAT,

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APPS = Path(__file__).resolve().parent / "cli_apps"
 PROCESS_TIMEOUT = 60.0  #: seconds a CLI process gets before the test gives up on it
 LOG_LINE = re.compile(
-    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) +[\w.]+ \[[\w-]+\] ",
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) +[\w.]+ \[\d+/[\w-]+\] ",
     re.MULTILINE,
 )
 
@@ -87,8 +87,9 @@ def test_worker_runs_the_jobs_and_logs_each_one():
 
     assert result.returncode == 0, result.stderr
     log = result.stderr
-    assert LOG_LINE.search(log), log  # time, level, logger, [thread] on every record
-    assert re.search(r"INFO +spinach\.worker \[spinach-worker-\d\] Starting job \w+ of task", log)
+    assert LOG_LINE.search(log), log  # time, level, logger, [pid/thread] on every record
+    starting = r"INFO +spinach\.worker \[\d+/spinach-worker-\d\] Starting job \w+ of task"
+    assert re.search(starting, log)
     assert len(re.findall(r"Starting job \w+ of task '(say|explode)', attempt 1", log)) == 3
     succeeded = re.findall(r"Finished job \w+ of task 'say' in [\d.]+ ms: succeeded", log)
     assert len(succeeded) == 2, log
@@ -131,7 +132,7 @@ def test_worker_namespace_option_replaces_the_engines():
 
     assert result.returncode == 0, result.stderr
     assert "2 ThreadWorkers on queue(s) spinach of namespace 'elsewhere'" in result.stderr
-    assert "[elsewhere-arbiter]" in result.stderr
+    assert "/elsewhere-arbiter]" in result.stderr
     assert "Starting job" not in result.stderr  # the jobs wait in namespace 'spinach'
 
 
