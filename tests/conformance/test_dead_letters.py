@@ -172,3 +172,16 @@ def test_purge_dead_letters(broker: Broker, make_job) -> None:
     assert broker.purge_dead_letters() == 0
     assert broker.retry_dead_letters() == 0
     assert broker.queue_lengths() == {}
+
+
+def test_a_raw_copy_of_a_running_job_is_dead_lettered(broker: Broker, make_job) -> None:
+    job = make_job(max_concurrency=None)
+    broker.enqueue_jobs([job])
+    assert ids(broker.get_jobs_from_queue("q", 10)) == [job.id]
+    broker.push_raw("q", job.serialize())  # pushed by hand while the job runs
+
+    assert broker.get_jobs_from_queue("q", 10) == []
+    (letter,) = broker.list_dead_letters()
+    assert (letter.id, letter.reason) == (job.id, f"job {job.id} is already running")
+    running = [j.id for jobs in broker.running_jobs().values() for j in jobs]
+    assert running == [job.id]  # the running job is untouched

@@ -72,7 +72,7 @@ local function visit(queue, payload)
   local job, reason, data = decode_job(payload)
   local id = payload_id(data)
   if job and redis.call('HEXISTS', k.running, id) == 1 then
-    job, reason = nil, 'a job with id ' .. id .. ' is already running'
+    job, reason = nil, 'job ' .. id .. ' is already running'
   end
   if not job then
     bury(queue, payload, id, reason)
