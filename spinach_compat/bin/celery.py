@@ -315,11 +315,27 @@ def _celery_bridge(app: Any, worker: Any, celery_queues: list[str]) -> Any:
         return None
     from ..interop import WorkerBridge
 
+    _refuse_bridging_legacy_queues(app, celery_queues)
     if worker.queues:
         worker.queues = list(dict.fromkeys([*worker.queues, *celery_queues]))
     else:  # the app's queues are known once its tasks are imported
         app.conf.task_queues = [*(app.conf.task_queues or ()), *celery_queues]
     return WorkerBridge(app, celery_queues).attach()
+
+
+def _refuse_bridging_legacy_queues(app: Any, celery_queues: list[str]) -> None:
+    """A bridged queue of legacy-routed tasks would send their messages back to us."""
+    from ..interop.legacy import legacy_queues
+
+    app.loader.import_default_modules()  # task names decide which tasks are legacy
+    overlap = sorted(set(celery_queues) & legacy_queues(app))
+    if overlap:
+        raise UsageError(
+            f"--celery-queues {','.join(overlap)}: tasks routed to legacy Celery workers are "
+            "published there, and this worker would take their messages back; give legacy "
+            "tasks a queue of their own (see migration_guide/README.md"
+            "#step-3-run-new-workers-beside-the-old-ones)"
+        )
 
 
 def run_inspect(app: Any, args: argparse.Namespace) -> int:

@@ -37,6 +37,19 @@ def is_legacy(app: Celery, name: str) -> bool:
     return False
 
 
+def legacy_queues(app: Celery) -> set[str]:
+    """The queues that tasks routed to legacy Celery workers are published to."""
+    queues = {app.queue_of(task, name) for name, task in app.tasks.items() if is_legacy(app, name)}
+    routes = app.conf.task_routes
+    if isinstance(routes, dict):
+        queues |= {
+            route["queue"]
+            for route in routes.values()
+            if isinstance(route, dict) and route.get("legacy") and route.get("queue")
+        }
+    return queues
+
+
 def headers_of(name: str, task_id: str, args: list, kwargs: dict, meta: dict) -> dict:
     """Celery protocol 2 headers of a task sent by ``publish`` (its meta)."""
     return {

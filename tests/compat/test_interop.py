@@ -262,3 +262,20 @@ def test_a_message_committed_twice_is_stored_once(facade, celery_client, rclient
         bridge.stop()
     assert bridge.stored == 1
     assert facade.engine.broker.queue_lengths() == {"celery": 1}
+
+
+def test_bridging_a_queue_of_legacy_tasks_is_refused(tmp_path, monkeypatch, capsys):
+    (tmp_path / "legacyapp.py").write_text(
+        "from spinach_compat import Celery\n"
+        "app = Celery('legacyapp', broker='memory://', task_routes={\n"
+        "    'reports.*': {'queue': 'old', 'legacy': True}})\n"
+        "app.conf.spinach_legacy_tasks = ['mail.*']\n"
+        "@app.task(name='mail.send', queue='mail')\n"
+        "def send(): pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from spinach_compat.bin.celery import EXIT_USAGE, main
+
+    for queues in ("celery,old", "mail"):
+        assert main(["-A", "legacyapp", "worker", "--celery-queues", queues]) == EXIT_USAGE
+        assert "routed to legacy Celery workers" in capsys.readouterr().err
