@@ -280,6 +280,7 @@ class Engine:
         self._next_heartbeat = now + broker.heartbeat_interval
         self._next_dead_check = now
         self._future_check_at = 0.0
+        self._last_future_move = 0.0
 
     def _thread(self, target: Callable, role: str, *args: Any) -> threading.Thread:
         return threading.Thread(target=target, args=args, name=f"{self.namespace}-{role}")
@@ -379,10 +380,14 @@ class Engine:
                 self._thread(self.stop_workers, "stopper").start()
             return True
         if outcome is _Round.DRAINED:
-            self._broker.wait_for_event(self._idle_timeout(until_next_future_job=True))
-            self._future_check_at = 0.0  # woken for a reason: time or news, look again
-        elif outcome is _Round.NO_FREE_WORKER:  # until a job ends; busy checks move the due
-            self._broker.wait_for_event(self._idle_timeout(until_next_future_job=False))
+            timeout, self._future_check_at = self._idle_wait()
+            self._broker.wait_for_event(timeout)
+        else:  # busy: move due jobs at least every future_check_interval
+            self._future_check_at = min(
+                self._future_check_at, self._last_future_move + self.future_check_interval
+            )
+            if outcome is _Round.NO_FREE_WORKER:  # until a job ends
+                self._broker.wait_for_event(self._idle_timeout())
         return False
 
     def _arbiter_round(self) -> _Round:
@@ -399,11 +404,16 @@ class Engine:
         return _Round.MAY_HAVE_MORE if len(jobs) == slots else _Round.DRAINED
 
     def _move_future_jobs(self) -> None:
-        """Move due future jobs to their queues: after every wait, and every
-        ``future_check_interval`` while busy (not every round: it costs a round trip)."""
+        """Move due future jobs to their queues: when the next one is due, and every
+        ``future_check_interval`` while busy (not every round: it costs a round trip).
+
+        An idle arbiter learns when the next future job is due before it waits; a job
+        scheduled meanwhile notifies it, and the next idle wait learns of it in turn.
+        """
         now = self._broker.now()
         if now >= self._future_check_at:
             self._broker.move_future_jobs()
+            self._last_future_move = now
             self._future_check_at = now + self.future_check_interval
 
     def _dispatch(self, job: Job) -> tuple[Job, str] | None:
@@ -459,9 +469,8 @@ class Engine:
                     job, job.retries, job.max_retries,
                 )  # fmt: skip
 
-    def _idle_timeout(self, until_next_future_job: bool) -> float:
-        """How long the arbiter may wait: until the next bookkeeping, the idle poll, and
-        (when asked, at the cost of a round trip) the next future job."""
+    def _idle_timeout(self) -> float:
+        """How long the arbiter may wait: until the next bookkeeping or the idle poll."""
         broker = self._broker
         now = broker.now()
         candidates = [
@@ -469,10 +478,15 @@ class Engine:
             self._next_heartbeat - now,
             self._next_dead_check - now,
         ]
-        future = broker.next_future_job_delta() if until_next_future_job else None
-        if future is not None:
-            candidates.append(future)
         return max(0.0, min(candidates))
+
+    def _idle_wait(self) -> tuple[float, float]:
+        """How long an idle arbiter may wait, and when the next future job is due."""
+        now = self._broker.now()
+        delta = self._broker.next_future_job_delta()
+        if delta is None:
+            return self._idle_timeout(), float("inf")
+        return max(0.0, min(self._idle_timeout(), delta)), now + delta
 
     def _is_idle(self) -> bool:
         with self._unreported_lock:
