@@ -64,7 +64,7 @@ redis-py's own retries would hide a short outage: the broker's client logs once 
 command or a connection first has to be tried again ("Lost the connection to Redis at
 host:port (error); retrying") and once when one goes through again ("Reconnected to Redis
 at host:port after N retried attempt(s) in X s"), once per outage whatever the number of
-threads and retries (see ``HiddenRetries``). A pooled connection the server closed while
+threads and retries (see ``spinach.brokers.redis_client``). A pooled connection the server closed while
 it was idle, which redis-py replaces at once before sending anything, is not logged: no
 command failed.
 
@@ -84,7 +84,6 @@ channels name db 0.
 
 from __future__ import annotations
 
-import copy
 import functools
 import importlib.resources
 import json
@@ -93,12 +92,12 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis as redis_py
-from redis.backoff import AbstractBackoff, ExponentialWithJitterBackoff, NoBackoff
-from redis.cluster import ClusterNode, RedisCluster, cleanup_kwargs
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.cluster import RedisCluster
 from redis.exceptions import ClusterDownError, RedisClusterException, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -110,17 +109,26 @@ from ..job import Job, JobStatus
 from ..outage import Outage
 from ..task import Task
 from .base import Broker, Clock, DeadLetter, WorkerInfo, normalize_queues
+from .redis_client import (
+    Client,
+    HiddenRetries,
+    LoggedRetry,
+    RetryLoggingCluster,
+    address,
+    binary_client,
+    binary_cluster_client,
+    close,
+    cluster_twin,
+    cluster_url,
+    disconnect,
+    log_hidden_retries,
+)
 
 logger = logging.getLogger(__name__)
-
-#: What the broker talks through: one Redis server, or a Redis Cluster.
-Client = redis_py.Redis | RedisCluster
 
 #: Where ``RedisBroker()`` connects without a client or URL.
 DEFAULT_URL = "redis://localhost:6379/0"
 
-#: URL schemes that make a Redis Cluster client, with the scheme redis-py is given instead.
-CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 #: Most jobs one fetch takes, whatever the caller asks. Higher takes more jobs per round
 #: trip; lower keeps each fetch script short, so Redis serves others in between.
@@ -255,212 +263,6 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
 
 
-def _binary_client(client: redis_py.Redis) -> redis_py.Redis:
-    """``client`` itself, or a twin on the same server when it decodes replies.
-
-    Payloads are bytes that need not be UTF-8 (a bad one must reach the dead letters, not
-    crash the reply parser), so the broker reads raw bytes.
-    """
-    kwargs = client.get_connection_kwargs()
-    if not kwargs.get("decode_responses"):
-        return client
-    pool = client.connection_pool
-    twin_pool = type(pool)(
-        connection_class=pool.connection_class, **{**kwargs, "decode_responses": False}
-    )
-    return redis_py.Redis(connection_pool=twin_pool)
-
-
-def _cluster_twin(client: RedisCluster, cls: type[RedisCluster], **options: Any) -> RedisCluster:
-    """A new cluster client of ``cls`` on the nodes of ``client``, with its connection
-    settings and cluster retries, except for the ``options`` given."""
-    kwargs = cleanup_kwargs(**client.get_connection_kwargs())
-    kwargs.pop("redis_connect_func", None)  # a method of ``client``
-    kwargs.setdefault("retry", copy.copy(client.retry))
-    nodes = [ClusterNode(node.host, node.port) for node in client.get_nodes()]
-    return cls(startup_nodes=nodes, **{**kwargs, **options})
-
-
-def _binary_cluster_client(client: RedisCluster) -> RedisCluster:
-    """``client`` itself, or a twin on the same cluster when it decodes replies (see
-    ``_binary_client``); a twin logs its hidden retries, ``client`` is left as it is."""
-    if not client.get_connection_kwargs().get("decode_responses"):
-        return client
-    return _cluster_twin(client, _RetryLoggingCluster, decode_responses=False)
-
-
-def _cluster_url(url: str) -> str | None:
-    """The URL to give redis-py for a ``redis+cluster://`` URL; None for other URLs."""
-    scheme, separator, rest = url.partition("://")
-    if separator and scheme.lower() in CLUSTER_SCHEMES:
-        return f"{CLUSTER_SCHEMES[scheme.lower()]}://{rest}"
-    return None
-
-
-def _address(client: Client) -> str:
-    """Where ``client`` connects, for log lines: host:port, a socket path or a cluster."""
-    if isinstance(client, RedisCluster):
-        return "cluster " + ",".join(node.name for node in client.get_nodes())
-    kwargs = client.get_connection_kwargs()
-    if kwargs.get("path"):
-        return str(kwargs["path"])
-    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-
-
-def _disconnect(client: Client) -> None:
-    """Close the idle and busy connections of ``client``; it reconnects when used again."""
-    if isinstance(client, RedisCluster):
-        client.disconnect_connection_pools()
-    else:
-        client.connection_pool.disconnect()
-
-
-def _close(client: Client) -> None:
-    """Close every connection of a client the broker built for itself."""
-    if isinstance(client, RedisCluster):
-        client.close()
-    else:
-        client.connection_pool.disconnect()
-
-
-class HiddenRetries:
-    """Logs the retries redis-py makes inside one call, once per outage.
-
-    Shared by every connection (and so every thread) of a broker's client: the first
-    failure that redis-py retries logs a warning, the next ones only count; the next call
-    that goes through logs the recovery with the number of retries and how long it took.
-    Thread-safe; a call without failure costs one attribute read.
-    """
-
-    def __init__(self, address: str = "Redis", clock: Callable[[], float] = time.monotonic):
-        self.address = address
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._started: float | None = None
-        #: Retries of the current outage (0 when there is none).
-        self.retries = 0
-
-    @property
-    def ongoing(self) -> bool:
-        return self._started is not None
-
-    def failed(self, exc: BaseException, address: str | None = None) -> None:
-        """A call failed and redis-py is about to retry it."""
-        with self._lock:
-            self.retries += 1
-            if self._started is not None:
-                return
-            self._started = self._clock()
-        logger.warning(
-            "Lost the connection to Redis at %s (%s: %s); retrying",
-            address or self.address, type(exc).__name__, exc,
-        )  # fmt: skip
-
-    def succeeded(self) -> None:
-        """A call went through: ends the outage, if there is one."""
-        if self._started is None:  # the common case, without taking the lock
-            return
-        with self._lock:
-            if self._started is None:
-                return
-            lasted, retries = self._clock() - self._started, self.retries
-            self._started, self.retries = None, 0
-        logger.warning(
-            "Reconnected to Redis at %s after %d retried attempt(s) in %.1f s",
-            self.address, retries, lasted,
-        )  # fmt: skip
-
-
-class LoggedRetry(Retry):
-    """A redis-py ``Retry`` that reports its retries to a ``HiddenRetries``.
-
-    Equal to the plain ``Retry`` of the same backoff, retries and errors, and retries
-    exactly as it does. redis-py deep-copies a client's retry into each connection: the
-    copies share the ``HiddenRetries``.
-    """
-
-    def __init__(
-        self,
-        backoff: AbstractBackoff,
-        retries: int,
-        hidden: HiddenRetries,
-        supported_errors: tuple[type[Exception], ...] = (
-            RedisConnectionError,
-            RedisTimeoutError,
-            TimeoutError,
-        ),
-    ):
-        super().__init__(backoff, retries, supported_errors)
-        self.hidden = hidden
-
-    @classmethod
-    def wrapping(cls, retry: Retry, hidden: HiddenRetries) -> LoggedRetry:
-        """The twin of a plain ``Retry`` that also logs."""
-        return cls(retry._backoff, retry._retries, hidden, retry._supported_errors)
-
-    def __deepcopy__(self, memo: dict) -> LoggedRetry:
-        backoff = copy.deepcopy(self._backoff, memo)
-        return type(self)(backoff, self._retries, self.hidden, self._supported_errors)
-
-    def call_with_retry(
-        self,
-        do: Callable[[], Any],
-        fail: Callable[..., Any],
-        is_retryable: Callable[[Exception], bool] | None = None,
-        with_failure_count: bool = False,
-    ) -> Any:
-        failures = 0
-
-        def failed(error: Exception, *count: int) -> Any:
-            nonlocal failures
-            failures += 1
-            if self._retries < 0 or failures <= self._retries:  # a retry follows
-                self.hidden.failed(error)
-            return fail(error, *count)
-
-        # Only what the caller gave: redis-py 5 has neither is_retryable nor with_failure_count.
-        extra: dict[str, Any] = {"is_retryable": is_retryable} if is_retryable else {}
-        if with_failure_count:
-            extra["with_failure_count"] = True
-        result = super().call_with_retry(do, failed, **extra)
-        self.hidden.succeeded()
-        return result
-
-
-def _log_hidden_retries(client: redis_py.Redis, hidden: HiddenRetries) -> None:
-    """Make the retries of ``client`` visible through ``hidden``.
-
-    Only a plain ``Retry`` is replaced (by an equal ``LoggedRetry``, in place, so a client
-    passed in logs the hidden retries of its other commands too); a subclass of the
-    user's is left alone, and so is a retry that already logs.
-    """
-    retry = client.get_retry()
-    if type(retry) is Retry:
-        client.set_retry(LoggedRetry.wrapping(retry, hidden))
-
-
-class _RetryLoggingCluster(RedisCluster):
-    """A ``RedisCluster`` whose retries after a node failed are reported to ``hidden``.
-
-    The cluster client retries a command itself (after refreshing its view of the
-    cluster), without going through a ``Retry``: its attempts are watched instead. Built
-    by the broker only (from a URL, or as the binary twin of a client decoding replies).
-    """
-
-    hidden: HiddenRetries | None = None
-
-    def _execute_command(self, target_node: ClusterNode, *args: Any, **kwargs: Any) -> Any:
-        try:
-            reply = super()._execute_command(target_node, *args, **kwargs)
-        except self.ERRORS_ALLOW_RETRY as exc:
-            if self.hidden is not None:
-                self.hidden.failed(exc, target_node.name)
-            raise
-        if self.hidden is not None:
-            self.hidden.succeeded()
-        return reply
-
-
 class RedisBroker(Broker):
     """A broker keeping jobs in Redis, shared by the worker processes of a namespace.
 
@@ -534,7 +336,7 @@ class RedisBroker(Broker):
         self._redis = self._make_client(
             redis, socket_timeout, socket_connect_timeout, health_check_interval, command_retries
         )
-        self.hidden_retries.address = _address(self._redis)
+        self.hidden_retries.address = address(self._redis)
         self._scripts = {
             name: self._redis.register_script(script_source(name)) for name in SCRIPT_KEYS
         }
@@ -556,12 +358,12 @@ class RedisBroker(Broker):
         health_check_interval: float,
         retries: int,
     ) -> Client:
-        """The client the broker talks through, reading raw bytes (see ``_binary_client``)."""
+        """The client the broker talks through, reading raw bytes (see ``binary_client``)."""
         if isinstance(redis, RedisCluster):
-            return self._watched_cluster(_binary_cluster_client(redis))
+            return self._watched_cluster(binary_cluster_client(redis))
         if isinstance(redis, redis_py.Redis):
-            client = _binary_client(redis)
-            _log_hidden_retries(client, self.hidden_retries)
+            client = binary_client(redis)
+            log_hidden_retries(client, self.hidden_retries)
             return client
         url = redis or DEFAULT_URL
         backoff = ExponentialWithJitterBackoff(
@@ -575,18 +377,18 @@ class RedisBroker(Broker):
         }
         if not url.startswith("unix:"):  # finds peers that vanished without a word
             options["socket_keepalive"] = True
-        cluster_url = _cluster_url(url)
-        if cluster_url is not None:
-            cluster = _RetryLoggingCluster.from_url(cluster_url, **options)
-            return self._watched_cluster(_binary_cluster_client(cluster))
+        url_of_cluster = cluster_url(url)
+        if url_of_cluster is not None:
+            cluster = RetryLoggingCluster.from_url(url_of_cluster, **options)
+            return self._watched_cluster(binary_cluster_client(cluster))
         options["health_check_interval"] = health_check_interval
-        client = _binary_client(redis_py.Redis.from_url(url, **options))
-        _log_hidden_retries(client, self.hidden_retries)  # a twin, if the URL asks to decode
+        client = binary_client(redis_py.Redis.from_url(url, **options))
+        log_hidden_retries(client, self.hidden_retries)  # a twin, if the URL asks to decode
         return client
 
     def _watched_cluster(self, client: RedisCluster) -> RedisCluster:
         """``client``, reporting its retries to the broker's log when the broker built it."""
-        if isinstance(client, _RetryLoggingCluster):
+        if isinstance(client, RetryLoggingCluster):
             client.hidden = self.hidden_retries
         return client
 
@@ -663,7 +465,7 @@ class RedisBroker(Broker):
     def stop(self) -> None:
         """Wake the arbiter and close the connections of the pool."""
         super().stop()
-        _disconnect(self._redis)
+        disconnect(self._redis)
 
     # -- client side ---------------------------------------------------------------------
 
@@ -940,12 +742,12 @@ class RedisBroker(Broker):
                     self._listen(client, stopping, outage)
                 except Exception as exc:  # the thread must live on, whatever happened
                     if isinstance(client, RedisCluster):
-                        _close(client)
+                        close(client)
                         client = None
                     stopping.wait(outage.failed(exc))
         finally:
             if client is not None:
-                _close(client)
+                close(client)
 
     def _listen(
         self,
@@ -973,7 +775,7 @@ class RedisBroker(Broker):
         builds without retries; a twin keeps ``stop`` from closing it under the thread.
         """
         if isinstance(self._redis, RedisCluster):
-            return _cluster_twin(self._redis, RedisCluster)
+            return cluster_twin(self._redis, RedisCluster)
         pool = self._redis.connection_pool
         no_retry = Retry(NoBackoff(), 0, supported_errors=())
         kwargs = {**self._redis.get_connection_kwargs(), "retry": no_retry}
