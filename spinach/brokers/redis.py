@@ -64,9 +64,9 @@ redis-py's own retries would hide a short outage: the broker's client logs once 
 command or a connection first has to be tried again ("Lost the connection to Redis at
 host:port (error); retrying") and once when one goes through again ("Reconnected to Redis
 at host:port after N retried attempt(s) in X s"), once per outage whatever the number of
-threads and retries (see ``spinach.brokers.redis_client``). A pooled connection the server closed while
-it was idle, which redis-py replaces at once before sending anything, is not logged: no
-command failed.
+threads and retries (see ``spinach.brokers.redis_client``). A pooled connection the server
+closed while it was idle, which redis-py replaces at once before sending anything, is not
+logged: no command failed.
 
 Redis Cluster
 -------------
