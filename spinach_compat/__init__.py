@@ -11,11 +11,13 @@ from ._state import current_app, current_task
 from .app import Celery, shared_task
 from .app.task import Task
 from .canvas import Signature, chain, chord, group, signature
+from .result import GroupResult
 
 __version__ = "5.7.0"
 
 __all__ = [
     "Celery",
+    "GroupResult",
     "Signature",
     "Task",
     "chain",

@@ -1,17 +1,25 @@
-"""Signatures: a task with its arguments and options, to call later.
+"""Signatures: a task with its arguments and options, to call later; and the canvas.
 
-``chain``, ``group``, ``chord`` and ``|`` are not supported yet: they raise
-``UnsupportedFeature`` (see ``migration_guide/``).
+``group`` sends its members in one native round trip and returns a ``GroupResult``;
+``chain`` (or ``a | b``) sends its first task with the next ones as nested ``link``
+callbacks; ``chord`` sends its header as a group whose tasks count their completion in the
+result backend, the last one sending the body (``spinach_compat.app.chords``).
+``xmap``/``xstarmap``/``chunks`` are available through ``Task.map``/``starmap``/``chunks``.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
+import uuid
 from typing import Any
 
 from .exceptions import UnsupportedFeature
 
-__all__ = ["Signature", "chain", "chord", "group", "maybe_signature", "signature"]
+__all__ = [
+    "Signature", "chain", "chord", "chunks", "group", "maybe_signature", "signature",
+    "xmap", "xstarmap",
+]  # fmt: skip
 
 
 class Signature(dict):
@@ -114,8 +122,30 @@ class Signature(dict):
             items.append(value)
         return value
 
+    def freeze(self, _id: str | None = None, **_: Any) -> Any:
+        """Give this signature its task id now (kept when sent); its ``AsyncResult``."""
+        from .result import AsyncResult
+
+        task_id = self["options"].setdefault("task_id", _id or str(uuid.uuid4()))
+        return AsyncResult(task_id, app=self.app, task_name=self["task"])
+
+    def _fresh(self) -> Signature:
+        """A copy whose options, kwargs and link lists can change without touching this one."""
+        sig = type(self).__new__(type(self))
+        dict.update(sig, self)
+        sig.__dict__.update(self.__dict__)
+        options = {**self.options}
+        for key in ("link", "link_error"):
+            if isinstance(options.get(key), list):
+                options[key] = list(options[key])
+        dict.update(sig, options=options, kwargs={**self.kwargs})
+        return sig
+
     def __or__(self, other: Any) -> Any:
-        raise UnsupportedFeature("chaining signatures with | is not supported yet")
+        """``self | other``: a chain (a group then a signature: a chord)."""
+        if isinstance(other, Signature):
+            return chain(self, other, app=self._app)
+        return NotImplemented
 
     def __repr__(self) -> str:
         args = ", ".join([*map(repr, self.args), *(f"{k}={v!r}" for k, v in self.kwargs.items())])
@@ -132,18 +162,312 @@ def _publishable(options: dict) -> dict:
 def signature(varies: Any, *args: Any, **kwargs: Any) -> Signature:
     """A signature of a task (object or name), or a copy of a signature dict."""
     if isinstance(varies, dict) and not args and not kwargs:
-        return varies if isinstance(varies, Signature) else Signature(varies)
+        return maybe_signature(varies)
     return Signature(varies, *args, **kwargs)
 
 
 def maybe_signature(d: Any, app: Any = None, clone: bool = False) -> Signature | None:
+    """``d`` as a signature: a plain dict (one that travelled) becomes one of its type."""
     if d is None:
         return None
-    sig = d if isinstance(d, Signature) else Signature(d, app=app)
-    return sig.clone() if clone else sig
+    if isinstance(d, Signature):
+        sig = d
+    else:
+        kind = _TYPES.get(d.get("subtask_type") or "")
+        sig = kind.from_dict(d, app=app) if kind is not None else Signature(d, app=app)
+    if not clone:
+        return sig
+    return sig._fresh() if isinstance(sig, _Canvas) else sig.clone()
 
 
-def _unsupported(name: str) -> Any:
+def _tasks_of(tasks: tuple) -> list[Signature]:
+    """``f(a, b)``, ``f([a, b])`` or ``f(generator)``: the signatures."""
+    if len(tasks) == 1 and not isinstance(tasks[0], dict):
+        tasks = tuple(tasks[0])
+    return [maybe_signature(task) for task in tasks]
+
+
+class _Canvas(Signature):
+    """A signature made of signatures (``group``, ``chain``, ``chord``)."""
+
+    def _children(self) -> list[Signature]:
+        return []
+
+    @property
+    def app(self) -> Any:
+        from ._state import get_current_app
+
+        return self._own_app() or get_current_app()
+
+    def _own_app(self) -> Any:
+        """The app given to this canvas, else to one of its signatures."""
+        if self._app is not None:
+            return self._app
+        for child in self._children():
+            found = child._own_app() if isinstance(child, _Canvas) else child._app
+            if found is not None:
+                return found
+        return None
+
+    def _options(self, options: dict) -> dict:
+        """The canvas's options with the call's, without the canvas's own id."""
+        merged = {**self.options, **options}
+        return {k: v for k, v in merged.items() if k not in ("task_id", "group_id")}
+
+    def delay(self, *args: Any, **kwargs: Any) -> Any:
+        return self.apply_async(args, kwargs)
+
+    def __call__(self, *args: Any, **options: Any) -> Any:
+        return self.apply_async(args, **options)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._children()!r})"
+
+
+class group(_Canvas):
+    """Signatures sent together (one native round trip); ``apply_async`` gives a
+    ``GroupResult`` of the members' results, in order."""
+
+    def __init__(self, *tasks: Any, app: Any = None, **options: Any):
+        super().__init__(
+            "celery.group", (), {"tasks": _tasks_of(tasks)}, options, subtask_type="group",
+            app=app,
+        )  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict, app: Any = None) -> group:
+        tasks = [maybe_signature(task, app=app) for task in d["kwargs"]["tasks"]]
+        return cls(tasks, app=app, **d.get("options") or {})
+
+    tasks = property(lambda self: self["kwargs"]["tasks"])
+
+    def _children(self) -> list[Signature]:
+        return self.tasks
+
+    def _fresh(self) -> group:
+        sig = super()._fresh()
+        sig["kwargs"]["tasks"] = [task._fresh() for task in self.tasks]
+        return sig
+
+    def freeze(self, _id: str | None = None, **_: Any) -> Any:
+        """Give the group and its members their ids; the ``GroupResult``."""
+        from .result import GroupResult
+
+        group_id = self["options"].setdefault("task_id", _id or str(uuid.uuid4()))
+        return GroupResult(group_id, [task.freeze() for task in self.tasks], app=self.app)
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Send every member in one round trip (all or none); a ``GroupResult``."""
+        from .app.publish import batch
+
+        app = self.app
+        if app.conf.task_always_eager:
+            return self.apply(args, kwargs, **options)
+        sig = self._fresh()
+        result = sig.freeze(options.get("task_id") or options.get("group_id"))
+        with batch(app):
+            for index, task in enumerate(sig.tasks):
+                member = {**sig._options(options), "group_id": result.id, "group_index": index}
+                task.apply_async(args, kwargs, **member)
+        return result
+
+    def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Run every member here, in order; a ``GroupResult`` of ``EagerResult``."""
+        from .result import GroupResult
+
+        sig = self._fresh()
+        group_id = sig.freeze(options.get("task_id")).id
+        results = [task.apply(args, kwargs, **sig._options(options)) for task in sig.tasks]
+        return GroupResult(group_id, results, app=sig.app)
+
+    def __or__(self, other: Any) -> Any:
+        """``group | signature``: a chord."""
+        if isinstance(other, group):
+            raise UnsupportedFeature("group | group is not supported (see migration_guide/)")
+        if isinstance(other, Signature):
+            return chord(self, other, app=self._app)
+        return NotImplemented
+
+
+class chain(_Canvas):
+    """Tasks run one after the other, each result passed to the next (``a | b``).
+
+    ``apply_async`` sends the first task with the next ones as nested ``link`` callbacks
+    and returns the last task's ``AsyncResult`` (``.parent`` leads back to the first).
+    """
+
+    def __init__(self, *tasks: Any, app: Any = None, **options: Any):
+        flat: list[Signature] = []
+        for task in _tasks_of(tasks):
+            inline = isinstance(task, chain) and not task.options
+            flat.extend(task.tasks if inline else [task])
+        super().__init__(
+            "celery.chain", (), {"tasks": flat}, options, subtask_type="chain", app=app
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict, app: Any = None) -> chain:
+        tasks = [maybe_signature(task, app=app) for task in d["kwargs"]["tasks"]]
+        return cls(tasks, app=app, **d.get("options") or {})
+
+    tasks = property(lambda self: self["kwargs"]["tasks"])
+
+    def _children(self) -> list[Signature]:
+        return self.tasks
+
+    def _fresh(self) -> chain:
+        sig = super()._fresh()
+        sig["kwargs"]["tasks"] = [task._fresh() for task in self.tasks]
+        return sig
+
+    def _steps(self) -> list[Signature]:
+        """The tasks to run in turn: a group followed by a task becomes a chord."""
+        tasks, steps = list(self.tasks), []
+        while tasks:
+            task = tasks.pop(0)
+            if isinstance(task, group) and tasks:
+                task = chord(task, tasks.pop(0), app=self._app)
+            steps.append(task)
+        return steps
+
+    def freeze(self, _id: str | None = None, **_: Any) -> Any:
+        """Give every task its id; the last one's result, ``.parent`` leading back."""
+        steps = self._steps()
+        previous = None
+        for index, step in enumerate(steps):
+            result = step.freeze(_id if index == len(steps) - 1 else None)
+            if result.parent is None:
+                result.parent = previous
+            previous = result
+        return previous
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Send the first task, linked to the next ones; the last task's result."""
+        if self.app.conf.task_always_eager:
+            return self.apply(args, kwargs, **options)
+        sig = self._fresh()
+        options = {**sig.options, **options}
+        link_error = options.pop("link_error", None)
+        link = options.pop("link", None)
+        if not sig.tasks:
+            return None
+        result = sig.freeze(options.pop("task_id", None))
+        steps = sig._steps()
+        for callback in _listed(link):
+            steps[-1].link(callback)
+        for step in steps:
+            for errback in _listed(link_error):
+                step.link_error(errback)
+        for step, after in reversed(list(itertools.pairwise(steps))):
+            step.link(after)
+        steps[0].apply_async(args, kwargs, **_step_options(options))
+        return result
+
+    def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Run the tasks here in turn; the last one's ``EagerResult`` (a failure raises)."""
+        previous = None
+        for step in self._fresh().tasks:
+            if previous is None:
+                result = step.apply(args, kwargs, **_step_options(options))
+            else:
+                result = step.apply((previous.get(),), **_step_options(options))
+            result.parent = previous
+            previous = result
+        return previous
+
+
+def _listed(value: Any) -> list:
+    if value is None:
+        return []
+    return [value] if isinstance(value, dict) else list(value)
+
+
+def _step_options(options: dict) -> dict:
+    return {k: v for k, v in options.items() if k not in ("task_id", "group_id")}
+
+
+class chord(_Canvas):
+    """A header group whose results, once every task ended, go to the body as a list."""
+
+    def __init__(self, header: Any, body: Any = None, app: Any = None, **options: Any):
+        header = header if isinstance(header, group) else group(header, app=app)
+        body = maybe_signature(body, app=app)
+        super().__init__(
+            "celery.chord", (), {"header": header, "body": body}, options,
+            subtask_type="chord", app=app,
+        )  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict, app: Any = None) -> chord:
+        kwargs = d["kwargs"]
+        header = maybe_signature(kwargs["header"], app=app)
+        return cls(header, kwargs.get("body"), app=app, **d.get("options") or {})
+
+    header = property(lambda self: self["kwargs"]["header"])
+    body = property(lambda self: self["kwargs"]["body"])
+
+    def _children(self) -> list[Signature]:
+        return [self.header, *([self.body] if self.body is not None else [])]
+
+    def _fresh(self) -> chord:
+        sig = super()._fresh()
+        sig["kwargs"]["header"] = self.header._fresh()
+        sig["kwargs"]["body"] = self.body._fresh() if self.body is not None else None
+        return sig
+
+    def freeze(self, _id: str | None = None, **_: Any) -> Any:
+        """Give the header and the body their ids; the body's result (``.parent``: header)."""
+        result = self.body.freeze(_id)
+        result.parent = self.header.freeze()
+        return result
+
+    def __call__(self, body: Any = None, **options: Any) -> Any:
+        return self.apply_async((), {"body": body} if body else {}, **options)
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Send the header; its last task to end sends the body. The body's result."""
+        kwargs = dict(kwargs or {})
+        sig = self._fresh()
+        body = kwargs.pop("body", None)
+        if body is not None:
+            sig["kwargs"]["body"] = maybe_signature(body)._fresh()
+        if sig.body is None:
+            raise ValueError("a chord needs a body")
+        if sig.app.conf.task_always_eager:
+            return sig.apply(args, kwargs, **options)
+        return sig._send(args, kwargs, options)
+
+    def _send(self, args: Any, kwargs: dict, options: dict) -> Any:
+        from .app import chords, links
+
+        app, body, header = self.app, self.body, self.header
+        options = {**self.options, **options}
+        for key in ("link", "link_error"):  # a chord's callbacks are its body's
+            for callback in _listed(options.pop(key, None)):
+                getattr(body, key)(callback)
+        result = self.freeze(options.pop("task_id", None))
+        if not header.tasks:
+            body.apply_async(([],), **_step_options(options))
+            return result
+        if any(type(task) is not Signature for task in header.tasks):
+            raise UnsupportedFeature("a chord's header holds task signatures only")
+        chords.requires_backend(app)
+        chord_id = result.parent.id
+        chords.start(app, chord_id, [member.id for member in result.parent.results])
+        descriptor = {"id": chord_id, "size": len(header.tasks), "body": links.encode(body)[0]}
+        header.apply_async(
+            args, kwargs, spinach_chord=descriptor, ignore_result=False,
+            **_step_options(options),
+        )  # fmt: skip
+        return result
+
+    def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Run the header here, then the body with its values (a failure raises)."""
+        values = self.header.apply(args, kwargs, **_step_options(options)).get()
+        return self.body.apply((values,), **_step_options(options))
+
+
+def _refused(name: str) -> Any:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise UnsupportedFeature(
             f"canvas primitive {name} is not supported by spinach_compat yet (see migration_guide/)"
@@ -153,10 +477,8 @@ def _unsupported(name: str) -> Any:
     return refuse
 
 
-chain = _unsupported("chain")
-group = _unsupported("group")
-chord = _unsupported("chord")
-chunks = _unsupported("chunks")
-xmap = _unsupported("xmap")
-xstarmap = _unsupported("xstarmap")
+_TYPES: dict[str, type] = {"group": group, "chain": chain, "chord": chord}
+chunks = _refused("chunks")
+xmap = _refused("xmap")
+xstarmap = _refused("xstarmap")
 subtask = signature

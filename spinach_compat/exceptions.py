@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "CeleryError",
+    "ChordError",
     "Ignore",
     "ImproperlyConfigured",
     "MaxRetriesExceededError",
@@ -110,6 +111,10 @@ class NotRegistered(CeleryError, KeyError):
         return f"Task of kind {self.args[0]!r} never registered, please make sure it's imported."
 
     __str__ = __repr__
+
+
+class ChordError(CeleryError):
+    """A task of a chord's header failed: the body does not run."""
 
 
 class TaskError(CeleryError):

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from . import states
 from ._state import get_current_app
-from .exceptions import TaskRevokedError
+from .exceptions import TaskRevokedError, TimeoutError
 
 if TYPE_CHECKING:
     from .app.base import Celery
 
-__all__ = ["AsyncResult", "EagerResult", "ResultBase"]
+__all__ = ["AsyncResult", "EagerResult", "GroupResult", "ResultBase", "ResultSet"]
 
 
 class ResultBase:
@@ -183,3 +184,98 @@ class EagerResult(AsyncResult):
 
     def revoke(self, *args: Any, **kwargs: Any) -> None:
         self._state = states.REVOKED
+
+
+class ResultSet(ResultBase):
+    """Several results, read together (in the order given)."""
+
+    def __init__(self, results: list, app: Celery | None = None, **_: Any):
+        self._app = app
+        self.results = list(results)
+
+    @property
+    def app(self) -> Celery:
+        return self._app or get_current_app()
+
+    def get(
+        self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5,
+        **_: Any,
+    ) -> list:  # fmt: skip
+        """Every result's value, in order; the first failure raised with ``propagate``.
+
+        ``timeout`` bounds the whole wait (``spinach_compat.exceptions.TimeoutError``).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        values = []
+        for result in self.results:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError("The operation timed out.")
+            values.append(result.get(timeout=remaining, propagate=propagate, interval=interval))
+        return values
+
+    join = get
+
+    def ready(self) -> bool:
+        """Whether every task ended."""
+        return all(result.ready() for result in self.results)
+
+    def successful(self) -> bool:
+        """Whether every task succeeded."""
+        return all(result.successful() for result in self.results)
+
+    def failed(self) -> bool:
+        """Whether a task failed."""
+        return any(result.failed() for result in self.results)
+
+    def waiting(self) -> bool:
+        """Whether a task has not ended yet."""
+        return not self.ready()
+
+    def completed_count(self) -> int:
+        """How many tasks succeeded."""
+        return sum(int(result.successful()) for result in self.results)
+
+    def revoke(self, terminate: bool = False, signal: Any = None, **_: Any) -> None:
+        """Revoke every task."""
+        for result in self.results:
+            result.revoke(terminate=terminate, signal=signal)
+
+    def forget(self) -> None:
+        for result in self.results:
+            result.forget()
+
+    def __iter__(self) -> Any:
+        return iter(self.results)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.results[index]
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+
+class GroupResult(ResultSet):
+    """The results of a group's tasks, under the group's id."""
+
+    def __init__(
+        self, id: str | None = None, results: list | None = None, parent: Any = None,
+        app: Celery | None = None, **kwargs: Any,
+    ):  # fmt: skip
+        super().__init__(results or [], app=app, **kwargs)
+        self.id = id
+        self.parent = parent
+
+    def children(self) -> list:
+        return self.results
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, GroupResult):
+            return other.id == self.id and other.results == self.results
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.id} [{', '.join(r.id for r in self.results)}]>"

@@ -31,7 +31,7 @@ UNSUPPORTED_PROJECT = {
         }
         """,
     "proj/tasks.py": """\
-        from celery import chord
+        from celery import chunks
 
         from .celery import app
 
@@ -47,7 +47,7 @@ UNSUPPORTED_PROJECT = {
 
 
         def fan_out(urls):
-            return chord(fetch.s(u) for u in urls)(report.s())
+            return chunks(fetch.s(), [(u,) for u in urls], 10).delay()
         """,
     "proj/explodes.py": """\
         raise RuntimeError("the checker imported this module")
@@ -76,7 +76,7 @@ def test_unsupported_features_with_their_lines(unsupported_project: Path) -> Non
         ("proj/celery.py", 5, "worker_pool='prefork'"),
         ("proj/celery.py", 7, "crontab(...)"),
         ("proj/tasks.py", 6, "shadow_name='fetch_url'"),
-        ("proj/tasks.py", 17, "chord(...)"),
+        ("proj/tasks.py", 17, "chunks(...)"),
         ("Procfile", 1, "-P='prefork'"),
     }
 
@@ -84,7 +84,7 @@ def test_unsupported_features_with_their_lines(unsupported_project: Path) -> Non
 def test_exit_status_and_summary(unsupported_project: Path, capsys) -> None:
     assert check.main([str(unsupported_project)]) == check.EXIT_UNSUPPORTED
     out = capsys.readouterr().out
-    assert "proj/tasks.py:17: unsupported chord(...)" in out
+    assert "proj/tasks.py:17: unsupported chunks(...)" in out
     assert "migration_guide/features.md#canvas" in out
     assert re.search(r"5 unsupported\.", out)
 
@@ -176,6 +176,21 @@ def test_priorities_rate_limits_and_links_are_supported(tmp_path: Path) -> None:
     ]:  # fmt: skip
         assert findings[key].status == check.SUPPORTED, key
         assert findings[key].section.endswith(("#rate-limits-and-priorities", "#canvas")), key
+
+
+def test_group_chain_chord_and_pipe_are_supported(tmp_path: Path) -> None:
+    (tmp_path / "tasks.py").write_text(
+        "from celery import chain, chord, group\nfrom celery.result import GroupResult\n"
+        "def go(add, total):\n"
+        "    group(add.s(1, 1), add.s(2, 2)).delay()\n"
+        "    chain(add.s(1, 1), add.s(2)).delay()\n"
+        "    chord([add.s(1, 1)], total.s()).delay()\n"
+        "    return (add.s(1, 1) | add.s(2)).delay()\n"
+    )
+    report = check.check_path(tmp_path)
+    assert not [f for f in report.findings if f.status == check.UNSUPPORTED]
+    apis = {f.api for f in report.findings}
+    assert {"group(...)", "chain(...)", "chord(...)"} <= apis, apis
 
 
 def test_django_style_settings_are_read(tmp_path: Path) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +28,12 @@ ACCEPTED = frozenset(
         "reply_to", "replaced_task_nesting", "retries", "result_cls", "task_type",
         "soft_time_limit", "time_limit", "link", "link_error", "priority", "producer",
         "connection", "root_id", "parent_id", "origin", "routing_key", "retry",
-        "retry_policy", "expires", "ignore_result",
+        "retry_policy", "expires", "ignore_result", "spinach_chord",
     }
 )  # fmt: skip
+
+#: The jobs being collected by ``batch()`` in this context, with what to do once sent.
+_batch: contextvars.ContextVar[list | None] = contextvars.ContextVar("batch", default=None)
 
 #: Options that must stay None: the facade cannot honour them yet.
 MUST_BE_NONE = {
@@ -52,9 +58,11 @@ def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> As
     to_legacy = legacy.is_legacy(app, name)
     if to_legacy:
         legacy.refuse_what_is_not_carried(name, meta)
+        if meta["chord"]:
+            raise UnsupportedFeature(f"task {name!r} is routed to legacy workers: no chords")
     queue = band_queue(base, meta["priority"], priority_steps(app.conf))
     headers = {"lang": "py", "task": name, "id": task_id, "retries": 0, **meta, **meta["headers"]}
-    for embedded in ("headers", "callbacks", "errbacks", "priority", "routing_key"):
+    for embedded in ("headers", "callbacks", "errbacks", "priority", "routing_key", "chord"):
         del headers[embedded]
     embed = {"callbacks": meta["callbacks"], "errbacks": meta["errbacks"], "chain": None}
     body = (args, kwargs, {**embed, "chord": None})
@@ -71,9 +79,39 @@ def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> As
         encoded_args, encoded_kwargs = codec.encode(args, kwargs)
         at = _parse(meta["eta"]) if meta["eta"] else app.now()
         job = app.build_native_job(name, at, encoded_args, encoded_kwargs, task_id, queue, meta)
-        _enqueue(app, job, policy if retry else None)
-    signals.after_task_publish.send(sender=name, body=body, exchange="", routing_key=base)
+        pending = _batch.get()
+        if pending is not None:  # sent with the rest of the batch, in one round trip
+            pending.append((job, lambda: _after_publish(name, body, base)))
+            return AsyncResult(task_id, app=app, task_name=name)
+        _enqueue(app, [job], policy if retry else None)
+    _after_publish(name, body, base)
     return AsyncResult(task_id, app=app, task_name=name)
+
+
+def _after_publish(name: str, body: tuple, routing_key: str) -> None:
+    signals.after_task_publish.send(sender=name, body=body, exchange="", routing_key=routing_key)
+
+
+@contextlib.contextmanager
+def batch(app: Celery) -> Iterator[None]:
+    """Collect the native jobs published inside, then enqueue them in one round trip.
+
+    All or none: an exception inside sends nothing. Nested batches join the outer one.
+    """
+    if _batch.get() is not None:
+        yield
+        return
+    pending: list[tuple[Any, Callable[[], None]]] = []
+    token = _batch.set(pending)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+    if pending:
+        policy = app.conf.task_publish_retry_policy if app.conf.task_publish_retry else None
+        _enqueue(app, [job for job, _ in pending], policy)
+    for _, after in pending:
+        after()
 
 
 def _check_options(options: dict) -> None:
@@ -113,6 +151,7 @@ def _meta(app: Celery, task: Any, task_id: str, options: dict) -> dict:
         "priority": _priority(app, task, options),
         "callbacks": links.encode(options.get("link")),
         "errbacks": links.encode(options.get("link_error")),
+        "chord": options.get("spinach_chord"),
     }
 
 
@@ -156,14 +195,14 @@ def _parse(value: str | datetime) -> datetime:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def _enqueue(app: Celery, job: Any, policy: dict | None) -> None:
+def _enqueue(app: Celery, jobs: list, policy: dict | None) -> None:
     """Enqueue, retrying a failing broker per ``task_publish_retry_policy``."""
     engine = app.engine
     attempts = int(policy.get("max_retries", 3)) if policy else 0
     interval = float(policy.get("interval_start", 0)) if policy else 0.0
     for attempt in range(attempts + 1):
         try:
-            engine.schedule_jobs([job])
+            engine.schedule_jobs(jobs)
             return
         except Exception as exc:
             if attempt >= attempts or not _is_connection_error(engine, exc):

@@ -160,7 +160,7 @@ class Task:
             correlation_id=job.id, timelimit=meta.get("timelimit"),
             delivery_info=_delivery_info(meta.get("routing_key") or job.queue, meta),
             callbacks=links.decode(meta.get("callbacks")),
-            errbacks=links.decode(meta.get("errbacks")),
+            errbacks=links.decode(meta.get("errbacks")), chord=meta.get("chord"),
         )  # fmt: skip
 
     # -- calling -------------------------------------------------------------------------

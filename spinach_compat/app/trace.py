@@ -21,7 +21,7 @@ from spinach.exc import AbortException, DeferException, RetryException
 from .. import signals, states
 from .._state import pop_task, push_task
 from ..exceptions import Ignore, Reject, Retry
-from . import codec, links
+from . import chords, codec, links
 from .timelimits import call_with_limits
 
 if TYPE_CHECKING:
@@ -113,6 +113,8 @@ def _attempt(task: Task, request: Context, eager: bool, propagate: bool) -> Outc
         return _on_failure(task, request, exc, store)
     if store:
         task.backend.mark_as_done(request.id, retval, request=request)
+    if request.chord and not eager:
+        chords.on_part_return(task, request)
     task.on_success(retval, request.id, request.args, request.kwargs)
     signals.task_success.send(sender=task, result=retval, runtime=time.monotonic() - started)
     return Outcome(states.SUCCESS, retval)
@@ -146,6 +148,8 @@ def _on_failure(task: Task, request: Context, exc: Exception, store: bool) -> Ou
     einfo = ExceptionInfo(exc)
     if store or (task.store_errors_even_if_ignored and not request.is_eager):
         task.backend.mark_as_failure(request.id, exc, einfo.traceback, request=request)
+    if request.chord and not request.is_eager:
+        chords.on_part_return(task, request)
     if request.errbacks:
         links.call_errbacks(task, request, exc, einfo.traceback)
     task.on_failure(exc, request.id, request.args, request.kwargs, einfo)
