@@ -113,7 +113,7 @@ RULES: dict[str, Rule] = {
     "name:Celery": _S(S_IMPORTS, "one native Engine per app; namespace = main name"),
     "name:shared_task": _S(S_TASKS, "registered with every app"),
     "decorator:task": _S(S_TASKS, "@app.task"),
-    "name:crontab": _U(S_BEAT, "crontab schedules are refused; use a fixed period"),
+    "name:crontab": _D(S_BEAT, "scheduled ahead by the workers' crontab ticker; no beat"),
     "name:solar": _U(S_BEAT, "solar schedules are refused; use a fixed period"),
     "name:group": _S(S_CANVAS, "members sent in one round trip; a GroupResult"),
     "name:chain": _S(S_CANVAS, "each task linked to the next; the last task's result"),

@@ -22,12 +22,12 @@ GUIDE = ROOT / "migration_guide"
 UNSUPPORTED_PROJECT = {
     "proj/celery.py": """\
         from celery import Celery
-        from celery.schedules import crontab
+        from celery.schedules import solar
 
         app = Celery("proj", broker="redis://localhost:6379/0")
         app.conf.worker_pool = "prefork"
         app.conf.beat_schedule = {
-            "nightly": {"task": "proj.tasks.report", "schedule": crontab(hour=3, minute=0)},
+            "nightly": {"task": "proj.tasks.report", "schedule": solar("sunset", -37.81, 144.96)},
         }
         """,
     "proj/tasks.py": """\
@@ -74,7 +74,7 @@ def test_unsupported_features_with_their_lines(unsupported_project: Path) -> Non
     found = _unsupported(check.check_path(unsupported_project))
     assert found == {
         ("proj/celery.py", 5, "worker_pool='prefork'"),
-        ("proj/celery.py", 7, "crontab(...)"),
+        ("proj/celery.py", 7, "solar(...)"),
         ("proj/tasks.py", 6, "shadow_name='fetch_url'"),
         ("proj/tasks.py", 17, "chunks(...)"),
         ("Procfile", 1, "-P='prefork'"),

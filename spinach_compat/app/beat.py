@@ -15,17 +15,38 @@ Differences from Celery's beat, to know when migrating:
   is needed (``spinach-compat beat`` says so and exits).
 - A new entry (or one whose period changed) is first due when a worker registers it, not
   one period later; afterwards it stays on its grid, and missed periods fire once.
-- ``crontab`` and ``solar`` schedules, ``relative=True`` and custom schedulers
-  (``beat_scheduler``, django-celery-beat) are refused: the worker does not start.
+- ``solar`` schedules, ``relative=True`` and custom schedulers (``beat_scheduler``,
+  django-celery-beat) are refused: the worker does not start.
+
+``crontab`` entries: one native periodic task per app, the ticker ``celery.beat[crontab]``
+(every ``CRONTAB_TICK``, on the queue of the first crontab entry by name), schedules each
+crontab entry's occurrences of the next two ticks ahead: every occurrence in
+``(now, now + 2 * CRONTAB_TICK]`` (minutes of the app's ``timezone``, UTC by default) is
+sent with ``eta=occurrence`` and a task id derived from the entry name and the occurrence
+(``occurrence_id``). The native enqueue stores a job id once while it is queued, waiting
+for its eta or running, so overlapping windows, a tick run twice and several workers never
+send an occurrence twice; the eta waits in the broker (Redis), not in a worker's memory,
+so the task is due on time even if the worker that scheduled it stops. Like Celery's
+beat, an occurrence when no worker runs is skipped, not caught up. Limits:
+
+- An occurrence is sent at most once only while its job is stored: a ticker seeing it
+  still ahead after it ran (a worker clock behind by more than the gap) would send it again.
+- A missed tick (every worker down or busy beyond one tick) loses the occurrences due before
+  the next tick runs; a new worker registering the ticker runs it at once (as any new
+  periodic task), but a crontab entry added to a namespace whose ticker already runs is
+  first scheduled at the next tick, up to ``CRONTAB_TICK`` later.
+- A numeric ``expires`` (or ``countdown``) in the entry's options counts from the
+  occurrence, as when beat sends it on time.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import UnsupportedFeature
-from ..schedules import schedule
+from ..schedules import crontab, schedule
 
 if TYPE_CHECKING:
     from .base import Celery
@@ -38,6 +59,15 @@ DEFAULT_SCHEDULERS = frozenset(
     {"celery.beat:PersistentScheduler", "celery.beat.PersistentScheduler"}
 )
 
+#: The native periodic task scheduling the crontab entries (not a ``BEAT_PREFIX`` name, so
+#: no entry name can clash with it).
+CRONTAB_TICKER = "celery.beat[crontab]"
+
+#: The ticker's period; each run schedules the occurrences of the next two periods.
+CRONTAB_TICK = timedelta(seconds=60)
+
+_OCCURRENCE_IDS = uuid.UUID("5b2f4d0e-8c1a-4b7e-9f3d-2a6c0e1b7d94")
+
 
 def register_beat_schedule(app: Celery) -> list[str]:
     """Register every ``beat_schedule`` entry as a native periodic task; their names."""
@@ -49,7 +79,18 @@ def register_beat_schedule(app: Celery) -> list[str]:
             "entries run on native periodic tasks (see migration_guide/)"
         )
     names = []
+    crontabs = {n: e for n, e in entries.items() if isinstance(e.get("schedule"), crontab)}
+    if crontabs:
+        if CRONTAB_TICKER not in app._native:
+            queue = _queue_of(app, crontabs[min(crontabs)])
+            app._native.add(
+                _ticker(app, crontabs), name=CRONTAB_TICKER, queue=queue, max_retries=0,
+                periodicity=CRONTAB_TICK,
+            )  # fmt: skip
+        names.append(CRONTAB_TICKER)
     for name, entry in entries.items():
+        if name in crontabs:
+            continue
         native = BEAT_PREFIX + name
         if native not in app._native:
             period = period_of(name, entry.get("schedule"))
@@ -72,8 +113,8 @@ def period_of(name: str, value: Any) -> timedelta:
         return value
     raise UnsupportedFeature(
         f"beat_schedule entry {name!r}: schedule {value!r} is not supported by "
-        "spinach_compat; only fixed periods (seconds, timedelta, schedule()) are, crontab "
-        "and solar are not yet (see migration_guide/)"
+        "spinach_compat; only fixed periods (seconds, timedelta, schedule()) and crontab "
+        "are, solar is not (see migration_guide/)"
     )
 
 
@@ -93,3 +134,51 @@ def _sender(app: Celery, entry: dict) -> Any:
 
     send_entry.__name__ = send_entry.__qualname__ = f"beat[{task_name}]"
     return send_entry
+
+
+def occurrence_id(name: str, occurrence: datetime) -> str:
+    """The task id of a crontab entry's occurrence: the same for every worker and tick."""
+    return str(uuid.uuid5(_OCCURRENCE_IDS, f"{name}@{int(occurrence.timestamp())}"))
+
+
+def schedule_crontab_entries(
+    app: Celery, entries: dict[str, dict], now: datetime | None = None
+) -> list[tuple[str, datetime]]:
+    """Send every occurrence of the crontab ``entries`` in ``(now, now + 2 ticks]``.
+
+    Each with ``eta`` = the occurrence and the task id ``occurrence_id``; the (task id,
+    eta) pairs sent, an id already stored (queued, waiting or running) being left as is.
+    """
+    now = now or app.now()
+    until = now + 2 * CRONTAB_TICK
+    tz = app.timezone
+    sent = []
+    for name, entry in entries.items():
+        task_name = entry["task"]
+        args, kwargs = list(entry.get("args") or ()), dict(entry.get("kwargs") or {})
+        for occurrence in entry["schedule"].occurrences(now, until, tz):
+            eta, options = _options_at(dict(entry.get("options") or {}), occurrence)
+            task_id = occurrence_id(name, occurrence)
+            app.send_task(task_name, args, kwargs, task_id=task_id, eta=eta, **options)
+            sent.append((task_id, occurrence))
+    return sent
+
+
+def _options_at(options: dict, occurrence: datetime) -> tuple[datetime, dict]:
+    """The eta and options of an occurrence: relative times count from it, as in beat."""
+    countdown = options.pop("countdown", None)
+    options.pop("eta", None)
+    eta = occurrence + timedelta(seconds=float(countdown or 0))
+    expires = options.get("expires")
+    if isinstance(expires, (int, float)) and not isinstance(expires, bool):
+        options["expires"] = occurrence + timedelta(seconds=expires)
+    return eta, options
+
+
+def _ticker(app: Celery, entries: dict[str, dict]) -> Any:
+    """The function of the crontab ticker: schedule the next two ticks' occurrences."""
+
+    def tick_crontab(now: datetime | None = None) -> None:
+        schedule_crontab_entries(app, entries, now)
+
+    return tick_crontab
