@@ -6,6 +6,7 @@ variable set they fail instead, so a CI machine cannot silently skip them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -52,12 +53,11 @@ def redis_url(redis_server: RedisServer) -> str:
 RedisBrokerFactory = Callable[..., RedisBroker]
 
 
-@pytest.fixture
-def redis_broker_factory(redis_url: str) -> Iterator[RedisBrokerFactory]:
-    """Make brokers on the test's server: each call is another worker process.
+@contextlib.contextmanager
+def broker_factory(url: str) -> Iterator[RedisBrokerFactory]:
+    """Make brokers on ``url``: each call is another worker process; all stopped after.
 
-    ``redis_broker_factory(clock=time.time, namespace="conformance", worker_id=None,
-    **tunables)``; every broker made is stopped at teardown.
+    ``make(clock=time.time, namespace="conformance", worker_id=None, **tunables)``.
     """
     brokers: list[RedisBroker] = []
 
@@ -67,14 +67,23 @@ def redis_broker_factory(redis_url: str) -> Iterator[RedisBrokerFactory]:
         worker_id: str | None = None,
         **tunables: Any,
     ) -> RedisBroker:
-        broker = RedisBroker(redis_url, clock=clock, worker_id=worker_id, **tunables)
+        broker = RedisBroker(url, clock=clock, worker_id=worker_id, **tunables)
         broker.set_namespace(namespace)
         brokers.append(broker)
         return broker
 
-    yield make
-    for broker in brokers:
-        broker.stop()
+    try:
+        yield make
+    finally:
+        for broker in brokers:
+            broker.stop()
+
+
+@pytest.fixture
+def redis_broker_factory(redis_url: str) -> Iterator[RedisBrokerFactory]:
+    """Brokers on the test's server (see ``broker_factory``)."""
+    with broker_factory(redis_url) as make:
+        yield make
 
 
 # -- Redis Cluster -------------------------------------------------------------------------
@@ -110,19 +119,5 @@ def redis_cluster_url(redis_cluster: RedisClusterServers) -> str:
 @pytest.fixture
 def redis_cluster_broker_factory(redis_cluster_url: str) -> Iterator[RedisBrokerFactory]:
     """``redis_broker_factory``, on the cluster: each call is another worker process."""
-    brokers: list[RedisBroker] = []
-
-    def make(
-        clock: Clock = time.time,
-        namespace: str = "conformance",
-        worker_id: str | None = None,
-        **tunables: Any,
-    ) -> RedisBroker:
-        broker = RedisBroker(redis_cluster_url, clock=clock, worker_id=worker_id, **tunables)
-        broker.set_namespace(namespace)
-        brokers.append(broker)
-        return broker
-
-    yield make
-    for broker in brokers:
-        broker.stop()
+    with broker_factory(redis_cluster_url) as make:
+        yield make
