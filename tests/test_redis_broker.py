@@ -33,6 +33,7 @@ from spinach.job import Job, JobStatus
 from spinach.task import Task
 from spinach.testing import FakeClock
 from tests.helpers import Subscriber, wait_until
+from tests.support.broker_usage import job, use_everything
 from tests.support.redis_fixtures import require_redis_server
 from tests.support.redis_server import RedisServer
 
@@ -74,10 +75,6 @@ def admin(redis_server: RedisServer) -> Iterator[redis.Redis]:
     """A plain client of db 0 of the test's server, for looking under the hood."""
     with redis_server.client() as client:
         yield client
-
-
-def job(task: str = "task", queue: str = "q", delay: float = 0.0, **kwargs: Any) -> Job:
-    return Job(task, queue, START + delay, kwargs.pop("max_retries", 0), **kwargs)
 
 
 def snapshot(client: redis.Redis) -> dict[bytes, Any]:
@@ -203,21 +200,6 @@ def test_namespace_with_braces_is_refused(broker: RedisBroker) -> None:
 
 
 # -- key layout and scripts ----------------------------------------------------------------
-
-
-def use_everything(broker: RedisBroker, peer: RedisBroker, clock: FakeClock) -> None:
-    """Touch every kind of key a namespace has."""
-    limited = Task(_noop, "limited", "q", 0, max_concurrency=1)
-    tick = Task(_noop, "tick", "ticks", 0, periodicity=timedelta(seconds=60))
-    broker.set_concurrency_keys([limited])
-    broker.register_periodic_tasks([tick])
-    broker.register_worker(WorkerInfo(id=broker.worker_id))
-    broker.enqueue_jobs([job("limited"), job("limited"), job(delay=100), job(), job()])
-    broker.push_raw("q", "{not json")
-    broker.move_future_jobs()
-    broker.get_jobs_from_queue(["q", "ticks"], 3)
-    peer.get_jobs_from_queue("q", 1)
-    clock.advance(1)
 
 
 def test_every_key_of_a_namespace_is_in_one_slot(make, clock, admin) -> None:

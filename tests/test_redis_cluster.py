@@ -23,10 +23,9 @@ from redis.exceptions import RedisClusterException
 from spinach import Engine, Tasks
 from spinach.brokers.base import WorkerInfo
 from spinach.brokers.redis import RedisBroker
-from spinach.job import Job
-from spinach.task import Task
 from spinach.testing import FakeClock
 from tests.helpers import SignalRecorder, Subscriber, wait_until, wait_until_broker
+from tests.support.broker_usage import job, use_everything
 from tests.support.redis_cluster import RedisClusterServers
 from tests.support.redis_fixtures import RedisBrokerFactory, require_redis_cluster_tools
 
@@ -46,10 +45,6 @@ def redis_cluster() -> Iterator[RedisClusterServers]:
 
 def _noop() -> None:
     """The function of the tasks given to brokers directly: they never call it."""
-
-
-def job(task: str = "task", queue: str = "q", delay: float = 0.0, **kwargs: Any) -> Job:
-    return Job(task, queue, START + delay, kwargs.pop("max_retries", 0), **kwargs)
 
 
 def keys_by_port(cluster: RedisClusterServers) -> dict[int, set[str]]:
@@ -93,16 +88,7 @@ def test_a_cluster_url_makes_a_cluster_client(make) -> None:
 
 def test_every_key_of_a_namespace_is_on_the_node_of_its_slot(make, redis_cluster) -> None:
     broker, peer = make(), make()
-    limited = Task(_noop, "limited", "q", 0, max_concurrency=1)
-    tick = Task(_noop, "tick", "ticks", 0, periodicity=timedelta(seconds=60))
-    broker.set_concurrency_keys([limited])
-    broker.register_periodic_tasks([tick])
-    broker.register_worker(WorkerInfo(id=broker.worker_id))
-    broker.enqueue_jobs([job("limited"), job("limited"), job(delay=100), job(), job()])
-    broker.push_raw("q", "{not json")
-    broker.move_future_jobs()
-    broker.get_jobs_from_queue(["q", "ticks"], 3)  # keys built in Lua: queues, caches
-    peer.get_jobs_from_queue("q", 1)
+    use_everything(broker, peer, FakeClock(START))  # keys built in Lua too: queues, caches
 
     owner = redis_cluster.port_of_tag("ns")
     found = keys_by_port(redis_cluster)
