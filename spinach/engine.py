@@ -89,6 +89,9 @@ class Engine:
         self._tasks = Tasks()
         self._state_lock = threading.Lock()
         self._running = False
+        self._must_stop = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()  # no worker runs yet
         self.namespace = namespace
 
     @property

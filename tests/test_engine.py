@@ -546,3 +546,8 @@ def test_defer_exception_runs_the_job_later_without_counting_an_attempt(
     assert [e.status for e in recorder.of("job_finished")][-1] == "SUCCEEDED"
     assert [e.retries for e in recorder.of("job_started")] == [0, 0, 0]
     assert not recorder.of("job_schedule_retry") and not recorder.of("job_failed")
+
+
+def test_an_engine_that_never_started_is_stopped(engine):
+    assert engine.wait_until_stopped(0)
+    engine.stop_workers()  # nothing to stop: no error
