@@ -1,4 +1,4 @@
-"""The ``spinach`` command: run workers and manage dead letters.
+"""The ``spinach`` command: run workers, manage dead letters and periodic tasks.
 
 Examples::
 
@@ -7,6 +7,7 @@ Examples::
     spinach worker app.tasks:spin --processes 4 --threads 8   # 4 supervised processes
     spinach dead-letters list app.tasks:spin --json
     spinach dead-letters retry app.tasks:spin --id 3f2a... --id 9b1c...
+    spinach periodic list app.tasks:spin
 
 ``python -m spinach`` is the same command. Exit status: 0 on success, 1 when the workers
 fail to start or run, 2 for a usage error or an application that cannot be loaded, 130 when
@@ -30,6 +31,7 @@ from .brokers.base import DeadLetter
 from .engine import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # re-exported: the exit status
 from .engine import Engine
 from .job import to_datetime
+from .task import Task
 from .workers import AsyncioWorkers, ThreadWorkers
 
 logger = logging.getLogger("spinach.cli")
@@ -87,13 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser of the whole command, one sub-command per action."""
     parser = argparse.ArgumentParser(
         prog="spinach",
-        description="Spinach background jobs: run workers, manage dead letters.",
+        description="Spinach background jobs: run workers, manage dead letters and periodic tasks.",
     )
     parser.add_argument("--version", action="version", version=f"spinach {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = _common_options()
     _add_worker_parser(commands, common)
     _add_dead_letters_parser(commands, common)
+    _add_periodic_parser(commands, common)
     return parser
 
 
@@ -196,6 +199,23 @@ def _add_dead_letters_parser(commands: Any, common: argparse.ArgumentParser) -> 
         )
         parser.add_argument("--json", action="store_true", help="print JSON")
         parser.set_defaults(handler=run_dead_letters)
+
+
+def _add_periodic_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``periodic list|remove`` sub-commands."""
+    periodic = commands.add_parser(
+        "periodic",
+        help="list the periodic tasks of a namespace, or stop some",
+        description="Periodic tasks fire once per period for the whole namespace. A worker "
+        "registers those it knows at start; `remove` stops one whose code is gone.",
+    )
+    actions = periodic.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", parents=[common], help="print them, soonest first")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    remove = actions.add_parser("remove", parents=[common], help="stop periodic tasks")
+    remove.add_argument("names", nargs="+", metavar="TASK", help="name of a periodic task")
+    for parser in (listing, remove):
+        parser.set_defaults(handler=run_periodic)
 
 
 def _positive_int(text: str) -> int:
@@ -375,6 +395,57 @@ def _print_count(
         return
     note = f" ({missing} of the given ids not found)" if missing else ""
     print(f"{message} of namespace '{engine.namespace}'{note}")
+
+
+# -- periodic tasks ------------------------------------------------------------------------
+
+
+def run_periodic(args: argparse.Namespace) -> int:
+    """``spinach periodic list|remove``; the exit status."""
+    engine = _prepared_engine(args)
+    action = _list_periodic if args.action == "list" else _remove_periodic
+    try:
+        action(engine, args)
+    except CLIError:
+        raise
+    except Exception as exc:  # e.g. the broker is unreachable
+        raise CLIError(f"{args.action} failed: {type(exc).__name__}: {exc}", EXIT_FAILURE) from exc
+    return 0
+
+
+def _list_periodic(engine: Engine, args: argparse.Namespace) -> None:
+    """Print each periodic task with its next run."""
+    entries = engine.broker.inspect_periodic_tasks()
+    if args.json:
+        print(json.dumps([{"task": name, "next_run": at} for at, name in entries], indent=2))
+    elif not entries:
+        print(f"No periodic tasks in namespace '{engine.namespace}'")
+    for at, name in [] if args.json else entries:
+        print(f"{name}  next run {to_datetime(at).isoformat(timespec='milliseconds')}")
+
+
+def _remove_periodic(engine: Engine, args: argparse.Namespace) -> None:
+    """Stop periodic tasks: registered as not periodic, the broker drops them."""
+    still_declared = [n for n in args.names if (t := engine.tasks.get(n)) and t.periodicity]
+    if still_declared:
+        raise CLIError(
+            f"{', '.join(still_declared)}: still periodic in this application's code, so its "
+            "workers would register it again; remove the periodicity from the code first"
+        )
+    before = {name for _, name in engine.broker.inspect_periodic_tasks()}
+    engine.broker.register_periodic_tasks(
+        [Task(_never_run, name, const.DEFAULT_QUEUE, 0) for name in args.names]
+    )
+    removed = sorted(before & set(args.names))
+    unknown = sorted(set(args.names) - before)
+    print(
+        f"Removed {len(removed)} periodic task(s) of namespace '{engine.namespace}'"
+        + (f"; not periodic there: {', '.join(unknown)}" if unknown else "")
+    )
+
+
+def _never_run() -> None:
+    """The function of the placeholder tasks ``periodic remove`` registers."""
 
 
 def format_dead_letter(letter: DeadLetter) -> str:

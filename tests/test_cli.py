@@ -352,3 +352,42 @@ def test_format_dead_letter_keeps_one_line():
     assert line.startswith("x  q  1970-01-01T00:00:00+00:00  why\\n  line one\\nline two\\t")
     assert line.endswith("...")
     assert len(line.split("  ")[-1]) == cli.PAYLOAD_WIDTH
+
+
+# -- periodic tasks --------------------------------------------------------------------
+
+
+PERIODIC = "tests.cli_apps.periodic:spin"
+
+
+@pytest.fixture
+def periodic(monkeypatch) -> ModuleType:
+    """The periodic app, freshly imported."""
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the CLI may put the cwd in front
+    return importlib.reload(importlib.import_module("tests.cli_apps.periodic"))
+
+
+def test_periodic_list(periodic, capsys):
+    assert cli.main(["periodic", "list", PERIODIC, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(e["task"], e["next_run"]) for e in listed] == [
+        ("gone", 1_700_000_000.0),
+        ("tick", 1_700_000_000.0),
+    ]
+    assert cli.main(["periodic", "list", PERIODIC]) == 0
+    assert "tick  next run 2023-11-14T22:13:20.000+00:00" in capsys.readouterr().out
+
+
+def test_periodic_remove_a_task_whose_code_is_gone(periodic, capsys):
+    assert cli.main(["periodic", "remove", PERIODIC, "gone", "never-was"]) == 0
+    out = capsys.readouterr().out
+    assert out == (
+        "Removed 1 periodic task(s) of namespace 'spinach'; not periodic there: never-was\n"
+    )
+    assert [name for _, name in periodic.broker.inspect_periodic_tasks()] == ["tick"]
+
+
+def test_periodic_remove_refuses_a_task_still_periodic_in_the_code(periodic, capsys):
+    assert cli.main(["periodic", "remove", PERIODIC, "tick"]) == cli.EXIT_USAGE
+    assert "still periodic in this application's code" in capsys.readouterr().err
+    assert len(periodic.broker.inspect_periodic_tasks()) == 2
