@@ -12,11 +12,29 @@ from typing import Any
 
 from kombu.utils import json as kombu_json
 
+#: Types JSON carries as they are: arguments made only of these skip the round trip.
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
 
 def encode(args: tuple | list, kwargs: dict) -> tuple[list, dict]:
     """Arguments as plain JSON values (type markers kept as dicts)."""
-    plain = json.loads(kombu_json.dumps([list(args), kwargs]))
+    args = list(args)
+    if _is_plain_json(args) and _is_plain_json(kwargs):  # the common case, kept cheap
+        return args, dict(kwargs)
+    plain = json.loads(kombu_json.dumps([args, kwargs]))
     return plain[0], plain[1]
+
+
+def _is_plain_json(value: Any) -> bool:
+    """Whether JSON carries ``value`` unchanged: scalars, lists and str-keyed dicts."""
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return True
+    if kind is list:
+        return all(_is_plain_json(item) for item in value)
+    if kind is dict:
+        return all(type(key) is str and _is_plain_json(item) for key, item in value.items())
+    return False
 
 
 def decode(args: list | tuple, kwargs: dict) -> tuple[list, dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 import uuid
@@ -203,16 +204,20 @@ class Task:
 
     def check_arguments(self, args: Any, kwargs: Any) -> None:
         """With ``typing`` (the default), a TypeError if the arguments do not fit ``run``."""
-        if not self.typing:
+        if not self.typing or self._run_signature is None:
             return
         try:
-            signature = inspect.signature(self.run)
-        except (TypeError, ValueError):
-            return
-        try:
-            signature.bind(*(args or ()), **(kwargs or {}))
+            self._run_signature.bind(*(args or ()), **(kwargs or {}))
         except TypeError as exc:
             raise TypeError(f"{self.name}: {exc}") from None
+
+    @functools.cached_property
+    def _run_signature(self) -> inspect.Signature | None:
+        """The signature of ``run``, looked up once per task (it is costly)."""
+        try:
+            return inspect.signature(self.run)
+        except (TypeError, ValueError):
+            return None
 
     def apply(
         self,

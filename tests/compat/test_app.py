@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
+from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
+from kombu.utils import json as kombu_json
 
 import spinach_compat
 from spinach import MemoryBroker
 from spinach_compat import current_app, shared_task
+from spinach_compat.app import codec
 from spinach_compat.exceptions import ImproperlyConfigured, UnsupportedFeature
 
 
@@ -138,3 +142,18 @@ def test_package_layout_mirrors_celery():
 
     assert spinach_compat.Task is Task
     assert get_task_logger("proj.tasks").parent.name == "celery.task"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((), {}),
+        ((1, "a", None, 2.5, True), {"k": [1, {"x": "y"}]}),
+        (((1, 2),), {"when": datetime(2030, 1, 2, 3, 4, 5)}),
+        (([("t", 1)],), {"d": Decimal("1.50")}),
+        (({1: "int key"},), {}),
+    ],
+)
+def test_encoded_arguments_are_what_json_carries(args, kwargs):
+    expected = json.loads(kombu_json.dumps([list(args), kwargs]))
+    assert list(codec.encode(args, kwargs)) == expected
