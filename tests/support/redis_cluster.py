@@ -7,19 +7,16 @@ free port of 127.0.0.1 (never 6379) with its cluster bus on another free port; `
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
-from .redis_server import FALLBACK_DIRS, RedisServer, RedisServerNotFound, free_port
+from .redis_server import RedisServer, find_executable, free_port
 
 #: Seconds ``redis-cli --cluster create`` gets, then the nodes to agree the cluster is ok.
 JOIN_TIMEOUT = 30.0
@@ -31,15 +28,8 @@ NODE_TIMEOUT_MS = 2000
 
 
 def find_redis_cli() -> str:
-    """The path of ``redis-cli``, from PATH or the usual system directories."""
-    found = shutil.which("redis-cli")
-    if found:
-        return found
-    for directory in FALLBACK_DIRS:
-        candidate = Path(directory) / "redis-cli"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    raise RedisServerNotFound("redis-cli not found on PATH nor in " + ", ".join(FALLBACK_DIRS))
+    """The path of ``redis-cli`` (it joins the nodes into a cluster)."""
+    return find_executable("redis-cli")
 
 
 class ClusterNodeServer(RedisServer):

@@ -34,19 +34,24 @@ class RedisServerNotFound(RuntimeError):
     """No redis-server executable could be found."""
 
 
-def find_redis_server() -> str:
-    """The path of ``redis-server``, from PATH or the usual system directories."""
-    found = shutil.which("redis-server")
+def find_executable(name: str) -> str:
+    """The path of the program ``name``, from PATH or the usual system directories."""
+    found = shutil.which(name)
     if found:
         return found
     for directory in FALLBACK_DIRS:
-        candidate = Path(directory) / "redis-server"
+        candidate = Path(directory) / name
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
     raise RedisServerNotFound(
-        "redis-server not found on PATH nor in " + ", ".join(FALLBACK_DIRS)
-        + ": install it (e.g. apt-get install redis-server) to run the Redis tests"
-    )  # fmt: skip
+        f"{name} not found on PATH nor in {', '.join(FALLBACK_DIRS)}: install it "
+        "(e.g. apt-get install redis-server) to run the Redis tests"
+    )
+
+
+def find_redis_server() -> str:
+    """The path of ``redis-server``."""
+    return find_executable("redis-server")
 
 
 def free_port() -> int:
