@@ -341,16 +341,24 @@ def run_worker(args: argparse.Namespace) -> int:
 # -- dead letters --------------------------------------------------------------------------
 
 
+Action = Callable[[Engine, argparse.Namespace], None]
+
+
 def run_dead_letters(args: argparse.Namespace) -> int:
     """``spinach dead-letters list|retry|purge``; the exit status."""
-    engine = _prepared_engine(args)
-    actions: dict[str, Callable[[Engine, argparse.Namespace], None]] = {
+    actions: dict[str, Action] = {
         "list": _list_dead_letters,
         "retry": _retry_dead_letters,
         "purge": _purge_dead_letters,
     }
+    return _run_broker_action(args, actions[args.action])
+
+
+def _run_broker_action(args: argparse.Namespace, action: Action) -> int:
+    """Run an action on the engine's broker; a broker error becomes a one-line failure."""
+    engine = _prepared_engine(args)
     try:
-        actions[args.action](engine, args)
+        action(engine, args)
     except CLIError:
         raise
     except Exception as exc:  # e.g. the broker is unreachable
@@ -402,15 +410,7 @@ def _print_count(
 
 def run_periodic(args: argparse.Namespace) -> int:
     """``spinach periodic list|remove``; the exit status."""
-    engine = _prepared_engine(args)
-    action = _list_periodic if args.action == "list" else _remove_periodic
-    try:
-        action(engine, args)
-    except CLIError:
-        raise
-    except Exception as exc:  # e.g. the broker is unreachable
-        raise CLIError(f"{args.action} failed: {type(exc).__name__}: {exc}", EXIT_FAILURE) from exc
-    return 0
+    return _run_broker_action(args, _list_periodic if args.action == "list" else _remove_periodic)
 
 
 def _list_periodic(engine: Engine, args: argparse.Namespace) -> None:
