@@ -69,15 +69,9 @@ class SignalRecorder:
     def wait_for_count(
         self, signal: str, count: int, task_name: str | None = None, **kwargs
     ) -> list[Event]:
-        self.wait_for(lambda: len(self._unlocked_of(signal, task_name)) >= count, **kwargs)
+        # the condition's lock is reentrant: ``of`` may take it inside ``wait_for``
+        self.wait_for(lambda: len(self.of(signal, task_name)) >= count, **kwargs)
         return self.of(signal, task_name)
-
-    def _unlocked_of(self, signal: str, task_name: str | None) -> list[Event]:
-        return [
-            e
-            for e in self.events
-            if e.signal == signal and (task_name is None or e.task_name == task_name)
-        ]
 
 
 def wait_until_broker(broker, predicate: Callable[[], bool], timeout: float = WAIT_TIMEOUT):
