@@ -109,6 +109,7 @@ from ..job import Job, JobStatus
 from ..outage import Outage
 from ..task import Task
 from .base import Broker, Clock, DeadLetter, WorkerInfo, normalize_queues
+from .redis_calls import script_callers
 from .redis_client import (
     Client,
     HiddenRetries,
@@ -337,9 +338,8 @@ class RedisBroker(Broker):
             redis, socket_timeout, socket_connect_timeout, health_check_interval, command_retries
         )
         self.hidden_retries.address = address(self._redis)
-        self._scripts = {
-            name: self._redis.register_script(script_source(name)) for name in SCRIPT_KEYS
-        }
+        sources = {name: script_source(name) for name in SCRIPT_KEYS}
+        self._scripts, self._stash = script_callers(self._redis, sources)
         self._info_json: str | None = None  # what this worker registered, to re-register
         self._fetch_lock = threading.Lock()
         self._pending_fetch: str | None = None  # a fetch whose reply may have been lost
@@ -403,6 +403,9 @@ class RedisBroker(Broker):
             raise ValueError(f"a Redis namespace must be non-empty without braces: {namespace!r}")
         super().set_namespace(namespace)
         self.prefix = f"{{{namespace}}}/"
+        self._script_keys = {
+            script: [self.prefix + name for name in names] for script, names in SCRIPT_KEYS.items()
+        }
         # Pub/sub ignores db numbers: the channel names the db, so that brokers of one
         # namespace name on two dbs do not wake each other for nothing.
         db = int(self._redis.get_connection_kwargs().get("db") or 0)
@@ -452,8 +455,7 @@ class RedisBroker(Broker):
 
     def _run(self, script: str, args: Sequence[Any]) -> Any:
         """Run one of the scripts with its keys in this namespace."""
-        keys = [self.prefix + name for name in SCRIPT_KEYS[script]]
-        return self._scripts[script](keys=keys, args=list(args))
+        return self._scripts[script](keys=self._script_keys[script], args=args)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -466,6 +468,8 @@ class RedisBroker(Broker):
         """Wake the arbiter and close the connections of the pool."""
         super().stop()
         disconnect(self._redis)
+        if self._stash is not None:
+            self._stash.disconnect()
 
     # -- client side ---------------------------------------------------------------------
 
