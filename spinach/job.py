@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-import uuid
+import os
 from datetime import datetime, timezone
 from typing import Any
 
@@ -34,9 +34,16 @@ def to_datetime(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc)
 
 
+#: The bits a version-4 (random) UUID has set, and the ones it has cleared, as in RFC 4122.
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+_UUID4_CLEARED = ~((0xF000 << 64) | (0xC000 << 48))
+
+
 def new_job_id() -> str:
-    """A random, unique job id."""
-    return uuid.uuid4().hex
+    """A random, unique job id: the hex of a version-4 UUID, as ``uuid.uuid4().hex`` but
+    without building a ``UUID`` (batches build thousands)."""
+    value = int.from_bytes(os.urandom(16), "big") & _UUID4_CLEARED | _UUID4_SET
+    return f"{value:032x}"
 
 
 class Job:

@@ -57,11 +57,31 @@ class Task:
         except (TypeError, ValueError):  # some builtins have none
             return None
 
+    @functools.cached_property
+    def _positional_range(self) -> tuple[float, float] | None:
+        """How many positional arguments alone make a valid call (min, max); None when
+        none do (a required keyword-only parameter) or the signature is unknown."""
+        if self._signature is None:
+            return None
+        low, high = 0, 0.0
+        for parameter in self._signature.parameters.values():
+            if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+                high = float("inf")
+            elif parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+                high += 1
+                low += parameter.default is parameter.empty
+            elif parameter.kind is parameter.KEYWORD_ONLY and parameter.default is parameter.empty:
+                return None
+        return low, high
+
     def check_arguments(self, args: tuple, kwargs: dict) -> None:
         """Raise ``InvalidJobSignatureError`` if a call with these arguments cannot work."""
         signature = self._signature
         if signature is None:
             return
+        fits = self._positional_range
+        if not kwargs and fits is not None and fits[0] <= len(args) <= fits[1]:
+            return  # the fast path of a call with positional arguments only
         try:
             signature.bind(*args, **kwargs)
         except TypeError as exc:

@@ -1,11 +1,13 @@
 """Jobs and their JSON payloads."""
 
+import uuid
 from datetime import datetime, timezone
 
 import pytest
 
 from spinach import Job, JobStatus
 from spinach.exc import InvalidPayloadError, UnserializableArgumentError
+from spinach.job import new_job_id
 from spinach.retries import exponential_backoff
 
 
@@ -84,3 +86,13 @@ def test_backoff_doubles_up_to_the_cap_with_jitter():
     assert exponential_backoff(10_000, rand=lambda: 0.0) == 600.0
     with pytest.raises(ValueError):
         exponential_backoff(0)
+
+
+def test_job_ids_are_version_4_uuids() -> None:
+    ids = {new_job_id() for _ in range(1000)}
+
+    assert len(ids) == 1000
+    for job_id in ids:
+        parsed = uuid.UUID(hex=job_id)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert parsed.hex == job_id

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -826,3 +827,30 @@ def test_hidden_retries_log_once_per_outage_across_threads(caplog) -> None:
     )
     hidden.failed(ConnectionError("again"))  # a new outage is logged again
     assert len(hidden_retry_lines(caplog)[0]) == 2
+
+
+# -- call ids ------------------------------------------------------------------------------
+
+
+def test_call_ids_are_unique_across_brokers(make) -> None:
+    first, second = make(), make()
+
+    ids = {first._unique_id() for _ in range(3)} | {second._unique_id() for _ in range(3)}
+
+    assert len(ids) == 6
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_makes_call_ids_of_its_own(broker) -> None:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, then out without running pytest's exit code
+        os.write(write_end, broker._unique_id().encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end) as pipe:
+        in_child = pipe.read()
+
+    assert in_child and in_child != broker._unique_id()
+    assert in_child.split("-")[0] != broker._unique_id().split("-")[0]

@@ -1,5 +1,6 @@
 """The task registry: declaring, validating and finding tasks."""
 
+import inspect
 from datetime import timedelta
 
 import pytest
@@ -91,6 +92,36 @@ def test_check_arguments():
     task.check_arguments((1,), {"b": 2})
     with pytest.raises(InvalidJobSignatureError, match="task 'c'"):
         task.check_arguments((), {})
+
+
+def _plain(a, b=1): ...
+def _star(a, *rest): ...
+def _keyword_only(a, *, b): ...
+def _keyword_default(a, *, b=2): ...
+def _positional_only(a, /, b=1): ...
+def _everything(a, /, b, *rest, c=3, **more): ...
+
+
+@pytest.mark.parametrize(
+    "func", [_plain, _star, _keyword_only, _keyword_default, _positional_only, _everything]
+)
+@pytest.mark.parametrize(
+    "args, kwargs",
+    [((), {}), ((1,), {}), ((1, 2), {}), ((1, 2, 3), {}), ((1,), {"b": 2}), ((), {"a": 1})],
+)
+def test_check_arguments_agrees_with_signature_bind(func, args, kwargs):
+    fits = True
+    try:
+        inspect.signature(func).bind(*args, **kwargs)
+    except TypeError:
+        fits = False
+    task = Task(func, "f", "q", 0)
+
+    if fits:
+        task.check_arguments(args, kwargs)
+    else:
+        with pytest.raises(InvalidJobSignatureError):
+            task.check_arguments(args, kwargs)
 
 
 def test_scheduling_through_a_registry_needs_an_engine():

@@ -86,12 +86,15 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import itertools
 import json
 import logging
+import os
 import re
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -346,9 +349,21 @@ class RedisBroker(Broker):
         self._acks: list[str] = []  # fetch ids whose replies arrived, to delete
         self._calls_lock = threading.Lock()
         self._failed_calls: dict[tuple, str] = {}  # call ids of calls that may have run
+        self._new_id_prefix()
+        broker = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (b := broker()) and b._new_id_prefix())
         #: Notifications relayed by ``run_subscriber`` so far (for monitoring and tests).
         self.notifications_received = 0
         self.set_namespace(self.namespace)
+
+    def _new_id_prefix(self) -> None:
+        """Start a new series of call and fetch ids (in a forked child: its own)."""
+        self._id_prefix = uuid.uuid4().hex + "-"
+        self._id_sequence = itertools.count()
+
+    def _unique_id(self) -> str:
+        """A call or fetch id no other call of any client uses: cheaper than a uuid4."""
+        return self._id_prefix + str(next(self._id_sequence))
 
     def _make_client(
         self,
@@ -431,7 +446,7 @@ class RedisBroker(Broker):
         """
         identity = (script, *fixed, *items)
         with self._calls_lock:
-            call_id = self._failed_calls.pop(identity, None) or uuid.uuid4().hex
+            call_id = self._failed_calls.pop(identity, None) or self._unique_id()
         args = [self.prefix, self._now(), call_id, self.resend_window, *fixed, *items]
         try:
             return self._run(script, args)
@@ -496,7 +511,7 @@ class RedisBroker(Broker):
         if max_jobs <= 0:
             return []
         with self._fetch_lock:
-            fetch_id = self._pending_fetch or uuid.uuid4().hex
+            fetch_id = self._pending_fetch or self._unique_id()
             self._pending_fetch = fetch_id  # until the reply is handled
             acks = list(self._acks)
             args = [self.prefix, self._now(), self.worker_id, fetch_id, max_jobs]
