@@ -5,7 +5,10 @@ broker in the sorted set ``{<namespace>}/compat/revoked`` (task id scored by the
 revocation expires, ``revoke_expires`` seconds, 3 hours by default as Celery's
 ``REVOKE_EXPIRES``), with ``memory://`` in the app. So every worker, including one started
 after the revocation or restarted, honours it: a revoked id is discarded when a worker
-fetches it, and its result becomes REVOKED at once.
+fetches it, and its result becomes REVOKED at once. A worker reads the revoked ids at most
+every ``RevokedStore.refresh_interval`` (0.1 s), not once per job: a revocation made in
+another process reaches jobs that start after that (Celery's broadcast has a lag as well);
+one made in the worker's own process applies at once.
 
 ``inspect()`` answers from the broker's bookkeeping (live workers and their heartbeats,
 running jobs, jobs due later), not by a broadcast round trip: a worker answers ``ping``
@@ -18,7 +21,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .. import states
@@ -51,11 +54,21 @@ def worker_id_for(nodename: str) -> str:
 class RevokedStore:
     """Revoked task ids, shared by every worker of the app's broker."""
 
-    def __init__(self, app: Celery, expires: float = REVOKE_EXPIRES):
+    #: Seconds a worker trusts its copy of the revoked ids before reading them again. Lower
+    #: applies another process's revocation sooner; each read is one round trip to Redis
+    #: (instead of one per job).
+    refresh_interval = 0.1
+
+    def __init__(
+        self, app: Celery, expires: float = REVOKE_EXPIRES, clock: Callable[[], float] = time.time
+    ):
         self.app = app
         self.expires = expires
+        self._clock = clock
         self._local: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._copy: dict[str, float] = {}  # id -> expiry, as read from Redis
+        self._copy_read_at = float("-inf")
 
     def _redis(self) -> Any:
         return getattr(self.app.engine.broker, "redis", None)
@@ -77,6 +90,7 @@ class RevokedStore:
         pipe.zadd(self.key, dict.fromkeys(task_ids, until))
         pipe.zremrangebyscore(self.key, "-inf", now)
         pipe.execute()
+        self._copy = {**self._copy, **dict.fromkeys(task_ids, until)}
 
     def __contains__(self, task_id: object) -> bool:
         client = self._redis()
@@ -84,8 +98,17 @@ class RevokedStore:
             with self._lock:
                 until = self._local.get(str(task_id))
         else:
-            until = client.zscore(self.key, str(task_id))
-        return until is not None and until > time.time()
+            until = self._revoked_ids(client).get(str(task_id))
+        return until is not None and until > self._clock()
+
+    def _revoked_ids(self, client: Any) -> dict[str, float]:
+        """The revoked ids with their expiry, read again once ``refresh_interval`` passed."""
+        now = self._clock()
+        if now - self._copy_read_at >= self.refresh_interval:
+            entries = client.zrangebyscore(self.key, now, "+inf", withscores=True)
+            self._copy = {_text(task_id): until for task_id, until in entries}
+            self._copy_read_at = now
+        return self._copy
 
 
 class Registry:
@@ -305,3 +328,7 @@ def _other_process(app: Celery) -> Broker:
     other = broker_from_url(app.conf.broker_url)
     other.worker_id = worker_id
     return other
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

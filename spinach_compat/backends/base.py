@@ -80,9 +80,10 @@ class KeyValueBackend(ABC):
     def _delete(self, key: str) -> None:
         """Forget ``key``."""
 
-    @abstractmethod
     def _wait_for_change(self, key: str, ready: Any, timeout: float) -> None:
-        """Return once ``ready()`` holds or ``timeout`` seconds passed."""
+        """Return once ``ready()`` holds or ``timeout`` seconds passed: what ``wait_for``
+        needs from a backend that does not override it."""
+        raise NotImplementedError
 
     # -- storing -------------------------------------------------------------------------
 

@@ -10,10 +10,16 @@ result here is looked up there (a task run by a legacy Celery worker).
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from typing import Any
 
 from kombu.utils import json as kombu_json
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from .. import states
+from ..exceptions import TimeoutError
 from ..interop.results import STORE, CeleryResults, celery_key, wants_celery_result
 from .base import KeyValueBackend
 
@@ -28,6 +34,7 @@ class RedisBackend(KeyValueBackend):
         self.client = redis.Redis.from_url(url)
         self._store = self.client.register_script(STORE)  # publishes the meta on its key
         self.celery_results = CeleryResults(self.client)
+        self._listeners = threading.local()  # a ResultListener per thread
 
     # -- Celery interop (see spinach_compat.interop.results) ------------------------------
 
@@ -62,13 +69,107 @@ class RedisBackend(KeyValueBackend):
     def _delete(self, key: str) -> None:
         self.client.delete(key)
 
-    def _wait_for_change(self, key: str, ready: Any, timeout: float) -> None:
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+    def wait_for(
+        self, task_id: str, timeout: float | None = None, interval: float = 0.5
+    ) -> dict[str, Any]:
+        """The meta of ``task_id`` once ready: subscribed to its channels first, then read,
+        then taken from the notification itself (a store publishes the meta it stored).
+
+        Each thread keeps one subscriber connection for all its waits. ``interval`` bounds
+        each wait for a notification, after which the value is read again (a safety net).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        channels = [self.key(task_id), celery_key(task_id)]
+        listener = self._subscribed_listener(channels, deadline)
         try:
-            pubsub.subscribe(key, celery_key(key.rpartition("/result/")[2]))
-            pubsub.get_message(timeout=1.0)  # the subscriptions' confirmations
-            pubsub.get_message(timeout=1.0)
-            if not ready():  # stored between our last read and the subscription
-                pubsub.get_message(timeout=timeout)
+            meta = self.get_task_meta(task_id)
+            while meta["status"] not in states.READY_STATES:
+                data = listener.next_message(channels, _step(deadline, interval))
+                meta = kombu_json.loads(data) if data is not None else self.get_task_meta(task_id)
+            return meta
+        except TimeoutError:  # subscribed and in a known state: kept
+            raise
+        except BaseException:
+            self._drop(listener)  # its state is unknown: the next wait gets a new one
+            raise
         finally:
-            pubsub.close()
+            listener.unsubscribe(channels)
+
+    def _subscribed_listener(self, channels: list[str], deadline: float | None) -> ResultListener:
+        """This thread's listener, subscribed to ``channels``; a connection the server
+        closed since the last wait is replaced once."""
+        for last_try in (False, True):
+            listener = self._listener()
+            try:
+                listener.subscribe(channels, deadline)
+                return listener
+            except RedisConnectionError:
+                self._drop(listener)
+                if last_try:
+                    raise
+            except BaseException:
+                self._drop(listener)
+                raise
+        raise AssertionError("unreachable")
+
+    def _drop(self, listener: ResultListener) -> None:
+        self._listeners.__dict__.pop("listener", None)
+        listener.close()
+
+    def _listener(self) -> ResultListener:
+        listener = getattr(self._listeners, "listener", None)
+        if listener is None or listener.pid != os.getpid():
+            listener = self._listeners.listener = ResultListener(self.client)
+        return listener
+
+
+def _step(deadline: float | None, interval: float) -> float:
+    """How long the next wait for a notification may last; TimeoutError past ``deadline``."""
+    longest = max(interval, 1.0)
+    if deadline is None:
+        return longest
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("The operation timed out.")
+    return min(remaining, longest)
+
+
+class ResultListener:
+    """One thread's subscriber connection, subscribed to the channels of one wait at a time.
+
+    Subscribing waits for the server's confirmations, so a store that follows cannot be
+    missed; unsubscribing does not wait: the confirmations, and messages of channels no
+    longer awaited, are skipped by the next wait.
+    """
+
+    def __init__(self, client: Any):
+        self.pid = os.getpid()  # a forked child must not share the parent's socket
+        self.pubsub = client.pubsub()
+
+    def subscribe(self, channels: list[str], deadline: float | None) -> None:
+        self.pubsub.subscribe(*channels)
+        waiting = {channel.encode() for channel in channels}
+        while waiting:
+            message = self.pubsub.get_message(timeout=_step(deadline, 5.0))
+            if message is None:
+                raise TimeoutError("Redis did not confirm the result subscription in time.")
+            if message["type"] == "subscribe":
+                waiting.discard(message["channel"])
+
+    def next_message(self, channels: list[str], timeout: float) -> str | None:
+        """The data of the next message on ``channels``; None after ``timeout`` seconds."""
+        wanted = {channel.encode() for channel in channels}
+        end = time.monotonic() + timeout
+        while (left := end - time.monotonic()) > 0:
+            message = self.pubsub.get_message(timeout=left)
+            if message and message["type"] == "message" and message["channel"] in wanted:
+                data = message["data"]
+                return data.decode() if isinstance(data, bytes) else data
+        return None
+
+    def unsubscribe(self, channels: list[str]) -> None:
+        if self.pubsub.connection is not None:
+            self.pubsub.unsubscribe(*channels)
+
+    def close(self) -> None:
+        self.pubsub.close()

@@ -105,3 +105,91 @@ def test_disabled_backend_refuses_reads(make_app):
     app = make_app(backend=None)
     with pytest.raises(NotImplementedError, match="result backend"):
         app.AsyncResult("x").get()
+
+
+# -- waiting on Redis: one subscriber connection per thread -----------------------------
+
+
+@pytest.fixture
+def redis_app(make_app, redis_url):
+    return make_app(broker=redis_url, backend=redis_url)
+
+
+def wait_in_thread(app, task_id: str) -> tuple[threading.Thread, list, threading.Event]:
+    """A thread waiting on ``task_id``'s result; what it got; set once it subscribed."""
+    got: list = []
+    subscribed = threading.Event()
+    backend = app.backend
+    listener = backend._listener
+
+    def subscribed_listener():
+        made = listener()
+        subscribe = made.subscribe
+
+        def subscribe_and_tell(*args):
+            subscribe(*args)
+            subscribed.set()
+
+        made.subscribe = subscribe_and_tell
+        return made
+
+    def wait():
+        backend._listener = subscribed_listener
+        got.append(app.AsyncResult(task_id).get(timeout=WAIT))
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    return thread, got, subscribed
+
+
+def test_a_wait_skips_states_that_are_not_ready(redis_app):
+    thread, got, subscribed = wait_in_thread(redis_app, "slow")
+    assert subscribed.wait(WAIT)
+
+    redis_app.backend.store_result("slow", None, states.STARTED)
+    redis_app.backend.mark_as_done("slow", "done")
+    thread.join(WAIT)
+
+    assert got == ["done"]
+
+
+def test_waits_in_many_threads_each_get_their_result(redis_app):
+    waiters = [wait_in_thread(redis_app, f"id-{i}") for i in range(4)]
+    for _, _, subscribed in waiters:
+        assert subscribed.wait(WAIT)
+
+    for i in reversed(range(4)):
+        redis_app.backend.mark_as_done(f"id-{i}", i)
+    for thread, _, _ in waiters:
+        thread.join(WAIT)
+
+    assert [got for _, got, _ in waiters] == [[0], [1], [2], [3]]
+
+
+def test_a_thread_keeps_its_subscriber_across_waits(redis_app):
+    backend = redis_app.backend
+    backend.mark_as_done("ready", 1)
+    assert redis_app.AsyncResult("ready").get(timeout=WAIT) == 1
+    listener = backend._listener()
+
+    with pytest.raises(TimeoutError):
+        redis_app.AsyncResult("never").get(timeout=0.05)
+    assert redis_app.AsyncResult("ready").get(timeout=WAIT) == 1
+
+    assert backend._listener() is listener
+
+
+def test_a_killed_subscriber_connection_is_replaced(redis_app, redis_server):
+    redis_app.backend.mark_as_done("ready", 1)
+    assert redis_app.AsyncResult("ready").get(timeout=WAIT) == 1
+    with redis_server.client() as admin:
+        admin.client_kill_filter(_type="normal", skipme=True)
+        admin.client_kill_filter(_type="pubsub", skipme=True)
+
+    thread, got, subscribed = wait_in_thread(redis_app, "after-kill")
+    assert subscribed.wait(WAIT)
+    redis_app.backend.mark_as_done("after-kill", 2)
+    thread.join(WAIT)
+
+    assert got == [2]
+    assert redis_app.AsyncResult("ready").get(timeout=WAIT) == 1

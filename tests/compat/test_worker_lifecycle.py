@@ -136,3 +136,21 @@ def test_banner_hides_the_broker_password(make_app):
     app = make_app(broker="redis://user:s3cret@example.invalid:6379/0")
     banner = Worker(app, queues=["celery"], concurrency=2).banner()
     assert "s3cret" not in banner and "redis://user:**@example.invalid:6379/0" in banner
+
+
+def test_a_revocation_from_another_process_is_read_within_the_refresh_interval(make_app, redis_url):
+    from spinach.testing import FakeClock
+    from spinach_compat.app.control import RevokedStore
+
+    revoking = make_app(main="rev", broker=redis_url)
+    working = make_app(main="rev", broker=redis_url)
+    clock = FakeClock(start=1_000.0)
+    worker_copy = RevokedStore(working, clock=clock)
+    assert "job" not in worker_copy  # read now: nothing revoked
+
+    revoking.control.revoke("job")
+
+    assert "job" not in worker_copy  # its copy is still fresh
+    clock.advance(RevokedStore.refresh_interval)
+    assert "job" in worker_copy
+    assert working.control.is_revoked("job")  # a new copy reads at once
