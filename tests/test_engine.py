@@ -482,6 +482,52 @@ def test_results_are_reported_after_an_outage(clock, caplog):
     assert len(warnings) == 1  # once per outage, not per retry
 
 
+class ReportRecordingBroker(MemoryBroker):
+    """A MemoryBroker recording the job ids of each report of ended jobs."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.reports = []
+
+    def remove_jobs_from_running(self, jobs):
+        self.reports.append([job.id for job in jobs])
+        super().remove_jobs_from_running(jobs)
+
+
+def test_a_job_ending_alone_is_reported_at_once(clock):
+    broker = ReportRecordingBroker(clock=clock)
+    spin = Engine(broker, namespace="alone")
+    spin.report_gather_delay = 3600.0  # not waited for: nothing else runs
+    spin.task(lambda: None, name="noop")
+    job = spin.schedule("noop")
+    spin.start_workers(number=2, block=False)
+    try:
+        wait_until_broker(broker, lambda: broker.reports == [[job.id]])
+    finally:
+        spin.stop_workers()
+
+
+def test_jobs_ending_close_together_are_reported_together(clock):
+    broker = ReportRecordingBroker(clock=clock)
+    spin = Engine(broker, namespace="together")
+    spin.report_gather_delay = 3600.0  # cut short by the other job's end
+    release = threading.Event()
+    spin.task(lambda: None, name="quick")
+    spin.task(lambda: release.wait(WAIT_TIMEOUT), name="slow")
+    slow, quick = spin.schedule("slow"), spin.schedule("quick")
+    finished = SignalRecorder(spin.namespace)
+    spin.start_workers(number=2, block=False)
+    try:
+        finished.wait_for_count("job_finished", 1, task_name="quick")
+        release.set()
+        wait_until_broker(broker, lambda: broker.reports != [])
+    finally:
+        spin.stop_workers()
+        finished.close()
+
+    assert broker.reports == [[quick.id, slow.id]]
+
+
 class FlakyFetchBroker(MemoryBroker):
     """A MemoryBroker whose fetches and idle checks fail for a while."""
 
