@@ -11,7 +11,8 @@ Thread model of a worker process (``Engine.start_workers``)
   until a broker notification, a finished job, the next future job or the next
   bookkeeping, whichever comes first.
 - **The result notifier thread** reports each finished job to the broker (finished, failed,
-  or to retry), in order, retrying through broker outages so no outcome is lost.
+  or to retry), in order, retrying through broker outages so no outcome is lost; while
+  other jobs run, outcomes ending within ``report_gather_delay`` share one round trip.
 - **The broker subscriber thread** listens to the broker's notifications (a job was
   enqueued) and wakes the arbiter, so an idle worker starts a new job within milliseconds.
 - **The main thread** starts all of the above, then waits for SIGTERM or SIGINT (or

@@ -16,8 +16,8 @@ built from data (queues, per-worker sets) are found through the sets that name t
 Atomicity
 ---------
 Every state change is one Lua script (``redis_scripts/<name>.lua``, with the helpers of
-``_common.lua`` prepended), run with EVALSHA (redis-py loads it again after a server
-restart). Scripts take the current time as an argument, from the broker's injected clock,
+``_common.lua`` prepended), run with EVALSHA through ``redis_calls`` (loaded again after
+a server restart). Scripts take the current time as an argument, from the broker's injected clock,
 never from Redis ``TIME``: tests move time with a ``FakeClock``. Job payloads are the JSON
 of ``Job.serialize``; the scripts decode them with cjson only to read and check fields,
 and never rebuild one (cjson would turn ``[]`` into ``{}``): a payload that must change is
