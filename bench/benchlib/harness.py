@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,11 +40,13 @@ def run(args: argparse.Namespace, versions: dict[str, list[str]]) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     log_dir = args.results / "logs" / stamp
     started = time.monotonic()
+    command_started = started - (time.time() - _command_start())
     results = {impl.name: ImplResult() for impl in impls}
     with RedisServer() as server:
         machine = machine_info(server.version())
         bench = Bench(options, server, log_dir)
-        options.runs = _run_all(bench, impls, results, args.max_minutes * 60, started)
+        budget = args.max_minutes * 60
+        options.runs = _run_all(bench, impls, results, budget, started, command_started)
     summary = summarize(results)
     print(table(impls, summary, results))
     print()
@@ -73,24 +76,36 @@ def show(path: Path) -> int:
 
 
 def _run_all(
-    bench: Bench, impls: list, results: dict[str, ImplResult], budget: float, started: float
+    bench: Bench,
+    impls: list,
+    results: dict[str, ImplResult],
+    budget: float,
+    started: float,
+    command_started: float,
 ) -> int:
     """Run after run, every implementation in each; the number of runs done.
 
     Runs stop early, with a warning, when the next one would end past ``budget`` seconds
-    (0: no limit) at the pace of the runs so far.
+    (0: no limit) from the command's start (venv installs included), at the pace of the
+    runs so far.
     """
     runs = bench.options.runs
     for rep in range(1, runs + 1):
         for impl in impls:
             bench.run_once(impl, results[impl.name], rep)
-        elapsed = time.monotonic() - started
-        projected = elapsed / rep * runs
-        _log(f"run {rep}/{runs} done at {elapsed / 60:.1f} min; all ~{projected / 60:.1f} min")
-        if rep < runs and budget and elapsed + elapsed / rep > budget:
+        now = time.monotonic()
+        per_run, total = (now - started) / rep, now - command_started
+        projected = total + per_run * (runs - rep)
+        _log(f"run {rep}/{runs} done at {total / 60:.1f} min; all ~{projected / 60:.1f} min")
+        if rep < runs and budget and total + per_run > budget:
             _log(f"WARNING: stopping after {rep} run(s): another would end past the time budget")
             return rep
     return runs
+
+
+def _command_start() -> float:
+    """When ``bench/run.py`` started (Unix time), venv installs included; now if unknown."""
+    return float(os.environ.get("BENCH_STARTED_AT") or time.time())
 
 
 def _log(message: str) -> None:

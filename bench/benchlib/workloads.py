@@ -45,7 +45,7 @@ class Options:
 
     runs: int = 3
     jobs: int = 20_000  #: jobs of workloads 1, 2, 3, 7 and 8
-    slow_jobs: int = 2_000  #: jobs of 3, 7 and 8 for workers running one job per process
+    slow_jobs: int = 1_000  #: jobs of 3, 7 and 8 for workers running one job per process
     batch_size: int = 1_000
     threads: int = 8
     latency_jobs: int = 200
