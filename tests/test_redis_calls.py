@@ -4,6 +4,7 @@ interrupted call leaves behind."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 
@@ -126,3 +127,20 @@ def test_a_cluster_client_keeps_redis_py_scripts() -> None:
     callers, stash = script_callers(cluster, {"echo": ECHO})
 
     assert callers == {"echo": ("redis-py", ECHO)} and stash is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_without_the_parents_connections(stash: ConnectionStash) -> None:
+    stash.call("PING")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: what it has, then out without running pytest's exit code
+        os.write(write_end, f"{len(stash._idle)} {stash.call('PING').decode()}".encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_end) as pipe:
+        in_child = pipe.read()
+
+    assert in_child == "0 PONG"
+    assert len(stash._idle) == 1 and stash.call("PING") == b"PONG"

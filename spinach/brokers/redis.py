@@ -89,12 +89,10 @@ import importlib.resources
 import itertools
 import json
 import logging
-import os
 import re
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -108,6 +106,7 @@ from redis.retry import Retry
 
 from .. import const
 from ..exc import InvalidPayloadError
+from ..forks import reset_after_fork
 from ..job import Job, JobStatus
 from ..outage import Outage
 from ..task import Task
@@ -350,11 +349,13 @@ class RedisBroker(Broker):
         self._calls_lock = threading.Lock()
         self._failed_calls: dict[tuple, str] = {}  # call ids of calls that may have run
         self._new_id_prefix()
-        broker = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (b := broker()) and b._new_id_prefix())
+        reset_after_fork(self)  # a forked child draws its own id prefix
         #: Notifications relayed by ``run_subscriber`` so far (for monitoring and tests).
         self.notifications_received = 0
         self.set_namespace(self.namespace)
+
+    def _after_fork(self) -> None:
+        self._new_id_prefix()
 
     def _new_id_prefix(self) -> None:
         """Start a new series of call and fetch ids (in a forked child: its own)."""

@@ -14,7 +14,6 @@ A cluster keeps redis-py's ``Script``: its client routes each call to a node.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import weakref
 from collections import deque
@@ -27,6 +26,7 @@ from redis.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
+from ..forks import reset_after_fork
 from .redis_client import Client
 
 
@@ -47,8 +47,7 @@ class ConnectionStash:
         self._idle: deque[AbstractConnection] = deque()
         self._made: weakref.WeakSet[AbstractConnection] = weakref.WeakSet()
         self._lock = threading.Lock()
-        stash = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (s := stash()) and s._forget())
+        reset_after_fork(self)
 
     def call(self, *args: Any) -> Any:
         """Send one command (``str``, ``bytes``, ``int`` or ``float`` arguments); its reply.
@@ -87,7 +86,7 @@ class ConnectionStash:
             self._made.add(connection)
         return connection
 
-    def _forget(self) -> None:
+    def _after_fork(self) -> None:
         """In a forked child: the parent's sockets are not ours to use."""
         self._idle = deque()
         self._made = weakref.WeakSet()
