@@ -17,6 +17,7 @@ from typing import Any
 
 from kombu.utils import json as kombu_json
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from .. import states
 from ..exceptions import TimeoutError
@@ -93,7 +94,15 @@ class RedisBackend(KeyValueBackend):
             self._drop(listener)  # its state is unknown: the next wait gets a new one
             raise
         finally:
+            self._unsubscribe(listener, channels)
+
+    def _unsubscribe(self, listener: ResultListener, channels: list[str]) -> None:
+        """Leave the wait's channels; a connection lost meanwhile only costs the listener
+        (the wait itself has its answer)."""
+        try:
             listener.unsubscribe(channels)
+        except RedisError:
+            self._drop(listener)
 
     def _subscribed_listener(self, channels: list[str], deadline: float | None) -> ResultListener:
         """This thread's listener, subscribed to ``channels``; a connection the server

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+import redis
 
 from spinach_compat import states
 from spinach_compat.exceptions import TimeoutError
@@ -193,3 +194,17 @@ def test_a_killed_subscriber_connection_is_replaced(redis_app, redis_server):
 
     assert got == [2]
     assert redis_app.AsyncResult("ready").get(timeout=WAIT) == 1
+
+
+def test_a_connection_lost_after_the_result_came_costs_only_the_listener(redis_app):
+    backend = redis_app.backend
+    backend.mark_as_done("ready", 1)
+    listener = backend._listener()
+
+    def lost(*channels):
+        raise redis.ConnectionError("lost while leaving the channels")
+
+    listener.pubsub.unsubscribe = lost
+
+    assert redis_app.AsyncResult("ready").get(timeout=WAIT) == 1
+    assert backend._listener() is not listener
