@@ -156,6 +156,8 @@ def test_wrong_password_is_an_error(guarded_server: RedisServer) -> None:
     try:
         with pytest.raises(redis.exceptions.AuthenticationError):
             broker.is_queue_empty("q")
+        with pytest.raises(redis.exceptions.AuthenticationError):  # a script call, too
+            broker.enqueue_jobs([job()])
     finally:
         broker.stop()
 
