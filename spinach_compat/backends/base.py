@@ -80,11 +80,6 @@ class KeyValueBackend(ABC):
     def _delete(self, key: str) -> None:
         """Forget ``key``."""
 
-    def _wait_for_change(self, key: str, ready: Any, timeout: float) -> None:
-        """Return once ``ready()`` holds or ``timeout`` seconds passed: what ``wait_for``
-        needs from a backend that does not override it."""
-        raise NotImplementedError
-
     # -- storing -------------------------------------------------------------------------
 
     def store_result(
@@ -147,30 +142,28 @@ class KeyValueBackend(ABC):
     def forget(self, task_id: str) -> None:
         self._delete(self.key(task_id))
 
+    @abstractmethod
     def wait_for(
         self, task_id: str, timeout: float | None = None, interval: float = 0.5
     ) -> dict[str, Any]:
-        """The meta of ``task_id`` once ready, woken by the backend's notifications.
-
-        ``interval`` only bounds each wait (a safety net should a notification be lost).
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        found: dict[str, Any] = {}
-
-        def ready() -> bool:
-            found["meta"] = self.get_task_meta(task_id)
-            return found["meta"]["status"] in states.READY_STATES
-
-        while not ready():
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError("The operation timed out.")
-            wait = max(interval, 1.0) if remaining is None else min(remaining, max(interval, 1.0))
-            self._wait_for_change(self.key(task_id), ready, wait)
-        return found["meta"]
+        """The meta of ``task_id`` once ready, woken by the backend's notifications;
+        ``TimeoutError`` after ``timeout`` seconds. ``interval`` only bounds each wait (a
+        safety net should a notification be lost): see ``next_wait``."""
 
     def exception_to_python(self, data: Any) -> BaseException | None:
         return exception_to_python(data)
+
+
+def next_wait(deadline: float | None, interval: float) -> float:
+    """How long the next wait for a notification may last: ``interval`` (at least 1 s),
+    cut to what is left before ``deadline`` (``time.monotonic``); TimeoutError past it."""
+    longest = max(interval, 1.0)
+    if deadline is None:
+        return longest
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("The operation timed out.")
+    return min(remaining, longest)
 
 
 def prepare_exception(exc: BaseException) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from .. import states
-from .base import KeyValueBackend
+from .base import KeyValueBackend, next_wait
 
 
 class MemoryBackend(KeyValueBackend):
@@ -44,6 +44,17 @@ class MemoryBackend(KeyValueBackend):
         with self._changed:
             self._values.pop(key, None)
 
-    def _wait_for_change(self, key: str, ready: Any, timeout: float) -> None:
-        with self._changed:
-            self._changed.wait_for(ready, timeout)
+    def wait_for(
+        self, task_id: str, timeout: float | None = None, interval: float = 0.5
+    ) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        found: dict[str, Any] = {}
+
+        def ready() -> bool:
+            found["meta"] = self.get_task_meta(task_id)
+            return found["meta"]["status"] in states.READY_STATES
+
+        with self._changed:  # reentrant: ready() reads under it too
+            while not ready():
+                self._changed.wait_for(ready, next_wait(deadline, interval))
+        return found["meta"]

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from .. import states
 from ..exceptions import TimeoutError
 from ..interop.results import STORE, CeleryResults, celery_key, wants_celery_result
-from .base import KeyValueBackend
+from .base import KeyValueBackend, next_wait
 
 
 class RedisBackend(KeyValueBackend):
@@ -85,7 +85,7 @@ class RedisBackend(KeyValueBackend):
         try:
             meta = self.get_task_meta(task_id)
             while meta["status"] not in states.READY_STATES:
-                data = listener.next_message(channels, _step(deadline, interval))
+                data = listener.next_message(channels, next_wait(deadline, interval))
                 meta = kombu_json.loads(data) if data is not None else self.get_task_meta(task_id)
             return meta
         except TimeoutError:  # subscribed and in a known state: kept
@@ -107,19 +107,19 @@ class RedisBackend(KeyValueBackend):
     def _subscribed_listener(self, channels: list[str], deadline: float | None) -> ResultListener:
         """This thread's listener, subscribed to ``channels``; a connection the server
         closed since the last wait is replaced once."""
-        for last_try in (False, True):
-            listener = self._listener()
-            try:
-                listener.subscribe(channels, deadline)
-                return listener
-            except RedisConnectionError:
-                self._drop(listener)
-                if last_try:
-                    raise
-            except BaseException:
-                self._drop(listener)
-                raise
-        raise AssertionError("unreachable")
+        try:
+            return self._subscribe(channels, deadline)
+        except RedisConnectionError:
+            return self._subscribe(channels, deadline)  # on a new connection
+
+    def _subscribe(self, channels: list[str], deadline: float | None) -> ResultListener:
+        listener = self._listener()
+        try:
+            listener.subscribe(channels, deadline)
+        except BaseException:
+            self._drop(listener)  # its state is unknown: the next call gets a new one
+            raise
+        return listener
 
     def _drop(self, listener: ResultListener) -> None:
         self._listeners.__dict__.pop("listener", None)
@@ -130,17 +130,6 @@ class RedisBackend(KeyValueBackend):
         if listener is None or listener.pid != os.getpid():
             listener = self._listeners.listener = ResultListener(self.client)
         return listener
-
-
-def _step(deadline: float | None, interval: float) -> float:
-    """How long the next wait for a notification may last; TimeoutError past ``deadline``."""
-    longest = max(interval, 1.0)
-    if deadline is None:
-        return longest
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError("The operation timed out.")
-    return min(remaining, longest)
 
 
 class ResultListener:
@@ -159,7 +148,7 @@ class ResultListener:
         self.pubsub.subscribe(*channels)
         waiting = {channel.encode() for channel in channels}
         while waiting:
-            message = self.pubsub.get_message(timeout=_step(deadline, 5.0))
+            message = self.pubsub.get_message(timeout=next_wait(deadline, 5.0))
             if message is None:
                 raise TimeoutError("Redis did not confirm the result subscription in time.")
             if message["type"] == "subscribe":
