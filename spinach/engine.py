@@ -520,20 +520,27 @@ class Engine:
         """Wait for one finished job, then take those already waiting, up to a batch; while
         other jobs run, wait ``report_gather_delay`` for them once."""
         out_queue = self._workers.out_queue
-        batch = [out_queue.get()]
-        gathered = False
-        while batch[-1] is not _STOP and len(batch) < self.report_batch_size:
+        batch = self._drained_into([out_queue.get()])
+        if self._batch_open(batch) and self._jobs_running():
+            try:
+                batch.append(out_queue.get(timeout=self.report_gather_delay))
+            except Empty:
+                return batch
+            self._drained_into(batch)
+        return batch
+
+    def _drained_into(self, batch: list[Job | None]) -> list[Job | None]:
+        """``batch`` with the finished jobs already waiting added, up to a batch."""
+        out_queue = self._workers.out_queue
+        while self._batch_open(batch):
             try:
                 batch.append(out_queue.get_nowait())
             except Empty:
-                if gathered or not self._jobs_running():
-                    break
-                gathered = True
-                try:
-                    batch.append(out_queue.get(timeout=self.report_gather_delay))
-                except Empty:
-                    break
+                break
         return batch
+
+    def _batch_open(self, batch: list[Job | None]) -> bool:
+        return batch[-1] is not _STOP and len(batch) < self.report_batch_size
 
     def _jobs_running(self) -> bool:
         return self._workers.available_slots < self._workers.number
