@@ -212,6 +212,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
         "queues", "queued_ids", "future", "future_jobs", "future_queues", "periodic",
         "periodic_tasks",
     ),
+    "next_due": ("future", "periodic"),
     "register_periodic_tasks": ("periodic", "periodic_tasks"),
     "set_concurrency_keys": ("limits",),
     "register_worker": ("workers", "heartbeats"),
@@ -583,11 +584,8 @@ class RedisBroker(Broker):
         return int(self._run("move_future_jobs", args))
 
     def next_future_job_delta(self) -> float | None:
-        pipe = self._snapshot()
-        pipe.zrange(self.key("future"), 0, 0, withscores=True)
-        pipe.zrange(self.key("periodic"), 0, 0, withscores=True)
-        times = [score for reply in pipe.execute() for _, score in reply]
-        return min(times) - self.now() if times else None
+        due = self._run("next_due", [])
+        return None if due is None else float(due) - self.now()
 
     def register_periodic_tasks(self, tasks: Iterable[Task]) -> None:
         tasks = list(tasks)

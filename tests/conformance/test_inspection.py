@@ -89,6 +89,8 @@ def test_next_future_job_delta_counts_periodic_tasks(
     broker.enqueue_jobs([make_job(delay=90)])
 
     assert broker.next_future_job_delta() == pytest.approx(60)
+    broker.enqueue_jobs([make_job(delay=0.25)])  # the earlier of the two, to the fraction
+    assert broker.next_future_job_delta() == pytest.approx(0.25, abs=1e-6)
 
 
 def test_flush_deletes_everything_of_the_namespace(
