@@ -19,6 +19,8 @@ from kombu.utils import json as kombu_json
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from spinach.brokers.redis_calls import script_callers
+
 from .. import states
 from ..exceptions import TimeoutError
 from ..interop.results import STORE, CeleryResults, celery_key, wants_celery_result
@@ -33,8 +35,10 @@ class RedisBackend(KeyValueBackend):
 
         super().__init__(app)
         self.client = redis.Redis.from_url(url)
-        self._store = self.client.register_script(STORE)  # publishes the meta on its key
-        self.celery_results = CeleryResults(self.client)
+        # Stores run on the worker's critical path: through the broker's lean script call.
+        scripts, _ = script_callers(self.client, {"store": STORE})
+        self._store = scripts["store"]  # publishes the meta on its key
+        self.celery_results = CeleryResults(self._store)
         self._listeners = threading.local()  # a ResultListener per thread
 
     # -- Celery interop (see spinach_compat.interop.results) ------------------------------
@@ -50,13 +54,12 @@ class RedisBackend(KeyValueBackend):
         return stored
 
     def get_task_meta(self, task_id: str) -> dict[str, Any]:
-        """The meta of ``task_id``: ours, else the one a Celery worker stored."""
-        raw = self._get(self.key(task_id))
-        if raw is None:
-            raw = self.celery_results.get(task_id)
+        """The meta of ``task_id``: ours, else the one a Celery worker stored (one read)."""
+        ours, celery = self.client.mget([self.key(task_id), celery_key(task_id)])
+        raw = ours if ours is not None else celery
         if raw is None:
             return super().get_task_meta(task_id)  # PENDING
-        return kombu_json.loads(raw)
+        return kombu_json.loads(raw.decode() if isinstance(raw, bytes) else raw)
 
     def _get(self, key: str) -> str | None:
         value = self.client.get(key)

@@ -10,6 +10,7 @@ the facade reads there when its own key is absent (tasks run by legacy Celery wo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from kombu.utils import json as kombu_json
@@ -69,11 +70,11 @@ def _celery_module(exc_type: Any) -> str:
 
 
 class CeleryResults:
-    """Reads and writes Celery-format results with one redis-py client."""
+    """Writes Celery-format results; ``RedisBackend`` reads them beside its own."""
 
-    def __init__(self, client: Any):
-        self.client = client
-        self._store = client.register_script(STORE)
+    def __init__(self, store: Callable[..., Any]):
+        """``store``: a caller of the ``STORE`` script (``keys=``, ``args=``)."""
+        self._store = store
 
     def store(
         self, task_id: str, state: str, result: Any, traceback: str | None, ttl: float | None
@@ -82,8 +83,3 @@ class CeleryResults:
         milliseconds = 0 if ttl is None else max(1, int(ttl * 1000))
         meta = celery_meta(task_id, state, result, traceback)
         return bool(self._store(keys=[celery_key(task_id)], args=[meta, milliseconds]))
-
-    def get(self, task_id: str) -> str | None:
-        """The stored JSON meta of ``task_id``, None when there is none."""
-        value = self.client.get(celery_key(task_id))
-        return value.decode() if isinstance(value, bytes) else value
