@@ -13,6 +13,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kombu.utils import json as kombu_json
@@ -30,10 +33,19 @@ from .base import KeyValueBackend, next_wait
 class RedisBackend(KeyValueBackend):
     """Results in Redis; ``get()`` waits on pub/sub, not by polling."""
 
-    def __init__(self, app: Any, url: str):
+    #: Seconds a thread's subscriber connection may sit unused before another thread's wait
+    #: closes it (it connects again when its thread waits again). Longer spares a thread
+    #: that waits now and then a reconnect; shorter frees sooner the connections of threads
+    #: that stopped waiting (a web server's pool of request threads).
+    listener_idle_timeout = 60.0
+
+    def __init__(self, app: Any, url: str, clock: Callable[[], float] = time.monotonic):
         import redis
 
         super().__init__(app)
+        self._clock = clock
+        self._all_listeners: weakref.WeakSet[ResultListener] = weakref.WeakSet()
+        self._next_sweep = clock() + self.listener_idle_timeout
         self.client = redis.Redis.from_url(url)
         # Stores run on the worker's critical path: through the broker's lean script call.
         scripts, _ = script_callers(self.client, {"store": STORE})
@@ -84,20 +96,31 @@ class RedisBackend(KeyValueBackend):
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         channels = [self.key(task_id), celery_key(task_id)]
-        listener = self._subscribed_listener(channels, deadline)
-        try:
-            meta = self.get_task_meta(task_id)
-            while meta["status"] not in states.READY_STATES:
-                data = listener.next_message(channels, next_wait(deadline, interval))
-                meta = kombu_json.loads(data) if data is not None else self.get_task_meta(task_id)
-            return meta
-        except TimeoutError:  # subscribed and in a known state: kept
-            raise
-        except BaseException:
-            self._drop(listener)  # its state is unknown: the next wait gets a new one
-            raise
-        finally:
-            self._unsubscribe(listener, channels)
+        with self._listener().in_use():  # not closed as idle meanwhile
+            listener = self._subscribed_listener(channels, deadline)
+            try:
+                return self._wait_on(listener, task_id, channels, deadline, interval)
+            except TimeoutError:  # subscribed and in a known state: kept
+                raise
+            except BaseException:
+                self._drop(listener)  # its state is unknown: the next wait gets a new one
+                raise
+            finally:
+                self._unsubscribe(listener, channels)
+
+    def _wait_on(
+        self,
+        listener: ResultListener,
+        task_id: str,
+        channels: list[str],
+        deadline: float | None,
+        interval: float,
+    ) -> dict[str, Any]:
+        meta = self.get_task_meta(task_id)
+        while meta["status"] not in states.READY_STATES:
+            data = listener.next_message(channels, next_wait(deadline, interval))
+            meta = kombu_json.loads(data) if data is not None else self.get_task_meta(task_id)
+        return meta
 
     def _unsubscribe(self, listener: ResultListener, channels: list[str]) -> None:
         """Leave the wait's channels; a connection lost meanwhile only costs the listener
@@ -131,8 +154,20 @@ class RedisBackend(KeyValueBackend):
     def _listener(self) -> ResultListener:
         listener = getattr(self._listeners, "listener", None)
         if listener is None or listener.pid != os.getpid():
-            listener = self._listeners.listener = ResultListener(self.client)
+            listener = self._listeners.listener = ResultListener(self.client, self._clock)
+            self._all_listeners.add(listener)
+        self._close_idle_listeners()
         return listener
+
+    def _close_idle_listeners(self) -> None:
+        """Close the connections of the listeners unused for ``listener_idle_timeout``;
+        looks at most every ``listener_idle_timeout`` seconds."""
+        now = self._clock()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.listener_idle_timeout
+        for listener in list(self._all_listeners):
+            listener.close_if_unused_since(now - self.listener_idle_timeout)
 
 
 class ResultListener:
@@ -143,9 +178,34 @@ class ResultListener:
     longer awaited, are skipped by the next wait.
     """
 
-    def __init__(self, client: Any):
+    def __init__(self, client: Any, clock: Callable[[], float] = time.monotonic):
         self.pid = os.getpid()  # a forked child must not share the parent's socket
         self.pubsub = client.pubsub()
+        self._clock = clock
+        self._lock = threading.Lock()  # held by the owning thread while it waits
+        self._last_used = clock()
+
+    @contextmanager
+    def in_use(self) -> Iterator[None]:
+        """Held by the owning thread during a wait, so the listener is not closed as idle."""
+        with self._lock:
+            try:
+                yield
+            finally:
+                self._last_used = self._clock()
+
+    def close_if_unused_since(self, since: float) -> bool:
+        """Close the connection when no wait used it since ``since`` (from any thread; a
+        closed listener connects again at its next wait). Whether it was closed."""
+        if self.pid != os.getpid() or not self._lock.acquire(blocking=False):
+            return False
+        try:
+            unused = self._last_used < since and self.pubsub.connection is not None
+            if unused:
+                self.pubsub.close()
+            return unused
+        finally:
+            self._lock.release()
 
     def subscribe(self, channels: list[str], deadline: float | None) -> None:
         self.pubsub.subscribe(*channels)

@@ -7,7 +7,9 @@ import threading
 import pytest
 import redis
 
+from spinach.testing import FakeClock
 from spinach_compat import states
+from spinach_compat.backends.redis import RedisBackend
 from spinach_compat.exceptions import TimeoutError
 
 from .conftest import WAIT
@@ -208,3 +210,61 @@ def test_a_connection_lost_after_the_result_came_costs_only_the_listener(redis_a
 
     assert redis_app.AsyncResult("ready").get(timeout=WAIT) == 1
     assert backend._listener() is not listener
+
+
+# -- idle subscriber connections are closed -----------------------------------------------
+
+
+@pytest.fixture
+def clocked_backend(redis_app, redis_url):
+    clock = FakeClock(start=1000.0)
+    return RedisBackend(redis_app, redis_url, clock=clock), clock
+
+
+def wait_then_linger(backend, task_id: str) -> tuple[threading.Thread, threading.Event, list]:
+    """A thread that waits once, then stays alive (a request thread of a pool) until told."""
+    done, leave, listeners = threading.Event(), threading.Event(), []
+
+    def run():
+        backend.wait_for(task_id, timeout=WAIT)
+        listeners.append(backend._listener())
+        done.set()
+        leave.wait(WAIT)
+        listeners.append(backend.wait_for(task_id, timeout=WAIT))  # connects again
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert done.wait(WAIT)
+    return thread, leave, listeners
+
+
+def test_a_listener_unused_for_its_idle_timeout_is_closed(clocked_backend):
+    backend, clock = clocked_backend
+    backend.mark_as_done("ready", 1)
+    thread, leave, listeners = wait_then_linger(backend, "ready")
+    assert listeners[0].pubsub.connection is not None
+
+    clock.advance(backend.listener_idle_timeout + 1)
+    assert backend.wait_for("ready", timeout=WAIT)["result"] == 1  # this wait closes it
+
+    assert listeners[0].pubsub.connection is None
+    leave.set()
+    thread.join(WAIT)
+    assert listeners[1]["result"] == 1
+
+
+def test_a_listener_used_recently_or_waiting_is_kept(clocked_backend):
+    backend, clock = clocked_backend
+    backend.mark_as_done("ready", 1)
+    thread, leave, listeners = wait_then_linger(backend, "ready")
+
+    clock.advance(backend.listener_idle_timeout - 1)
+    backend.wait_for("ready", timeout=WAIT)
+    assert listeners[0].pubsub.connection is not None  # not idle long enough
+
+    with listeners[0].in_use():  # as during a wait of its thread
+        clock.advance(backend.listener_idle_timeout + 1)
+        backend.wait_for("ready", timeout=WAIT)
+        assert listeners[0].pubsub.connection is not None
+    leave.set()
+    thread.join(WAIT)
