@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -49,7 +50,7 @@ def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> As
     from ..result import AsyncResult
 
     task = options.pop("task_type", None) or app.tasks.get(name)
-    _check_options(options)
+    check_options(options)
     task_id = options.get("task_id") or app.uuid()
     args, kwargs = list(args or ()), dict(kwargs or {})
     base = options.get("queue") or options.get("routing_key") or app.queue_of(task, name)
@@ -66,7 +67,7 @@ def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> As
         del headers[embedded]
     embed = {"callbacks": meta["callbacks"], "errbacks": meta["errbacks"], "chain": None}
     body = (args, kwargs, {**embed, "chord": None})
-    policy = options.get("retry_policy") or app.conf.task_publish_retry_policy
+    policy = _retry_policy(app, options.get("retry_policy"))
     signals.before_task_publish.send(
         sender=name, body=body, exchange="", routing_key=base, headers=headers,
         properties={"correlation_id": task_id, "reply_to": None}, declare=[],
@@ -108,13 +109,14 @@ def batch(app: Celery) -> Iterator[None]:
     finally:
         _batch.reset(token)
     if pending:
-        policy = app.conf.task_publish_retry_policy if app.conf.task_publish_retry else None
+        policy = _retry_policy(app, None) if app.conf.task_publish_retry else None
         _enqueue(app, [job for job, _ in pending], policy)
     for _, after in pending:
         after()
 
 
-def _check_options(options: dict) -> None:
+def check_options(options: dict) -> None:
+    """Raise ``UnsupportedFeature`` for an ``apply_async`` option the facade cannot honour."""
     for option, why in MUST_BE_NONE.items():
         if options.get(option) is not None:
             raise UnsupportedFeature(
@@ -195,24 +197,51 @@ def _parse(value: str | datetime) -> datetime:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
+def _retry_policy(app: Celery, policy: dict | None) -> dict:
+    """The call's ``retry_policy`` over ``task_publish_retry_policy``, as Celery merges them."""
+    return {**(app.conf.task_publish_retry_policy or {}), **(policy or {})}
+
+
 def _enqueue(app: Celery, jobs: list, policy: dict | None) -> None:
-    """Enqueue, retrying a failing broker per ``task_publish_retry_policy``."""
+    """Enqueue, retrying on connection errors per ``policy`` (None: no retry), as kombu.
+
+    ``max_retries`` None retries forever; a key left out takes kombu's default.
+    """
     engine = app.engine
-    attempts = int(policy.get("max_retries", 3)) if policy else 0
-    interval = float(policy.get("interval_start", 0)) if policy else 0.0
-    for attempt in range(attempts + 1):
+    if policy is None:
+        engine.schedule_jobs(jobs)
+        return
+    max_retries = policy.get("max_retries")
+    waits = _waits(
+        float(policy.get("interval_start", 1)),
+        float(policy.get("interval_step", 1)),
+        float(policy.get("interval_max", 1)),
+    )
+    for retries in itertools.count():
         try:
             engine.schedule_jobs(jobs)
             return
         except Exception as exc:
-            if attempt >= attempts or not _is_connection_error(engine, exc):
+            retryable = _is_connection_error(engine, exc, policy.get("retry_errors") or ())
+            if not retryable or (max_retries is not None and retries >= int(max_retries)):
                 raise
-        time.sleep(interval)
-        interval = min(
-            interval + float(policy.get("interval_step", 0.2)), float(policy.get("interval_max", 1))
-        )
+        wait = next(waits)
+        if wait > 0:
+            time.sleep(wait)
 
 
-def _is_connection_error(engine: Any, exc: BaseException) -> bool:
+def _waits(start: float, step: float, maximum: float) -> Iterator[float]:
+    """Seconds before each retry, as kombu's ``retry_over_time``: ``start``, growing by
+    ``step`` while it stays within ``start + maximum`` (then repeating), capped at ``maximum``.
+    """
+    wait = start
+    while True:
+        yield min(wait, maximum)
+        if wait + step <= start + maximum:
+            wait += step
+
+
+def _is_connection_error(engine: Any, exc: BaseException, extra: Any = ()) -> bool:
+    """Whether ``exc`` is worth a retry: a connection error, or one of ``extra``."""
     errors = getattr(engine.broker, "connection_errors", ())
-    return isinstance(exc, (ConnectionError, *errors))
+    return isinstance(exc, (ConnectionError, *errors, *tuple(extra)))

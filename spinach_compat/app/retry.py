@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import random
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ def retry(
         raise_with_context(exc or Retry("Task can be retried", None))
     if not eta and countdown is None:
         countdown = task.default_retry_delay
+    args, kwargs = retry_arguments(task, request, args, kwargs)
     sig = task.signature_from_request(
         request, args, kwargs, countdown=countdown, eta=eta, retries=retries, **options
     )
@@ -52,6 +54,49 @@ def retry(
     if not request.is_eager:  # the worker re-enqueues the job once this run ends
         request.pending_retry = ret
     return ret
+
+
+def retry_arguments(task: Task, request: Any, args: Any, kwargs: Any) -> tuple[Any, Any]:
+    """The ``args`` and ``kwargs`` given to ``retry``, fitted to the request's, as Celery's
+    (issue #6494); None keeps the request's own.
+
+    Only ``args``: the request's kwargs stay, but for the parameters ``args`` now fills.
+    Only ``kwargs``: they replace the request's kwargs, and the request's positional
+    arguments they name.
+    """
+    signature = task._run_signature
+    if signature is None:
+        return args, kwargs
+    if args is not None and kwargs is None and request.kwargs:
+        filled = _positional_names(signature)[: len(args)]
+        return args, {k: v for k, v in request.kwargs.items() if k not in filled}
+    if kwargs is not None and args is None and request.args:
+        return _named_into_args(signature, request.args, kwargs)
+    return args, kwargs
+
+
+def _positional_names(signature: inspect.Signature) -> list[str | None]:
+    """The names of the parameters taken by position; None for a positional-only one."""
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [
+        p.name if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD else None
+        for p in signature.parameters.values()
+        if p.kind in positional
+    ]
+
+
+def _named_into_args(signature: inspect.Signature, args: Any, kwargs: dict) -> tuple[Any, Any]:
+    """``kwargs`` naming a parameter ``args`` fills replace that positional argument."""
+    try:
+        bound = signature.bind_partial(*args)
+    except TypeError:
+        return args, kwargs  # the arguments check reports it
+    rest = dict(kwargs)
+    for name in list(rest):
+        kind = signature.parameters[name].kind if name in signature.parameters else None
+        if name in bound.arguments and kind is inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            bound.arguments[name] = rest.pop(name)
+    return bound.args, {**bound.kwargs, **rest}
 
 
 def backoff_countdown(factor: int, retries: int, maximum: int, full_jitter: bool) -> int:

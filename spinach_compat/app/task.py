@@ -14,6 +14,7 @@ from .._state import get_current_app
 from ..exceptions import MaxRetriesExceededError, Retry, UnsupportedFeature
 from . import codec
 from .context import Context
+from .publish import check_options
 
 if TYPE_CHECKING:
     from ..canvas import Signature
@@ -30,16 +31,36 @@ UNSUPPORTED_OPTIONS: dict[str, str] = {
     "shadow_name": "shadow names are not supported",
 }
 
-#: Task attributes taking the app's setting when left to None.
-FROM_CONFIG = (
-    ("ignore_result", "task_ignore_result"),
-    ("track_started", "task_track_started"),
-    ("acks_late", "task_acks_late"),
-    ("store_errors_even_if_ignored", "task_store_errors_even_if_ignored"),
-    ("serializer", "task_serializer"),
-    ("rate_limit", "task_default_rate_limit"),
-    ("priority", "task_default_priority"),
-)
+
+class FromConfig:
+    """A task attribute that, left to None, is the app's ``setting`` at the time it is read.
+
+    A value set on the task (decorator option, class or instance attribute) wins, as in
+    Celery; the app's later configuration (``conf.update``, ``config_from_object``) reaches
+    the others.
+    """
+
+    def __init__(self, setting: str, value: Any = None) -> None:
+        self.setting, self.value, self.name = setting, value, ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, task: Task | None, owner: type) -> Any:
+        value = self.explicit(task)
+        if value is not None:
+            return value
+        app = task._get_app() if task is not None else getattr(owner, "app", None)
+        return None if app is None else app.conf.get(self.setting)
+
+    def __set__(self, task: Task, value: Any) -> None:
+        task.__dict__[self.name] = value
+
+    def explicit(self, task: Task | None) -> Any:
+        """The value set on ``task`` or its class; None when left to the app's setting."""
+        if task is not None and self.name in task.__dict__:
+            return task.__dict__[self.name]
+        return self.value
 
 
 class Task:
@@ -54,12 +75,12 @@ class Task:
     typing = True
     max_retries: int | None = 3
     default_retry_delay = 180
-    ignore_result: bool | None = None
-    store_errors_even_if_ignored: bool | None = None
-    track_started: bool | None = None
-    acks_late: bool | None = None
+    ignore_result = FromConfig("task_ignore_result")
+    store_errors_even_if_ignored = FromConfig("task_store_errors_even_if_ignored")
+    track_started = FromConfig("task_track_started")
+    acks_late = FromConfig("task_acks_late")
     acks_on_failure_or_timeout = True
-    serializer: str | None = None
+    serializer = FromConfig("task_serializer")
     expires: float | datetime | None = None
     queue: str | None = None
     throws: tuple = ()
@@ -71,9 +92,9 @@ class Task:
     retry_jitter = True
     time_limit = None
     soft_time_limit = None
-    rate_limit = None
+    rate_limit = FromConfig("task_default_rate_limit")
     reject_on_worker_lost = None
-    priority = None
+    priority = FromConfig("task_default_priority")
     compression = None
     pydantic = None
     shadow_name = None
@@ -86,16 +107,28 @@ class Task:
     def __init__(self) -> None:
         self._requests = threading.local()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass setting an attribute of ``FROM_CONFIG`` keeps it (None: the app's)."""
+        super().__init_subclass__(**kwargs)
+        for attr, setting in FROM_CONFIG:
+            value = cls.__dict__.get(attr)
+            if attr in cls.__dict__ and not hasattr(value, "__get__"):  # a property stays
+                descriptor = FromConfig(setting, value)
+                descriptor.__set_name__(cls, attr)
+                setattr(cls, attr, descriptor)
+
     # -- binding -------------------------------------------------------------------------
 
     def bind(self, app: Celery) -> Task:
-        """Attach to ``app``: settings left to None take the app's values."""
+        """Attach to ``app``: attributes left to None follow its settings when read."""
         self.app = app
-        for attr, setting in FROM_CONFIG:
-            if getattr(self, attr) is None:
-                setattr(self, attr, app.conf.get(setting))
         self.check_supported()
         return self
+
+    def _explicit(self, attr: str) -> Any:
+        """The value of a ``FROM_CONFIG`` attribute set on the task, None if left to the app."""
+        found = inspect.getattr_static(type(self), attr, None)
+        return found.explicit(self) if isinstance(found, FromConfig) else getattr(self, attr)
 
     def check_supported(self) -> None:
         """Raise ``UnsupportedFeature`` for an option the facade cannot honour."""
@@ -108,12 +141,13 @@ class Task:
         from .ratelimit import parse_rate
 
         try:
-            parse_rate(self.rate_limit)
+            parse_rate(self._explicit("rate_limit"))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"task {self.name!r}: {exc}") from None
-        if str(self.serializer) not in ("json", "application/json"):
+        serializer = self._explicit("serializer")  # the app's: see Settings.check_supported
+        if serializer is not None and str(serializer) not in ("json", "application/json"):
             raise UnsupportedFeature(
-                f"task {self.name!r}: serializer {self.serializer!r} is not supported, "
+                f"task {self.name!r}: serializer {serializer!r} is not supported, "
                 "only JSON is (see migration_guide/)"
             )
 
@@ -195,6 +229,7 @@ class Task:
     ) -> AsyncResult:
         """Send the task to a worker (or run it now in eager mode); options as Celery's."""
         self.check_arguments(args, kwargs)
+        check_options(options)  # eagerly too: an eager test suite validates a migration
         app = self._get_app()
         options.setdefault("ignore_result", self.ignore_result)
         if app.conf.task_always_eager:
@@ -320,6 +355,12 @@ class Task:
 
     def __repr__(self) -> str:
         return f"<@task: {self.name} of {self.app.main if self.app else None}>"
+
+
+#: Task attributes taking the app's setting when left to None, with that setting.
+FROM_CONFIG = tuple(
+    (attr, found.setting) for attr, found in vars(Task).items() if isinstance(found, FromConfig)
+)
 
 
 def _delivery_info(queue: str, meta: dict) -> dict:
