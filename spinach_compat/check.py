@@ -51,10 +51,6 @@ def _is_none(value: Any) -> bool:
     return value is None
 
 
-def _is_dict(value: Any) -> bool:
-    return isinstance(value, dict)
-
-
 def _scheme_in(*schemes: str) -> Callable[[Any], bool]:
     return lambda value: isinstance(value, str) and value.split(":", 1)[0] in schemes
 
@@ -150,8 +146,8 @@ RULES: dict[str, Rule] = {
         "task_create_missing_queues imports include worker_concurrency "
         "worker_hijack_root_logger spinach_namespace",
     ),
-    "setting:task_routes": _S(
-        S_SETTINGS, "dict form only; 'legacy': True sends to Celery workers", _is_dict
+    "setting:task_routes": _D(
+        S_SETTINGS, "only a route's queue is used; 'legacy': True sends to Celery workers"
     ),
     "setting:task_queues": _D(S_SETTINGS, "only the queue names are used"),
     "setting:task_time_limit": _D(S_LIMITS, "enforced in threads"),

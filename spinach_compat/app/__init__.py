@@ -11,20 +11,32 @@ from .base import Celery
 __all__ = ["Celery", "current_app", "current_task", "shared_task"]
 
 
-def shared_task(*args: Any, **kwargs: Any) -> Any:
-    """A task for every app: registered with each app, used through the current one."""
+def shared_task(*args: Any, **options: Any) -> Any:
+    """A task for every app: registered with each app, used through the current one.
 
-    def create(fun: Any) -> Any:
-        name = kwargs.get("name") or f"{fun.__module__}.{fun.__name__}"
-        _state.connect_shared_task(lambda app: app._task_from_fun(fun, **kwargs))
-        return Proxy(lambda: _task_of_current_app(name, fun))
+    ``@shared_task``, ``@shared_task(**options)``, or ``shared_task(fun, **options)``.
+    """
+    if len(args) == 1 and callable(args[0]):
+        return _shared(args[0], options)
+    if args:
+        raise TypeError("shared_task() takes a function and keyword options only")
+    return lambda fun: _shared(fun, options)
 
-    def _task_of_current_app(name: str, fun: Any) -> Any:
+
+def _shared(fun: Any, options: dict[str, Any]) -> Any:
+    """Register ``fun`` with every app; a proxy of its task in the current app."""
+    if type(fun) is Proxy:
+        raise TypeError(
+            "@shared_task was applied more than once to the same function: "
+            "remove the extra @shared_task decorator"
+        )
+    name = options.get("name") or f"{fun.__module__}.{fun.__name__}"
+    _state.connect_shared_task(lambda app: app._task_from_fun(fun, **options))
+
+    def task_of_current_app() -> Any:
         app = _state.get_current_app()
         if name not in app.tasks:
-            app._task_from_fun(fun, **kwargs)
+            app._task_from_fun(fun, **options)
         return app.tasks[name]
 
-    if len(args) == 1 and callable(args[0]) and not kwargs:
-        return create(args[0])
-    return create
+    return Proxy(task_of_current_app)

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import fnmatch
 import importlib
+import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from spinach import Engine, Tasks
 from spinach.const import UNLIMITED_RETRIES
 from spinach.job import Job
 
 from .. import _state
-from ..exceptions import ImproperlyConfigured
-from .defaults import DEFAULTS, Settings, from_object
+from ..exceptions import UnsupportedFeature
+from . import routes
+from .defaults import DEFAULTS, Settings, check_old_and_new, from_object
 from .engine import compat_engine
 from .priority import band_queues, priority_steps
 from .publish import publish
@@ -30,58 +31,125 @@ if TYPE_CHECKING:
 #: max_retries of native jobs: Celery's own check in ``Task.retry`` decides instead.
 NATIVE_MAX_RETRIES = UNLIMITED_RETRIES
 
+#: Celery's own loader, by the names it is given: ``app.loader`` does what it does.
+CELERY_LOADERS = frozenset({"app", "celery.loaders.app:AppLoader", "celery.loaders.app.AppLoader"})
+
+#: Celery's Django fix-up: ``app.loader`` sets Django up as it does (see ``app.loader``).
+DJANGO_FIXUP = "celery.fixups.django:fixup"
+
 
 class Celery:
-    """A Celery-compatible app running its tasks on one native spinach ``Engine``."""
+    """A Celery-compatible app running its tasks on one native spinach ``Engine``.
+
+    The constructor takes Celery's arguments. Keyword arguments besides them are settings
+    (as ``changes``, over which they win); both win over a configuration source
+    (``config_source``, ``config_from_object``), as in Celery. Arguments asking for
+    Celery's machinery to be replaced (``loader``, ``amqp``, ``events``, ``log``,
+    ``control``, ``tasks``, ``fixups``) or for ``autofinalize=False`` raise
+    ``UnsupportedFeature``.
+    """
+
+    #: The base class of the app's tasks: a class, or its 'module:Class' name.
+    task_cls: type[Task] | str = Task
+
+    #: Tasks are registered when declared: the app is always finalized.
+    finalized = True
 
     def __init__(
-        self,
-        main: str | None = None,
-        broker: str | None = None,
-        backend: str | None = None,
-        include: Sequence[str] | None = None,
-        set_as_current: bool = True,
-        **conf: Any,
-    ):
+        self, main: str | None = None, loader: Any = None, backend: str | None = None,
+        amqp: Any = None, events: Any = None, log: Any = None, control: Any = None,
+        set_as_current: bool = True, tasks: Any = None, broker: str | None = None,
+        include: Sequence[str] | None = None, changes: Mapping[str, Any] | None = None,
+        config_source: Any = None, fixups: Iterable[str] | None = None,
+        task_cls: type[Task] | str | None = None, autofinalize: bool = True,
+        namespace: str | None = None, strict_typing: bool = True,
+        config_source_silent: bool = False, **kwargs: Any,
+    ):  # fmt: skip
+        refuse_unsupported_arguments(
+            loader=loader, amqp=amqp, events=events, log=log, control=control, tasks=tasks,
+            fixups=fixups, autofinalize=autofinalize,
+        )  # fmt: skip
         self.main = main
-        self._conf = Settings(DEFAULTS)
-        self._conf.update(conf)
-        if broker:
-            self._conf["broker_url"] = broker
-        if backend:
-            self._conf["result_backend"] = backend
-        if include:
-            self._conf["include"] = tuple(include)
-        self._pending_config: list[tuple[Any, str | None]] = []
+        self.task_cls = task_cls or self.task_cls
+        self.strict_typing = strict_typing
+        self.set_as_current = set_as_current
+        self.autofinalize = autofinalize
+        given = {"broker_url": broker, "result_backend": backend, "include": include}
+        self._configure(changes, config_source, namespace, config_source_silent, given, kwargs)
         self._tasks: dict[str, Task] = {}
         self._native = Tasks()
         self._engine: Engine | None = None
         self._lock = threading.RLock()
+        self._task_base: type[Task] | None = None
         self._backend: Any = None
         self._control: Any = None
         self._loader: Any = None
         self._rate_limits: RateLimits | None = None
         self.hostname = f"celery@{socket.gethostname()}"
-        self.Task = type("Task", (Task,), {"app": self, "__module__": __name__})
+        if not isinstance(self.task_cls, str):
+            _ = self.Task  # a class is checked now; a name is imported at first use
         if set_as_current:
             _state.set_current_app(self)
         _state.register_app(self)
         for factory in _state.shared_task_factories():
             factory(self)
 
+    def _configure(
+        self, changes: Mapping[str, Any] | None, source: Any, namespace: str | None,
+        silent: bool, *given: dict[str, Any],
+    ) -> None:  # fmt: skip
+        """The settings given to the constructor (but None values, as Celery); its
+        configuration source, pending."""
+        arguments = {
+            key: value for part in given for key, value in part.items() if value is not None
+        }
+        if "include" in arguments:
+            arguments["include"] = tuple(arguments["include"])
+        self._conf = Settings(DEFAULTS)
+        self._conf.update(changes or {})
+        self._conf.update(arguments)
+        self._given = set(arguments)  # left out of the old/new names check, as in Celery
+        self._config_namespace = namespace
+        self._pending_config: list[tuple[Any, str | None, bool]] = []
+        # Celery checks the names of ``changes`` when there is no configuration source
+        self._changes_to_check = set(changes or ()) - self._given if source is None else set()
+        if source is not None:
+            self._pending_config.append((source, namespace, silent))
+
     # -- configuration -------------------------------------------------------------------
 
     @property
     def conf(self) -> Settings:
-        """The settings; a pending ``config_from_object`` is loaded at first access."""
+        """The settings; pending configuration sources are read at first access (as Celery)."""
+        if self._changes_to_check:
+            names, self._changes_to_check = self._changes_to_check, set()
+            check_old_and_new(names)
         while self._pending_config:
-            obj, namespace = self._pending_config.pop(0)
-            self._conf.update(from_object(_load_object(obj), namespace))
+            self._read_source(*self._pending_config.pop(0))
         return self._conf
 
-    def config_from_object(self, obj: Any, namespace: str | None = None, **_: Any) -> None:
-        """Read settings from an object or 'module:attr' path (lazily, as Celery)."""
-        self._pending_config.append((obj, namespace))
+    def config_from_object(
+        self, obj: Any, silent: bool = False, force: bool = False, namespace: str | None = None
+    ) -> Settings | None:
+        """Read settings from an object, mapping or 'module:attr' path: lazily, as Celery,
+        unless ``force``; ``silent`` ignores a source that cannot be imported.
+
+        ``namespace`` (e.g. 'CELERY') becomes the app's, as in Celery: settings are then
+        read from ``CELERY_BROKER_URL`` and so on.
+        """
+        self._config_namespace = namespace or self._config_namespace
+        self._pending_config.append((obj, self._config_namespace, silent))
+        self._changes_to_check = set()
+        return self.conf if force else None
+
+    def _read_source(self, obj: Any, namespace: str | None, silent: bool) -> None:
+        try:
+            source = _load_object(obj)
+        except (ImportError, AttributeError):
+            if silent:
+                return
+            raise
+        self._conf.load(from_object(source, namespace, ignore=self._given))
 
     def autodiscover_tasks(
         self, packages: Any = None, related_name: str = "tasks", force: bool = False, **_: Any
@@ -125,13 +193,47 @@ class Celery:
         """Registered tasks by name."""
         return self._tasks
 
+    @property
+    def Task(self) -> type[Task]:
+        """The base class of the app's tasks: a subclass of ``task_cls`` bound to the app."""
+        with self._lock:
+            if self._task_base is None:
+                self._task_base = _app_task_class(self, self.task_cls)
+        return self._task_base
+
+    @Task.setter
+    def Task(self, cls: type[Task]) -> None:
+        self._task_base = cls
+
+    def finalize(self, auto: bool = False) -> None:
+        """Nothing to do: tasks are registered when declared (see ``finalized``)."""
+
     def task(self, *args: Any, **opts: Any) -> Any:
-        """Decorator making a task of a function, with or without options."""
-        if len(args) == 1 and callable(args[0]) and not opts:
-            return self._task_from_fun(args[0])
-        if args:
-            raise TypeError("@task() takes exactly 1 argument")
-        return lambda fun: self._task_from_fun(fun, **opts)
+        """Decorator making a task of a function, with or without options; ``app.task(fun,
+        **opts)`` makes one at once."""
+        if len(args) > 1:
+            raise TypeError(f"@task() takes exactly 1 argument ({len(args) + len(opts)} given)")
+        create = self._task_decorator(**opts)
+        if not args:
+            return create
+        if not callable(args[0]):
+            raise TypeError("argument 1 to @task() must be a callable")
+        return create(args[0])
+
+    def _task_decorator(
+        self, shared: bool = True, filter: Callable | None = None, lazy: bool = True,
+        **opts: Any,
+    ) -> Callable[[Callable], Any]:  # fmt: skip
+        """What ``@app.task(**opts)`` applies; ``filter`` is applied to the task made.
+
+        ``shared`` and ``lazy`` have no effect: tasks are made when declared.
+        """
+
+        def create(fun: Callable) -> Any:
+            task = self._task_from_fun(fun, **opts)
+            return filter(task) if filter is not None else task
+
+        return create
 
     def _task_from_fun(
         self, fun: Callable, name: str | None = None, base: type | None = None,
@@ -157,34 +259,47 @@ class Celery:
         if isinstance(task, type):
             task = task()
         task.bind(self)
+        if not self.strict_typing and not _sets_typing(type(task)):
+            task.typing = False  # as Celery: a task leaving ``typing`` unset takes the app's
         add_autoretry(task)
         self._tasks[task.name] = task
         self._native.add(
-            _entry_point(task), name=task.name, queue=self.queue_of(task),
+            _entry_point(task), name=task.name, queue=self.queue_of(task, static=True),
             max_retries=NATIVE_MAX_RETRIES,
         )  # fmt: skip
         return task
 
-    def queue_of(self, task: Task | None, name: str | None = None) -> str:
-        """The queue of a task: its own, the matching route, else task_default_queue."""
+    def queue_of(
+        self, task: Task | None, name: str | None = None, args: Any = None, kwargs: Any = None,
+        options: dict | None = None, static: bool = False,
+    ) -> str:  # fmt: skip
+        """The queue of a task: its own, else its route (``task_routes``, see
+        ``spinach_compat.app.routes``), else ``task_default_queue``.
+
+        ``static``: by the mapping routes only, as known before any message (routers given
+        as functions need a message's arguments).
+        """
         if task is not None and task.queue:
             return task.queue
-        routes = self.conf.task_routes
         name = task.name if task is not None else name
-        if isinstance(routes, dict):
-            for pattern, route in routes.items():
-                if fnmatch.fnmatchcase(name or "", pattern) and route.get("queue"):
-                    return route["queue"]
-        elif routes:
-            raise ImproperlyConfigured("task_routes: only the dict form is supported")
-        return self.conf.task_default_queue
+        routers = routes.prepare(self.conf.task_routes)
+        route = routes.route_for(routers, name or "", args, kwargs, options, task, static=static)
+        queue = route.get("queue") if route else None
+        return getattr(queue, "name", queue) or self.conf.task_default_queue
 
     # -- publishing ----------------------------------------------------------------------
 
     def send_task(
         self, name: str, args: Any = None, kwargs: Any = None, **options: Any
     ) -> AsyncResult:
-        """Send a task by name to the native engine; an ``AsyncResult`` of its id."""
+        """Send a task by name to the native engine; an ``AsyncResult`` of its id.
+
+        Without a ``queue`` (or ``routing_key``) option, the task's queue or its route for
+        these arguments (as Celery's router, which sees them too).
+        """
+        task = options.get("task_type") or self._tasks.get(name)
+        if not (options.get("queue") or options.get("routing_key")):
+            options["queue"] = self.queue_of(task, name, args, kwargs, options)
         return publish(self, name, args, kwargs, options)
 
     def build_native_job(
@@ -252,7 +367,8 @@ class Celery:
             self.control.registry.forget(self._engine.broker.worker_id)
 
     def all_queues(self, bands: bool = False) -> list[str]:
-        """task_default_queue, then task_queues, then the queues of registered tasks.
+        """task_default_queue, then task_queues, then the queues of registered tasks (their
+        own, or their routes in mappings: see ``queue_of``).
 
         With ``bands``, the native queues they stand for, priority bands included, in
         consuming order (see ``spinach_compat.app.priority``).
@@ -260,7 +376,7 @@ class Celery:
         names = [self.conf.task_default_queue]
         for queue in self.conf.task_queues or ():
             names.append(getattr(queue, "name", queue))
-        names += [self.queue_of(task) for task in self._tasks.values()]
+        names += [self.queue_of(task, static=True) for task in self._tasks.values()]
         names = list(dict.fromkeys(names))
         return band_queues(names, priority_steps(self.conf)) if bands else names
 
@@ -306,6 +422,45 @@ class Celery:
 
     def __reduce__(self) -> Any:
         raise TypeError("apps are not pickled by spinach_compat")
+
+
+def refuse_unsupported_arguments(
+    loader: Any, fixups: Iterable[str] | None, autofinalize: bool, **replaced: Any
+) -> None:
+    """Raise ``UnsupportedFeature`` for a constructor argument the facade cannot honour."""
+    if loader is not None and loader not in CELERY_LOADERS:
+        _refuse(f"loader={loader!r}", "app.loader is the only loader")
+    for argument, value in replaced.items():
+        if value is not None:
+            _refuse(f"{argument}={value!r}", f"Celery's {argument} cannot be replaced")
+    if fixups is not None:
+        fixups = set(fixups)
+        if fixups - {DJANGO_FIXUP}:
+            _refuse(f"fixups={sorted(fixups)!r}", f"the only fix-up is {DJANGO_FIXUP!r}")
+        if DJANGO_FIXUP not in fixups and os.environ.get("DJANGO_SETTINGS_MODULE"):
+            why = "Django is always set up when DJANGO_SETTINGS_MODULE is set"
+            _refuse("fixups without the Django fix-up", why)
+    if not autofinalize:
+        _refuse("autofinalize=False", "tasks are registered when declared")
+
+
+def _refuse(what: str, why: str) -> NoReturn:
+    message = f"Celery({what}) is not supported by spinach_compat: {why} (see migration_guide/)"
+    raise UnsupportedFeature(message)
+
+
+def _app_task_class(app: Celery, task_cls: type[Task] | str) -> type[Task]:
+    """The base class of ``app``'s tasks: a subclass of ``task_cls`` bound to it."""
+    base = _load_object(task_cls) if isinstance(task_cls, str) else task_cls
+    if not (isinstance(base, type) and issubclass(base, Task)):
+        _refuse(f"task_cls={task_cls!r}", "the base of tasks must subclass spinach_compat.Task")
+    attrs = {"app": app, "__module__": base.__module__, "__doc__": base.__doc__}
+    return type("Task", (base,), attrs)
+
+
+def _sets_typing(cls: type) -> bool:
+    """Whether a task class sets ``typing`` (else it takes the app's ``strict_typing``)."""
+    return any("typing" in vars(klass) for klass in cls.__mro__ if klass is not Task)
 
 
 def _entry_point(task: Task) -> Callable:

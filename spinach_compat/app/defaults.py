@@ -1,10 +1,12 @@
 """Celery's settings with Celery's defaults, and which of them the facade honours.
 
 Settings are the lower-case names of Celery 5. ``config_from_object(..., namespace='CELERY')``
-maps ``CELERY_BROKER_URL`` to ``broker_url`` and so on.
+maps ``CELERY_BROKER_URL`` to ``broker_url`` and so on. The upper-case names of Celery 3
+(``BROKER_URL``, ``CELERY_ALWAYS_EAGER``, ...) are read as their new names, as Celery 5 still
+does: see ``OLD_NAMES``; a configuration mixing both styles is refused, as by Celery.
 
 Honoured: broker_url, result_backend, result_expires, task_default_queue, task_always_eager,
-task_eager_propagates, task_ignore_result, task_track_started, task_routes (dict form),
+task_eager_propagates, task_ignore_result, task_track_started, task_routes (see ``.routes``),
 task_queues (their names), task_default_priority (see ``spinach_compat.app.priority``),
 task_default_rate_limit (see ``spinach_compat.app.ratelimit``), task_time_limit and
 task_soft_time_limit (see ``spinach_compat.app.timelimits``), beat_schedule (see
@@ -30,8 +32,11 @@ is silently ignored: see ``UNSUPPORTED`` below and ``migration_guide/``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any
+
+from ..exceptions import ImproperlyConfigured
 
 DEFAULTS: dict[str, Any] = {
     "broker_url": None,
@@ -100,9 +105,130 @@ UNSUPPORTED: dict[str, str] = {
 #: Serializers the facade can honour.
 JSON_NAMES = frozenset({"json", "application/json"})
 
+#: Celery settings besides ``DEFAULTS``, most not read by the facade: known by name so that
+#: their Celery 3 names are recognised (and so refused or ignored as the new names are).
+OTHER_SETTINGS = frozenset(
+    f"{group}_{name}"
+    for group, names in {
+        "beat": "cron_starting_deadline max_loop_interval schedule_filename sync_every",
+        "broker": "channel_error_retry connection_timeout failover_strategy heartbeat "
+        "heartbeat_checkrate host login_method password pool_limit port read_url transport "
+        "use_ssl user vhost write_url",
+        "control": "exchange queue_durable queue_exclusive queue_expires queue_ttl",
+        "event": "exchange queue_durable queue_exclusive queue_expires queue_prefix queue_ttl "
+        "serializer",
+        "redis": "backend_use_ssl db host max_connections password port retry_on_timeout "
+        "socket_connect_timeout socket_keepalive socket_timeout username",
+        "result": "backend_always_retry backend_max_retries cache_max chord_join_timeout "
+        "chord_retry_interval compression exchange exchange_type persistent",
+        "security": "cert_store certificate digest key",
+        "task": "acks_on_failure_or_timeout default_delivery_mode default_exchange_type "
+        "default_queue_type inherit_parent_priority queue_max_priority remote_tracebacks",
+        "worker": "agent autoscaler consumer direct disable_rate_limits enable_remote_control "
+        "log_color log_datefmt log_format lost_wait max_memory_per_child max_tasks_per_child "
+        "pool pool_putlocks pool_restarts proc_alive_timeout redirect_stdouts "
+        "redirect_stdouts_level soft_shutdown_timeout state_db task_log_datefmt "
+        "task_log_format timer timer_precision",
+    }.items()
+    for name in names.split()
+)
+
+#: How Celery 3 named the settings of each group (the first prefix that fits) ...
+_OLD_PREFIXES = (
+    ("task_", "CELERY_"),
+    ("worker_", "CELERYD_"),
+    ("beat_", "CELERYBEAT_"),
+    ("broker_", "BROKER_"),
+    ("result_", "CELERY_RESULT_"),
+    ("control_", "CONTROL_"),
+    ("", "CELERY_"),
+)
+
+#: ... but for these.
+_IRREGULAR_OLD_NAMES = {
+    "enable_utc": "ENABLE_UTC",
+    "result_accept_content": "RESULT_ACCEPT_CONTENT",
+    "result_cache_max": "CELERY_MAX_CACHED_RESULTS",
+    "result_expires": "CELERY_TASK_RESULT_EXPIRES",
+    "task_compression": "CELERY_MESSAGE_COMPRESSION",
+    "task_eager_propagates": "CELERY_EAGER_PROPAGATES_EXCEPTIONS",
+    "task_protocol": "CELERY_TASK_PROTOCOL",
+    "task_publish_retry": "CELERY_TASK_PUBLISH_RETRY",
+    "task_publish_retry_policy": "CELERY_TASK_PUBLISH_RETRY_POLICY",
+    "task_send_sent_event": "CELERY_SEND_TASK_SENT_EVENT",
+    "task_serializer": "CELERY_TASK_SERIALIZER",
+    "task_soft_time_limit": "CELERYD_TASK_SOFT_TIME_LIMIT",
+    "task_time_limit": "CELERYD_TASK_TIME_LIMIT",
+    "worker_direct": "CELERY_WORKER_DIRECT",
+    "worker_disable_rate_limits": "CELERY_DISABLE_RATE_LIMITS",
+    "worker_enable_remote_control": "CELERY_ENABLE_REMOTE_CONTROL",
+    "worker_lost_wait": "CELERYD_WORKER_LOST_WAIT",
+    "worker_redirect_stdouts": "CELERY_REDIRECT_STDOUTS",
+    "worker_redirect_stdouts_level": "CELERY_REDIRECT_STDOUTS_LEVEL",
+    "worker_send_task_events": "CELERY_SEND_EVENTS",
+}
+
+
+def _old_name(new: str) -> str:
+    """The Celery 3 name of setting ``new``."""
+    if new in _IRREGULAR_OLD_NAMES:
+        return _IRREGULAR_OLD_NAMES[new]
+    prefix, old = next((p, o) for p, o in _OLD_PREFIXES if new.startswith(p))
+    return old + new[len(prefix) :].upper()
+
+
+#: The new name of each Celery 3 setting name (the facade's own settings have none).
+OLD_NAMES: dict[str, str] = {
+    _old_name(new): new
+    for new in sorted({*DEFAULTS, *OTHER_SETTINGS})
+    if not new.startswith("spinach_")
+}
+
+#: The Celery 3 name of each setting that has one.
+NEW_TO_OLD: dict[str, str] = {new: old for old, new in OLD_NAMES.items()}
+
 
 class Settings(dict):
-    """The app's configuration: a dict with attribute access, like Celery's ``app.conf``."""
+    """The app's configuration: a dict with attribute access, like Celery's ``app.conf``.
+
+    A Celery 3 name (``OLD_NAMES``) stands for its new name. Settings set on it (by the
+    app's constructor, ``update``, assignment) win over those of a configuration source
+    read later (``load``), as in Celery.
+    """
+
+    def __missing__(self, key: str) -> Any:
+        if key in OLD_NAMES and dict.__contains__(self, OLD_NAMES[key]):
+            return dict.__getitem__(self, OLD_NAMES[key])
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or dict.__contains__(self, OLD_NAMES.get(key, key))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        key = OLD_NAMES.get(key, key)
+        self.__dict__.setdefault("_set_here", set()).add(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key if dict.__contains__(self, key) else OLD_NAMES.get(key, key))
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def load(self, values: Mapping[str, Any]) -> None:
+        """Settings read from a configuration source: those set on the app stay."""
+        set_here = self.__dict__.get("_set_here", ())
+        for key, value in values.items():
+            if key not in set_here:
+                super().__setitem__(key, value)
 
     def __getattr__(self, key: str) -> Any:
         try:
@@ -121,7 +247,8 @@ class Settings(dict):
 
     def update(self, other: Any = (), **kwargs: Any) -> None:  # type: ignore[override]
         """Set several settings at once (a mapping and/or keyword arguments)."""
-        super().update(other, **kwargs)
+        for key, value in dict(other, **kwargs).items():
+            self[key] = value
 
     def setdefault_many(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
@@ -167,18 +294,59 @@ class Settings(dict):
             )
 
 
-def from_object(obj: Any, namespace: str | None = None) -> dict[str, Any]:
-    """The settings found on ``obj`` (a module, class or object), keyed Celery's way."""
-    found: dict[str, Any] = {}
-    prefix = f"{namespace}_" if namespace else ""
-    for attr in dir(obj):
-        if not attr.startswith(prefix) or attr.startswith("__"):
-            continue
-        key = attr[len(prefix) :]
-        if namespace and key.isupper():
-            key = key.lower()
-        elif not namespace and not key.islower():
-            continue
-        if key:
-            found[key] = getattr(obj, attr)
+def from_object(obj: Any, namespace: str | None = None, ignore: Iterable[str] = ()) -> dict:
+    """The settings of ``obj`` (a mapping, module, class or object), keyed Celery's way.
+
+    Without a namespace: its lower-case names and the Celery 3 names of ``OLD_NAMES``, not
+    mixed (see ``check_old_and_new``; ``ignore`` names are left out of that check, as Celery
+    does for the settings given to the app's constructor). With a namespace:
+    ``<NAMESPACE>_<NAME>`` names, over plain new names, over Celery 3 names (as Celery).
+    """
+    names, get = _names_of(obj)
+    if namespace:
+        return _namespaced(names, get, namespace.rstrip("_") + "_")
+    check_old_and_new(names - set(ignore))
+    found = {new: get(old) for old, new in OLD_NAMES.items() if old in names}
+    found.update({name: get(name) for name in names if name.islower()})
     return found
+
+
+def _names_of(obj: Any) -> tuple[set[str], Callable[[str], Any]]:
+    """The setting names ``obj`` may hold, and how to get the value of one."""
+    if isinstance(obj, Mapping):
+        return {key for key in obj if isinstance(key, str)}, obj.__getitem__
+    names = {name for name in dir(obj) if not name.startswith("__")}
+    return names, lambda name: getattr(obj, name)
+
+
+def _namespaced(names: set[str], get: Callable[[str], Any], prefix: str) -> dict[str, Any]:
+    found = {new: get(old) for old, new in OLD_NAMES.items() if old in names}
+    found.update({new: get(new) for new in NEW_TO_OLD if new in names})
+    for name in sorted(names):
+        key = name[len(prefix) :]
+        if name.startswith(prefix) and key:
+            found[key.lower() if key.isupper() else key] = get(name)
+    return found
+
+
+def check_old_and_new(names: Iterable[str]) -> None:
+    """Refuse a configuration mixing Celery 3 and new setting names, as Celery does.
+
+    Giving one setting under both names is allowed (the new name wins). The message asks
+    to rename the names of the minority, as Celery's.
+    """
+    names = set(names)
+    old, new = names & OLD_NAMES.keys(), names & NEW_TO_OLD.keys()
+    if not (old and new):
+        return
+    if len(old) > len(new):
+        renames, style = {name: NEW_TO_OLD[name] for name in new}, "Celery 3 (upper-case)"
+    else:
+        renames, style = {name: OLD_NAMES[name] for name in old}, "new (lower-case)"
+    renames = {name: other for name, other in renames.items() if other not in names}
+    if renames:
+        lines = "\n".join(f"    {name:<36} -> {other}" for name, other in sorted(renames.items()))
+        raise ImproperlyConfigured(
+            f"Cannot mix new and Celery 3 setting names: rename these settings to the "
+            f"{style} names:\n{lines}"
+        )

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from kombu import Connection, pools
 
+from ..app import routes
+
 if TYPE_CHECKING:
     from ..app.base import Celery
 
@@ -29,24 +31,20 @@ def is_legacy(app: Celery, name: str) -> bool:
     patterns = app.conf.get("spinach_legacy_tasks") or ()
     if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
         return True
-    routes = app.conf.task_routes
-    if isinstance(routes, dict):
-        for pattern, route in routes.items():
-            if fnmatch.fnmatchcase(name, pattern):
-                return bool(isinstance(route, dict) and route.get("legacy"))
-    return False
+    route = routes.route_for(routes.prepare(app.conf.task_routes), name, static=True)
+    return bool(route and route.get("legacy"))
 
 
 def legacy_queues(app: Celery) -> set[str]:
     """The queues that tasks routed to legacy Celery workers are published to."""
     queues = {app.queue_of(task, name) for name, task in app.tasks.items() if is_legacy(app, name)}
-    routes = app.conf.task_routes
-    if isinstance(routes, dict):
-        queues |= {
-            route["queue"]
-            for route in routes.values()
-            if isinstance(route, dict) and route.get("legacy") and route.get("queue")
-        }
+    for router in routes.prepare(app.conf.task_routes):
+        if isinstance(router, routes.MapRoute):
+            queues |= {
+                route["queue"]
+                for route in router.routes()
+                if isinstance(route, dict) and route.get("legacy") and route.get("queue")
+            }
     return queues
 
 
