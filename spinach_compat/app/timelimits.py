@@ -64,23 +64,62 @@ def _first(*values: Any) -> float | None:
 
 
 def call_with_limits(task: Task, request: Context, function: Callable[[], Any]) -> Any:
-    """``function()`` under the time limits of ``task``/``request`` (none when eager)."""
+    """``function()`` under the time limits of ``task``/``request`` (none when eager).
+
+    When this returns or raises, the timers are disarmed and no exception of this run is
+    pending in the thread: a late one must never strike the next job the thread runs.
+    """
     hard, soft = limits_of(task, request)
     if request.is_eager or (hard is None and soft is None):
         return function()
     guard = _Guard(task, request, hard, soft)
-    guard.arm()
+    body = _Body()
+    try:
+        _run_then_disarm(guard, function, body)
+    except (HardTimeLimit, SoftTimeLimitExceeded):  # landed in a disarm: the body's outcome
+        if not body.ended:  # stands (a hard one set ``hard_struck``); never expected here
+            raise
+    if guard.hard_struck:  # the task may have swallowed HardTimeLimit and returned
+        raise TimeLimitExceeded(hard) from None
+    return body.outcome()
+
+
+class _Body:
+    """How ``function`` of one run ended: returned ``value`` or raised ``error``."""
+
+    def __init__(self) -> None:
+        self.ended = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def _run_then_disarm(guard: _Guard, function: Callable[[], Any], body: _Body) -> None:
+    """Arm ``guard``, run ``function`` keeping its outcome in ``body``, disarm ``guard``.
+
+    An async exception can land at any bytecode, also in a ``finally`` before its
+    ``disarm`` completed. Each timer injects at most once, so at most two land: of three
+    nested (idempotent) disarms, the last cannot be interrupted. Keeping the body's outcome
+    aside means a late landing never masks the body's own result or error.
+    """
     try:
         try:
-            retval = function()
+            try:
+                guard.arm()
+                body.value = function()
+                body.ended = True
+            except BaseException as exc:  # re-raised by ``body.outcome()``
+                body.error, body.ended = exc, True
+            finally:
+                guard.disarm()
         finally:
             guard.disarm()
-    except HardTimeLimit:  # delivered in the task, or at worst in disarm itself
+    finally:
         guard.disarm()
-        raise TimeLimitExceeded(hard) from None
-    if guard.hard_struck:
-        raise TimeLimitExceeded(hard)
-    return retval
 
 
 class _Guard:
@@ -101,14 +140,21 @@ class _Guard:
                 self._timers.append(timer)
 
     def arm(self) -> None:
-        for timer in self._timers:
-            timer.start()
+        """Start the timers; they strike only once all started (they wait for the lock).
+
+        On CPython 3.11 a thread being started carries the id of its starter until it runs,
+        so an exception injected meanwhile could hit the new timer thread instead.
+        """
+        with self._lock:
+            for timer in self._timers:
+                timer.start()
 
     def disarm(self) -> None:
-        """Stop the timers and drop an exception injected but not delivered yet."""
+        """Stop the timers and drop an exception injected but not delivered yet.
+
+        Idempotent: called again when an async exception interrupted a previous call.
+        """
         with self._lock:
-            if not self._running:
-                return
             self._running = False
             for timer in self._timers:
                 timer.cancel()

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from kombu.exceptions import EncodeError
+from kombu.utils import json as kombu_json
+
 from spinach.context import current_job
 from spinach.exc import AbortException, DeferException, RetryException
 
@@ -68,9 +71,10 @@ def trace_task(task: Task, request: Context, *, eager: bool, propagate: bool) ->
         )
         outcome = _attempt(task, request, eager, propagate)
         if outcome.state not in IGNORE_STATES:
-            task.after_return(
-                outcome.state, outcome.retval, request.id, request.args, request.kwargs, None
-            )
+            _call_handler(
+                task, request, "after_return", outcome.state, outcome.retval, request.id,
+                request.args, request.kwargs, None,
+            )  # fmt: skip
         return outcome
     finally:
         try:
@@ -105,19 +109,64 @@ def _attempt(task: Task, request: Context, eager: bool, propagate: bool) -> Outc
         if propagate:
             raise
         return _on_failure(task, request, exc, store)
+    return _on_returned(task, request, retval, store, propagate, started)
+
+
+def _on_returned(
+    task: Task, request: Context, retval: Any, store: bool, propagate: bool, started: float
+) -> Outcome:
+    """After the body returned: callbacks, then the result stored, then ``on_success``.
+
+    As Celery, failing to send a callback or to encode the result fails the task.
+    """
     try:
         links.send_callbacks(task, request, retval)  # before the result is stored, as Celery
     except Exception as exc:
-        if propagate:
-            raise
-        return _on_failure(task, request, exc, store)
-    if store:
-        task.backend.mark_as_done(request.id, retval, request=request)
-    if request.chord and not eager:
+        return _failed(task, request, exc, store, propagate)
+    try:
+        if store:
+            _mark_as_done(task, request, retval)
+    except EncodeError as exc:  # any other error of the backend is an internal error
+        return _failed(task, request, exc, store, propagate)
+    if request.chord and not request.is_eager:
         chords.on_part_return(task, request)
-    task.on_success(retval, request.id, request.args, request.kwargs)
+    _call_handler(task, request, "on_success", retval, request.id, request.args, request.kwargs)
     signals.task_success.send(sender=task, result=retval, runtime=time.monotonic() - started)
     return Outcome(states.SUCCESS, retval)
+
+
+def _mark_as_done(task: Task, request: Context, retval: Any) -> None:
+    """Store SUCCESS; a result JSON cannot carry raises ``EncodeError``, as Celery's backends."""
+    try:
+        task.backend.mark_as_done(request.id, retval, request=request)
+    except (TypeError, ValueError) as exc:
+        if _encodable(retval):
+            raise  # not the result's fault: an internal error
+        raise EncodeError(exc) from exc
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        kombu_json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _call_handler(task: Task, request: Context, name: str, *args: Any) -> None:
+    """Call ``task.<name>(*args)``, a handler run once the outcome is stored.
+
+    In a worker, an error of the handler is only logged, as in Celery 5.7: failing the task
+    now would run the errbacks of a task that succeeded. Eager runs raise it, as Celery's.
+    """
+    try:
+        getattr(task, name)(*args)
+    except (Reject, MemoryError):  # as Celery: not the handler's error to swallow
+        raise
+    except Exception as exc:
+        if request.is_eager:
+            raise
+        logger.exception("Task %s[%s] %s handler raised: %r", task.name, request.id, name, exc)
 
 
 def _function(task: Task) -> Any:
@@ -132,6 +181,13 @@ def should_store(task: Task, request: Context, eager: bool) -> bool:
     if eager:
         return bool(not ignore and task.app.conf.task_store_eager_result)
     return not ignore
+
+
+def _failed(task: Task, request: Context, exc: Exception, store: bool, propagate: bool) -> Outcome:
+    """The failure of this attempt, or ``exc`` raised when the caller wants it propagated."""
+    if propagate:
+        raise exc
+    return _on_failure(task, request, exc, store)
 
 
 def _on_retry(task: Task, request: Context, reason: Retry, store: bool) -> Outcome:
@@ -173,6 +229,7 @@ def run_job(task: Task, args: list, kwargs: dict) -> Any:
     Success and Celery-level failure both end the native job (a failure as
     ``AbortException``, so the engine never retries it on its own); ``Retry`` becomes
     ``RetryException`` at the requested time, with the retried arguments put in the job.
+    An error raised around the body (an internal error) fails the job too.
     """
     job = current_job()
     if job is None:
@@ -183,7 +240,10 @@ def run_job(task: Task, args: list, kwargs: dict) -> Any:
         return None
     _check_rate_limit(task, job)
     signals.task_received.send(sender=None, request=request)
-    outcome = trace_task(task, request, eager=False, propagate=False)
+    try:
+        outcome = trace_task(task, request, eager=False, propagate=False)
+    except Exception as exc:  # the engine would rerun the task forever (unlimited retries)
+        raise _internal_error(task, request, exc) from exc
     if outcome.state == states.RETRY:
         raise _native_retry(task, job, outcome.retval)
     pending = getattr(request, "pending_retry", None)  # retry(throw=False)
@@ -194,6 +254,37 @@ def run_job(task: Task, args: list, kwargs: dict) -> Any:
     if outcome.state == states.FAILURE:
         raise AbortException(f"task {task.name} failed: {outcome.retval!r}") from outcome.retval
     return None
+
+
+def _internal_error(task: Task, request: Context, exc: Exception) -> AbortException:
+    """Report ``exc``, raised by the facade or a handler around the task's body.
+
+    As Celery's worker: logged, ``task_internal_error`` sent, FAILURE stored unless an
+    outcome already is, and the task is not run again (the returned exception ends the job).
+    """
+    logger.error(
+        "Task %s[%s] internal error (raised outside its body): %r", task.name, request.id,
+        exc, exc_info=exc,
+    )  # fmt: skip
+    einfo = ExceptionInfo(exc)
+    signals.task_internal_error.send(
+        sender=task, task_id=request.id, args=request.args, kwargs=request.kwargs,
+        request=request, exception=exc, traceback=einfo.tb, einfo=einfo,
+    )  # fmt: skip
+    try:
+        _store_internal_failure(task, request, einfo)
+    except Exception:  # the backend itself may be what failed: the error is logged above
+        logger.exception("Task %s[%s]: its FAILURE could not be stored", task.name, request.id)
+    return AbortException(f"task {task.name} failed: internal error {exc!r}")
+
+
+def _store_internal_failure(task: Task, request: Context, einfo: ExceptionInfo) -> None:
+    """Store FAILURE, unless the result is ignored or a final state is stored already."""
+    if not (should_store(task, request, eager=False) or task.store_errors_even_if_ignored):
+        return
+    if task.backend.get_state_or_none(request.id) in states.READY_STATES:
+        return  # e.g. FAILURE stored, then on_failure raised: keep the task's own outcome
+    task.backend.mark_as_failure(request.id, einfo.exception, einfo.traceback, request=request)
 
 
 def _check_rate_limit(task: Task, job: Any) -> None:
