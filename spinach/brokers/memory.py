@@ -189,13 +189,20 @@ class MemoryBroker(Broker):
     # -- client side -------------------------------------------------------------------
 
     def enqueue_jobs(self, jobs: Sequence[Job], from_failure: bool = False) -> None:
+        """Store jobs (see ``Broker.enqueue_jobs``).
+
+        A retry (``from_failure``) of a job this worker does not run any more (recovery
+        took it from this worker, declared dead) stores nothing, whatever became of the
+        job, and gets status NOT_SET: the job is not this worker's to report.
+        """
         payloads = [job.serialize() for job in jobs]  # all or none: serialize before storing
         with self._store.lock:
             state, now = self._state(), self.now()
             for job, payload in zip(jobs, payloads, strict=True):
-                if from_failure:
-                    self._release(state, job.id, self.worker_id)
-                self._store_job(state, job, payload, now)
+                if from_failure and self._release(state, job.id, self.worker_id) is None:
+                    job.status = JobStatus.NOT_SET  # a late retry: nothing stored
+                else:
+                    self._store_job(state, job, payload, now)
         self._notify_peers()
 
     def push_raw(self, queue: str, payload: str | bytes) -> None:
@@ -294,9 +301,10 @@ class MemoryBroker(Broker):
         payload = job.serialize()
         with self._store.lock:
             state = self._state()
-            self._release(state, job.id, self.worker_id)
+            if self._release(state, job.id, self.worker_id) is None:
+                return  # a late worker's job: recovery took it already, it stays there
             self._add_dead_letter(state, DeadLetter(job.id, job.queue, payload, reason, self.now()))
-        self._notify_peers()
+        self._notify_peers()  # a concurrency slot is free
 
     def move_future_jobs(self) -> int:
         with self._store.lock:

@@ -551,8 +551,7 @@ class RedisBroker(Broker):
 
     def _bury_running(self, job_id: str, payload: bytes | str, reason: str) -> None:
         """Dead-letter a payload running under this worker."""
-        queue = _payload_queue(payload)  # used only if the job runs elsewhere by now
-        args = [self.prefix, self._now(), self.channel, self.worker_id, job_id, queue]
+        args = [self.prefix, self._now(), self.channel, self.worker_id, job_id]
         self._run("dead_letter", [*args, payload, reason, uuid.uuid4().hex])
 
     def remove_job_from_running(self, job: Job) -> None:
@@ -576,7 +575,7 @@ class RedisBroker(Broker):
             job.status = JobStatus[_text(status)]
 
     def dead_letter(self, job: Job, reason: str) -> None:
-        args = [self.prefix, self._now(), self.channel, self.worker_id, job.id, job.queue]
+        args = [self.prefix, self._now(), self.channel, self.worker_id, job.id]
         self._run("dead_letter", [*args, job.serialize(), reason, uuid.uuid4().hex])
 
     def move_future_jobs(self) -> int:
@@ -825,16 +824,6 @@ def _deserialize_error(payload: bytes | str) -> str | None:
     except Exception as exc:
         return _reason(exc)
     return None
-
-
-def _payload_queue(payload: bytes | str) -> str:
-    """The queue a payload names, or "" when it names none."""
-    try:
-        data = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
-        return ""
-    queue = data.get("queue") if isinstance(data, dict) else None
-    return queue if isinstance(queue, str) else ""
 
 
 def _decoded(payload: bytes | str, status: JobStatus) -> Job:

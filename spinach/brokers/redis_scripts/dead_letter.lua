@@ -1,6 +1,7 @@
 -- dead_letter: set aside a fetched job that cannot run, with why, freeing its concurrency
--- slot. Storing the same payload under the same id again only refreshes its reason and
--- time, so a call sent twice keeps one dead letter.
+-- slot. Only a job running under the caller's worker id is dead-lettered: a late worker's
+-- job (recovery took it from a worker declared dead: queued again, rerun or failed) is
+-- left where it is, and a call sent twice finds nothing to do the second time.
 --
 -- KEYS[1] running          hash  job id -> payload of a running job
 -- KEYS[2] running_meta     hash  job id -> JSON {w: worker id, t: task name, q: queue}
@@ -17,11 +18,10 @@
 -- ARGV[3] notification channel of the namespace
 -- ARGV[4] worker id of the caller
 -- ARGV[5] job id
--- ARGV[6] queue, when the caller's worker does not run the job (else the one it came from)
--- ARGV[7] payload
--- ARGV[8] reason
--- ARGV[9] id to use instead when another payload is dead-lettered under the job id
--- Returns the id of the dead letter.
+-- ARGV[6] payload
+-- ARGV[7] reason
+-- ARGV[8] id to use instead when another payload is dead-lettered under the job id
+-- Returns the id of the dead letter, or nil when the caller's worker does not run the job.
 local k = {
   prefix = ARGV[1], running = KEYS[1], running_meta = KEYS[2], running_by_task = KEYS[3],
   running_owners = KEYS[4], dead = KEYS[5], dead_queue = KEYS[6], dead_reason = KEYS[7],
@@ -29,7 +29,7 @@ local k = {
 }
 
 local meta = release(k, ARGV[5], ARGV[4])
-local queue = meta and meta.q or ARGV[6]
-local id = add_dead_letter(k, ARGV[5], queue, ARGV[7], ARGV[8], ARGV[2], ARGV[9])
-notify(ARGV[3]) -- a concurrency slot may be free
+if not meta then return nil end -- a late report, or a call sent again: nothing to do
+local id = add_dead_letter(k, ARGV[5], meta.q, ARGV[6], ARGV[7], ARGV[2], ARGV[8])
+notify(ARGV[3]) -- a concurrency slot is free
 return id

@@ -1,8 +1,10 @@
 -- enqueue: store jobs, due ones at the end of their queue, later ones in the future set.
 -- A job id already queued, waiting or running is not stored again. With from_failure each
--- job is first taken out of running (when this worker runs it), freeing its concurrency
--- slot, before being stored again. A call sent again (same call id) does nothing and
--- returns the first reply, even if the jobs ran and finished in between.
+-- job is first taken out of running, freeing its concurrency slot, before being stored
+-- again; a job the caller's worker does not run any more (recovery took it from a worker
+-- declared dead: it was queued again or failed) is a late report: nothing is stored,
+-- wherever the job is. A call sent again (same call id) does nothing and returns the first
+-- reply, even if the jobs ran and finished in between.
 --
 -- KEYS[1]  queues           set   names of the queues that ever held a payload
 -- KEYS[2]  queued_ids       hash  job id -> number of its payloads waiting in queues
@@ -23,7 +25,8 @@
 -- ARGV[6] "1" when the jobs come back from a failed attempt, else "0"
 -- ARGV[7] worker id of the caller
 -- ARGV[8..] four per job: job id, queue, due time, payload
--- Returns where each job is after the call: "QUEUED", "WAITING" or "RUNNING".
+-- Returns where each job is after the call: "QUEUED", "WAITING" or "RUNNING"; "NOT_SET"
+-- for a late report (from_failure, not the caller's job any more).
 local k = {
   prefix = ARGV[1], queues = KEYS[1], queued_ids = KEYS[2], future = KEYS[3],
   future_jobs = KEYS[4], future_queues = KEYS[5], running = KEYS[6],
@@ -35,19 +38,26 @@ local now, channel, from_failure, worker = tonumber(ARGV[2]), ARGV[5], ARGV[6] =
 local earlier = earlier_reply(k, ARGV[3])
 if earlier then return earlier end
 
+-- Store a job unless it is stored already; where it is then.
+local function store(id, queue, at, payload)
+  local where = location(k, id)
+  if where then return where end
+  if tonumber(at) <= now then
+    push(k, queue, payload, id, false)
+    return 'QUEUED'
+  end
+  schedule(k, id, queue, at, payload)
+  return 'WAITING'
+end
+
 local statuses = {}
 for i = 8, #ARGV, 4 do
   local id, queue, at, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  if from_failure then release(k, id, worker) end
-  local where = location(k, id)
-  if not where and tonumber(at) <= now then
-    push(k, queue, payload, id, false)
-    where = 'QUEUED'
-  elseif not where then
-    schedule(k, id, queue, at, payload)
-    where = 'WAITING'
+  if from_failure and not release(k, id, worker) then
+    statuses[#statuses + 1] = 'NOT_SET' -- a late report: recovery took the job already
+  else
+    statuses[#statuses + 1] = store(id, queue, at, payload)
   end
-  statuses[#statuses + 1] = where
 end
 notify(channel)
 return keep_reply(k, ARGV[3], statuses, ARGV[2], ARGV[4])
