@@ -7,15 +7,18 @@ Each test gets its own redis-server (append-only, fsync always), so it may kill 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 
+from spinach import Engine
 from spinach.brokers.redis import RedisBroker
 from spinach.job import Job
 from spinach.testing import FakeClock
-from tests.helpers import Subscriber, wait_until
+from tests.helpers import WAIT_TIMEOUT, Subscriber, wait_until
 from tests.support.redis_fixtures import require_redis_server
 from tests.support.redis_server import RedisServer
 
@@ -178,3 +181,50 @@ def _logged(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogReco
         and record.levelno == logging.WARNING
         and text in record.getMessage()
     ]
+
+
+def lose_the_first_fetch_reply(broker: RedisBroker) -> threading.Event:
+    """Make the broker's first fetch run in Redis and then lose its reply; set once lost."""
+    lost = threading.Event()
+    settle = broker._settle_fetch
+
+    def settle_or_lose(*args: Any) -> list[Job]:
+        if lost.is_set():
+            return settle(*args)
+        lost.set()
+        raise redis.ConnectionError("the reply was lost")
+
+    broker._settle_fetch = settle_or_lose
+    return lost
+
+
+def test_a_fetch_whose_reply_was_lost_is_delivered_by_unsettled_jobs(make) -> None:
+    broker = make()
+    broker.enqueue_jobs([queued := job()])
+    assert broker.unsettled_jobs() == []  # no fetch lost: nothing, and nothing fetched
+    lose_the_first_fetch_reply(broker)
+
+    with pytest.raises(redis.ConnectionError):
+        broker.get_jobs_from_queue("q", 5)
+
+    assert ids(broker.unsettled_jobs()) == [queued.id]
+    assert broker.unsettled_jobs() == []
+    assert broker.get_jobs_from_queue("q", 5) == []
+
+
+def test_a_stopping_worker_gives_back_the_jobs_of_a_lost_fetch(make, server) -> None:
+    broker = make()
+    engine = Engine(broker, namespace="ns")
+    engine.task(name="task", queue="q")(lambda: None)
+    engine.schedule("task")
+    lost = lose_the_first_fetch_reply(broker)
+    fetch = broker.get_jobs_from_queue
+    broker.get_jobs_from_queue = lambda *args: [] if lost.is_set() else fetch(*args)
+
+    engine.start_workers(number=1, queue="q", block=False)
+    assert lost.wait(WAIT_TIMEOUT)
+    engine.stop_workers()
+
+    checker = make()
+    assert checker.running_jobs() == {}
+    assert checker.queue_lengths() == {"q": 1}

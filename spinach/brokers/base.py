@@ -206,6 +206,11 @@ class Broker(ABC):
         for job in jobs:
             self.remove_job_from_running(job)
 
+    def unsettled_jobs(self) -> list[Job]:
+        """Jobs a fetch took whose reply was lost (an outage), delivered now; a stopping
+        worker gives them back. None here: an in-process fetch cannot lose its reply."""
+        return []
+
     @abstractmethod
     def return_jobs(self, jobs: Sequence[Job]) -> None:
         """Give back fetched jobs that never started: to the front of their queue,
@@ -235,7 +240,8 @@ class Broker(ABC):
 
     @abstractmethod
     def set_concurrency_keys(self, tasks: Iterable[Task]) -> None:
-        """Record the ``max_concurrency`` of tasks that have one."""
+        """Record the ``max_concurrency`` of ``tasks``; a task without one has its limit
+        removed (a limit dropped from the code stops applying)."""
 
     @abstractmethod
     def is_queue_empty(self, queue: str) -> bool:

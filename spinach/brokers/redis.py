@@ -513,16 +513,27 @@ class RedisBroker(Broker):
         if max_jobs <= 0:
             return []
         with self._fetch_lock:
-            fetch_id = self._pending_fetch or self._unique_id()
-            self._pending_fetch = fetch_id  # until the reply is handled
-            acks = list(self._acks)
-            args = [self.prefix, self._now(), self.worker_id, fetch_id, max_jobs]
-            args += [self.fetch_scan_limit, len(acks), *acks, *queues]
-            taken, dead = self._run("fetch", args)
-            jobs = self._settle_fetch(taken, dead)
-            # Handled: acknowledge the reply with the next fetch, which deletes its cache.
-            self._acks = [fetch_id] if taken else []
-            self._pending_fetch = None
+            return self._fetch(self._pending_fetch or self._unique_id(), max_jobs, queues)
+
+    def unsettled_jobs(self) -> list[Job]:
+        """The jobs of a fetch whose reply was lost: sent again with its fetch id and no
+        room for more jobs, it returns the reply Redis kept (nothing if it never ran)."""
+        with self._fetch_lock:
+            if self._pending_fetch is None:
+                return []
+            return self._fetch(self._pending_fetch, 0, [])
+
+    def _fetch(self, fetch_id: str, max_jobs: int, queues: Sequence[str]) -> list[Job]:
+        """One fetch call and its reply handled (under ``_fetch_lock``)."""
+        self._pending_fetch = fetch_id  # until the reply is handled
+        acks = list(self._acks)
+        args = [self.prefix, self._now(), self.worker_id, fetch_id, max_jobs]
+        args += [self.fetch_scan_limit, len(acks), *acks, *queues]
+        taken, dead = self._run("fetch", args)
+        jobs = self._settle_fetch(taken, dead)
+        # Handled: acknowledge the reply with the next fetch, which deletes its cache.
+        self._acks = [fetch_id] if taken else []
+        self._pending_fetch = None
         return jobs
 
     def _settle_fetch(self, taken: list[bytes], dead: list[bytes]) -> list[Job]:
