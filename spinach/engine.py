@@ -39,7 +39,8 @@ from typing import Any
 
 from . import const, signals
 from .brokers.base import Broker, WorkerInfo, normalize_queues
-from .exc import UnknownTask, WorkerLostError
+from .context import current_job
+from .exc import UnknownTask, UnserializableArgumentError, WorkerLostError
 from .job import Job, JobStatus, to_timestamp
 from .outage import Outage
 from .task import Batch, Task, TaskRef, Tasks, validate_queue
@@ -48,6 +49,7 @@ from .workers import ThreadWorkers, Workers
 logger = logging.getLogger("spinach.engine")
 
 _STOP = None  # sentinel ending the result notifier
+_ENDED = (JobStatus.SUCCEEDED, JobStatus.FAILED)  # reported by removing the job from running
 
 
 class _Round(enum.Enum):
@@ -279,7 +281,7 @@ class Engine:
         broker = self._broker
         broker.start()
         tasks = list(self._tasks)
-        broker.set_concurrency_keys([t for t in tasks if t.max_concurrency is not None])
+        broker.set_concurrency_keys(tasks)  # without a limit: one set before is removed
         broker.register_periodic_tasks(tasks)  # all of them: see the contract
         broker.register_worker(
             WorkerInfo(id=broker.worker_id, queues=list(self._queues), threads=number)
@@ -335,7 +337,14 @@ class Engine:
         self._must_stop.set()
 
     def stop_workers(self, _join_arbiter: bool = True) -> None:
-        """Stop the workers gracefully and wait for every thread to terminate."""
+        """Stop the workers gracefully and wait for every thread to terminate.
+
+        Called by a task, it starts the stop in a thread of its own and returns at once:
+        the calling job has to end (and be reported) before the workers can stop.
+        """
+        if current_job() is not None:
+            self._thread(self.stop_workers, "stopper").start()
+            return
         with self._state_lock:
             if not self._running:
                 return
@@ -345,6 +354,7 @@ class Engine:
         if _join_arbiter and threading.current_thread() is not self._arbiter:
             self._arbiter.join()
         self._give_back(self._workers.stop())
+        self._give_back_unsettled()
         self._workers.out_queue.put(_STOP)
         self._notifier.join()
         self._call_broker("deregistering", Outage("shutdown"), self._broker.deregister_worker)
@@ -354,12 +364,23 @@ class Engine:
         logger.info("Worker %s stopped", self._broker.worker_id)
         self._stopped.set()
 
-    def _give_back(self, jobs: list[Job]) -> None:
+    def _give_back(self, jobs: list[Job], dispatched: bool = True) -> None:
         if not jobs:
             return
         logger.info("Giving back %d job(s) fetched but not started", len(jobs))
         self._call_broker("giving back jobs", Outage("shutdown"), self._broker.return_jobs, jobs)
-        self._count_reported(len(jobs))
+        if dispatched:
+            self._count_reported(len(jobs))
+
+    def _give_back_unsettled(self) -> None:
+        """Give back the jobs of a fetch whose reply an outage lost: the arbiter's next
+        fetch would have delivered them, and the worker stops before it."""
+        unsettled: list[Job] = []
+        self._call_broker(
+            "recovering a lost fetch", Outage("shutdown"),
+            lambda: unsettled.extend(self._broker.unsettled_jobs()),
+        )  # fmt: skip
+        self._give_back(unsettled, dispatched=False)
 
     # -- arbiter -------------------------------------------------------------------
 
@@ -547,8 +568,11 @@ class Engine:
 
     def _report(self, jobs: list[Job], outage: Outage) -> None:
         """Tell the broker how ``jobs`` ended, retrying through outages."""
-        ended = [job for job in jobs if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)]
-        retried = [job for job in jobs if job.status not in (JobStatus.SUCCEEDED, JobStatus.FAILED)]
+        for job in jobs:
+            if job.status not in _ENDED:
+                self._fail_if_unserializable(job)
+        ended = [job for job in jobs if job.status in _ENDED]
+        retried = [job for job in jobs if job.status not in _ENDED]
         if ended:
             self._call_broker(
                 f"reporting {len(ended)} job(s)", outage, self._broker.remove_jobs_from_running,
@@ -559,6 +583,17 @@ class Engine:
                 f"retrying {len(retried)} job(s)", outage, self._broker.enqueue_jobs, retried, True
             )
         self._count_reported(len(jobs))
+
+    def _fail_if_unserializable(self, job: Job) -> None:
+        """Fail a job to retry whose payload cannot be built (its task put a value JSON
+        cannot carry in its arguments or meta): the broker would refuse it at every try,
+        holding up every outcome behind it."""
+        try:
+            job.serialize()
+        except UnserializableArgumentError as exc:
+            logger.error("%s cannot be retried, failing it: %s", job, exc)
+            job.status = JobStatus.FAILED
+            signals.job_failed.send(self.namespace, job=job, err=exc)
 
     def _count_reported(self, count: int) -> None:
         with self._unreported_lock:

@@ -597,3 +597,59 @@ def test_defer_exception_runs_the_job_later_without_counting_an_attempt(
 def test_an_engine_that_never_started_is_stopped(engine):
     assert engine.wait_until_stopped(0)
     engine.stop_workers()  # nothing to stop: no error
+
+
+def test_stop_workers_called_by_a_task_stops_once_its_job_is_reported(
+    engine, tasks, broker, recorder
+):
+    tasks.add(engine.stop_workers, name="stopper")
+    engine.schedule("stopper")
+
+    engine.start_workers(number=2, block=False)
+
+    assert engine.wait_until_stopped(WAIT_TIMEOUT)
+    assert [e.status for e in recorder.of("job_finished")] == ["SUCCEEDED"]
+    assert broker.running_jobs() == {}
+
+
+def test_a_concurrency_limit_removed_from_the_code_no_longer_applies(broker, request):
+    namespace = f"limit-{request.node.name}"[:60]
+    before = Engine(broker, namespace=namespace)
+    before.task(name="job", max_concurrency=1)(lambda: None)
+    before.start_workers(number=1, block=False)
+    before.stop_workers()
+    together = threading.Barrier(3, timeout=WAIT_TIMEOUT)  # breaks unless all 3 run at once
+    after = Engine(broker, namespace=namespace)
+    after.task(name="job")(together.wait)
+    for _ in range(3):
+        after.schedule("job")
+
+    recorder = SignalRecorder(namespace)
+    after.start_workers(number=3, block=False)
+    try:
+        finished = recorder.wait_for_count("job_finished", 3)
+    finally:
+        after.stop_workers()
+        recorder.close()
+    assert [e.status for e in finished] == ["SUCCEEDED"] * 3
+
+
+def test_a_retry_that_cannot_be_serialized_fails_and_holds_up_nothing(
+    engine, tasks, broker, recorder, caplog
+):
+    @tasks.task(name="spoils", max_retries=3)
+    def spoils(items):
+        items.append(object())  # the retry would carry it: JSON cannot
+        raise ValueError("try again")
+
+    tasks.add(lambda: None, name="after")
+    engine.schedule("spoils", [])
+    engine.start_workers(number=1, block=False)
+    (failed,) = recorder.wait_for_count("job_failed", 1)
+    engine.schedule("after")
+
+    recorder.wait_for_count("job_finished", 2)
+    wait_until_broker(broker, lambda: broker.running_jobs() == {})
+    assert (failed.task_name, failed.status) == ("spoils", "FAILED")
+    assert isinstance(failed.err, UnserializableArgumentError)
+    assert "cannot be retried, failing it" in caplog.text

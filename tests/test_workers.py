@@ -166,3 +166,19 @@ def test_outage_backs_off_and_logs_once(caplog):
         "thing cannot reach the broker (ConnectionError: down); retrying with backoff",
         "thing reaches the broker again after 5 failed attempt(s) over 42.0 s",
     ]
+
+
+@pytest.mark.parametrize("workers_class", [ThreadWorkers, AsyncioWorkers])
+def test_a_plain_function_returning_a_coroutine_is_awaited(workers_class):
+    ran = []
+
+    async def body():
+        ran.append("body")
+
+    workers = workers_class(1, "returns-coroutine")
+    try:
+        workers.submit_job(job_of(lambda: body()))
+        (done,) = collect(workers, 1)
+    finally:
+        workers.stop()
+    assert (done.status, ran) == (JobStatus.SUCCEEDED, ["body"])

@@ -64,7 +64,9 @@ class AsyncioWorkers(Workers):
             if inspect.iscoroutinefunction(func):
                 await func(*job.task_args, **job.task_kwargs)
             else:
-                await asyncio.to_thread(func, *job.task_args, **job.task_kwargs)
+                result = await asyncio.to_thread(func, *job.task_args, **job.task_kwargs)
+                if inspect.iscoroutine(result):  # a plain function returning a coroutine
+                    await result
         except BaseException as exc:  # a task's failure is the job's, never the loop's
             err = exc
         self._count_in_flight(-1)
