@@ -4,7 +4,7 @@
 ``chain`` (or ``a | b``) sends its first task with the next ones as nested ``link``
 callbacks; ``chord`` sends its header as a group whose tasks count their completion in the
 result backend, the last one sending the body (``spinach_compat.app.chords``).
-``xmap``/``xstarmap``/``chunks`` are available through ``Task.map``/``starmap``/``chunks``.
+``xmap``/``xstarmap``/``chunks`` are not supported: calling them raises ``UnsupportedFeature``.
 """
 
 from __future__ import annotations
@@ -364,13 +364,22 @@ class chain(_Canvas):
         return result
 
     def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
-        """Run the tasks here in turn; the last one's ``EagerResult`` (a failure raises)."""
-        previous = None
-        for step in self._fresh().tasks:
+        """Run the tasks here in turn; the last one's ``EagerResult`` (a failure raises).
+
+        As Celery: the chain's ``link`` (its own or the call's) is linked to its last task
+        only; every other option, ``link_error`` included, goes to every task.
+        """
+        options = _step_options({**self.options, **options})
+        link = options.pop("link", None)
+        steps, previous = self._fresh().tasks, None
+        for index, step in enumerate(steps):
+            if index == len(steps) - 1:
+                for callback in _listed(link):
+                    step.link(callback)
             if previous is None:
-                result = step.apply(args, kwargs, **_step_options(options))
+                result = step.apply(args, kwargs, **options)
             else:
-                result = step.apply((previous.get(),), **_step_options(options))
+                result = step.apply((previous.get(),), **options)
             result.parent = previous
             previous = result
         return previous
@@ -433,18 +442,25 @@ class chord(_Canvas):
             sig["kwargs"]["body"] = maybe_signature(body)._fresh()
         if sig.body is None:
             raise ValueError("a chord needs a body")
+        _check_sendable(sig.body)  # now, not when the header's last task sends it
         if sig.app.conf.task_always_eager:
             return sig.apply(args, kwargs, **options)
         return sig._send(args, kwargs, options)
+
+    def _callbacks_to_body(self, options: dict) -> dict:
+        """The chord's options and ``options`` less ``link``/``link_error``, linked to the
+        body instead (a chord's callbacks are its body's, as Celery)."""
+        options = {**self.options, **options}
+        for key in ("link", "link_error"):
+            for callback in _listed(options.pop(key, None)):
+                getattr(self.body, key)(callback)
+        return options
 
     def _send(self, args: Any, kwargs: dict, options: dict) -> Any:
         from .app import chords, links
 
         app, body, header = self.app, self.body, self.header
-        options = {**self.options, **options}
-        for key in ("link", "link_error"):  # a chord's callbacks are its body's
-            for callback in _listed(options.pop(key, None)):
-                getattr(body, key)(callback)
+        options = self._callbacks_to_body(options)
         result = self.freeze(options.pop("task_id", None))
         if not header.tasks:
             body.apply_async(([],), **_step_options(options))
@@ -462,9 +478,22 @@ class chord(_Canvas):
         return result
 
     def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
-        """Run the header here, then the body with its values (a failure raises)."""
-        values = self.header.apply(args, kwargs, **_step_options(options)).get()
-        return self.body.apply((values,), **_step_options(options))
+        """Run the header here, then the body with its values (a failure raises); the
+        chord's ``link``/``link_error`` are the body's."""
+        sig = self._fresh()
+        options = _step_options(sig._callbacks_to_body(options))
+        values = sig.header.apply(args, kwargs, **options).get()
+        return sig.body.apply((values,), **options)
+
+
+def _check_sendable(sig: Signature) -> None:
+    """Raise ``UnsupportedFeature`` now for an option ``sig`` (or a signature inside it)
+    holds that sending it would refuse."""
+    from .app.publish import check_options
+
+    check_options(_publishable(sig.options))
+    for child in sig._children() if isinstance(sig, _Canvas) else ():
+        _check_sendable(child)
 
 
 def _refused(name: str) -> Any:

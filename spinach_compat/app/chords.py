@@ -5,13 +5,15 @@ header job a descriptor (``meta["chord"]``: chord id, size, body signature). Eac
 task increments the chord's counter once its final state (success or failure) is stored:
 in Redis an atomic ``INCR`` on ``{<namespace>}/chord/<id>/count`` (with an expiry), in the
 memory backend under a lock. The task that brings it to the size reads the header results
-in order and sends the body with them, or, when one failed, stores a ``ChordError`` as the
-body's result and calls the body's errbacks (as Celery).
+in order and sends the body with them, or, when one failed (or reading them or sending the
+body failed), stores a ``ChordError`` as the body's result and calls the body's errbacks
+(as Celery). The body's options are checked when the chord is sent.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,8 @@ from .context import Context
 if TYPE_CHECKING:
     from .base import Celery
     from .task import Task
+
+logger = logging.getLogger("spinach_compat.trace")
 
 #: Seconds the chord keys live when ``result_expires`` is None.
 DEFAULT_TTL = 86400.0
@@ -90,19 +94,34 @@ def _forget(app: Celery, chord_id: str) -> None:
 
 
 def on_part_return(task: Task, request: Context) -> None:
-    """Count a header task's end; the last one sends the body (or fails it)."""
+    """Count a header task's end; the last one sends the body, or fails it when a header
+    task failed or the body could not be sent (never lost: its result is a ``ChordError``)."""
     descriptor = request.chord
     app = task._get_app()
     count, ids = _count_and_ids(app, descriptor["id"])
     if ids is None or count != int(descriptor["size"]):
         return
     _forget(app, descriptor["id"])
-    values, failure = _gather(app, ids)
     body = _body(app, descriptor)
+    try:
+        values, failure = _gather(app, ids)
+    except Exception as exc:  # as Celery: the body fails, the header task does not
+        logger.exception("Chord %r raised: %r", descriptor["id"], exc)
+        values, failure = [], ChordError(f"Join error: {exc!r}")
     if failure is None:
-        body.apply_async((values,), root_id=request.root_id)
-    else:
+        failure = _send_body(body, values, request)
+    if failure is not None:
         _fail_body(task, request, body, failure)
+
+
+def _send_body(body: Any, values: list, request: Context) -> ChordError | None:
+    """Send the body with the header's values; the ``ChordError`` of a send that failed."""
+    try:
+        body.apply_async((values,), root_id=request.root_id)
+    except Exception as exc:
+        logger.exception("Chord callback for %r raised: %r", request.chord["id"], exc)
+        return ChordError(f"Callback error: {exc!r}")
+    return None
 
 
 def _gather(app: Celery, ids: list[str]) -> tuple[list, ChordError | None]:
@@ -128,10 +147,11 @@ def _fail_body(task: Task, request: Context, body: Any, exc: ChordError) -> None
     """Store ``exc`` as the body's result and call (or send) the body's errbacks."""
     from . import links
 
-    body_id = body.options.get("task_id")
+    result = body.freeze()  # the ids given when the chord was sent
+    body_id = result.id
     traceback = f"{type(exc).__name__}: {exc}"
-    if body_id:
-        task.backend.mark_as_failure(body_id, exc, traceback)
+    for failed in getattr(result, "results", None) or [result]:  # a group's: each member's
+        task.backend.mark_as_failure(failed.id, exc, traceback)
     errbacks = links.as_list(body.options.get("link_error"))
     if errbacks:
         context = Context(

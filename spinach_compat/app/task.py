@@ -294,6 +294,24 @@ class Task:
         """An immutable signature."""
         return self.signature(args, kwargs, immutable=True)
 
+    def map(self, it: Any) -> Any:
+        """Celery's ``xmap``: refused (``UnsupportedFeature``), as ``canvas.xmap``."""
+        from .. import canvas
+
+        return canvas.xmap(self, it)
+
+    def starmap(self, it: Any) -> Any:
+        """Celery's ``xstarmap``: refused (``UnsupportedFeature``), as ``canvas.xstarmap``."""
+        from .. import canvas
+
+        return canvas.xstarmap(self, it)
+
+    def chunks(self, it: Any, n: int) -> Any:
+        """Celery's ``chunks``: refused (``UnsupportedFeature``), as ``canvas.chunks``."""
+        from .. import canvas
+
+        return canvas.chunks(self, it, n)
+
     # -- retry and states ----------------------------------------------------------------
 
     def retry(
