@@ -3,7 +3,10 @@
 Receivers are called as ``receiver(sender=..., signal=..., **kwargs)``; connect with
 ``@task_success.connect`` or ``@task_success.connect(sender="proj.tasks.add")`` (a task name
 or task object). Unlike Celery's default, a receiver that raises is logged and skipped, so a
-broken receiver never fails a task.
+broken receiver never fails a task. As in Celery, receivers are held weakly unless
+``weak=False``, one garbage-collected is dropped (a new receiver at its address, or with
+its ``dispatch_uid``, connects), and a receiver is connected once per (``dispatch_uid``,
+else the receiver itself; sender).
 
 Sent by the facade: ``before_task_publish``, ``after_task_publish``, ``task_received`` (when
 a worker starts the job, after the revocation check; sender None), ``task_prerun``,
@@ -48,6 +51,7 @@ class Signal:
         self.__doc__ = doc
         self._lock = threading.Lock()
         self._receivers: list[tuple[Any, Any, Any]] = []  # (uid, sender key, ref)
+        self._dead = False  # a weak receiver died: drop it before the next lookup
 
     def connect(self, *args: Any, **kwargs: Any) -> Callable:
         """Connect a receiver: ``connect(fn)``, ``@connect`` or ``@connect(sender=...)``."""
@@ -58,21 +62,33 @@ class Signal:
     def _connect(
         self, receiver: Callable, sender: Any = None, weak: bool = True, dispatch_uid: Any = None
     ) -> Callable:
-        uid = dispatch_uid if dispatch_uid is not None else _receiver_id(receiver)
-        ref: Any = _make_ref(receiver) if weak else (lambda r=receiver: r)
+        uid = dispatch_uid or _receiver_id(receiver)
+        ref: Any = _make_ref(receiver, self._mark_dead) if weak else (lambda r=receiver: r)
         with self._lock:
+            self._drop_dead()  # a dead receiver's id or uid may be a new one's
             key = _sender_key(sender)
             if not any(u == uid and k == key for u, k, _ in self._receivers):
                 self._receivers.append((uid, key, ref))
         return receiver
 
+    def _mark_dead(self, _ref: Any = None) -> None:
+        """Weak reference callback: only a flag, as the collector may run under the lock."""
+        self._dead = True
+
+    def _drop_dead(self) -> None:
+        """Forget the receivers garbage-collected since (the lock held)."""
+        if self._dead:
+            self._dead = False
+            self._receivers = [r for r in self._receivers if r[2]() is not None]
+
     def disconnect(
         self, receiver: Callable | None = None, sender: Any = None, dispatch_uid: Any = None
     ) -> bool:
         """Disconnect a receiver; whether it was connected."""
-        uid = dispatch_uid if dispatch_uid is not None else _receiver_id(receiver)
+        uid = dispatch_uid or _receiver_id(receiver)
         key = _sender_key(sender)
         with self._lock:
+            self._drop_dead()
             before = len(self._receivers)
             self._receivers = [r for r in self._receivers if not (r[0] == uid and r[1] == key)]
             return len(self._receivers) != before
@@ -80,6 +96,7 @@ class Signal:
     @property
     def receivers(self) -> list[Callable]:
         with self._lock:
+            self._drop_dead()
             refs = [ref for _, _, ref in self._receivers]
         return [r for r in (ref() for ref in refs) if r is not None]
 
@@ -89,6 +106,7 @@ class Signal:
             return []
         key = _sender_key(sender)
         with self._lock:
+            self._drop_dead()
             refs = [ref for _, k, ref in self._receivers if k is _ANY or k == key]
         responses = []
         for receiver in filter(None, (ref() for ref in refs)):
@@ -109,11 +127,13 @@ def _receiver_id(receiver: Any) -> Any:
     return id(receiver)
 
 
-def _make_ref(receiver: Callable) -> Callable[[], Any]:
+def _make_ref(receiver: Callable, on_death: Callable[[Any], None]) -> Callable[[], Any]:
+    """A weak reference to ``receiver`` calling ``on_death`` when it is collected (a strong
+    one when it cannot be weakly referenced)."""
     if hasattr(receiver, "__func__"):
-        return weakref.WeakMethod(receiver)  # type: ignore[arg-type]
+        return weakref.WeakMethod(receiver, on_death)  # type: ignore[arg-type]
     try:
-        return weakref.ref(receiver)
+        return weakref.ref(receiver, on_death)
     except TypeError:
         return lambda: receiver
 

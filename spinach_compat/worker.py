@@ -9,6 +9,14 @@ threads of this process), ``worker_ready``; on SIGTERM or SIGINT ``worker_shutti
 then, once running tasks finished, ``worker_process_shutdown`` and ``worker_shutdown``. A
 second signal exits at once (status 130) without waiting for running tasks, which other
 workers then recover as a dead worker's.
+
+``services`` (e.g. the Celery bridge of ``--celery-queues``) run beside the engine:
+``prepare()`` after ``worker_init``, before the engine starts; ``start()`` once it runs,
+before ``worker_ready``; ``stop()`` (idempotent, also for a service never started) after
+``worker_shutting_down``, before the engine stops. An error in ``prepare`` or ``start`` is
+not a signal receiver's: it stops the worker start (the services and the engine are
+stopped, ``worker_ready`` is never sent) and is raised. ``pidfile`` is written at start and
+removed at exit, as Celery's, when it still holds this process's id.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from kombu.utils.url import maybe_sanitize_url
 
@@ -50,6 +58,14 @@ def default_nodename(name: str | None = None) -> str:
     return name if "@" in name else f"{name}@{host}"
 
 
+class Service(Protocol):
+    """What runs beside the engine in a worker process (see the module docstring)."""
+
+    def prepare(self) -> None: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
 class Worker:
     """One worker process of ``app`` consuming ``queues`` with ``concurrency`` threads."""
 
@@ -57,6 +73,7 @@ class Worker:
         self, app: Celery, hostname: str | None = None, queues: Sequence[str] | None = None,
         concurrency: int | None = None, loglevel: str = "WARNING", logfile: str | None = None,
         beat: bool = False, quiet: bool = False, stream: TextIO | None = None,
+        services: Sequence[Service] = (), pidfile: str | None = None,
     ):  # fmt: skip
         self.app = app
         self.hostname = default_nodename(hostname)
@@ -67,11 +84,21 @@ class Worker:
         self.beat = beat
         self.quiet = quiet
         self.stream = stream or sys.stdout
+        self.services = list(services)
+        self.pidfile = pidfile
         self._stop = threading.Event()
         self._signal: str | None = None
 
     def start(self) -> int:
         """Run until SIGTERM/SIGINT (or ``stop``); the exit status."""
+        self._write_pidfile()
+        try:
+            self._setup()
+            return self._run()
+        finally:
+            self._remove_pidfile()
+
+    def _setup(self) -> None:
         signals.celeryd_init.send(sender=self.hostname, instance=self, conf=self.app.conf,
                                   options={})  # fmt: skip
         self.setup_logging()
@@ -80,25 +107,23 @@ class Worker:
         self.queues = self.queues or self.app.all_queues()
         signals.worker_init.send(sender=self)
         self.app.register_beat_schedule()
+        self._prepare_services()
         if not self.quiet:
             print(self.banner(), file=self.stream, flush=True)
         signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
         signals.worker_process_init.send(sender=None)
-        return self._run()
 
     def _run(self) -> int:
         previous = self._install_signal_handlers()
         try:
-            self.app.start_worker(
-                concurrency=self.concurrency, queues=self.queues, block=False,
-                nodename=self.hostname,
-            )  # fmt: skip
+            self._start_engine_and_services()
             logger.info("%s ready.", self.hostname)
             signals.worker_ready.send(sender=self)
             self._stop.wait()
             signals.worker_shutting_down.send(
                 sender=self.hostname, sig=self._signal, how="Warm", exitcode=0
             )
+            _stop_all(self.services)
             self.app.stop_worker()
         finally:
             for sig, handler in previous.items():
@@ -106,6 +131,29 @@ class Worker:
         signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
         signals.worker_shutdown.send(sender=self)
         return 0
+
+    def _prepare_services(self) -> None:
+        """Prepare the services; on an error, stop them all and raise."""
+        try:
+            for service in self.services:
+                service.prepare()
+        except BaseException:
+            _stop_all(self.services)
+            raise
+
+    def _start_engine_and_services(self) -> None:
+        """Start the engine, then the services; on an error, stop them all and raise."""
+        try:
+            self.app.start_worker(
+                concurrency=self.concurrency, queues=self.queues, block=False,
+                nodename=self.hostname,
+            )  # fmt: skip
+            for service in self.services:
+                service.start()
+        except BaseException:
+            _stop_all(self.services)
+            self.app.stop_worker()
+            raise
 
     def stop(self) -> None:
         """Ask for a warm shutdown (what SIGTERM does)."""
@@ -126,6 +174,7 @@ class Worker:
             signals.worker_shutting_down.send(
                 sender=self.hostname, sig=name, how="Cold", exitcode=EXIT_INTERRUPTED
             )
+            self._remove_pidfile()
             logging.shutdown()
             os._exit(EXIT_INTERRUPTED)
         logger.warning("%s received: warm shutdown (running tasks finish first)", name)
@@ -133,6 +182,22 @@ class Worker:
         self._stop.set()
 
     # -- setup -------------------------------------------------------------------------
+
+    def _write_pidfile(self) -> None:
+        if self.pidfile:
+            with open(self.pidfile, "w") as file:
+                file.write(f"{os.getpid()}\n")
+
+    def _remove_pidfile(self) -> None:
+        """Remove the pidfile, unless another process wrote its own id there since."""
+        if not self.pidfile:
+            return
+        try:
+            with open(self.pidfile) as file:
+                if file.read().strip() == str(os.getpid()):
+                    os.unlink(self.pidfile)
+        except OSError:
+            pass
 
     def setup_logging(self) -> None:
         """Configure logging unless ``setup_logging`` has receivers (as Celery)."""
@@ -185,3 +250,12 @@ def _handler(logfile: str | None) -> logging.Handler:
     if logfile and logfile != "-":
         return logging.FileHandler(logfile)
     return logging.StreamHandler(sys.stderr)
+
+
+def _stop_all(services: Sequence[Service]) -> None:
+    """Stop every service, last first; one that raises is logged, the others still stop."""
+    for service in reversed(services):
+        try:
+            service.stop()
+        except Exception:
+            logger.exception("Stopping %r failed", service)

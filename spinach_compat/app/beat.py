@@ -26,8 +26,13 @@ sent with ``eta=occurrence`` and a task id derived from the entry name and the o
 (``occurrence_id``). The native enqueue stores a job id once while it is queued, waiting
 for its eta or running, so overlapping windows, a tick run twice and several workers never
 send an occurrence twice; the eta waits in the broker (Redis), not in a worker's memory,
-so the task is due on time even if the worker that scheduled it stops. Like Celery's
-beat, an occurrence when no worker runs is skipped, not caught up. Limits:
+so the task is due on time even if the worker that scheduled it stops. An entry whose task
+goes to legacy Celery workers (``spinach_legacy_tasks``, ``'legacy': True`` routes) is
+published by kombu, without the native dedup: each of its occurrences is first claimed
+(``claim_occurrence``: ``SET NX`` of a namespace key in Redis, kept ``LEGACY_CLAIM_MARGIN``
+past the occurrence; a set of this process with the memory broker), and only the ticker
+that claimed it sends it; a send that raises gives the claim back. Like Celery's beat, an
+occurrence when no worker runs is skipped, not caught up. Limits:
 
 - An occurrence is sent at most once only while its job is stored: a ticker seeing it
   still ahead after it ran (a worker clock behind by more than the gap) would send it again.
@@ -41,11 +46,13 @@ beat, an occurrence when no worker runs is skipped, not caught up. Limits:
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import UnsupportedFeature
+from ..interop import legacy
 from ..schedules import crontab, schedule
 
 if TYPE_CHECKING:
@@ -66,7 +73,16 @@ CRONTAB_TICKER = "celery.beat[crontab]"
 #: The ticker's period; each run schedules the occurrences of the next two periods.
 CRONTAB_TICK = timedelta(seconds=60)
 
+#: How long a legacy occurrence's claim outlives the occurrence: a worker whose clock is
+#: behind by less than this never sends it again.
+LEGACY_CLAIM_MARGIN = timedelta(hours=1)
+
 _OCCURRENCE_IDS = uuid.UUID("5b2f4d0e-8c1a-4b7e-9f3d-2a6c0e1b7d94")
+
+#: Claims of legacy occurrences with the memory broker: (namespace, task id) -> expiry
+#: (the broker's clock).
+_local_claims: dict[tuple[str, str], float] = {}
+_local_lock = threading.Lock()
 
 
 def register_beat_schedule(app: Celery) -> list[str]:
@@ -148,20 +164,71 @@ def schedule_crontab_entries(
 
     Each with ``eta`` = the occurrence and the task id ``occurrence_id``; the (task id,
     eta) pairs sent, an id already stored (queued, waiting or running) being left as is.
+    An occurrence of a task for legacy Celery workers is sent only by the caller that
+    claims it (``claim_occurrence``); one claimed before is left out.
     """
     now = now or app.now()
     until = now + 2 * CRONTAB_TICK
     tz = app.timezone
     sent = []
     for name, entry in entries.items():
-        task_name = entry["task"]
-        args, kwargs = list(entry.get("args") or ()), dict(entry.get("kwargs") or {})
         for occurrence in entry["schedule"].occurrences(now, until, tz):
-            eta, options = _options_at(dict(entry.get("options") or {}), occurrence)
             task_id = occurrence_id(name, occurrence)
-            app.send_task(task_name, args, kwargs, task_id=task_id, eta=eta, **options)
-            sent.append((task_id, occurrence))
+            if _send_occurrence(app, entry, task_id, occurrence, now):
+                sent.append((task_id, occurrence))
     return sent
+
+
+def _send_occurrence(
+    app: Celery, entry: dict, task_id: str, occurrence: datetime, now: datetime
+) -> bool:
+    """Send one occurrence; False for a legacy one claimed before (not sent again)."""
+    task_name = entry["task"]
+    to_legacy = legacy.is_legacy(app, task_name)
+    if to_legacy and not claim_occurrence(app, task_id, occurrence - now + LEGACY_CLAIM_MARGIN):
+        return False
+    args, kwargs = list(entry.get("args") or ()), dict(entry.get("kwargs") or {})
+    eta, options = _options_at(dict(entry.get("options") or {}), occurrence)
+    try:
+        app.send_task(task_name, args, kwargs, task_id=task_id, eta=eta, **options)
+    except BaseException:
+        if to_legacy:  # not sent: a later tick may send it
+            release_occurrence(app, task_id)
+        raise
+    return True
+
+
+def _claim_key(app: Celery, task_id: str) -> str:
+    return app.engine.broker.key(f"celery_beat/legacy_claims/{task_id}")
+
+
+def claim_occurrence(app: Celery, task_id: str, ttl: timedelta) -> bool:
+    """Claim the occurrence ``task_id`` for ``ttl``, atomically for the namespace: whether
+    this call claimed it (False: claimed before, by any ticker of any worker)."""
+    broker = app.engine.broker
+    client = getattr(broker, "redis", None)
+    if client is not None:  # one SET NX for every worker of the namespace
+        millis = max(1, int(ttl.total_seconds() * 1000))
+        return bool(client.set(_claim_key(app, task_id), "1", nx=True, px=millis))
+    now = broker.now()
+    with _local_lock:  # the memory broker: its workers are in this process
+        for key in [key for key, expiry in _local_claims.items() if expiry <= now]:
+            del _local_claims[key]
+        key = (app.namespace, task_id)
+        if key in _local_claims:
+            return False
+        _local_claims[key] = now + ttl.total_seconds()
+        return True
+
+
+def release_occurrence(app: Celery, task_id: str) -> None:
+    """Give back the claim of ``task_id`` (its send failed)."""
+    client = getattr(app.engine.broker, "redis", None)
+    if client is not None:
+        client.delete(_claim_key(app, task_id))
+        return
+    with _local_lock:
+        _local_claims.pop((app.namespace, task_id), None)
 
 
 def _options_at(options: dict, occurrence: datetime) -> tuple[datetime, dict]:

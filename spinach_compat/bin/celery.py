@@ -289,9 +289,6 @@ def run_worker(app: Any, args: argparse.Namespace) -> int:
         app.conf.task_time_limit = args.time_limit
     if args.soft_time_limit is not None:
         app.conf.task_soft_time_limit = args.soft_time_limit
-    if args.pidfile:
-        with open(args.pidfile, "w") as file:
-            file.write(f"{os.getpid()}\n")
     queues = _split(args.queues) or None
     excluded = set(_split(args.exclude_queues))
     if excluded:
@@ -300,27 +297,31 @@ def run_worker(app: Any, args: argparse.Namespace) -> int:
     worker = Worker(
         app, hostname=args.hostname, queues=queues, concurrency=concurrency,
         loglevel=args.loglevel, logfile=args.logfile, beat=args.beat, quiet=args.quiet,
+        pidfile=args.pidfile,
     )  # fmt: skip
-    bridge = _celery_bridge(app, worker, _split(args.celery_queues))
-    try:
-        return worker.start()
-    finally:
-        if bridge is not None:
-            bridge.detach()
+    _celery_bridge(app, worker, _split(args.celery_queues))
+    return worker.start()
 
 
-def _celery_bridge(app: Any, worker: Any, celery_queues: list[str]) -> Any:
-    """``--celery-queues``: consume them natively too, and bridge Celery's messages."""
+def _celery_bridge(app: Any, worker: Any, celery_queues: list[str]) -> None:
+    """``--celery-queues``: consume them natively too, and bridge Celery's messages (a
+    service of the worker: built before it starts, run from when it is ready)."""
     if not celery_queues:
-        return None
+        return
+    from ..exceptions import UnsupportedFeature
     from ..interop import WorkerBridge
+    from ..interop.bridge import check_bridgeable
 
     _refuse_bridging_legacy_queues(app, celery_queues)
+    try:
+        check_bridgeable(app)
+    except UnsupportedFeature as exc:
+        raise UsageError(str(exc)) from exc
     if worker.queues:
         worker.queues = list(dict.fromkeys([*worker.queues, *celery_queues]))
     else:  # the app's queues are known once its tasks are imported
         app.conf.task_queues = [*(app.conf.task_queues or ()), *celery_queues]
-    return WorkerBridge(app, celery_queues).attach()
+    worker.services.append(WorkerBridge(app, celery_queues))
 
 
 def _refuse_bridging_legacy_queues(app: Any, celery_queues: list[str]) -> None:

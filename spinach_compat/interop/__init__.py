@@ -15,7 +15,7 @@ Celery's lists and the native keys must live on the same Redis server and db.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..app.base import Celery
@@ -25,34 +25,34 @@ __all__ = ["WorkerBridge"]
 
 
 class WorkerBridge:
-    """A bridge of ``queues`` for a worker process: started on ``worker_ready`` (once the
-    worker imported its tasks), stopped on ``worker_shutting_down`` or ``detach``."""
+    """The bridge of ``queues`` as a service of a worker process (``Worker(services=)``).
+
+    ``prepare`` builds it once the worker imported its tasks, before the engine starts:
+    a broker it cannot bridge (not Redis) or any other error stops the worker start.
+    ``start`` runs its thread when the worker is ready, before ``worker_ready`` is sent
+    (an error there stops the worker too); ``stop`` ends it on warm shutdown.
+    """
 
     def __init__(self, app: Celery, queues: Sequence[str]):
         self.app = app
         self.queues = list(queues)
         self.bridge: CeleryBridge | None = None
 
-    def attach(self) -> WorkerBridge:
-        from .. import signals
-
-        signals.worker_ready.connect(self._start, weak=False, dispatch_uid=id(self))
-        signals.worker_shutting_down.connect(self._stop, weak=False, dispatch_uid=id(self))
-        return self
-
-    def detach(self) -> None:
-        from .. import signals
-
-        self._stop()
-        signals.worker_ready.disconnect(dispatch_uid=id(self))
-        signals.worker_shutting_down.disconnect(dispatch_uid=id(self))
-
-    def _start(self, sender: Any = None, **_: Any) -> None:
+    def prepare(self) -> None:
+        """Build the bridge (raises ``UnsupportedFeature`` for a broker other than Redis)."""
         from .bridge import CeleryBridge
 
-        self.bridge = CeleryBridge(self.app, self.queues).start()
+        if self.bridge is None:
+            self.bridge = CeleryBridge(self.app, self.queues)
 
-    def _stop(self, sender: Any = None, **_: Any) -> None:
+    def start(self) -> None:
+        """Start the bridge's thread."""
+        self.prepare()
+        assert self.bridge is not None
+        self.bridge.start()
+
+    def stop(self) -> None:
+        """Stop the thread (if it runs) and close the bridge's connection."""
         bridge, self.bridge = self.bridge, None
         if bridge is not None:
             bridge.stop()

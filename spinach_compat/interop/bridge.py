@@ -33,9 +33,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis
+from kombu.utils.url import url_to_parts
 
 from spinach.outage import Outage
 
+from ..exceptions import UnsupportedFeature
 from .message import convert
 from .scripts import COMMIT, COMMIT_KEYS, TAKE, with_helpers
 
@@ -57,6 +59,24 @@ PRIORITY_STEPS = (0, 3, 6, 9)
 PRIORITY_SEP = "\x06\x16"
 
 
+#: Broker URL schemes the bridge reads Celery's lists from (kombu's Redis transport).
+BRIDGEABLE_SCHEMES = frozenset({"redis", "rediss", "unix", "redis+socket"})
+
+
+def check_bridgeable(app: Celery) -> str:
+    """The Redis URL of ``app``'s broker; ``UnsupportedFeature`` if it is not Redis."""
+    url = app.conf.broker_url or ""
+    scheme = url_to_parts(url).scheme
+    if scheme not in BRIDGEABLE_SCHEMES:
+        what = f"{scheme}://" if url else "no broker_url"
+        raise UnsupportedFeature(
+            f"the Celery bridge (--celery-queues) needs a Redis broker, not {what}: it "
+            "moves the messages Celery clients push to Redis lists (see "
+            "migration_guide/features.md#interop-with-celery)"
+        )
+    return "unix" + url[len(scheme) :] if scheme == "redis+socket" else url
+
+
 def celery_lists(queue: str) -> list[str]:
     """Celery's lists of ``queue``, highest priority first, as kombu names them."""
     return [queue if step == 0 else f"{queue}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
@@ -74,9 +94,10 @@ class CeleryBridge:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.recover_interval = recover_interval
+        url = check_bridgeable(app)
         broker = app.engine.broker
         self.prefix, self.channel = broker.prefix, broker.channel
-        self.client = redis.Redis.from_url(app.conf.broker_url)
+        self.client = redis.Redis.from_url(url)
         self._take = self.client.register_script(TAKE)
         self._commit = self.client.register_script(with_helpers(COMMIT))
         self._stopping = threading.Event()
