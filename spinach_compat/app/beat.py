@@ -5,7 +5,8 @@ entry's period (``spinach`` ``periodicity``). When due, the broker queues one jo
 the whole namespace, however many workers run; that job publishes the entry's task with
 its ``args``, ``kwargs`` and ``options`` (``queue``, ``expires``, ``headers``, ...), as
 Celery's beat would. The job runs on the queue the entry's task goes to, so a worker
-consuming that queue sends it.
+consuming that queue sends it (on ``task_default_queue`` for a task sent to legacy Celery
+workers, whose queue native workers do not consume).
 
 Differences from Celery's beat, to know when migrating:
 
@@ -135,6 +136,11 @@ def period_of(name: str, value: Any) -> timedelta:
 
 
 def _queue_of(app: Celery, entry: dict) -> str:
+    """The native queue of an entry's beat job: its task's, so that a worker consuming it
+    sends it; for a task sent to legacy Celery workers, whose queue no native worker
+    consumes, ``task_default_queue``."""
+    if legacy.is_legacy(app, entry["task"]):
+        return app.conf.task_default_queue
     options = entry.get("options") or {}
     return options.get("queue") or app.queue_of(app.tasks.get(entry["task"]), entry["task"])
 

@@ -308,3 +308,18 @@ def test_worker_schedules_the_next_minute_at_start(make_app, recorder):
     task_id = beat.occurrence_id("minutely", boundary)
     assert ("published", task_id, boundary.isoformat()) in recorder.named("published")
     assert _waiting(app)[task_id] == boundary
+
+
+def test_beat_jobs_of_legacy_tasks_run_on_the_default_queue(make_app):
+    """No native worker consumes a legacy task's queue: its beat job must run elsewhere."""
+    entries = {
+        "old-report": {"task": "old.report", "schedule": 30},
+        "old-nightly": {"task": "old.nightly", "schedule": crontab(minute=0, hour=3)},
+    }
+    app = make_app(
+        beat_schedule=entries, spinach_legacy_tasks=["old.*"],
+        task_routes={"old.*": {"queue": "legacy"}},
+    )  # fmt: skip
+    app.register_beat_schedule()
+    assert app._native.get("celery.beat:old-report").queue == "celery"
+    assert app._native.get(beat.CRONTAB_TICKER).queue == "celery"
