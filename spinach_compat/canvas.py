@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from .exceptions import UnsupportedFeature
+from .result import allow_join_result
 
 __all__ = [
     "Signature", "chain", "chord", "chunks", "group", "maybe_signature", "signature",
@@ -344,7 +345,8 @@ class chain(_Canvas):
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         """Send the first task, linked to the next ones; the last task's result."""
         if self.app.conf.task_always_eager:
-            return self.apply(args, kwargs, **options)
+            with allow_join_result():  # as Celery: each step may join the one before
+                return self.apply(args, kwargs, **options)
         sig = self._fresh()
         options = {**sig.options, **options}
         link_error = options.pop("link_error", None)
@@ -444,7 +446,8 @@ class chord(_Canvas):
             raise ValueError("a chord needs a body")
         _check_sendable(sig.body)  # now, not when the header's last task sends it
         if sig.app.conf.task_always_eager:
-            return sig.apply(args, kwargs, **options)
+            with allow_join_result():  # as Celery: the body joins the header's results
+                return sig.apply(args, kwargs, **options)
         return sig._send(args, kwargs, options)
 
     def _callbacks_to_body(self, options: dict) -> dict:

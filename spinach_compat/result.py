@@ -3,16 +3,89 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
+
+from spinach.context import current_job
 
 from . import states
 from ._state import get_current_app
-from .exceptions import TaskRevokedError, TimeoutError
+from .exceptions import TaskRevokedError, TimeoutError, UnsupportedFeature
 
 if TYPE_CHECKING:
     from .app.base import Celery
 
-__all__ = ["AsyncResult", "EagerResult", "GroupResult", "ResultBase", "ResultSet"]
+__all__ = [
+    "AsyncResult", "EagerResult", "GroupResult", "ResultBase", "ResultSet",
+    "allow_join_result", "assert_will_not_block", "denied_join_result",
+]  # fmt: skip
+
+#: Celery's message when ``get()`` is called within a task.
+E_WOULDBLOCK = """\
+Never call result.get() within a task!
+See https://docs.celeryq.dev/en/latest/userguide/tasks.html\
+#avoid-launching-synchronous-subtasks
+"""
+
+#: Shortest wait between two checks of the parents or calls of ``on_interval``.
+MIN_INTERVAL = 0.1
+
+#: Set by ``allow_join_result``/``denied_join_result``; None: decided by the running job.
+_join_will_block: ContextVar[bool | None] = ContextVar("join_will_block", default=None)
+
+
+def task_join_will_block() -> bool:
+    """Whether ``get()`` here would block a worker: inside a job a worker runs (an eager
+    run inside it too), unless ``allow_join_result`` says otherwise."""
+    forced = _join_will_block.get()
+    return current_job() is not None if forced is None else forced
+
+
+def assert_will_not_block() -> None:
+    """Raise RuntimeError (Celery's message) when ``get()`` would block a worker."""
+    if task_join_will_block():
+        raise RuntimeError(E_WOULDBLOCK)
+
+
+@contextmanager
+def _join_policy(will_block: bool) -> Iterator[None]:
+    token = _join_will_block.set(will_block)
+    try:
+        yield
+    finally:
+        _join_will_block.reset(token)
+
+
+def allow_join_result() -> AbstractContextManager[None]:
+    """Context manager: ``get()`` may wait inside a task (deadlock risk: yours)."""
+    return _join_policy(False)
+
+
+def denied_join_result() -> AbstractContextManager[None]:
+    """Context manager: ``get()`` raises RuntimeError, as inside a task."""
+    return _join_policy(True)
+
+
+def _once(call: Callable, *args: Any) -> Callable[[], None]:
+    """``call(*args)`` at the first call only."""
+    done: list[bool] = []
+
+    def first_time() -> None:
+        if not done:
+            done.append(True)
+            call(*args)
+
+    return first_time
+
+
+def _refuse_on_message(on_message: Any, where: str) -> None:
+    if on_message is not None:
+        raise UnsupportedFeature(
+            f"{where}(on_message=...) is not supported: the result backends hand over the "
+            "final state only, not each state message (see migration_guide/)"
+        )
 
 
 class ResultBase:
@@ -23,6 +96,9 @@ class ResultBase:
 
 class AsyncResult(ResultBase):
     """The state and outcome of a task id, read from the app's result backend."""
+
+    #: True when the task ignores its result (set by ``send_task``): ``get()`` returns None.
+    ignored = False
 
     def __init__(
         self, id: str, backend: Any = None, task_name: str | None = None,
@@ -76,19 +152,79 @@ class AsyncResult(ResultBase):
 
     def get(
         self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5,
-        **_: Any,
+        no_ack: bool = True, follow_parents: bool = True, callback: Callable | None = None,
+        on_message: Callable | None = None, on_interval: Callable | None = None,
+        disable_sync_subtasks: bool = True,
     ) -> Any:  # fmt: skip
         """Wait for the task to be ready; its value, or raise its exception (``propagate``).
 
+        As Celery: None at once when the task ignores its result (``ignored``); RuntimeError
+        inside a task unless ``disable_sync_subtasks`` is False; a failed parent's exception
+        raised while waiting (``follow_parents`` and ``propagate``); ``callback(id, value)``
+        called once ready. While waiting, the parents are checked every ``interval`` seconds
+        and ``on_interval()`` is called once, at the first (``on_interval(None)`` with parents
+        to follow), as Celery's.
+        ``on_message`` is refused (UnsupportedFeature); ``no_ack`` has no effect.
         Raises ``spinach_compat.exceptions.TimeoutError`` after ``timeout`` seconds.
         """
-        meta = self.backend.wait_for(self.id, timeout=timeout, interval=interval)
+        if self.ignored:
+            return None
+        if disable_sync_subtasks:
+            assert_will_not_block()
+        _refuse_on_message(on_message, "AsyncResult.get")
+        ticks: list[Callable[[], Any]] = []
+        if follow_parents and propagate and self.parent is not None:
+            self._maybe_reraise_parent_error()
+            ticks.append(self._maybe_reraise_parent_error)
+        if on_interval is not None:  # as Celery's: called once, after the parents, given None
+            ticks.append(_once(on_interval, *((None,) if ticks else ())))
+        meta = self._wait(timeout, interval, ticks)
+        return self._outcome(meta, propagate, callback)
+
+    def _wait(self, timeout: float | None, interval: float, ticks: list[Callable]) -> dict:
+        """The meta once ready; with ``ticks``, waking every ``interval`` to call them."""
+        if not ticks:
+            return self.backend.wait_for(self.id, timeout=timeout, interval=interval)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = max(interval, MIN_INTERVAL)
+            if deadline is not None:
+                step = max(0.0, min(step, deadline - time.monotonic()))
+            try:
+                return self.backend.wait_for(self.id, timeout=step, interval=interval)
+            except TimeoutError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+            for tick in ticks:
+                tick()
+
+    def _outcome(self, meta: dict[str, Any], propagate: bool, callback: Callable | None) -> Any:
+        """The value of ``meta``; its exception raised with ``propagate``."""
         value = self._decode(meta)
         if propagate and meta["status"] in states.PROPAGATE_STATES:
             if meta["status"] == states.REVOKED and not isinstance(value, TaskRevokedError):
                 raise TaskRevokedError(str(value))
             raise value
+        if callback is not None:
+            callback(self.id, value)
         return value
+
+    def maybe_throw(self, propagate: bool = True, callback: Callable | None = None) -> Any:
+        """The current value, without waiting; a failure's exception raised (``propagate``)."""
+        return self._outcome(self._meta(), propagate, callback)
+
+    maybe_reraise = maybe_throw
+
+    def _maybe_reraise_parent_error(self) -> None:
+        """Raise the exception of the first failed parent, from the chain's start."""
+        for node in reversed(list(self._parents())):
+            node.maybe_throw()
+
+    def _parents(self) -> Iterator[Any]:
+        node = self.parent
+        while node is not None:
+            yield node
+            node = node.parent
 
     wait = get
 
@@ -160,19 +296,30 @@ class EagerResult(AsyncResult):
     def traceback(self) -> str | None:
         return self._traceback
 
-    def get(self, timeout: float | None = None, propagate: bool = True, **_: Any) -> Any:
+    def get(
+        self, timeout: float | None = None, propagate: bool = True,
+        disable_sync_subtasks: bool = True, **_: Any,
+    ) -> Any:  # fmt: skip
+        """The value; a failure's exception is raised with ``propagate``.
+
+        As Celery's: RuntimeError inside a task (unless ``disable_sync_subtasks`` is False);
+        the other arguments of ``AsyncResult.get`` (``callback``...) are ignored.
+        """
+        if disable_sync_subtasks:
+            assert_will_not_block()
+        return self.maybe_throw(propagate)
+
+    def maybe_throw(self, propagate: bool = True, callback: Callable | None = None) -> Any:
         """The value; a failure's exception is raised with ``propagate``."""
-        if self.successful():
-            return self.result
-        if self.state in states.PROPAGATE_STATES:
-            if propagate:
-                raise (
-                    self.result
-                    if isinstance(self.result, BaseException)
-                    else Exception(self.result)
-                )
-            return self.result
+        if propagate and self.state in states.PROPAGATE_STATES:
+            raise (
+                self.result if isinstance(self.result, BaseException) else Exception(self.result)
+            )
+        if callback is not None:
+            callback(self.id, self.result)
         return self.result
+
+    maybe_reraise = maybe_throw
 
     wait = get
 
@@ -199,22 +346,50 @@ class ResultSet(ResultBase):
 
     def get(
         self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5,
-        **_: Any,
+        callback: Callable | None = None, no_ack: bool = True, on_message: Callable | None = None,
+        disable_sync_subtasks: bool = True, on_interval: Callable | None = None,
+    ) -> list | None:  # fmt: skip
+        """``join``; None with a ``callback`` (as Celery's ``join_native``, Redis)."""
+        values = self.join(
+            timeout, propagate, interval, callback, no_ack, on_message,
+            disable_sync_subtasks, on_interval,
+        )  # fmt: skip
+        return None if callback is not None else values
+
+    def join(
+        self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5,
+        callback: Callable | None = None, no_ack: bool = True, on_message: Callable | None = None,
+        disable_sync_subtasks: bool = True, on_interval: Callable | None = None,
     ) -> list:  # fmt: skip
         """Every result's value, in order; the first failure raised with ``propagate``.
 
-        ``timeout`` bounds the whole wait (``spinach_compat.exceptions.TimeoutError``).
+        ``timeout`` bounds the whole wait (``spinach_compat.exceptions.TimeoutError``); once
+        spent, each result left is read once. With a ``callback``, it gets ``(id, value)``
+        of each result and the list is empty. The other arguments as ``AsyncResult.get``.
         """
+        if disable_sync_subtasks:
+            assert_will_not_block()
+        _refuse_on_message(on_message, f"{type(self).__name__}.join")
         deadline = None if timeout is None else time.monotonic() + timeout
         values = []
         for result in self.results:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError("The operation timed out.")
-            values.append(result.get(timeout=remaining, propagate=propagate, interval=interval))
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            value = result.get(
+                timeout=remaining, propagate=propagate, interval=interval,
+                on_interval=on_interval, disable_sync_subtasks=disable_sync_subtasks,
+            )  # fmt: skip
+            if callback is not None:
+                callback(result.id, value)
+            else:
+                values.append(value)
         return values
 
-    join = get
+    def maybe_throw(self, callback: Callable | None = None, propagate: bool = True) -> None:
+        """Raise the first failure of the results read now (``propagate``)."""
+        for result in self.results:
+            result.maybe_throw(callback=callback, propagate=propagate)
+
+    maybe_reraise = maybe_throw
 
     def ready(self) -> bool:
         """Whether every task ended."""

@@ -47,8 +47,6 @@ MUST_BE_NONE = {
 
 def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> AsyncResult:
     """Enqueue one native job for a Celery message; its ``AsyncResult``."""
-    from ..result import AsyncResult
-
     task = options.pop("task_type", None) or app.tasks.get(name)
     check_options(options)
     task_id = options.get("task_id") or app.uuid()
@@ -83,10 +81,27 @@ def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> As
         pending = _batch.get()
         if pending is not None:  # sent with the rest of the batch, in one round trip
             pending.append((job, lambda: _after_publish(name, body, base)))
-            return AsyncResult(task_id, app=app, task_name=name)
+            return _result(app, name, task_id, _ignores_result(task, options))
         _enqueue(app, [job], policy if retry else None)
     _after_publish(name, body, base)
-    return AsyncResult(task_id, app=app, task_name=name)
+    return _result(app, name, task_id, _ignores_result(task, options))
+
+
+def _ignores_result(task: Any, options: dict) -> bool:
+    """The effective ``ignore_result``: the option's, else the task's (as the worker)."""
+    ignore = options.get("ignore_result")
+    if ignore is None and task is not None:
+        ignore = task.ignore_result
+    return bool(ignore)
+
+
+def _result(app: Celery, name: str, task_id: str, ignored: bool) -> AsyncResult:
+    """The caller's result; ``ignored`` (``get()`` returns None at once) as Celery's."""
+    from ..result import AsyncResult
+
+    result = AsyncResult(task_id, app=app, task_name=name)
+    result.ignored = ignored
+    return result
 
 
 def _after_publish(name: str, body: tuple, routing_key: str) -> None:

@@ -233,8 +233,11 @@ class Task:
         app = self._get_app()
         options.setdefault("ignore_result", self.ignore_result)
         if app.conf.task_always_eager:
+            from ..result import denied_join_result
+
             args, kwargs = codec.roundtrip(args, kwargs)
-            return self.apply(args, kwargs, task_id=task_id or uuid.uuid4().hex, **options)
+            with denied_join_result():  # as Celery: the task must not wait on a result
+                return self.apply(args, kwargs, task_id=task_id or uuid.uuid4().hex, **options)
         return app.send_task(self.name, args, kwargs, task_id=task_id, task_type=self, **options)
 
     def check_arguments(self, args: Any, kwargs: Any) -> None:

@@ -31,8 +31,8 @@ class MemoryBackend(KeyValueBackend):
             return value
 
     def _set_unless_success(self, key: str, value: str) -> bool:
-        current = self._get(key)
-        with self._changed:
+        with self._changed:  # reentrant: read and written as one step, as Redis's script
+            current = self._get(key)
             if current is not None and json.loads(current)["status"] == states.SUCCESS:
                 return False
             ttl = self.expires

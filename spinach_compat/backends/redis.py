@@ -97,7 +97,10 @@ class RedisBackend(KeyValueBackend):
         deadline = None if timeout is None else time.monotonic() + timeout
         channels = [self.key(task_id), celery_key(task_id)]
         with self._listener().in_use():  # not closed as idle meanwhile
-            listener = self._subscribed_listener(channels, deadline)
+            try:
+                listener = self._subscribed_listener(channels, deadline)
+            except TimeoutError:  # no time left to listen: what is stored now decides
+                return self._ready_meta(task_id)
             try:
                 return self._wait_on(listener, task_id, channels, deadline, interval)
             except TimeoutError:  # subscribed and in a known state: kept
@@ -107,6 +110,13 @@ class RedisBackend(KeyValueBackend):
                 raise
             finally:
                 self._unsubscribe(listener, channels)
+
+    def _ready_meta(self, task_id: str) -> dict[str, Any]:
+        """The meta of ``task_id`` if it is ready now, else TimeoutError."""
+        meta = self.get_task_meta(task_id)
+        if meta["status"] not in states.READY_STATES:
+            raise TimeoutError("The operation timed out.")
+        return meta
 
     def _wait_on(
         self,

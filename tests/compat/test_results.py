@@ -268,3 +268,13 @@ def test_a_listener_used_recently_or_waiting_is_kept(clocked_backend):
         assert listeners[0].pubsub.connection is not None
     leave.set()
     thread.join(WAIT)
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_get_with_no_time_left_answers_from_what_is_stored(backend, app, redis_app):
+    app = redis_app if backend == "redis" else app
+    app.backend.mark_as_done("done", 1)
+
+    assert app.AsyncResult("done").get(timeout=0) == 1
+    with pytest.raises(TimeoutError):
+        app.AsyncResult("pending").get(timeout=0)
