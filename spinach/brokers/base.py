@@ -13,8 +13,9 @@ so at any moment every job is in exactly one place. When a worker process dies (
 heartbeating for ``dead_worker_threshold`` seconds), another process recovers its running
 jobs: a job with retries left (``retries < max_retries``, at-least-once) goes back to its
 queue, counting a retry; a job without (``max_retries == 0``, or its last allowed attempt:
-at-most-once) is marked FAILED and never runs twice. At-least-once means a job can run more than once (a worker that dies after
-running a job but before reporting it), so such tasks should be idempotent.
+at-most-once) is marked FAILED and never runs twice. At-least-once means a job can run
+more than once (a worker that dies after running a job but before reporting it), so such
+tasks should be idempotent.
 
 Only the worker that holds a running job can end it (finish, retry, give back, dead-letter):
 a worker declared dead while it was only slow cannot disturb the second run of its job on
