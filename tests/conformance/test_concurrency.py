@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 from spinach.brokers.base import Broker, WorkerInfo
-from spinach.job import Job
 
-THRESHOLD = 30.0  #: dead-worker threshold of these tests, seconds
-
-
-def ids(jobs: list[Job]) -> list[str]:
-    return [job.id for job in jobs]
+from .support import THRESHOLD, ids
 
 
 def limited(broker: Broker, make_task, limit: int = 1) -> None:

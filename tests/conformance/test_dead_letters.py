@@ -10,9 +10,7 @@ from spinach.brokers.base import Broker
 from spinach.exc import InvalidPayloadError
 from spinach.job import Job
 
-
-def ids(jobs: list[Job]) -> list[str]:
-    return [job.id for job in jobs]
+from .support import ids
 
 
 def decode_error(payload: str) -> str:

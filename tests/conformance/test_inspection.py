@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 
 from spinach.brokers.base import Broker, WorkerInfo
-from spinach.job import Job, JobStatus
+from spinach.job import JobStatus
 
-
-def ids(jobs: list[Job]) -> list[str]:
-    return [job.id for job in jobs]
+from .support import ids
 
 
 def test_queue_lengths_lists_non_empty_queues(broker: Broker, make_job) -> None:

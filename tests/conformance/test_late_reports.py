@@ -6,19 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from spinach.brokers.base import Broker, WorkerInfo
+from spinach.brokers.base import Broker
 from spinach.job import Job, JobStatus
 
-THRESHOLD = 30.0  #: dead-worker threshold of these tests, seconds
-
-
-def ids(jobs: list[Job]) -> list[str]:
-    return [job.id for job in jobs]
-
-
-def register(*brokers: Broker) -> None:
-    for broker in brokers:
-        broker.register_worker(WorkerInfo(id=broker.worker_id, queues=["q"], threads=4))
+from .support import THRESHOLD, ids, register
 
 
 def slow_worker_job(broker: Broker, peer: Broker, clock, job: Job) -> Job:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from spinach.brokers.base import Broker, WorkerInfo
-from spinach.job import Job
 
-
-def ids(jobs: list[Job]) -> list[str]:
-    return [job.id for job in jobs]
+from .support import ids
 
 
 def test_jobs_and_queues_are_per_namespace(

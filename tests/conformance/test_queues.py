@@ -6,11 +6,9 @@ import pytest
 
 from spinach.brokers.base import Broker
 from spinach.exc import UnserializableArgumentError
-from spinach.job import Job, JobStatus
+from spinach.job import JobStatus
 
-
-def ids(jobs: list[Job]) -> list[str]:
-    return [job.id for job in jobs]
+from .support import ids
 
 
 def test_due_job_is_queued(broker: Broker, make_job) -> None:

@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 from spinach.brokers.base import Broker, WorkerInfo
-from spinach.job import Job, JobStatus
+from spinach.job import JobStatus
 
-THRESHOLD = 30.0  #: dead-worker threshold of these tests, seconds
-
-
-def ids(jobs: list[Job]) -> list[str]:
-    return [job.id for job in jobs]
-
-
-def register(*brokers: Broker) -> None:
-    for broker in brokers:
-        broker.register_worker(WorkerInfo(id=broker.worker_id, queues=["q"], threads=4))
+from .support import THRESHOLD, ids, register
 
 
 def worker_ids(broker: Broker) -> set[str]:
