@@ -56,6 +56,7 @@ class Job:
 
     __slots__ = (
         "at_timestamp",
+        "attempt",
         "id",
         "max_concurrency",
         "max_retries",
@@ -96,6 +97,9 @@ class Job:
         self.meta = meta or {}
         self.status = status
         self.task_func = None  # set by the worker that runs it
+        #: The id of the fetch that started this attempt (set by the broker, not stored):
+        #: the reports of an attempt touch that attempt only.
+        self.attempt: str | None = None
 
     @property
     def at(self) -> datetime:

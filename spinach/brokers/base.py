@@ -17,9 +17,10 @@ at-most-once) is marked FAILED and never runs twice. At-least-once means a job c
 more than once (a worker that dies after running a job but before reporting it), so such
 tasks should be idempotent.
 
-Only the worker that holds a running job can end it (finish, retry, give back, dead-letter):
-a worker declared dead while it was only slow cannot disturb the second run of its job on
-another worker; its late report is ignored.
+Only the worker that holds a running job can end it (finish, retry, give back, dead-letter),
+and only in the attempt it holds (``Job.attempt``, the fetch that started it): a worker
+declared dead while it was only slow cannot disturb the second run of its job, on another
+worker or on itself after fetching the job again; its late report is ignored.
 
 A payload that cannot be decoded, or that names a task no worker knows, is never silently
 dropped: it goes to the namespace's dead-letter store, from where it can be listed,

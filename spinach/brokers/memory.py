@@ -44,11 +44,12 @@ class _Future(NamedTuple):
 
 
 class _Running(NamedTuple):
-    """A fetched job, with the worker process that fetched it."""
+    """A fetched job, with the worker process that fetched it and the fetch (attempt)."""
 
     worker_id: str
     task_name: str
     payload: str
+    attempt: str
 
 
 @dataclass
@@ -167,11 +168,16 @@ class MemoryBroker(Broker):
             state.future_ids.add(job.id)
             job.status = JobStatus.WAITING
 
-    def _release(self, state: _Namespace, job_id: str, worker_id: str) -> _Running | None:
-        """Take a job out of running if ``worker_id`` runs it, freeing its slot."""
+    def _release(
+        self, state: _Namespace, job_id: str, worker_id: str, attempt: str | None = None
+    ) -> _Running | None:
+        """Take a job out of running if ``worker_id`` runs it, in the attempt ``attempt``
+        (any when None), freeing its slot."""
         running = state.running.get(job_id)
         if running is None or running.worker_id != worker_id:
             return None
+        if attempt and running.attempt != attempt:
+            return None  # another attempt: the worker fetched its recovered job again
         del state.running[job_id]
         state.running_by_task[running.task_name] -= 1
         if state.running_by_task[running.task_name] <= 0:
@@ -199,7 +205,7 @@ class MemoryBroker(Broker):
         with self._store.lock:
             state, now = self._state(), self.now()
             for job, payload in zip(jobs, payloads, strict=True):
-                if from_failure and self._release(state, job.id, self.worker_id) is None:
+                if from_failure and not self._release(state, job.id, self.worker_id, job.attempt):
                     job.status = JobStatus.NOT_SET  # a late retry: nothing stored
                 else:
                     self._store_job(state, job, payload, now)
@@ -214,15 +220,16 @@ class MemoryBroker(Broker):
 
     def get_jobs_from_queue(self, queue: str | Sequence[str], max_jobs: int) -> list[Job]:
         jobs: list[Job] = []
+        attempt = uuid.uuid4().hex  # this fetch's id, as RedisBroker's
         with self._store.lock:
             state = self._state()
             for name in normalize_queues(queue):
                 if len(jobs) >= max_jobs:
                     break
-                jobs += self._take(state, name, max_jobs - len(jobs))
+                jobs += self._take(state, name, max_jobs - len(jobs), attempt)
         return jobs
 
-    def _take(self, state: _Namespace, queue: str, max_jobs: int) -> list[Job]:
+    def _take(self, state: _Namespace, queue: str, max_jobs: int, attempt: str) -> list[Job]:
         """Take up to ``max_jobs`` runnable jobs of one queue, leaving the others in order."""
         entries = state.queues.pop(queue, None)
         if not entries:
@@ -236,7 +243,7 @@ class MemoryBroker(Broker):
                 kept.append(entry)
             elif job is not None:
                 self._discount(state, entry.job_id)
-                self._start_running(state, job, entry.payload)
+                self._start_running(state, job, entry.payload, attempt)
                 taken.append(job)
         kept.extend(entries)
         if kept:
@@ -266,12 +273,14 @@ class MemoryBroker(Broker):
         limit = state.limits.get(task_name)
         return limit is not None and state.running_by_task[task_name] >= limit
 
-    def _start_running(self, state: _Namespace, job: Job, payload: str | bytes) -> None:
+    def _start_running(
+        self, state: _Namespace, job: Job, payload: str | bytes, attempt: str
+    ) -> None:
         if isinstance(payload, bytes):
             payload = payload.decode()  # it decoded as a job, so it is UTF-8
-        state.running[job.id] = _Running(self.worker_id, job.task_name, payload)
+        state.running[job.id] = _Running(self.worker_id, job.task_name, payload, attempt)
         state.running_by_task[job.task_name] += 1
-        job.status = JobStatus.RUNNING
+        job.status, job.attempt = JobStatus.RUNNING, attempt
 
     def remove_job_from_running(self, job: Job) -> None:
         self.remove_jobs_from_running([job])
@@ -279,7 +288,7 @@ class MemoryBroker(Broker):
     def remove_jobs_from_running(self, jobs: Sequence[Job]) -> None:
         with self._store.lock:
             state = self._state()
-            released = [self._release(state, job.id, self.worker_id) for job in jobs]
+            released = [self._release(state, job.id, self.worker_id, job.attempt) for job in jobs]
             limited = any(r is not None and r.task_name in state.limits for r in released)
         if limited:
             self._notify_peers()  # a slot of a limited task is free: a waiting job may run
@@ -289,7 +298,7 @@ class MemoryBroker(Broker):
         with self._store.lock:
             state = self._state()
             for job, payload in reversed(list(zip(jobs, payloads, strict=True))):
-                self._release(state, job.id, self.worker_id)
+                self._release(state, job.id, self.worker_id, job.attempt)
                 where = self._location(state, job.id)
                 if where is None:
                     self._push(state, job.queue, _Entry(job.id, payload), front=True)
@@ -301,7 +310,7 @@ class MemoryBroker(Broker):
         payload = job.serialize()
         with self._store.lock:
             state = self._state()
-            if self._release(state, job.id, self.worker_id) is None:
+            if self._release(state, job.id, self.worker_id, job.attempt) is None:
                 return  # a late worker's job: recovery took it already, it stays there
             self._add_dead_letter(state, DeadLetter(job.id, job.queue, payload, reason, self.now()))
         self._notify_peers()  # a concurrency slot is free

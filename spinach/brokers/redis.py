@@ -497,7 +497,7 @@ class RedisBroker(Broker):
         fixed = [self.channel, "1" if from_failure else "0", self.worker_id]
         items: list[Any] = []
         for job, payload in zip(jobs, payloads, strict=True):
-            items += [job.id, job.queue, float(job.at_timestamp), payload]
+            items += [job.id, job.queue, float(job.at_timestamp), payload, job.attempt or ""]
         statuses = self._run_once("enqueue", fixed, items)
         for job, status in zip(jobs, statuses, strict=True):
             job.status = JobStatus[_text(status)]
@@ -530,13 +530,13 @@ class RedisBroker(Broker):
         args = [self.prefix, self._now(), self.worker_id, fetch_id, max_jobs]
         args += [self.fetch_scan_limit, len(acks), *acks, *queues]
         taken, dead = self._run("fetch", args)
-        jobs = self._settle_fetch(taken, dead)
+        jobs = self._settle_fetch(fetch_id, taken, dead)
         # Handled: acknowledge the reply with the next fetch, which deletes its cache.
         self._acks = [fetch_id] if taken else []
         self._pending_fetch = None
         return jobs
 
-    def _settle_fetch(self, taken: list[bytes], dead: list[bytes]) -> list[Job]:
+    def _settle_fetch(self, fetch_id: str, taken: list[bytes], dead: list[bytes]) -> list[Job]:
         """The jobs of a fetch reply; payloads Python finds invalid go to the dead letters.
 
         cjson cannot check everything ``Job.deserialize`` does (``[]`` versus ``{}``), so
@@ -548,9 +548,9 @@ class RedisBroker(Broker):
             try:
                 job = Job.deserialize(payload)
             except Exception as exc:
-                self._bury_running(_text(job_id), payload, _reason(exc))
+                self._bury_running(_text(job_id), payload, _reason(exc), fetch_id)
                 continue
-            job.status = JobStatus.RUNNING
+            job.status, job.attempt = JobStatus.RUNNING, fetch_id
             jobs.append(job)
         for letter_id, payload in _groups(dead, 2):
             reason = _deserialize_error(payload)
@@ -560,10 +560,10 @@ class RedisBroker(Broker):
             self._run("set_dead_letter_reasons", reasons)
         return jobs
 
-    def _bury_running(self, job_id: str, payload: bytes | str, reason: str) -> None:
-        """Dead-letter a payload running under this worker."""
+    def _bury_running(self, job_id: str, payload: bytes | str, reason: str, attempt: str) -> None:
+        """Dead-letter a payload running under this worker, in the attempt ``attempt``."""
         args = [self.prefix, self._now(), self.channel, self.worker_id, job_id]
-        self._run("dead_letter", [*args, payload, reason, uuid.uuid4().hex])
+        self._run("dead_letter", [*args, payload, reason, uuid.uuid4().hex, attempt])
 
     def remove_job_from_running(self, job: Job) -> None:
         self.remove_jobs_from_running([job])
@@ -571,8 +571,8 @@ class RedisBroker(Broker):
     def remove_jobs_from_running(self, jobs: Sequence[Job]) -> None:
         """Forget many ended jobs in one round trip (the result notifier's batches)."""
         if jobs:
-            ids = [job.id for job in jobs]
-            self._run("finish", [self.prefix, self.channel, self.worker_id, *ids])
+            attempts = [part for job in jobs for part in (job.id, job.attempt or "")]
+            self._run("finish", [self.prefix, self.channel, self.worker_id, *attempts])
 
     def return_jobs(self, jobs: Sequence[Job]) -> None:
         payloads = [job.serialize() for job in jobs]
@@ -580,14 +580,15 @@ class RedisBroker(Broker):
             return
         items: list[Any] = []
         for job, payload in zip(jobs, payloads, strict=True):
-            items += [job.id, job.queue, payload]
+            items += [job.id, job.queue, payload, job.attempt or ""]
         statuses = self._run_once("return_jobs", [self.channel, self.worker_id], items)
         for job, status in zip(jobs, statuses, strict=True):
             job.status = JobStatus[_text(status)]
 
     def dead_letter(self, job: Job, reason: str) -> None:
         args = [self.prefix, self._now(), self.channel, self.worker_id, job.id]
-        self._run("dead_letter", [*args, job.serialize(), reason, uuid.uuid4().hex])
+        letter = [job.serialize(), reason, uuid.uuid4().hex, job.attempt or ""]
+        self._run("dead_letter", [*args, *letter])
 
     def move_future_jobs(self) -> int:
         args = [self.prefix, self._now(), self.channel, self.move_batch_size]

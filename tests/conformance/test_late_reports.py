@@ -205,3 +205,49 @@ def test_a_dead_letter_from_the_running_worker_is_stored(broker: Broker, make_jo
     assert (letter.id, letter.queue, letter.reason) == (job.id, "q", "unknown task")
     assert broker.retry_dead_letters() == 1
     assert ids(broker.get_jobs_from_queue("q", 10)) == [job.id]
+
+
+# -- the same worker fetched its recovered job again ------------------------------------------
+
+
+def refetched(broker: Broker, peer: Broker, clock, make_job) -> tuple[Job, Job]:
+    """The first attempt of a job ``peer`` was declared dead running, and its second
+    attempt: ``peer`` came back (registered again) and fetched the recovered job."""
+    first = declared_dead(broker, peer, clock, make_job(max_retries=3))
+    peer.heartbeat()  # back: registered again
+    [second] = peer.get_jobs_from_queue("q", 10)
+    assert (second.id, second.retries) == (first.id, first.retries + 1)
+    return first, second
+
+
+def report_ended(peer: Broker, job: Job, clock) -> None:
+    peer.remove_jobs_from_running([job])
+
+
+def report_retry(peer: Broker, job: Job, clock) -> None:
+    late_retry(peer, job, clock, 60.0)
+
+
+def report_dead_letter(peer: Broker, job: Job, clock) -> None:
+    peer.dead_letter(job, "its task is unknown here")
+
+
+def report_given_back(peer: Broker, job: Job, clock) -> None:
+    peer.return_jobs([job])
+
+
+@pytest.mark.parametrize(
+    "report", [report_ended, report_retry, report_dead_letter, report_given_back]
+)
+def test_a_report_of_the_first_attempt_leaves_the_second_running(
+    broker: Broker, peer: Broker, clock, make_job, report
+) -> None:
+    first, second = refetched(broker, peer, clock, make_job)
+
+    report(peer, first, clock)
+
+    assert ids(broker.running_jobs()[peer.worker_id]) == [second.id]
+    assert (broker.queue_lengths(), broker.scheduled_jobs()) == ({}, [])
+    assert broker.list_dead_letters() == []
+    report_ended(peer, second, clock)  # the second attempt's own report still counts
+    assert broker.running_jobs() == {}

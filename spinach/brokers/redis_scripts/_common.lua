@@ -92,21 +92,26 @@ local function schedule(k, id, queue, at, payload)
 end
 
 -- Mark a job running under `worker`, counting it against its task's concurrency.
-local function start_running(k, id, payload, task, queue, worker, now)
+-- `attempt` is the id of the fetch that started it: reports of another attempt of the job
+-- (a worker declared dead that fetched its recovered job again) leave this one alone.
+local function start_running(k, id, payload, task, queue, worker, now, attempt)
   redis.call('HSET', k.running, id, payload)
-  redis.call('HSET', k.running_meta, id, cjson.encode({w = worker, t = task, q = queue}))
+  local meta = {w = worker, t = task, q = queue, a = attempt}
+  redis.call('HSET', k.running_meta, id, cjson.encode(meta))
   redis.call('HINCRBY', k.running_by_task, task, 1)
   redis.call('HINCRBY', k.running_owners, worker, 1)
   redis.call('ZADD', k.prefix .. 'running_of/' .. worker, now, id)
 end
 
--- Take a job out of running if `worker` runs it, freeing its concurrency slot.
--- Returns its meta ({w, t, q}) or nil when `worker` does not run it (a no-op).
-local function release(k, id, worker)
+-- Take a job out of running if `worker` runs it, in the attempt `attempt` (the id of the
+-- fetch that started it; any attempt when nil or ""), freeing its concurrency slot.
+-- Returns its meta ({w, t, q, a}) or nil when `worker` does not run it (a no-op).
+local function release(k, id, worker, attempt)
   local raw = redis.call('HGET', k.running_meta, id)
   if not raw then return nil end
   local meta = cjson.decode(raw)
   if meta.w ~= worker then return nil end
+  if attempt and attempt ~= '' and meta.a and meta.a ~= attempt then return nil end
   redis.call('HDEL', k.running, id)
   redis.call('HDEL', k.running_meta, id)
   if redis.call('HINCRBY', k.running_by_task, meta.t, -1) <= 0 then

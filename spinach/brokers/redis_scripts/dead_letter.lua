@@ -21,6 +21,7 @@
 -- ARGV[6] payload
 -- ARGV[7] reason
 -- ARGV[8] id to use instead when another payload is dead-lettered under the job id
+-- ARGV[9] id of the fetch that started the attempt ("": any attempt)
 -- Returns the id of the dead letter, or nil when the caller's worker does not run the job.
 local k = {
   prefix = ARGV[1], running = KEYS[1], running_meta = KEYS[2], running_by_task = KEYS[3],
@@ -28,7 +29,7 @@ local k = {
   dead_order = KEYS[8], dead_time = KEYS[9], dead_seq = KEYS[10],
 }
 
-local meta = release(k, ARGV[5], ARGV[4])
+local meta = release(k, ARGV[5], ARGV[4], ARGV[9])
 if not meta then return nil end -- a late report, or a call sent again: nothing to do
 local id = add_dead_letter(k, ARGV[5], meta.q, ARGV[6], ARGV[7], ARGV[2], ARGV[8])
 notify(ARGV[3]) -- a concurrency slot is free

@@ -24,7 +24,8 @@
 -- ARGV[5] notification channel of the namespace
 -- ARGV[6] "1" when the jobs come back from a failed attempt, else "0"
 -- ARGV[7] worker id of the caller
--- ARGV[8..] four per job: job id, queue, due time, payload
+-- ARGV[8..] five per job: job id, queue, due time, payload, and with from_failure the id of
+--           the fetch that started the failed attempt ("": any attempt)
 -- Returns where each job is after the call: "QUEUED", "WAITING" or "RUNNING"; "NOT_SET"
 -- for a late report (from_failure, not the caller's job any more).
 local k = {
@@ -51,9 +52,9 @@ local function store(id, queue, at, payload)
 end
 
 local statuses = {}
-for i = 8, #ARGV, 4 do
+for i = 8, #ARGV, 5 do
   local id, queue, at, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  if from_failure and not release(k, id, worker) then
+  if from_failure and not release(k, id, worker, ARGV[i + 4]) then
     statuses[#statuses + 1] = 'NOT_SET' -- a late report: recovery took the job already
   else
     statuses[#statuses + 1] = store(id, queue, at, payload)

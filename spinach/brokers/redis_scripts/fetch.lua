@@ -14,7 +14,8 @@
 -- KEYS[1]  queues           set   names of the queues that ever held a payload
 -- KEYS[2]  queued_ids       hash  job id -> number of its payloads waiting in queues
 -- KEYS[3]  running          hash  job id -> payload of a running job
--- KEYS[4]  running_meta     hash  job id -> JSON {w: worker id, t: task name, q: queue}
+-- KEYS[4]  running_meta     hash  job id -> JSON {w: worker id, t: task name, q: queue,
+--                                  a: id of the fetch that started it}
 -- KEYS[5]  running_by_task  hash  task name -> number of its running jobs
 -- KEYS[6]  running_owners   hash  worker id -> number of its running jobs
 -- KEYS[7]  limits           hash  task name -> max_concurrency
@@ -80,7 +81,7 @@ local function visit(queue, payload)
   end
   if at_limit(job.task_name) then return false end
   unqueue_id(k, id)
-  start_running(k, id, payload, job.task_name, queue, worker, now)
+  start_running(k, id, payload, job.task_name, queue, worker, now, fetch_id)
   taken[#taken + 1] = id
   taken[#taken + 1] = payload
   left = left - 1

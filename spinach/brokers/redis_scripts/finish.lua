@@ -1,6 +1,6 @@
 -- finish: forget jobs that ended, freeing their concurrency slots. A job the caller's
--- worker does not run (already finished, or recovered from a worker declared dead) is
--- skipped, so running the script twice is a no-op the second time.
+-- worker does not run in that attempt (already finished, or recovered from a worker
+-- declared dead, maybe fetched again by it) is skipped, so running the script twice is a no-op the second time.
 --
 -- KEYS[1] running          hash  job id -> payload of a running job
 -- KEYS[2] running_meta     hash  job id -> JSON {w: worker id, t: task name, q: queue}
@@ -10,7 +10,8 @@
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] notification channel of the namespace
 -- ARGV[3] worker id of the caller
--- ARGV[4..] ids of the jobs that ended
+-- ARGV[4..] two per job that ended: job id, id of the fetch that started the attempt ("":
+--           any attempt)
 -- Returns the number of jobs released.
 local k = {
   prefix = ARGV[1], running = KEYS[1], running_meta = KEYS[2], running_by_task = KEYS[3],
@@ -18,8 +19,8 @@ local k = {
 }
 
 local released, limited = 0, false
-for i = 4, #ARGV do
-  local meta = release(k, ARGV[i], ARGV[3])
+for i = 4, #ARGV, 2 do
+  local meta = release(k, ARGV[i], ARGV[3], ARGV[i + 1])
   if meta then
     released = released + 1
     limited = limited or redis.call('HEXISTS', k.limits, meta.t) == 1

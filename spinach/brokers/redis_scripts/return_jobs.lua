@@ -18,7 +18,8 @@
 -- ARGV[4] seconds a reply is kept for a call sent again
 -- ARGV[5] notification channel of the namespace
 -- ARGV[6] worker id of the caller
--- ARGV[7..] three per job, in queue order: job id, queue, payload
+-- ARGV[7..] four per job, in queue order: job id, queue, payload, id of the fetch that
+--           started the attempt ("": any attempt)
 -- Returns where each job is after the call: "QUEUED", "WAITING" or "RUNNING".
 local k = {
   prefix = ARGV[1], queues = KEYS[1], queued_ids = KEYS[2], future = KEYS[3],
@@ -30,12 +31,12 @@ local worker = ARGV[6]
 local earlier = earlier_reply(k, ARGV[3])
 if earlier then return earlier end
 
-local count = (#ARGV - 6) / 3
+local count = (#ARGV - 6) / 4
 local statuses = {}
 for n = count, 1, -1 do -- last first, so the first ends at the front
-  local i = 7 + (n - 1) * 3
+  local i = 7 + (n - 1) * 4
   local id, queue, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  release(k, id, worker)
+  release(k, id, worker, ARGV[i + 3])
   local where = location(k, id)
   if not where then
     push(k, queue, payload, id, true)
