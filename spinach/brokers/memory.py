@@ -298,7 +298,9 @@ class MemoryBroker(Broker):
         with self._store.lock:
             state = self._state()
             for job, payload in reversed(list(zip(jobs, payloads, strict=True))):
-                self._release(state, job.id, self.worker_id, job.attempt)
+                if not self._release(state, job.id, self.worker_id, job.attempt):
+                    job.status = JobStatus.NOT_SET  # a late give-back: nothing stored
+                    continue
                 where = self._location(state, job.id)
                 if where is None:
                     self._push(state, job.queue, _Entry(job.id, payload), front=True)

@@ -251,3 +251,14 @@ def test_a_report_of_the_first_attempt_leaves_the_second_running(
     assert broker.list_dead_letters() == []
     report_ended(peer, second, clock)  # the second attempt's own report still counts
     assert broker.running_jobs() == {}
+
+
+def test_a_late_give_back_does_not_bring_back_a_job_failed_by_recovery(
+    broker: Broker, peer: Broker, clock, make_job
+) -> None:
+    late = declared_dead(broker, peer, clock, make_job(max_retries=0))
+
+    peer.return_jobs([late])  # a stop after the stall: the job never started
+
+    assert late.status is JobStatus.NOT_SET
+    assert_stored_nowhere(broker)  # failed and reported so: it stays failed

@@ -1,7 +1,8 @@
 -- return_jobs: give back fetched jobs that never started, to the front of their queue in
--- the order given, without counting a retry. A job this worker does not run any more is
--- stored again only if it is nowhere else. A call sent again (same call id) does nothing
--- and returns the first reply.
+-- the order given, without counting a retry. A job this worker does not run any more, in
+-- that attempt (recovery took it from a worker declared dead: queued again, or failed and
+-- reported so), is a late report: nothing is stored. A call sent again (same call id) does
+-- nothing and returns the first reply.
 --
 -- KEYS[1] queues           set   names of the queues that ever held a payload
 -- KEYS[2] queued_ids       hash  job id -> number of its payloads waiting in queues
@@ -20,7 +21,8 @@
 -- ARGV[6] worker id of the caller
 -- ARGV[7..] four per job, in queue order: job id, queue, payload, id of the fetch that
 --           started the attempt ("": any attempt)
--- Returns where each job is after the call: "QUEUED", "WAITING" or "RUNNING".
+-- Returns where each job is after the call: "QUEUED", "WAITING" or "RUNNING"; "NOT_SET"
+-- for a late report.
 local k = {
   prefix = ARGV[1], queues = KEYS[1], queued_ids = KEYS[2], future = KEYS[3],
   running = KEYS[4], running_meta = KEYS[5], running_by_task = KEYS[6],
@@ -36,11 +38,13 @@ local statuses = {}
 for n = count, 1, -1 do -- last first, so the first ends at the front
   local i = 7 + (n - 1) * 4
   local id, queue, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  release(k, id, worker, ARGV[i + 3])
-  local where = location(k, id)
-  if not where then
-    push(k, queue, payload, id, true)
-    where = 'QUEUED'
+  local where = 'NOT_SET' -- a late report: recovery took the job already
+  if release(k, id, worker, ARGV[i + 3]) then
+    where = location(k, id)
+    if not where then
+      push(k, queue, payload, id, true)
+      where = 'QUEUED'
+    end
   end
   statuses[n] = where
 end
