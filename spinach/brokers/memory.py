@@ -185,12 +185,14 @@ class MemoryBroker(Broker):
         return running
 
     def _add_dead_letter(self, state: _Namespace, letter: DeadLetter) -> None:
-        """Keep a dead letter; a different payload under a known id gets a new id."""
-        existing = state.dead_letters.pop(letter.id, None)
+        """Keep a dead letter, in arrival order. The same payload under a known id only gets
+        the new reason and time, keeping its place; a different one gets a new id."""
+        existing = state.dead_letters.get(letter.id)
         if existing is not None and existing.payload != letter.payload:
-            state.dead_letters[existing.id] = existing
-            letter = replace(letter, id=uuid.uuid4().hex)
-        state.dead_letters[letter.id] = letter
+            letter, existing = replace(letter, id=uuid.uuid4().hex), None
+        if existing is not None:
+            letter = replace(existing, reason=letter.reason, failed_at=letter.failed_at)
+        state.dead_letters[letter.id] = letter  # a known key keeps its place
 
     # -- client side -------------------------------------------------------------------
 
@@ -441,13 +443,13 @@ class MemoryBroker(Broker):
     def list_dead_letters(self) -> list[DeadLetter]:
         with self._store.lock:
             letters = list(self._state().dead_letters.values())
-        return sorted((replace(letter) for letter in letters), key=lambda d: d.failed_at)
+        return [replace(letter) for letter in letters]  # in arrival order, as in Redis
 
     def retry_dead_letters(self, ids: Iterable[str] | None = None) -> int:
         with self._store.lock:
             state = self._state()
             letters = _select(state.dead_letters, ids)
-            for letter in sorted(letters, key=lambda d: d.failed_at):
+            for letter in letters:
                 del state.dead_letters[letter.id]
                 self._push(state, letter.queue, _Entry(_payload_id(letter.payload), letter.payload))
         if letters:
@@ -515,11 +517,12 @@ def _decoded(payload: str, status: JobStatus) -> Job:
 
 
 def _select(letters: dict[str, DeadLetter], ids: Iterable[str] | None) -> list[DeadLetter]:
-    """The dead letters of those ids (all of them when ids is None), unknown ids ignored."""
+    """The dead letters of those ids (all of them when ids is None), unknown ids ignored,
+    in arrival order."""
     if ids is None:
         return list(letters.values())
-    wanted = dict.fromkeys(ids)
-    return [letters[i] for i in wanted if i in letters]
+    wanted = set(ids)
+    return [letter for letter_id, letter in letters.items() if letter_id in wanted]
 
 
 def _schedule(task: Task, current: _Periodic | None, now: float) -> _Periodic:

@@ -119,6 +119,29 @@ def test_dead_letters_are_listed_oldest_first(broker: Broker, clock) -> None:
     ]
 
 
+def test_a_payload_dead_lettered_again_keeps_its_place(broker: Broker, clock) -> None:
+    first = json.dumps({"id": "first", "task_name": "t", "queue": "q"})
+    for payload in [first, "second", first]:  # the first again, later: one letter
+        broker.push_raw("q", payload)
+        broker.get_jobs_from_queue("q", 10)
+        clock.advance(1)
+
+    letters = broker.list_dead_letters()
+    assert [letter.payload for letter in letters] == [first, "second"]
+    assert letters[0].failed_at == clock() - 1  # its time is the latest one
+
+
+def test_retry_some_dead_letters_goes_by_arrival(broker: Broker, make_job) -> None:
+    jobs = [make_job(), make_job(), make_job()]
+    broker.enqueue_jobs(jobs)
+    for fetched in broker.get_jobs_from_queue("q", 10):
+        broker.dead_letter(fetched, "unknown task")
+
+    assert broker.retry_dead_letters([jobs[2].id, jobs[0].id]) == 2
+
+    assert ids(broker.get_jobs_from_queue("q", 10)) == [jobs[0].id, jobs[2].id]
+
+
 def test_retry_dead_letters_puts_them_back_at_the_end(broker: Broker, clock, make_job):
     dead_first, dead_second, waiting = make_job(), make_job(), make_job()
     broker.enqueue_jobs([dead_first, dead_second])
