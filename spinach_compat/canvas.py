@@ -355,6 +355,8 @@ class chain(_Canvas):
             return None
         result = sig.freeze(options.pop("task_id", None))
         steps = sig._steps()
+        for step in steps[1:]:  # now, not when the step before sends it from a worker
+            _check_sendable(step)
         for callback in _listed(link):
             steps[-1].link(callback)
         for step in steps:

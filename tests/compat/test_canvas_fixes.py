@@ -141,6 +141,16 @@ def test_chord_refuses_an_unsupported_body_option_when_sent(app):
     assert spy.call_count == 0  # nothing sent: not even the header
 
 
+def test_chain_refuses_an_unsupported_step_option_when_sent(app):
+    add, _, _, _, _ = _tasks(app, [])
+    with (
+        mock.patch.object(app.engine, "schedule_jobs") as spy,
+        pytest.raises(UnsupportedFeature, match="compression"),
+    ):
+        chain(add.s(1, 1), add.s(2).set(compression="zlib")).apply_async()
+    assert spy.call_count == 0  # not the first step either
+
+
 def test_chord_refuses_an_unsupported_body_option_eagerly(make_app):
     app = make_app(task_always_eager=True)
     add, total, _, _, _ = _tasks(app, [])
