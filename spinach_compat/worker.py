@@ -184,9 +184,18 @@ class Worker:
     # -- setup -------------------------------------------------------------------------
 
     def _write_pidfile(self) -> None:
-        if self.pidfile:
-            with open(self.pidfile, "w") as file:
-                file.write(f"{os.getpid()}\n")
+        """Write our pid; as Celery's, refuse to start (exit status 1) while the pid the file
+        holds is a running process, and replace a stale one."""
+        if not self.pidfile:
+            return
+        holder = _live_pid_in(self.pidfile)
+        if holder is not None and holder != os.getpid():
+            raise SystemExit(
+                f"ERROR: Pidfile ({self.pidfile}) already exists.\n"
+                f"Seems we're already running? (pid: {holder})"
+            )
+        with open(self.pidfile, "w") as file:
+            file.write(f"{os.getpid()}\n")
 
     def _remove_pidfile(self) -> None:
         """Remove the pidfile, unless another process wrote its own id there since."""
@@ -259,3 +268,19 @@ def _stop_all(services: Sequence[Service]) -> None:
             service.stop()
         except Exception:
             logger.exception("Stopping %r failed", service)
+
+
+def _live_pid_in(path: str) -> int | None:
+    """The pid ``path`` holds if that process runs, else None (no file, junk, a dead pid)."""
+    try:
+        with open(path) as file:
+            pid = int(file.read().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # it runs, as another user
+        return pid
+    return pid if pid > 0 else None

@@ -7,6 +7,7 @@ import gc
 import itertools
 import json
 import os
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -292,3 +293,35 @@ def test_a_receiver_at_a_dead_ones_address_connects(impl):
     signal.connect(candidate)
     signal.send(sender=None)
     assert calls == [tag]
+
+
+def test_a_pidfile_of_a_running_process_stops_the_start(cli_app, tmp_path: Path):
+    pidfile = tmp_path / "worker.pid"
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
+        try:
+            pidfile.write_text(f"{other.pid}\n")
+            with pytest.raises(SystemExit, match=f"already running.*pid: {other.pid}"):
+                main(["-A", cli_app("memory://"), "-q", "worker", "-c", "1",
+                      "--pidfile", str(pidfile)])  # fmt: skip
+        finally:
+            other.kill()
+    assert pidfile.read_text() == f"{other.pid}\n"  # left as it was
+
+
+def test_a_stale_pidfile_is_replaced(cli_app, tmp_path: Path):
+    pidfile = tmp_path / "worker.pid"
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as gone:
+        pass  # waited for: its pid is free
+    pidfile.write_text(f"{gone.pid}\n")
+
+    def receiver(sender=None, **kwargs):
+        sender.stop()
+
+    signals.worker_ready.connect(receiver, weak=False, dispatch_uid="test-pidfile")
+    try:
+        status = main(["-A", cli_app("memory://"), "-q", "worker", "-c", "1",
+                       "--pidfile", str(pidfile)])  # fmt: skip
+    finally:
+        signals.worker_ready.disconnect(dispatch_uid="test-pidfile")
+    assert status == EXIT_OK
+    assert not pidfile.exists()
