@@ -216,37 +216,39 @@ def test_the_bridge_runs_from_worker_ready_to_shutdown(cli_app, redis_url, recor
 # -- the worker's pidfile -----------------------------------------------------------------
 
 
-def test_pidfile_written_while_running_and_removed_at_exit(cli_app, tmp_path, recorder):
-    pidfile = tmp_path / "worker.pid"
-    seen: list[str] = []
+def run_worker_with_pidfile(app: str, pidfile: Path, when_ready: Callable[[], None]) -> int:
+    """Run a worker of ``app`` with ``--pidfile`` until ready, then ``when_ready()``, stop."""
 
     def receiver(sender=None, **kwargs):
-        seen.append(pidfile.read_text())
+        when_ready()
         sender.stop()
 
     signals.worker_ready.connect(receiver, weak=False, dispatch_uid="test-pidfile")
     try:
-        status = main(["-A", cli_app("memory://"), "-q", "worker", "-c", "1",
-                       "--pidfile", str(pidfile)])  # fmt: skip
+        return main(["-A", app, "-q", "worker", "-c", "1", "--pidfile", str(pidfile)])
     finally:
         signals.worker_ready.disconnect(dispatch_uid="test-pidfile")
+
+
+def test_pidfile_written_while_running_and_removed_at_exit(cli_app, tmp_path, recorder):
+    pidfile = tmp_path / "worker.pid"
+    seen: list[str] = []
+
+    status = run_worker_with_pidfile(
+        cli_app("memory://"), pidfile, lambda: seen.append(pidfile.read_text())
+    )
+
     assert (status, seen) == (EXIT_OK, [f"{os.getpid()}\n"])
     assert not pidfile.exists()
 
 
 def test_a_pidfile_another_process_rewrote_is_left(cli_app, tmp_path: Path):
     pidfile = tmp_path / "worker.pid"
+    taken_over = "999999\n"  # another worker took the file over
 
-    def receiver(sender=None, **kwargs):
-        pidfile.write_text("999999\n")  # another worker took the file over
-        sender.stop()
+    run_worker_with_pidfile(cli_app("memory://"), pidfile, lambda: pidfile.write_text(taken_over))
 
-    signals.worker_ready.connect(receiver, weak=False, dispatch_uid="test-pidfile")
-    try:
-        main(["-A", cli_app("memory://"), "-q", "worker", "-c", "1", "--pidfile", str(pidfile)])
-    finally:
-        signals.worker_ready.disconnect(dispatch_uid="test-pidfile")
-    assert pidfile.read_text() == "999999\n"
+    assert pidfile.read_text() == taken_over
 
 
 # -- signals: a dead receiver never blocks a new one ----------------------------------------
@@ -314,14 +316,5 @@ def test_a_stale_pidfile_is_replaced(cli_app, tmp_path: Path):
         pass  # waited for: its pid is free
     pidfile.write_text(f"{gone.pid}\n")
 
-    def receiver(sender=None, **kwargs):
-        sender.stop()
-
-    signals.worker_ready.connect(receiver, weak=False, dispatch_uid="test-pidfile")
-    try:
-        status = main(["-A", cli_app("memory://"), "-q", "worker", "-c", "1",
-                       "--pidfile", str(pidfile)])  # fmt: skip
-    finally:
-        signals.worker_ready.disconnect(dispatch_uid="test-pidfile")
-    assert status == EXIT_OK
+    assert run_worker_with_pidfile(cli_app("memory://"), pidfile, lambda: None) == EXIT_OK
     assert not pidfile.exists()

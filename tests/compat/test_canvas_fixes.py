@@ -16,6 +16,7 @@ from spinach_compat.app import chords
 from spinach_compat.exceptions import ChordError, UnsupportedFeature
 
 from .conftest import WAIT
+from .test_canvas import _math
 
 
 def _canvas(impl):
@@ -27,17 +28,7 @@ def _canvas(impl):
 
 
 def _tasks(app, seen: list):
-    @app.task
-    def add(a, b):
-        return a + b
-
-    @app.task
-    def total(values):
-        return sum(values)
-
-    @app.task
-    def fail(x):
-        raise ValueError(x)
+    add, total, fail, _ = _math(app)
 
     @app.task
     def cb(*args):
