@@ -147,7 +147,7 @@ RULES: dict[str, Rule] = {
         "worker_hijack_root_logger spinach_namespace",
     ),
     "setting:task_routes": _D(
-        S_SETTINGS, "only a route's queue is used; 'legacy': True sends to Celery workers"
+        S_SETTINGS, "a route's queue and priority are used; 'legacy': True sends to Celery workers"
     ),
     "setting:task_queues": _D(S_SETTINGS, "only the queue names are used"),
     "setting:task_time_limit": _D(S_LIMITS, "enforced in threads"),

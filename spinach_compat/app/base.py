@@ -281,11 +281,18 @@ class Celery:
         """
         if task is not None and task.queue:
             return task.queue
+        queue = self._route(task, name, args, kwargs, options, static).get("queue")
+        return getattr(queue, "name", queue) or self.conf.task_default_queue
+
+    def _route(
+        self, task: Task | None, name: str | None, args: Any = None, kwargs: Any = None,
+        options: dict | None = None, static: bool = False,
+    ) -> dict:  # fmt: skip
+        """The route ``task_routes`` gives a message of ``task`` (or ``name``), else {}."""
         name = task.name if task is not None else name
         routers = routes.prepare(self.conf.task_routes)
         route = routes.route_for(routers, name or "", args, kwargs, options, task, static=static)
-        queue = route.get("queue") if route else None
-        return getattr(queue, "name", queue) or self.conf.task_default_queue
+        return route or {}
 
     # -- publishing ----------------------------------------------------------------------
 
@@ -300,6 +307,10 @@ class Celery:
         task = options.get("task_type") or self._tasks.get(name)
         if not (options.get("queue") or options.get("routing_key")):
             options["queue"] = self.queue_of(task, name, args, kwargs, options)
+        if options.get("priority") is None and (task is None or task.priority is None):
+            route = self._route(task, name, args, kwargs, options)
+            if route.get("priority") is not None:  # as Celery: the route's, when the call,
+                options["priority"] = route["priority"]  # the task and the app give none
         return publish(self, name, args, kwargs, options)
 
     def build_native_job(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import sys
 from types import SimpleNamespace
+from unittest import mock
 
 import pytest
 
@@ -473,3 +474,33 @@ def test_legacy_routes_follow_the_same_matching_rules(make_app):
     assert legacy_queues(app) == {"legacy-q"}
     app.send_task("new.task")  # a top-level mapping with a regex key publishes
     assert app.engine.broker.queue_lengths() == {"celery": 1}
+
+
+PRIORITY_ROUTES = {"p.routed": {"queue": "celery", "priority": 7}, "p.*": {"priority": 2}}
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "task_priority", "expected"),
+    [
+        ("p.routed", {}, None, 7),  # the route's, when nothing else gives one
+        ("p.other", {}, None, 2),
+        ("p.routed", {"priority": 3}, None, 3),  # the call's first
+        ("p.routed", {}, 5, 5),  # then the task's
+    ],
+)
+def test_a_route_gives_the_priority_last(make, impl, name, options, task_priority, expected):
+    app = make("opts", broker="memory://", task_routes=PRIORITY_ROUTES)
+
+    def body():
+        return None
+
+    task = app.task(name=name, priority=task_priority)(body)
+    if impl.name == "celery":
+        preopts = {"priority": task.priority} if task.priority is not None else {}
+        route = app.amqp.router.route({**preopts, **options}, name, (), {})
+        assert route.get("priority") == expected
+        return
+    with mock.patch.object(app.engine, "schedule_jobs") as spy:
+        task.apply_async(**options)
+    ((jobs,), _) = spy.call_args
+    assert jobs[0].meta["priority"] == expected
