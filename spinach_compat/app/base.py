@@ -281,7 +281,10 @@ class Celery:
         """
         if task is not None and task.queue:
             return task.queue
-        queue = self._route(task, name, args, kwargs, options, static).get("queue")
+        return self._queue_of(self._route(task, name, args, kwargs, options, static))
+
+    def _queue_of(self, route: dict) -> str:
+        queue = route.get("queue")
         return getattr(queue, "name", queue) or self.conf.task_default_queue
 
     def _route(
@@ -305,12 +308,11 @@ class Celery:
         these arguments (as Celery's router, which sees them too).
         """
         task = options.get("task_type") or self._tasks.get(name)
+        route = self._route(task, name, args, kwargs, options)  # once a message, as Celery
         if not (options.get("queue") or options.get("routing_key")):
-            options["queue"] = self.queue_of(task, name, args, kwargs, options)
+            options["queue"] = task.queue if task and task.queue else self._queue_of(route)
         if options.get("priority") is None and (task is None or task.priority is None):
-            route = self._route(task, name, args, kwargs, options)
-            if route.get("priority") is not None:  # as Celery: the route's, when the call,
-                options["priority"] = route["priority"]  # the task and the app give none
+            options["priority"] = route.get("priority")  # as Celery: the route's comes last
         return publish(self, name, args, kwargs, options)
 
     def build_native_job(

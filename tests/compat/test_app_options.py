@@ -479,6 +479,7 @@ def test_legacy_routes_follow_the_same_matching_rules(make_app):
 PRIORITY_ROUTES = {"p.routed": {"queue": "celery", "priority": 7}, "p.*": {"priority": 2}}
 
 
+@pytest.mark.filterwarnings(r"ignore:\s*The 'priority' task attribute")  # Celery 6 drops it
 @pytest.mark.parametrize(
     ("name", "options", "task_priority", "expected"),
     [
