@@ -184,6 +184,10 @@ class MemoryBroker(Broker):
             del state.running_by_task[running.task_name]
         return running
 
+    def _release_own(self, state: _Namespace, job: Job) -> _Running | None:
+        """Release ``job`` if this worker runs it, in the attempt it reports on."""
+        return self._release(state, job.id, self.worker_id, job.attempt)
+
     def _add_dead_letter(self, state: _Namespace, letter: DeadLetter) -> None:
         """Keep a dead letter, in arrival order. The same payload under a known id only gets
         the new reason and time, keeping its place; a different one gets a new id."""
@@ -207,7 +211,7 @@ class MemoryBroker(Broker):
         with self._store.lock:
             state, now = self._state(), self.now()
             for job, payload in zip(jobs, payloads, strict=True):
-                if from_failure and not self._release(state, job.id, self.worker_id, job.attempt):
+                if from_failure and not self._release_own(state, job):
                     job.status = JobStatus.NOT_SET  # a late retry: nothing stored
                 else:
                     self._store_job(state, job, payload, now)
@@ -290,7 +294,7 @@ class MemoryBroker(Broker):
     def remove_jobs_from_running(self, jobs: Sequence[Job]) -> None:
         with self._store.lock:
             state = self._state()
-            released = [self._release(state, job.id, self.worker_id, job.attempt) for job in jobs]
+            released = [self._release_own(state, job) for job in jobs]
             limited = any(r is not None and r.task_name in state.limits for r in released)
         if limited:
             self._notify_peers()  # a slot of a limited task is free: a waiting job may run
@@ -300,7 +304,7 @@ class MemoryBroker(Broker):
         with self._store.lock:
             state = self._state()
             for job, payload in reversed(list(zip(jobs, payloads, strict=True))):
-                if not self._release(state, job.id, self.worker_id, job.attempt):
+                if not self._release_own(state, job):
                     job.status = JobStatus.NOT_SET  # a late give-back: nothing stored
                     continue
                 where = self._location(state, job.id)
@@ -314,7 +318,7 @@ class MemoryBroker(Broker):
         payload = job.serialize()
         with self._store.lock:
             state = self._state()
-            if self._release(state, job.id, self.worker_id, job.attempt) is None:
+            if self._release_own(state, job) is None:
                 return  # a late worker's job: recovery took it already, it stays there
             self._add_dead_letter(state, DeadLetter(job.id, job.queue, payload, reason, self.now()))
         self._notify_peers()  # a concurrency slot is free
