@@ -45,8 +45,9 @@ def register(app):
     def record(number):
         client = redis.Redis.from_url(app.conf.broker_url)
         try:
-            client.sadd(RUNS_KEY, number)
+            # counted first: a kill between the two calls leaves a run counted, not lost
             client.incr(RUN_COUNT_KEY)
+            client.sadd(RUNS_KEY, number)
         finally:
             client.close()
         return number
