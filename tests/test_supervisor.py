@@ -260,6 +260,8 @@ def test_a_child_crashing_at_import_is_restarted_ever_more_slowly(start_worker):
     assert "cannot import module 'crashing_app': RuntimeError: configuration missing" in (
         worker.log.text
     )
+    # both children waiting out a delay of 2 s, none about to crash under the SIGTERM
+    worker.log.wait_for(r"Worker process \d .*restarting it in 2\.0s \(restart 3\)", count=2)
     worker.process.send_signal(signal.SIGTERM)
     assert worker.wait() == 0, worker.log.text  # stopped on request: children were waiting
     assert not [pid for pids in worker.child_pids().values() for pid in pids if _alive(pid)]

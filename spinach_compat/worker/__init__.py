@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from kombu.utils.url import maybe_sanitize_url
 
-from . import __version__, signals
+from .. import __version__, signals
 
 if TYPE_CHECKING:
-    from .app.base import Celery
+    from ..app.base import Celery
 
 logger = logging.getLogger("spinach_compat.worker")
 
