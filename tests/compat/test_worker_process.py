@@ -112,6 +112,16 @@ def test_inspect_ping_and_registered(proj):
     assert f"{TASKS}.add" in registered and f"{TASKS}.flaky" in registered
 
 
+def test_broadcast_replies(proj):
+    control = proj.app.control
+    [(node, pong)] = control.broadcast("ping", reply=True, timeout=5)[0].items()
+    assert node.startswith(f"{proj.impl}@") and pong == {"ok": "pong"}
+    result = _send(proj, "add", 1, 1, countdown=60)
+    replies = control.broadcast("revoke", {"task_id": result.id}, reply=True, timeout=5)
+    assert replies == [{node: {"ok": f"tasks {{'{result.id}'}} flagged as revoked"}}]
+    assert control.broadcast("ping") is None  # no reply asked
+
+
 # -- the facade only -----------------------------------------------------------------------
 
 
