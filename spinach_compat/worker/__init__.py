@@ -103,6 +103,7 @@ class Worker:
                                   options={})  # fmt: skip
         self.setup_logging()
         self.import_modules()
+        self.check_configuration()
         self.app.hostname = self.hostname
         self.queues = self.queues or self.app.all_queues()
         signals.worker_init.send(sender=self)
@@ -224,6 +225,17 @@ class Worker:
         task_logger = logging.getLogger("celery.task")
         task_logger.setLevel(level)
         signals.after_setup_task_logger.send(sender=None, logger=task_logger, **options)
+
+    def check_configuration(self) -> None:
+        """Refuse to start, before any job is fetched, on a broker, a result backend or a
+        setting the facade does not support: exit status 1 with one line saying which."""
+        from ..exceptions import ImproperlyConfigured, UnsupportedFeature
+
+        try:
+            _ = self.app.engine  # the broker and the settings
+            _ = self.app.backend
+        except (UnsupportedFeature, ImproperlyConfigured) as exc:
+            raise SystemExit(f"ERROR: {exc}") from None
 
     def import_modules(self) -> None:
         """Import ``imports`` and ``include``, and run the pending ``autodiscover_tasks``."""
