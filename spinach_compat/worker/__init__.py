@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from kombu.utils.url import maybe_sanitize_url
 
 from .. import __version__, signals
+from .queues import worker_queues
 
 if TYPE_CHECKING:
     from ..app.base import Celery
@@ -105,7 +106,7 @@ class Worker:
         self.import_modules()
         self.check_configuration()
         self.app.hostname = self.hostname
-        self.queues = self.queues or self.app.all_queues()
+        self.queues = self.queues or worker_queues(self.app)
         signals.worker_init.send(sender=self)
         self.app.register_beat_schedule()
         self._prepare_services()
