@@ -150,8 +150,29 @@ class Registry:
         return json.loads(raw) if raw else []
 
 
+#: Celery's ``app.control`` methods that change running workers: refused by name when called.
+REFUSED_COMMANDS = frozenset({
+    "rate_limit", "time_limit", "add_consumer", "cancel_consumer", "pool_grow", "pool_shrink",
+    "pool_restart", "autoscale", "shutdown", "heartbeat", "election", "enable_events",
+    "disable_events", "revoke_by_stamped_headers",
+})  # fmt: skip
+
+
 class Control:
-    """What ``app.control`` offers: revoke, terminate, inspect, purge, ping, broadcast."""
+    """What ``app.control`` offers: revoke, terminate, inspect, purge, ping, broadcast.
+
+    Celery's other commands (``REFUSED_COMMANDS``) exist, and raise ``UnsupportedFeature``
+    when called, as ``broadcast`` of them does.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in REFUSED_COMMANDS:
+            raise AttributeError(name)
+
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            return self.broadcast(name, {}, reply=True)
+
+        return refused
 
     def __init__(self, app: Celery):
         self.app = app

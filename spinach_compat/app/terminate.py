@@ -86,9 +86,10 @@ class Terminations:
         """Ask every worker to stop these tasks; those stopped in this process at once."""
         client = self._redis()
         if client is None:
-            until = time.time() + self.expires
+            now = time.time()
             with self._lock:
-                self._local.update(dict.fromkeys(task_ids, (signum, until)))
+                self._local = {i: entry for i, entry in self._local.items() if entry[1] > now}
+                self._local.update(dict.fromkeys(task_ids, (signum, now + self.expires)))
         else:
             pipe = client.pipeline(transaction=False)
             for task_id in task_ids:

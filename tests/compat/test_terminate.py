@@ -146,6 +146,12 @@ def test_other_commands_are_refused_by_name(app, command):
         app.control.broadcast(command, {"task_name": "x"}, reply=True)
 
 
+@pytest.mark.parametrize("method", ["rate_limit", "shutdown", "pool_grow", "add_consumer"])
+def test_celerys_other_control_methods_are_refused_by_name(app, method):
+    with pytest.raises(UnsupportedFeature, match=method):
+        getattr(app.control, method)("proj.add", "10/m")
+
+
 def test_broadcast_by_pattern_is_refused(app):
     with pytest.raises(UnsupportedFeature, match="pattern"):
         app.control.broadcast("ping", pattern="celery@*", reply=True)
