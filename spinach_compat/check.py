@@ -216,7 +216,9 @@ RULES: dict[str, Rule] = {
     "retry:*": _D(S_RETRIES, "ignored: the job is retried on its own queue"),
     # -- schedules, control ------------------------------------------------------------
     "schedule:period": _S(S_BEAT, "a fixed period"),
-    "control:revoke(terminate)": _U(S_CONTROL, "a running task is never killed", _in(False)),
+    "control:revoke(terminate)": _D(
+        S_CONTROL, "stops the task's thread; a C call (sleep, socket read) first returns"
+    ),
     # -- signals -----------------------------------------------------------------------
     **_each(
         "signal",

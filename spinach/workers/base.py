@@ -102,6 +102,10 @@ def advance_job_status(
     Success ends the job; ``DeferException`` puts it back for later without counting an
     attempt; ``AbortException`` fails it at once; any other error retries it while it has
     retries left (``RetryException`` may choose when), and fails it after.
+
+    An error whose ``reported`` attribute is true was logged already by the code raising it
+    (the Celery facade logs a task's failure as Celery does): its failure gets one INFO
+    line here, without the traceback.
     """
     took = _Duration(duration)
     if err is None:
@@ -113,12 +117,19 @@ def advance_job_status(
         _schedule_retry(namespace, job, err, now, backoff, took)
     else:
         job.status = JobStatus.FAILED
-        why = "aborted" if isinstance(err, AbortException) else "failed"
-        logger.error(
-            "Finished %s in %s: %s after %d attempt(s): %s",
-            job, took, why, job.retries + 1, _describe(err), exc_info=err,
-        )  # fmt: skip
+        _log_failure(job, err, took)
         signals.job_failed.send(namespace, job=job, err=err)
+
+
+def _log_failure(job: Job, err: BaseException, took: object) -> None:
+    if getattr(err, "reported", False):  # its traceback is in the log already
+        logger.info("Finished %s in %s: failed, as logged above", job, took)
+        return
+    why = "aborted" if isinstance(err, AbortException) else "failed"
+    logger.error(
+        "Finished %s in %s: %s after %d attempt(s): %s",
+        job, took, why, job.retries + 1, _describe(err), exc_info=err,
+    )  # fmt: skip
 
 
 def _schedule_retry(

@@ -352,15 +352,18 @@ class Celery:
         self, concurrency: int = 4, queues: Sequence[str] | None = None, block: bool = True,
         nodename: str | None = None,
     ) -> None:  # fmt: skip
-        """Run the engine's workers on ``queues`` (default: every queue of the app).
+        """Run the engine's workers on ``queues`` (default: as Celery's worker, the queues
+        declared in ``task_queues``, else ``task_default_queue``: see
+        ``spinach_compat.worker.queues``).
 
         ``nodename`` (``-n``) names the worker in ``inspect()`` replies.
         """
+        from ..worker.queues import worker_queues
         from .control import worker_id_for
 
         self.loader.import_default_modules()  # imports, include, autodiscovered tasks
         self.register_beat_schedule()
-        queues = band_queues(queues or self.all_queues(), priority_steps(self.conf))
+        queues = band_queues(worker_queues(self, queues), priority_steps(self.conf))
         engine = self.engine
         worker_id = engine.broker.worker_id = worker_id_for(nodename or self.hostname)
         names = sorted(n for n in self._tasks if not n.startswith("celery."))

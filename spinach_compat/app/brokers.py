@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kombu.utils.url import url_to_parts
+from kombu.utils.url import maybe_sanitize_url, url_to_parts
 
 from spinach.brokers.base import Broker
 from spinach.brokers.memory import MemoryBroker
@@ -29,6 +29,7 @@ def broker_from_url(url: str | None) -> Broker:
             url = "unix" + url[len("redis+socket") :]
         return RedisBroker(url)
     raise UnsupportedFeature(
-        f"broker scheme {scheme!r} is not supported by spinach_compat: use redis:// or "
+        f"broker_url={maybe_sanitize_url(url)!r}: the {scheme or url!r} transport is not "
+        "supported by spinach_compat; use redis://, rediss://, unix://, redis+socket:// or "
         "memory:// (see migration_guide/)"
     )

@@ -8,7 +8,9 @@ after the revocation or restarted, honours it: a revoked id is discarded when a 
 fetches it, and its result becomes REVOKED at once. A worker reads the revoked ids at most
 every ``RevokedStore.refresh_interval`` (0.1 s), not once per job: a revocation made in
 another process reaches jobs that start after that (Celery's broadcast has a lag as well);
-one made in the worker's own process applies at once.
+one made in the worker's own process applies at once. ``revoke(terminate=True)`` also stops
+the task where it runs, see ``spinach_compat.app.terminate``; ``broadcast`` maps Celery's
+remote-control commands onto these, see ``spinach_compat.app.broadcast``.
 
 ``inspect()`` answers from the broker's bookkeeping (live workers and their heartbeats,
 running jobs, jobs due later), not by a broadcast round trip: a worker answers ``ping``
@@ -25,8 +27,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .. import states
-from ..exceptions import UnsupportedFeature
 from .priority import band_queues, base_queue, priority_steps
+from .terminate import TERM_SIGNAME, Terminations, signum_of
 
 if TYPE_CHECKING:
     from spinach.brokers.base import Broker, WorkerInfo
@@ -148,29 +150,88 @@ class Registry:
         return json.loads(raw) if raw else []
 
 
+#: Celery's ``app.control`` methods that change running workers: refused by name when called.
+REFUSED_COMMANDS = frozenset({
+    "rate_limit", "time_limit", "add_consumer", "cancel_consumer", "pool_grow", "pool_shrink",
+    "pool_restart", "autoscale", "shutdown", "heartbeat", "election", "enable_events",
+    "disable_events", "revoke_by_stamped_headers",
+})  # fmt: skip
+
+
 class Control:
-    """What ``app.control`` offers: revoke, inspect, purge, ping."""
+    """What ``app.control`` offers: revoke, terminate, inspect, purge, ping, broadcast.
+
+    Celery's other commands (``REFUSED_COMMANDS``) exist, and raise ``UnsupportedFeature``
+    when called, as ``broadcast`` of them does.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in REFUSED_COMMANDS:
+            raise AttributeError(name)
+
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            return self.broadcast(name, {}, reply=True)
+
+        return refused
 
     def __init__(self, app: Celery):
         self.app = app
         self.revoked = RevokedStore(app)
+        self.terminations = Terminations(app, self.revoked.expires)
         self.registry = Registry(app)
 
     def revoke(
         self, task_id: str | Iterable[str], destination: Any = None, terminate: bool = False,
         signal: Any = None, **kwargs: Any,
-    ) -> None:  # fmt: skip
-        """Revoke task ids: each is discarded when fetched, and its result is REVOKED."""
-        if terminate:
-            raise UnsupportedFeature(
-                "revoke(terminate=True) is not supported by spinach_compat: a running task "
-                "is never killed; use soft_time_limit (see migration_guide/)"
-            )
+    ) -> list[dict] | None:  # fmt: skip
+        """Revoke task ids: each is discarded when fetched, and its result is REVOKED.
+
+        With ``terminate``, a task already running is stopped too (its result REVOKED with
+        ``TaskRevokedError('terminated')``). With ``reply=True``, each live worker's reply,
+        as Celery's broadcast (see ``broadcast``).
+        """
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
+        if kwargs.get("reply"):
+            arguments = {"task_id": ids, "terminate": terminate, "signal": signal}
+            return self.broadcast("revoke", arguments, destination, **kwargs)
+        signum = signum_of(signal) if terminate else None  # a bad signal name: nothing done
+        running = self.running_ids() if terminate else {}
         self.revoked.add(ids)
         for one in ids:
+            if one in running:  # the worker stopping it stores REVOKED('terminated')
+                continue
             if self.app.backend.get_state_or_none(one) not in states.READY_STATES:
                 self.app.backend.mark_as_revoked(one, "revoked")
+        if signum is not None:
+            self.terminations.request(ids, signum)
+        return None
+
+    def terminate(
+        self, task_id: str | Iterable[str], destination: Any = None, signal: Any = TERM_SIGNAME,
+        **kwargs: Any,
+    ) -> list[dict] | None:  # fmt: skip
+        """``revoke(task_id, terminate=True, signal=signal)``."""
+        return self.revoke(task_id, destination, terminate=True, signal=signal, **kwargs)
+
+    def running_ids(self) -> dict[str, str]:
+        """``{task id: node name}`` of the jobs running on live workers."""
+        running = self.app.engine.broker.running_jobs()
+        return {job.id: node_of(worker) for worker, jobs in running.items() for job in jobs}
+
+    def broadcast(
+        self, command: str, arguments: dict | None = None, destination: Any = None,
+        connection: Any = None, reply: bool = False, timeout: float = 1.0,
+        limit: int | None = None, callback: Callable | None = None, pattern: Any = None,
+        matcher: Any = None, **extra: Any,
+    ) -> list[dict] | None:  # fmt: skip
+        """Celery's remote-control ``command``, done through the broker (see
+        ``spinach_compat.app.broadcast``); with ``reply``, ``[{node: reply}, ...]``."""
+        from .broadcast import broadcast
+
+        return broadcast(
+            self.app, command, arguments or {}, destination, reply=reply, limit=limit,
+            callback=callback, pattern=pattern, matcher=matcher,
+        )  # fmt: skip
 
     def is_revoked(self, task_id: str) -> bool:
         """Whether ``task_id`` was revoked (and the revocation has not expired)."""

@@ -1,4 +1,5 @@
-"""Time limits of tasks run by thread workers: soft and hard, as Celery's.
+"""Stopping a task run by a thread worker: soft and hard time limits, as Celery's, and
+``revoke(terminate=True)`` (see ``app.terminate``).
 
 Celery's prefork pool signals (soft) or kills (hard) the child process running a task. A
 thread cannot be signalled or killed, so here both limits are an exception injected into
@@ -23,6 +24,10 @@ Caveats of threads, to know when migrating:
   logged naming it. Give blocking calls their own timeouts.
 - Limits apply to runs in a worker only; eager runs (``apply``, ``task_always_eager``)
   ignore them, as Celery's.
+
+A terminate request injects ``TaskTerminated`` the same way, with the same caveats; the
+REVOKED result is stored when the request strikes, and the run then ends as ``Ignore``
+(its outcome is not stored over REVOKED, the job is neither retried nor failed).
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from .. import signals
+from ..exceptions import Ignore, SoftTimeLimitExceeded, TimeLimitExceeded
 
 if TYPE_CHECKING:
     from .context import Context
@@ -47,6 +53,14 @@ HARD_LIMIT_GRACE = 1.0
 
 class HardTimeLimit(BaseException):
     """Injected at the hard limit: not an ``Exception``, so tasks rarely catch it."""
+
+
+class TaskTerminated(BaseException):
+    """Injected by ``revoke(terminate=True)``: not an ``Exception`` either."""
+
+
+#: What a guard may inject into the thread it watches.
+INJECTED = (HardTimeLimit, SoftTimeLimitExceeded, TaskTerminated)
 
 
 def limits_of(task: Task, request: Context) -> tuple[float | None, float | None]:
@@ -64,21 +78,25 @@ def _first(*values: Any) -> float | None:
 
 
 def call_with_limits(task: Task, request: Context, function: Callable[[], Any]) -> Any:
-    """``function()`` under the time limits of ``task``/``request`` (none when eager).
+    """``function()`` under the time limits of ``task``/``request``, and stoppable by
+    ``revoke(terminate=True)`` (none of it when eager).
 
     When this returns or raises, the timers are disarmed and no exception of this run is
-    pending in the thread: a late one must never strike the next job the thread runs.
+    pending in the thread: a late one must never strike the next job the thread runs. A
+    terminated run raises ``Ignore``: its REVOKED result is stored already.
     """
-    hard, soft = limits_of(task, request)
-    if request.is_eager or (hard is None and soft is None):
+    if request.is_eager:
         return function()
+    hard, soft = limits_of(task, request)
     guard = _Guard(task, request, hard, soft)
     body = _Body()
     try:
         _run_then_disarm(guard, function, body)
-    except (HardTimeLimit, SoftTimeLimitExceeded):  # landed in a disarm: the body's outcome
-        if not body.ended:  # stands (a hard one set ``hard_struck``); never expected here
+    except INJECTED:  # landed in a disarm: the body's outcome stands (a hard one set
+        if not body.ended:  # ``hard_struck``, a terminate ``terminated``); never expected
             raise
+    if guard.terminated is not None:  # even if the task swallowed TaskTerminated
+        raise Ignore("terminated") from None
     if guard.hard_struck:  # the task may have swallowed HardTimeLimit and returned
         raise TimeLimitExceeded(hard) from None
     return body.outcome()
@@ -102,18 +120,22 @@ def _run_then_disarm(guard: _Guard, function: Callable[[], Any], body: _Body) ->
     """Arm ``guard``, run ``function`` keeping its outcome in ``body``, disarm ``guard``.
 
     An async exception can land at any bytecode, also in a ``finally`` before its
-    ``disarm`` completed. Each timer injects at most once, so at most two land: of three
-    nested (idempotent) disarms, the last cannot be interrupted. Keeping the body's outcome
-    aside means a late landing never masks the body's own result or error.
+    ``disarm`` completed. Each of the two timers and a terminate inject at most once, so
+    at most three land: of four nested (idempotent) disarms, the last cannot be
+    interrupted. Keeping the body's outcome aside means a late landing never masks the
+    body's own result or error.
     """
     try:
         try:
             try:
-                guard.arm()
-                body.value = function()
-                body.ended = True
-            except BaseException as exc:  # re-raised by ``body.outcome()``
-                body.error, body.ended = exc, True
+                try:
+                    guard.arm()
+                    body.value = function()
+                    body.ended = True
+                except BaseException as exc:  # re-raised by ``body.outcome()``
+                    body.error, body.ended = exc, True
+                finally:
+                    guard.disarm()
             finally:
                 guard.disarm()
         finally:
@@ -123,15 +145,19 @@ def _run_then_disarm(guard: _Guard, function: Callable[[], Any], body: _Body) ->
 
 
 class _Guard:
-    """The timers of one run, injecting into the thread that armed them."""
+    """The timers and terminate requests of one run, injecting into the thread that armed
+    them."""
 
     def __init__(self, task: Task, request: Context, hard: float | None, soft: float | None):
         self.task, self.request, self.hard = task, request, hard
+        self.task_id = request.id
         self.thread_id = threading.get_ident()
         self._lock = threading.Lock()
         self._running = True
         self._done = threading.Event()
         self.hard_struck = False
+        self.terminated: int | None = None  # the signal number of a terminate request
+        self._runs = task._get_app().control.terminations
         self._timers = []
         for kind, delay, strike in (("soft", soft, self._soft), ("hard", hard, self._hard)):
             if delay is not None:
@@ -148,6 +174,7 @@ class _Guard:
         with self._lock:
             for timer in self._timers:
                 timer.start()
+            self._runs.add(self)  # terminate requests wait for the lock too
 
     def disarm(self) -> None:
         """Stop the timers and drop an exception injected but not delivered yet.
@@ -158,8 +185,34 @@ class _Guard:
             self._running = False
             for timer in self._timers:
                 timer.cancel()
+            self._runs.discard(self)
             _inject(self.thread_id, None)
         self._done.set()
+
+    def terminate(self, signum: int) -> bool:
+        """Stop the run for a terminate request (once); whether it was still running.
+
+        As Celery's worker, REVOKED is stored and ``task_revoked`` sent when the request
+        strikes, not when the task has stopped.
+        """
+        with self._lock:
+            if not self._running or self.terminated is not None:
+                return False
+            self.terminated = signum
+            logger.info("Terminating %s[%s] (signal %s)", self.task.name, self.task_id, signum)
+            _inject(self.thread_id, TaskTerminated)
+        self._announce_terminated(signum)
+        return True
+
+    def _announce_terminated(self, signum: int) -> None:
+        from .trace import should_store
+
+        task, request = self.task, self.request
+        if should_store(task, request, eager=False) or task.store_errors_even_if_ignored:
+            task.backend.mark_as_revoked(self.task_id, "terminated", request=request)
+        signals.task_revoked.send(
+            sender=task, request=request, terminated=True, signum=signum, expired=False
+        )
 
     def _soft(self) -> None:
         with self._lock:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from kombu.exceptions import EncodeError
 from kombu.utils import json as kombu_json
+from kombu.utils.encoding import safe_repr
 
 from spinach.context import current_job
 from spinach.exc import AbortException, DeferException, RetryException
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
     from .task import Context, Task
 
 logger = logging.getLogger("spinach_compat.trace")
+#: Celery's logger of task outcomes, so a logging configuration naming it still applies.
+task_logger = logging.getLogger("celery.app.trace")
+
+#: Characters of a result shown in the success line (Celery's ``resultrepr_maxsize``).
+RESULT_REPR_MAXSIZE = 1024
 
 IGNORE_STATES = frozenset({states.IGNORED, states.RETRY, states.REJECTED})
 
@@ -131,8 +137,18 @@ def _on_returned(
     if request.chord and not request.is_eager:
         chords.on_part_return(task, request)
     _call_handler(task, request, "on_success", retval, request.id, request.args, request.kwargs)
-    signals.task_success.send(sender=task, result=retval, runtime=time.monotonic() - started)
+    runtime = time.monotonic() - started
+    signals.task_success.send(sender=task, result=retval, runtime=runtime)
+    if task_logger.isEnabledFor(logging.INFO):
+        name, result = request.shadow or task.name, _short_repr(retval)
+        task_logger.info("Task %s[%s] succeeded in %ss: %s", name, request.id, runtime, result)
     return Outcome(states.SUCCESS, retval)
+
+
+def _short_repr(value: Any) -> str:
+    """``repr(value)`` cut to ``RESULT_REPR_MAXSIZE`` characters (as Celery's log line)."""
+    text = safe_repr(value)
+    return text if len(text) <= RESULT_REPR_MAXSIZE else f"{text[:RESULT_REPR_MAXSIZE]}..."
 
 
 def _mark_as_done(task: Task, request: Context, retval: Any) -> None:
@@ -213,10 +229,13 @@ def _on_failure(task: Task, request: Context, exc: Exception, store: bool) -> Ou
         sender=task, task_id=request.id, exception=exc, args=request.args,
         kwargs=request.kwargs, traceback=einfo.tb, einfo=einfo,
     )  # fmt: skip
-    if request.is_eager:  # in a worker, the engine logs the failure (the cause chained)
-        expected = isinstance(exc, tuple(task.throws or ()))
-        log = logger.info if expected else logger.error
-        log("Task %s[%s] raised: %r", task.name, request.id, exc, exc_info=not expected)
+    expected = isinstance(exc, tuple(task.throws or ()))  # as Celery's log lines
+    description = "raised expected" if expected else "raised unexpected"
+    task_logger.log(
+        logging.INFO if expected else logging.ERROR, "Task %s[%s] %s: %s",
+        request.shadow or task.name, request.id, description, safe_repr(exc),
+        exc_info=None if expected else exc,
+    )  # fmt: skip
     return Outcome(states.FAILURE, exc, einfo)
 
 
@@ -251,9 +270,16 @@ def run_job(task: Task, args: list, kwargs: dict) -> Any:
         raise _native_retry(task, job, pending)
     if outcome.state == states.REJECTED and getattr(outcome.retval, "requeue", False):
         raise RetryException("rejected with requeue", at=datetime.now(timezone.utc))
-    if outcome.state == states.FAILURE:
-        raise AbortException(f"task {task.name} failed: {outcome.retval!r}") from outcome.retval
+    if outcome.state == states.FAILURE:  # logged by ``_on_failure``
+        failed = AbortException(f"task {task.name} failed: {outcome.retval!r}")
+        raise _reported(failed) from outcome.retval
     return None
+
+
+def _reported(exc: AbortException) -> AbortException:
+    """``exc``, marked as logged already: the engine logs no second traceback of it."""
+    exc.reported = True  # type: ignore[attr-defined]
+    return exc
 
 
 def _internal_error(task: Task, request: Context, exc: Exception) -> AbortException:
@@ -275,7 +301,7 @@ def _internal_error(task: Task, request: Context, exc: Exception) -> AbortExcept
         _store_internal_failure(task, request, einfo)
     except Exception:  # the backend itself may be what failed: the error is logged above
         logger.exception("Task %s[%s]: its FAILURE could not be stored", task.name, request.id)
-    return AbortException(f"task {task.name} failed: internal error {exc!r}")
+    return _reported(AbortException(f"task {task.name} failed: internal error {exc!r}"))
 
 
 def _store_internal_failure(task: Task, request: Context, einfo: ExceptionInfo) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kombu.utils.url import url_to_parts
+from kombu.utils.url import maybe_sanitize_url, url_to_parts
 
 from ..exceptions import UnsupportedFeature
 from .base import DisabledBackend, KeyValueBackend
@@ -21,12 +21,23 @@ if TYPE_CHECKING:
 __all__ = ["DisabledBackend", "KeyValueBackend", "backend_from_url"]
 
 
+#: The ``result_backend`` schemes the facade serves, as said in its refusals.
+SUPPORTED = "redis://, rediss://, unix://, memory://, cache+memory://, or None (disabled)"
+
+
 def backend_from_url(app: Celery, url: Any) -> Any:
-    """The result backend of a ``result_backend`` URL (None: results disabled)."""
+    """The result backend of a ``result_backend`` URL (None: results disabled).
+
+    Any other backend raises ``UnsupportedFeature`` naming the setting and its scheme: the
+    app raises at its first use of ``app.backend``, a worker before it fetches any job.
+    """
     if not url or url == "disabled":
         return DisabledBackend(app)
     if not isinstance(url, str):
-        raise UnsupportedFeature(f"result_backend {url!r}: give a memory:// or redis:// URL")
+        raise UnsupportedFeature(
+            f"result_backend={url!r} is not supported by spinach_compat: give a URL, one of "
+            f"{SUPPORTED} (see migration_guide/)"
+        )
     scheme = url_to_parts(url).scheme
     if scheme in ("memory", "cache+memory"):
         from .memory import MemoryBackend
@@ -37,6 +48,6 @@ def backend_from_url(app: Celery, url: Any) -> Any:
 
         return RedisBackend(app, url)
     raise UnsupportedFeature(
-        f"result backend {scheme!r} is not supported by spinach_compat: use redis:// or "
-        "memory:// (see migration_guide/)"
+        f"result_backend={maybe_sanitize_url(url)!r}: the {scheme or url!r} result backend is "
+        f"not supported by spinach_compat; use {SUPPORTED} (see migration_guide/)"
     )

@@ -280,7 +280,9 @@ def check_worker_flags(args: argparse.Namespace) -> None:
 
 def run_worker(app: Any, args: argparse.Namespace) -> int:
     """``worker``: run a worker until SIGTERM/SIGINT."""
+    from ..exceptions import ImproperlyConfigured
     from ..worker import Worker
+    from ..worker.queues import worker_queues
 
     check_worker_flags(args)
     if args.include:
@@ -289,10 +291,12 @@ def run_worker(app: Any, args: argparse.Namespace) -> int:
         app.conf.task_time_limit = args.time_limit
     if args.soft_time_limit is not None:
         app.conf.task_soft_time_limit = args.soft_time_limit
-    queues = _split(args.queues) or None
-    excluded = set(_split(args.exclude_queues))
-    if excluded:
-        queues = [q for q in queues or app.all_queues() if q not in excluded]
+    queues = None  # without -Q nor -X: decided once the app's modules are imported
+    if args.queues or args.exclude_queues:
+        try:
+            queues = worker_queues(app, _split(args.queues), _split(args.exclude_queues))
+        except ImproperlyConfigured as exc:
+            raise UsageError(str(exc)) from exc
     concurrency = 1 if args.pool == "solo" else args.concurrency
     worker = Worker(
         app, hostname=args.hostname, queues=queues, concurrency=concurrency,
@@ -311,16 +315,15 @@ def _celery_bridge(app: Any, worker: Any, celery_queues: list[str]) -> None:
     from ..exceptions import UnsupportedFeature
     from ..interop import WorkerBridge
     from ..interop.bridge import check_bridgeable
+    from ..worker.queues import worker_queues
 
     _refuse_bridging_legacy_queues(app, celery_queues)
     try:
         check_bridgeable(app)
     except UnsupportedFeature as exc:
         raise UsageError(str(exc)) from exc
-    if worker.queues:
-        worker.queues = list(dict.fromkeys([*worker.queues, *celery_queues]))
-    else:  # the app's queues are known once its tasks are imported
-        app.conf.task_queues = [*(app.conf.task_queues or ()), *celery_queues]
+    queues = worker.queues or worker_queues(app)
+    worker.queues = list(dict.fromkeys([*queues, *celery_queues]))
     worker.services.append(WorkerBridge(app, celery_queues))
 
 

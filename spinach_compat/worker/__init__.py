@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from kombu.utils.url import maybe_sanitize_url
 
 from .. import __version__, signals
+from .queues import worker_queues
 
 if TYPE_CHECKING:
     from ..app.base import Celery
@@ -103,8 +104,9 @@ class Worker:
                                   options={})  # fmt: skip
         self.setup_logging()
         self.import_modules()
+        self.check_configuration()
         self.app.hostname = self.hostname
-        self.queues = self.queues or self.app.all_queues()
+        self.queues = self.queues or worker_queues(self.app)
         signals.worker_init.send(sender=self)
         self.app.register_beat_schedule()
         self._prepare_services()
@@ -224,6 +226,17 @@ class Worker:
         task_logger = logging.getLogger("celery.task")
         task_logger.setLevel(level)
         signals.after_setup_task_logger.send(sender=None, logger=task_logger, **options)
+
+    def check_configuration(self) -> None:
+        """Refuse to start, before any job is fetched, on a broker, a result backend or a
+        setting the facade does not support: exit status 1 with one line saying which."""
+        from ..exceptions import ImproperlyConfigured, UnsupportedFeature
+
+        try:
+            _ = self.app.engine  # the broker and the settings
+            _ = self.app.backend
+        except (UnsupportedFeature, ImproperlyConfigured) as exc:
+            raise SystemExit(f"ERROR: {exc}") from None
 
     def import_modules(self) -> None:
         """Import ``imports`` and ``include``, and run the pending ``autodiscover_tasks``."""

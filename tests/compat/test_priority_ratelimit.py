@@ -69,7 +69,7 @@ def test_priority_settings_and_bad_rate_limit(make_app):
             pass
 
 
-def test_higher_priority_runs_first(app, run_worker, recorder):
+def test_higher_priority_runs_first(app, recorder):
     @app.task(queue="emails")
     def job(name):
         recorder.add(name)
@@ -77,7 +77,7 @@ def test_higher_priority_runs_first(app, run_worker, recorder):
     for name, value in [("low", 9), ("mid", 4), ("high", 0), ("plain", None), ("seven", 7)]:
         job.apply_async((name,), priority=value)
     assert app.all_queues(bands=True)[:2] == ["celery", "emails"]
-    run_worker(concurrency=1)
+    app.start_worker(concurrency=1, queues=["emails"], block=False)  # as -Q emails
     recorder.wait_for(lambda events: len(events) == 5)
     assert [e[0] for e in recorder.events] == ["high", "plain", "mid", "seven", "low"]
 

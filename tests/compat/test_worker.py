@@ -35,6 +35,7 @@ def test_request_fields_in_a_worker(app, run_worker):
             "hostname": r.hostname, "expires": r.expires,
         }  # fmt: skip
 
+    app.conf.task_queues = ["q1"]  # consumed by a worker started without -Q
     run_worker()
     got = fields.apply_async((1,), {"b": 2}, headers={"custom": "x"}, expires=3600).get(WAIT)
     assert (got["args"], got["kwargs"], got["retries"], got["is_eager"]) == (

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from ..helpers import wait_until
 from .worker_process import WorkerProcess, run_command
 
 WAIT = 30.0
@@ -112,6 +113,16 @@ def test_inspect_ping_and_registered(proj):
     assert f"{TASKS}.add" in registered and f"{TASKS}.flaky" in registered
 
 
+def test_broadcast_replies(proj):
+    control = proj.app.control
+    [(node, pong)] = control.broadcast("ping", reply=True, timeout=5)[0].items()
+    assert node.startswith(f"{proj.impl}@") and pong == {"ok": "pong"}
+    result = _send(proj, "add", 1, 1, countdown=60)
+    replies = control.broadcast("revoke", {"task_id": result.id}, reply=True, timeout=5)
+    assert replies == [{node: {"ok": f"tasks {{'{result.id}'}} flagged as revoked"}}]
+    assert control.broadcast("ping") is None  # no reply asked
+
+
 # -- the facade only -----------------------------------------------------------------------
 
 
@@ -139,6 +150,23 @@ def test_hard_time_limit_fails_the_task(facade):
         assert type(exc).__name__ == "TimeLimitExceeded" and exc.args == (0.5,)
         assert result.state == "FAILURE"
     assert _send(facade, "add", 1, 2).get(timeout=WAIT) == 3  # the slots were freed
+
+
+def test_terminate_stops_a_running_task(facade):
+    running = _send(facade, "spin", WAIT)
+    inspect = facade.app.control.inspect()
+
+    def active() -> list[str]:
+        return [task["id"] for tasks in (inspect.active() or {}).values() for task in tasks]
+
+    assert wait_until(lambda: running.id in active())
+    facade.app.control.revoke(running.id, terminate=True, signal="SIGKILL")
+    exc = _exception_of(running)
+    assert type(exc).__name__ == "TaskRevokedError" and exc.args == ("terminated",)
+    assert running.state == "REVOKED"
+    assert _send(facade, "add", 2, 2).get(timeout=WAIT) == 4
+    assert wait_until(lambda: running.id not in active())
+    assert f"Terminating {TASKS}.spin[{running.id}] (signal 9)" in facade.worker.log.read_text()
 
 
 def test_inspect_ping_command(facade):

@@ -80,3 +80,12 @@ def sleeper(seconds):
 @app.task
 def tick(label):
     return label
+
+
+@app.task
+def spin(seconds):
+    """Loops in Python (never in a C call) for ``seconds``, unless stopped."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
+    return "finished"
