@@ -8,6 +8,10 @@ Celery's beat would. The job runs on the queue the entry's task goes to, so a wo
 consuming that queue sends it (on ``task_default_queue`` for a task sent to legacy Celery
 workers, whose queue native workers do not consume).
 
+``app.add_periodic_task`` adds to ``beat_schedule`` the entry Celery's would
+(``periodic_task_entry``), so entries added by an ``on_after_finalize`` receiver (sent when
+a worker starts, before it registers the schedule) run as any other.
+
 Differences from Celery's beat, to know when migrating:
 
 - Every worker registers the schedule (the native engine replaces the namespace's
