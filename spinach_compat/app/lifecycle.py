@@ -14,7 +14,8 @@ called with ``sender=app``).
   beat entries are registered). Tasks are registered when declared, so ``app.finalized``
   is always True; the signal keeps Celery's lazy moment, so a receiver connected at import
   time fires once, when the worker starts. One connected after that moment never fires, as
-  in Celery.
+  in Celery. Unlike Celery, ``app.send_task`` of a name reads ``app.tasks``, so it
+  finalizes too.
 - ``on_after_fork``: in every forked child process of a process holding the app (see
   ``spinach.forks``); Celery sends it in the children of its prefork pool.
 """
@@ -46,8 +47,8 @@ class AppSettings(Settings):
         return settings
 
     def _reading(self) -> None:
-        if getattr(_quiet, "depth", 0) or "_unconfigured_app" not in self.__dict__:
-            return
+        if "_unconfigured_app" not in self.__dict__ or getattr(_quiet, "depth", 0):
+            return  # configured already (the usual case, checked first), or declaring
         ref = self.__dict__.pop("_unconfigured_app", None)
         app = ref() if ref is not None else None
         if app is not None:
@@ -112,10 +113,10 @@ def configure(app: Celery) -> None:
     entries, ``on_after_configure``."""
     app.configured = True
     app.on_configure.send(sender=app)
+    from .beat import add_beat_entry
+
     conf = app.conf
     while app._pending_periodic_tasks:
-        from .beat import add_beat_entry
-
         add_beat_entry(app, *app._pending_periodic_tasks.pop(0))
     app.on_after_configure.send(sender=app, source=conf)
 

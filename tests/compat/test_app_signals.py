@@ -19,6 +19,13 @@ from tests.helpers import wait_until
 
 from .conftest import WAIT
 
+#: Real Celery finalizing an app registers the tasks every earlier test declared with
+#: ``@app.task`` (shared with every app, in Celery), warning about their names and options.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:Task name .* is already registered"),
+    pytest.mark.filterwarnings(r"ignore:(?s).*'priority' task attribute is deprecated"),
+]
+
 
 @pytest.fixture
 def crontab(impl):
