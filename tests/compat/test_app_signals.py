@@ -4,6 +4,7 @@ the facade's beat running those entries once per period with two workers on Redi
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -246,3 +247,49 @@ def test_on_after_fork_is_sent_in_a_forked_child(make_app):
     with os.fdopen(read_end, "rb") as pipe:
         assert pipe.read() == b"child"
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+# -- the worker command: a receiver in a task module it imports --------------------------------
+
+TASKS_MODULE = """
+from spinach_compat import current_app, shared_task
+
+
+@shared_task
+def hourly():
+    return "tick"
+
+
+@current_app.on_after_finalize.connect
+def setup_periodic_tasks(sender, **kwargs):
+    sender.add_periodic_task(3600, hourly.s(), name="hourly report")
+"""
+
+
+def test_the_worker_finalizes_after_importing_the_task_modules(app, tmp_path, monkeypatch):
+    """A receiver connected by a module of ``include`` fires when the worker starts, and
+    its entry becomes a native periodic task before the workers run."""
+    from spinach_compat import signals
+    from spinach_compat.worker import Worker
+
+    (tmp_path / "periodic_tasks_mod.py").write_text(TASKS_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "periodic_tasks_mod", raising=False)
+    app.conf.include = ["periodic_tasks_mod"]
+    ready = threading.Event()
+
+    def on_ready(sender=None, **kwargs):
+        ready.set()
+
+    signals.worker_ready.connect(on_ready, weak=False)
+    worker = Worker(app, concurrency=1, quiet=True)
+    thread = threading.Thread(target=worker.start, name="finalize-worker")
+    thread.start()
+    try:
+        assert ready.wait(WAIT), "the worker did not become ready"
+    finally:
+        worker.stop()
+        thread.join(WAIT)
+        signals.worker_ready.disconnect(on_ready)
+    assert app.conf.beat_schedule["hourly report"]["task"] == "periodic_tasks_mod.hourly"
+    assert beat.BEAT_PREFIX + "hourly report" in app._native
