@@ -97,7 +97,8 @@ def install(app: Celery) -> None:
     """Give ``app`` its lifecycle signals and state (called by its constructor)."""
     from spinach.forks import reset_after_fork
 
-    app.on_configure = Signal("app.on_configure")
+    if getattr(type(app), "on_configure", None) is None:  # else Celery 3's method, kept
+        app.on_configure = Signal("app.on_configure")
     app.on_after_configure = Signal("app.on_after_configure", providing_args={"source"})
     app.on_after_finalize = Signal("app.on_after_finalize")
     app.on_after_fork = Signal("app.on_after_fork")
@@ -112,7 +113,10 @@ def configure(app: Celery) -> None:
     """The first read of a setting: ``on_configure``, the pending ``add_periodic_task``
     entries, ``on_after_configure``."""
     app.configured = True
-    app.on_configure.send(sender=app)
+    if isinstance(app.on_configure, Signal):
+        app.on_configure.send(sender=app)
+    else:
+        app.on_configure()
     from .beat import add_beat_entry
 
     conf = app.conf

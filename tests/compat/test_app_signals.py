@@ -293,3 +293,17 @@ def test_the_worker_finalizes_after_importing_the_task_modules(app, tmp_path, mo
         signals.worker_ready.disconnect(on_ready)
     assert app.conf.beat_schedule["hourly report"]["task"] == "periodic_tasks_mod.hourly"
     assert beat.BEAT_PREFIX + "hourly report" in app._native
+
+
+def test_on_configure_as_a_method_of_an_app_subclass_is_called(impl):
+    """Celery 3's style, still honoured by Celery: ``on_configure`` overridden."""
+    calls = []
+
+    class App(impl.Celery):
+        def on_configure(self):
+            calls.append("configure")
+
+    app = App("subclassed", broker="memory://", set_as_current=False)
+    assert calls == []
+    assert app.conf.task_default_queue == "celery"
+    assert calls == ["configure"]
