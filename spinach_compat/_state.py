@@ -65,6 +65,15 @@ def get_current_task() -> Task | None:
     return stack[-1] if stack else None
 
 
+def get_current_worker_task() -> Task | None:
+    """The innermost task of this thread run by a worker or ``apply`` (eagerly), not called
+    directly as a function (Celery's rule: its request is not ``called_directly``)."""
+    for task in reversed(_stack()):
+        if not task.request.called_directly:
+            return task
+    return None
+
+
 class Proxy:
     """An object standing for what ``factory()`` returns at each use."""
 

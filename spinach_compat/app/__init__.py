@@ -30,11 +30,11 @@ def _shared(fun: Any, options: dict[str, Any]) -> Any:
             "@shared_task was applied more than once to the same function: "
             "remove the extra @shared_task decorator"
         )
-    name = options.get("name") or f"{fun.__module__}.{fun.__name__}"
     _state.connect_shared_task(lambda app: app._task_from_fun(fun, **options))
 
     def task_of_current_app() -> Any:
         app = _state.get_current_app()
+        name = options.get("name") or app.gen_task_name(fun.__name__, fun.__module__)
         if name not in app.tasks:
             app._task_from_fun(fun, **options)
         return app.tasks[name]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import socket
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,8 +19,8 @@ from spinach.job import Job
 
 from .. import _state
 from ..exceptions import UnsupportedFeature
-from . import routes
-from .defaults import DEFAULTS, Settings, check_old_and_new, from_object
+from . import lifecycle, routes
+from .defaults import Settings, check_old_and_new, from_object
 from .engine import compat_engine
 from .priority import band_queues, priority_steps
 from .publish import publish
@@ -69,8 +71,9 @@ class Celery:
             loader=loader, amqp=amqp, events=events, log=log, control=control, tasks=tasks,
             fixups=fixups, autofinalize=autofinalize,
         )  # fmt: skip
+        lifecycle.install(self)  # on_configure & co., before anything reads a setting
         self.main = main
-        self.task_cls = task_cls or self.task_cls
+        self.task_cls = task_cls or self._default_task_cls()
         self.strict_typing = strict_typing
         self.set_as_current = set_as_current
         self.autofinalize = autofinalize
@@ -105,7 +108,7 @@ class Celery:
         }
         if "include" in arguments:
             arguments["include"] = tuple(arguments["include"])
-        self._conf = Settings(DEFAULTS)
+        self._conf = lifecycle.AppSettings.of_app(self)
         self._conf.update(changes or {})
         self._conf.update(arguments)
         self._given = set(arguments)  # left out of the old/new names check, as in Celery
@@ -190,7 +193,8 @@ class Celery:
 
     @property
     def tasks(self) -> dict[str, Task]:
-        """Registered tasks by name."""
+        """Registered tasks by name; the first access finalizes the app (see ``finalize``)."""
+        lifecycle.finalize(self)
         return self._tasks
 
     @property
@@ -206,7 +210,9 @@ class Celery:
         self._task_base = cls
 
     def finalize(self, auto: bool = False) -> None:
-        """Nothing to do: tasks are registered when declared (see ``finalized``)."""
+        """Send ``on_after_finalize`` once (tasks are registered when declared: see
+        ``spinach_compat.app.lifecycle`` for when it is sent)."""
+        lifecycle.finalize(self)
 
     def task(self, *args: Any, **opts: Any) -> Any:
         """Decorator making a task of a function, with or without options; ``app.task(fun,
@@ -239,7 +245,7 @@ class Celery:
         self, fun: Callable, name: str | None = None, base: type | None = None,
         bind: bool = False, **options: Any,
     ) -> Task:  # fmt: skip
-        name = name or f"{fun.__module__}.{fun.__name__}"
+        name = name or self.gen_task_name(fun.__name__, fun.__module__)
         if name in self._tasks:
             return self._tasks[name]
         base = base or self.Task
@@ -258,13 +264,15 @@ class Celery:
 
         if isinstance(task, type):
             task = task()
+        if not task.name:
+            task.name = self.gen_task_name(type(task).__name__, type(task).__module__)
         task.bind(self)
         if not self.strict_typing and not _sets_typing(type(task)):
             task.typing = False  # as Celery: a task leaving ``typing`` unset takes the app's
         add_autoretry(task)
         self._tasks[task.name] = task
         self._native.add(
-            _entry_point(task), name=task.name, queue=self.queue_of(task, static=True),
+            _entry_point(task), name=task.name, queue=self._declared_queue(task),
             max_retries=NATIVE_MAX_RETRIES,
         )  # fmt: skip
         return task
@@ -374,6 +382,7 @@ class Celery:
         """Make the ``beat_schedule`` entries native periodic tasks (see ``app.beat``)."""
         from .beat import register_beat_schedule
 
+        self.finalize(auto=True)  # a worker starts: on_after_finalize may add entries
         return register_beat_schedule(self)
 
     def stop_worker(self) -> None:
@@ -432,6 +441,137 @@ class Celery:
 
     def uuid(self) -> str:
         return str(uuid.uuid4())
+
+    # -- lifecycle, periodic tasks, task naming (see ``app.lifecycle``) -----------------
+
+    def _default_task_cls(self) -> type[Task] | str:
+        """``task_cls`` when the constructor gets none: the class's, but Celery's Django
+        fix-up (``DJANGO_SETTINGS_MODULE`` set) makes it ``DjangoTask`` unless a subclass
+        of the app sets its own."""
+        from .loader import django_task_cls
+
+        if type(self).task_cls is not Celery.task_cls:
+            return type(self).task_cls
+        return django_task_cls() or Celery.task_cls
+
+    def _declared_queue(self, task: Task) -> str:
+        """The native queue of a task being declared: reading the routes for it does not
+        configure the app (Celery reads nothing when a task is declared)."""
+        with lifecycle.quiet_reads():
+            return self.queue_of(task, static=True)
+
+    def _after_fork(self) -> None:
+        """In a forked child (``spinach.forks``): send ``on_after_fork``."""
+        self.on_after_fork.send(sender=self)
+
+    def add_periodic_task(
+        self, schedule: Any, sig: Any, args: Any = (), kwargs: Any = (),
+        name: str | None = None, **opts: Any,
+    ) -> str:  # fmt: skip
+        """Add a ``beat_schedule`` entry running ``sig`` on ``schedule``; its key (``name``,
+        else the signature's repr). Before the app is configured it waits, as in Celery."""
+        from .beat import add_beat_entry, periodic_task_entry
+
+        key, entry = periodic_task_entry(self, schedule, sig, args, kwargs, name, opts)
+        if self.configured:
+            add_beat_entry(self, key, entry, name)
+        else:
+            self._pending_periodic_tasks.append((key, entry, name))
+        return key
+
+    def gen_task_name(self, name: str, module: str | None) -> str:
+        """A task's name from its module: ``module.name``, but a task of the ``__main__``
+        script is ``<main>.name`` when the app has a main name, as in Celery."""
+        module_name = module or "__main__"
+        found = sys.modules.get(module_name)
+        if found is not None:
+            module_name = found.__name__
+            main_file = os.environ.get("MP_MAIN_FILE")  # billiard's, when set
+            if main_file and getattr(found, "__file__", None) == main_file:
+                module_name = "__main__"
+        if module_name == "__main__" and self.main:
+            return f"{self.main}.{name}"
+        return ".".join(part for part in (module_name, name) if part)
+
+    # -- tasks running, steps -----------------------------------------------------------
+
+    @property
+    def current_task(self) -> Task | None:
+        """The task running in this thread (innermost, however called), or None."""
+        return _state.get_current_task()
+
+    @property
+    def current_worker_task(self) -> Task | None:
+        """The innermost task of this thread run by a worker or ``apply``, not called
+        directly as a function; None outside one."""
+        return _state.get_current_worker_task()
+
+    @functools.cached_property
+    def steps(self) -> Any:
+        """Celery's custom bootsteps: readable, adding one raises ``UnsupportedFeature``."""
+        from .bootsteps import Steps
+
+        return Steps()
+
+    # -- the broker connection (see ``app.connections``) ---------------------------------
+
+    def connection_for_write(self, url: str | None = None, **kwargs: Any) -> Any:
+        """A lazy ``kombu.Connection`` to ``broker_write_url`` (else ``broker_url``)."""
+        from .connections import broker_connection
+
+        conf = self.conf
+        return broker_connection(self, url or conf.get("broker_write_url") or conf.broker_url,
+                                 **kwargs)  # fmt: skip
+
+    def connection_for_read(self, url: str | None = None, **kwargs: Any) -> Any:
+        """A lazy ``kombu.Connection`` to ``broker_read_url`` (else ``broker_url``)."""
+        from .connections import broker_connection
+
+        conf = self.conf
+        return broker_connection(self, url or conf.get("broker_read_url") or conf.broker_url,
+                                 **kwargs)  # fmt: skip
+
+    def connection(self, hostname: str | None = None, **kwargs: Any) -> Any:
+        """``connection_for_write(hostname, ...)``: a ``kombu.Connection`` to the broker."""
+        return self.connection_for_write(hostname, **kwargs)
+
+    broker_connection = connection
+
+    def connection_or_acquire(self, connection: Any = None, pool: bool = True, *_: Any,
+                              **__: Any) -> Any:  # fmt: skip
+        """A context giving ``connection``, else a new connection closed after."""
+        from .connections import connection_or_acquire
+
+        return connection_or_acquire(self, connection)
+
+    default_connection = connection_or_acquire
+
+    @property
+    def amqp(self) -> NoReturn:
+        """Refused: see ``spinach_compat.app.connections``."""
+        from .connections import refuse_kombu_publishing
+
+        refuse_kombu_publishing("amqp")
+
+    @property
+    def pool(self) -> NoReturn:
+        """Refused: see ``spinach_compat.app.connections``."""
+        from .connections import refuse_kombu_publishing
+
+        refuse_kombu_publishing("pool")
+
+    @property
+    def producer_pool(self) -> NoReturn:
+        """Refused: see ``spinach_compat.app.connections``."""
+        from .connections import refuse_kombu_publishing
+
+        refuse_kombu_publishing("producer_pool")
+
+    def producer_or_acquire(self, producer: Any = None) -> NoReturn:
+        """Refused: see ``spinach_compat.app.connections``."""
+        from .connections import refuse_kombu_publishing
+
+        refuse_kombu_publishing("producer_or_acquire()")
 
     def __repr__(self) -> str:
         return f"<Celery {self.main or '__main__'} at {id(self):#x}>"

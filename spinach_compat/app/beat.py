@@ -8,6 +8,10 @@ Celery's beat would. The job runs on the queue the entry's task goes to, so a wo
 consuming that queue sends it (on ``task_default_queue`` for a task sent to legacy Celery
 workers, whose queue native workers do not consume).
 
+``app.add_periodic_task`` adds to ``beat_schedule`` the entry Celery's would
+(``periodic_task_entry``), so entries added by an ``on_after_finalize`` receiver (sent when
+a worker starts, before it registers the schedule) run as any other.
+
 Differences from Celery's beat, to know when migrating:
 
 - Every worker registers the schedule (the native engine replaces the namespace's
@@ -47,6 +51,7 @@ occurrence when no worker runs is skipped, not caught up. Limits:
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from datetime import datetime, timedelta
@@ -55,12 +60,16 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import UnsupportedFeature
 from ..interop import legacy
 from ..schedules import crontab, schedule
+from .defaults import DEFAULTS
 
 if TYPE_CHECKING:
     from .base import Celery
 
 #: Prefix of the native periodic tasks of beat entries.
 BEAT_PREFIX = "celery.beat:"
+
+#: The default ``beat_schedule``: one dict for every app, never changed in place.
+DEFAULT_BEAT_SCHEDULE = DEFAULTS["beat_schedule"]
 
 #: beat_scheduler values that mean Celery's default, file-based scheduler.
 DEFAULT_SCHEDULERS = frozenset(
@@ -77,6 +86,8 @@ CRONTAB_TICK = timedelta(seconds=60)
 #: How long a legacy occurrence's claim outlives the occurrence: a worker whose clock is
 #: behind by less than this never sends it again.
 LEGACY_CLAIM_MARGIN = timedelta(hours=1)
+
+logger = logging.getLogger("spinach_compat.beat")
 
 _OCCURRENCE_IDS = uuid.UUID("5b2f4d0e-8c1a-4b7e-9f3d-2a6c0e1b7d94")
 
@@ -118,6 +129,42 @@ def register_beat_schedule(app: Celery) -> list[str]:
             )  # fmt: skip
         names.append(native)
     return names
+
+
+def periodic_task_entry(
+    app: Celery, schedule: Any, sig: Any, args: Any, kwargs: Any, name: str | None,
+    options: dict,
+) -> tuple[str, dict]:  # fmt: skip
+    """The ``beat_schedule`` key and entry of ``app.add_periodic_task``, as Celery makes
+    them: ``name``, else the signature's repr; the signature's arguments (``args``
+    prepended, ``kwargs`` merged) and options (``options`` over them)."""
+    from ..canvas import Signature
+
+    if isinstance(sig, Signature):
+        sig = sig.clone(args, dict(kwargs) if kwargs else {})
+    else:
+        sig = Signature(sig.name, args, dict(kwargs) if kwargs else {}, app=app)
+    entry = {
+        "schedule": schedule, "task": sig.name, "args": sig.args, "kwargs": sig.kwargs,
+        "options": {**sig.options, **options},
+    }  # fmt: skip
+    return name or repr(sig), entry
+
+
+def add_beat_entry(app: Celery, key: str, entry: dict, name: str | None) -> None:
+    """Add an entry to ``app.conf.beat_schedule``: in place, as Celery, unless it is still
+    the defaults' (shared by every app), which it replaces."""
+    conf = app.conf
+    if name is None and key in (conf.beat_schedule or {}):
+        logger.warning(
+            "Periodic task key=%r shadowed a previous unnamed periodic task: pass a name "
+            "to add_periodic_task to keep both", key,
+        )  # fmt: skip
+    current = conf.get("beat_schedule")
+    if current is None or current is DEFAULT_BEAT_SCHEDULE:
+        conf.beat_schedule = {key: entry}
+    else:
+        current[key] = entry
 
 
 def period_of(name: str, value: Any) -> timedelta:

@@ -51,6 +51,23 @@ def autodiscover(packages: Iterable[str] | Callable | None, related_name: str) -
     return found
 
 
+#: The base class of tasks under Django, as Celery's Django fix-up makes it.
+DJANGO_TASK_CLS = "spinach_compat.contrib.django.task:DjangoTask"
+
+
+def django_task_cls() -> str | None:
+    """``DJANGO_TASK_CLS`` when Celery's Django fix-up applies (``DJANGO_SETTINGS_MODULE``
+    set and Django installed), else None: apps given no ``task_cls`` then make tasks with
+    ``delay_on_commit`` and ``apply_async_on_commit``."""
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        return None
+    try:
+        import django  # noqa: F401
+    except ImportError:
+        return None
+    return DJANGO_TASK_CLS
+
+
 def setup_django() -> None:
     """Set Django up, as Celery's Django fix-up does when a worker starts, if the process
     names a settings module (``DJANGO_SETTINGS_MODULE``) and Django is not set up yet:

@@ -7,7 +7,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "tests.compat.django_proj.shop",
 ]
-DATABASES: dict = {}
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
 
 CELERY_BROKER_URL = "memory://"
 CELERY_RESULT_BACKEND = "memory://"

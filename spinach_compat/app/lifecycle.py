@@ -1,0 +1,140 @@
+"""The app's lifecycle signals, sent where Celery sends them as far as the facade's app
+allows: ``app.on_configure``, ``app.on_after_configure``, ``app.on_after_finalize`` and
+``app.on_after_fork`` (receivers connect with ``@app.on_after_finalize.connect`` and are
+called with ``sender=app``).
+
+- ``on_configure`` then ``on_after_configure`` (with ``source=app.conf``): at the first read
+  of a setting, as Celery's lazy configuration. Setting values (``app.conf.update``,
+  ``app.conf.x = ...``) and ``config_from_object`` do not read; declaring a task does not
+  count either (the facade reads the routes then, where Celery waits until the task is
+  used), so a receiver connected after ``@app.task`` still fires. Unlike Celery, the
+  configuration sources are already read when ``on_configure`` is sent.
+- ``on_after_finalize``: at finalize, once: the first access to ``app.tasks``, an explicit
+  ``app.finalize()``, or a worker starting (after its task modules are imported, before its
+  beat entries are registered). Tasks are registered when declared, so ``app.finalized``
+  is always True; the signal keeps Celery's lazy moment, so a receiver connected at import
+  time fires once, when the worker starts. One connected after that moment never fires, as
+  in Celery. Unlike Celery, ``app.send_task`` of a name reads ``app.tasks``, so it
+  finalizes too.
+- ``on_after_fork``: in every forked child process of a process holding the app (see
+  ``spinach.forks``); Celery sends it in the children of its prefork pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..signals import Signal
+from .defaults import DEFAULTS, Settings
+
+if TYPE_CHECKING:
+    from .base import Celery
+
+_quiet = threading.local()
+
+
+class AppSettings(Settings):
+    """The app's settings: the first read of a setting configures the app (``configure``)."""
+
+    @classmethod
+    def of_app(cls, app: Celery) -> AppSettings:
+        settings = cls(DEFAULTS)
+        settings.__dict__["_unconfigured_app"] = weakref.ref(app)
+        return settings
+
+    def _reading(self) -> None:
+        if "_unconfigured_app" not in self.__dict__ or getattr(_quiet, "depth", 0):
+            return  # configured already (the usual case, checked first), or declaring
+        ref = self.__dict__.pop("_unconfigured_app", None)
+        app = ref() if ref is not None else None
+        if app is not None:
+            configure(app)
+
+    def __getitem__(self, key: str) -> Any:
+        self._reading()
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self._reading()
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self._reading()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._reading()
+        return super().__len__()
+
+    def keys(self) -> Any:
+        self._reading()
+        return super().keys()
+
+    def values(self) -> Any:
+        self._reading()
+        return super().values()
+
+    def items(self) -> Any:
+        self._reading()
+        return super().items()
+
+
+@contextlib.contextmanager
+def quiet_reads() -> Iterator[None]:
+    """Reads of settings in this thread that do not configure the app (task declaration)."""
+    _quiet.depth = getattr(_quiet, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _quiet.depth -= 1
+
+
+def install(app: Celery) -> None:
+    """Give ``app`` its lifecycle signals and state (called by its constructor)."""
+    from spinach.forks import reset_after_fork
+
+    if getattr(type(app), "on_configure", None) is None:  # else Celery 3's method, kept
+        app.on_configure = Signal("app.on_configure")
+    app.on_after_configure = Signal("app.on_after_configure", providing_args={"source"})
+    app.on_after_finalize = Signal("app.on_after_finalize")
+    app.on_after_fork = Signal("app.on_after_fork")
+    app.configured = False
+    app._finalize_sent = app._finalize_done = False
+    app._finalize_lock = threading.RLock()
+    app._pending_periodic_tasks = []
+    reset_after_fork(app)
+
+
+def configure(app: Celery) -> None:
+    """The first read of a setting: ``on_configure``, the pending ``add_periodic_task``
+    entries, ``on_after_configure``."""
+    app.configured = True
+    if isinstance(app.on_configure, Signal):
+        app.on_configure.send(sender=app)
+    else:
+        app.on_configure()
+    from .beat import add_beat_entry
+
+    conf = app.conf
+    while app._pending_periodic_tasks:
+        add_beat_entry(app, *app._pending_periodic_tasks.pop(0))
+    app.on_after_configure.send(sender=app, source=conf)
+
+
+def finalize(app: Celery) -> None:
+    """Send ``on_after_finalize``, once; another thread finalizing meanwhile waits for its
+    receivers, as in Celery."""
+    if app._finalize_done:
+        return
+    with app._finalize_lock:
+        if app._finalize_sent:  # done, or being sent by this thread (a receiver's app.tasks)
+            return
+        app._finalize_sent = True
+        try:
+            app.on_after_finalize.send(sender=app)
+        finally:
+            app._finalize_done = True

@@ -1,0 +1,1 @@
+"""Celery's ``celery.contrib`` modules the facade provides."""

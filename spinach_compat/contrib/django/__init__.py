@@ -1,0 +1,1 @@
+"""Celery's ``celery.contrib.django``: the task class of Django projects."""
