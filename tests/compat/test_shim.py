@@ -78,9 +78,11 @@ def test_a_second_call_does_nothing():
         import spinach_compat
         spinach_compat.install_as_celery()
         import sys
+        from spinach_compat.shim import installed
+
         finders = list(sys.meta_path)
         spinach_compat.install_as_celery()
-        assert sys.meta_path == finders
+        assert sys.meta_path == finders and installed()
         import celery
         assert celery is spinach_compat
     """)
@@ -133,6 +135,21 @@ def test_installing_after_real_celery_names_who_imported_it():
     assert "Call install_as_celery() before them" in done.stdout
 
 
+def test_installing_after_sentry_imported_celery_says_why():
+    pytest.importorskip("sentry_sdk")
+    done = run("""
+        import sentry_sdk
+        from sentry_recording import DSN, Recording
+        import spinach_compat
+
+        sentry_sdk.init(dsn=DSN, transport=Recording())  # enables its Celery integration
+        spinach_compat.install_as_celery()
+    """)
+    assert done.returncode == 1
+    assert "it was imported by sentry_sdk.integrations.celery" in done.stderr
+    assert "sentry_sdk.init() imports celery for its Celery integration" in done.stderr
+
+
 # -- tasks on third-party bases ----------------------------------------------------------------
 
 
@@ -177,9 +194,17 @@ def test_without_the_shim_a_real_celery_base_is_refused():
         except UnsupportedFeature as exc:
             print(exc)
         assert "__main__.add" not in app.tasks
+        try:
+            @spinach_compat.shared_task(base=Base)
+            def mul(x, y):
+                return x * y
+        except UnsupportedFeature as exc:
+            print(exc)
     """)
-    assert "task '__main__.add': base=__main__.Base subclasses real Celery's celery.Task" in out
-    assert "call spinach_compat.install_as_celery() before __main__ is imported" in out
+    first, second = out.splitlines()
+    assert "task '__main__.add': base=__main__.Base subclasses real Celery's celery.Task" in first
+    assert "call spinach_compat.install_as_celery() before __main__ is imported" in first
+    assert "task '__main__.mul': base=__main__.Base subclasses real Celery's" in second
 
 
 # -- third-party packages ------------------------------------------------------------------------
