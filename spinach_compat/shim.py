@@ -28,7 +28,7 @@ import importlib.machinery
 import importlib.util
 import sys
 from types import FunctionType, ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from .exceptions import UnsupportedFeature
 
@@ -199,7 +199,7 @@ def _target_of(fullname: str) -> str | None:
     return None
 
 
-def _missing(fullname: str) -> None:
+def _missing(fullname: str) -> NoReturn:
     """Raise for a ``celery.X`` the facade lacks: loudly when Celery has it."""
     if is_celery_module(fullname):
         from .surface import refusal
