@@ -12,6 +12,7 @@ from .app import Celery, shared_task
 from .app.task import Task
 from .canvas import Signature, chain, chord, group, signature
 from .result import GroupResult
+from .shim import install_as_celery
 
 __version__ = "5.7.0"
 
@@ -25,6 +26,7 @@ __all__ = [
     "current_app",
     "current_task",
     "group",
+    "install_as_celery",
     "shared_task",
     "signature",
     "states",

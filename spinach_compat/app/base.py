@@ -19,6 +19,7 @@ from spinach.job import Job
 
 from .. import _state
 from ..exceptions import UnsupportedFeature
+from ..shim import check_task_base
 from . import lifecycle, routes
 from .defaults import Settings, check_old_and_new, from_object
 from .engine import compat_engine
@@ -249,6 +250,7 @@ class Celery:
         if name in self._tasks:
             return self._tasks[name]
         base = base or self.Task
+        check_task_base(base, name)
         attrs = {
             "app": self, "name": name, "run": fun if bind else staticmethod(fun),
             "_decorated": True, "__doc__": fun.__doc__, "__module__": fun.__module__,

@@ -71,6 +71,7 @@ def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> As
         properties={"correlation_id": task_id, "reply_to": None}, declare=[],
         retry_policy=policy,
     )  # fmt: skip
+    _carry_added_headers(headers, meta)
     retry = options.get("retry", app.conf.task_publish_retry)
     if to_legacy:  # interop: run by a legacy Celery worker
         legacy.send(app, name, task_id, args, kwargs, base, meta, policy if retry else None)
@@ -80,11 +81,19 @@ def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> As
         job = app.build_native_job(name, at, encoded_args, encoded_kwargs, task_id, queue, meta)
         pending = _batch.get()
         if pending is not None:  # sent with the rest of the batch, in one round trip
-            pending.append((job, lambda: _after_publish(name, body, base)))
+            pending.append((job, lambda: _after_publish(name, body, headers, base)))
             return _result(app, name, task_id, _ignores_result(task, options))
         _enqueue(app, [job], policy if retry else None)
-    _after_publish(name, body, base)
+    _after_publish(name, body, headers, base)
     return _result(app, name, task_id, _ignores_result(task, options))
+
+
+def _carry_added_headers(headers: dict, meta: dict) -> None:
+    """Headers ``before_task_publish`` receivers added or changed travel with the message
+    to ``self.request``, as Celery's (django-structlog and tracers put their context there)."""
+    for key, value in headers.items():
+        if key not in meta and key not in ("lang", "task", "id", "retries"):
+            meta["headers"][key] = value
 
 
 def _ignores_result(task: Any, options: dict) -> bool:
@@ -104,8 +113,10 @@ def _result(app: Celery, name: str, task_id: str, ignored: bool) -> AsyncResult:
     return result
 
 
-def _after_publish(name: str, body: tuple, routing_key: str) -> None:
-    signals.after_task_publish.send(sender=name, body=body, exchange="", routing_key=routing_key)
+def _after_publish(name: str, body: tuple, headers: dict, routing_key: str) -> None:
+    signals.after_task_publish.send(
+        sender=name, body=body, headers=headers, exchange="", routing_key=routing_key
+    )  # the message's headers, as Celery's (receivers read the task id there)
 
 
 @contextlib.contextmanager

@@ -7,6 +7,10 @@ Examples::
     spinach-compat -A proj purge -f
     python -m spinach_compat -A proj worker
 
+``SPINACH_AS_CELERY=1 spinach-compat -A proj worker`` first installs the ``celery`` import
+shim (``spinach_compat.install_as_celery()``), so a project whose code still says
+``import celery`` runs unchanged.
+
 ``-A`` finds the app as Celery does: ``proj`` means ``proj.app``, else ``proj.celery``,
 else (a package) the module ``proj.celery``, else the first ``Celery`` instance in
 ``proj``; ``proj.celery:app`` names it. Flags that the facade cannot honour stop the
@@ -24,7 +28,11 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from .. import __version__
+from spinach import __version__ as spinach_version
+
+from .. import __version__ as celery_api_version
+from ..exceptions import UnsupportedFeature
+from ..shim import CeleryAlreadyImported, install_as_celery
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -47,6 +55,10 @@ UNSUPPORTED_WORKER_FLAGS = (
 #: Pools the facade can run: its own threads.
 THREAD_POOLS = frozenset({"threads", "solo"})
 
+#: Environment switch: true installs the ``celery`` import shim before the app is imported.
+AS_CELERY = "SPINACH_AS_CELERY"
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
 
 class UsageError(Exception):
     """A command-line problem: printed as ``Error: ...`` with exit status 2."""
@@ -55,6 +67,11 @@ class UsageError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command with ``argv`` (default: ``sys.argv[1:]``); the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        install_shim_if_asked()
+    except (UsageError, CeleryAlreadyImported) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if argv[:1] == ["check"]:  # reads a codebase, loads no app (see spinach_compat.check)
         from ..check import main as check
 
@@ -73,6 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def install_shim_if_asked() -> None:
+    """``SPINACH_AS_CELERY=1``: make ``import celery`` give the facade, before any app."""
+    value = os.environ.get(AS_CELERY, "").strip().lower()
+    if value in _TRUE:
+        install_as_celery()
+    elif value not in _FALSE:
+        raise UsageError(f"{AS_CELERY}={os.environ[AS_CELERY]!r}: set it to 1 (or 0)")
+
+
 # -- parsing ------------------------------------------------------------------------------
 
 
@@ -81,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spinach-compat", description="Celery-compatible command of spinach_compat."
     )
-    parser.add_argument("--version", action="version", version=f"spinach-compat {__version__}")
+    version = f"spinach-queue {spinach_version} (Celery {celery_api_version} API)"
+    parser.add_argument("--version", action="version", version=version)
     _global_options(parser, None)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
@@ -386,6 +413,53 @@ def run_beat(app: Any, args: argparse.Namespace) -> int:
         "periodic tasks, fired once per period for the whole namespace. Remove the beat "
         "process from your deployment (see migration_guide/)"
     )
+
+
+# -- celery.bin.celery.celery -------------------------------------------------------------
+
+
+class CeleryCommandGroup:
+    """``celery.bin.celery.celery``: Celery's click group, as far as projects use it.
+
+    Calling it (or its ``main``) runs this command with ``args``. The command is not built
+    on click, so adding click commands to it is refused.
+    """
+
+    name = "celery"
+
+    def main(
+        self, args: Sequence[str] | None = None, prog_name: str | None = None,
+        complete_var: str | None = None, standalone_mode: bool = True, **extra: Any,
+    ) -> int:  # fmt: skip
+        """Run the command; exit with its status (``standalone_mode``) or return it."""
+        status = main(args)
+        if standalone_mode:
+            sys.exit(status)
+        return status
+
+    __call__ = main
+
+    def add_command(self, cmd: Any, name: str | None = None) -> None:
+        self._refuse("add_command()")
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("command()")
+
+    def group(self, *args: Any, **kwargs: Any) -> Any:
+        self._refuse("group()")
+
+    @staticmethod
+    def _refuse(what: str) -> None:
+        raise UnsupportedFeature(
+            f"celery.bin.celery.celery.{what} is not supported by spinach_compat: the "
+            "spinach-compat command is not built on click. Run your click command as a "
+            "program of its own, loading the app with spinach_compat.bin.celery.find_app() "
+            "(see migration_guide/features.md#worker-command-line)"
+        )
+
+
+#: What ``from celery.bin.celery import celery`` gives under the ``celery`` import shim.
+celery = CeleryCommandGroup()
 
 
 if __name__ == "__main__":  # pragma: no cover
