@@ -385,5 +385,9 @@ def run_beat(app: Any, args: argparse.Namespace) -> int:
     )
 
 
+from ..surface import module_getattr  # noqa: E402  (Celery names refused: see surface)
+
+__getattr__ = module_getattr(__name__)
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
