@@ -10,9 +10,14 @@ not call such hooks: creating a ``Request`` raises ``UnsupportedFeature``, and a
 
 from __future__ import annotations
 
-from ..surface import module_getattr, refused_init
+from typing import Any
+
+from ..surface import module_getattr, refuse, refused_init
 
 __all__ = ["Request"]
+
+#: ``Task.Request`` values naming Celery's own request class: nothing custom to run.
+DEFAULT_REQUESTS = ("celery.worker.request:Request", "spinach_compat.worker.request:Request")
 
 
 class Request:
@@ -25,6 +30,20 @@ class Request:
     time_limits = (None, None)
 
     __init__ = refused_init("celery.worker.request.Request")
+
+
+def check_task_request(task_class: type) -> None:
+    """Refuse a task class whose ``Request`` is custom (a class or a ``'module:Class'``).
+
+    For ``Task`` to call when a task is bound: the worker would never use such a request,
+    so its hooks would silently not run.
+    """
+    from ..app.context import Context
+
+    value: Any = getattr(task_class, "Request", None)
+    if value is None or value is Request or value is Context or value in DEFAULT_REQUESTS:
+        return
+    refuse("celery.worker.request.Request")
 
 
 __getattr__ = module_getattr(__name__)

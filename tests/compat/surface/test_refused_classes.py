@@ -74,3 +74,19 @@ def test_refused_names_raise_and_others_are_attribute_errors() -> None:
     with pytest.raises(AttributeError):
         spinach_compat.no_such_name  # noqa: B018
     assert not hasattr(spinach_compat.platforms, "no_such_name")
+
+
+def test_a_task_class_with_a_custom_request_is_refused_by_the_check() -> None:
+    from spinach_compat.worker.request import check_task_request
+
+    class MyRequest(Request):
+        pass
+
+    class Plain(spinach_compat.Task):
+        pass
+
+    check_task_request(Plain)  # the default Request: nothing to refuse
+    for custom in (MyRequest, "proj.requests:MyRequest"):
+        task_class = type("Custom", (spinach_compat.Task,), {"Request": custom})
+        with pytest.raises(UnsupportedFeature, match=r"celery\.worker\.request\.Request"):
+            check_task_request(task_class)
