@@ -441,7 +441,6 @@ def refused_init(name: str) -> Callable[..., NoReturn]:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> NoReturn:
         refuse(name)
 
-    __init__.refused = name  # type: ignore[attr-defined]
     return __init__
 
 
