@@ -141,10 +141,6 @@ REFUSED: dict[str, str] = {
     "celery.bin.celery.report": _CLICK,
     "celery.exceptions.CeleryCommandException": _CLICK,
     "celery.concurrency": "pool implementations are not pluggable: " + _POOLS,
-    "celery.contrib.abortable": (
-        "AbortableTask is not supported yet: revoke with "
-        "AsyncResult(id).revoke(), checked before the task starts"
-    ),
     "celery.contrib.pytest": _PENDING,
     "celery.contrib.testing": _PENDING,
     "celery.platforms.DaemonContext": _DAEMON,
