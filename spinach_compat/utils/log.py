@@ -74,8 +74,8 @@ def reset_multiprocessing_logger() -> None:
 class ColorFormatter(logging.Formatter):
     """A formatter colouring a record by its level (ANSI codes) when ``use_color``."""
 
-    #: Level name -> ANSI colour code, as Celery's colours.
-    colors = {"DEBUG": "34", "WARNING": "33", "ERROR": "31", "CRITICAL": "35"}
+    #: Level name -> ANSI colour code (bold blue, yellow, red, magenta), as Celery's.
+    colors = {"DEBUG": "1;34", "WARNING": "1;33", "ERROR": "1;31", "CRITICAL": "1;35"}
 
     def __init__(self, fmt: str | None = None, use_color: bool = True, datefmt: str | None = None):
         super().__init__(fmt, datefmt)

@@ -301,3 +301,17 @@ def test_task_formatter_names_the_running_task() -> None:
 
     result = log_line.apply(task_id="t-1")
     assert result.get() == "fmt.log[t-1] inside"
+
+
+@pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR,
+                                   logging.CRITICAL])  # fmt: skip
+def test_color_formatter_as_celery(level: int) -> None:
+    from celery.utils.log import ColorFormatter as CeleryFormatter
+
+    from spinach_compat.utils.log import ColorFormatter
+
+    record = logging.LogRecord("x", level, "f", 1, "message %s", ("here",), None)
+    for use_color in (True, False):
+        ours = ColorFormatter("%(levelname)s %(message)s", use_color=use_color).format(record)
+        theirs = CeleryFormatter("%(levelname)s %(message)s", use_color=use_color).format(record)
+        assert ours == theirs
