@@ -181,7 +181,6 @@ REFUSED: dict[str, str] = {
     "celery.utils.functional.regen": "not supported: use list(iterable)",
     "celery.utils.threads.Local": "not supported: use threading.local",
     "celery.utils.threads.LocalManager": "not supported: use threading.local",
-    "celery.utils.threads.bgThread": "not supported: use threading.Thread with a stop Event",
     "celery.utils.threads.bound_open_broker_sockets": _KOMBU,
     "celery.utils.time.LocalTimezone": "not supported: use zoneinfo.ZoneInfo or datetime.timezone",
     "celery.utils.time.timezone": "not supported: use app.timezone, zoneinfo or datetime.timezone",

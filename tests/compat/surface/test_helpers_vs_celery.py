@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import pickle
+import subprocess
+import sys
 import threading
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -315,3 +317,36 @@ def test_color_formatter_as_celery(level: int) -> None:
         ours = ColorFormatter("%(levelname)s %(message)s", use_color=use_color).format(record)
         theirs = CeleryFormatter("%(levelname)s %(message)s", use_color=use_color).format(record)
         assert ours == theirs
+
+
+def test_bg_thread_loops_until_stopped() -> None:
+    from spinach_compat.utils.threads import bgThread
+
+    runs = threading.Semaphore(0)
+
+    class Ticker(bgThread):
+        def body(self):
+            runs.release()
+            self._is_shutdown.wait(0.01)  # a service's own pace
+
+    ticker = Ticker()
+    assert ticker.daemon and ticker.name == "Ticker"
+    ticker.start()
+    assert runs.acquire(timeout=10) and runs.acquire(timeout=10)
+    ticker.stop()
+    assert not ticker.is_alive()
+
+
+def test_bg_thread_crash_ends_the_process() -> None:
+    code = (
+        "from spinach_compat.utils.threads import bgThread\n"
+        "class Boom(bgThread):\n"
+        "    def body(self):\n"
+        "        raise ValueError('bad')\n"
+        "Boom().start()\n"
+        "import threading; threading.Event().wait(60)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 1
+    assert "'Boom' crashed: ValueError('bad')" in done.stderr
