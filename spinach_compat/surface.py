@@ -184,11 +184,6 @@ REFUSED: dict[str, str] = {
     "celery.utils.threads.bound_open_broker_sockets": _KOMBU,
     "celery.utils.time.LocalTimezone": "not supported: use zoneinfo.ZoneInfo or datetime.timezone",
     "celery.utils.time.timezone": "not supported: use app.timezone, zoneinfo or datetime.timezone",
-    "celery.utils.time.utcoffset": "not supported: use datetime.now().astimezone().utcoffset()",
-    "celery.utils.time.adjust_timestamp": "not supported: use aware datetimes",
-    "celery.utils.time.delta_resolution": _INTERNAL.format(
-        "beat scheduler", "round datetimes with datetime.replace"
-    ),
     "celery.utils.time.remaining": _INTERNAL.format("beat scheduler", "subtract aware datetimes"),
     "celery.utils.time.ffwd": _INTERNAL.format("beat scheduler", "use dateutil's relativedelta"),
 }

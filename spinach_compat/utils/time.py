@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numbers
 import random
+import time as _time
+from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
 from datetime import timezone as dt_timezone
 from typing import Any
@@ -18,6 +20,8 @@ from ..surface import module_getattr
 
 __all__ = [
     "add_seconds_to_datetime",
+    "adjust_timestamp",
+    "delta_resolution",
     "get_exponential_backoff_interval",
     "humanize_seconds",
     "is_naive",
@@ -29,6 +33,7 @@ __all__ = [
     "rate",
     "subtract_datetimes",
     "to_utc",
+    "utcoffset",
     "weekday",
 ]
 
@@ -145,6 +150,28 @@ def get_exponential_backoff_interval(factor: int, retries: int, maximum: int,
     if full_jitter:
         countdown = random.randrange(countdown + 1)
     return max(0, countdown)
+
+
+def delta_resolution(dt: datetime, delta: timedelta) -> datetime:
+    """``dt`` truncated to the unit of ``delta``: days, hours or minutes (else as is)."""
+    seconds = max(delta.total_seconds(), 0)
+    fields = (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
+    for kept, unit in ((3, 86400), (4, 3600), (5, 60)):
+        if seconds / unit >= 1.0:
+            return datetime(*fields[:kept], tzinfo=dt.tzinfo, fold=dt.fold)
+    return dt
+
+
+def utcoffset(time: Any = _time, localtime: Callable[[], Any] = _time.localtime) -> float:
+    """Hours west of UTC of the local time now (Celery's sign: UTC+2 is -2.0)."""
+    if localtime().tm_isdst:
+        return time.altzone / 3600
+    return time.timezone / 3600
+
+
+def adjust_timestamp(ts: float, offset: float, here: Callable[[], float] = utcoffset) -> float:
+    """Shift ``ts`` from a host at ``offset`` (hours, as ``utcoffset``) to this host's."""
+    return ts - (offset - here()) * 3600
 
 
 def _is_utc(tz: tzinfo | None) -> bool:

@@ -71,6 +71,13 @@ def test_time_helpers_as_celery() -> None:
     assert [f_time.weekday(d) for d in ("sunday", "Mon", "sat")] == [0, 1, 6]
     with pytest.raises(KeyError, match="someday"):
         f_time.weekday("someday")
+    moment = datetime(2024, 10, 27, 2, 30, 45, tzinfo=PARIS, fold=1)
+    for delta in (timedelta(days=2), timedelta(hours=3), timedelta(minutes=5), timedelta(0)):
+        ours = f_time.delta_resolution(moment, delta)
+        theirs = c_time.delta_resolution(moment, delta)
+        assert ours == theirs and ours.fold == theirs.fold
+    assert f_time.utcoffset() == c_time.utcoffset()
+    assert f_time.adjust_timestamp(1000.0, 2) == c_time.adjust_timestamp(1000.0, 2)
     assert f_time.get_exponential_backoff_interval(2, 10, 600) == 600
     assert f_time.get_exponential_backoff_interval(2, 3, 600) == 16
     assert 0 <= f_time.get_exponential_backoff_interval(2, 3, 600, full_jitter=True) <= 16
