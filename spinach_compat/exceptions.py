@@ -104,7 +104,11 @@ class UnsupportedFeature(CeleryError, NotImplementedError):
     """A Celery feature the facade does not support yet; the message names it."""
 
 
-class NotRegistered(CeleryError, KeyError):
+class TaskError(CeleryError):
+    """A task-related error."""
+
+
+class NotRegistered(KeyError, TaskError):
     """No task of that name is registered with the app."""
 
     def __repr__(self) -> str:
@@ -113,19 +117,15 @@ class NotRegistered(CeleryError, KeyError):
     __str__ = __repr__
 
 
-class ChordError(CeleryError):
+class ChordError(TaskError):
     """A task of a chord's header failed: the body does not run."""
 
 
-class TaskError(CeleryError):
-    """A task-related error."""
-
-
-class QueueNotFound(CeleryError, KeyError):
+class QueueNotFound(KeyError, TaskError):
     """Task routed to a queue that is not declared."""
 
 
-class MaxRetriesExceededError(TaskPredicate):
+class MaxRetriesExceededError(TaskError):
     """``Task.retry`` was called past ``max_retries`` without ``exc``."""
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -134,11 +134,11 @@ class MaxRetriesExceededError(TaskPredicate):
         super().__init__(*args, **kwargs)
 
 
-class TaskRevokedError(CeleryError):
+class TaskRevokedError(TaskError):
     """The task was revoked (or expired) and never ran to completion."""
 
 
-class TimeoutError(CeleryError):
+class TimeoutError(TaskError):
     """``AsyncResult.get`` waited longer than its ``timeout``."""
 
 
@@ -155,3 +155,128 @@ class TimeLimitExceeded(Exception):
 
 class WorkerLostError(Exception):
     """The worker running the task died."""
+
+
+# -- the rest of celery.exceptions: warnings, backend and worker errors ------------------
+
+from kombu.exceptions import OperationalError  # noqa: E402  (as Celery: kombu's)
+
+
+def reraise(tp: type[BaseException], value: BaseException, tb: Any = None) -> None:
+    """Raise ``value`` again, with the traceback ``tb``."""
+    if value.__traceback__ is not tb:
+        raise value.with_traceback(tb)
+    raise value
+
+
+class CeleryWarning(UserWarning):
+    """Base class of Celery's warnings."""
+
+
+class AlwaysEagerIgnored(CeleryWarning):
+    """``send_task`` ignores ``task_always_eager``."""
+
+
+class DuplicateNodenameWarning(CeleryWarning):
+    """Two workers share a node name."""
+
+
+class DuplicateTaskNameWarning(CeleryWarning):
+    """Two tasks share a name."""
+
+
+class FixupWarning(CeleryWarning):
+    """A fixup (as Django's) could not be applied."""
+
+
+class NotConfigured(CeleryWarning):
+    """The app was used without configuration."""
+
+
+class SecurityWarning(CeleryWarning):
+    """A potential security issue."""
+
+
+class SecurityError(CeleryError):
+    """A message-signing error (the facade has no message signing: never raised)."""
+
+
+class IncompleteStream(TaskError):
+    """A task-related stream ended early."""
+
+
+class AlreadyRegistered(TaskError):
+    """A task of that name is already registered."""
+
+
+class InvalidTaskError(TaskError):
+    """A task message is malformed."""
+
+
+class CPendingDeprecationWarning(PendingDeprecationWarning):
+    """A Celery feature pending deprecation."""
+
+
+class CDeprecationWarning(DeprecationWarning):
+    """A deprecated Celery feature."""
+
+
+class WorkerTerminate(SystemExit):
+    """Raised to stop the worker at once."""
+
+
+SystemTerminate = WorkerTerminate
+
+
+class WorkerShutdown(SystemExit):
+    """Raised to stop the worker warmly."""
+
+
+class Terminated(Exception):
+    """A task's process was terminated."""
+
+
+class BackendError(Exception):
+    """Reading or writing the result backend failed."""
+
+
+class BackendGetMetaError(BackendError):
+    """Reading a result failed (``task_id`` says whose)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args)
+        self.task_id = kwargs.get("task_id", "")
+
+    def __repr__(self) -> str:
+        return super().__repr__() + " task_id:" + self.task_id
+
+
+class BackendStoreError(BackendError):
+    """Writing a result failed (``state`` and ``task_id`` say which)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args)
+        self.state = kwargs.get("state", "")
+        self.task_id = kwargs.get("task_id", "")
+
+    def __repr__(self) -> str:
+        return super().__repr__() + " state:" + self.state + " task_id:" + self.task_id
+
+
+__all__ += [
+    "AlreadyRegistered", "AlwaysEagerIgnored", "BackendError", "BackendGetMetaError",
+    "BackendStoreError", "CDeprecationWarning", "CPendingDeprecationWarning", "CeleryWarning",
+    "DuplicateNodenameWarning", "DuplicateTaskNameWarning", "FixupWarning", "IncompleteStream",
+    "InvalidTaskError", "NotConfigured", "OperationalError", "SecurityError", "SecurityWarning",
+    "TaskPredicate", "Terminated", "WorkerLostError", "WorkerShutdown", "WorkerTerminate",
+    "reraise",
+]  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """Refuse the names of ``spinach_compat.surface.REFUSED`` (imported late: it imports us)."""
+    if name.startswith("__"):  # asked by the import system, as __path__
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from .surface import module_getattr
+
+    return module_getattr(__name__)(name)

@@ -454,3 +454,8 @@ class GroupResult(ResultSet):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self.id} [{', '.join(r.id for r in self.results)}]>"
+
+
+from .surface import module_getattr  # noqa: E402  (Celery names refused: see surface)
+
+__getattr__ = module_getattr(__name__)

@@ -9,33 +9,157 @@ import, but a worker refuses to start with such an entry (see ``migration_guide/
 from __future__ import annotations
 
 import re
+from collections import namedtuple
 from collections.abc import Iterable, Iterator
 from datetime import datetime, time, timedelta, timezone, tzinfo
-from typing import Any
+from typing import Any, NoReturn
 
-__all__ = ["crontab", "maybe_schedule", "schedule", "solar"]
+from .exceptions import UnsupportedFeature
+from .utils.time import humanize_seconds, maybe_make_aware
+
+__all__ = [
+    "BaseSchedule",
+    "ParseException",
+    "crontab",
+    "crontab_parser",
+    "maybe_schedule",
+    "schedule",
+    "solar",
+]
+
+#: What ``is_due`` returns: whether the entry is due, and the seconds until the next check.
+schedstate = namedtuple("schedstate", ("is_due", "next"))
 
 
-class schedule:
+class ParseException(ValueError):
+    """A crontab field has an empty part (as ``'1,,2'``), raised where Celery raises it.
+
+    Unlike Celery's it is also a ``ValueError``, as every other invalid crontab field.
+    """
+
+
+class BaseSchedule:
+    """The base of schedules, as Celery's: the app's clock and timezone.
+
+    A subclass may be defined (and is a ``beat_schedule`` value Celery's beat would call
+    ``is_due`` on), but the facade's workers refuse to start with an entry whose schedule is
+    not a number, a ``timedelta``, ``schedule`` or ``crontab`` (see ``app/beat.py``).
+    """
+
+    def __init__(self, nowfun: Any = None, app: Any = None):
+        self.nowfun = nowfun
+        self._app = app
+
+    def now(self) -> datetime:
+        """``nowfun()``, else the app's ``now()``."""
+        return (self.nowfun or self.app.now)()
+
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
+        raise NotImplementedError()
+
+    def is_due(self, last_run_at: datetime) -> tuple[bool, float]:
+        raise NotImplementedError()
+
+    def maybe_make_aware(self, dt: datetime, naive_as_utc: bool = True) -> datetime:
+        """``dt`` made aware: a naive one read as UTC, then in the app's timezone."""
+        return maybe_make_aware(dt, self.tz, naive_as_utc=naive_as_utc)
+
+    @property
+    def app(self) -> Any:
+        """The app given, else the current app."""
+        from ._state import get_current_app
+
+        return self._app or get_current_app()
+
+    @app.setter
+    def app(self, app: Any) -> None:
+        self._app = app
+
+    @property
+    def tz(self) -> tzinfo:
+        return self.app.timezone
+
+    @property
+    def utc_enabled(self) -> bool:
+        return bool(self.app.conf.enable_utc)
+
+    def to_local(self, dt: datetime) -> datetime:
+        """``dt`` as is when ``enable_utc`` (the default), else in the local timezone."""
+        return dt if self.utc_enabled else dt.astimezone()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, BaseSchedule):
+            return other.nowfun == self.nowfun
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class schedule(BaseSchedule):
     """Run every ``run_every`` (seconds or a ``timedelta``)."""
 
     def __init__(self, run_every: float | timedelta | None = None, relative: bool = False,
                  nowfun: Any = None, app: Any = None):  # fmt: skip
         self.run_every = _timedelta(run_every)
         self.relative = relative
-        self.nowfun = nowfun
-        self.app = app
+        super().__init__(nowfun=nowfun, app=app)
+
+    @property
+    def seconds(self) -> float:
+        return max(self.run_every.total_seconds(), 0)
+
+    @property
+    def human_seconds(self) -> str:
+        return humanize_seconds(self.seconds)
+
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
+        """The time from now until ``last_run_at + run_every`` (negative when past)."""
+        if self.relative:
+            _refuse_relative()
+        utc = timezone.utc
+        last = self.maybe_make_aware(last_run_at).astimezone(utc)
+        return last + self.run_every - self.maybe_make_aware(self.now()).astimezone(utc)
+
+    def is_due(self, last_run_at: datetime) -> schedstate:
+        """``(True, run_every in seconds)`` when due, else ``(False, seconds left)``."""
+        remaining = max(self.remaining_estimate(last_run_at).total_seconds(), 0)
+        if remaining == 0:
+            return schedstate(is_due=True, next=self.seconds)
+        return schedstate(is_due=False, next=remaining)
 
     def __repr__(self) -> str:
-        return f"<freq: {self.run_every}>"
+        return f"<freq: {self.human_seconds}>"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, schedule) and other.run_every == self.run_every
+        if isinstance(other, schedule):
+            return other.run_every == self.run_every
+        return self.run_every == other
 
     __hash__ = None  # type: ignore[assignment]
 
 
-class crontab:
+def _refuse_relative() -> NoReturn:
+    raise UnsupportedFeature(
+        "schedule(relative=True) is not supported by spinach_compat: use a fixed period or a "
+        "crontab (see migration_guide/features.md#periodic-tasks-beat)"
+    )
+
+
+class crontab_parser:
+    """Parse one crontab field into the set of values it matches, in ``[min_, min_ + max_)``.
+
+    ``crontab_parser(60).parse('*/15')`` is ``{0, 15, 30, 45}``; ``crontab_parser(31, 1)``
+    reads days of the month, ``crontab_parser(7)`` days of the week.
+    """
+
+    def __init__(self, max_: int = 60, min_: int = 0):
+        self.max_, self.min_ = max_, min_
+
+    def parse(self, spec: str) -> set[int]:
+        return _expand(spec, self.max_, self.min_)
+
+
+class crontab(BaseSchedule):
     """A crontab-like schedule, as Celery's: fired at every minute matching all five fields.
 
     Each field is an int, an iterable of ints or a string: ``*``, numbers, ranges ``a-b``
@@ -62,7 +186,7 @@ class crontab:
                 f"invalid crontab: day_of_month={self._orig_day_of_month!r} never occurs in "
                 f"month_of_year={self._orig_month_of_year!r}"
             )
-        self.nowfun, self.app = kwargs.get("nowfun"), kwargs.get("app")
+        super().__init__(nowfun=kwargs.get("nowfun"), app=kwargs.get("app"))
 
     @classmethod
     def from_string(cls, spec: str) -> crontab:
@@ -114,6 +238,12 @@ class crontab:
                             yield moment
             day += timedelta(days=1)
 
+    def remaining_estimate(self, last_run_at: datetime) -> NoReturn:
+        _refuse_crontab_due()
+
+    def is_due(self, last_run_at: datetime) -> NoReturn:
+        _refuse_crontab_due()
+
     def __repr__(self) -> str:
         fields = (self._orig_minute, self._orig_hour, self._orig_day_of_month,
                   self._orig_month_of_year, self._orig_day_of_week)  # fmt: skip
@@ -128,11 +258,20 @@ class crontab:
     __hash__ = None  # type: ignore[assignment]
 
 
-class solar:
+def _refuse_crontab_due() -> NoReturn:
+    raise UnsupportedFeature(
+        "crontab.is_due and crontab.remaining_estimate (Celery's beat scheduler API) are not "
+        "supported by spinach_compat: workers schedule crontab entries themselves; use "
+        "crontab.next_after(datetime) for the next occurrence"
+    )
+
+
+class solar(BaseSchedule):
     """A solar-event schedule: accepted in code, refused by workers (not supported)."""
 
     def __init__(self, event: str, lat: float, lon: float, **kwargs: Any):
         self.event, self.lat, self.lon = event, lat, lon
+        super().__init__(nowfun=kwargs.get("nowfun"), app=kwargs.get("app"))
 
     def __repr__(self) -> str:
         return f"<solar: {self.event} at latitude {self.lat}, longitude: {self.lon}>"
@@ -180,7 +319,9 @@ def _expand(spec: Any, size: int, low: int = 0) -> set[int]:
 
 
 def _expand_part(part: str, size: int, low: int) -> list[int]:
-    match = _PART.fullmatch(part.strip()) if part else None
+    if not part:
+        raise ParseException("invalid crontab field: an empty part (as in '1,,2')")
+    match = _PART.fullmatch(part.strip())
     if match is None:
         raise ValueError(f"invalid crontab part {part!r}")
     star, first, last, step = match.groups()

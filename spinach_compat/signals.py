@@ -189,3 +189,8 @@ after_setup_task_logger = Signal("after_setup_task_logger", doc="Sent, as Celery
 beat_init = Signal("beat_init", doc="Not sent.")
 beat_embedded_init = Signal("beat_embedded_init", doc="Not sent.")
 user_preload_options = Signal("user_preload_options", doc="Not sent.")
+
+
+from .surface import module_getattr  # noqa: E402  (Celery names refused: see surface)
+
+__getattr__ = module_getattr(__name__)

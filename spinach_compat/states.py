@@ -36,3 +36,34 @@ __all__ = [
     "SUCCESS",
     "UNREADY_STATES",
 ]
+
+#: States from the highest precedence to the lowest; a custom state ranks as None.
+PRECEDENCE = [SUCCESS, FAILURE, None, REVOKED, STARTED, RECEIVED, REJECTED, RETRY, PENDING]
+_RANK = {name: rank for rank, name in enumerate(PRECEDENCE)}
+
+
+def precedence(state: str | None) -> int:
+    """The rank of ``state`` in ``PRECEDENCE``, lower first (a custom state ranks as None)."""
+    return _RANK.get(state, _RANK[None])
+
+
+class state(str):
+    """A state compared by precedence: ``state(PENDING) < state(SUCCESS)``.
+
+    A custom state is above every built-in state but ``SUCCESS`` and ``FAILURE``.
+    """
+
+    def __gt__(self, other: str) -> bool:
+        return precedence(self) < precedence(other)
+
+    def __ge__(self, other: str) -> bool:
+        return precedence(self) <= precedence(other)
+
+    def __lt__(self, other: str) -> bool:
+        return precedence(self) > precedence(other)
+
+    def __le__(self, other: str) -> bool:
+        return precedence(self) >= precedence(other)
+
+
+__all__ += ["precedence", "state"]

@@ -7,19 +7,374 @@ no-op. Keys are Celery's dotted names: ``celery.module.name`` for a module's nam
 ``celery.module.Class.attr`` for an attribute of one of its classes.
 
 A facade module refuses its listed names with ``__getattr__ = module_getattr(__name__)``;
-a class refuses an attribute with ``refused_attribute("celery.module.Class.attr")``. The
-checker (``spinach_compat.check``) reads the same table, so both always agree.
+a class refuses an attribute with ``refused_attribute("celery.module.Class.attr")``. A class
+projects import and subclass but the facade cannot run (a custom bootstep, a beat
+scheduler) exists and refuses when instantiated, with ``__init__ = refused_init(name)``. A
+whole Celery module the facade refuses is a key too (``celery.concurrency``): importing
+``spinach_compat.concurrency`` raises, through the import hook installed below (it acts
+only when no such facade module exists). The checker (``spinach_compat.check``) reads the
+same table, so both always agree; ``tests/compat/surface/`` checks every entry against
+Celery's inventory (``scripts/celery_inventory.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib.abc
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from .exceptions import UnsupportedFeature
 
+_GUIDE = "see migration_guide/features.md#"
+#: Names other work is bringing to the facade: the entry goes when the name lands.
+_PENDING = "not supported yet (being added to spinach_compat): " + _GUIDE + "celerys-public-surface"
+_KOMBU = (
+    "the facade publishes through spinach's brokers, not kombu connections and "
+    "producers: send tasks with apply_async, delay or app.send_task"
+)
+_POOLS = (
+    "workers run tasks in one process's threads, sized at start: restart the worker "
+    "with another -c; " + _GUIDE + "worker-pools"
+)
+_EVENTS = (
+    "Celery's event stream (celery events, flower) is not sent: watch spinach's "
+    "signals and dead letters; " + _GUIDE + "control-and-inspection"
+)
+_CLICK = (
+    "Celery's click command line is not used: the command is spinach-compat "
+    "(spinach_compat.bin.celery.main); " + _GUIDE + "worker-command-line"
+)
+_DAEMON = (
+    "the worker does not daemonize or change users: run it in the foreground under "
+    "systemd, supervisord or a container with the user set; " + _GUIDE + "worker-command-line"
+)
+_NO_BEAT = (
+    "there is no beat process: workers run beat_schedule themselves; "
+    + _GUIDE
+    + "periodic-tasks-beat"
+)
+_STEPS = (
+    "the worker has no bootstep blueprint, so a custom step could not run: start a "
+    "thread from a worker_ready receiver and stop it on worker_shutdown"
+)
+_EXTENDED = (
+    "results keep no task arguments, name, queue or worker (result_extended): "
+    "record what you need in the task's return value"
+)
+_TREES = (
+    "result trees (children, graphs) are not tracked: keep the AsyncResult of each "
+    "task you need; " + _GUIDE + "results"
+)
+_STAMPING = "stamping is " + _PENDING
+_PROMISE = "results are not vine promises: chain the work with link= or a chain instead"
+_INTERNAL = "an internal of Celery's {}, not a public API: {}"
+_COMPAT3 = "a Celery 3 compatibility module, removed from spinach_compat: {}"
+_APP_CLASS = (
+    "custom app component classes are not supported: subclass spinach_compat.Task "
+    "and pass task_cls= for tasks; other components are fixed"
+)
+
 #: Celery's dotted name -> why the facade refuses it and what to do instead.
-REFUSED: dict[str, str] = {}
+REFUSED: dict[str, str] = {
+    # -- celery, celery.app ----------------------------------------------------------------
+    "celery.bugreport": "not supported: report spinach_compat.__version__ and spinach's version",
+    "celery.chunks": _PENDING,
+    "celery.execute": _COMPAT3.format("call task.apply_async or app.send_task"),
+    "celery.log": _COMPAT3.format("use spinach_compat.utils.log"),
+    "celery.messaging": _COMPAT3.format("send tasks with apply_async"),
+    "celery.registry": _COMPAT3.format("read app.tasks"),
+    "celery.maybe_patch_concurrency": "eventlet and gevent pools are not supported: " + _POOLS,
+    "celery.app.AppPickler": "apps are not pickled (JSON only): build the app in each process",
+    "celery.app.app_or_default": "not supported: use the app, or spinach_compat.current_app",
+    "celery.app.bugreport": "not supported: report spinach_compat.__version__",
+    "celery.app.default_app": "not supported: use spinach_compat.current_app",
+    "celery.app.disable_trace": "app tracing (CELERY_TRACE_APP) is not supported",
+    "celery.app.enable_trace": "app tracing (CELERY_TRACE_APP) is not supported",
+    "celery.app.pop_current_task": _INTERNAL.format("worker", "the worker keeps the task stack"),
+    "celery.app.push_current_task": _INTERNAL.format("worker", "the worker keeps the task stack"),
+    "celery.app.control.flatten_reply": (
+        "not supported yet: Inspect methods already return one {node: reply} dict"
+    ),
+    "celery.app.log.Logging": (
+        "the app's Logging object is not supported: configure logging "
+        "with -l/-f or a setup_logging receiver"
+    ),
+    "celery.result.result_from_tuple": (
+        "results are not serialized as tuples: keep the task id and use AsyncResult(id)"
+    ),
+    # -- beat, bootsteps, worker -----------------------------------------------------------
+    "celery.beat.BeatPidbox": _NO_BEAT,
+    "celery.beat.EmbeddedService": _NO_BEAT + " (no -B needed)",
+    "celery.beat.Scheduler": (
+        "custom beat schedulers are not supported yet: workers run beat_schedule themselves "
+        "and there is no beat process to run one; put the entries in beat_schedule, "
+        + _GUIDE
+        + "periodic-tasks-beat"
+    ),
+    "celery.beat.PersistentScheduler": _NO_BEAT,
+    "celery.beat.Service": _NO_BEAT,
+    "celery.bootsteps.Step": _STEPS,
+    "celery.bootsteps.StartStopStep": _STEPS,
+    "celery.bootsteps.ConsumerStep": _STEPS + " (consume with kombu there)",
+    "celery.bootsteps.Blueprint": _STEPS,
+    "celery.worker.WorkController": (
+        "Celery's worker is not embedded: run spinach-compat -A "
+        "proj worker, or app.start_worker() in tests"
+    ),
+    "celery.worker.control": (
+        "custom remote control commands (Panel.register) are not "
+        "supported: " + _GUIDE + "control-and-inspection"
+    ),
+    "celery.worker.request.Request": (
+        "the worker runs tasks without Celery's Request objects, so a custom Task.Request is "
+        "never called: move on_failure/on_timeout hooks to Task.on_failure (it sees "
+        "TimeLimitExceeded) or a task_failure receiver"
+    ),
+    # -- command line, concurrency, contrib, platforms --------------------------------------
+    "celery.bin.celery.UNABLE_TO_LOAD_APP_APP_MISSING": _CLICK,
+    "celery.bin.celery.UNABLE_TO_LOAD_APP_ERROR_OCCURRED": _CLICK,
+    "celery.bin.celery.UNABLE_TO_LOAD_APP_MODULE_NOT_FOUND": _CLICK,
+    "celery.bin.celery.WRONG_APP_OPTION_USAGE_MESSAGE": _CLICK,
+    "celery.bin.celery.celery": _CLICK,
+    "celery.bin.celery.previous_show_implementation": _CLICK,
+    "celery.bin.celery.report": _CLICK,
+    "celery.exceptions.CeleryCommandException": _CLICK,
+    "celery.concurrency": "pool implementations are not pluggable: " + _POOLS,
+    "celery.contrib.pytest": _PENDING,
+    "celery.contrib.testing": _PENDING,
+    "celery.platforms.DaemonContext": _DAEMON,
+    "celery.platforms.detached": _DAEMON,
+    "celery.platforms.close_open_fds": _DAEMON,
+    "celery.platforms.fd_by_path": _DAEMON,
+    "celery.platforms.initgroups": _DAEMON,
+    "celery.platforms.maybe_drop_privileges": _DAEMON,
+    "celery.platforms.parse_gid": _DAEMON,
+    "celery.platforms.parse_uid": _DAEMON,
+    "celery.platforms.setgid": _DAEMON,
+    "celery.platforms.setgroups": _DAEMON,
+    "celery.platforms.setuid": _DAEMON,
+    "celery.platforms.Pidfile": "pid files are the worker's --pidfile option (a lock, as Celery's)",
+    "celery.platforms.create_pidlock": "use the worker's --pidfile option (a lock, as Celery's)",
+    "celery.platforms.ignore_errno": "not supported: catch OSError and test its errno",
+    "celery.platforms.set_process_title": "process titles are not set: use setproctitle",
+    "celery.platforms.set_mp_process_title": "process titles are not set: use setproctitle",
+    "celery.platforms.signals": (
+        "Celery's signal-handler registry is not supported: the worker "
+        "installs its SIGTERM/SIGINT handlers; use the signal module "
+        "for others"
+    ),
+    "celery.signals.eventlet_pool_apply": "eventlet pools are not supported: " + _POOLS,
+    "celery.signals.eventlet_pool_postshutdown": "eventlet pools are not supported: " + _POOLS,
+    "celery.signals.eventlet_pool_preshutdown": "eventlet pools are not supported: " + _POOLS,
+    "celery.signals.eventlet_pool_started": "eventlet pools are not supported: " + _POOLS,
+    # -- utils -------------------------------------------------------------------------------
+    "celery.utils.worker_direct": (
+        "workers have no direct queues: route the task to a queue the worker consumes (-Q)"
+    ),
+    "celery.utils.nodenames.worker_direct": (
+        "workers have no direct queues: route the task to a queue the worker consumes (-Q)"
+    ),
+    "celery.utils.functional.head_from_fun": _INTERNAL.format(
+        "argument checks", "use inspect.signature"
+    ),
+    "celery.utils.functional.regen": "not supported: use list(iterable)",
+    "celery.utils.threads.Local": "not supported: use threading.local",
+    "celery.utils.threads.LocalManager": "not supported: use threading.local",
+    "celery.utils.threads.bound_open_broker_sockets": _KOMBU,
+    "celery.utils.time.LocalTimezone": "not supported: use zoneinfo.ZoneInfo or datetime.timezone",
+    "celery.utils.time.timezone": "not supported: use app.timezone, zoneinfo or datetime.timezone",
+    "celery.utils.time.remaining": _INTERNAL.format("beat scheduler", "subtract aware datetimes"),
+    "celery.utils.time.ffwd": _INTERNAL.format("beat scheduler", "use dateutil's relativedelta"),
+}
+
+_APP, _TASK, _SIG = "celery.app.base.Celery.", "celery.app.task.Task.", "celery.canvas.Signature."
+_RESULT, _GROUP = "celery.result.AsyncResult.", "celery.result.GroupResult."
+_CONTROL, _INSPECT = "celery.app.control.Control.", "celery.app.control.Inspect."
+
+
+def _each(prefix: str, names: str, reason: str) -> dict[str, str]:
+    return {prefix + name: reason for name in names.split()}
+
+
+# Attributes of the classes other work is changing now: refused here, to be wired in the
+# classes with refused_attribute() (or implemented, and the entry removed).
+REFUSED.update(
+    {
+        **_each(
+            _APP,
+            "on_after_configure on_after_finalize on_after_fork on_configure "
+            "add_periodic_task current_task current_worker_task connection "
+            "connection_for_write connection_for_read producer_pool pool steps",
+            _PENDING,
+        ),
+        **_each(
+            _APP,
+            "Beat Worker WorkController start worker_main",
+            "Celery's worker and beat are not embedded: run spinach-compat -A proj worker, or "
+            "app.start_worker() in tests",
+        ),
+        _APP + "GroupResult": "not supported yet on the app: use spinach_compat.result.GroupResult",
+        _APP + "ResultSet": "not supported yet on the app: use spinach_compat.result.ResultSet",
+        **_each(
+            _APP,
+            "IS_WINDOWS IS_macOS SYSTEM",
+            "not supported on the app: use spinach_compat.platforms's constant of that name",
+        ),
+        _APP + "Pickler": "apps are not pickled (JSON only): build the app in each process",
+        _APP + "add_defaults": "not supported: pass the settings to config_from_object",
+        _APP + "config_from_cmdline": "not supported: pass settings with config_from_object",
+        _APP + "config_from_envvar": (
+            "not supported yet: use app.config_from_object(os.environ['VAR'])"
+        ),
+        _APP + "prepare_config": _INTERNAL.format("app", "use config_from_object"),
+        **_each(
+            _APP,
+            "amqp broker_connection connection_or_acquire default_connection "
+            "default_producer producer_or_acquire",
+            _KOMBU,
+        ),
+        **_each(
+            _APP,
+            "amqp_cls backend_cls control_cls events_cls loader_cls log_cls registry_cls",
+            _APP_CLASS,
+        ),
+        _APP + "annotations": (
+            "task_annotations are not supported: set the options on the task "
+            "(decorator or class attributes)"
+        ),
+        _APP + "bugreport": "not supported: report spinach_compat.__version__",
+        _APP + "builtin_fixups": (
+            "fixups are not pluggable: Django works through "
+            "config_from_object('django.conf:settings')"
+        ),
+        _APP + "close": "not supported yet: stop the app's workers with app.stop_worker()",
+        _APP + "create_task_cls": _INTERNAL.format("app", "subclass spinach_compat.Task"),
+        _APP + "subclass_with_self": _INTERNAL.format("app", "subclass the class directly"),
+        _APP + "either": _INTERNAL.format("app", "read app.conf"),
+        _APP + "events": _EVENTS,
+        _APP + "gen_task_name": "use spinach_compat.utils.imports.gen_task_name(app, name, module)",
+        _APP + "log": (
+            "the app's Logging object is not supported: configure logging with -l/-f or "
+            "a setup_logging receiver"
+        ),
+        **_each(
+            _APP,
+            "oid thread_oid",
+            "node ids of Celery's rpc:// backend are not used "
+            "(no rpc:// backend): " + _GUIDE + "brokers-and-result-backends",
+        ),
+        _APP + "on_init": "a hook Celery subclasses override, never called here: override __init__",
+        _APP + "select_queues": "not supported: give the worker its queues with -Q",
+        _APP + "set_current": "not supported yet: create the app with set_as_current=True",
+        _APP + "set_default": "not supported yet: create the app with set_as_current=True",
+        _APP + "setup_security": "message signing is not supported (JSON only, no auth serializer)",
+        _APP + "signature": "not supported on the app: use spinach_compat.signature",
+        _APP + "type_checker": _INTERNAL.format("argument checks", "the facade checks arguments"),
+        _APP + "user_options": "custom command-line options are not supported: use settings",
+        _APP
+        + "uses_utc_timezone": "not supported: compare app.timezone with datetime.timezone.utc",
+        # -- Task ----------------------------------------------------------------------------------
+        **_each(_TASK, "replace on_replace", _PENDING),
+        **_each(_TASK, "Strategy start_strategy", _INTERNAL.format("worker", "not pluggable")),
+        **_each(
+            _TASK,
+            "acks_on_failure acks_on_timeout",
+            "not supported: use acks_on_failure_or_timeout",
+        ),
+        _TASK + "retry_on_worker_lost": "not supported: use reject_on_worker_lost",
+        _TASK + "add_around": _INTERNAL.format("tracer", "override __call__"),
+        _TASK + "add_to_chord": "not supported: " + _GUIDE + "canvas",
+        **_each(_TASK, "add_trail trail", _TREES),
+        _TASK + "annotate": "task_annotations are not supported: set the options on the task",
+        _TASK + "from_config": _INTERNAL.format(
+            "Task", "task options left unset follow the settings"
+        ),
+        _TASK + "on_bound": "a hook never called here: override bind(app)",
+        _TASK + "resultrepr_maxsize": "not supported: result reprs are not truncated by the facade",
+        **_each(_TASK, "send_event send_events", _EVENTS),
+        _TASK + "subtask_from_request": "not supported: use signature_from_request",
+        # -- Signature -----------------------------------------------------------------------------
+        **_each(_SIG, "stamp stamp_links", _STAMPING),
+        _SIG + "AsyncResult": "not supported on signatures: use spinach_compat.result.AsyncResult",
+        **_each(
+            _SIG,
+            "TYPES register_type from_dict",
+            "custom canvas types are not supported: use signature(dict)",
+        ),
+        **_each(
+            _SIG,
+            "append_to_list_option extend_list_option flatten_links election",
+            _INTERNAL.format("canvas", "set options with set()"),
+        ),
+        **_each(_SIG, "id parent_id root_id", "not supported yet: read sig.options.get('task_id')"),
+        _SIG + "partial": "not supported yet: use sig.clone(args=..., kwargs=...)",
+        _SIG + "replace": "not supported yet: use sig.clone(...)",
+        _SIG + "reprcall": "not supported: use repr(sig)",
+        _SIG
+        + "set_immutable": "not supported yet: use task.si(...) or signature(..., immutable=True)",
+        _SIG + "subtask_type": "not supported: read sig['subtask_type']",
+        # -- AsyncResult, GroupResult --------------------------------------------------------------
+        _RESULT + "TimeoutError": "not supported: use spinach_compat.exceptions.TimeoutError",
+        **_each(_RESULT, "args kwargs queue retries worker", _EXTENDED),
+        **_each(_RESULT, "as_list as_tuple", "results are not serialized as tuples: keep the id"),
+        **_each(_RESULT, "build_graph graph iterdeps get_leaf collect children", _TREES),
+        _RESULT + "exists": "not supported yet: test result.state != 'PENDING'",
+        _RESULT + "revoke_by_stamped_headers": _STAMPING,
+        **_each(_RESULT, "supports_native_join", _INTERNAL.format("result backends", "use get()")),
+        _RESULT + "then": _PROMISE,
+        _RESULT + "throw": _INTERNAL.format("result promises", "use get()"),
+        **_each(
+            _GROUP,
+            "add discard remove update clear",
+            "a GroupResult's results are fixed: build a new GroupResult",
+        ),
+        _GROUP + "backend": "not supported on GroupResult: use app.backend",
+        **_each(
+            _GROUP,
+            "save restore delete",
+            "saving group results is not supported yet: keep "
+            "the ids and rebuild GroupResult(id, [AsyncResult(i) for i in ids])",
+        ),
+        **_each(
+            _GROUP,
+            "iter_native join_native supports_native_join",
+            _INTERNAL.format("result backends", "use join() or get()"),
+        ),
+        _GROUP + "then": _PROMISE,
+        _GROUP + "as_tuple": "results are not serialized as tuples: keep the ids",
+        # -- Control, Inspect ----------------------------------------------------------------------
+        _CONTROL + "broadcast": _PENDING,
+        _CONTROL + "Mailbox": "kombu's pidbox mailbox is not used: "
+        + _GUIDE
+        + "control-and-inspection",
+        **_each(
+            _CONTROL,
+            "add_consumer cancel_consumer",
+            "workers consume the queues given at start: restart them with another -Q",
+        ),
+        **_each(_CONTROL, "autoscale pool_grow pool_restart pool_shrink", _POOLS),
+        **_each(_CONTROL, "disable_events enable_events heartbeat", _EVENTS),
+        _CONTROL + "discard_all": "not supported: use app.control.purge()",
+        _CONTROL + "election": _INTERNAL.format("remote control", "no replacement"),
+        _CONTROL + "rate_limit": "not supported at run time: set rate_limit on the task, restart",
+        _CONTROL + "time_limit": "not supported at run time: set time limits on the task, restart",
+        _CONTROL + "revoke_by_stamped_headers": _STAMPING,
+        _CONTROL + "shutdown": "not supported: stop workers with SIGTERM (warm shutdown)",
+        _CONTROL + "terminate": (
+            "a running task cannot be terminated (tasks run in threads): "
+            "revoke() prevents runs that have not started"
+        ),
+        **_each(_INSPECT, "clock hello", _INTERNAL.format("remote control", "no replacement")),
+        _INSPECT + "conf": "not supported: read app.conf in the process that needs it",
+        **_each(
+            _INSPECT, "memdump memsample objgraph", "memory debugging commands are not supported"
+        ),
+        _INSPECT + "query_task": "not supported yet: use AsyncResult(id).state",
+        _INSPECT + "report": "not supported: report spinach_compat.__version__",
+        _INSPECT + "revoked": "not supported yet: " + _GUIDE + "control-and-inspection",
+    }
+)
 
 FACADE, CELERY = "spinach_compat", "celery"
 
@@ -53,10 +408,52 @@ def module_getattr(facade_module: str) -> Callable[[str], Any]:
     return __getattr__
 
 
+class RefusedAttribute(property):
+    """A class attribute that raises ``UnsupportedFeature`` when read; ``name`` is its key."""
+
+    name: str
+
+
 def refused_attribute(name: str) -> property:
     """A class attribute that raises ``UnsupportedFeature`` for ``name`` when read."""
 
     def read(_self: Any) -> NoReturn:
         refuse(name)
 
-    return property(read, doc=f"Refused: {name} (see spinach_compat.surface.REFUSED).")
+    prop = RefusedAttribute(read, doc=f"Refused: {name} (see spinach_compat.surface.REFUSED).")
+    prop.name = name
+    return prop
+
+
+def refused_init(name: str) -> Callable[..., NoReturn]:
+    """An ``__init__`` refusing ``name``: the class imports and subclasses, never runs."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> NoReturn:
+        refuse(name)
+
+    return __init__
+
+
+def refused_module(facade_module: str) -> str | None:
+    """The REFUSED key refusing ``spinach_compat.x.y`` as a module (itself or a parent)."""
+    parts = celery_name(facade_module).split(".")
+    for end in range(len(parts), 1, -1):
+        key = ".".join(parts[:end])
+        if key in REFUSED and key.startswith(CELERY + "."):
+            return key
+    return None
+
+
+class _RefusedModules(importlib.abc.MetaPathFinder):
+    """Last on ``sys.meta_path``: a missing facade module Celery has and we refuse raises."""
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: Any = None) -> None:
+        if fullname.startswith(FACADE + "."):
+            key = refused_module(fullname)
+            if key is not None:
+                refuse(key)
+        return None
+
+
+if not any(isinstance(finder, _RefusedModules) for finder in sys.meta_path):
+    sys.meta_path.append(_RefusedModules())

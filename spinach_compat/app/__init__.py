@@ -40,3 +40,8 @@ def _shared(fun: Any, options: dict[str, Any]) -> Any:
         return app.tasks[name]
 
     return Proxy(task_of_current_app)
+
+
+from ..surface import module_getattr  # noqa: E402  (Celery names refused: see surface)
+
+__getattr__ = module_getattr(__name__)

@@ -393,3 +393,8 @@ def _other_process(app: Celery) -> Broker:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+from ..surface import module_getattr  # noqa: E402  (Celery names refused: see surface)
+
+__getattr__ = module_getattr(__name__)

@@ -461,6 +461,10 @@ class CeleryCommandGroup:
 #: What ``from celery.bin.celery import celery`` gives under the ``celery`` import shim.
 celery = CeleryCommandGroup()
 
+from ..surface import module_getattr  # noqa: E402  (Celery names refused: see surface)
+
+__getattr__ = module_getattr(__name__)
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -297,3 +297,8 @@ def _live_pid_in(path: str) -> int | None:
     except PermissionError:  # it runs, as another user
         return pid
     return pid if pid > 0 else None
+
+
+from ..surface import module_getattr  # noqa: E402  (Celery names refused: see surface)
+
+__getattr__ = module_getattr(__name__)
