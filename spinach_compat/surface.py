@@ -30,8 +30,8 @@ _GUIDE = "see migration_guide/features.md#"
 #: Names other work is bringing to the facade: the entry goes when the name lands.
 _PENDING = "not supported yet (being added to spinach_compat): " + _GUIDE + "celerys-public-surface"
 _KOMBU = (
-    "the facade publishes through spinach's brokers, not kombu connections and "
-    "producers: send tasks with apply_async, delay or app.send_task"
+    "publishing kombu messages would bypass the facade's jobs: send tasks with "
+    "apply_async, delay or app.send_task, and use app.connection() for a broker health check"
 )
 _POOLS = (
     "workers run tasks in one process's threads, sized at start: restart the worker "
@@ -136,7 +136,6 @@ REFUSED: dict[str, str] = {
     "celery.bin.celery.UNABLE_TO_LOAD_APP_ERROR_OCCURRED": _CLICK,
     "celery.bin.celery.UNABLE_TO_LOAD_APP_MODULE_NOT_FOUND": _CLICK,
     "celery.bin.celery.WRONG_APP_OPTION_USAGE_MESSAGE": _CLICK,
-    "celery.bin.celery.celery": _CLICK,
     "celery.bin.celery.previous_show_implementation": _CLICK,
     "celery.bin.celery.report": _CLICK,
     "celery.exceptions.CeleryCommandException": _CLICK,
@@ -203,13 +202,6 @@ REFUSED.update(
     {
         **_each(
             _APP,
-            "on_after_configure on_after_finalize on_after_fork on_configure "
-            "add_periodic_task current_task current_worker_task connection "
-            "connection_for_write connection_for_read producer_pool pool steps",
-            _PENDING,
-        ),
-        **_each(
-            _APP,
             "Beat Worker WorkController start worker_main",
             "Celery's worker and beat are not embedded: run spinach-compat -A proj worker, or "
             "app.start_worker() in tests",
@@ -230,8 +222,7 @@ REFUSED.update(
         _APP + "prepare_config": _INTERNAL.format("app", "use config_from_object"),
         **_each(
             _APP,
-            "amqp broker_connection connection_or_acquire default_connection "
-            "default_producer producer_or_acquire",
+            "amqp default_producer pool producer_or_acquire producer_pool",
             _KOMBU,
         ),
         **_each(
@@ -253,7 +244,6 @@ REFUSED.update(
         _APP + "subclass_with_self": _INTERNAL.format("app", "subclass the class directly"),
         _APP + "either": _INTERNAL.format("app", "read app.conf"),
         _APP + "events": _EVENTS,
-        _APP + "gen_task_name": "use spinach_compat.utils.imports.gen_task_name(app, name, module)",
         _APP + "log": (
             "the app's Logging object is not supported: configure logging with -l/-f or "
             "a setup_logging receiver"
@@ -344,7 +334,6 @@ REFUSED.update(
         _GROUP + "then": _PROMISE,
         _GROUP + "as_tuple": "results are not serialized as tuples: keep the ids",
         # -- Control, Inspect ----------------------------------------------------------------------
-        _CONTROL + "broadcast": _PENDING,
         _CONTROL + "Mailbox": "kombu's pidbox mailbox is not used: "
         + _GUIDE
         + "control-and-inspection",
@@ -361,10 +350,6 @@ REFUSED.update(
         _CONTROL + "time_limit": "not supported at run time: set time limits on the task, restart",
         _CONTROL + "revoke_by_stamped_headers": _STAMPING,
         _CONTROL + "shutdown": "not supported: stop workers with SIGTERM (warm shutdown)",
-        _CONTROL + "terminate": (
-            "a running task cannot be terminated (tasks run in threads): "
-            "revoke() prevents runs that have not started"
-        ),
         **_each(_INSPECT, "clock hello", _INTERNAL.format("remote control", "no replacement")),
         _INSPECT + "conf": "not supported: read app.conf in the process that needs it",
         **_each(

@@ -20,6 +20,7 @@ from spinach.job import Job
 from .. import _state
 from ..exceptions import UnsupportedFeature
 from ..shim import check_task_base
+from ..surface import refused_attribute
 from . import lifecycle, routes
 from .defaults import Settings, check_old_and_new, from_object
 from .engine import compat_engine
@@ -548,32 +549,12 @@ class Celery:
 
     default_connection = connection_or_acquire
 
-    @property
-    def amqp(self) -> NoReturn:
-        """Refused: see ``spinach_compat.app.connections``."""
-        from .connections import refuse_kombu_publishing
-
-        refuse_kombu_publishing("amqp")
-
-    @property
-    def pool(self) -> NoReturn:
-        """Refused: see ``spinach_compat.app.connections``."""
-        from .connections import refuse_kombu_publishing
-
-        refuse_kombu_publishing("pool")
-
-    @property
-    def producer_pool(self) -> NoReturn:
-        """Refused: see ``spinach_compat.app.connections``."""
-        from .connections import refuse_kombu_publishing
-
-        refuse_kombu_publishing("producer_pool")
-
-    def producer_or_acquire(self, producer: Any = None) -> NoReturn:
-        """Refused: see ``spinach_compat.app.connections``."""
-        from .connections import refuse_kombu_publishing
-
-        refuse_kombu_publishing("producer_or_acquire()")
+    # kombu's publishing tools would bypass the facade's jobs (see surface.REFUSED)
+    amqp = refused_attribute("celery.app.base.Celery.amqp")
+    default_producer = refused_attribute("celery.app.base.Celery.default_producer")
+    pool = refused_attribute("celery.app.base.Celery.pool")
+    producer_or_acquire = refused_attribute("celery.app.base.Celery.producer_or_acquire")
+    producer_pool = refused_attribute("celery.app.base.Celery.producer_pool")
 
     def __repr__(self) -> str:
         return f"<Celery {self.main or '__main__'} at {id(self):#x}>"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from kombu import Connection
 from kombu.utils.url import url_to_parts
@@ -82,15 +82,6 @@ def connection_or_acquire(
         return
     with app.connection_for_write() as fresh:
         yield fresh
-
-
-def refuse_kombu_publishing(name: str) -> NoReturn:
-    """Raise ``UnsupportedFeature`` for ``app.<name>``, one of kombu's publishing tools."""
-    raise UnsupportedFeature(
-        f"app.{name} is not supported by spinach_compat: publishing kombu messages would "
-        "bypass the facade's jobs; send tasks with apply_async() or app.send_task(), and use "
-        "app.connection() for a broker health check (see migration_guide/)"
-    )
 
 
 def _either(*values: Any) -> Any:
