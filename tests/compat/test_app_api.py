@@ -87,7 +87,7 @@ def test_connection_to_a_broker_down_fails_the_health_check(impl):
 
 def test_kombu_publishing_and_bootsteps_are_refused(app):
     for name in ("amqp", "pool", "producer_pool"):
-        with pytest.raises(UnsupportedFeature, match=f"Celery.{name} is not supported.*apply_async"):
+        with pytest.raises(UnsupportedFeature, match=f"Celery.{name} is not .*apply_async"):
             getattr(app, name)
     assert app.steps["worker"] == set() and len(app.steps["consumer"]) == 0
     with pytest.raises(UnsupportedFeature, match=r"app.steps\['worker'\].*bootsteps"):
