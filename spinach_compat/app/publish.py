@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
+import inspect
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -103,17 +105,42 @@ _CHECKED: set[str] = set()
 
 def _format(app: Celery, task: Any, options: dict) -> tuple[str | None, str | None]:
     """``(serializer, compression)`` of a message, as Celery picks them: the call's option,
-    else the task's attribute, else the app's setting; JSON is None (the fast path)."""
-    serializer = options.get("serializer") or (task.serializer if task is not None else None)
-    serializer = serializer or app.conf.task_serializer
-    compression = options.get("compression") or getattr(task, "compression", None)
-    compression = compression or app.conf.get("task_compression")
-    if codec.is_json(serializer):
-        serializer = None
-    elif serializer not in _CHECKED:  # e.g. task_serializer set after the engine started
+    else the task's attribute, else the app's setting; JSON is None (the fast path).
+
+    Kept cheap (it runs at every call): settings are read as plain dict items, under their
+    new names, which is how ``Settings`` keeps them.
+    """
+    conf = app.conf
+    serializer = (
+        options.get("serializer") or _explicit_serializer(task) or dict.get(conf, "task_serializer")
+    )
+    compression = (
+        options.get("compression")
+        or getattr(task, "compression", None)
+        or dict.get(conf, "task_compression")
+    )
+    if serializer in codec.JSON_NAMES:
+        return None, compression
+    if serializer not in _CHECKED:  # e.g. task_serializer set after the engine started
         codec.check_serializer(serializer, "serializer (the call's, the task's or task_serializer)")
         _CHECKED.add(serializer)
-    return serializer, compression or None
+    return serializer, compression
+
+
+def _explicit_serializer(task: Any) -> str | None:
+    """The serializer set on ``task`` (None: the app's), without reading the app's setting."""
+    if task is None:
+        return None
+    found = task.__dict__.get("serializer")
+    if found is None:
+        found = _static_serializer(type(task))
+    return getattr(found, "value", found)  # a ``FromConfig``: the value set on the class
+
+
+@functools.lru_cache(maxsize=1024)
+def _static_serializer(cls: type) -> Any:
+    """The ``serializer`` attribute of a task class as defined (a ``FromConfig`` or value)."""
+    return inspect.getattr_static(cls, "serializer", None)
 
 
 def _encode(

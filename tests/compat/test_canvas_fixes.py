@@ -128,7 +128,9 @@ def test_chord_refuses_an_unsupported_body_option_when_sent(app):
         with pytest.raises(UnsupportedFeature, match="compression"):
             chord([add.s(1, 1), add.s(2, 2)])(total.s().set(compression="not-installed"))
         with pytest.raises(UnsupportedFeature, match="compression"):
-            chord([add.s(1, 1)], add.s(1) | total.s().set(compression="not-installed")).apply_async()
+            chord(
+                [add.s(1, 1)], add.s(1) | total.s().set(compression="not-installed")
+            ).apply_async()
     assert spy.call_count == 0  # nothing sent: not even the header
 
 
