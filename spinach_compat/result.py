@@ -125,8 +125,9 @@ class AsyncResult(ResultBase):
 
     @property
     def state(self) -> str:
-        """PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED or a custom state."""
-        return self._meta()["status"]
+        """PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED or a custom state (read
+        without decoding the result, which may be of a content type not accepted here)."""
+        return self.backend.get_state(self.id)
 
     status = state
 

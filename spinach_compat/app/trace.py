@@ -274,9 +274,10 @@ def _refuse_payload(task: Task, job: Any, exc: Exception) -> Exception:
     """Dead-letter a job whose body is not accepted (or cannot be decoded), unread.
 
     As Celery's worker, FAILURE is stored with kombu's exception (unless the result is
-    ignored). The dead letter keeps the payload: once the app accepts its content type,
-    ``spinach dead-letters retry`` runs it. Returns the exception that ends the job: a
-    ``DeferException`` to try again later if the broker could not take the dead letter.
+    ignored), before the job is set aside. The dead letter keeps the payload: once the app
+    accepts its content type, ``spinach dead-letters retry`` runs it. Returns the exception
+    that ends the job: a ``DeferException`` to try again later if the broker could not take
+    the dead letter.
     """
     content_type = ((job.meta or {}).get(codec.BODY) or {}).get("content_type")
     reason = (
@@ -284,15 +285,15 @@ def _refuse_payload(task: Task, job: Any, exc: Exception) -> Exception:
         f"be decoded here ({type(exc).__name__}: {exc}); accept_content is "
         f"{task._get_app().conf.accept_content!r}"
     )
+    request = task.request_from_job(job, [], {})
+    if should_store(task, request, eager=False) or task.store_errors_even_if_ignored:
+        task.backend.mark_as_failure(job.id, exc, None, request=request)
     logger.error("Dead-lettering %s", reason)
     try:
         task._get_app().engine.broker.dead_letter(job, reason)
     except Exception as error:  # the broker is away: the job comes back to be refused again
         logger.warning("Task %s[%s]: dead-lettering failed (%r)", task.name, job.id, error)
         return DeferException(f"dead-lettering failed: {error!r}", at=_now() + _REFUSAL_RETRY)
-    request = task.request_from_job(job, [], {})
-    if should_store(task, request, eager=False) or task.store_errors_even_if_ignored:
-        task.backend.mark_as_failure(job.id, exc, None, request=request)
     return AbortException(reason)
 
 
