@@ -85,10 +85,12 @@ class RedisBackend(KeyValueBackend):
 
     def get_state(self, task_id: str) -> str:
         """The stored state: ours (read without decoding the result), else Celery's."""
-        ours = self.client.get(self.key(task_id))
+        ours, celery = self.client.mget([self.key(task_id), celery_key(task_id)])
         if ours is not None:
             return json.loads(ours)["status"]
-        return self.get_task_meta(task_id)["status"]
+        if celery is not None:
+            return decode_celery_meta(celery, self.serializer, self.accept)["status"]
+        return states.PENDING
 
     def _get(self, key: str) -> str | None:
         value = self.client.get(key)
