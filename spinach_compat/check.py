@@ -55,7 +55,7 @@ def _scheme_in(*schemes: str) -> Callable[[Any], bool]:
     return lambda value: isinstance(value, str) and value.split(":", 1)[0] in schemes
 
 
-_JSON = _in("json", "application/json")
+_NOT_SIGNED = lambda value: value != "auth"  # noqa: E731  (message signing is refused)
 _BROKERS = _scheme_in("memory", "redis", "rediss", "unix", "redis+socket")
 _BACKENDS = _scheme_in("memory", "cache+memory", "redis", "rediss", "unix", "disabled")
 
@@ -125,12 +125,13 @@ RULES: dict[str, Rule] = {
     "setting:task_protocol": _U(S_INTEROP, "the bridge dead-letters protocol 1 messages", _in(2)),
     "setting:result_backend": _S(S_BROKERS, "memory:// or redis:// only", _BACKENDS),
     "setting:result_expires": _S(S_RESULTS),
-    "setting:result_serializer": _U(S_SERIAL, "only JSON is carried", _JSON),
-    "setting:accept_content": _D(S_SERIAL, "only JSON is ever produced or read"),
-    "setting:result_accept_content": _D(S_SERIAL, "only JSON is ever produced or read"),
-    "setting:task_serializer": _U(S_SERIAL, "only JSON is carried", _JSON),
-    "setting:result_extended": _U(S_RESULTS, "extended results are refused", _in(False)),
-    "setting:task_compression": _U(S_SERIAL, "compression is refused", _is_none),
+    "setting:result_serializer": _U(S_SERIAL, "kombu's serializers; auth is refused", _NOT_SIGNED),
+    "setting:accept_content": _S(S_SERIAL, "gates what workers decode (None: JSON only)"),
+    "setting:result_accept_content": _S(S_SERIAL, "gates what results are decoded"),
+    "setting:task_serializer": _U(S_SERIAL, "kombu's serializers; auth is refused", _NOT_SIGNED),
+    "setting:result_extended": _S(S_RESULTS, "name, args, kwargs, worker, retries, queue"),
+    "setting:task_compression": _S(S_SERIAL, "kombu's compressions"),
+    "setting:result_compression": _U(S_SERIAL, "compressed results are refused", _is_none),
     "setting:task_default_rate_limit": _S(S_RATES, "a token bucket per worker process"),
     "setting:task_annotations": _U(S_TASKS, "annotations are refused", _is_none),
     "setting:task_default_priority": _S(S_RATES, "kombu's Redis priority bands"),
@@ -172,14 +173,14 @@ RULES: dict[str, Rule] = {
         "queue throws autoretry_for typing dont_autoretry_for retry_kwargs retry_backoff "
         "retry_backoff_max retry_jitter store_errors_even_if_ignored",
     ),
-    "task:serializer": _U(S_SERIAL, "only JSON is carried", _JSON),
+    "task:serializer": _U(S_SERIAL, "kombu's serializers; auth is refused", _NOT_SIGNED),
     "task:acks_late": _D(S_GUARANTEES, "tasks are always run again after a crash"),
     "task:time_limit": _D(S_LIMITS, "enforced in threads"),
     "task:soft_time_limit": _D(S_LIMITS, "enforced in threads"),
     "task:rate_limit": _S(S_RATES, "a token bucket per worker process"),
     "task:priority": _S(S_RATES, "kombu's Redis priority bands"),
     "task:reject_on_worker_lost": _U(S_GUARANTEES, "always run again", _is_none),
-    "task:compression": _U(S_SERIAL, "compression is refused", _is_none),
+    "task:compression": _S(S_SERIAL, "kombu's compressions"),
     "task:pydantic": _U(S_TASKS, "pydantic conversion is refused", _is_none),
     "task:shadow_name": _U(S_TASKS, "shadow names are refused", _is_none),
     "task:*": _D(S_TASKS, "set as a task attribute, no effect"),
@@ -192,7 +193,7 @@ RULES: dict[str, Rule] = {
     ),
     "call:time_limit": _D(S_LIMITS, "enforced in threads"),
     "call:soft_time_limit": _D(S_LIMITS, "enforced in threads"),
-    "call:serializer": _U(S_SERIAL, "only JSON is carried", _JSON),
+    "call:serializer": _U(S_SERIAL, "kombu's serializers; auth is refused", _NOT_SIGNED),
     **_each(
         "call",
         _D(S_CALLING, _NO_EFFECT),

@@ -109,7 +109,7 @@ class AsyncResult(ResultBase):
         self.app = app or get_current_app()
         self.id = id
         self._backend = backend
-        self.name = task_name
+        self._task_name = task_name
         self.parent = parent
 
     @property
@@ -125,8 +125,9 @@ class AsyncResult(ResultBase):
 
     @property
     def state(self) -> str:
-        """PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED or a custom state."""
-        return self._meta()["status"]
+        """PENDING, STARTED, RETRY, SUCCESS, FAILURE, REVOKED or a custom state (read
+        without decoding the result, which may be of a content type not accepted here)."""
+        return self.backend.get_state(self.id)
 
     status = state
 
@@ -144,6 +145,42 @@ class AsyncResult(ResultBase):
     @property
     def date_done(self) -> str | None:
         return self._meta().get("date_done")
+
+    # -- result_extended: what the stored meta tells of the request ----------------------
+
+    @property
+    def name(self) -> str | None:
+        """The task's name: the one it was sent as, else the stored one."""
+        return self._task_name if self._task_name is not None else self._meta().get("name")
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        self._task_name = value
+
+    @property
+    def args(self) -> list | None:
+        """The task's positional arguments, as stored with ``result_extended``."""
+        return self._meta().get("args")
+
+    @property
+    def kwargs(self) -> dict | None:
+        """The task's keyword arguments, as stored with ``result_extended``."""
+        return self._meta().get("kwargs")
+
+    @property
+    def worker(self) -> str | None:
+        """The hostname of the worker that ran the task (``result_extended``)."""
+        return self._meta().get("worker")
+
+    @property
+    def retries(self) -> int | None:
+        """How many times the task was retried (``result_extended``)."""
+        return self._meta().get("retries")
+
+    @property
+    def queue(self) -> str | None:
+        """The queue the task was taken from (``result_extended``)."""
+        return self._meta().get("queue")
 
     def _decode(self, meta: dict[str, Any]) -> Any:
         if meta["status"] in states.EXCEPTION_STATES:

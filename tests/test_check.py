@@ -199,10 +199,10 @@ def test_django_style_settings_are_read(tmp_path: Path) -> None:
         'app.config_from_object("django.conf:settings", namespace="CELERY")\n'
     )
     (tmp_path / "settings.py").write_text(
-        'DEBUG = True\nCELERY_TASK_SERIALIZER = "pickle"\nCELERY_BROKER_URL = "redis://r"\n'
+        'DEBUG = True\nCELERY_TASK_SERIALIZER = "auth"\nCELERY_BROKER_URL = "redis://r"\n'
     )
     findings = {(f.file, f.api): f.status for f in check.check_path(tmp_path).findings}
-    assert findings[("settings.py", "task_serializer='pickle'")] == check.UNSUPPORTED
+    assert findings[("settings.py", "task_serializer='auth'")] == check.UNSUPPORTED
     assert findings[("settings.py", "broker_url='redis://r'")] == check.SUPPORTED
     assert not any(api.startswith("debug") for _, api in findings)
 

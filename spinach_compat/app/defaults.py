@@ -18,9 +18,12 @@ of task names sent to legacy Celery workers as Celery protocol 2 messages (so do
 ``task_routes`` entry with ``'legacy': True``); ``worker --celery-queues`` makes a worker
 consume the messages Celery clients publish.
 
+Serialization (see ``spinach_compat.app.codec``): task_serializer, task_compression,
+accept_content, result_serializer, result_accept_content and result_extended, with any
+serializer and compression of kombu's registry but ``auth`` (result_compression is refused).
+
 Accepted because the native engine already behaves that way or they only tune Celery's
-transport: task_serializer/result_serializer/accept_content as long as they are JSON,
-task_acks_late (a job with retries left is always run again after a worker crash),
+transport: task_acks_late (a job with retries left is always run again after a worker crash),
 worker_prefetch_multiplier (the engine fetches only for free workers), broker_transport_options,
 broker_connection_retry*, task_publish_retry*, imports/include, beat_max_loop_interval (the
 native engine schedules), worker_concurrency and worker_hijack_root_logger (read by the
@@ -49,6 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "result_serializer": "json",
     "result_accept_content": None,
     "result_extended": False,
+    "result_compression": None,
     "result_backend_transport_options": {},
     "task_serializer": "json",
     "accept_content": ["json"],
@@ -98,12 +102,14 @@ DEFAULTS: dict[str, Any] = {
 #: Settings the facade cannot honour yet, with what to do instead.
 UNSUPPORTED: dict[str, str] = {
     "task_annotations": "task annotations are not supported",
-    "task_compression": "message compression is not supported",
-    "result_extended": "extended results are not supported yet",
+    "result_compression": "compressed results are not supported: leave it unset",
 }
 
-#: Serializers the facade can honour.
-JSON_NAMES = frozenset({"json", "application/json"})
+#: Settings naming a serializer, a compression, and a list of accepted content types
+#: (checked against kombu's registry by ``Settings.check_supported``).
+SERIALIZER_SETTINGS = ("task_serializer", "result_serializer")
+COMPRESSION_SETTINGS = ("task_compression",)
+ACCEPT_SETTINGS = ("accept_content", "result_accept_content")
 
 #: Celery settings besides ``DEFAULTS``, most not read by the facade: known by name so that
 #: their Celery 3 names are recognised (and so refused or ignored as the new names are).
@@ -120,7 +126,7 @@ OTHER_SETTINGS = frozenset(
         "redis": "backend_use_ssl db host max_connections password port retry_on_timeout "
         "socket_connect_timeout socket_keepalive socket_timeout username",
         "result": "backend_always_retry backend_max_retries cache_max chord_join_timeout "
-        "chord_retry_interval compression exchange exchange_type persistent",
+        "chord_retry_interval exchange exchange_type persistent",
         "security": "cert_store certificate digest key",
         "task": "acks_on_failure_or_timeout default_delivery_mode default_exchange_type "
         "default_queue_type inherit_parent_priority queue_max_priority remote_tracebacks",
@@ -264,23 +270,23 @@ class Settings(dict):
                     f"setting {key}={self[key]!r} is not supported by spinach_compat: {why} "
                     "(see migration_guide/)"
                 )
-        for key in ("task_serializer", "result_serializer"):
-            if self.get(key) not in JSON_NAMES:
-                raise UnsupportedFeature(
-                    f"setting {key}={self[key]!r}: spinach_compat only carries JSON "
-                    "(see migration_guide/)"
-                )
+        self._check_serialization()
         self._check_consistent_with_the_engine(UnsupportedFeature)
+
+    def _check_serialization(self) -> None:
+        """Serializers and compressions kombu has, content types it knows (see ``codec``)."""
+        from . import codec
+
+        for key in SERIALIZER_SETTINGS:
+            codec.check_serializer(self.get(key), f"setting {key}")
+        for key in COMPRESSION_SETTINGS:
+            codec.check_compression(self.get(key), f"setting {key}")
+        for key in ACCEPT_SETTINGS:
+            for name in self.get(key) or ():
+                codec.check_serializer(name, f"setting {key} entry")
 
     def _check_consistent_with_the_engine(self, error: type[Exception]) -> None:
         """Refuse settings whose value asks for a behaviour the engine does not have."""
-        for key in ("accept_content", "result_accept_content"):
-            accepted = self.get(key)
-            if accepted is not None and not JSON_NAMES & set(accepted):
-                raise error(
-                    f"setting {key}={accepted!r} leaves out JSON, the only format "
-                    "spinach_compat carries (see migration_guide/)"
-                )
         if self.get("task_reject_on_worker_lost") is False:
             raise error(
                 "setting task_reject_on_worker_lost=False is not supported: a job "

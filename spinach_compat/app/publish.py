@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
+import inspect
 import itertools
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from kombu.exceptions import EncodeError
 
 from .. import signals
 from .._state import get_current_task
@@ -29,7 +33,7 @@ ACCEPTED = frozenset(
         "reply_to", "replaced_task_nesting", "retries", "result_cls", "task_type",
         "soft_time_limit", "time_limit", "link", "link_error", "priority", "producer",
         "connection", "root_id", "parent_id", "origin", "routing_key", "retry",
-        "retry_policy", "expires", "ignore_result", "spinach_chord",
+        "retry_policy", "expires", "ignore_result", "spinach_chord", "compression",
     }
 )  # fmt: skip
 
@@ -55,8 +59,14 @@ def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> As
     meta = _meta(app, task, task_id, options)
     meta["routing_key"] = base
     to_legacy = legacy.is_legacy(app, name)
+    fmt = _format(app, task, options)
     if to_legacy:
         legacy.refuse_what_is_not_carried(name, meta)
+        if fmt != (None, None):
+            raise UnsupportedFeature(
+                f"task {name!r} is routed to legacy workers: it is sent as uncompressed JSON, "
+                f"not serializer={fmt[0]!r} compression={fmt[1]!r}"
+            )
         if meta["chord"]:
             raise UnsupportedFeature(f"task {name!r} is routed to legacy workers: no chords")
     queue = band_queue(base, meta["priority"], priority_steps(app.conf))
@@ -76,7 +86,9 @@ def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> As
     if to_legacy:  # interop: run by a legacy Celery worker
         legacy.send(app, name, task_id, args, kwargs, base, meta, policy if retry else None)
     else:
-        encoded_args, encoded_kwargs = codec.encode(args, kwargs)
+        encoded_args, encoded_kwargs, encoded = _encode(name, task_id, args, kwargs, fmt)
+        if encoded is not None:
+            meta[codec.BODY] = encoded
         at = _parse(meta["eta"]) if meta["eta"] else app.now()
         job = app.build_native_job(name, at, encoded_args, encoded_kwargs, task_id, queue, meta)
         pending = _batch.get()
@@ -94,6 +106,61 @@ def _carry_added_headers(headers: dict, meta: dict) -> None:
     for key, value in headers.items():
         if key not in meta and key not in ("lang", "task", "id", "retries"):
             meta["headers"][key] = value
+
+
+#: Serializers already checked by ``_format`` (known to kombu, not refused).
+_CHECKED: set[str] = set()
+
+
+def _format(app: Celery, task: Any, options: dict) -> tuple[str | None, str | None]:
+    """``(serializer, compression)`` of a message, as Celery picks them: the call's option,
+    else the task's attribute, else the app's setting; JSON is None (the fast path).
+
+    Kept cheap (it runs at every call): settings are read as plain dict items, under their
+    new names, which is how ``Settings`` keeps them.
+    """
+    conf = app.conf
+    serializer = (
+        options.get("serializer") or _explicit_serializer(task) or dict.get(conf, "task_serializer")
+    )
+    compression = (
+        options.get("compression")
+        or getattr(task, "compression", None)
+        or dict.get(conf, "task_compression")
+    )
+    if serializer in codec.JSON_NAMES:
+        return None, compression
+    if serializer not in _CHECKED:  # e.g. task_serializer set after the engine started
+        codec.check_serializer(serializer, "serializer (the call's, the task's or task_serializer)")
+        _CHECKED.add(serializer)
+    return serializer, compression
+
+
+def _explicit_serializer(task: Any) -> str | None:
+    """The serializer set on ``task`` (None: the app's), without reading the app's setting."""
+    if task is None:
+        return None
+    found = task.__dict__.get("serializer")
+    if found is None:
+        found = _static_serializer(type(task))
+    return getattr(found, "value", found)  # a ``FromConfig``: the value set on the class
+
+
+@functools.lru_cache(maxsize=1024)
+def _static_serializer(cls: type) -> Any:
+    """The ``serializer`` attribute of a task class as defined (a ``FromConfig`` or value)."""
+    return inspect.getattr_static(cls, "serializer", None)
+
+
+def _encode(
+    name: str, task_id: str, args: list, kwargs: dict, fmt: tuple[str | None, str | None]
+) -> tuple[list, dict, dict | None]:
+    """``codec.encode``; its ``EncodeError`` names the task and the message."""
+    try:
+        return codec.encode(args, kwargs, *fmt)
+    except EncodeError as exc:
+        why = f"task {name!r} (id {task_id}): cannot encode its arguments: {exc}"
+        raise EncodeError(why) from exc
 
 
 def _ignores_result(task: Any, options: dict) -> bool:
@@ -154,9 +221,8 @@ def check_options(options: dict) -> None:
             f"apply_async options not supported by spinach_compat: {sorted(unknown)} "
             "(see migration_guide/)"
         )
-    serializer = options.get("serializer")
-    if serializer not in (None, "json", "application/json"):
-        raise UnsupportedFeature(f"serializer {serializer!r}: only JSON is supported")
+    codec.check_serializer(options.get("serializer"), "apply_async() option serializer")
+    codec.check_compression(options.get("compression"), "apply_async() option compression")
 
 
 def _meta(app: Celery, task: Any, task_id: str, options: dict) -> dict:

@@ -26,7 +26,6 @@ __all__ = ["Context", "Task"]
 #: Task attributes the facade cannot honour yet: set to anything but None they raise.
 UNSUPPORTED_OPTIONS: dict[str, str] = {
     "reject_on_worker_lost": "a job with retries left is always run again after a crash",
-    "compression": "message compression is not supported",
     "pydantic": "pydantic argument conversion is not supported",
     "shadow_name": "shadow names are not supported",
 }
@@ -144,12 +143,9 @@ class Task:
             parse_rate(self._explicit("rate_limit"))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"task {self.name!r}: {exc}") from None
-        serializer = self._explicit("serializer")  # the app's: see Settings.check_supported
-        if serializer is not None and str(serializer) not in ("json", "application/json"):
-            raise UnsupportedFeature(
-                f"task {self.name!r}: serializer {serializer!r} is not supported, "
-                "only JSON is (see migration_guide/)"
-            )
+        where = f"task {self.name!r}: option"  # the app's: see Settings.check_supported
+        codec.check_serializer(self._explicit("serializer"), f"{where} serializer")
+        codec.check_compression(self.compression, f"{where} compression")
 
     @property
     def backend(self) -> Any:
@@ -235,7 +231,8 @@ class Task:
             from ..result import denied_join_result
 
             check_options(options)  # as publish does: an eager suite validates a migration
-            args, kwargs = codec.roundtrip(args, kwargs)
+            serializer = options.get("serializer") or self.serializer
+            args, kwargs = codec.roundtrip(args, kwargs, serializer)
             with denied_join_result():  # as Celery: the task must not wait on a result
                 return self.apply(args, kwargs, task_id=task_id or uuid.uuid4().hex, **options)
         return app.send_task(self.name, args, kwargs, task_id=task_id, task_type=self, **options)

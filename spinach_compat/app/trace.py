@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from kombu.exceptions import EncodeError
+from kombu.exceptions import ContentDisallowed, DecodeError, EncodeError
 from kombu.utils import json as kombu_json
 from kombu.utils.encoding import safe_repr
 
@@ -39,6 +39,10 @@ task_logger = logging.getLogger("celery.app.trace")
 RESULT_REPR_MAXSIZE = 1024
 
 IGNORE_STATES = frozenset({states.IGNORED, states.RETRY, states.REJECTED})
+
+#: How long a refused job waits when its dead letter could not be stored (the broker is
+#: away). Shorter sets it aside sooner once the broker is back, at the cost of more tries.
+_REFUSAL_RETRY = timedelta(seconds=5)
 
 
 class ExceptionInfo:
@@ -253,7 +257,10 @@ def run_job(task: Task, args: list, kwargs: dict) -> Any:
     job = current_job()
     if job is None:
         raise RuntimeError("run_job runs inside a spinach worker only")
-    args, kwargs = codec.decode(args, kwargs)
+    try:
+        args, kwargs = _decode_arguments(task, job, args, kwargs)
+    except (ContentDisallowed, DecodeError) as exc:
+        raise _refuse_payload(task, job, exc) from exc
     request = task.request_from_job(job, args, kwargs)
     if _revoked(task, request):
         return None
@@ -280,6 +287,40 @@ def _reported(exc: AbortException) -> AbortException:
     """``exc``, marked as logged already: the engine logs no second traceback of it."""
     exc.reported = True  # type: ignore[attr-defined]
     return exc
+
+
+def _decode_arguments(task: Task, job: Any, args: list, kwargs: dict) -> tuple[list, dict]:
+    """The job's arguments: plain JSON, or its encoded body if ``accept_content`` allows."""
+    body = (job.meta or {}).get(codec.BODY)
+    accept = task._get_app().conf.accept_content if body is not None else None
+    return codec.decode(args, kwargs, body, accept)
+
+
+def _refuse_payload(task: Task, job: Any, exc: Exception) -> Exception:
+    """Dead-letter a job whose body is not accepted (or cannot be decoded), unread.
+
+    As Celery's worker, FAILURE is stored with kombu's exception (unless the result is
+    ignored), before the job is set aside. The dead letter keeps the payload: once the app
+    accepts its content type, ``spinach dead-letters retry`` runs it. Returns the exception
+    that ends the job: a ``DeferException`` to try again later if the broker could not take
+    the dead letter.
+    """
+    content_type = ((job.meta or {}).get(codec.BODY) or {}).get("content_type")
+    reason = (
+        f"task {task.name} job {job.id}: its body of content type {content_type!r} cannot "
+        f"be decoded here ({type(exc).__name__}: {exc}); accept_content is "
+        f"{task._get_app().conf.accept_content!r}"
+    )
+    request = task.request_from_job(job, [], {})
+    if should_store(task, request, eager=False) or task.store_errors_even_if_ignored:
+        task.backend.mark_as_failure(job.id, exc, None, request=request)
+    logger.error("Dead-lettering %s", reason)
+    try:
+        task._get_app().engine.broker.dead_letter(job, reason)
+    except Exception as error:  # the broker is away: the job comes back to be refused again
+        logger.warning("Task %s[%s]: dead-lettering failed (%r)", task.name, job.id, error)
+        return DeferException(f"dead-lettering failed: {error!r}", at=_now() + _REFUSAL_RETRY)
+    return _reported(AbortException(reason))  # logged above
 
 
 def _internal_error(task: Task, request: Context, exc: Exception) -> AbortException:
@@ -357,9 +398,13 @@ def _native_retry(task: Task, job: Any, reason: Retry) -> RetryException:
     else:
         at = _now() + timedelta(seconds=float(when or 0))
     sig = reason.sig
-    if sig is not None:
-        job.task_args, job.task_kwargs = codec.encode(tuple(sig.args), dict(sig.kwargs))
-    job.meta = {**job.meta, "eta": at.isoformat()}
+    meta = {**job.meta, "eta": at.isoformat()}
+    if sig is not None:  # encoded as the job was (its serializer and compression)
+        fmt = codec.format_of(meta.pop(codec.BODY, None))
+        job.task_args, job.task_kwargs, body = codec.encode(sig.args, dict(sig.kwargs), *fmt)
+        if body is not None:
+            meta[codec.BODY] = body
+    job.meta = meta
     return RetryException(f"Retry: {reason}", at=at)
 
 

@@ -1,7 +1,9 @@
-"""What every result backend shares: the JSON meta of a task and exceptions in JSON."""
+"""What every result backend shares: the meta of a task (JSON, or ``result_serializer``)
+and exceptions in JSON."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from kombu.utils import json as kombu_json
 
 from .. import states
+from ..app import codec
 from ..exceptions import TimeoutError
 
 if TYPE_CHECKING:
@@ -90,10 +93,48 @@ class KeyValueBackend(ABC):
         if state in states.EXCEPTION_STATES and isinstance(result, BaseException):
             result = prepare_exception(result)
         meta = task_meta(task_id, state, result, traceback)
-        if request is not None and getattr(request, "task", None):
-            meta["name"] = request.task
-        self._set_unless_success(self.key(task_id), kombu_json.dumps(meta))
+        meta.update(request_meta(request, self.app.conf.get("result_extended")))
+        self._save(task_id, meta, request)
         return result
+
+    def _save(self, task_id: str, meta: dict[str, Any], request: Any) -> None:
+        """Store ``meta`` under the task's key (see ``encode_meta``)."""
+        self._set_unless_success(self.key(task_id), self.encode_meta(meta))
+
+    # -- result_serializer ---------------------------------------------------------------
+
+    @property
+    def serializer(self) -> str | None:
+        """``result_serializer``; None for JSON (stored as plain JSON)."""
+        serializer = self.app.conf.get("result_serializer")
+        return None if codec.is_json(serializer) else serializer
+
+    @property
+    def accept(self) -> frozenset[str]:
+        """Content types a stored result may be read in: ``result_accept_content``, else
+        ``accept_content`` (as Celery's backends)."""
+        conf = self.app.conf
+        accept = conf.get("result_accept_content")
+        return codec.accept_set(conf.get("accept_content") if accept is None else accept)
+
+    def encode_meta(self, meta: dict[str, Any]) -> str:
+        """The stored value of ``meta``: JSON, or with another ``result_serializer`` an
+        envelope ``{"status", "task_id", "encoded": <codec body of the meta>}`` (the state
+        stays readable by the store script, which never overwrites a SUCCESS)."""
+        serializer = self.serializer
+        if serializer is None:
+            return kombu_json.dumps(meta)
+        encoded = codec.encode_body(meta, serializer, None)  # EncodeError, as kombu's dumps
+        envelope = {"status": meta["status"], "task_id": meta["task_id"], "encoded": encoded}
+        return json.dumps(envelope)
+
+    def decode_meta(self, raw: str | bytes) -> dict[str, Any]:
+        """The meta of a stored value; an envelope is decoded only when its content type is
+        accepted (else kombu's ``ContentDisallowed``: nothing is unpickled unasked)."""
+        meta = kombu_json.loads(raw)
+        if "encoded" in meta and "result" not in meta:
+            meta = codec.decode_body(meta["encoded"], self.accept)
+        return meta
 
     def mark_as_started(self, task_id: str, **meta: Any) -> Any:
         return self.store_result(task_id, meta, states.STARTED)
@@ -125,12 +166,13 @@ class KeyValueBackend(ABC):
         """The stored meta of ``task_id``; an unknown id is PENDING."""
         raw = self._get(self.key(task_id))
         if raw is None:
-            return {"status": states.PENDING, "result": None, "traceback": None,
-                    "children": [], "date_done": None, "task_id": task_id}  # fmt: skip
-        return kombu_json.loads(raw)
+            return pending_meta(task_id)
+        return self.decode_meta(raw)
 
     def get_state(self, task_id: str) -> str:
-        return self.get_task_meta(task_id)["status"]
+        """The stored state, read without decoding the result (an envelope tells it)."""
+        raw = self._get(self.key(task_id))
+        return states.PENDING if raw is None else json.loads(raw)["status"]
 
     def get_state_or_none(self, task_id: str) -> str | None:
         """The stored state of ``task_id`` (PENDING when unknown)."""
@@ -219,6 +261,32 @@ def _stand_in(name: str, module: str | None) -> type:
     if key not in _stand_ins:
         _stand_ins[key] = type(name.rsplit(".", 1)[-1], (Exception,), {"__module__": module or ""})
     return _stand_ins[key]
+
+
+def pending_meta(task_id: str) -> dict[str, Any]:
+    """The meta of a task nothing is stored for."""
+    return {"status": states.PENDING, "result": None, "traceback": None,
+            "children": [], "date_done": None, "task_id": task_id}  # fmt: skip
+
+
+def request_meta(request: Any, extended: bool) -> dict[str, Any]:
+    """What a result keeps of its request: the task's name; with ``result_extended``, the
+    fields Celery stores too (name, args, kwargs, worker, retries, queue)."""
+    if request is None:
+        return {}
+    name = getattr(request, "task", None)
+    if not extended:
+        return {"name": name} if name else {}
+    delivery = getattr(request, "delivery_info", None) or {}
+    args = getattr(request, "args", None)
+    return {
+        "name": name,
+        "args": list(args) if isinstance(args, tuple) else args,
+        "kwargs": getattr(request, "kwargs", None),
+        "worker": getattr(request, "hostname", None),
+        "retries": getattr(request, "retries", None),
+        "queue": delivery.get("routing_key"),
+    }
 
 
 def task_meta(task_id: str, state: str, result: Any, traceback: str | None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ result here is looked up there (a task run by a legacy Celery worker).
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -18,7 +19,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from kombu.utils import json as kombu_json
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -26,8 +26,14 @@ from spinach.brokers.redis_calls import script_callers
 
 from .. import states
 from ..exceptions import TimeoutError
-from ..interop.results import STORE, CeleryResults, celery_key, wants_celery_result
-from .base import KeyValueBackend, next_wait
+from ..interop.results import (
+    STORE,
+    CeleryResults,
+    celery_key,
+    decode_celery_meta,
+    wants_celery_result,
+)
+from .base import KeyValueBackend, next_wait, pending_meta
 
 
 class RedisBackend(KeyValueBackend):
@@ -60,18 +66,31 @@ class RedisBackend(KeyValueBackend):
         request: Any = None, **kwargs: Any,
     ) -> Any:  # fmt: skip
         """Store as every backend; for a job that came from Celery, in Celery's key too."""
-        stored = super().store_result(task_id, result, state, traceback, request, **kwargs)
+        return super().store_result(task_id, result, state, traceback, request, **kwargs)
+
+    def _save(self, task_id: str, meta: dict[str, Any], request: Any) -> None:
+        """Store as every backend; for a job that came from Celery, in Celery's key too."""
+        super()._save(task_id, meta, request)
         if wants_celery_result(request):
-            self.celery_results.store(task_id, state, stored, traceback, self.expires)
-        return stored
+            self.celery_results.store(task_id, meta, self.expires, self.serializer)
 
     def get_task_meta(self, task_id: str) -> dict[str, Any]:
         """The meta of ``task_id``: ours, else the one a Celery worker stored (one read)."""
         ours, celery = self.client.mget([self.key(task_id), celery_key(task_id)])
-        raw = ours if ours is not None else celery
-        if raw is None:
-            return super().get_task_meta(task_id)  # PENDING
-        return kombu_json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+        if ours is not None:
+            return self.decode_meta(ours)
+        if celery is not None:
+            return decode_celery_meta(celery, self.serializer, self.accept)
+        return pending_meta(task_id)
+
+    def get_state(self, task_id: str) -> str:
+        """The stored state: ours (read without decoding the result), else Celery's."""
+        ours, celery = self.client.mget([self.key(task_id), celery_key(task_id)])
+        if ours is not None:
+            return json.loads(ours)["status"]
+        if celery is not None:
+            return decode_celery_meta(celery, self.serializer, self.accept)["status"]
+        return states.PENDING
 
     def _get(self, key: str) -> str | None:
         value = self.client.get(key)
@@ -129,8 +148,16 @@ class RedisBackend(KeyValueBackend):
         meta = self.get_task_meta(task_id)
         while meta["status"] not in states.READY_STATES:
             data = listener.next_message(channels, next_wait(deadline, interval))
-            meta = kombu_json.loads(data) if data is not None else self.get_task_meta(task_id)
+            meta = self._notified_meta(data, channels) if data is not None else None
+            meta = meta if meta is not None else self.get_task_meta(task_id)
         return meta
+
+    def _notified_meta(self, data: tuple[bytes, bytes], channels: list[str]) -> dict[str, Any]:
+        """The meta a store published on one of the wait's ``channels`` (ours, Celery's)."""
+        channel, value = data
+        if channel == channels[0].encode():
+            return self.decode_meta(value)
+        return decode_celery_meta(value, self.serializer, self.accept)
 
     def _unsubscribe(self, listener: ResultListener, channels: list[str]) -> None:
         """Leave the wait's channels; a connection lost meanwhile only costs the listener
@@ -227,15 +254,15 @@ class ResultListener:
             if message["type"] == "subscribe":
                 waiting.discard(message["channel"])
 
-    def next_message(self, channels: list[str], timeout: float) -> str | None:
-        """The data of the next message on ``channels``; None after ``timeout`` seconds."""
+    def next_message(self, channels: list[str], timeout: float) -> tuple[bytes, bytes] | None:
+        """The channel and data of the next message on ``channels``; None after ``timeout``
+        seconds."""
         wanted = {channel.encode() for channel in channels}
         end = time.monotonic() + timeout
         while (left := end - time.monotonic()) > 0:
             message = self.pubsub.get_message(timeout=left)
             if message and message["type"] == "message" and message["channel"] in wanted:
-                data = message["data"]
-                return data.decode() if isinstance(data, bytes) else data
+                return message["channel"], message["data"]
         return None
 
     def unsubscribe(self, channels: list[str]) -> None:

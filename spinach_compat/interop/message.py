@@ -16,12 +16,17 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from kombu.exceptions import KombuError
+
 from spinach.job import Job
+
+from ..app import codec
 
 if TYPE_CHECKING:
     from ..app.base import Celery
 
-#: Content types the bridge decodes; anything else (pickle, yaml, msgpack) is dead-lettered.
+#: Content types the bridge carries as plain JSON arguments; others (pickle, yaml, msgpack)
+#: and compressed bodies stay encoded, for the worker to decode if its app accepts them.
 JSON_CONTENT_TYPES = frozenset({"application/json"})
 
 #: The header that routes a job's results to Celery's result keys too (see ``results``).
@@ -75,42 +80,68 @@ def to_job(app: Celery, queue: str, raw: bytes) -> Job:
     headers = envelope.get("headers")
     if not isinstance(headers, dict) or not headers.get("task") or not headers.get("id"):
         raise InvalidMessage("no 'task' and 'id' headers: not a Celery protocol 2 message")
-    args, kwargs = _body(envelope)
+    args, kwargs, encoded = _body(app, envelope, headers.get("compression"))
     at, eta = _eta(headers.get("eta"))
+    meta = _meta(headers, eta)
+    if encoded is not None:
+        meta[codec.BODY] = encoded
     job = app.build_native_job(
-        str(headers["task"]), at, args, kwargs, str(headers["id"]), queue, _meta(headers, eta)
+        str(headers["task"]), at, args, kwargs, str(headers["id"]), queue, meta
     )
     job.retries = _int(headers.get("retries"), "retries")
     return job
 
 
-def _body(envelope: dict) -> tuple[list, dict]:
-    """``(args, kwargs)`` of the body: base64, JSON; callbacks and canvas refused."""
+def _body(app: Celery, envelope: dict, compression: Any) -> tuple[list, dict, dict | None]:
+    """``(args, kwargs, None)`` of a JSON body; another content type (or a compressed body)
+    is kept encoded for the worker, ``([], {}, body)``, which decodes it only if its app
+    accepts the type (see ``codec``). Callbacks and canvas refused."""
     content_type = envelope.get("content-type")
-    if content_type not in JSON_CONTENT_TYPES:
-        raise InvalidMessage(
-            f"content type {content_type!r} is not supported: only JSON "
-            "(task_serializer='json') can be bridged"
-        )
+    raw = _raw_body(envelope)
+    if content_type in JSON_CONTENT_TYPES and not compression:
+        args, kwargs = _args_of(_loads(raw, "the body is not JSON"))
+        return args, kwargs, None
+    if not isinstance(content_type, str) or not content_type:
+        raise InvalidMessage("the message has no content type")
+    encoded = {
+        "data": base64.b64encode(raw).decode("ascii"),
+        "content_type": content_type,
+        "content_encoding": envelope.get("content-encoding"),
+        "compression": compression or None,
+    }
+    if content_type in codec.accept_set(app.conf.accept_content):  # opted in: check it now
+        try:
+            _args_of(codec.decode_body(encoded, app.conf.accept_content))
+        except (KombuError, ValueError, TypeError) as exc:
+            raise InvalidMessage(f"the {content_type} body cannot be decoded: {exc}") from None
+    return [], {}, encoded  # not accepted: the worker refuses it unread, as Celery's
+
+
+def _raw_body(envelope: dict) -> bytes | str:
+    """The body's bytes: base64-decoded when the transport encoded it so."""
     body = envelope.get("body")
     encoding = (envelope.get("properties") or {}).get("body_encoding")
     if encoding == "base64":
         try:
-            body = base64.b64decode(body or "", validate=True)
+            return base64.b64decode(body or "", validate=True)
         except (binascii.Error, TypeError, ValueError) as exc:
             raise InvalidMessage(f"the body is not valid base64: {exc}") from None
-    elif encoding is not None:
+    if encoding is not None:
         raise InvalidMessage(f"body encoding {encoding!r} is not supported")
-    decoded = _loads(body, "the body is not JSON")
-    if not (isinstance(decoded, list) and len(decoded) == 3):
+    return body.encode() if isinstance(body, str) else body
+
+
+def _args_of(decoded: Any) -> tuple[list, dict]:
+    """``(args, kwargs)`` of a decoded ``[args, kwargs, embed]``; links refused."""
+    if not (isinstance(decoded, (list, tuple)) and len(decoded) == 3):
         raise InvalidMessage("the body is not [args, kwargs, embed]")
     args, kwargs, embed = decoded
-    if not isinstance(args, list) or not isinstance(kwargs, dict):
+    if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
         raise InvalidMessage("the body's args is not a list or its kwargs not an object")
     links = [k for k in ("callbacks", "errbacks", "chain", "chord") if (embed or {}).get(k)]
     if links:
         raise InvalidMessage(f"{', '.join(links)} are not supported by spinach_compat")
-    return args, kwargs
+    return list(args), kwargs
 
 
 def _meta(headers: dict, eta: str | None) -> dict:

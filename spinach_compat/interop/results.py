@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from kombu.serialization import dumps, loads
 from kombu.utils import json as kombu_json
 
-from ..backends.base import task_meta
 from .message import CELERY_RESULT_HEADER
 
 #: Celery's key prefix of results in Redis (``RedisBackend.task_keyprefix``).
@@ -52,11 +52,29 @@ def wants_celery_result(request: Any) -> bool:
     return bool(request is not None and getattr(request, CELERY_RESULT_HEADER, False))
 
 
-def celery_meta(task_id: str, state: str, result: Any, traceback: str | None) -> str:
-    """The JSON Celery's Redis backend stores; facade exceptions named as Celery's."""
+def celery_meta(meta: dict[str, Any], serializer: str | None = None) -> str | bytes:
+    """The value Celery's Redis backend stores for ``meta``, encoded with ``serializer``
+    (``result_serializer``; None: JSON) as Celery's ``backend.encode``; facade exceptions
+    named as Celery's. Exceptions stay ``{exc_type, exc_message, exc_module}`` dicts, which
+    Celery's clients rebuild whatever the serializer."""
+    result = meta.get("result")
     if isinstance(result, dict) and result.get("exc_module") == "spinach_compat.exceptions":
         result = {**result, "exc_module": _celery_module(result.get("exc_type"))}
-    return kombu_json.dumps(task_meta(task_id, state, result, traceback))
+        meta = {**meta, "result": result}
+    if serializer is None:
+        return kombu_json.dumps(meta)
+    return dumps(meta, serializer=serializer)[2]
+
+
+def decode_celery_meta(
+    raw: str | bytes, serializer: str | None, accept: frozenset[str]
+) -> dict[str, Any]:
+    """A meta Celery's backend stored, read as Celery's clients read it: with the app's
+    ``result_serializer``, refused (``ContentDisallowed``) unless its type is accepted."""
+    if serializer is None:
+        return kombu_json.loads(raw)
+    content_type, content_encoding, _ = dumps(None, serializer=serializer)
+    return loads(raw, content_type, content_encoding, accept=accept)
 
 
 def _celery_module(exc_type: Any) -> str:
@@ -77,9 +95,10 @@ class CeleryResults:
         self._store = store
 
     def store(
-        self, task_id: str, state: str, result: Any, traceback: str | None, ttl: float | None
+        self, task_id: str, meta: dict[str, Any], ttl: float | None, serializer: str | None
     ) -> bool:
-        """Store and publish; a stored SUCCESS is never overwritten. Whether stored."""
+        """Store and publish; a stored SUCCESS is never overwritten (JSON only: Lua cannot
+        read other formats, and Celery's own check reads then writes). Whether stored."""
         milliseconds = 0 if ttl is None else max(1, int(ttl * 1000))
-        meta = celery_meta(task_id, state, result, traceback)
-        return bool(self._store(keys=[celery_key(task_id)], args=[meta, milliseconds]))
+        value = celery_meta(meta, serializer)
+        return bool(self._store(keys=[celery_key(task_id)], args=[value, milliseconds]))

@@ -78,7 +78,7 @@ def test_unsupported_task_options_raise(app):
 
 
 def test_unsupported_settings_raise(make_app):
-    app = make_app(task_compression="gzip")
+    app = make_app(task_compression="not-installed")
     with pytest.raises(UnsupportedFeature, match="task_compression"):
         _ = app.engine
 
@@ -86,7 +86,7 @@ def test_unsupported_settings_raise(make_app):
 @pytest.mark.parametrize(
     ("setting", "value", "message"),
     [
-        ("accept_content", ["pickle"], "leaves out JSON"),
+        ("accept_content", ["json", "auth"], "message signing"),
         ("task_reject_on_worker_lost", False, "always run again"),
         ("worker_pool", "prefork", "run tasks in threads"),
     ],
@@ -156,4 +156,4 @@ def test_package_layout_mirrors_celery():
 )
 def test_encoded_arguments_are_what_json_carries(args, kwargs):
     expected = json.loads(kombu_json.dumps([list(args), kwargs]))
-    assert list(codec.encode(args, kwargs)) == expected
+    assert list(codec.encode(args, kwargs)[:2]) == expected

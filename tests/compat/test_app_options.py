@@ -444,9 +444,9 @@ def test_old_names_with_a_namespace(make, impl):
 @pytest.mark.parametrize(
     ("setting", "value", "message"),
     [
-        ("CELERY_MESSAGE_COMPRESSION", "gzip", "task_compression"),
+        ("CELERY_MESSAGE_COMPRESSION", "not-installed", "task_compression"),
         ("CELERYD_POOL", "prefork", "worker_pool"),
-        ("CELERY_TASK_SERIALIZER", "pickle", "task_serializer"),
+        ("CELERY_TASK_SERIALIZER", "auth", "task_serializer"),
     ],
 )
 def test_old_names_of_unsupported_settings_raise(make_app, setting, value, message):

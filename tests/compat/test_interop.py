@@ -160,8 +160,20 @@ def test_bad_messages_go_to_the_dead_letters_while_good_ones_flow(bridged, celer
     reasons = " | ".join(letter.reason for letter in letters)
     assert "envelope is not JSON" in reasons
     assert "unknown task 'no.such.task'" in reasons
-    assert "content type 'application/x-python-serialize' is not supported" in reasons
+    assert "content type 'application/x-python-serialize'" in reasons  # refused unread
     assert rclient.llen(bridged.bridge.processing_key("celery")) == 0
+
+
+def test_a_celery_producer_s_pickle_runs_only_where_accepted(bridged, celery_client):
+    """As with a Celery worker: refused (FAILURE, ContentDisallowed) unless accepted."""
+    from kombu.exceptions import ContentDisallowed
+
+    celery_client.conf.update(task_serializer="pickle", task_compression="zlib")
+    refused = celery_client.send_task("interop.add", args=(1, 2))
+    with pytest.raises(ContentDisallowed):
+        refused.get(timeout=WAIT)
+    bridged.app.conf.accept_content = ["json", "pickle"]
+    assert celery_client.send_task("interop.add", args=(2, 3)).get(timeout=WAIT) == 5
 
 
 # -- our producer -> a legacy Celery worker ------------------------------------------------

@@ -23,8 +23,9 @@ from .conftest import WAIT
 @pytest.mark.parametrize(
     ("option", "value", "message"),
     [
-        ("serializer", "pickle", "only JSON"),
-        ("compression", "gzip", "compression"),
+        ("serializer", "auth", "message signing"),
+        ("serializer", "not-installed", "no such serializer"),
+        ("compression", "not-installed", "compression"),
         ("connection", object(), "custom connections"),
         ("producer", object(), "custom producers"),
     ],
@@ -132,9 +133,9 @@ def test_settings_given_after_definition_rule_the_worker(app, run_worker, record
 
 def test_unsupported_serializer_refused_set_on_the_task_or_in_the_app(make_app):
     app = make_app()
-    with pytest.raises(UnsupportedFeature, match="only JSON"):
+    with pytest.raises(UnsupportedFeature, match="message signing"):
 
-        @app.task(serializer="pickle")
+        @app.task(serializer="auth")
         def pickled():
             pass
 
@@ -142,7 +143,7 @@ def test_unsupported_serializer_refused_set_on_the_task_or_in_the_app(make_app):
     def plain():
         pass
 
-    app.conf.task_serializer = "pickle"
+    app.conf.task_serializer = "auth"
     with pytest.raises(UnsupportedFeature, match="task_serializer"):
         plain.delay()
 
