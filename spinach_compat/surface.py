@@ -58,10 +58,6 @@ _STEPS = (
     "the worker has no bootstep blueprint, so a custom step could not run: start a "
     "thread from a worker_ready receiver and stop it on worker_shutdown"
 )
-_EXTENDED = (
-    "results keep no task arguments, name, queue or worker (result_extended): "
-    "record what you need in the task's return value"
-)
 _TREES = (
     "result trees (children, graphs) are not tracked: keep the AsyncResult of each "
     "task you need; " + _GUIDE + "results"
@@ -258,7 +254,10 @@ REFUSED.update(
         _APP + "select_queues": "not supported: give the worker its queues with -Q",
         _APP + "set_current": "not supported yet: create the app with set_as_current=True",
         _APP + "set_default": "not supported yet: create the app with set_as_current=True",
-        _APP + "setup_security": "message signing is not supported (JSON only, no auth serializer)",
+        _APP + "setup_security": (
+            "message signing (the auth serializer) is not supported: protect the broker "
+            "with TLS (rediss://) and Redis ACLs instead"
+        ),
         _APP + "signature": "not supported on the app: use spinach_compat.signature",
         _APP + "type_checker": _INTERNAL.format("argument checks", "the facade checks arguments"),
         _APP + "user_options": "custom command-line options are not supported: use settings",
@@ -306,7 +305,6 @@ REFUSED.update(
         _SIG + "subtask_type": "not supported: read sig['subtask_type']",
         # -- AsyncResult, GroupResult --------------------------------------------------------------
         _RESULT + "TimeoutError": "not supported: use spinach_compat.exceptions.TimeoutError",
-        **_each(_RESULT, "args kwargs queue retries worker", _EXTENDED),
         **_each(_RESULT, "as_list as_tuple", "results are not serialized as tuples: keep the id"),
         **_each(_RESULT, "build_graph graph iterdeps get_leaf collect children", _TREES),
         _RESULT + "exists": "not supported yet: test result.state != 'PENDING'",

@@ -326,11 +326,7 @@ class Celery:
             options["priority"] = route.get("priority")  # as Celery: the route's comes last
         return publish(self, name, args, kwargs, options)
 
-    def setup_security(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """Celery's message signing (the ``auth`` serializer): refused, with the way out."""
-        from .codec import REFUSED_SERIALIZERS
-
-        raise UnsupportedFeature(f"app.setup_security(): {REFUSED_SERIALIZERS['auth']}")
+    setup_security = refused_attribute("celery.app.base.Celery.setup_security")
 
     def build_native_job(
         self, name: str, at: datetime, args: list, kwargs: dict, job_id: str, queue: str, meta: dict
