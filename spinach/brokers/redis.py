@@ -12,6 +12,8 @@ processes; ``{ns}/periodic*`` the periodic tasks. Wake-ups go out on the pub/sub
 ``{ns}/notifications/<db>``. ``SCRIPT_KEYS`` lists the fixed keys; the headers of the scripts
 in ``redis_scripts/`` say what each holds. No code path uses ``KEYS`` or ``SCAN``: keys
 built from data (queues, per-worker sets) are found through the sets that name them.
+The shared state (``Broker.claim`` and after) lives under ``key(name)``, in the same slot,
+with Redis's own TTLs; ``flush`` leaves it to them.
 
 Atomicity
 ---------
@@ -93,7 +95,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import redis as redis_py
@@ -240,6 +242,11 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 
+#: The scripts of the shared state (``Broker.claim`` and after): their keys are the entries
+#: they change, given as KEYS by each call (the header of each script names them); those
+#: that keep a reply for a call sent again also get ``replies`` and ``replies_at``.
+SHARED_SCRIPTS = ("claim", "increment", "set_values", "add_members", "hash_set")
+
 _SCRIPT_DIR = "redis_scripts"
 
 #: Failed calls whose call id is remembered for a retry of the same call.
@@ -341,7 +348,7 @@ class RedisBroker(Broker):
             redis, socket_timeout, socket_connect_timeout, health_check_interval, command_retries
         )
         self.hidden_retries.address = address(self._redis)
-        sources = {name: script_source(name) for name in SCRIPT_KEYS}
+        sources = {name: script_source(name) for name in (*SCRIPT_KEYS, *SHARED_SCRIPTS)}
         self._scripts, self._stash = script_callers(self._redis, sources)
         self._info_json: str | None = None  # what this worker registered, to re-register
         self._fetch_lock = threading.Lock()
@@ -439,7 +446,13 @@ class RedisBroker(Broker):
     def _now(self) -> float:
         return float(self.now())
 
-    def _run_once(self, script: str, fixed: Sequence[Any], items: Sequence[Any]) -> Any:
+    def _run_once(
+        self,
+        script: str,
+        fixed: Sequence[Any],
+        items: Sequence[Any],
+        keys: Sequence[str] | None = None,
+    ) -> Any:
         """Run a script that keeps its reply under a call id (see Idempotency above).
 
         When the same call (same arguments) raised a connection error before, its call id
@@ -451,7 +464,7 @@ class RedisBroker(Broker):
             call_id = self._failed_calls.pop(identity, None) or self._unique_id()
         args = [self.prefix, self._now(), call_id, self.resend_window, *fixed, *items]
         try:
-            return self._run(script, args)
+            return self._run(script, args, keys)
         except self.connection_errors:
             with self._calls_lock:
                 self._failed_calls[identity] = call_id
@@ -470,9 +483,10 @@ class RedisBroker(Broker):
         except RedisClusterException:
             return self._redis.pipeline(transaction=False)
 
-    def _run(self, script: str, args: Sequence[Any]) -> Any:
-        """Run one of the scripts with its keys in this namespace."""
-        return self._scripts[script](keys=self._script_keys[script], args=args)
+    def _run(self, script: str, args: Sequence[Any], keys: Sequence[str] | None = None) -> Any:
+        """Run one of the scripts with its keys in this namespace (``keys``, else its fixed
+        keys)."""
+        return self._scripts[script](keys=keys or self._script_keys[script], args=args)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -747,6 +761,53 @@ class RedisBroker(Broker):
     def flush(self) -> None:
         self._run("flush", [self.prefix])
 
+    # -- shared state (see Broker): one command or one script each, in the namespace's slot
+
+    def claim(self, name: str, ttl: float) -> bool:
+        return bool(self._run("claim", [self._unique_id(), _millis(ttl)], [self.key(name)]))
+
+    def increment(self, name: str, ttl: float, by: int = 1) -> int:
+        keys = [self.key(name), self.key("replies"), self.key("replies_at")]
+        return int(self._run_once("increment", [_millis(ttl), int(by)], [], keys))
+
+    def set_values(self, values: Mapping[str, str], ttl: float) -> None:
+        if values:
+            keys = [self.key(name) for name in values]
+            self._run("set_values", [_millis(ttl), *values.values()], keys)
+
+    def get_values(self, names: Sequence[str]) -> list[str | None]:
+        if not names:
+            return []
+        values = self._redis.mget([self.key(name) for name in names])
+        return [None if value is None else _text(value) for value in values]
+
+    def delete(self, names: Sequence[str]) -> None:
+        if names:
+            self._redis.delete(*[self.key(name) for name in names])
+
+    def add_members(self, name: str, until: Mapping[str, float]) -> None:
+        args: list[Any] = [self._now()]
+        for member, at in until.items():
+            args += [float(at), member]
+        self._run("add_members", args, [self.key(name)])
+
+    def members(self, name: str) -> dict[str, float]:
+        entries = self._redis.zrangebyscore(
+            self.key(name), f"({self._now()!r}", "+inf", withscores=True
+        )
+        return {_text(member): float(at) for member, at in entries}
+
+    def hash_set(self, name: str, field: str, value: str, ttl: float | None = None) -> None:
+        expiry = "" if ttl is None else _millis(ttl)
+        self._run("hash_set", [field, value, expiry], [self.key(name)])
+
+    def hash_get(self, name: str, field: str) -> str | None:
+        value = self._redis.hget(self.key(name), field)
+        return None if value is None else _text(value)
+
+    def hash_delete(self, name: str, field: str) -> None:
+        self._redis.hdel(self.key(name), field)
+
     # -- notifications -------------------------------------------------------------------
 
     def run_subscriber(self, stopping: threading.Event) -> None:
@@ -816,6 +877,11 @@ class RedisBroker(Broker):
 def _groups(flat: Sequence[Any], size: int) -> list[tuple[Any, ...]]:
     """A flat script reply as tuples of ``size`` items."""
     return [tuple(flat[i : i + size]) for i in range(0, len(flat), size)]
+
+
+def _millis(seconds: float) -> int:
+    """A TTL in whole milliseconds, at least 1 (Redis refuses 0)."""
+    return max(1, round(seconds * 1000))
 
 
 def _check_positive(**values: float) -> None:
