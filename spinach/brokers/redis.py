@@ -95,7 +95,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import redis as redis_py
@@ -376,18 +376,23 @@ class RedisBroker(Broker):
         items: Sequence[Any],
         keys: Sequence[str] | None = None,
     ) -> Any:
-        """Run a script that keeps its reply under a call id (see Idempotency above).
+        """Run a script that keeps its reply under a call id (see Idempotency above)."""
 
-        When the same call (same arguments) raised a connection error before, its call id
-        is used again: had the script run, its reply comes back and nothing runs twice,
-        even when the caller's own retry loop (not redis-py) sends the call again.
-        """
-        identity = (script, *fixed, *items)
+        def run(call_id: str) -> Any:
+            args = [self.prefix, self._now(), call_id, self.resend_window, *fixed, *items]
+            return self._run(script, args, keys)
+
+        return self._with_call_id((script, *(keys or ()), *fixed, *items), run)
+
+    def _with_call_id(self, identity: tuple, call: Callable[[str], Any]) -> Any:
+        """``call(call_id)`` with a fresh call id, or with the id of the same call (same
+        ``identity``) that raised a connection error before: had it run, its reply comes
+        back and nothing runs twice, even when the caller's own retry loop (not redis-py)
+        sends the call again."""
         with self._calls_lock:
             call_id = self._failed_calls.pop(identity, None) or self._unique_id()
-        args = [self.prefix, self._now(), call_id, self.resend_window, *fixed, *items]
         try:
-            return self._run(script, args, keys)
+            return call(call_id)
         except self.connection_errors:
             with self._calls_lock:
                 self._failed_calls[identity] = call_id
@@ -687,7 +692,12 @@ class RedisBroker(Broker):
     # -- shared state (see Broker): one command or one script each, in the namespace's slot
 
     def claim(self, name: str, ttl: float) -> bool:
-        return bool(self._run("claim", [self._unique_id(), _millis(ttl)], [self.key(name)]))
+        keys = [self.key(name)]
+
+        def run(token: str) -> Any:  # a claim retried after a lost reply reuses its token
+            return self._run("claim", [token, _millis(ttl)], keys)
+
+        return bool(self._with_call_id(("claim", *keys), run))
 
     def increment(self, name: str, ttl: float, by: int = 1) -> int:
         keys = [self.key(name), self.key("replies"), self.key("replies_at")]

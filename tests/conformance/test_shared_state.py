@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from spinach.brokers.base import Broker
 from spinach.brokers.memory import MemoryBroker
@@ -204,3 +205,35 @@ def test_shared_state_scripts_name_their_keys_and_arguments(name: str) -> None:
     text = script_source(name).split("\n-- " + name + ":", 1)[1]
     assert header_keys(name).get(1), f"{name}.lua names no KEYS[1]"
     assert "-- ARGV[1] " in text and "-- Returns " in text
+
+
+def _lose_first_reply(broker: Any, name: str) -> None:
+    """Make the first call of script ``name`` run, then fail as a lost reply does."""
+    script = broker._scripts[name]
+    lost: list[bool] = []
+
+    def run_then_fail(keys: list[str], args: list[Any]) -> Any:
+        reply = script(keys=keys, args=args)
+        if not lost:
+            lost.append(True)
+            raise RedisConnectionError("reply lost")
+        return reply
+
+    broker._scripts[name] = run_then_fail
+
+
+def test_a_claim_or_increment_retried_by_the_caller_acts_once(broker, peer) -> None:
+    if isinstance(broker, MemoryBroker):
+        pytest.skip("an in-process call cannot lose its reply")
+    _lose_first_reply(broker, "claim")
+    _lose_first_reply(broker, "increment")
+
+    with pytest.raises(RedisConnectionError):
+        broker.claim("lock", ttl=30)
+    assert broker.claim("lock", ttl=30)  # the same call again: it had taken the claim
+    assert not peer.claim("lock", ttl=30)
+    with pytest.raises(RedisConnectionError):
+        broker.increment("count", ttl=30)
+    assert broker.increment("other", ttl=30) == 1  # another counter is another call
+    assert broker.increment("count", ttl=30) == 1  # the same call again: counted once
+    assert broker.increment("count", ttl=30) == 2
