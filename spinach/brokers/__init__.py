@@ -2,8 +2,9 @@
 
 from .base import Broker, DeadLetter, WorkerInfo
 from .memory import MemoryBroker
+from .redis_settings import RedisSettings
 
-__all__ = ["Broker", "DeadLetter", "MemoryBroker", "RedisBroker", "WorkerInfo"]
+__all__ = ["Broker", "DeadLetter", "MemoryBroker", "RedisBroker", "RedisSettings", "WorkerInfo"]
 
 
 def __getattr__(name: str):

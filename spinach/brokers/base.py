@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .. import const
@@ -311,7 +311,74 @@ class Broker(ABC):
 
     @abstractmethod
     def flush(self) -> None:
-        """Delete everything of the namespace (tests and tooling)."""
+        """Delete the jobs, workers, schedules and dead letters of the namespace (tests and
+        tooling); shared state (below) is left to its expiry."""
+
+    # -- shared state ------------------------------------------------------------------
+    #
+    # Small values every process of the namespace sees: claims, counters, values, expiring
+    # members and hashes, for code built on the engine (the Celery facade's revocations,
+    # terminate requests, chord counters, beat claims, worker registry). Each entry is
+    # named by ``name`` and stored under ``key(name)``. A ``ttl`` is in seconds and counts
+    # from the call; expiry follows the storage's clock (the injected ``clock`` in memory,
+    # Redis's own TTLs on Redis), an ``until`` is a time of ``now()``. Each call is atomic.
+
+    def key(self, name: str) -> str:
+        """The storage key of the namespace's entry ``name``: ``{<namespace>}/<name>`` (the
+        braces make the namespace the Redis Cluster hash tag: one slot per namespace)."""
+        return f"{{{self.namespace}}}/{name}"
+
+    @abstractmethod
+    def claim(self, name: str, ttl: float) -> bool:
+        """Take ``name`` for ``ttl`` seconds if nobody holds it: whether this call took it.
+
+        Atomic set-if-absent: of concurrent callers exactly one gets True, until the claim
+        expires or is deleted. Safe to send twice: a call whose reply was lost and that is
+        sent again still gets True.
+        """
+
+    @abstractmethod
+    def increment(self, name: str, ttl: float, by: int = 1) -> int:
+        """Add ``by`` (negative: subtract) to the counter ``name`` (0 when absent) and make
+        it expire ``ttl`` seconds from now; the new count. Atomic; counts once even when
+        the call is sent again after a lost reply."""
+
+    @abstractmethod
+    def set_values(self, values: Mapping[str, str], ttl: float) -> None:
+        """Store each ``name -> value``, each expiring ``ttl`` seconds from now, replacing
+        what was there. All at once: no reader sees some of them only."""
+
+    @abstractmethod
+    def get_values(self, names: Sequence[str]) -> list[str | None]:
+        """The value (or count, as text) of each name, None where absent or expired; read
+        at one moment."""
+
+    @abstractmethod
+    def delete(self, names: Sequence[str]) -> None:
+        """Delete the entries ``names``, of any kind; absent ones are ignored. Atomic."""
+
+    @abstractmethod
+    def add_members(self, name: str, until: Mapping[str, float]) -> None:
+        """Add each ``member -> until`` to the expiring set ``name``: a member is in the set
+        until ``until`` (a time of ``now()``); a member added again gets its new ``until``.
+        Members already expired are dropped. Atomic."""
+
+    @abstractmethod
+    def members(self, name: str) -> dict[str, float]:
+        """``{member: until}`` of the expiring set ``name``, without expired members."""
+
+    @abstractmethod
+    def hash_set(self, name: str, field: str, value: str, ttl: float | None = None) -> None:
+        """Set ``field`` of the hash ``name``; with ``ttl``, the whole hash expires ``ttl``
+        seconds from now (None leaves its expiry as it was). Atomic."""
+
+    @abstractmethod
+    def hash_get(self, name: str, field: str) -> str | None:
+        """``field`` of the hash ``name``, None when absent."""
+
+    @abstractmethod
+    def hash_delete(self, name: str, field: str) -> None:
+        """Remove ``field`` from the hash ``name`` (the hash goes with its last field)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} namespace={self.namespace!r} worker={self.worker_id}>"

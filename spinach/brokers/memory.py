@@ -16,7 +16,7 @@ import time
 import uuid
 import weakref
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -24,6 +24,7 @@ from ..exc import InvalidPayloadError
 from ..job import Job, JobStatus
 from ..task import Task
 from .base import Broker, Clock, DeadLetter, WorkerInfo, normalize_queues
+from .memory_shared import SharedEntries
 
 
 class _Entry(NamedTuple):
@@ -88,6 +89,7 @@ class _Store:
         self.namespaces: dict[str, _Namespace] = {}
         self.peers: weakref.WeakSet[MemoryBroker] = weakref.WeakSet()
         self.sequence = itertools.count()
+        self.shared = SharedEntries()  # by full key: namespaced by ``Broker.key``
 
 
 class MemoryBroker(Broker):
@@ -502,6 +504,51 @@ class MemoryBroker(Broker):
     def flush(self) -> None:
         with self._store.lock:
             self._store.namespaces.pop(self.namespace, None)
+
+    # -- shared state (see Broker; each call under the store's lock) ----------------------
+
+    def claim(self, name: str, ttl: float) -> bool:
+        with self._store.lock:
+            return self._store.shared.claim(self.key(name), ttl, self.now())
+
+    def increment(self, name: str, ttl: float, by: int = 1) -> int:
+        with self._store.lock:
+            return self._store.shared.increment(self.key(name), ttl, by, self.now())
+
+    def set_values(self, values: Mapping[str, str], ttl: float) -> None:
+        keyed = {self.key(name): value for name, value in values.items()}
+        with self._store.lock:
+            self._store.shared.set_values(keyed, ttl, self.now())
+
+    def get_values(self, names: Sequence[str]) -> list[str | None]:
+        with self._store.lock:
+            now, shared = self.now(), self._store.shared
+            return [shared.get_value(self.key(name), now) for name in names]
+
+    def delete(self, names: Sequence[str]) -> None:
+        with self._store.lock:
+            for name in names:
+                self._store.shared.delete(self.key(name))
+
+    def add_members(self, name: str, until: Mapping[str, float]) -> None:
+        with self._store.lock:
+            self._store.shared.add_members(self.key(name), until, self.now())
+
+    def members(self, name: str) -> dict[str, float]:
+        with self._store.lock:
+            return self._store.shared.members(self.key(name), self.now())
+
+    def hash_set(self, name: str, field: str, value: str, ttl: float | None = None) -> None:
+        with self._store.lock:
+            self._store.shared.hash_set(self.key(name), field, value, ttl, self.now())
+
+    def hash_get(self, name: str, field: str) -> str | None:
+        with self._store.lock:
+            return self._store.shared.hash_get(self.key(name), field, self.now())
+
+    def hash_delete(self, name: str, field: str) -> None:
+        with self._store.lock:
+            self._store.shared.hash_delete(self.key(name), field, self.now())
 
 
 def _payload_id(payload: str | bytes) -> str | None:

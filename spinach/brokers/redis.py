@@ -12,6 +12,8 @@ processes; ``{ns}/periodic*`` the periodic tasks. Wake-ups go out on the pub/sub
 ``{ns}/notifications/<db>``. ``SCRIPT_KEYS`` lists the fixed keys; the headers of the scripts
 in ``redis_scripts/`` say what each holds. No code path uses ``KEYS`` or ``SCAN``: keys
 built from data (queues, per-worker sets) are found through the sets that name them.
+The shared state (``Broker.claim`` and after) lives under ``key(name)``, in the same slot,
+with Redis's own TTLs; ``flush`` leaves it to them.
 
 Atomicity
 ---------
@@ -93,7 +95,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import redis as redis_py
@@ -104,7 +106,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from .. import const
 from ..exc import InvalidPayloadError
 from ..forks import reset_after_fork
 from ..job import Job, JobStatus
@@ -126,64 +127,13 @@ from .redis_client import (
     disconnect,
     log_hidden_retries,
 )
+from .redis_settings import RedisSettings, settings_from
 
 logger = logging.getLogger(__name__)
 
 #: Where ``RedisBroker()`` connects without a client or URL.
 DEFAULT_URL = "redis://localhost:6379/0"
 
-
-#: Most jobs one fetch takes, whatever the caller asks. Higher takes more jobs per round
-#: trip; lower keeps each fetch script short, so Redis serves others in between.
-DEFAULT_MAX_FETCH_SIZE = 100
-
-#: Most payloads a fetch looks at in each queue. Jobs at their task's ``max_concurrency``
-#: stay in place and are looked at again by every fetch: higher lets a fetch find
-#: runnable jobs behind more of them, lower bounds the time one fetch blocks Redis.
-DEFAULT_FETCH_SCAN_LIMIT = 1000
-
-#: Most future jobs one ``move_future_jobs`` moves; the rest move on the next calls.
-#: Higher drains a backlog of due jobs in fewer calls, lower keeps each script short.
-DEFAULT_MOVE_BATCH_SIZE = 1000
-
-#: Seconds to wait for a reply before raising ``TimeoutError`` (and re-sending, see
-#: ``DEFAULT_COMMAND_RETRIES``). Lower notices a dead server or network sooner; too low
-#: fails commands that are only slow (a big batch, a busy server). Clients built from a
-#: URL only: a client passed in keeps its own settings.
-DEFAULT_SOCKET_TIMEOUT = 10.0
-
-#: Seconds to wait for a TCP connection. Lower fails faster when the server is down.
-DEFAULT_SOCKET_CONNECT_TIMEOUT = 5.0
-
-#: Seconds a pooled connection may stay idle before a PING checks it before use. Lower
-#: finds connections a firewall dropped sooner, at the cost of a PING now and then.
-DEFAULT_HEALTH_CHECK_INTERVAL = 30.0
-
-#: Times redis-py sends a command again after a connection error or timeout, before the
-#: error reaches the caller. Safe because every script is idempotent. More rides out a
-#: short blip inside the call; fewer hands an outage to the caller's loop sooner (each
-#: retry waits a backoff, starting at ``reconnect_base_delay``).
-DEFAULT_COMMAND_RETRIES = 3
-
-#: Seconds the reply of a call that must not run twice (enqueue, return_jobs, recovery,
-#: dead-letter maintenance) is kept, so that redis-py sending it again gets the reply
-#: instead of running it again. Must exceed how long redis-py may keep sending one command
-#: (``command_retries`` times the socket timeout plus the backoff); higher keeps more
-#: replies (one small hash entry per call: mind very high enqueue rates).
-DEFAULT_RESEND_WINDOW = 120.0
-
-#: First delay, in seconds, before reconnecting (redis-py's retries of a command and the
-#: subscriber's reconnections). Lower recovers sooner from a blip, higher spares a server
-#: that is restarting.
-DEFAULT_RECONNECT_BASE_DELAY = 0.1
-
-#: Cap of the reconnection delays, in seconds. Lower resumes sooner once the server is
-#: back; higher probes a long outage less often.
-DEFAULT_RECONNECT_MAX_DELAY = 10.0
-
-#: Seconds the subscriber waits for a message before checking whether it must stop. Lower
-#: makes ``stop`` quicker, at the cost of more wake-ups of an idle subscriber thread.
-DEFAULT_SUBSCRIBER_POLL_INTERVAL = 0.25
 
 #: The fixed keys of the namespace, in the order given to each script as KEYS (the header
 #: of each script names them); the full key is the namespace prefix then the name.
@@ -240,6 +190,11 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 
+#: The scripts of the shared state (``Broker.claim`` and after): their keys are the entries
+#: they change, given as KEYS by each call (the header of each script names them); those
+#: that keep a reply for a call sent again also get ``replies`` and ``replies_at``.
+SHARED_SCRIPTS = ("claim", "increment", "set_values", "add_members", "hash_set")
+
 _SCRIPT_DIR = "redis_scripts"
 
 #: Failed calls whose call id is remembered for a retry of the same call.
@@ -277,14 +232,17 @@ class RedisBroker(Broker):
     ``redis+cluster://:password@10.0.0.1:7000``: the client connects to it at once to
     discover the others.
 
-    A client passed in keeps its own connection settings; one built from a URL gets the
-    ``socket_timeout``, ``socket_connect_timeout``, ``health_check_interval`` (not for a
-    cluster: redis-py's cluster client has none) and ``command_retries`` given here. The
+    The tunables come in one ``settings`` object (``RedisSettings``: each field says what
+    it trades off), or as keywords of the same names (``RedisBroker(url,
+    max_fetch_size=10)``), not both. A client passed in keeps its own connection settings;
+    one built from a URL gets the ``socket_timeout``, ``socket_connect_timeout``,
+    ``health_check_interval`` (not for a cluster: redis-py's cluster client has none) and
+    ``command_retries`` of the settings. The
     retries redis-py makes inside a call are logged once per outage: a ``redis.Redis``
     passed in gets its plain ``Retry`` replaced, in place, by an equal one that also logs
     (a ``Retry`` subclass of yours is left alone); a ``RedisCluster`` passed in is left as
-    it is, and its retries are not logged. Each tunable's default, in this module, says its
-    trade-off; the liveness and polling ones are read by the engine (``spinach.const``).
+    it is, and its retries are not logged. The liveness and polling tunables are read by the
+    engine (``spinach.const``).
     """
 
     #: What a broker call raises when Redis cannot be reached; callers retry on these. A
@@ -302,46 +260,25 @@ class RedisBroker(Broker):
         *,
         clock: Clock = time.time,
         worker_id: str | None = None,
-        max_fetch_size: int = DEFAULT_MAX_FETCH_SIZE,
-        fetch_scan_limit: int = DEFAULT_FETCH_SCAN_LIMIT,
-        move_batch_size: int = DEFAULT_MOVE_BATCH_SIZE,
-        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
-        socket_connect_timeout: float = DEFAULT_SOCKET_CONNECT_TIMEOUT,
-        health_check_interval: float = DEFAULT_HEALTH_CHECK_INTERVAL,
-        command_retries: int = DEFAULT_COMMAND_RETRIES,
-        resend_window: float = DEFAULT_RESEND_WINDOW,
-        reconnect_base_delay: float = DEFAULT_RECONNECT_BASE_DELAY,
-        reconnect_max_delay: float = DEFAULT_RECONNECT_MAX_DELAY,
-        subscriber_poll_interval: float = DEFAULT_SUBSCRIBER_POLL_INTERVAL,
-        heartbeat_interval: float = const.HEARTBEAT_INTERVAL,
-        dead_worker_threshold: float = const.DEAD_WORKER_THRESHOLD,
-        dead_worker_check_interval: float = const.DEAD_WORKER_CHECK_INTERVAL,
-        idle_poll_interval: float = const.IDLE_POLL_INTERVAL,
+        settings: RedisSettings | None = None,
+        **tunables: Any,
     ):
-        super().__init__(
-            clock=clock,
-            worker_id=worker_id,
-            heartbeat_interval=heartbeat_interval,
-            dead_worker_threshold=dead_worker_threshold,
-            dead_worker_check_interval=dead_worker_check_interval,
-            idle_poll_interval=idle_poll_interval,
-        )
-        _check_positive(max_fetch_size=max_fetch_size, fetch_scan_limit=fetch_scan_limit)
-        _check_positive(move_batch_size=move_batch_size, reconnect_base_delay=reconnect_base_delay)
-        self.max_fetch_size = max_fetch_size
-        self.fetch_scan_limit = fetch_scan_limit
-        self.move_batch_size = move_batch_size
-        self.resend_window = resend_window
-        self.reconnect_base_delay = reconnect_base_delay
-        self.reconnect_max_delay = max(reconnect_max_delay, reconnect_base_delay)
-        self.subscriber_poll_interval = subscriber_poll_interval
+        settings = settings_from(settings, tunables)
+        super().__init__(clock=clock, worker_id=worker_id, **settings.liveness())
+        #: The tunables this broker runs with (see ``RedisSettings``).
+        self.settings = settings
+        self.max_fetch_size = settings.max_fetch_size
+        self.fetch_scan_limit = settings.fetch_scan_limit
+        self.move_batch_size = settings.move_batch_size
+        self.resend_window = settings.resend_window
+        self.reconnect_base_delay = settings.reconnect_base_delay
+        self.reconnect_max_delay = max(settings.reconnect_max_delay, self.reconnect_base_delay)
+        self.subscriber_poll_interval = settings.subscriber_poll_interval
         #: The retries redis-py makes inside calls, logged once per outage.
         self.hidden_retries = HiddenRetries()
-        self._redis = self._make_client(
-            redis, socket_timeout, socket_connect_timeout, health_check_interval, command_retries
-        )
+        self._redis = self._make_client(redis, settings)
         self.hidden_retries.address = address(self._redis)
-        sources = {name: script_source(name) for name in SCRIPT_KEYS}
+        sources = {name: script_source(name) for name in (*SCRIPT_KEYS, *SHARED_SCRIPTS)}
         self._scripts, self._stash = script_callers(self._redis, sources)
         self._info_json: str | None = None  # what this worker registered, to re-register
         self._fetch_lock = threading.Lock()
@@ -367,14 +304,7 @@ class RedisBroker(Broker):
         """A call or fetch id no other call of any client uses: cheaper than a uuid4."""
         return self._id_prefix + str(next(self._id_sequence))
 
-    def _make_client(
-        self,
-        redis: Client | str | None,
-        socket_timeout: float,
-        connect_timeout: float,
-        health_check_interval: float,
-        retries: int,
-    ) -> Client:
+    def _make_client(self, redis: Client | str | None, settings: RedisSettings) -> Client:
         """The client the broker talks through, reading raw bytes (see ``binary_client``)."""
         if isinstance(redis, RedisCluster):
             return self._watched_cluster(binary_cluster_client(redis))
@@ -387,9 +317,9 @@ class RedisBroker(Broker):
             base=self.reconnect_base_delay, cap=self.reconnect_max_delay
         )
         options: dict[str, Any] = {
-            "socket_timeout": socket_timeout,
-            "socket_connect_timeout": connect_timeout,
-            "retry": LoggedRetry(backoff, retries, self.hidden_retries),
+            "socket_timeout": settings.socket_timeout,
+            "socket_connect_timeout": settings.socket_connect_timeout,
+            "retry": LoggedRetry(backoff, settings.command_retries, self.hidden_retries),
             "decode_responses": False,
         }
         if not url.startswith("unix:"):  # finds peers that vanished without a word
@@ -398,7 +328,7 @@ class RedisBroker(Broker):
         if url_of_cluster is not None:
             cluster = RetryLoggingCluster.from_url(url_of_cluster, **options)
             return self._watched_cluster(binary_cluster_client(cluster))
-        options["health_check_interval"] = health_check_interval
+        options["health_check_interval"] = settings.health_check_interval
         client = binary_client(redis_py.Redis.from_url(url, **options))
         log_hidden_retries(client, self.hidden_retries)  # a twin, if the URL asks to decode
         return client
@@ -439,19 +369,30 @@ class RedisBroker(Broker):
     def _now(self) -> float:
         return float(self.now())
 
-    def _run_once(self, script: str, fixed: Sequence[Any], items: Sequence[Any]) -> Any:
-        """Run a script that keeps its reply under a call id (see Idempotency above).
+    def _run_once(
+        self,
+        script: str,
+        fixed: Sequence[Any],
+        items: Sequence[Any],
+        keys: Sequence[str] | None = None,
+    ) -> Any:
+        """Run a script that keeps its reply under a call id (see Idempotency above)."""
 
-        When the same call (same arguments) raised a connection error before, its call id
-        is used again: had the script run, its reply comes back and nothing runs twice,
-        even when the caller's own retry loop (not redis-py) sends the call again.
-        """
-        identity = (script, *fixed, *items)
+        def run(call_id: str) -> Any:
+            args = [self.prefix, self._now(), call_id, self.resend_window, *fixed, *items]
+            return self._run(script, args, keys)
+
+        return self._with_call_id((script, *(keys or ()), *fixed, *items), run)
+
+    def _with_call_id(self, identity: tuple, call: Callable[[str], Any]) -> Any:
+        """``call(call_id)`` with a fresh call id, or with the id of the same call (same
+        ``identity``) that raised a connection error before: had it run, its reply comes
+        back and nothing runs twice, even when the caller's own retry loop (not redis-py)
+        sends the call again."""
         with self._calls_lock:
             call_id = self._failed_calls.pop(identity, None) or self._unique_id()
-        args = [self.prefix, self._now(), call_id, self.resend_window, *fixed, *items]
         try:
-            return self._run(script, args)
+            return call(call_id)
         except self.connection_errors:
             with self._calls_lock:
                 self._failed_calls[identity] = call_id
@@ -470,9 +411,10 @@ class RedisBroker(Broker):
         except RedisClusterException:
             return self._redis.pipeline(transaction=False)
 
-    def _run(self, script: str, args: Sequence[Any]) -> Any:
-        """Run one of the scripts with its keys in this namespace."""
-        return self._scripts[script](keys=self._script_keys[script], args=args)
+    def _run(self, script: str, args: Sequence[Any], keys: Sequence[str] | None = None) -> Any:
+        """Run one of the scripts with its keys in this namespace (``keys``, else its fixed
+        keys)."""
+        return self._scripts[script](keys=keys or self._script_keys[script], args=args)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -747,6 +689,58 @@ class RedisBroker(Broker):
     def flush(self) -> None:
         self._run("flush", [self.prefix])
 
+    # -- shared state (see Broker): one command or one script each, in the namespace's slot
+
+    def claim(self, name: str, ttl: float) -> bool:
+        keys = [self.key(name)]
+
+        def run(token: str) -> Any:  # a claim retried after a lost reply reuses its token
+            return self._run("claim", [token, _millis(ttl)], keys)
+
+        return bool(self._with_call_id(("claim", *keys), run))
+
+    def increment(self, name: str, ttl: float, by: int = 1) -> int:
+        keys = [self.key(name), self.key("replies"), self.key("replies_at")]
+        return int(self._run_once("increment", [_millis(ttl), int(by)], [], keys))
+
+    def set_values(self, values: Mapping[str, str], ttl: float) -> None:
+        if values:
+            keys = [self.key(name) for name in values]
+            self._run("set_values", [_millis(ttl), *values.values()], keys)
+
+    def get_values(self, names: Sequence[str]) -> list[str | None]:
+        if not names:
+            return []
+        values = self._redis.mget([self.key(name) for name in names])
+        return [None if value is None else _text(value) for value in values]
+
+    def delete(self, names: Sequence[str]) -> None:
+        if names:
+            self._redis.delete(*[self.key(name) for name in names])
+
+    def add_members(self, name: str, until: Mapping[str, float]) -> None:
+        args: list[Any] = [self._now()]
+        for member, at in until.items():
+            args += [float(at), member]
+        self._run("add_members", args, [self.key(name)])
+
+    def members(self, name: str) -> dict[str, float]:
+        entries = self._redis.zrangebyscore(
+            self.key(name), f"({self._now()!r}", "+inf", withscores=True
+        )
+        return {_text(member): float(at) for member, at in entries}
+
+    def hash_set(self, name: str, field: str, value: str, ttl: float | None = None) -> None:
+        expiry = "" if ttl is None else _millis(ttl)
+        self._run("hash_set", [field, value, expiry], [self.key(name)])
+
+    def hash_get(self, name: str, field: str) -> str | None:
+        value = self._redis.hget(self.key(name), field)
+        return None if value is None else _text(value)
+
+    def hash_delete(self, name: str, field: str) -> None:
+        self._redis.hdel(self.key(name), field)
+
     # -- notifications -------------------------------------------------------------------
 
     def run_subscriber(self, stopping: threading.Event) -> None:
@@ -818,10 +812,9 @@ def _groups(flat: Sequence[Any], size: int) -> list[tuple[Any, ...]]:
     return [tuple(flat[i : i + size]) for i in range(0, len(flat), size)]
 
 
-def _check_positive(**values: float) -> None:
-    for name, value in values.items():
-        if value <= 0:
-            raise ValueError(f"{name} must be positive, not {value!r}")
+def _millis(seconds: float) -> int:
+    """A TTL in whole milliseconds, at least 1 (Redis refuses 0)."""
+    return max(1, round(seconds * 1000))
 
 
 def _reason(exc: BaseException) -> str:

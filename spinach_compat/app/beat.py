@@ -34,8 +34,8 @@ send an occurrence twice; the eta waits in the broker (Redis), not in a worker's
 so the task is due on time even if the worker that scheduled it stops. An entry whose task
 goes to legacy Celery workers (``spinach_legacy_tasks``, ``'legacy': True`` routes) is
 published by kombu, without the native dedup: each of its occurrences is first claimed
-(``claim_occurrence``: ``SET NX`` of a namespace key in Redis, kept ``LEGACY_CLAIM_MARGIN``
-past the occurrence; a set of this process with the memory broker), and only the ticker
+(``claim_occurrence``: a claim in the broker's shared state, ``SET NX`` of a namespace key
+in Redis, kept ``LEGACY_CLAIM_MARGIN`` past the occurrence), and only the ticker
 that claimed it sends it; a send that raises gives the claim back. Like Celery's beat, an
 occurrence when no worker runs is skipped, not caught up. Limits:
 
@@ -52,7 +52,6 @@ occurrence when no worker runs is skipped, not caught up. Limits:
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -90,11 +89,6 @@ LEGACY_CLAIM_MARGIN = timedelta(hours=1)
 logger = logging.getLogger("spinach_compat.beat")
 
 _OCCURRENCE_IDS = uuid.UUID("5b2f4d0e-8c1a-4b7e-9f3d-2a6c0e1b7d94")
-
-#: Claims of legacy occurrences with the memory broker: (namespace, task id) -> expiry
-#: (the broker's clock).
-_local_claims: dict[tuple[str, str], float] = {}
-_local_lock = threading.Lock()
 
 
 def register_beat_schedule(app: Celery) -> list[str]:
@@ -251,37 +245,20 @@ def _send_occurrence(
     return True
 
 
-def _claim_key(app: Celery, task_id: str) -> str:
-    return app.engine.broker.key(f"celery_beat/legacy_claims/{task_id}")
+def _claim_name(task_id: str) -> str:
+    """The broker's shared-state entry claiming a legacy occurrence."""
+    return f"celery_beat/legacy_claims/{task_id}"
 
 
 def claim_occurrence(app: Celery, task_id: str, ttl: timedelta) -> bool:
     """Claim the occurrence ``task_id`` for ``ttl``, atomically for the namespace: whether
     this call claimed it (False: claimed before, by any ticker of any worker)."""
-    broker = app.engine.broker
-    client = getattr(broker, "redis", None)
-    if client is not None:  # one SET NX for every worker of the namespace
-        millis = max(1, int(ttl.total_seconds() * 1000))
-        return bool(client.set(_claim_key(app, task_id), "1", nx=True, px=millis))
-    now = broker.now()
-    with _local_lock:  # the memory broker: its workers are in this process
-        for key in [key for key, expiry in _local_claims.items() if expiry <= now]:
-            del _local_claims[key]
-        key = (app.namespace, task_id)
-        if key in _local_claims:
-            return False
-        _local_claims[key] = now + ttl.total_seconds()
-        return True
+    return app.engine.broker.claim(_claim_name(task_id), ttl.total_seconds())
 
 
 def release_occurrence(app: Celery, task_id: str) -> None:
     """Give back the claim of ``task_id`` (its send failed)."""
-    client = getattr(app.engine.broker, "redis", None)
-    if client is not None:
-        client.delete(_claim_key(app, task_id))
-        return
-    with _local_lock:
-        _local_claims.pop((app.namespace, task_id), None)
+    app.engine.broker.delete([_claim_name(task_id)])
 
 
 def _options_at(options: dict, occurrence: datetime) -> tuple[datetime, dict]:

@@ -1,10 +1,11 @@
 """Chords on workers: a counter per chord; the last header task to end sends the body.
 
 ``chord.apply_async`` stores the header's task ids under the chord's id and gives each
-header job a descriptor (``meta["chord"]``: chord id, size, body signature). Each header
-task increments the chord's counter once its final state (success or failure) is stored:
-in Redis an atomic ``INCR`` on ``{<namespace>}/chord/<id>/count`` (with an expiry), in the
-memory backend under a lock. The task that brings it to the size reads the header results
+header job a descriptor (``meta["chord"]``: chord id, size, body signature). The ids and
+the counter are in the broker's shared state, ``chord/<id>/ids`` and ``chord/<id>/count``
+(with a Redis broker the keys ``{<namespace>}/chord/<id>/...``), expiring after
+``result_expires``. Each header task increments the counter (atomically) once its final
+state (success or failure) is stored. The task that brings it to the size reads the header results
 in order and sends the body with them, or, when one failed (or reading them or sending the
 body failed), stores a ``ChordError`` as the body's result and calls the body's errbacks
 (as Celery). The body's options are checked when the chord is sent.
@@ -14,8 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from .. import states
@@ -31,9 +30,6 @@ logger = logging.getLogger("spinach_compat.trace")
 #: Seconds the chord keys live when ``result_expires`` is None.
 DEFAULT_TTL = 86400.0
 
-_lock = threading.Lock()
-_memory: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
 
 def requires_backend(app: Celery) -> None:
     """Raise as Celery when the app has no result backend to count a chord with."""
@@ -44,8 +40,9 @@ def requires_backend(app: Celery) -> None:
         )
 
 
-def _key(app: Celery, chord_id: str, part: str) -> str:
-    return f"{{{app.namespace}}}/chord/{chord_id}/{part}"
+def _name(chord_id: str, part: str) -> str:
+    """The broker's shared-state entry of a chord's ``count`` or header ``ids``."""
+    return f"chord/{chord_id}/{part}"
 
 
 def _ttl(app: Celery) -> int:
@@ -54,43 +51,19 @@ def _ttl(app: Celery) -> int:
 
 def start(app: Celery, chord_id: str, task_ids: list[str]) -> None:
     """Remember the header's task ids of a chord about to be sent."""
-    backend = app.backend
-    client = getattr(backend, "client", None)
-    if client is not None:
-        client.set(_key(app, chord_id, "ids"), json.dumps(task_ids), ex=_ttl(app))
-        return
-    with _lock:
-        _memory.setdefault(backend, {})[chord_id] = [task_ids, 0]
+    app.engine.broker.set_values({_name(chord_id, "ids"): json.dumps(task_ids)}, _ttl(app))
 
 
 def _count_and_ids(app: Celery, chord_id: str) -> tuple[int, list[str] | None]:
     """Increment the chord's counter; the new count and the header's ids."""
-    backend = app.backend
-    client = getattr(backend, "client", None)
-    if client is not None:
-        count_key = _key(app, chord_id, "count")
-        pipe = client.pipeline()
-        pipe.incr(count_key)
-        pipe.expire(count_key, _ttl(app))
-        pipe.get(_key(app, chord_id, "ids"))
-        count, _, raw = pipe.execute()
-        return int(count), json.loads(raw) if raw else None
-    with _lock:
-        entry = _memory.get(backend, {}).get(chord_id)
-        if entry is None:
-            return 0, None
-        entry[1] += 1
-        return entry[1], entry[0]
+    broker = app.engine.broker
+    count = broker.increment(_name(chord_id, "count"), _ttl(app))
+    (raw,) = broker.get_values([_name(chord_id, "ids")])
+    return count, json.loads(raw) if raw else None
 
 
 def _forget(app: Celery, chord_id: str) -> None:
-    backend = app.backend
-    client = getattr(backend, "client", None)
-    if client is not None:
-        client.delete(_key(app, chord_id, "count"), _key(app, chord_id, "ids"))
-        return
-    with _lock:
-        _memory.get(backend, {}).pop(chord_id, None)
+    app.engine.broker.delete([_name(chord_id, "count"), _name(chord_id, "ids")])
 
 
 def on_part_return(task: Task, request: Context) -> None:

@@ -1,9 +1,10 @@
 """``app.control``: revoking tasks, inspecting workers and purging queues.
 
-Revocations are stored next to the jobs, not in worker memory as in Celery: with a Redis
-broker in the sorted set ``{<namespace>}/compat/revoked`` (task id scored by the time the
-revocation expires, ``revoke_expires`` seconds, 3 hours by default as Celery's
-``REVOKE_EXPIRES``), with ``memory://`` in the app. So every worker, including one started
+Revocations are stored next to the jobs, not in worker memory as in Celery: in the
+broker's shared state (see ``spinach.brokers.base``), the expiring set ``compat/revoked``
+(with a Redis broker the sorted set ``{<namespace>}/compat/revoked``, task id scored by the
+time the revocation expires, ``revoke_expires`` seconds, 3 hours by default as Celery's
+``REVOKE_EXPIRES``). So every worker, including one started
 after the revocation or restarted, honours it: a revoked id is discarded when a worker
 fetches it, and its result becomes REVOKED at once. A worker reads the revoked ids at most
 every ``RevokedStore.refresh_interval`` (0.1 s), not once per job: a revocation made in
@@ -20,7 +21,6 @@ while it heartbeats. Replies are keyed by node name (``-n``, default ``celery@<h
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -54,99 +54,65 @@ def worker_id_for(nodename: str) -> str:
 
 
 class RevokedStore:
-    """Revoked task ids, shared by every worker of the app's broker."""
+    """Revoked task ids, shared by every worker of the app's broker: the expiring set
+    ``compat/revoked`` of the broker's shared state (task id -> time it expires)."""
 
     #: Seconds a worker trusts its copy of the revoked ids before reading them again. Lower
     #: applies another process's revocation sooner; each read is one round trip to Redis
     #: (instead of one per job).
     refresh_interval = 0.1
 
+    #: The broker's shared-state entry holding them.
+    name = "compat/revoked"
+
     def __init__(
         self, app: Celery, expires: float = REVOKE_EXPIRES, clock: Callable[[], float] = time.time
     ):
         self.app = app
         self.expires = expires
-        self._clock = clock
-        self._local: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self._copy: dict[str, float] = {}  # id -> expiry, as read from Redis
+        self._clock = clock  # when to read the ids again; their expiry is the broker's
+        self._copy: dict[str, float] = {}  # id -> expiry, as read from the broker
         self._copy_read_at = float("-inf")
-
-    def _redis(self) -> Any:
-        return getattr(self.app.engine.broker, "redis", None)
-
-    @property
-    def key(self) -> str:
-        return f"{{{self.app.namespace}}}/compat/revoked"
 
     def add(self, task_ids: Iterable[str]) -> None:
         """Remember these ids as revoked for ``expires`` seconds."""
-        now = time.time()
-        until = now + self.expires
-        client = self._redis()
-        if client is None:
-            with self._lock:
-                self._local.update(dict.fromkeys(task_ids, until))
-            return
-        pipe = client.pipeline(transaction=True)
-        pipe.zadd(self.key, dict.fromkeys(task_ids, until))
-        pipe.zremrangebyscore(self.key, "-inf", now)
-        pipe.execute()
-        self._copy = {**self._copy, **dict.fromkeys(task_ids, until)}
+        broker = self.app.engine.broker
+        revoked = dict.fromkeys(task_ids, broker.now() + self.expires)
+        broker.add_members(self.name, revoked)
+        self._copy = {**self._copy, **revoked}
 
     def __contains__(self, task_id: object) -> bool:
-        client = self._redis()
-        if client is None:
-            with self._lock:
-                until = self._local.get(str(task_id))
-        else:
-            until = self._revoked_ids(client).get(str(task_id))
-        return until is not None and until > self._clock()
+        broker = self.app.engine.broker
+        until = self._revoked_ids(broker).get(str(task_id))
+        return until is not None and until > broker.now()
 
-    def _revoked_ids(self, client: Any) -> dict[str, float]:
+    def _revoked_ids(self, broker: Broker) -> dict[str, float]:
         """The revoked ids with their expiry, read again once ``refresh_interval`` passed."""
         now = self._clock()
         if now - self._copy_read_at >= self.refresh_interval:
-            entries = client.zrangebyscore(self.key, now, "+inf", withscores=True)
-            self._copy = {_text(task_id): until for task_id, until in entries}
+            self._copy = broker.members(self.name)
             self._copy_read_at = now
         return self._copy
 
 
 class Registry:
     """The tasks each worker process registered, for ``inspect().registered()``: the hash
-    ``{<namespace>}/compat/registered`` (worker id -> JSON list), or in the app."""
+    ``compat/registered`` of the broker's shared state (worker id -> JSON list)."""
+
+    #: The broker's shared-state entry holding them.
+    name = "compat/registered"
 
     def __init__(self, app: Celery):
         self.app = app
-        self._local: dict[str, list[str]] = {}
-
-    @property
-    def key(self) -> str:
-        return f"{{{self.app.namespace}}}/compat/registered"
-
-    def _redis(self) -> Any:
-        return getattr(self.app.engine.broker, "redis", None)
 
     def announce(self, worker_id: str, names: list[str]) -> None:
-        client = self._redis()
-        if client is None:
-            self._local[worker_id] = list(names)
-        else:
-            client.hset(self.key, worker_id, json.dumps(names))
+        self.app.engine.broker.hash_set(self.name, worker_id, json.dumps(names))
 
     def forget(self, worker_id: str) -> None:
-        client = self._redis()
-        if client is None:
-            self._local.pop(worker_id, None)
-        else:
-            client.hdel(self.key, worker_id)
+        self.app.engine.broker.hash_delete(self.name, worker_id)
 
     def of(self, worker_id: str) -> list[str]:
-        client = self._redis()
-        if client is None:
-            return list(self._local.get(worker_id, []))
-        raw = client.hget(self.key, worker_id)
+        raw = self.app.engine.broker.hash_get(self.name, worker_id)
         return json.loads(raw) if raw else []
 
 
@@ -389,10 +355,6 @@ def _other_process(app: Celery) -> Broker:
     other = broker_from_url(app.conf.broker_url)
     other.worker_id = worker_id
     return other
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 from ..surface import module_getattr  # noqa: E402  (Celery names refused: see surface)

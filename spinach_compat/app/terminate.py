@@ -7,10 +7,11 @@ hard time limit uses too). The signal name (``SIGTERM``, ``SIGKILL``, ``SIGINT``
 accepted and reported in ``task_revoked(signum=...)``, but every signal means the same:
 stop this job.
 
-A request is kept next to the revoked ids: with a Redis broker as the key
-``{<namespace>}/compat/terminate/<task id>`` (expiring with the revocation), with
-``memory://`` in the app. Each worker process polls the requests of the tasks it is running,
-every ``Terminations.refresh_interval`` seconds while it runs any, so a request made in
+A request is kept next to the revoked ids, in the broker's shared state: the value
+``compat/terminate/<task id>`` (with a Redis broker the key
+``{<namespace>}/compat/terminate/<task id>``), expiring with the revocation. Each worker
+process polls the requests of the tasks it is running, every
+``Terminations.refresh_interval`` seconds while it runs any, so a request made in
 another process reaches a running task within that interval; one made in the worker's own
 process applies at once. The task's result becomes REVOKED with ``TaskRevokedError(
 'terminated')`` and ``task_revoked`` is sent with ``terminated=True``, as Celery; the job
@@ -72,29 +73,18 @@ class Terminations:
         self.app = app
         self.expires = expires
         self._lock = threading.Lock()
-        self._local: dict[str, tuple[int, float]] = {}  # memory://: id -> (signum, until)
         self._runs: dict[str, Stoppable] = {}
         self._poller: threading.Thread | None = None
 
-    def _redis(self) -> Any:
-        return getattr(self.app.engine.broker, "redis", None)
-
-    def key(self, task_id: str) -> str:
-        return f"{{{self.app.namespace}}}/compat/terminate/{task_id}"
+    @staticmethod
+    def name(task_id: str) -> str:
+        """The broker's shared-state entry of a request to stop ``task_id``."""
+        return f"compat/terminate/{task_id}"
 
     def request(self, task_ids: list[str], signum: int) -> list[str]:
         """Ask every worker to stop these tasks; those stopped in this process at once."""
-        client = self._redis()
-        if client is None:
-            now = time.time()
-            with self._lock:
-                self._local = {i: entry for i, entry in self._local.items() if entry[1] > now}
-                self._local.update(dict.fromkeys(task_ids, (signum, now + self.expires)))
-        else:
-            pipe = client.pipeline(transaction=False)
-            for task_id in task_ids:
-                pipe.set(self.key(task_id), signum, ex=max(1, int(self.expires)))
-            pipe.execute()
+        requests = {self.name(task_id): str(signum) for task_id in task_ids}
+        self.app.engine.broker.set_values(requests, ttl=max(1, int(self.expires)))
         return self._stop({task_id: signum for task_id in task_ids})
 
     def running(self) -> list[str]:
@@ -134,13 +124,7 @@ class Terminations:
 
     def _requested(self, task_ids: list[str]) -> dict[str, int]:
         """``{task id: signum}`` of the requests naming some of ``task_ids``."""
-        client = self._redis()
-        if client is None:
-            now = time.time()
-            with self._lock:
-                found = {i: self._local.get(i) for i in task_ids}
-            return {i: entry[0] for i, entry in found.items() if entry and entry[1] > now}
-        values = client.mget([self.key(task_id) for task_id in task_ids])
+        values = self.app.engine.broker.get_values([self.name(task_id) for task_id in task_ids])
         return {i: int(v) for i, v in zip(task_ids, values, strict=True) if v is not None}
 
     def _stop(self, requested: dict[str, int]) -> list[str]:
