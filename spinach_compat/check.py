@@ -182,6 +182,19 @@ RULES: dict[str, Rule] = {
     "task:compression": _U(S_SERIAL, "compression is refused", _is_none),
     "task:pydantic": _U(S_TASKS, "pydantic conversion is refused", _is_none),
     "task:shadow_name": _U(S_TASKS, "shadow names are refused", _is_none),
+    "task:retry_on_worker_lost": _U(S_GUARANTEES, "always run again", _is_none),
+    **_each(
+        "task",
+        _U(S_TASKS, "only True: failed or timed-out tasks are not run again", _in(True, None)),
+        "acks_on_failure_or_timeout acks_on_failure acks_on_timeout",
+    ),
+    "task:resultrepr_maxsize": _U(S_TASKS, "the log line is not configurable", _in(1024)),
+    **_each(
+        "task",
+        _U(S_TASKS, "read by Celery's worker only: refused"),
+        "Strategy start_strategy from_config annotate Request",
+    ),
+    **_each("task", _D(S_TASKS, "accepted, no effect"), "send_events trail"),
     "task:*": _D(S_TASKS, "set as a task attribute, no effect"),
     # -- apply_async options -----------------------------------------------------------
     **_each(
