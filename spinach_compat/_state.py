@@ -51,6 +51,13 @@ def register_app(app: Celery) -> None:
         _apps.append(app)
 
 
+def deregister_app(app: Celery) -> None:
+    """Forget ``app``: shared tasks declared from now on are not added to it."""
+    with _lock:
+        if app in _apps:
+            _apps.remove(app)
+
+
 def all_apps() -> list[Celery]:
     with _lock:
         return list(_apps)

@@ -238,7 +238,6 @@ REFUSED.update(
             "fixups are not pluggable: Django works through "
             "config_from_object('django.conf:settings')"
         ),
-        _APP + "close": "not supported yet: stop the app's workers with app.stop_worker()",
         _APP + "create_task_cls": _INTERNAL.format("app", "subclass spinach_compat.Task"),
         _APP + "subclass_with_self": _INTERNAL.format("app", "subclass the class directly"),
         _APP + "either": _INTERNAL.format("app", "read app.conf"),

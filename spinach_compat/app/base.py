@@ -570,6 +570,17 @@ class Celery:
     def on_init(self) -> None:
         """Called at the end of ``__init__``: a hook for subclasses, as Celery's."""
 
+    def close(self) -> None:
+        """Forget the app, as Celery's: shared tasks declared later are not added to it, and
+        it can be garbage collected. Its running workers are left alone (``stop_worker``)."""
+        _state.deregister_app(self)
+
+    def __enter__(self) -> Celery:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
     def set_current(self) -> None:
         """Make this the current app (process-wide here, as ``set_as_current=True``)."""
         _state.set_current_app(self)

@@ -450,3 +450,30 @@ def test_a_mixin_setting_a_worker_only_attribute_is_refused_too(app) -> None:
 
     with pytest.raises(UnsupportedFeature, match=r"sets Strategy"):
         app.task(base=Base)(lambda: None)
+
+
+@pytest.fixture
+def shared_factories():
+    """The shared tasks a test declares are not added to the apps of later tests."""
+    saved = list(_state._shared_factories)
+    yield
+    _state._shared_factories[:] = saved
+
+
+def test_close_forgets_the_app_for_shared_tasks_declared_later(shared_factories) -> None:
+    from spinach_compat import shared_task
+
+    with spinach_compat.Celery("closing", broker="memory://", set_as_current=False) as app:
+
+        @shared_task(name="surface.before_close")
+        def before():
+            return None
+
+        assert "surface.before_close" in app.tasks
+    assert app not in _state.all_apps()
+
+    @shared_task(name="surface.after_close")
+    def after():
+        return None
+
+    assert "surface.after_close" not in app.tasks
