@@ -154,6 +154,12 @@ RULES: dict[str, Rule] = {
     "setting:task_soft_time_limit": _D(S_LIMITS, "enforced in threads"),
     "setting:task_acks_late": _D(S_GUARANTEES, "tasks are always run again after a crash"),
     "setting:task_reject_on_worker_lost": _D(S_GUARANTEES, "tasks are always run again"),
+    "setting:task_retry_on_worker_lost": _U(S_GUARANTEES, "always run again", _in(False, None)),
+    **_each(
+        "setting",
+        _U(S_TASKS, "only True: failed or timed-out tasks are not run again", _in(True, None)),
+        "task_acks_on_failure_or_timeout task_acks_on_failure task_acks_on_timeout",
+    ),
     **_each(
         "setting",
         _D(S_SETTINGS, _NO_EFFECT),

@@ -477,3 +477,25 @@ def test_close_forgets_the_app_for_shared_tasks_declared_later(shared_factories)
         return None
 
     assert "surface.after_close" not in app.tasks
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("task_acks_on_failure_or_timeout", False),
+        ("task_acks_on_failure", False),
+        ("task_acks_on_timeout", False),
+        ("task_retry_on_worker_lost", True),
+    ],
+)
+def test_the_settings_of_the_refused_task_options_are_refused_too(make_app, setting, value):
+    from spinach_compat import check
+
+    app = make_app(**{setting: value})
+    with pytest.raises(UnsupportedFeature, match=setting):
+        app.conf.check_supported()
+    make_app(**{setting: not value}).conf.check_supported()  # what the facade does
+    report = check.Report("x")
+    report.add("f", 1, f"setting:{setting}", value)
+    report.add("f", 2, f"setting:{setting}", not value)
+    assert [f.status for f in report.findings] == [check.UNSUPPORTED, check.SUPPORTED]
