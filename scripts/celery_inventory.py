@@ -199,8 +199,8 @@ def _refused_on_use(value: Any, key: str) -> bool:
 def attribute_status(owner: Any, dotted: str, attr: str) -> Status:
     """How the facade's class (or instance) ``owner`` answers ``dotted.attr``.
 
-    A refused attribute not wired yet (absent) counts as refused: the integrator wires it
-    with ``refused_attribute``.
+    A refused attribute is wired by ``surface.refuse_missing`` (a ``RefusedAttribute``): one
+    absent is missing, even if listed in REFUSED (its class is not wired).
     """
     from spinach_compat.surface import REFUSED as TABLE
     from spinach_compat.surface import RefusedAttribute
@@ -209,9 +209,10 @@ def attribute_status(owner: Any, dotted: str, attr: str) -> Status:
     try:
         found = inspect.getattr_static(owner, attr)
     except AttributeError:
-        return Status(key, REFUSED if key in TABLE else MISSING, TABLE.get(key, ""))
+        return Status(key, MISSING, TABLE.get(key, ""))
     if isinstance(found, RefusedAttribute):
-        return Status(key, REFUSED if found.name == key and key in TABLE else STALE)
+        state = REFUSED if found.name == key and key in TABLE else STALE
+        return Status(key, state, TABLE.get(key, ""))
     return Status(key, STALE if key in TABLE else IMPLEMENTED, TABLE.get(key, ""))
 
 

@@ -38,12 +38,12 @@ from collections import namedtuple
 from kombu.utils.uuid import uuid
 
 from . import local, surface  # surface also refuses importing Celery's refused modules
-from .canvas import maybe_signature, subtask, xmap, xstarmap
+from .canvas import maybe_signature, subtask
 
 SERIES = "collider"  #: Celery 5.7's release name, as Celery's banner shows it
 version_info_t = namedtuple("version_info_t", ("major", "minor", "micro", "releaselevel", "serial"))
 VERSION = version_info = version_info_t(5, 7, 0, "", "")
 VERSION_BANNER = f"{__version__} ({SERIES})"
 __all__ += ["SERIES", "VERSION", "VERSION_BANNER", "local", "maybe_signature", "subtask", "uuid",
-            "version_info", "version_info_t", "xmap", "xstarmap"]  # fmt: skip
+            "version_info", "version_info_t"]  # fmt: skip
 __getattr__ = surface.module_getattr(__name__)

@@ -21,6 +21,18 @@ def set_current_app(app: Celery) -> None:
     _current_app = app
 
 
+def set_default_app(app: Celery) -> None:
+    """Make ``app`` the one ``get_current_app`` gives while no app was made current."""
+    global _default_app
+    with _lock:
+        _default_app = app
+
+
+def get_default_app() -> Celery | None:
+    """The default app (Celery's ``celery.app.default_app``): None until one is needed."""
+    return _default_app
+
+
 def get_current_app() -> Celery:
     """The app made current last, or a default app created on first use."""
     global _default_app
@@ -37,6 +49,13 @@ def get_current_app() -> Celery:
 def register_app(app: Celery) -> None:
     with _lock:
         _apps.append(app)
+
+
+def deregister_app(app: Celery) -> None:
+    """Forget ``app``: shared tasks declared from now on are not added to it."""
+    with _lock:
+        if app in _apps:
+            _apps.remove(app)
 
 
 def all_apps() -> list[Celery]:

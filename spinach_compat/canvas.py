@@ -4,7 +4,8 @@
 ``chain`` (or ``a | b``) sends its first task with the next ones as nested ``link``
 callbacks; ``chord`` sends its header as a group whose tasks count their completion in the
 result backend, the last one sending the body (``spinach_compat.app.chords``).
-``xmap``/``xstarmap``/``chunks`` are not supported: calling them raises ``UnsupportedFeature``.
+``xmap``/``xstarmap``/``chunks`` are not supported: importing them raises
+``UnsupportedFeature`` (``spinach_compat.surface.REFUSED``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,21 @@ from typing import Any
 
 from .exceptions import UnsupportedFeature
 from .result import allow_join_result
+from .surface import module_getattr, refuse_missing
 
-__all__ = [
-    "Signature", "chain", "chord", "chunks", "group", "maybe_signature", "signature",
-    "xmap", "xstarmap",
-]  # fmt: skip
+__all__ = ["Signature", "chain", "chord", "group", "maybe_signature", "signature"]
+
+
+def _option_property(option: str, doc: str) -> property:
+    """An attribute reading (and setting) ``option`` of a signature's options."""
+
+    def read(sig: Signature) -> Any:
+        return sig["options"].get(option)
+
+    def write(sig: Signature, value: Any) -> None:
+        sig["options"][option] = value
+
+    return property(read, write, doc=doc)
 
 
 class Signature(dict):
@@ -149,8 +160,47 @@ class Signature(dict):
         return NotImplemented
 
     def __repr__(self) -> str:
-        args = ", ".join([*map(repr, self.args), *(f"{k}={v!r}" for k, v in self.kwargs.items())])
-        return f"{self['task']}({args})"
+        return self.reprcall()
+
+    # -- Celery's other accessors (the refused ones: see surface.REFUSED) -----------------
+
+    id = _option_property("task_id", "The task id given (``freeze``, ``task_id=``), or None.")
+    parent_id = _option_property("parent_id", "The parent task's id given, or None.")
+    root_id = _option_property("root_id", "The root task's id given, or None.")
+    subtask_type = property(
+        lambda self: self.get("subtask_type"),
+        lambda self, value: self.__setitem__("subtask_type", value),
+        doc="'group', 'chain', 'chord', or None for a task's signature.",
+    )
+
+    partial = clone
+
+    def replace(self, args: Any = None, kwargs: Any = None, options: Any = None) -> Signature:
+        """A clone with ``args``, ``kwargs`` or ``options`` replaced (those not None)."""
+        sig = self.clone()
+        for key, value in (("args", args), ("kwargs", kwargs), ("options", options)):
+            if value is not None:
+                sig[key] = value
+        return sig
+
+    def set_immutable(self, immutable: bool) -> None:
+        """Whether the signature ignores the arguments (a parent's result) it is called with."""
+        self["immutable"] = immutable
+
+    def reprcall(self, *args: Any, **kwargs: Any) -> str:
+        """``task(args, kwargs)`` with these arguments merged in (immutable or not)."""
+        args = (*args, *self.args)
+        kwargs = {**self.kwargs, **kwargs}
+        listed = [*map(repr, args), *(f"{k}={v!r}" for k, v in kwargs.items())]
+        return f"{self['task']}({', '.join(listed)})"
+
+    @property
+    def AsyncResult(self) -> Any:
+        """What makes this task's results: its task's ``AsyncResult``, else the app's."""
+        try:
+            return self.type.AsyncResult
+        except KeyError:  # the task is not registered here
+            return self.app.AsyncResult
 
 
 _EXECUTION_ONLY = ("retries", "replaced_task_nesting", "group_index", "group_id")
@@ -501,18 +551,7 @@ def _check_sendable(sig: Signature) -> None:
         _check_sendable(child)
 
 
-def _refused(name: str) -> Any:
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise UnsupportedFeature(
-            f"canvas primitive {name} is not supported by spinach_compat yet (see migration_guide/)"
-        )
-
-    refuse.__name__ = name
-    return refuse
-
-
 _TYPES: dict[str, type] = {"group": group, "chain": chain, "chord": chord}
-chunks = _refused("chunks")
-xmap = _refused("xmap")
-xstarmap = _refused("xstarmap")
 subtask = signature
+refuse_missing(Signature, "celery.canvas.Signature")  # the rest: see surface.REFUSED
+__getattr__ = module_getattr(__name__)  # xmap, xstarmap, chunks: refused

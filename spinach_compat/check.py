@@ -155,6 +155,12 @@ RULES: dict[str, Rule] = {
     "setting:task_soft_time_limit": _D(S_LIMITS, "enforced in threads"),
     "setting:task_acks_late": _D(S_GUARANTEES, "tasks are always run again after a crash"),
     "setting:task_reject_on_worker_lost": _D(S_GUARANTEES, "tasks are always run again"),
+    "setting:task_retry_on_worker_lost": _U(S_GUARANTEES, "always run again", _in(False, None)),
+    **_each(
+        "setting",
+        _U(S_TASKS, "only True: failed or timed-out tasks are not run again", _in(True, None)),
+        "task_acks_on_failure_or_timeout task_acks_on_failure task_acks_on_timeout",
+    ),
     **_each(
         "setting",
         _D(S_SETTINGS, _NO_EFFECT),
@@ -183,6 +189,19 @@ RULES: dict[str, Rule] = {
     "task:compression": _S(S_SERIAL, "kombu's compressions"),
     "task:pydantic": _U(S_TASKS, "pydantic conversion is refused", _is_none),
     "task:shadow_name": _U(S_TASKS, "shadow names are refused", _is_none),
+    "task:retry_on_worker_lost": _U(S_GUARANTEES, "always run again", _is_none),
+    **_each(
+        "task",
+        _U(S_TASKS, "only True: failed or timed-out tasks are not run again", _in(True, None)),
+        "acks_on_failure_or_timeout acks_on_failure acks_on_timeout",
+    ),
+    "task:resultrepr_maxsize": _U(S_TASKS, "the log line is not configurable", _in(1024)),
+    **_each(
+        "task",
+        _U(S_TASKS, "read by Celery's worker only: refused"),
+        "Strategy start_strategy from_config annotate Request",
+    ),
+    **_each("task", _D(S_TASKS, "accepted, no effect"), "send_events trail"),
     "task:*": _D(S_TASKS, "set as a task attribute, no effect"),
     # -- apply_async options -----------------------------------------------------------
     **_each(

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AsyncResult", "EagerResult", "GroupResult", "ResultBase", "ResultSet",
-    "allow_join_result", "assert_will_not_block", "denied_join_result",
+    "allow_join_result", "assert_will_not_block", "denied_join_result", "result_from_tuple",
 ]  # fmt: skip
 
 #: Celery's message when ``get()`` is called within a task.
@@ -278,6 +278,22 @@ class AsyncResult(ResultBase):
         """Delete the stored result."""
         self.backend.forget(self.id)
 
+    # -- Celery's existence check and tuples (see GroupResult.save) -----------------------
+
+    def exists(self) -> bool:
+        """Whether the backend holds a state of this task: tells a task waiting (PENDING,
+        stored) from an id never sent, forgotten or expired (PENDING, not stored)."""
+        return self.backend.task_result_exists(self.id)
+
+    def as_tuple(self) -> tuple:
+        """``((id, parent's as_tuple() or None), None)``: see ``result_from_tuple``."""
+        parent = self.parent
+        return (self.id, parent and parent.as_tuple()), None
+
+    def as_list(self) -> list[str]:
+        """This id, then its parents'."""
+        return [self.id, *(self.parent.as_list() if self.parent is not None else ())]
+
     def revoke(
         self, connection: Any = None, terminate: bool = False, signal: Any = None,
         wait: bool = False, timeout: float | None = None,
@@ -380,6 +396,11 @@ class ResultSet(ResultBase):
     @property
     def app(self) -> Celery:
         return self._app or get_current_app()
+
+    @property
+    def backend(self) -> Any:
+        """The app's result backend."""
+        return self.app.backend
 
     def get(
         self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5,
@@ -492,7 +513,44 @@ class GroupResult(ResultSet):
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self.id} [{', '.join(r.id for r in self.results)}]>"
 
+    # -- saved groups, as Celery's (``celery-taskset-meta-<id>`` in the backend) ------------
 
-from .surface import module_getattr  # noqa: E402  (Celery names refused: see surface)
+    def save(self, backend: Any = None) -> GroupResult:
+        """Save the group's ids in the backend (for ``result_expires``), to ``restore`` it."""
+        return (backend or self.app.backend).save_group(self.id, self)
 
+    def delete(self, backend: Any = None) -> None:
+        """Remove the saved group."""
+        (backend or self.app.backend).delete_group(self.id)
+
+    @classmethod
+    def restore(cls, id: str, backend: Any = None, app: Celery | None = None) -> GroupResult | None:
+        """The group saved under ``id`` (``save``), or None."""
+        app = app or (cls.app if not isinstance(cls.app, property) else get_current_app())
+        return (backend or app.backend).restore_group(id)
+
+    def as_tuple(self) -> tuple:
+        """``((id, parent's as_tuple() or None), [each result's as_tuple()])``."""
+        parent = self.parent
+        return (self.id, parent and parent.as_tuple()), [r.as_tuple() for r in self.results]
+
+
+def result_from_tuple(r: Any, app: Celery | None = None) -> Any:
+    """The result ``as_tuple`` gave (a list once through JSON); a result stays itself."""
+    if isinstance(r, ResultBase):
+        return r
+    app = app or get_current_app()
+    head, nodes = r
+    id, parent = head if isinstance(head, (list, tuple)) else (head, None)
+    parent = result_from_tuple(parent, app) if parent else None
+    if nodes is not None:
+        return app.GroupResult(id, [result_from_tuple(child, app) for child in nodes],
+                               parent=parent)  # fmt: skip
+    return app.AsyncResult(id, parent=parent)
+
+
+from .surface import module_getattr, refuse_missing  # noqa: E402  (see surface.REFUSED)
+
+refuse_missing(AsyncResult, "celery.result.AsyncResult")
+refuse_missing(GroupResult, "celery.result.GroupResult")
 __getattr__ = module_getattr(__name__)

@@ -7,7 +7,15 @@ no-op. Keys are Celery's dotted names: ``celery.module.name`` for a module's nam
 ``celery.module.Class.attr`` for an attribute of one of its classes.
 
 A facade module refuses its listed names with ``__getattr__ = module_getattr(__name__)``;
-a class refuses an attribute with ``refused_attribute("celery.module.Class.attr")``. A class
+a class refuses the attributes listed for its Celery class that it does not define with
+``refuse_missing(cls, "celery.module.Class")`` (one ``refused_attribute`` each): reading one
+raises ``RefusedAttributeError``, an ``UnsupportedFeature`` that is an ``AttributeError``
+too, so ``hasattr``, ``getattr(obj, name, default)`` and introspection (``inspect``,
+``mock``'s autospec) see the name as absent, as Celery's own code does for a name an object
+lacks; only a direct read raises. (A class with a ``__getattr__`` would be asked for the
+name after that error: the wired classes have none.) A subclass setting a name Celery's
+machinery would read (``Task.Strategy``, ``Celery.amqp_cls``) is refused when declared, by
+``refuse_overrides``: nothing here would read it. A class
 projects import and subclass but the facade cannot run (a custom bootstep, a beat
 scheduler) exists and refuses when instantiated, with ``__init__ = refused_init(name)``. A
 whole Celery module the facade refuses is a key too (``celery.concurrency``): importing
@@ -21,7 +29,7 @@ from __future__ import annotations
 
 import importlib.abc
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
 from .exceptions import UnsupportedFeature
@@ -64,6 +72,10 @@ _TREES = (
 )
 _STAMPING = "stamping is " + _PENDING
 _PROMISE = "results are not vine promises: chain the work with link= or a chain instead"
+_SPLIT = (
+    "xmap, xstarmap and chunks are not supported: send a group of signatures instead, "
+    "group(task.s(*args) for args in items); " + _GUIDE + "canvas"
+)
 _INTERNAL = "an internal of Celery's {}, not a public API: {}"
 _COMPAT3 = "a Celery 3 compatibility module, removed from spinach_compat: {}"
 _APP_CLASS = (
@@ -75,29 +87,26 @@ _APP_CLASS = (
 REFUSED: dict[str, str] = {
     # -- celery, celery.app ----------------------------------------------------------------
     "celery.bugreport": "not supported: report spinach_compat.__version__ and spinach's version",
-    "celery.chunks": _PENDING,
+    "celery.chunks": _SPLIT,
     "celery.execute": _COMPAT3.format("call task.apply_async or app.send_task"),
     "celery.log": _COMPAT3.format("use spinach_compat.utils.log"),
     "celery.messaging": _COMPAT3.format("send tasks with apply_async"),
     "celery.registry": _COMPAT3.format("read app.tasks"),
     "celery.maybe_patch_concurrency": "eventlet and gevent pools are not supported: " + _POOLS,
     "celery.app.AppPickler": "apps are not pickled (JSON only): build the app in each process",
-    "celery.app.app_or_default": "not supported: use the app, or spinach_compat.current_app",
     "celery.app.bugreport": "not supported: report spinach_compat.__version__",
-    "celery.app.default_app": "not supported: use spinach_compat.current_app",
     "celery.app.disable_trace": "app tracing (CELERY_TRACE_APP) is not supported",
     "celery.app.enable_trace": "app tracing (CELERY_TRACE_APP) is not supported",
     "celery.app.pop_current_task": _INTERNAL.format("worker", "the worker keeps the task stack"),
     "celery.app.push_current_task": _INTERNAL.format("worker", "the worker keeps the task stack"),
-    "celery.app.control.flatten_reply": (
-        "not supported yet: Inspect methods already return one {node: reply} dict"
-    ),
+    "celery.canvas.chunks": _SPLIT,
+    "celery.canvas.xmap": _SPLIT,
+    "celery.canvas.xstarmap": _SPLIT,
+    "celery.xmap": _SPLIT,
+    "celery.xstarmap": _SPLIT,
     "celery.app.log.Logging": (
         "the app's Logging object is not supported: configure logging "
         "with -l/-f or a setup_logging receiver"
-    ),
-    "celery.result.result_from_tuple": (
-        "results are not serialized as tuples: keep the task id and use AsyncResult(id)"
     ),
     # -- beat, bootsteps, worker -----------------------------------------------------------
     "celery.beat.BeatPidbox": _NO_BEAT,
@@ -192,8 +201,8 @@ def _each(prefix: str, names: str, reason: str) -> dict[str, str]:
     return {prefix + name: reason for name in names.split()}
 
 
-# Attributes of the classes other work is changing now: refused here, to be wired in the
-# classes with refused_attribute() (or implemented, and the entry removed).
+# Attributes of Celery's classes: each facade class refuses those it lacks with
+# refuse_missing(); implementing one means removing its entry.
 REFUSED.update(
     {
         **_each(
@@ -202,19 +211,9 @@ REFUSED.update(
             "Celery's worker and beat are not embedded: run spinach-compat -A proj worker, or "
             "app.start_worker() in tests",
         ),
-        _APP + "GroupResult": "not supported yet on the app: use spinach_compat.result.GroupResult",
-        _APP + "ResultSet": "not supported yet on the app: use spinach_compat.result.ResultSet",
-        **_each(
-            _APP,
-            "IS_WINDOWS IS_macOS SYSTEM",
-            "not supported on the app: use spinach_compat.platforms's constant of that name",
-        ),
         _APP + "Pickler": "apps are not pickled (JSON only): build the app in each process",
         _APP + "add_defaults": "not supported: pass the settings to config_from_object",
         _APP + "config_from_cmdline": "not supported: pass settings with config_from_object",
-        _APP + "config_from_envvar": (
-            "not supported yet: use app.config_from_object(os.environ['VAR'])"
-        ),
         _APP + "prepare_config": _INTERNAL.format("app", "use config_from_object"),
         **_each(
             _APP,
@@ -235,7 +234,6 @@ REFUSED.update(
             "fixups are not pluggable: Django works through "
             "config_from_object('django.conf:settings')"
         ),
-        _APP + "close": "not supported yet: stop the app's workers with app.stop_worker()",
         _APP + "create_task_cls": _INTERNAL.format("app", "subclass spinach_compat.Task"),
         _APP + "subclass_with_self": _INTERNAL.format("app", "subclass the class directly"),
         _APP + "either": _INTERNAL.format("app", "read app.conf"),
@@ -250,7 +248,6 @@ REFUSED.update(
             "node ids of Celery's rpc:// backend are not used "
             "(no rpc:// backend): " + _GUIDE + "brokers-and-result-backends",
         ),
-        _APP + "on_init": "a hook Celery subclasses override, never called here: override __init__",
         _APP + "select_queues": "not supported: give the worker its queues with -Q",
         _APP + "set_current": "not supported yet: create the app with set_as_current=True",
         _APP + "set_default": "not supported yet: create the app with set_as_current=True",
@@ -261,31 +258,30 @@ REFUSED.update(
         _APP + "signature": "not supported on the app: use spinach_compat.signature",
         _APP + "type_checker": _INTERNAL.format("argument checks", "the facade checks arguments"),
         _APP + "user_options": "custom command-line options are not supported: use settings",
-        _APP
-        + "uses_utc_timezone": "not supported: compare app.timezone with datetime.timezone.utc",
         # -- Task ----------------------------------------------------------------------------------
         **_each(_TASK, "replace on_replace", _PENDING),
-        **_each(_TASK, "Strategy start_strategy", _INTERNAL.format("worker", "not pluggable")),
         **_each(
             _TASK,
-            "acks_on_failure acks_on_timeout",
-            "not supported: use acks_on_failure_or_timeout",
+            "Strategy start_strategy",
+            "Celery's worker execution strategy is not pluggable: the worker runs every task "
+            "the same way; remove the override",
         ),
-        _TASK + "retry_on_worker_lost": "not supported: use reject_on_worker_lost",
+        _TASK + "retry_on_worker_lost": (
+            "a job whose worker dies is always run again while it has retries left, not "
+            "retried as retry() would: remove the option; " + _GUIDE + "task-options"
+        ),
         _TASK + "add_around": _INTERNAL.format("tracer", "override __call__"),
         _TASK + "add_to_chord": "not supported: " + _GUIDE + "canvas",
-        **_each(_TASK, "add_trail trail", _TREES),
+        _TASK + "add_trail": _TREES,
         _TASK + "annotate": "task_annotations are not supported: set the options on the task",
-        _TASK + "from_config": _INTERNAL.format(
-            "Task", "task options left unset follow the settings"
+        _TASK + "from_config": (
+            "an internal of Celery's Task, not read here: the options left unset follow the "
+            "settings of spinach_compat.app.task.FROM_CONFIG; set other options on the task"
         ),
-        _TASK + "on_bound": "a hook never called here: override bind(app)",
-        _TASK + "resultrepr_maxsize": "not supported: result reprs are not truncated by the facade",
-        **_each(_TASK, "send_event send_events", _EVENTS),
+        _TASK + "send_event": _EVENTS,
         _TASK + "subtask_from_request": "not supported: use signature_from_request",
         # -- Signature -----------------------------------------------------------------------------
         **_each(_SIG, "stamp stamp_links", _STAMPING),
-        _SIG + "AsyncResult": "not supported on signatures: use spinach_compat.result.AsyncResult",
         **_each(
             _SIG,
             "TYPES register_type from_dict",
@@ -296,18 +292,10 @@ REFUSED.update(
             "append_to_list_option extend_list_option flatten_links election",
             _INTERNAL.format("canvas", "set options with set()"),
         ),
-        **_each(_SIG, "id parent_id root_id", "not supported yet: read sig.options.get('task_id')"),
-        _SIG + "partial": "not supported yet: use sig.clone(args=..., kwargs=...)",
-        _SIG + "replace": "not supported yet: use sig.clone(...)",
-        _SIG + "reprcall": "not supported: use repr(sig)",
-        _SIG
-        + "set_immutable": "not supported yet: use task.si(...) or signature(..., immutable=True)",
-        _SIG + "subtask_type": "not supported: read sig['subtask_type']",
         # -- AsyncResult, GroupResult --------------------------------------------------------------
         _RESULT + "TimeoutError": "not supported: use spinach_compat.exceptions.TimeoutError",
         **_each(_RESULT, "as_list as_tuple", "results are not serialized as tuples: keep the id"),
         **_each(_RESULT, "build_graph graph iterdeps get_leaf collect children", _TREES),
-        _RESULT + "exists": "not supported yet: test result.state != 'PENDING'",
         _RESULT + "revoke_by_stamped_headers": _STAMPING,
         **_each(_RESULT, "supports_native_join", _INTERNAL.format("result backends", "use get()")),
         _RESULT + "then": _PROMISE,
@@ -317,20 +305,12 @@ REFUSED.update(
             "add discard remove update clear",
             "a GroupResult's results are fixed: build a new GroupResult",
         ),
-        _GROUP + "backend": "not supported on GroupResult: use app.backend",
-        **_each(
-            _GROUP,
-            "save restore delete",
-            "saving group results is not supported yet: keep "
-            "the ids and rebuild GroupResult(id, [AsyncResult(i) for i in ids])",
-        ),
         **_each(
             _GROUP,
             "iter_native join_native supports_native_join",
             _INTERNAL.format("result backends", "use join() or get()"),
         ),
         _GROUP + "then": _PROMISE,
-        _GROUP + "as_tuple": "results are not serialized as tuples: keep the ids",
         # -- Control, Inspect ----------------------------------------------------------------------
         _CONTROL + "Mailbox": "kombu's pidbox mailbox is not used: "
         + _GUIDE
@@ -353,9 +333,7 @@ REFUSED.update(
         **_each(
             _INSPECT, "memdump memsample objgraph", "memory debugging commands are not supported"
         ),
-        _INSPECT + "query_task": "not supported yet: use AsyncResult(id).state",
         _INSPECT + "report": "not supported: report spinach_compat.__version__",
-        _INSPECT + "revoked": "not supported yet: " + _GUIDE + "control-and-inspection",
     }
 )
 
@@ -376,7 +354,7 @@ def refusal(name: str) -> str | None:
 
 def refuse(name: str) -> NoReturn:
     """Raise ``UnsupportedFeature`` for the refused Celery name ``name``."""
-    raise UnsupportedFeature(f"{name} is not supported by spinach_compat: {REFUSED[name]}")
+    raise UnsupportedFeature(_message(name))
 
 
 def module_getattr(facade_module: str) -> Callable[[str], Any]:
@@ -391,21 +369,70 @@ def module_getattr(facade_module: str) -> Callable[[str], Any]:
     return __getattr__
 
 
+class RefusedAttributeError(UnsupportedFeature, AttributeError):
+    """A refused class attribute was read: ``UnsupportedFeature`` with the reason, and an
+    ``AttributeError`` so that ``hasattr`` and ``getattr(obj, name, default)`` see it absent."""
+
+
 class RefusedAttribute(property):
-    """A class attribute that raises ``UnsupportedFeature`` when read; ``name`` is its key."""
+    """A class attribute that raises ``RefusedAttributeError`` when read or set; ``name`` is
+    its key."""
 
     name: str
 
 
+def _message(name: str) -> str:
+    return f"{name} is not supported by spinach_compat: {REFUSED[name]}"
+
+
 def refused_attribute(name: str) -> property:
-    """A class attribute that raises ``UnsupportedFeature`` for ``name`` when read."""
+    """A class attribute that raises ``RefusedAttributeError`` for ``name`` when read or set."""
 
     def read(_self: Any) -> NoReturn:
-        refuse(name)
+        raise RefusedAttributeError(_message(name))
 
-    prop = RefusedAttribute(read, doc=f"Refused: {name} (see spinach_compat.surface.REFUSED).")
+    def write(_self: Any, _value: Any) -> NoReturn:
+        raise RefusedAttributeError(_message(name))
+
+    prop = RefusedAttribute(
+        read, write, doc=f"Refused: {name} (see spinach_compat.surface.REFUSED)."
+    )
     prop.name = name
     return prop
+
+
+def class_refusals(celery_class: str) -> dict[str, str]:
+    """``{attribute: REFUSED key}`` of the refused attributes of Celery's class."""
+    prefix = celery_class + "."
+    return {
+        key[len(prefix) :]: key
+        for key in REFUSED
+        if key.startswith(prefix) and "." not in key[len(prefix) :]
+    }
+
+
+def refuse_missing(cls: type, celery_class: str) -> type:
+    """Give ``cls`` a ``refused_attribute`` for each refused attribute of Celery's class
+    ``celery_class`` (``celery.app.task.Task``) that it does not define; ``cls``."""
+    for attr, key in class_refusals(celery_class).items():
+        if not any(attr in vars(klass) for klass in cls.__mro__):
+            setattr(cls, attr, refused_attribute(key))
+    return cls
+
+
+def refuse_overrides(cls: type, base: type, names: Iterable[str], celery_class: str,
+                     what: str) -> None:  # fmt: skip
+    """Raise ``UnsupportedFeature`` if a class of ``cls``'s MRO but ``base`` and its own
+    bases (a subclass, a mixin) sets one of ``names``, refused attributes of
+    ``celery_class`` that Celery's machinery reads and the facade's never does: the setting
+    would be silently ignored. ``what`` names the declaration (``task 'proj.add'``)."""
+    for klass in cls.__mro__:
+        if klass in base.__mro__:
+            continue
+        for name in names:
+            if name in vars(klass):
+                key = f"{celery_class}.{name}"
+                raise UnsupportedFeature(f"{what} sets {name}: {_message(key)}")
 
 
 def refused_init(name: str) -> Callable[..., NoReturn]:

@@ -8,7 +8,15 @@ from .. import _state
 from .._state import Proxy, current_app, current_task
 from .base import Celery
 
-__all__ = ["Celery", "current_app", "current_task", "shared_task"]
+__all__ = ["Celery", "app_or_default", "current_app", "current_task", "default_app", "shared_task"]
+
+#: The default app (``set_default``, else the one made when no app was current): Celery's.
+default_app = Proxy(_state.get_default_app)
+
+
+def app_or_default(app: Celery | None = None) -> Celery:
+    """``app``, else the current app."""
+    return _state.get_current_app() if app is None else app
 
 
 def shared_task(*args: Any, **options: Any) -> Any:

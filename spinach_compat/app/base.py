@@ -17,10 +17,10 @@ from spinach import Engine, Tasks
 from spinach.const import UNLIMITED_RETRIES
 from spinach.job import Job
 
-from .. import _state
-from ..exceptions import UnsupportedFeature
+from .. import _state, platforms
+from ..exceptions import ImproperlyConfigured, UnsupportedFeature
 from ..shim import check_task_base
-from ..surface import refused_attribute
+from ..surface import refuse_missing, refuse_overrides
 from . import lifecycle, routes
 from .defaults import Settings, check_old_and_new, from_object
 from .engine import compat_engine
@@ -40,6 +40,13 @@ CELERY_LOADERS = frozenset({"app", "celery.loaders.app:AppLoader", "celery.loade
 
 #: Celery's Django fix-up: ``app.loader`` sets Django up as it does (see ``app.loader``).
 DJANGO_FIXUP = "celery.fixups.django:fixup"
+
+#: Celery's app attributes naming the classes of its machinery: an app class setting one is
+#: refused when declared, as the constructor's arguments replacing them are.
+APP_MACHINERY = (
+    "amqp_cls", "backend_cls", "control_cls", "events_cls", "loader_cls", "log_cls",
+    "registry_cls", "builtin_fixups", "user_options", "Pickler",
+)  # fmt: skip
 
 
 class Celery:
@@ -98,6 +105,13 @@ class Celery:
         _state.register_app(self)
         for factory in _state.shared_task_factories():
             factory(self)
+        self.on_init()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """An app class setting one of ``APP_MACHINERY`` is refused: nothing would read it."""
+        super().__init_subclass__(**kwargs)
+        refuse_overrides(cls, Celery, APP_MACHINERY, "celery.app.base.Celery",
+                         f"app class {cls.__qualname__}")  # fmt: skip
 
     def _configure(
         self, changes: Mapping[str, Any] | None, source: Any, namespace: str | None,
@@ -326,8 +340,6 @@ class Celery:
             options["priority"] = route.get("priority")  # as Celery: the route's comes last
         return publish(self, name, args, kwargs, options)
 
-    setup_security = refused_attribute("celery.app.base.Celery.setup_security")
-
     def build_native_job(
         self, name: str, at: datetime, args: list, kwargs: dict, job_id: str, queue: str, meta: dict
     ) -> Job:
@@ -551,18 +563,91 @@ class Celery:
 
     default_connection = connection_or_acquire
 
-    # kombu's publishing tools would bypass the facade's jobs (see surface.REFUSED)
-    amqp = refused_attribute("celery.app.base.Celery.amqp")
-    default_producer = refused_attribute("celery.app.base.Celery.default_producer")
-    pool = refused_attribute("celery.app.base.Celery.pool")
-    producer_or_acquire = refused_attribute("celery.app.base.Celery.producer_or_acquire")
-    producer_pool = refused_attribute("celery.app.base.Celery.producer_pool")
+    # -- Celery's small helpers -----------------------------------------------------------
+
+    SYSTEM, IS_macOS, IS_WINDOWS = platforms.SYSTEM, platforms.IS_macOS, platforms.IS_WINDOWS
+
+    def on_init(self) -> None:
+        """Called at the end of ``__init__``: a hook for subclasses, as Celery's."""
+
+    def close(self) -> None:
+        """Forget the app, as Celery's: shared tasks declared later are not added to it, and
+        it can be garbage collected. Its running workers are left alone (``stop_worker``)."""
+        _state.deregister_app(self)
+
+    def __enter__(self) -> Celery:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def set_current(self) -> None:
+        """Make this the current app (process-wide here, as ``set_as_current=True``)."""
+        _state.set_current_app(self)
+
+    def set_default(self) -> None:
+        """Make this the default app: the current one while no app was made current."""
+        _state.set_default_app(self)
+
+    def config_from_envvar(
+        self, variable_name: str, silent: bool = False, force: bool = False
+    ) -> Settings | bool | None:
+        """``config_from_object`` of the module named by the environment variable; unset,
+        ``ImproperlyConfigured`` (``silent``: False)."""
+        module_name = os.environ.get(variable_name)
+        if not module_name:
+            if silent:
+                return False
+            raise ImproperlyConfigured(
+                f"The environment variable {variable_name!r} is not set, so the configuration "
+                f"could not be loaded: set it to a configuration module, e.g. "
+                f'{variable_name}="proj.celeryconfig"'
+            )
+        return self.config_from_object(module_name, silent=silent, force=force)
+
+    def uses_utc_timezone(self) -> bool:
+        """Whether the app's timezone is UTC by that name (or left to the default), as
+        Celery's: ``Etc/UTC`` is not."""
+        from zoneinfo import ZoneInfo
+
+        return self.timezone in (timezone.utc, ZoneInfo("UTC"))
+
+    def signature(self, *args: Any, **kwargs: Any) -> Any:
+        """A signature bound to this app (``spinach_compat.signature``'s arguments)."""
+        from ..canvas import Signature, maybe_signature
+
+        varies = args[0] if args else kwargs.pop("varies")
+        if isinstance(varies, dict):  # a signature is cloned, a plain dict made one
+            return maybe_signature(varies, app=self, clone=isinstance(varies, Signature))
+        return Signature(varies, *args[1:], app=self, **kwargs)
+
+    @functools.cached_property
+    def GroupResult(self) -> type:
+        """``spinach_compat.result.GroupResult`` bound to this app."""
+        from ..result import GroupResult
+
+        return self._bound_class(GroupResult)
+
+    @functools.cached_property
+    def ResultSet(self) -> type:
+        """``spinach_compat.result.ResultSet`` bound to this app."""
+        from ..result import ResultSet
+
+        return self._bound_class(ResultSet)
+
+    def _bound_class(self, cls: type) -> type:
+        """A subclass of ``cls`` whose ``app`` is this app."""
+        attrs = {"app": self, "__module__": cls.__module__, "__doc__": cls.__doc__}
+        return type(cls.__name__, (cls,), attrs)
 
     def __repr__(self) -> str:
         return f"<Celery {self.main or '__main__'} at {id(self):#x}>"
 
     def __reduce__(self) -> Any:
         raise TypeError("apps are not pickled by spinach_compat")
+
+
+refuse_missing(Celery, "celery.app.base.Celery")  # the rest of Celery's app: see surface.REFUSED
 
 
 def refuse_unsupported_arguments(

@@ -23,10 +23,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .. import states
+from ..exceptions import DuplicateNodenameWarning
 from .priority import band_queues, base_queue, priority_steps
 from .terminate import TERM_SIGNAME, Terminations, signum_of
 
@@ -86,6 +88,12 @@ class RevokedStore:
         until = self._revoked_ids(broker).get(str(task_id))
         return until is not None and until > broker.now()
 
+    def ids(self) -> list[str]:
+        """The ids revoked now (their revocation not expired)."""
+        broker = self.app.engine.broker
+        now = broker.now()
+        return [task_id for task_id, until in self._revoked_ids(broker).items() if until > now]
+
     def _revoked_ids(self, broker: Broker) -> dict[str, float]:
         """The revoked ids with their expiry, read again once ``refresh_interval`` passed."""
         now = self._clock()
@@ -116,29 +124,13 @@ class Registry:
         return json.loads(raw) if raw else []
 
 
-#: Celery's ``app.control`` methods that change running workers: refused by name when called.
-REFUSED_COMMANDS = frozenset({
-    "rate_limit", "time_limit", "add_consumer", "cancel_consumer", "pool_grow", "pool_shrink",
-    "pool_restart", "autoscale", "shutdown", "heartbeat", "election", "enable_events",
-    "disable_events", "revoke_by_stamped_headers",
-})  # fmt: skip
-
-
 class Control:
     """What ``app.control`` offers: revoke, terminate, inspect, purge, ping, broadcast.
 
-    Celery's other commands (``REFUSED_COMMANDS``) exist, and raise ``UnsupportedFeature``
-    when called, as ``broadcast`` of them does.
+    Celery's other commands (``rate_limit``, ``shutdown``, ``pool_grow``, ...) raise
+    ``UnsupportedFeature`` with the reason when read (``spinach_compat.surface.REFUSED``), as
+    ``broadcast`` of them does.
     """
-
-    def __getattr__(self, name: str) -> Any:
-        if name not in REFUSED_COMMANDS:
-            raise AttributeError(name)
-
-        def refused(*args: Any, **kwargs: Any) -> Any:
-            return self.broadcast(name, {}, reply=True)
-
-        return refused
 
     def __init__(self, app: Celery):
         self.app = app
@@ -298,6 +290,55 @@ class Inspect:
             lambda info: [{"name": q, "routing_key": q} for q in _base_queues(info.queues)]
         )
 
+    def query_task(self, *ids: Any) -> dict[str, Any] | None:
+        """Per worker, ``{task id: [state, info]}`` of these ids: 'active' for a task it
+        runs, 'scheduled' for one due later that ``scheduled`` lists under it."""
+        if len(ids) == 1 and isinstance(ids[0], (list, tuple)):
+            ids = tuple(ids[0])
+        wanted = set(ids)
+        running = self.broker.running_jobs()
+        live = self._live()
+        later = {}
+        for job in self.broker.scheduled_jobs():
+            owner = next((i for i in live if job.queue in i.queues), None)
+            if job.id in wanted and owner is not None:
+                later.setdefault(node_of(owner.id), []).append((job, owner))
+
+        def found(info: WorkerInfo) -> dict[str, Any]:
+            reply = {
+                job.id: ["active", _task_info(job, info)]
+                for job in running.get(info.id, []) if job.id in wanted
+            }  # fmt: skip
+            for job, owner in later.pop(node_of(info.id), []):
+                reply[job.id] = ["scheduled", _task_info(job, owner)]
+            return reply
+
+        return self._reply(found)
+
+    def revoked(self) -> dict[str, Any] | None:
+        """The revoked task ids each worker honours: the same for all, as they share them."""
+        ids = self.app.control.revoked.ids()
+        return self._reply(lambda info: list(ids))
+
+
+def flatten_reply(reply: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """``[{node: reply}, ...]`` (``broadcast(..., reply=True)``) as one ``{node: reply}``;
+    a node replying twice warns (``DuplicateNodenameWarning``), the last reply kept."""
+    nodes: dict[str, Any] = {}
+    dupes: set[str] = set()
+    for item in reply:
+        dupes.update(name for name in item if name in nodes)
+        nodes.update(item)
+    if dupes:
+        warnings.warn(
+            DuplicateNodenameWarning(
+                f"Received multiple replies from node {'name' if len(dupes) == 1 else 'names'}"
+                f": {', '.join(sorted(dupes))}. Give each worker a unique node name (-n)."
+            ),
+            stacklevel=2,
+        )
+    return nodes
+
 
 def _base_queues(queues: Iterable[str]) -> list[str]:
     """The queues of these native queues, priority bands folded into their queue."""
@@ -357,6 +398,8 @@ def _other_process(app: Celery) -> Broker:
     return other
 
 
-from ..surface import module_getattr  # noqa: E402  (Celery names refused: see surface)
+from ..surface import module_getattr, refuse_missing  # noqa: E402  (see surface.REFUSED)
 
+refuse_missing(Control, "celery.app.control.Control")
+refuse_missing(Inspect, "celery.app.control.Inspect")
 __getattr__ = module_getattr(__name__)

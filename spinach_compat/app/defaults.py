@@ -30,7 +30,10 @@ native engine schedules), worker_concurrency and worker_hijack_root_logger (read
 worker command), other worker_* settings.
 
 Refused with ``UnsupportedFeature`` when set to anything but their default, so that nothing
-is silently ignored: see ``UNSUPPORTED`` below and ``migration_guide/``.
+is silently ignored: see ``UNSUPPORTED`` below and ``migration_guide/``. Refused when set to
+a value asking for what the engine does not do: task_reject_on_worker_lost=False,
+task_retry_on_worker_lost=True, ``ACKS_ON_FAILURE`` set to False, a worker_pool other than
+threads or solo, content types without JSON.
 """
 
 from __future__ import annotations
@@ -111,6 +114,12 @@ SERIALIZER_SETTINGS = ("task_serializer", "result_serializer")
 COMPRESSION_SETTINGS = ("task_compression",)
 ACCEPT_SETTINGS = ("accept_content", "result_accept_content")
 
+#: Celery's settings of what a late-acknowledged task's failure or timeout does: only True
+#: (Celery's default), what the facade does, is supported.
+ACKS_ON_FAILURE = (
+    "task_acks_on_failure_or_timeout", "task_acks_on_failure", "task_acks_on_timeout",
+)  # fmt: skip
+
 #: Celery settings besides ``DEFAULTS``, most not read by the facade: known by name so that
 #: their Celery 3 names are recognised (and so refused or ignored as the new names are).
 OTHER_SETTINGS = frozenset(
@@ -128,7 +137,8 @@ OTHER_SETTINGS = frozenset(
         "result": "backend_always_retry backend_max_retries cache_max chord_join_timeout "
         "chord_retry_interval exchange exchange_type persistent",
         "security": "cert_store certificate digest key",
-        "task": "acks_on_failure_or_timeout default_delivery_mode default_exchange_type "
+        "task": "acks_on_failure_or_timeout acks_on_failure acks_on_timeout "
+        "retry_on_worker_lost default_delivery_mode default_exchange_type "
         "default_queue_type inherit_parent_priority queue_max_priority remote_tracebacks",
         "worker": "agent autoscaler consumer direct disable_rate_limits enable_remote_control "
         "log_color log_datefmt log_format lost_wait max_memory_per_child max_tasks_per_child "
@@ -292,6 +302,17 @@ class Settings(dict):
                 "setting task_reject_on_worker_lost=False is not supported: a job "
                 "whose worker dies is always run again (see migration_guide/)"
             )
+        if self.get("task_retry_on_worker_lost"):
+            raise error(
+                "setting task_retry_on_worker_lost=True is not supported: a job whose worker "
+                "dies is run again at once while it has retries left (see migration_guide/)"
+            )
+        for key in ACKS_ON_FAILURE:
+            if self.get(key) is False:
+                raise error(
+                    f"setting {key}=False is not supported: a failed or timed-out task is "
+                    "not run again (see migration_guide/)"
+                )
         if self.get("worker_pool") not in (None, "threads", "solo"):
             raise error(
                 f"setting worker_pool={self['worker_pool']!r} is not supported: "

@@ -7,11 +7,12 @@ import inspect
 import threading
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import exceptions
 from .._state import get_current_app
 from ..exceptions import MaxRetriesExceededError, Retry, UnsupportedFeature
+from ..surface import refuse, refuse_missing, refuse_overrides
 from . import codec
 from .context import Context
 from .publish import check_options
@@ -28,7 +29,23 @@ UNSUPPORTED_OPTIONS: dict[str, str] = {
     "reject_on_worker_lost": "a job with retries left is always run again after a crash",
     "pydantic": "pydantic argument conversion is not supported",
     "shadow_name": "shadow names are not supported",
+    "retry_on_worker_lost": (
+        "a job whose worker dies is always run again while it has retries left, not retried "
+        "as retry() would"
+    ),
 }
+
+#: Task attributes accepted with the values that describe what the facade does, refused
+#: with any other (the value each accepted tuple starts with is the default).
+ACCEPTED_VALUES: dict[str, tuple[tuple, str]] = {
+    "acks_on_failure_or_timeout": ((True, None), "a failed or timed-out task is not run again"),
+    "acks_on_failure": ((True, None), "a failed task is not run again"),
+    "acks_on_timeout": ((True, None), "a task past its hard time limit is not run again"),
+}
+
+#: Celery's Task attributes its worker reads and the facade's never does: a task class
+#: setting one is refused when registered (see ``spinach_compat.surface.REFUSED``).
+WORKER_ONLY = ("Strategy", "start_strategy", "from_config", "annotate")
 
 
 class FromConfig:
@@ -79,6 +96,13 @@ class Task:
     track_started = FromConfig("task_track_started")
     acks_late = FromConfig("task_acks_late")
     acks_on_failure_or_timeout = True
+    acks_on_failure = True  # Celery's default: acks_on_failure_or_timeout's (see ACCEPTED_VALUES)
+    acks_on_timeout = True
+    #: Accepted, no effect: the facade sends no events and records no result children.
+    send_events = True
+    trail = True
+    #: Characters of a result in the success log line (``trace.RESULT_REPR_MAXSIZE``).
+    resultrepr_maxsize = 1024
     serializer = FromConfig("task_serializer")
     expires: float | datetime | None = None
     queue: str | None = None
@@ -119,10 +143,16 @@ class Task:
     # -- binding -------------------------------------------------------------------------
 
     def bind(self, app: Celery) -> Task:
-        """Attach to ``app``: attributes left to None follow its settings when read."""
+        """Attach to ``app``: attributes left to None follow its settings when read; then
+        ``on_bound(app)``, as Celery."""
         self.app = app
         self.check_supported()
+        type(self).on_bound(app)
         return self
+
+    @classmethod
+    def on_bound(cls, app: Celery) -> None:
+        """Called when the task is bound to ``app`` (registered): a hook for subclasses."""
 
     def _explicit(self, attr: str) -> Any:
         """The value of a ``FROM_CONFIG`` attribute set on the task, None if left to the app."""
@@ -133,10 +163,11 @@ class Task:
         """Raise ``UnsupportedFeature`` for an option the facade cannot honour."""
         for option, why in UNSUPPORTED_OPTIONS.items():
             if getattr(self, option, None) is not None:
-                raise UnsupportedFeature(
-                    f"task {self.name!r}: option {option}={getattr(self, option)!r} is not "
-                    f"supported by spinach_compat: {why} (see migration_guide/)"
-                )
+                self._refuse_option(option, why)
+        for option, (accepted, why) in ACCEPTED_VALUES.items():
+            if getattr(self, option) not in accepted:
+                self._refuse_option(option, why)
+        self._check_worker_only()
         from .ratelimit import parse_rate
 
         try:
@@ -146,6 +177,25 @@ class Task:
         where = f"task {self.name!r}: option"  # the app's: see Settings.check_supported
         codec.check_serializer(self._explicit("serializer"), f"{where} serializer")
         codec.check_compression(self.compression, f"{where} compression")
+
+    def _refuse_option(self, option: str, why: str) -> NoReturn:
+        raise UnsupportedFeature(
+            f"task {self.name!r}: option {option}={getattr(self, option)!r} is not "
+            f"supported by spinach_compat: {why} (see migration_guide/)"
+        )
+
+    def _check_worker_only(self) -> None:
+        """Refuse what Celery's worker would read and the facade's never does: a custom
+        ``Request``, ``Strategy``, ``from_config``, a different ``resultrepr_maxsize``."""
+        from ..worker.request import check_task_request
+        from .trace import RESULT_REPR_MAXSIZE
+
+        check_task_request(type(self))
+        refuse_overrides(type(self), Task, WORKER_ONLY, "celery.app.task.Task",
+                         f"task {self.name!r}")  # fmt: skip
+        if self.resultrepr_maxsize != RESULT_REPR_MAXSIZE:
+            why = f"the success log line always shows {RESULT_REPR_MAXSIZE} characters"
+            self._refuse_option("resultrepr_maxsize", why)
 
     @property
     def backend(self) -> Any:
@@ -296,21 +346,15 @@ class Task:
 
     def map(self, it: Any) -> Any:
         """Celery's ``xmap``: refused (``UnsupportedFeature``), as ``canvas.xmap``."""
-        from .. import canvas
-
-        return canvas.xmap(self, it)
+        refuse("celery.canvas.xmap")
 
     def starmap(self, it: Any) -> Any:
         """Celery's ``xstarmap``: refused (``UnsupportedFeature``), as ``canvas.xstarmap``."""
-        from .. import canvas
-
-        return canvas.xstarmap(self, it)
+        refuse("celery.canvas.xstarmap")
 
     def chunks(self, it: Any, n: int) -> Any:
         """Celery's ``chunks``: refused (``UnsupportedFeature``), as ``canvas.chunks``."""
-        from .. import canvas
-
-        return canvas.chunks(self, it, n)
+        refuse("celery.canvas.chunks")
 
     # -- retry and states ----------------------------------------------------------------
 
@@ -374,6 +418,8 @@ class Task:
     def __repr__(self) -> str:
         return f"<@task: {self.name} of {self.app.main if self.app else None}>"
 
+
+refuse_missing(Task, "celery.app.task.Task")  # the rest of Celery's Task: see surface.REFUSED
 
 #: Task attributes taking the app's setting when left to None, with that setting.
 FROM_CONFIG = tuple(

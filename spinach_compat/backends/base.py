@@ -19,6 +19,9 @@ from ..exceptions import TimeoutError
 if TYPE_CHECKING:
     from ..app.base import Celery
 
+#: Celery's key prefix of saved groups: a Celery client sharing the Redis reads them too.
+GROUP_KEY_PREFIX = "celery-taskset-meta-"
+
 
 class DisabledBackend:
     """No result backend configured: storing does nothing, reading raises (as Celery)."""
@@ -41,6 +44,7 @@ class DisabledBackend:
         )
 
     get_task_meta = get_state = wait_for = forget = _disabled
+    task_result_exists = save_group = restore_group = delete_group = _disabled
 
     def get_state_or_none(self, task_id: str) -> str | None:
         """None: nothing is stored without a backend."""
@@ -194,6 +198,39 @@ class KeyValueBackend(ABC):
 
     def exception_to_python(self, data: Any) -> BaseException | None:
         return exception_to_python(data)
+
+    # -- existence and saved groups (AsyncResult.exists, GroupResult.save/restore) ---------
+
+    @abstractmethod
+    def _set(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key`` for ``expires`` seconds, whatever was there."""
+
+    def task_result_exists(self, task_id: str) -> bool:
+        """Whether a state of ``task_id`` is stored (a PENDING read may be a stored one)."""
+        return self._get(self.key(task_id)) is not None
+
+    def group_key(self, group_id: str) -> str:
+        """Celery's key of a saved group: ``celery-taskset-meta-<id>``."""
+        if not group_id:
+            raise ValueError(f"group_id must not be empty. Got {group_id} instead.")
+        return f"{GROUP_KEY_PREFIX}{group_id}"
+
+    def save_group(self, group_id: str, result: Any) -> Any:
+        """Save a ``GroupResult``'s ids as Celery does (``{'result': as_tuple()}``)."""
+        self._set(self.group_key(group_id), kombu_json.dumps({"result": result.as_tuple()}))
+        return result
+
+    def restore_group(self, group_id: str) -> Any:
+        """The ``GroupResult`` saved under ``group_id``, or None."""
+        from ..result import result_from_tuple
+
+        raw = self._get(self.group_key(group_id))
+        if raw is None:
+            return None
+        return result_from_tuple(kombu_json.loads(raw)["result"], self.app)
+
+    def delete_group(self, group_id: str) -> None:
+        self._delete(self.group_key(group_id))
 
 
 def next_wait(deadline: float | None, interval: float) -> float:

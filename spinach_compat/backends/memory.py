@@ -40,6 +40,11 @@ class MemoryBackend(KeyValueBackend):
             self._changed.notify_all()
         return True
 
+    def _set(self, key: str, value: str) -> None:
+        with self._changed:
+            ttl = self.expires
+            self._values[key] = (value, None if ttl is None else time.monotonic() + ttl)
+
     def _delete(self, key: str) -> None:
         with self._changed:
             self._values.pop(key, None)

@@ -104,6 +104,14 @@ class RedisBackend(KeyValueBackend):
     def _delete(self, key: str) -> None:
         self.client.delete(key)
 
+    def _set(self, key: str, value: str) -> None:
+        ttl = self.expires
+        self.client.set(key, value, px=None if ttl is None else max(1, int(ttl * 1000)))
+
+    def task_result_exists(self, task_id: str) -> bool:
+        """Whether a state of ``task_id`` is stored: ours, or one a Celery worker stored."""
+        return bool(self.client.exists(self.key(task_id), celery_key(task_id)))
+
     def wait_for(
         self, task_id: str, timeout: float | None = None, interval: float = 0.5
     ) -> dict[str, Any]:
