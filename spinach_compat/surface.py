@@ -249,13 +249,10 @@ REFUSED.update(
             "(no rpc:// backend): " + _GUIDE + "brokers-and-result-backends",
         ),
         _APP + "select_queues": "not supported: give the worker its queues with -Q",
-        _APP + "set_current": "not supported yet: create the app with set_as_current=True",
-        _APP + "set_default": "not supported yet: create the app with set_as_current=True",
         _APP + "setup_security": (
             "message signing (the auth serializer) is not supported: protect the broker "
             "with TLS (rediss://) and Redis ACLs instead"
         ),
-        _APP + "signature": "not supported on the app: use spinach_compat.signature",
         _APP + "type_checker": _INTERNAL.format("argument checks", "the facade checks arguments"),
         _APP + "user_options": "custom command-line options are not supported: use settings",
         # -- Task ----------------------------------------------------------------------------------
@@ -294,7 +291,6 @@ REFUSED.update(
         ),
         # -- AsyncResult, GroupResult --------------------------------------------------------------
         _RESULT + "TimeoutError": "not supported: use spinach_compat.exceptions.TimeoutError",
-        **_each(_RESULT, "as_list as_tuple", "results are not serialized as tuples: keep the id"),
         **_each(_RESULT, "build_graph graph iterdeps get_leaf collect children", _TREES),
         _RESULT + "revoke_by_stamped_headers": _STAMPING,
         **_each(_RESULT, "supports_native_join", _INTERNAL.format("result backends", "use get()")),
