@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -107,9 +108,9 @@ def run_many(runs: int, one_run: Callable[[], Outcome], expected: int) -> None:
     assert not wrong, f"{len(wrong)} of {runs} runs did not exit {expected}:\n{described}"
 
 
-def when(reader: LogReader, line: str) -> None:
-    """Wait for a line of the process's output; fail if it never comes."""
-    assert reader.contains(line, timeout=EXIT_BOUND), f"no {line!r} in:\n{reader.text}"
+def when(reader: LogReader, line: str, count: int = 1) -> None:
+    """Wait for ``count`` lines containing ``line`` in the output; fail if they never come."""
+    reader.wait_for(re.escape(line), count, timeout=EXIT_BOUND)
 
 
 Send = Callable[[subprocess.Popen, signal.Signals], None]
@@ -137,14 +138,17 @@ def to_a_thread(process: subprocess.Popen, sig: signal.Signals) -> None:
         raise OSError(ctypes.get_errno(), f"tgkill {process.pid}/{max(others)} failed")
 
 
-def twice(sig: signal.Signals, after: str, noted: str, send: Send = to_process) -> Act:
-    """Send ``sig`` once ``after`` was printed, and again (by ``send``) once ``noted`` was:
-    a signal sent before the process took delivery of the first would merge with it."""
+def twice(
+    sig: signal.Signals, after: str, noted: str, send: Send = to_process, count: int = 1
+) -> Act:
+    """Send ``sig`` once ``after`` was printed ``count`` times, and again (by ``send``) once
+    ``noted`` was: a signal sent before a process took delivery of the first would merge
+    with it in the kernel."""
 
     def act(process: subprocess.Popen, reader: LogReader) -> None:
-        when(reader, after)
+        when(reader, after, count)
         process.send_signal(sig)
-        when(reader, noted)
+        when(reader, noted, count)
         send(process, sig)
 
     return act
@@ -196,7 +200,7 @@ def test_a_sigterm_while_the_worker_starts_stops_gracefully(cpu_load):
 
 def test_a_double_sigint_to_the_supervisor_exits_130(cpu_load):
     command = [*SPINACH, "--processes", "2"]
-    act = twice(signal.SIGINT, "holding a worker", GRACEFUL)  # the holding child's line
+    act = twice(signal.SIGINT, "holding a worker", GRACEFUL, count=2)  # both children's lines
     run_many(max(1, RUNS // 4), lambda: run_process(command, {"QUICK_HOLD": "1"}, act), 130)
 
 
