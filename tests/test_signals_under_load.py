@@ -55,10 +55,16 @@ STARTUP_JITTER = 0.05
 pytestmark = pytest.mark.timeout(120 + RUNS * 6)
 
 
+#: A busy loop that ends when the test process does, even if it never tore the fixture down.
+BURN = "import os, sys\nwhile os.getppid() == int(sys.argv[1]): pass"
+
+
 @pytest.fixture(scope="module")
 def cpu_load() -> Iterator[None]:
     """Busy processes keeping the CPUs loaded for the scenarios of this module."""
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(BURNERS)]
+    burners = [
+        subprocess.Popen([sys.executable, "-c", BURN, str(os.getpid())]) for _ in range(BURNERS)
+    ]
     yield
     for burner in burners:
         burner.kill()
