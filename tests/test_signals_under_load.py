@@ -38,7 +38,7 @@ APPS = Path(__file__).resolve().parent / "cli_apps"
 
 #: Runs of each scenario under load by default; more finds rarer races, each run costs a
 #: process start.
-DEFAULT_RUNS = 6
+DEFAULT_RUNS = 12
 RUNS = int(os.environ.get("SPINACH_SIGNAL_RUNS", DEFAULT_RUNS))
 #: Runs of each scenario signalling a thread: it fails at every run without the fix.
 THREAD_RUNS = 2
