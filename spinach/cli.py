@@ -26,7 +26,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from . import __version__, const
+from . import __version__, const, stop_signals
 from .brokers.base import DeadLetter
 from .engine import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # re-exported: the exit status
 from .engine import Engine
@@ -317,14 +317,21 @@ def run_worker(args: argparse.Namespace) -> int:
     """``spinach worker``: run workers until a signal (or empty queues); the exit status.
 
     With ``--processes`` above 1, a supervisor runs that many worker processes instead
-    (``spinach.supervisor``); it never imports the application itself.
+    (``spinach.supervisor``); it never imports the application itself. SIGTERM and SIGINT
+    are caught from before the application loads: one received meanwhile stops the workers
+    gracefully as soon as they started.
     """
     configure_logging(args.log_level)
     if args.processes > 1:
         from .supervisor import run_supervisor
 
         return run_supervisor(args)
-    engine = _prepared_engine(args)
+    with stop_signals.caught():
+        return _run_engine(_prepared_engine(args), args)
+
+
+def _run_engine(engine: Engine, args: argparse.Namespace) -> int:
+    """Run the workers of ``engine`` until they stop; the exit status."""
     try:
         engine.start_workers(
             number=args.threads,

@@ -17,7 +17,10 @@ Thread model of a worker process (``Engine.start_workers``)
   enqueued) and wakes the arbiter, so an idle worker starts a new job within milliseconds.
 - **The main thread** starts all of the above, then waits for SIGTERM or SIGINT (or
   ``stop_workers``) to shut down gracefully: stop fetching, let running jobs finish, report
-  them, give back jobs fetched but not started, deregister.
+  them, give back jobs fetched but not started, deregister. A stopper thread does that
+  shutdown while the main thread keeps watching the signals (a second one exits at once).
+  Signals are only noted by their handler and handled by the main thread: see
+  ``spinach.stop_signals``.
 
 So a worker process has at least five threads. Scheduling (client mode) spawns none.
 """
@@ -32,17 +35,18 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from queue import Empty
 from typing import Any
 
-from . import const, signals
+from . import const, signals, stop_signals
 from .brokers.base import Broker, WorkerInfo, normalize_queues
 from .context import current_job
 from .exc import UnknownTask, UnserializableArgumentError, WorkerLostError
 from .job import Job, JobStatus, to_timestamp
 from .outage import Outage
+from .stop_signals import StopSignals
 from .task import Batch, Task, TaskRef, Tasks, validate_queue
 from .workers import ThreadWorkers, Workers
 
@@ -100,6 +104,8 @@ class Engine:
         self._must_stop = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()  # no worker runs yet
+        self._stop_signals: StopSignals | None = None  # while a blocking start_workers runs
+        self._stop_error: Exception | None = None
         self.namespace = namespace
 
     @property
@@ -227,17 +233,23 @@ class Engine:
             self._running = True
         self._must_stop = threading.Event()
         self._stopped = threading.Event()
-        # In blocking mode the handlers go in before any thread starts: a signal arriving
-        # while the workers start must stop them gracefully too, not raise KeyboardInterrupt.
-        with self._stop_signals_handled(block):
+        self._stop_error = None
+        # In blocking mode the signals are caught before any thread starts: one arriving
+        # while the workers start stops them gracefully once started, no KeyboardInterrupt.
+        with stop_signals.caught() if block else contextlib.nullcontext() as catcher:
+            self._stop_signals = catcher
             try:
                 queues = normalize_queues(queue)
                 self._start(number, queues, block, stop_when_queue_empty, workers_class)
             except BaseException:
                 self._running = False
+                self._stop_signals = None
                 raise
-            if block:
-                self._stop_when_asked()
+            try:
+                if block:
+                    self._stop_when_asked(catcher)
+            finally:
+                self._stop_signals = None
 
     def wait_until_stopped(self, timeout: float | None = None) -> bool:
         """Wait for the workers to stop (``stop_when_queue_empty`` with ``block=False``).
@@ -296,45 +308,62 @@ class Engine:
     def _thread(self, target: Callable, role: str, *args: Any) -> threading.Thread:
         return threading.Thread(target=target, args=args, name=f"{self.namespace}-{role}")
 
-    @contextlib.contextmanager
-    def _stop_signals_handled(self, block: bool) -> Iterator[None]:
-        """With ``block`` in the main thread, SIGTERM and SIGINT ask for a graceful stop.
+    def _stop_when_asked(self, catcher: StopSignals | None) -> None:
+        """Block until the workers stopped, stopping them on SIGTERM or SIGINT.
 
-        The handlers stay in place until the workers have stopped: a second signal
-        during a graceful shutdown exits at once (status 130) without waiting for running
-        jobs, which other workers then recover as a dead worker's.
+        The signals are handled here, in the main thread, and the graceful stop runs in a
+        stopper thread meanwhile: a second signal during a graceful shutdown exits at once
+        (status 130) without waiting for running jobs, which other workers then recover as
+        a dead worker's. Outside the main thread no signal is caught.
         """
-        if not block or threading.current_thread() is not threading.main_thread():
-            yield
+        if catcher is None:
+            self._must_stop.wait()
+            self.stop_workers()
+            self._stopped.wait()  # stop_workers may be running in another thread
             return
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-        for sig in previous:
-            signal.signal(sig, self._on_stop_signal)
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        received, stopper = 0, None
+        while not self._stopped.is_set() and self._stop_error is None:
+            for sig in catcher.wait():
+                received += 1
+                self._on_stop_signal(sig, again=received > 1)
+            if stopper is None and self._must_stop.is_set():  # a signal, or empty queues
+                stopper = self._thread(self._stop_in_background, "stopper")
+                stopper.start()
+        if stopper is not None:
+            stopper.join()  # it only has to wake this thread still
+        if self._stop_error is not None:
+            raise self._stop_error
 
-    def _stop_when_asked(self) -> None:
-        self._must_stop.wait()
-        self.stop_workers()
-        self._stopped.wait()  # stop_workers may be running in another thread
-
-    def _on_stop_signal(self, signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if self._must_stop.is_set():
+    def _on_stop_signal(self, sig: signal.Signals, again: bool) -> None:
+        """A stop signal, in the main thread: an exit if ``again``, else a graceful stop."""
+        if again:
             logger.warning(
                 "Received %s again: exiting at once without waiting for running jobs; "
-                "they will be recovered as a dead worker's", name,
+                "they will be recovered as a dead worker's", sig.name,
             )  # fmt: skip
             logging.shutdown()
             os._exit(EXIT_INTERRUPTED)
         logger.info(
             "Received %s: stopping gracefully (running jobs finish first; "
-            "send it again to exit at once)", name,
+            "send it again to exit at once)", sig.name,
         )  # fmt: skip
         self._must_stop.set()
+
+    def _stop_in_background(self) -> None:
+        """A stopper thread's work: ``stop_workers``, then wake the main thread, even if the
+        stop failed (the blocked ``start_workers`` then raises the error)."""
+        try:
+            self.stop_workers()
+        except Exception as exc:
+            logger.exception("Stopping the workers failed")
+            self._stop_error = exc
+        finally:
+            self._wake_main_thread()
+
+    def _wake_main_thread(self) -> None:
+        catcher = self._stop_signals
+        if catcher is not None:
+            catcher.wake()
 
     def stop_workers(self, _join_arbiter: bool = True) -> None:
         """Stop the workers gracefully and wait for every thread to terminate.
@@ -363,6 +392,7 @@ class Engine:
         self._broker.stop()
         logger.info("Worker %s stopped", self._broker.worker_id)
         self._stopped.set()
+        self._wake_main_thread()
 
     def _give_back(self, jobs: list[Job], dispatched: bool = True) -> None:
         if not jobs:
@@ -406,7 +436,9 @@ class Engine:
         if self._stop_when_queue_empty and self._is_idle():
             logger.info("Queue(s) %s empty and nothing running: stopping", ", ".join(self._queues))
             self._must_stop.set()
-            if not self._block:  # else the blocked caller of start_workers stops them
+            if self._block:  # the blocked caller of start_workers stops them
+                self._wake_main_thread()
+            else:
                 self._thread(self.stop_workers, "stopper").start()
             return True
         if outcome is _Round.DRAINED:

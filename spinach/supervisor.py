@@ -30,9 +30,11 @@ supervisor, which forwards it once (each child would otherwise get it twice and 
 once). On Linux a child also gets SIGTERM when the supervisor dies, even by SIGKILL
 (``PR_SET_PDEATHSIG``), so no orphan keeps running. POSIX only.
 
-The supervisor is single-threaded: signal handlers only note the signal, and the main
-loop wakes from ``select`` on the signal wakeup fd (SIGCHLD included) or at the next due
-restart, so it never polls.
+The supervisor is single-threaded and its signal handlers do nothing: CPython's C-level
+handler writes each signal's number to the wakeup fd (``signal.set_wakeup_fd``), and the
+main loop, woken from ``select`` on it (SIGCHLD included) or at the next due restart, reads
+the signals there in order and handles them, so it never polls, and a handler never runs
+code that could deadlock or see half-updated state.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ INDEX_VARIABLE = "SPINACH_WORKER_INDEX"
 #: Signals forwarded to the children.
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
+_FORWARDED_NUMBERS = frozenset(int(sig) for sig in FORWARDED_SIGNALS)
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _EXIT_INTERRUPTED = 130  # as spinach.engine.EXIT_INTERRUPTED, without importing the engine
 
@@ -143,7 +146,6 @@ class Supervisor:
         self.max_delay = max_delay
         self.stable_after = stable_after
         self.stopping = False
-        self._signals: list[int] = []  # noted by the handlers, handled by the main loop
 
     # -- main loop -----------------------------------------------------------------------
 
@@ -159,8 +161,7 @@ class Supervisor:
             for child in self.children:
                 self._start(child)
             while not self._finished():
-                self._wait(wake_read, self._timeout())
-                self._handle_signals()
+                self._handle_signals(self._wait(wake_read, self._timeout()))
                 self._reap()
                 self._restart_due()
             status = self._exit_status()
@@ -175,10 +176,9 @@ class Supervisor:
     def _install_handlers(self, wake_fd: int) -> dict[int, Any]:
         """Note forwarded signals and SIGCHLD; each also wakes the loop through ``wake_fd``."""
         previous = {sig: signal.getsignal(sig) for sig in (*FORWARDED_SIGNALS, signal.SIGCHLD)}
-        for sig in FORWARDED_SIGNALS:
-            signal.signal(sig, self._note_signal)
-        signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # only wakes the loop
         previous[-1] = signal.set_wakeup_fd(wake_fd)
+        for sig in (*FORWARDED_SIGNALS, signal.SIGCHLD):
+            signal.signal(sig, _noted_in_the_wakeup_fd)
         return previous
 
     @staticmethod
@@ -187,18 +187,18 @@ class Supervisor:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
-    def _note_signal(self, signum: int, frame: Any) -> None:
-        self._signals.append(signum)
-
     @staticmethod
-    def _wait(wake_fd: int, timeout: float | None) -> None:
-        """Sleep until a signal (SIGCHLD included) or ``timeout``; empty the wakeup pipe."""
+    def _wait(wake_fd: int, timeout: float | None) -> list[int]:
+        """Sleep until a signal (SIGCHLD included) or ``timeout``; the forwarded signals
+        received since the last call, in order, read from the wakeup pipe."""
         select.select([wake_fd], [], [], timeout)
+        received = []
         try:
-            while os.read(wake_fd, 512):
-                pass
+            while chunk := os.read(wake_fd, 512):
+                received += [signum for signum in chunk if signum in _FORWARDED_NUMBERS]
         except BlockingIOError:
             pass
+        return received
 
     def _timeout(self) -> float | None:
         """Seconds until the next pending restart; None (no timeout) without one."""
@@ -256,10 +256,9 @@ class Supervisor:
 
     # -- stopping ------------------------------------------------------------------------
 
-    def _handle_signals(self) -> None:
-        """Forward the signals noted since the last look to the running children."""
-        while self._signals:
-            signum = self._signals.pop(0)
+    def _handle_signals(self, received: list[int]) -> None:
+        """Forward the signals received since the last look to the running children."""
+        for signum in received:
             running = [c for c in self.children if c.process is not None]
             name = signal.Signals(signum).name
             again = " again" if self.stopping else ""
@@ -310,3 +309,7 @@ def _prepare_child(parent: int, prctl: Callable[..., int] | None) -> None:
     prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
     if os.getppid() != parent:  # the parent died before prctl: nobody would tell us
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _noted_in_the_wakeup_fd(signum: int, frame: Any) -> None:
+    """The Python-level handler: nothing, the C-level one wrote ``signum`` to the wakeup fd."""

@@ -182,3 +182,40 @@ def test_a_plain_function_returning_a_coroutine_is_awaited(workers_class):
     finally:
         workers.stop()
     assert (done.status, ran) == (JobStatus.SUCCEEDED, ["body"])
+
+
+def _raise_in_a_frame_named_here() -> None:
+    raise ValueError("flaky service")
+
+
+def test_a_retry_is_logged_with_its_cause_and_traceback(caplog):
+    """The cause goes with the retry's log record (not a stray ``NoneType: None``)."""
+    from spinach.workers.base import advance_job_status
+
+    job = Job("t", "q", 0.0, 3, ())
+    try:
+        _raise_in_a_frame_named_here()
+    except ValueError as exc:
+        err = exc
+    with caplog.at_level(logging.WARNING, "spinach.worker"):
+        advance_job_status("ns", job, 0.01, err, now=100.0)  # outside any except block
+
+    assert job.status is JobStatus.WAITING and job.retries == 1
+    (record,) = [r for r in caplog.records if "retry 1 of 3" in r.getMessage()]
+    assert record.exc_info is not None and record.exc_info[1] is err
+    assert "ValueError: flaky service" in record.getMessage()
+    assert "_raise_in_a_frame_named_here" in caplog.text  # the traceback, formatted
+    assert "NoneType: None" not in caplog.text
+
+
+def test_a_retry_asked_for_is_logged_without_a_traceback(caplog):
+    from spinach import RetryException
+    from spinach.workers.base import advance_job_status
+
+    job = Job("t", "q", 0.0, 3, ())
+    with caplog.at_level(logging.WARNING, "spinach.worker"):
+        advance_job_status("ns", job, 0.01, RetryException("later"), now=100.0)
+
+    (record,) = [r for r in caplog.records if "retry 1 of 3" in r.getMessage()]
+    assert not record.exc_info
+    assert "Traceback" not in caplog.text and "NoneType: None" not in caplog.text

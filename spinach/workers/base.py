@@ -144,7 +144,7 @@ def _schedule_retry(
     logger.warning(
         "Finished %s in %s: failed with %s; retry %d%s in %s",
         job, took, _describe(err), job.retries, of_total, delay,
-        exc_info=not isinstance(err, RetryException),
+        exc_info=None if isinstance(err, RetryException) else err,  # asked for: no traceback
     )  # fmt: skip
     signals.job_schedule_retry.send(namespace, job=job, err=err)
 

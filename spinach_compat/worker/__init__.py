@@ -30,9 +30,12 @@ import sys
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from kombu.utils.url import maybe_sanitize_url
+
+from spinach import stop_signals
+from spinach.stop_signals import StopSignals
 
 from .. import __version__, signals
 from .queues import worker_queues
@@ -89,6 +92,7 @@ class Worker:
         self.pidfile = pidfile
         self._stop = threading.Event()
         self._signal: str | None = None
+        self._catcher: StopSignals | None = None  # while the worker runs in the main thread
 
     def start(self) -> int:
         """Run until SIGTERM/SIGINT (or ``stop``); the exit status."""
@@ -116,20 +120,19 @@ class Worker:
         signals.worker_process_init.send(sender=None)
 
     def _run(self) -> int:
-        previous = self._install_signal_handlers()
-        try:
-            self._start_engine_and_services()
-            logger.info("%s ready.", self.hostname)
-            signals.worker_ready.send(sender=self)
-            self._stop.wait()
-            signals.worker_shutting_down.send(
-                sender=self.hostname, sig=self._signal, how="Warm", exitcode=0
-            )
-            _stop_all(self.services)
-            self.app.stop_worker()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        with stop_signals.caught() as catcher:
+            self._catcher = catcher
+            try:
+                self._start_engine_and_services()
+                logger.info("%s ready.", self.hostname)
+                signals.worker_ready.send(sender=self)
+                self._wait_for(self._stop)
+                signals.worker_shutting_down.send(
+                    sender=self.hostname, sig=self._signal, how="Warm", exitcode=0
+                )
+                self._warm_stop()
+            finally:
+                self._catcher = None
         signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
         signals.worker_shutdown.send(sender=self)
         return 0
@@ -160,17 +163,50 @@ class Worker:
     def stop(self) -> None:
         """Ask for a warm shutdown (what SIGTERM does)."""
         self._stop.set()
+        self._wake()
 
-    def _install_signal_handlers(self) -> dict[int, Any]:
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-        for sig in previous:
-            signal.signal(sig, self._on_signal)
-        return previous
+    # -- signals: noted by a handler taking no lock, handled here in the main thread -------
 
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
+    def _wake(self) -> None:
+        catcher = self._catcher
+        if catcher is not None:
+            catcher.wake()
+
+    def _wait_for(self, event: threading.Event) -> None:
+        """Wait for ``event``, handling SIGTERM and SIGINT meanwhile (in the main thread)."""
+        catcher = self._catcher
+        if catcher is None:  # not the main thread: no signal is caught
+            event.wait()
+            return
+        while not event.is_set():
+            for sig in catcher.wait():
+                self._on_signal(sig)
+
+    def _warm_stop(self) -> None:
+        """Stop the services and the engine in a thread of their own, running tasks first,
+        while this thread watches for a second signal (a cold shutdown)."""
+        done = threading.Event()
+        errors: list[BaseException] = []
+
+        def stop() -> None:
+            try:
+                _stop_all(self.services)
+                self.app.stop_worker()
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                done.set()
+                self._wake()
+
+        stopper = threading.Thread(target=stop, name="worker-stopper")
+        stopper.start()
+        self._wait_for(done)
+        stopper.join()
+        if errors:
+            raise errors[0]
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        name = sig.name
         if self._stop.is_set():
             logger.warning("%s received again: cold shutdown, running tasks are abandoned", name)
             signals.worker_shutting_down.send(
