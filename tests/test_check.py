@@ -8,12 +8,18 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from spinach_compat import check
+import spinach_compat
+import spinach_compat.canvas
+import spinach_compat.utils
+from spinach_compat import check, surface
 from spinach_compat.app import defaults, publish, task
 from spinach_compat.bin import celery as cli
+from spinach_compat.check import facade, thirdparty
+from spinach_compat.exceptions import UnsupportedFeature
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -245,12 +251,14 @@ def test_table_agrees_with_the_facade_refusals() -> None:
             assert check.rule_for(f"flag:{flag}").status == check.UNSUPPORTED, flag
 
 
-def test_supported_modules_exist_in_spinach_compat() -> None:
-    import importlib
-
-    for key, rule in check.RULES.items():
-        if key.startswith("module:celery") and rule.status == check.SUPPORTED:
-            importlib.import_module("spinach_compat" + key[len("module:celery") :])
+def test_module_verdicts_follow_the_facade(tmp_path: Path) -> None:
+    """A module is supported exactly when its spinach_compat module imports."""
+    (tmp_path / "mods.py").write_text(
+        "import celery.result\nfrom celery.contrib.abortable import AbortableTask\n"
+    )
+    statuses = {f.api: f.status for f in check.check_path(tmp_path).findings}
+    assert statuses["import celery.result"] == check.SUPPORTED
+    assert statuses["from celery.contrib.abortable import ..."] == check.UNSUPPORTED
 
 
 # -- the examples -----------------------------------------------------------------------------
@@ -274,3 +282,216 @@ def test_migrated_example_runs_end_to_end() -> None:
     assert "'retries': 2" in done.stdout
     assert "ok after 1 retries" in done.stdout
     assert "workers stopped" in done.stdout
+
+
+# -- the corpus: one case per verdict the checker once got wrong -------------------------------
+
+CORPUS = Path(__file__).resolve().parent / "check_corpus"
+
+
+@pytest.fixture(scope="module")
+def facade_objects() -> SimpleNamespace:
+    """Real facade objects: what the expected verdicts are computed from."""
+    app = spinach_compat.Celery("check-corpus", broker="memory://", set_as_current=False)
+    task = app.task(lambda: None, name="check_corpus.noop")
+    return SimpleNamespace(app=app, task=task, signature=task.s())
+
+
+def _has(owner: object, name: str) -> bool:
+    """``owner.name`` exists and is not refused."""
+    try:
+        getattr(owner, name)
+    except (AttributeError, UnsupportedFeature):
+        return False
+    return True
+
+
+def _resolved(owner: object, name: str, celery_name: str) -> str:
+    """The verdict a name must get: unsupported exactly when the facade lacks or refuses it."""
+    if surface.refusal(celery_name) or not _has(owner, name):
+        return check.UNSUPPORTED
+    return check.SUPPORTED
+
+
+def _corpus(case: str) -> dict[str, set[str]]:
+    """``api -> statuses`` of a corpus case."""
+    found: dict[str, set[str]] = {}
+    for finding in check.check_path(CORPUS / case).findings:
+        found.setdefault(finding.api, set()).add(finding.status)
+    return found
+
+
+def test_app_attribute_follows_the_facade(facade_objects) -> None:
+    found = _corpus("on_after_finalize")
+    expected = _resolved(
+        facade_objects.app, "on_after_finalize", "celery.app.base.Celery.on_after_finalize"
+    )
+    assert found["Celery.on_after_finalize"] == {expected}
+
+
+def test_current_task_follows_the_facade(facade_objects) -> None:
+    found = _corpus("current_task")
+    assert found["current_task"] == {
+        _resolved(spinach_compat, "current_task", "celery.current_task")
+    }
+    update = _resolved(facade_objects.task, "update_state", "celery.app.task.Task.update_state")
+    if found["current_task"] == {check.SUPPORTED}:
+        assert found["Task.update_state"] == {update}
+
+
+def test_stamping_example_is_not_supported(facade_objects) -> None:
+    found = _corpus("stamping")
+    visitor = _resolved(spinach_compat.canvas, "StampingVisitor", "celery.canvas.StampingVisitor")
+    stamp = _resolved(facade_objects.signature, "stamp", "celery.canvas.Signature.stamp")
+    assert found["StampingVisitor"] == {visitor}
+    assert found["Signature.stamp"] == {stamp}
+    assert check.UNSUPPORTED in (visitor, stamp), "the facade now stamps: update this case"
+
+
+def test_third_party_task_base_is_unsupported() -> None:
+    report = check.check_path(CORPUS / "third_party_base")
+    base = next(f for f in report.findings if f.api == "base=Singleton")
+    assert base.status == check.UNSUPPORTED
+    assert "celery_singleton" in base.note
+    assert report.failed
+
+
+def test_non_literal_broker_and_backend_are_to_check(capsys) -> None:
+    found = _corpus("non_literal_settings")
+    assert found["broker_url"] == {check.CHECK}
+    assert found["result_backend"] == {check.CHECK}
+    assert check.main([str(CORPUS / "non_literal_settings")]) == check.EXIT_OK
+    assert "2 to check" in capsys.readouterr().out
+
+
+def test_an_unparsable_file_fails_the_run(capsys) -> None:
+    report = check.check_path(CORPUS / "unparsable")
+    assert [s.split(": ", 1)[0] for s in report.skipped] == ["tasks.py:6"]  # and the error
+    assert check.main([str(CORPUS / "unparsable")]) == check.EXIT_UNSUPPORTED
+    out = capsys.readouterr().out
+    assert f"cannot parse (counted as a failure): {report.skipped[0]}" in out
+    assert "1 files not parsed" in out
+    assert check.main([str(CORPUS / "unparsable"), "--json"]) == check.EXIT_UNSUPPORTED
+    assert json.loads(capsys.readouterr().out)["summary"]["unparsed"] == 1
+
+
+def test_other_objects_apply_async_is_not_judged() -> None:
+    """multiprocessing's apply_async(callback=) and a beat scheduler's apply_async(advance=)."""
+    assert _corpus("pool_apply_async") == {}
+    found = _corpus("beat_scheduler")
+    assert not [api for api in found if "advance" in api or "producer" in api]
+
+
+def test_celery_utils_chunks_is_not_the_canvas_chunks(monkeypatch) -> None:
+    found = _corpus("utils_chunks")
+    expected = _resolved(spinach_compat.utils, "chunks", "celery.utils.chunks")
+    assert found["chunks(...)"] == {expected}
+    monkeypatch.setattr(spinach_compat.utils, "chunks", lambda it, n: it, raising=False)
+    facade.forget()
+    try:
+        found = _corpus("utils_chunks")
+        assert found["chunks(...)"] == {check.SUPPORTED}  # a helper, not the refused canvas one
+    finally:
+        monkeypatch.undo()
+        facade.forget()
+
+
+def test_an_unresolved_or_refused_name_is_unsupported(monkeypatch) -> None:
+    """A name certainly missing; then a refusal added to surface.REFUSED, with its reason."""
+    assert _corpus("missing_name")["set_trace(...)"] == {check.UNSUPPORTED}
+    monkeypatch.setitem(surface.REFUSED, "celery.app.task.Task.request", "no requests here")
+    report = check.check_path(CORPUS / "aliases")
+    request = next(f for f in report.findings if f.api == "Task.request")
+    assert (request.status, request.note) == (check.UNSUPPORTED, "no requests here")
+
+
+def test_result_backend_none_is_supported() -> None:
+    assert _corpus("result_backend_none")["result_backend=None"] == {check.SUPPORTED}
+
+
+def test_aliases_are_followed(facade_objects) -> None:
+    found = _corpus("aliases")
+    replace = _resolved(facade_objects.task, "replace", "celery.app.task.Task.replace")
+    assert found["Task.replace"] == {replace}
+    assert found["Task.definitely_not_a_celery_method_xyz"] == {check.UNSUPPORTED}
+    assert found["Task.also_not_a_celery_method_xyz"] == {check.UNSUPPORTED}
+    assert found["Celery.not_an_app_attribute_xyz"] == {check.UNSUPPORTED}
+    assert found["st"] == {check.SUPPORTED}  # shared_task imported as st
+    assert found["c.Celery(...)"] == {check.SUPPORTED}
+    assert found["celery_app.task"] == {check.SUPPORTED}  # the app under another name
+    assert found["broker_url='redis://localhost:6379/0'"] == {check.SUPPORTED}
+    assert "Task.retries_seen" not in found  # the subclass's own attribute
+
+
+def test_inspect_flags_are_inspects() -> None:
+    found = _corpus("inspect_flags")
+    for flag in ("-t", "-d", "--timeout", "--destination"):
+        assert found[f"celery inspect {flag}"] == {check.SUPPORTED}, flag
+    assert set().union(*found.values()) == {check.SUPPORTED}
+
+
+def test_pool_given_by_a_variable() -> None:
+    findings = check.check_path(CORPUS / "pool_variable").findings
+    pools = {f.line: (f.api, f.status) for f in findings if f.api.startswith(("--pool", "-P"))}
+    assert pools == {
+        2: ("--pool='threads'", check.SUPPORTED),
+        3: ("--pool", check.CHECK),
+        4: ("-P='prefork'", check.UNSUPPORTED),
+    }
+
+
+def test_yaml_command_lines() -> None:
+    findings = check.check_path(CORPUS / "yaml_quoted").findings
+    pools = {f.line: (f.api, f.status) for f in findings if f.api.startswith(("--pool", "-P"))}
+    assert pools == {
+        4: ("-P='threads'", check.SUPPORTED),
+        7: ("-P='solo'", check.SUPPORTED),
+        11: ("--pool='prefork'", check.UNSUPPORTED),
+        19: ("-P='threads'", check.SUPPORTED),
+    }
+
+
+def test_deployment_files() -> None:
+    """Dockerfile exec form, systemd and Makefile continuations, supervisord, Procfile."""
+    findings = check.check_path(CORPUS / "deployment_files").findings
+    unsupported = {(f.file, f.line, f.api) for f in findings if f.status == check.UNSUPPORTED}
+    assert unsupported == {
+        ("Procfile", 1, "-P='gevent'"),
+        ("supervisord.conf", 2, "--autoscale"),
+        ("worker.service", 2, "--pool='prefork'"),
+    }
+    workers = {f.file for f in findings if f.api == "celery worker"}
+    assert workers == {"Dockerfile", "Makefile", "Procfile", "supervisord.conf", "worker.service"}
+    assert ("Makefile", 2, "-c") in {(f.file, f.line, f.api) for f in findings}
+
+
+def test_requirements_built_on_celery() -> None:
+    findings = check.check_path(CORPUS / "requirements").findings
+    required = {(f.file, f.api): f for f in findings}
+    assert set(required) == {
+        ("requirements.txt", "requires django-celery-beat"),
+        ("requirements.txt", "requires sentry-sdk"),
+        ("requirements.txt", "requires flower"),
+        ("pyproject.toml", "requires django-celery-results"),
+        ("pyproject.toml", "requires opentelemetry-instrumentation-celery"),
+        ("pyproject.toml", "requires celery-redbeat"),
+    }
+    sentry = required[("requirements.txt", "requires sentry-sdk")]
+    assert sentry.status == check.UNSUPPORTED and "task_failure" in sentry.note
+    assert required[("requirements.txt", "requires django-celery-beat")].line == 2
+
+
+def test_third_party_table_statuses() -> None:
+    """One table, honest statuses; every section it names exists."""
+    assert set(thirdparty.PACKAGES) >= {
+        "django-celery-beat", "django-celery-results", "django-structlog", "sentry-sdk",
+        "opentelemetry-instrumentation-celery", "celery-redbeat", "flower", "celery-once",
+        "celery-singleton", "django-celery-email", "celery-progress", "openwisp-utils",
+    }  # fmt: skip
+    for name in ("sentry-sdk", "opentelemetry-instrumentation-celery"):
+        assert thirdparty.PACKAGES[name].status == thirdparty.REFUSED
+        assert "spinach_compat.signals" in thirdparty.PACKAGES[name].note
+    for name in ("django-celery-beat", "django-celery-results"):
+        assert thirdparty.PACKAGES[name].status == thirdparty.REFUSED
+    file, _, anchor = thirdparty.SECTION.partition("#")
+    assert anchor in _anchors(GUIDE / file)

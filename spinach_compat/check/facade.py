@@ -73,6 +73,15 @@ def resolve(celery_name: str) -> Any:
     return found
 
 
+def forget() -> None:
+    """Forget what was resolved (for a facade changed at run time, as tests do)."""
+    resolve.cache_clear()
+    instance_attributes.cache_clear()
+    from .kinds import family
+
+    family.cache_clear()
+
+
 def resolves(celery_name: str) -> bool:
     """Whether the facade has ``celery_name`` (a module or a name in one)."""
     return resolve(celery_name) is not _MISSING

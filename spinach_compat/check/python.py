@@ -24,6 +24,7 @@ from .settings import SettingsMixin, literal
 CELERY_NAME = re.compile(r"^celery(\.|$)")
 BUILTINS = frozenset(dir(builtins))
 CLASS_BODY = Kind("class body")  #: marks the scope of a class body
+OPEN = "*"  #: in a class's own attributes: it has bases the checker cannot see into
 
 
 class Visitor(SettingsMixin, ast.NodeVisitor):
@@ -183,7 +184,11 @@ class Visitor(SettingsMixin, ast.NodeVisitor):
         if attr in owner.own:
             return
         label = f"{owner.celery_class.rsplit('.', 1)[1]}.{attr}"
-        self.add_verdict(node, label, facade.attribute_verdict(owner.celery_class, attr))
+        verdict = facade.attribute_verdict(owner.celery_class, attr)
+        if OPEN in owner.own and verdict.status == UNSUPPORTED and "no attribute" in verdict.note:
+            note = f"{verdict.note}; a mixin of the class may define it: check it"
+            verdict = facade.Verdict(CHECK, note, verdict.section)
+        self.add_verdict(node, label, verdict)
 
     # -- calls -------------------------------------------------------------------------
 
@@ -308,9 +313,7 @@ class Visitor(SettingsMixin, ast.NodeVisitor):
             self.add(keyword, "task:base", label="base")
             return kind
         if kind is not None and kind.role == FOREIGN and kind.module:
-            found = thirdparty.package_of_module(kind.module)
-            verdict = thirdparty.verdict(*found) if found else _foreign_base(kind.module)
-            self.add_verdict(keyword, api, verdict)
+            self.add_verdict(keyword, api, _foreign_base(kind.module))
         else:
             note = "a base class the checker cannot trace to a Celery Task: check it"
             self.add_verdict(
@@ -339,9 +342,12 @@ class Visitor(SettingsMixin, ast.NodeVisitor):
         for base in node.bases:
             kind = self.kind_of(base)
             if kind is not None and kind.role == CLASS and kind.family is not None:
-                return Kind(CLASS, kind.celery_class, kind.own | _own_names(node))
+                others = [b for b in node.bases if b is not base]
+                opened = {OPEN} if others else set()  # a mixin's attributes are not seen
+                return Kind(CLASS, kind.celery_class, kind.own | _own_names(node) | opened)
         if all(self._not_celery(base) for base in node.bases):
-            return Kind(FOREIGN)
+            modules = [k.module for k in map(self.kind_of, node.bases) if k and k.module]
+            return Kind(FOREIGN, module=modules[0] if modules else "")
         return None
 
     def _not_celery(self, base: ast.expr) -> bool:
@@ -393,9 +399,14 @@ class Visitor(SettingsMixin, ast.NodeVisitor):
 
 
 def _foreign_base(module: str) -> facade.Verdict:
+    """A task base class from another package: built on Celery's own Task, it only runs
+    if the celery import shim runs that package (``thirdparty``)."""
+    found = thirdparty.package_of_module(module)
+    if found and found[1].status == thirdparty.WORKS:
+        return thirdparty.verdict(*found)
     rule = rule_for("base:*")
-    note = f"{rule.note} ({module}): it needs the celery import shim; check it"
-    return facade.Verdict(UNSUPPORTED, note, rule.section)
+    status = f"{found[0]}: {found[1].note}" if found else "not known to work under the shim"
+    return facade.Verdict(UNSUPPORTED, f"{rule.note} ({module}; {status})", rule.section)
 
 
 def _is_static(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
