@@ -9,25 +9,21 @@ facade (``facade``); settings and options are judged on their values (``rules``)
 from __future__ import annotations
 
 import ast
-import builtins
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from . import facade, kinds, thirdparty
 from .kinds import CLASS, FOREIGN, INSTANCE, MODULE, Kind
 from .project import Project, module_name
 from .report import Report
-from .rules import CHECK, GUIDE, UNKNOWN, UNSUPPORTED, rule_for
+from .rules import CHECK, GUIDE, UNKNOWN, UNSUPPORTED
 from .settings import SettingsMixin, literal
+from .tasks import OPEN, TasksMixin
 
 CELERY_NAME = re.compile(r"^celery(\.|$)")
-BUILTINS = frozenset(dir(builtins))
-CLASS_BODY = Kind("class body")  #: marks the scope of a class body
-OPEN = "*"  #: in a class's own attributes: it has bases the checker cannot see into
 
 
-class Visitor(SettingsMixin, ast.NodeVisitor):
+class Visitor(TasksMixin, SettingsMixin, ast.NodeVisitor):
     """Finds the Celery API uses of one module; ``report=None`` only learns its globals."""
 
     def __init__(self, report: Report | None, file: str, module: str, project: Project):
@@ -40,12 +36,17 @@ class Visitor(SettingsMixin, ast.NodeVisitor):
 
     # -- recording ---------------------------------------------------------------------
 
-    def add(self, node: ast.AST, key: str, value: Any = UNKNOWN, label: str = "") -> None:
+    def add(
+        self, node: ast.AST, key: str, value: Any = UNKNOWN, label: str = "",
+        uncertain: bool = False,
+    ) -> None:  # fmt: skip
+        """Record a use of ``key`` at ``node``, judged by ``RULES`` on its ``value``."""
         if self.report is not None:
-            self.report.add(self.file, getattr(node, "lineno", 0), key, value, label)
+            line = getattr(node, "lineno", 0)
+            self.report.add(self.file, line, key, value, label, uncertain)
 
-    def add_verdict(self, node: ast.AST, api: str, verdict: facade.Verdict) -> None:
-        line = getattr(node, "lineno", 0)
+    def add_verdict(self, line: int, api: str, verdict: facade.Verdict) -> None:
+        """Record a use of a name judged against the facade (once per line)."""
         if self.report is not None and (line, api) not in self.seen:
             self.seen.add((line, api))
             self.report.add_verdict(self.file, line, api, verdict)
@@ -53,16 +54,13 @@ class Visitor(SettingsMixin, ast.NodeVisitor):
     def finish(self) -> dict[str, Kind | None]:
         """Report the Celery names imported and never used; the module's globals."""
         for line, name in self.unused.values():
-            self.report_name_at(line, name, name)
+            self.add_verdict(line, name, facade.name_verdict(name))
         return self.scopes[0]
-
-    def report_name_at(self, line: int, name: str, api: str) -> None:
-        node = ast.Pass(lineno=line)
-        self.add_verdict(node, api, facade.name_verdict(name))
 
     # -- what names and expressions are ------------------------------------------------
 
     def lookup(self, name: str) -> Kind | None:
+        """The kind of a local name, through the enclosing scopes and Celery imports."""
         for scope in reversed(self.scopes):
             if name in scope:
                 return scope[name]
@@ -70,6 +68,7 @@ class Visitor(SettingsMixin, ast.NodeVisitor):
         return kinds.name_kind(celery_name) if celery_name else None
 
     def bind(self, name: str, kind: Kind | None) -> None:
+        """``name`` now stands for ``kind`` (None: unknown) in the current scope."""
         self.scopes[-1][name] = kind
 
     def qualified(self, node: ast.AST) -> str | None:
@@ -125,7 +124,9 @@ class Visitor(SettingsMixin, ast.NodeVisitor):
             local = alias.asname or alias.name.split(".")[0]
             target = alias.name if alias.asname else local
             if CELERY_NAME.match(alias.name):
-                self.add_verdict(node, f"import {alias.name}", facade.module_verdict(alias.name))
+                self.add_verdict(
+                    _line(node), f"import {alias.name}", facade.module_verdict(alias.name)
+                )
                 self.names[local] = target
             else:
                 self.bind(local, self.project.module_kind(target))
@@ -143,7 +144,8 @@ class Visitor(SettingsMixin, ast.NodeVisitor):
             self.bind(local, self.project.imported_kind(module, alias.name, node.level > 0))
 
     def celery_import(self, node: ast.ImportFrom, module: str) -> None:
-        self.add_verdict(node, f"from {module} import ...", facade.module_verdict(module))
+        """``from celery.x import y``: the module now, each name where it is used."""
+        self.add_verdict(_line(node), f"from {module} import ...", facade.module_verdict(module))
         for alias in node.names:
             local = alias.asname or alias.name
             self.names[local] = f"{module}.{alias.name}"
@@ -154,7 +156,7 @@ class Visitor(SettingsMixin, ast.NodeVisitor):
         """An import of a module of a package built on Celery (``thirdparty``)."""
         found = thirdparty.package_of_module(module)
         if found:
-            self.add_verdict(node, f"import {module}", thirdparty.verdict(*found))
+            self.add_verdict(_line(node), f"import {module}", thirdparty.verdict(*found))
 
     # -- uses of names and attributes ----------------------------------------------------
 
@@ -173,9 +175,10 @@ class Visitor(SettingsMixin, ast.NodeVisitor):
         self.generic_visit(node)
 
     def use_name(self, node: ast.AST, celery_name: str, api: str) -> None:
+        """A use of ``celery.x.y``, judged against the facade."""
         root = api.split(".", 1)[0].split("(", 1)[0]
         self.unused.pop(root, None)
-        self.add_verdict(node, api, facade.name_verdict(celery_name))
+        self.add_verdict(_line(node), api, facade.name_verdict(celery_name))
 
     def use_attribute(self, node: ast.AST, owner: Kind | None, attr: str) -> None:
         """``app.x``, ``task.x``, ``signature.x``, ``result.x``: looked up on the facade."""
@@ -188,7 +191,7 @@ class Visitor(SettingsMixin, ast.NodeVisitor):
         if OPEN in owner.own and verdict.status == UNSUPPORTED and "no attribute" in verdict.note:
             note = f"{verdict.note}; a mixin of the class may define it: check it"
             verdict = facade.Verdict(CHECK, note, verdict.section)
-        self.add_verdict(node, label, verdict)
+        self.add_verdict(_line(node), label, verdict)
 
     # -- calls -------------------------------------------------------------------------
 
@@ -228,142 +231,14 @@ class Visitor(SettingsMixin, ast.NodeVisitor):
     def call_options(self, node: ast.Call, certain: bool) -> None:
         """``apply_async`` keywords; on an object not known as Celery's, unsupported -> check."""
         for keyword in (k for k in node.keywords if k.arg):
-            self.add_option(keyword, f"call:{keyword.arg}", keyword.value, certain)
+            self.add(keyword, f"call:{keyword.arg}", literal(keyword.value), uncertain=not certain)
 
     def retry_options(self, node: ast.Call, certain: bool) -> None:
+        """``self.retry(...)`` keywords, judged as ``apply_async``'s."""
         self.add(node, "retry:exc", label="self.retry(...)")
         for keyword in (k for k in node.keywords if k.arg and k.arg != "exc"):
-            self.add_option(keyword, f"retry:{keyword.arg}", keyword.value, certain)
-
-    def add_option(self, node: ast.AST, key: str, value: ast.expr, certain: bool) -> None:
-        self.add(node, key, literal(value))
-        if not certain and self.report is not None and self.report.findings:
-            finding = self.report.findings[-1]
-            if finding.status == UNSUPPORTED:
-                finding.status = CHECK
-                finding.note += " (on an object not known to be a Celery task: check it)"
-
-    # -- functions and classes -----------------------------------------------------------
-
-    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        task: tuple[Kind, bool] | None = None
-        for decorator in node.decorator_list:
-            task = self.visit_decorator(decorator) or task
-        self.bind(node.name, task[0] if task else None)
-        self.scopes.append(self._parameters(node, task[0] if task and task[1] else None))
-        for statement in node.body:
-            self.visit(statement)
-        self.scopes.pop()
-        for default in [*node.args.defaults, *node.args.kw_defaults]:
-            if default is not None:
-                self.visit(default)
-
-    visit_AsyncFunctionDef = visit_FunctionDef
-
-    def _parameters(
-        self, node: ast.FunctionDef | ast.AsyncFunctionDef, bound: Kind | None
-    ) -> dict[str, Kind | None]:
-        """The function's scope: its parameters, ``self`` typed in a bound task or method."""
-        arguments = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
-        scope: dict[str, Kind | None] = {a.arg: None for a in arguments}
-        first = arguments[0].arg if arguments else None
-        if first and bound is not None:
-            scope[first] = bound
-        elif first and self.classes and not _is_static(node) and self._is_method(node):
-            owner = self.classes[-1]
-            scope[first] = owner.instance() if owner and owner.role == CLASS else owner
-        return scope
-
-    def _is_method(self, node: ast.AST) -> bool:
-        return self.scopes[-1].get("<class>") is CLASS_BODY
-
-    def visit_decorator(self, node: ast.expr) -> tuple[Kind, bool] | None:
-        """``@app.task(...)``, ``@shared_task(...)``: the task it makes, whether bound."""
-        target = node.func if isinstance(node, ast.Call) else node
-        name = self.qualified(target) or ""
-        owner = self.kind_of(target.value) if isinstance(target, ast.Attribute) else None
-        shared = name.endswith(".shared_task")
-        app_task = isinstance(target, ast.Attribute) and target.attr == "task" and not name
-        if not shared and not (app_task and (owner is None or owner.family == "app")):
-            self.visit(node)
-            return None
-        if shared:
-            self.use_name(target, name, ast.unparse(target))
-        else:
-            self.add(node, "decorator:task", label=ast.unparse(target))
-        return self.task_options(node)
-
-    def task_options(self, node: ast.expr) -> tuple[Kind, bool]:
-        """Judge a task decorator's options; the task it makes, whether bound."""
-        base, bound = kinds.TASK, False
-        for keyword in node.keywords if isinstance(node, ast.Call) else ():
-            self.visit(keyword.value)
-            if keyword.arg == "base":
-                base = self.task_base(keyword) or base
-            elif keyword.arg:
-                bound = bound or (keyword.arg == "bind" and literal(keyword.value) is True)
-                self.add(keyword, f"task:{keyword.arg}", literal(keyword.value))
-        return base.instance(), bound
-
-    def task_base(self, keyword: ast.keyword) -> Kind | None:
-        """``base=``: a Celery task class, else a third-party base (likely refused)."""
-        kind = self.kind_of(keyword.value)
-        api = f"base={ast.unparse(keyword.value)}"
-        if kind is not None and kind.role == CLASS and kind.family == "task":
-            self.add(keyword, "task:base", label="base")
-            return kind
-        if kind is not None and kind.role == FOREIGN and kind.module:
-            self.add_verdict(keyword, api, _foreign_base(kind.module))
-        else:
-            note = "a base class the checker cannot trace to a Celery Task: check it"
-            self.add_verdict(
-                keyword, api, facade.Verdict(CHECK, note, rule_for("task:base").section)
-            )
-        return None
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        for decorator in node.decorator_list:
-            self.visit(decorator)
-        for base in [*node.bases, *(k.value for k in node.keywords)]:
-            self.visit(base)
-        kind = self._class_kind(node)
-        self.bind(node.name, kind)
-        if kind is not None and kind.family == "task":
-            self.task_class_options(node)
-        self.classes.append(kind)
-        self.scopes.append({"<class>": CLASS_BODY})
-        for statement in node.body:
-            self.visit(statement)
-        self.scopes.pop()
-        self.classes.pop()
-
-    def _class_kind(self, node: ast.ClassDef) -> Kind | None:
-        """A Celery class's subclass; foreign when no base can be Celery's; else unknown."""
-        for base in node.bases:
-            kind = self.kind_of(base)
-            if kind is not None and kind.role == CLASS and kind.family is not None:
-                others = [b for b in node.bases if b is not base]
-                opened = {OPEN} if others else set()  # a mixin's attributes are not seen
-                return Kind(CLASS, kind.celery_class, kind.own | _own_names(node) | opened)
-        if all(self._not_celery(base) for base in node.bases):
-            modules = [k.module for k in map(self.kind_of, node.bases) if k and k.module]
-            return Kind(FOREIGN, module=modules[0] if modules else "")
-        return None
-
-    def _not_celery(self, base: ast.expr) -> bool:
-        """A base class known not to be a Celery app, task, signature or result class."""
-        kind = self.kind_of(base)
-        if kind is not None:
-            return kind.role == FOREIGN or kind.family is None
-        if self.qualified(base):
-            return True  # a Celery class the facade lacks, or not a task/app/... class
-        return isinstance(base, ast.Name) and base.id in BUILTINS and self.lookup(base.id) is None
-
-    def task_class_options(self, node: ast.ClassDef) -> None:
-        for statement in node.body:
-            for target, value in _assignments(statement):
-                if target:
-                    self.add(statement, f"task:{target}", literal(value))
+            key = f"retry:{keyword.arg}"
+            self.add(keyword, key, literal(keyword.value), uncertain=not certain)
 
     # -- assignments ---------------------------------------------------------------------
 
@@ -398,45 +273,6 @@ class Visitor(SettingsMixin, ast.NodeVisitor):
         self.generic_visit(node)
 
 
-def _foreign_base(module: str) -> facade.Verdict:
-    """A task base class from another package: built on Celery's own Task, it only runs
-    if the celery import shim runs that package (``thirdparty``)."""
-    found = thirdparty.package_of_module(module)
-    if found and found[1].status == thirdparty.WORKS:
-        return thirdparty.verdict(*found)
-    rule = rule_for("base:*")
-    status = f"{found[0]}: {found[1].note}" if found else "not known to work under the shim"
-    return facade.Verdict(UNSUPPORTED, f"{rule.note} ({module}; {status})", rule.section)
-
-
-def _is_static(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    return any(
-        isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod")
-        for d in node.decorator_list
-    )
-
-
-def _own_names(node: ast.ClassDef) -> frozenset[str]:
-    """The attributes a class defines: in its body, and ``self.x = ...`` in its methods."""
-    names = {target for statement in node.body for target, _ in _assignments(statement)}
-    for child in ast.walk(node):
-        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(child.name)
-        elif facade.is_self_store(child):
-            names.add(child.attr)
-    return frozenset(names)
-
-
-def _assignments(statement: ast.stmt) -> Iterator[tuple[str, ast.expr]]:
-    if isinstance(statement, ast.Assign):
-        for target in statement.targets:
-            if isinstance(target, ast.Name):
-                yield target.id, statement.value
-    elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
-        target = statement.target
-        yield (target.id if isinstance(target, ast.Name) else ""), statement.value
-
-
 def _is_signature(node: ast.AST) -> bool:
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
         return _is_signature(node.left) and _is_signature(node.right)
@@ -449,3 +285,7 @@ def _callee(node: ast.Call) -> str:
 
 
 __all__ = ["GUIDE", "Visitor", "literal", "module_name"]
+
+
+def _line(node: ast.AST) -> int:
+    return getattr(node, "lineno", 0)

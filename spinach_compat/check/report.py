@@ -44,10 +44,16 @@ class Report:
     skipped: list[str] = field(default_factory=list)  #: "file: why", each counted as failing
     files: int = 0
 
-    def add(self, file: str, line: int, key: str, value: Any = UNKNOWN, label: str = "") -> None:
-        """Record a use of ``key`` (``kind:name``), judged on its literal ``value``."""
+    def add(
+        self, file: str, line: int, key: str, value: Any = UNKNOWN, label: str = "",
+        uncertain: bool = False,
+    ) -> None:  # fmt: skip
+        """Record a use of ``key`` (``kind:name``), judged on its literal ``value``;
+        ``uncertain``: on an object not known to be Celery's, unsupported becomes check."""
         rule = rule_for(key)
         status, note = judge(rule, value)
+        if uncertain and status == UNSUPPORTED:
+            status, note = CHECK, f"{note} (on an object not known to be Celery's: check it)"
         api = label or key.split(":", 1)[1]
         if value is not UNKNOWN:
             api = f"{api}={value!r}"
@@ -60,6 +66,7 @@ class Report:
 
     @property
     def counts(self) -> Counter:
+        """How many findings of each status."""
         return Counter(finding.status for finding in self.findings)
 
     @property
