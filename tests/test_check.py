@@ -452,7 +452,8 @@ def test_yaml_command_lines() -> None:
 
 
 def test_deployment_files() -> None:
-    """Dockerfile exec form, systemd and Makefile continuations, supervisord, Procfile."""
+    """Dockerfile exec form, systemd and Makefile continuations, supervisord, Procfile, and
+    a shell script where ``celery`` is also a package and a directory name."""
     findings = check.check_path(CORPUS / "deployment_files").findings
     unsupported = {(f.file, f.line, f.api) for f in findings if f.status == check.UNSUPPORTED}
     assert unsupported == {
@@ -461,7 +462,10 @@ def test_deployment_files() -> None:
         ("worker.service", 2, "--pool='prefork'"),
     }
     workers = {f.file for f in findings if f.api == "celery worker"}
-    assert workers == {"Dockerfile", "Makefile", "Procfile", "supervisord.conf", "worker.service"}
+    assert workers == {
+        "Dockerfile", "Makefile", "Procfile", "supervisord.conf", "worker.service", "setup.sh",
+    }  # fmt: skip
+    assert {f.line for f in findings if f.file == "setup.sh"} == {4}  # not pip's nor mkdir's
     assert ("Makefile", 2, "-c") in {(f.file, f.line, f.api) for f in findings}
 
 

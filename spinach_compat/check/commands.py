@@ -35,6 +35,13 @@ GLOBAL_VALUE_FLAGS = frozenset({
     "-A", "--app", "-b", "--broker", "--result-backend", "--loader", "--config", "--workdir",
 })  # fmt: skip
 VALUE_FLAGS = frozenset({"-P", "--pool"})  #: flags judged on their value
+#: Celery's sub-commands: a word after ``celery`` that is none of these (``pip install celery
+#: redis``) makes the line no celery command.
+SUBCOMMANDS = frozenset({
+    "worker", "beat", "inspect", "purge", "multi", "flower", "events", "control", "shell",
+    "call", "result", "status", "report", "migrate", "graph", "upgrade", "amqp", "list",
+    "logtool",
+})  # fmt: skip
 DEFAULTED = re.compile(r"^\$\{\w+:?[-=](?P<default>[^}]*)\}$")  # ${VAR:-default}
 
 
@@ -130,7 +137,7 @@ def _subcommand_index(words: list[str]) -> int | None:
         elif word.startswith("-"):
             skip = word in GLOBAL_VALUE_FLAGS
         else:
-            return index if re.fullmatch(r"[a-z_]+", word) and word != "python" else None
+            return index if word in SUBCOMMANDS or word in facade_options() else None
     return None
 
 
