@@ -375,6 +375,14 @@ def test_an_unparsable_file_fails_the_run(capsys) -> None:
     assert json.loads(capsys.readouterr().out)["summary"]["unparsed"] == 1
 
 
+def test_python_314_except_clauses_are_parsed_under_any_python() -> None:
+    """readthedocs' tasks modules use PEP 758's ``except A, B:``: read, not skipped."""
+    report = check.check_path(CORPUS / "py314_except")
+    assert report.skipped == []
+    found = {f.api: f.status for f in report.findings}
+    assert found["Task.not_a_celery_method_xyz"] == check.UNSUPPORTED  # after the except
+
+
 def test_other_objects_apply_async_is_not_judged() -> None:
     """multiprocessing's apply_async(callback=) and a beat scheduler's apply_async(advance=)."""
     assert _corpus("pool_apply_async") == {}

@@ -19,11 +19,10 @@ import argparse
 import ast
 import os
 import sys
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from . import commands, requirements
+from . import commands, pyparse, requirements
 from .commands import COMMAND_FILES, scan_command_line
 from .project import Project, module_name
 from .python import Visitor
@@ -62,7 +61,9 @@ def iter_files(root: Path) -> Iterator[Path]:
     for directory, subdirs, files in os.walk(root):
         subdirs[:] = sorted(d for d in subdirs if d not in SKIPPED_DIRS)
         for name in sorted(files):
-            yield Path(directory, name)
+            path = Path(directory, name)
+            if path.is_file():  # not a broken symbolic link
+                yield path
 
 
 def check_path(root: str | Path) -> Report:
@@ -108,9 +109,7 @@ def _scan_python(report: Report, trees: list[tuple[str, ast.Module]], prefix: st
 def _parse(report: Report, path: Path, shown: str) -> ast.Module | None:
     """The module's tree; a file that cannot be parsed is recorded as a failure."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SyntaxWarning)
-            return ast.parse(path.read_bytes(), filename=shown)
+        return pyparse.parse(path.read_bytes(), shown)
     except SyntaxError as exc:
         report.skipped.append(f"{shown}:{exc.lineno}: {exc.msg}")
     except (ValueError, OSError) as exc:
