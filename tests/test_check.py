@@ -213,6 +213,19 @@ def test_django_style_settings_are_read(tmp_path: Path) -> None:
     assert not any(api.startswith("debug") for _, api in findings)
 
 
+def test_annotated_settings_and_app(tmp_path: Path) -> None:
+    (tmp_path / "celery_app.py").write_text(
+        "import os\nfrom celery import Celery\n"
+        'app: Celery = Celery("proj")\n'
+        'app.config_from_object("django.conf:settings", namespace="CELERY")\n'
+        'CELERY_RESULT_BACKEND: str = os.environ["RESULT_BACKEND"]\n'
+        "app.not_an_app_attribute_xyz\n"
+    )
+    findings = {f.api: f.status for f in check.check_path(tmp_path).findings}
+    assert findings["result_backend"] == check.CHECK
+    assert findings["Celery.not_an_app_attribute_xyz"] == check.UNSUPPORTED
+
+
 # -- the table agrees with the guide and with what the facade refuses ------------------------
 
 

@@ -244,14 +244,26 @@ class Visitor(TasksMixin, SettingsMixin, ast.NodeVisitor):
 
     def visit_Assign(self, node: ast.Assign) -> None:
         self.visit(node.value)
-        kind = self.kind_of(node.value)
         for target in node.targets:
-            if isinstance(target, ast.Name):
-                self.names.pop(target.id, None)
-                self.bind(target.id, kind)
-            else:
-                self.visit(target)
-            self.assignment(node, target, node.value)
+            self.assign(node, target, node.value)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:
+            self.visit(node.value)
+            self.assign(node, node.target, node.value)
+
+    def assign(self, node: ast.stmt, target: ast.expr, value: ast.expr) -> None:
+        """``target = value``: the names bound take the value's kind; settings are read."""
+        if isinstance(target, ast.Name):
+            self.names.pop(target.id, None)
+            self.bind(target.id, self.kind_of(value))
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            for name in (e for e in target.elts if isinstance(e, ast.Name)):
+                self.names.pop(name.id, None)
+                self.bind(name.id, None)  # unpacked: not followed
+        else:
+            self.visit(target)
+        self.assignment(node, target, value)
 
     def visit_With(self, node: ast.With | ast.AsyncWith) -> None:
         for item in node.items:
