@@ -462,14 +462,22 @@ def test_pool_given_by_a_variable() -> None:
 
 
 def test_yaml_command_lines() -> None:
+    """Quoted, flow list, block list, folded and literal (a script) commands; Kubernetes'
+    command + args."""
     findings = check.check_path(CORPUS / "yaml_quoted").findings
-    pools = {f.line: (f.api, f.status) for f in findings if f.api.startswith(("--pool", "-P"))}
-    assert pools == {
-        4: ("-P='threads'", check.SUPPORTED),
-        7: ("-P='solo'", check.SUPPORTED),
-        11: ("--pool='prefork'", check.UNSUPPORTED),
-        19: ("-P='threads'", check.SUPPORTED),
+    pools = {
+        (f.file, f.line): (f.api, f.status) for f in findings if f.api.startswith(("--pool", "-P"))
     }
+    assert pools == {
+        ("docker-compose.yml", 4): ("-P='threads'", check.SUPPORTED),
+        ("docker-compose.yml", 7): ("-P='solo'", check.SUPPORTED),
+        ("docker-compose.yml", 11): ("--pool='prefork'", check.UNSUPPORTED),
+        ("docker-compose.yml", 19): ("-P='threads'", check.SUPPORTED),
+        ("docker-compose.yml", 28): ("-P='gevent'", check.UNSUPPORTED),
+        ("deployment.yaml", 5): ("--pool='prefork'", check.UNSUPPORTED),
+    }
+    beat = [f for f in findings if f.api == "celery beat"]
+    assert [(f.line, f.status) for f in beat] == [(30, check.DIFFERENT)]
 
 
 def test_deployment_files() -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from .facade import Verdict
 from .report import Report
 from .rules import RULES, S_CLI, SUPPORTED, UNKNOWN, UNSUPPORTED, rule_for
-from .yamlish import yaml_values
+from .yamlish import logical_lines, yaml_values
 
 #: Files whose lines may hold a ``celery ... worker`` command.
 COMMAND_FILES = re.compile(
@@ -50,21 +50,6 @@ def scan_file(report: Report, file: str, text: str) -> None:
     lines = yaml_values(text) if YAML_FILES.search(file) else logical_lines(text)
     for number, line in lines:
         scan_command_line(report, file, number, line)
-
-
-def logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    """Lines joined at trailing backslashes, numbered by their first physical line."""
-    pending, start = "", 0
-    for number, line in enumerate(text.splitlines(), 1):
-        if not pending:
-            start = number
-        if line.rstrip().endswith("\\"):
-            pending += line.rstrip()[:-1] + " "
-            continue
-        yield start, pending + line
-        pending = ""
-    if pending:
-        yield start, pending
 
 
 def scan_command_line(report: Report, file: str, number: int, line: str) -> None:

@@ -20,7 +20,18 @@ BLOCK_SCALAR = re.compile(r"^[|>][-+]?\d*$")
 
 
 def yaml_values(text: str) -> Iterator[tuple[int, str]]:
-    """``(line number, value)`` of each scalar, flow list or block list of ``text``."""
+    """``(line number, value)`` of each scalar, flow list or block list of ``text``; a
+    Kubernetes-style ``command:`` followed by ``args:`` also as one command line."""
+    previous: tuple[int, str, str] = (0, "", "")
+    for line, key, value in _entries(text):
+        yield line, value
+        if key == "args" and previous[1] in ("command", "entrypoint"):
+            yield previous[0], f"{previous[2]} {value}"
+        previous = (line, key, value)
+
+
+def _entries(text: str) -> Iterator[tuple[int, str, str]]:
+    """``(line number, key, value)`` of each value of ``text`` (key "" in a list)."""
     lines = text.splitlines()
     index = 0
     while index < len(lines):
@@ -28,22 +39,27 @@ def yaml_values(text: str) -> Iterator[tuple[int, str]]:
         if match is None or lines[index].lstrip().startswith("#"):
             index += 1
             continue
+        key, value = match.group("key") or "", match.group("value").strip()
         indent = len(match.group("indent")) + len(match.group("dash") or "")
-        value = match.group("value").strip()
         end = _block_end(lines, index, indent)
-        if BLOCK_SCALAR.match(value):
+        if BLOCK_SCALAR.match(value):  # its lines are indented deeper than its parent
+            end = _block_end(lines, index, len(match.group("indent")))
             body = [line.strip() for line in lines[index + 1 : end]]
-            sep = " " if value.startswith(">") else "\n"
-            yield index + 2, sep.join(body)
-        elif not value and match.group("key"):
+            if value.startswith(">"):
+                yield index + 2, key, " ".join(body)
+            else:  # literal: a script, one command a line
+                for number, line in logical_lines("\n".join(body)):
+                    yield index + 1 + number, key, line
+        elif not value and key:
             items = _block_list(lines[index + 1 : end])
             if items:
-                yield index + 2, shlex.join(items)
-            end = index + 1 if not items else end
+                yield index + 2, key, shlex.join(items)
+            end = end if items else index + 1
         else:
-            folded = [value] + [line.strip() for line in lines[index + 1 : end]]
-            yield index + 1, _scalar(" ".join(folded) if _plain(value) else value)
-            end = end if _plain(value) else index + 1
+            plain = _plain(value)
+            folded = [value] + [line.strip() for line in lines[index + 1 : end]] if plain else []
+            yield index + 1, key, _scalar(" ".join(folded) if plain else value)
+            end = end if plain else index + 1
         index = max(end, index + 1)
 
 
@@ -89,3 +105,18 @@ def _flow_items(text: str) -> list[str]:
     """The items of a flow list's body, each unquoted."""
     items = re.findall(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^']|'')*'|[^,]+", text)
     return [_scalar(item.strip()) for item in items if item.strip()]
+
+
+def logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    """Lines joined at trailing backslashes, numbered by their first physical line."""
+    pending, start = "", 0
+    for number, line in enumerate(text.splitlines(), 1):
+        if not pending:
+            start = number
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        yield start, pending + line
+        pending = ""
+    if pending:
+        yield start, pending
