@@ -514,6 +514,17 @@ def test_requirements_built_on_celery() -> None:
     assert required[("requirements.txt", "requires django-celery-beat")].line == 2
 
 
+def test_requirements_in_setup_files_and_pipfile() -> None:
+    findings = check.check_path(CORPUS / "requirements_other").findings
+    assert {(f.file, f.line, f.api, f.status) for f in findings} == {
+        ("Pipfile", 2, "requires django-structlog", check.CHECK),
+        ("setup.cfg", 7, "requires celery-once", check.CHECK),
+        ("setup.cfg", 10, "requires flower", check.UNSUPPORTED),
+        ("setup.py", 5, "requires django-celery-email", check.CHECK),
+        ("setup.py", 6, "requires celery-progress", check.CHECK),
+    }
+
+
 def test_third_party_table_statuses() -> None:
     """One table, honest statuses; every section it names exists."""
     assert set(thirdparty.PACKAGES) >= {

@@ -51,6 +51,16 @@ class Visitor(TasksMixin, SettingsMixin, ast.NodeVisitor):
             self.seen.add((line, api))
             self.report.add_verdict(self.file, line, api, verdict)
 
+    def add_resolved(
+        self, node: ast.AST, key: str, celery_class: str, attr: str, label: str
+    ) -> None:
+        """A use ``RULES`` describes, if the facade's class has the method it stands for."""
+        verdict = facade.attribute_verdict(celery_class, attr)
+        if verdict.status == UNSUPPORTED:
+            self.add_verdict(_line(node), label, verdict)
+        else:
+            self.add(node, key, label=label)
+
     def finish(self) -> dict[str, Kind | None]:
         """Report the Celery names imported and never used; the module's globals."""
         for line, name in self.unused.values():
@@ -281,7 +291,8 @@ class Visitor(TasksMixin, SettingsMixin, ast.NodeVisitor):
             and _is_signature(node.left)
             and _is_signature(node.right)
         ):
-            self.add(node, "canvas:|", label="signature | signature")
+            label = "signature | signature"
+            self.add_resolved(node, "canvas:|", kinds.SIGNATURE_CLASS, "__or__", label)
         self.generic_visit(node)
 
 

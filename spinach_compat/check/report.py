@@ -127,7 +127,8 @@ def _advice(report: Report) -> list[str]:
     if report.skipped:
         lines.append("Files not parsed were not checked: fix or port them, then run again.")
     if report.counts[CHECK]:
-        lines.append("To check: values the checker cannot see; make sure each is supported.")
+        lines.append("To check: what the checker cannot decide (a value it cannot see, a package")
+        lines.append("not tried under the celery import shim): look at each one.")
     if not report.failed:
         lines.append(f"Nothing unsupported found: follow {GUIDE}README.md step by step.")
     return lines

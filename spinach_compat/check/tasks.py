@@ -22,6 +22,7 @@ class TasksMixin:
     """The tasks part of the Python visitor (see ``python.Visitor``)."""
 
     add: Any
+    add_resolved: Any
     add_verdict: Any
     bind: Any
     kind_of: Any
@@ -77,7 +78,7 @@ class TasksMixin:
         if shared:
             self.use_name(target, name, ast.unparse(target))
         else:
-            self.add(node, "decorator:task", label=ast.unparse(target))
+            self.add_resolved(node, "decorator:task", kinds.APP_CLASS, "task", ast.unparse(target))
         return self.task_options(node)
 
     def task_options(self, node: ast.expr) -> tuple[Kind, bool]:
