@@ -444,6 +444,16 @@ def test_aliases_are_followed(facade_objects) -> None:
     assert "Task.retries_seen" not in found  # the subclass's own attribute
 
 
+def test_control_and_inspect_follow_the_facade(facade_objects) -> None:
+    found = _corpus("control")
+    control = facade_objects.app.control
+    rate_limit = _resolved(control, "rate_limit", "celery.app.control.Control.rate_limit")
+    assert found["Control.rate_limit"] == {rate_limit}
+    assert found["Control.revoke"] == {check.SUPPORTED}
+    assert found["Inspect.active"] == {check.SUPPORTED}  # app.control.inspect() followed
+    assert found["Inspect.not_an_inspect_method_xyz"] == {check.UNSUPPORTED}
+
+
 def test_inspect_flags_are_inspects() -> None:
     found = _corpus("inspect_flags")
     for flag in ("-t", "-d", "--timeout", "--destination"):

@@ -18,6 +18,7 @@ INSTANCE, CLASS, MODULE, FOREIGN = "instance", "class", "module", "foreign"
 APP_CLASS, TASK_CLASS = "celery.app.base.Celery", "celery.app.task.Task"
 SIGNATURE_CLASS, RESULT_CLASS = "celery.canvas.Signature", "celery.result.AsyncResult"
 GROUP_CLASS, GROUP_RESULT_CLASS = "celery.canvas.group", "celery.result.GroupResult"
+CONTROL_CLASS, INSPECT_CLASS = "celery.app.control.Control", "celery.app.control.Inspect"
 
 #: The facade classes each family of Celery objects derives from.
 FAMILIES = {
@@ -25,6 +26,8 @@ FAMILIES = {
     "task": TASK_CLASS,
     "signature": SIGNATURE_CLASS,
     "result": "celery.result.ResultBase",
+    "control": CONTROL_CLASS,
+    "inspect": INSPECT_CLASS,
 }
 
 
@@ -51,6 +54,8 @@ TASK = Kind(INSTANCE, TASK_CLASS)
 SIGNATURE = Kind(INSTANCE, SIGNATURE_CLASS)
 RESULT = Kind(INSTANCE, RESULT_CLASS)
 GROUP_RESULT = Kind(INSTANCE, GROUP_RESULT_CLASS)
+CONTROL = Kind(INSTANCE, CONTROL_CLASS)
+INSPECT = Kind(INSTANCE, INSPECT_CLASS)
 
 #: Celery names standing for an object of a kind (proxies): followed, not resolved further.
 PROXIES = {"current_app": APP, "current_task": TASK}
@@ -73,8 +78,11 @@ METHOD_RESULTS: dict[str, dict[str, Kind]] = {
         "GroupResult": GROUP_RESULT,
     },
     "result": {},
+    "control": {"inspect": INSPECT},
+    "inspect": {},
 }
-ATTRIBUTE_KINDS = {("task", "app"): APP}  #: ``self.app`` of a task is its app
+#: ``(family, attribute) -> kind``: ``self.app`` of a task is its app, ``app.control``...
+ATTRIBUTE_KINDS = {("task", "app"): APP, ("app", "control"): CONTROL}
 
 
 def proxy_kind(celery_name: str) -> Kind | None:
