@@ -446,9 +446,9 @@ def test_aliases_are_followed(facade_objects) -> None:
 
 def test_control_and_inspect_follow_the_facade(facade_objects) -> None:
     found = _corpus("control")
-    control = facade_objects.app.control
-    rate_limit = _resolved(control, "rate_limit", "celery.app.control.Control.rate_limit")
-    assert found["Control.rate_limit"] == {rate_limit}
+    with pytest.raises((AttributeError, UnsupportedFeature)):  # missing, or refused by name
+        facade_objects.app.control.rate_limit("proj.tasks.add", "1/s")
+    assert found["Control.rate_limit"] == {check.UNSUPPORTED}
     assert found["Control.revoke"] == {check.SUPPORTED}
     assert found["Inspect.active"] == {check.SUPPORTED}  # app.control.inspect() followed
     assert found["Inspect.not_an_inspect_method_xyz"] == {check.UNSUPPORTED}
