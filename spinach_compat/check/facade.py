@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import surface
+from . import instances
 from .rules import DIFFERENT, RULES, SUPPORTED, UNSUPPORTED, Rule, rule_for
 
 FACADE = "spinach_compat"
@@ -41,7 +42,7 @@ def _facade_name(celery_name: str) -> str:
 def _import(module: str) -> Any:
     try:
         return importlib.import_module(module)
-    except ImportError:
+    except Exception:  # ImportError, or UnsupportedFeature from a module refused by name
         return _MISSING
 
 
@@ -77,6 +78,7 @@ def forget() -> None:
     """Forget what was resolved (for a facade changed at run time, as tests do)."""
     resolve.cache_clear()
     instance_attributes.cache_clear()
+    instances.instance_dict.cache_clear()
     from .kinds import family
 
     family.cache_clear()
@@ -119,14 +121,25 @@ def has_attribute(celery_class: str, attr: str) -> bool:
     cls = resolve(celery_class)
     if not inspect.isclass(cls):
         return False
-    return _getattr(cls, attr) is not _MISSING or attr in instance_attributes(cls)
+    if _getattr(cls, attr) is not _MISSING or attr in instance_attributes(cls):
+        return True
+    return attr in instances.instance_dict(celery_class)
+
+
+def refusal(celery_name: str) -> str | None:
+    """Why ``celery_name``, or the module or class it is in, is refused (``surface``)."""
+    parts = celery_name.split(".")
+    keys = (".".join(parts[:end]) for end in range(len(parts), 1, -1))
+    return next(filter(None, map(surface.refusal, keys)), None)
 
 
 def name_verdict(celery_name: str) -> Verdict:
     """The verdict on ``celery.x.y``, imported or used by the codebase."""
-    reason = surface.refusal(celery_name) or surface.refusal(canonical(celery_name))
+    reason = refusal(celery_name) or refusal(canonical(celery_name))
     if reason:
-        return Verdict(UNSUPPORTED, reason, rule_for("name:*").section)
+        key = _name_rule_key(celery_name)
+        rule = RULES[key] if key != "name:*" else _reexported_rule(celery_name)
+        return Verdict(UNSUPPORTED, reason, (rule or rule_for("name:*")).section)
     if not resolves(celery_name):
         rule = _reexported_rule(celery_name)
         if rule is not None:
@@ -146,7 +159,7 @@ def _reexported_rule(celery_name: str) -> Rule | None:
 
 def module_verdict(celery_module: str) -> Verdict:
     """The verdict on importing ``celery.x``: its facade module must import."""
-    reason = surface.refusal(celery_module)
+    reason = refusal(celery_module)
     if reason:
         return Verdict(UNSUPPORTED, reason, rule_for("module:*").section)
     if not inspect.ismodule(resolve(celery_module)):
@@ -159,7 +172,7 @@ def module_verdict(celery_module: str) -> Verdict:
 def attribute_verdict(celery_class: str, attr: str) -> Verdict:
     """The verdict on ``obj.attr`` where ``obj`` is an instance of ``celery_class``."""
     names = (f"{celery_class}.{attr}", f"{canonical(celery_class)}.{attr}")
-    reason = next(filter(None, map(surface.refusal, names)), None)
+    reason = next(filter(None, map(refusal, names)), None)
     if reason:
         return Verdict(UNSUPPORTED, reason, rule_for("attr:*").section)
     if not has_attribute(celery_class, attr):

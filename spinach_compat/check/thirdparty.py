@@ -46,14 +46,15 @@ PACKAGES: dict[str, Package] = {
     ),
     "sentry-sdk": Package(
         REFUSED,
-        "its CeleryIntegration (enabled by itself when celery imports) is refused: report "
-        "failures from spinach_compat.signals.task_failure with sentry_sdk.capture_exception",
+        "its CeleryIntegration (enabled by itself when celery imports) is refused: the "
+        "worker logs each task failure at ERROR (Sentry's LoggingIntegration reports it), or "
+        "call sentry_sdk.capture_exception in a spinach_compat.signals.task_failure receiver",
         ("sentry_sdk.integrations.celery",),
     ),
     "opentelemetry-instrumentation-celery": Package(
         REFUSED,
-        "refused: it patches Celery's internals; open and close spans from "
-        "spinach_compat.signals.task_prerun and task_postrun",
+        "refused: it patches Celery's worker internals; open and end spans in receivers "
+        "of spinach_compat.signals task_prerun, task_postrun and task_failure",
         ("opentelemetry.instrumentation.celery",),
     ),
     "celery-redbeat": Package(
