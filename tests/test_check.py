@@ -214,6 +214,17 @@ def test_django_style_settings_are_read(tmp_path: Path) -> None:
     assert not any(api.startswith("debug") for _, api in findings)
 
 
+def test_a_config_module_is_read() -> None:
+    """``config_from_object("proj.celeryconfig")``: its top-level names are settings."""
+    findings = check.check_path(CORPUS / "config_module").findings
+    settings = {(f.api, f.status) for f in findings if f.file == "proj/celeryconfig.py"}
+    assert settings == {
+        ("broker_url", check.CHECK),
+        ("result_backend='django-db'", check.UNSUPPORTED),
+        ("task_serializer='json'", check.SUPPORTED),
+    }
+
+
 def test_annotated_settings_and_app(tmp_path: Path) -> None:
     (tmp_path / "celery_app.py").write_text(
         "import os\nfrom celery import Celery\n"

@@ -36,7 +36,7 @@ from .report import (
     format_text,
 )
 from .rules import CHECK, DIFFERENT, GUIDE, RULES, SUPPORTED, UNSUPPORTED, Rule, rule_for
-from .settings import literal, namespaces
+from .settings import config_sources, literal
 
 __all__ = [
     "CHECK", "DIFFERENT", "EXIT_OK", "EXIT_UNSUPPORTED", "EXIT_USAGE", "GUIDE", "RULES",
@@ -98,7 +98,8 @@ def _scan_python(report: Report, trees: list[tuple[str, ast.Module]], prefix: st
         project.modules.add(module)
         if shown.endswith("__init__.py"):
             project.packages.add(module)
-        project.namespaces.update(namespaces(tree))
+        for kind, value in config_sources(tree):
+            (project.namespaces if kind == "namespace" else project.configs).add(value)
     for learning in [*[True] * LEARNING_PASSES, False]:
         for shown, module, tree in named:
             visitor = Visitor(None if learning else report, shown, module, project)

@@ -18,6 +18,11 @@ class Project:
     packages: set[str] = field(default_factory=set)  #: modules that are ``__init__.py``
     globals: dict[str, dict[str, Kind | None]] = field(default_factory=dict)
     namespaces: set[str] = field(default_factory=set)
+    configs: set[str] = field(default_factory=set)  #: modules given to config_from_object
+
+    def find_config(self, module: str) -> bool:
+        """Whether ``module`` is one given to ``config_from_object``."""
+        return any(self.find(config) == module for config in self.configs)
 
     def find(self, module: str) -> str | None:
         """The project module ``module`` names (also under a ``src/``-like prefix)."""

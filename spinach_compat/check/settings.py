@@ -18,7 +18,9 @@ class SettingsMixin:
     """The settings part of the Python visitor (needs ``add`` and ``project``)."""
 
     add: Any
+    module: str
     project: Any
+    scopes: list
 
     def celery_kwargs(self, node: ast.Call) -> None:
         for keyword in node.keywords:
@@ -65,18 +67,37 @@ class SettingsMixin:
             if isinstance(target.slice, ast.Constant) and isinstance(target.slice.value, str):
                 self.setting(node, target.slice.value, value)
         elif isinstance(target, ast.Name):
-            key = namespaced(target.id, self.project.namespaces)
+            key = namespaced(target.id, self.project.namespaces) or self.config_key(target.id)
             if key:
                 self.setting(node, key, value)
 
+    def config_key(self, name: str) -> str | None:
+        """``broker_url = ...`` at the top of a module given to ``config_from_object``."""
+        in_config = self.project.find_config(self.module) and len(self.scopes) == 1
+        return name if in_config and name.islower() and not name.startswith("_") else None
 
-def namespaces(tree: ast.Module) -> Iterator[str]:
-    """Namespaces given to ``config_from_object`` as literals (e.g. 'CELERY')."""
+
+def config_sources(tree: ast.Module) -> Iterator[tuple[str, str]]:
+    """``("namespace", "CELERY")`` and ``("module", "proj.celeryconfig")`` for each
+    ``config_from_object`` given a literal namespace, a module path or an imported module."""
+    imported = {
+        alias.asname or alias.name: alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and _attr_name(node.func) == "config_from_object":
-            for keyword in node.keywords:
-                if keyword.arg == "namespace" and isinstance(keyword.value, ast.Constant):
-                    yield str(keyword.value.value)
+        if not (isinstance(node, ast.Call) and _attr_name(node.func) == "config_from_object"):
+            continue
+        for keyword in node.keywords:
+            if keyword.arg == "namespace" and isinstance(keyword.value, ast.Constant):
+                yield "namespace", str(keyword.value.value)
+        source = node.args[0] if node.args else None
+        if isinstance(source, ast.Constant) and isinstance(source.value, str):
+            if ":" not in source.value:  # "django.conf:settings" is an object, not a module
+                yield "module", source.value
+        elif isinstance(source, ast.Name) and source.id in imported:
+            yield "module", imported[source.id]
 
 
 def namespaced(name: str, spaces: set[str]) -> str | None:
