@@ -359,6 +359,14 @@ def test_app_attribute_follows_the_facade(facade_objects) -> None:
     assert found["Celery.on_after_finalize"] == {expected}
 
 
+def test_task_attribute_follows_the_facade(facade_objects) -> None:
+    found = _corpus("delay_on_commit")
+    expected = _resolved(
+        facade_objects.task, "delay_on_commit", "celery.app.task.Task.delay_on_commit"
+    )
+    assert found["Task.delay_on_commit"] == {expected}
+
+
 def test_current_task_follows_the_facade(facade_objects) -> None:
     found = _corpus("current_task")
     assert found["current_task"] == {
