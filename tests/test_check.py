@@ -276,6 +276,11 @@ def test_table_agrees_with_the_facade_refusals() -> None:
             assert check.rule_for(f"flag:{flag}").status == check.UNSUPPORTED, flag
 
 
+def test_a_name_is_never_judged_by_the_table_alone() -> None:
+    with pytest.raises(ValueError, match="resolving"):
+        check.Report("x").add("f", 1, "name:celery.canvas.group")
+
+
 def test_module_verdicts_follow_the_facade(tmp_path: Path) -> None:
     """A module is supported exactly when its spinach_compat module imports."""
     (tmp_path / "mods.py").write_text(

@@ -21,6 +21,8 @@ from .rules import (
 )
 
 EXIT_OK, EXIT_UNSUPPORTED, EXIT_USAGE = 0, 1, 2
+#: Kinds of ``RULES`` keys that only annotate names: never a verdict by themselves.
+NAME_KINDS = frozenset({"module", "name", "attr"})
 
 
 @dataclass
@@ -50,6 +52,8 @@ class Report:
     ) -> None:  # fmt: skip
         """Record a use of ``key`` (``kind:name``), judged on its literal ``value``;
         ``uncertain``: on an object not known to be Celery's, unsupported becomes check."""
+        if key.split(":", 1)[0] in NAME_KINDS:
+            raise ValueError(f"{key}: a name is judged by resolving it (check.facade)")
         rule = rule_for(key)
         status, note = judge(rule, value)
         if uncertain and status == UNSUPPORTED:
