@@ -225,6 +225,22 @@ def test_a_config_module_is_read() -> None:
     }
 
 
+def test_what_cannot_be_tied_to_celery_is_to_check(tmp_path: Path) -> None:
+    """An apply_async on a parameter; an attribute a mixin of a Task subclass may define."""
+    (tmp_path / "tasks.py").write_text(
+        "from celery import Task\nfrom somelib import Mixin\n"
+        "class Own:\n    def get_name(self):\n        return 1\n"
+        "class Base(Own, Mixin, Task):\n    def run(self):\n"
+        "        return self.get_version(), self.get_name()\n"
+        "def send(task):\n    task.apply_async(chain=[1])\n"
+    )
+    found = {(f.line, f.api): f for f in check.check_path(tmp_path).findings}
+    assert found[(8, "Task.get_version")].status == check.CHECK  # somelib's Mixin may have it
+    assert (8, "Task.get_name") not in found  # the project's own class has it
+    assert found[(10, "chain=[1]")].status == check.CHECK
+    assert "not known to be Celery's" in found[(10, "chain=[1]")].note
+
+
 def test_annotated_settings_and_app(tmp_path: Path) -> None:
     (tmp_path / "celery_app.py").write_text(
         "import os\nfrom celery import Celery\n"

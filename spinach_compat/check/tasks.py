@@ -127,16 +127,28 @@ class TasksMixin:
 
     def _class_kind(self, node: ast.ClassDef) -> Kind | None:
         """A Celery class's subclass; foreign when no base can be Celery's; else unknown."""
-        for base in node.bases:
-            kind = self.kind_of(base)
+        bases = [(base, self.kind_of(base)) for base in node.bases]
+        own = _own_names(node) | self._inherited(bases)
+        for _, kind in bases:
             if kind is not None and kind.role == CLASS and kind.family is not None:
-                others = [b for b in node.bases if b is not base]
-                opened = {OPEN} if others else set()  # a mixin's attributes are not seen
-                return Kind(CLASS, kind.celery_class, kind.own | _own_names(node) | opened)
+                return Kind(CLASS, kind.celery_class, own | kind.own)
         if all(self._not_celery(base) for base in node.bases):
-            modules = [k.module for k in map(self.kind_of, node.bases) if k and k.module]
-            return Kind(FOREIGN, module=modules[0] if modules else "")
+            modules = [kind.module for _, kind in bases if kind and kind.module]
+            return Kind(FOREIGN, module=modules[0] if modules else "", own=own)
         return None
+
+    def _inherited(self, bases: list[tuple[ast.expr, Kind | None]]) -> frozenset[str]:
+        """The attributes a class gets from its bases that are not Celery's: those of the
+        project's own classes; ``OPEN`` for a base the checker cannot see into."""
+        names: set[str] = set()
+        for base, kind in bases:
+            if kind is not None and kind.role == CLASS and kind.family is not None:
+                continue  # the Celery class: looked up on the facade
+            if kind is not None and kind.role == FOREIGN and not kind.module:
+                names |= kind.own  # a class of the project
+            elif not (isinstance(base, ast.Name) and base.id in BUILTINS and kind is None):
+                names.add(OPEN)
+        return frozenset(names)
 
     def _not_celery(self, base: ast.expr) -> bool:
         """A base class known not to be a Celery app, task, signature or result class."""
