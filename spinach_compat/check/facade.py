@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
+import importlib.util
 import inspect
 import textwrap
 from dataclasses import dataclass
@@ -41,6 +42,9 @@ def _facade_name(celery_name: str) -> str:
 
 def _import(module: str) -> Any:
     try:
+        if module.endswith(".__main__"):  # never run a command to look it up
+            spec = importlib.util.find_spec(module)
+            return module if spec is not None else _MISSING
         return importlib.import_module(module)
     except Exception:  # ImportError, or UnsupportedFeature from a module refused by name
         return _MISSING
@@ -162,7 +166,8 @@ def module_verdict(celery_module: str) -> Verdict:
     reason = refusal(celery_module)
     if reason:
         return Verdict(UNSUPPORTED, reason, rule_for("module:*").section)
-    if not inspect.ismodule(resolve(celery_module)):
+    found = resolve(celery_module)
+    if not (inspect.ismodule(found) or (celery_module.endswith(".__main__") and found)):
         rule = rule_for("module:*")
         return Verdict(UNSUPPORTED, rule.note, rule.section)
     note = f"import it from {_facade_name(celery_module)}"
