@@ -19,6 +19,7 @@ class Project:
     globals: dict[str, dict[str, Kind | None]] = field(default_factory=dict)
     namespaces: set[str] = field(default_factory=set)
     configs: set[str] = field(default_factory=set)  #: modules given to config_from_object
+    _suffixes: dict[str, str] = field(default_factory=dict)  # "tasks" -> "src.proj.tasks"
 
     def find_config(self, module: str) -> bool:
         """Whether ``module`` is one given to ``config_from_object``."""
@@ -28,7 +29,12 @@ class Project:
         """The project module ``module`` names (also under a ``src/``-like prefix)."""
         if module in self.modules:
             return module
-        return next((m for m in sorted(self.modules) if m.endswith("." + module)), None)
+        if not self._suffixes:
+            for name in sorted(self.modules, reverse=True):  # the first in order wins
+                parts = name.split(".")
+                for start in range(1, len(parts)):
+                    self._suffixes[".".join(parts[start:])] = name
+        return self._suffixes.get(module)
 
     def absolute(self, current: str, module: str, level: int) -> str:
         """The absolute name of ``from <level dots><module> import ...`` in ``current``."""

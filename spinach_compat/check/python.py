@@ -28,6 +28,7 @@ class Visitor(TasksMixin, SettingsMixin, ast.NodeVisitor):
 
     def __init__(self, report: Report | None, file: str, module: str, project: Project):
         self.report, self.file, self.module, self.project = report, file, module, project
+        self.learning = report is None  # only learns what the module defines
         self.names: dict[str, str] = {}  # local name -> Celery's dotted name
         self.scopes: list[dict[str, Kind | None]] = [{}]
         self.classes: list[Kind | None] = []  # the enclosing classes' kinds
@@ -85,16 +86,14 @@ class Visitor(TasksMixin, SettingsMixin, ast.NodeVisitor):
         """``celery.x.y`` of a name or attribute chain rooted at a celery import."""
         if isinstance(node, ast.Name):
             found = self.names.get(node.id)
-            return found if found and node.id not in self._shadowing() else None
+            shadowed = any(node.id in scope for scope in self.scopes[1:])
+            return found if found and not shadowed else None
         if isinstance(node, ast.Attribute):
             base = self.qualified(node.value)
             if base is None or kinds.proxy_kind(base) is not None:
                 return None
             return f"{base}.{node.attr}"
         return None
-
-    def _shadowing(self) -> set[str]:
-        return {name for scope in self.scopes[1:] for name in scope}
 
     def kind_of(self, node: ast.AST) -> Kind | None:
         """What ``node`` evaluates to, as far as the checker follows it."""

@@ -80,15 +80,14 @@ class SettingsMixin:
 def config_sources(tree: ast.Module) -> Iterator[tuple[str, str]]:
     """``("namespace", "CELERY")`` and ``("module", "proj.celeryconfig")`` for each
     ``config_from_object`` given a literal namespace, a module path or an imported module."""
-    imported = {
-        alias.asname or alias.name: alias.name
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import)
-        for alias in node.names
-    }
+    imported: dict[str, str] = {}
+    calls: list[ast.Call] = []
     for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and _attr_name(node.func) == "config_from_object"):
-            continue
+        if isinstance(node, ast.Import):
+            imported.update((a.asname or a.name, a.name) for a in node.names)
+        elif isinstance(node, ast.Call) and _attr_name(node.func) == "config_from_object":
+            calls.append(node)
+    for node in calls:
         for keyword in node.keywords:
             if keyword.arg == "namespace" and isinstance(keyword.value, ast.Constant):
                 yield "namespace", str(keyword.value.value)

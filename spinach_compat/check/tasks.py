@@ -21,6 +21,7 @@ OPEN = "*"  #: in a class's own attributes: it has bases the checker cannot see 
 class TasksMixin:
     """The tasks part of the Python visitor (see ``python.Visitor``)."""
 
+    learning: bool
     add: Any
     add_resolved: Any
     add_verdict: Any
@@ -38,6 +39,8 @@ class TasksMixin:
         for decorator in node.decorator_list:
             task = self.visit_decorator(decorator) or task
         self.bind(node.name, task[0] if task else None)
+        if self.learning:
+            return  # a function's body binds no global the other modules import
         self.scopes.append(self._parameters(node, task[0] if task and task[1] else None))
         for statement in node.body:
             self.visit(statement)
