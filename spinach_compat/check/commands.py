@@ -36,7 +36,7 @@ GLOBAL_VALUE_FLAGS = frozenset({
 })  # fmt: skip
 VALUE_FLAGS = frozenset({"-P", "--pool"})  #: flags judged on their value
 #: Celery's sub-commands: a word after ``celery`` that is none of these (``pip install celery
-#: redis``) makes the line no celery command.
+#: redis``, "skip celery check") makes the line no celery command.
 SUBCOMMANDS = frozenset({
     "worker", "beat", "inspect", "purge", "multi", "flower", "events", "control", "shell",
     "call", "result", "status", "report", "migrate", "graph", "upgrade", "amqp", "list",
@@ -122,7 +122,7 @@ def _subcommand_index(words: list[str]) -> int | None:
         elif word.startswith("-"):
             skip = word in GLOBAL_VALUE_FLAGS
         else:
-            return index if word in SUBCOMMANDS or word in facade_options() else None
+            return index if word in SUBCOMMANDS else None
     return None
 
 
