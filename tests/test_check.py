@@ -442,6 +442,14 @@ def test_python_314_except_clauses_are_parsed_under_any_python() -> None:
     assert found["Task.not_a_celery_method_xyz"] == check.UNSUPPORTED  # after the except
 
 
+def test_python_312_type_parameters_are_parsed_under_any_python() -> None:
+    """saleor's dataloaders use PEP 695 (``class DataLoader[K, R]``, ``type X = int``)."""
+    report = check.check_path(CORPUS / "py312_generics")
+    assert report.skipped == []
+    found = {f.api: f.status for f in report.findings}
+    assert found["Task.not_a_celery_method_xyz"] == check.UNSUPPORTED
+
+
 def test_other_objects_apply_async_is_not_judged() -> None:
     """multiprocessing's apply_async(callback=) and a beat scheduler's apply_async(advance=)."""
     assert _corpus("pool_apply_async") == {}
