@@ -67,7 +67,12 @@ PACKAGES: dict[str, Package] = {
         "needs task events (-E), refused; use spinach-compat inspect",
         ("flower",),
     ),
-    "django-structlog": Package(UNKNOWN, f"its Celery signals receivers: {_UNTRIED}", ()),
+    "django-structlog": Package(
+        WORKS,
+        "its CeleryReceiver works (tests/compat/test_shim.py); its DjangoStructLogInitStep "
+        "worker step is refused (app.steps): call CeleryReceiver().connect_worker_signals()",
+        ("django_structlog.celery",),
+    ),
     "celery-once": Package(UNKNOWN, f"a task base class: {_UNTRIED}", ("celery_once",)),
     "celery-singleton": Package(UNKNOWN, f"a task base class: {_UNTRIED}", ("celery_singleton",)),
     "django-celery-email": Package(UNKNOWN, f"its tasks: {_UNTRIED}", ("djcelery_email",)),
