@@ -601,5 +601,7 @@ def test_third_party_table_statuses() -> None:
         assert "spinach_compat.signals" in thirdparty.PACKAGES[name].note
     for name in ("django-celery-beat", "django-celery-results"):
         assert thirdparty.PACKAGES[name].status == thirdparty.REFUSED
+    step = thirdparty.package_of_module("django_structlog.celery.steps")
+    assert step is not None and step[1].status == thirdparty.REFUSED  # its receivers work
     file, _, anchor = thirdparty.SECTION.partition("#")
     assert anchor in _anchors(GUIDE / file)

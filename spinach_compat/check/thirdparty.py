@@ -81,6 +81,20 @@ PACKAGES: dict[str, Package] = {
 }
 
 
+#: Modules whose status differs from their package's: module -> (distribution, Package).
+MODULES: dict[str, tuple[str, Package]] = {
+    "django_structlog.celery.steps": (
+        "django-structlog",
+        Package(
+            REFUSED,
+            "its DjangoStructLogInitStep is a worker bootstep, refused (app.steps): call "
+            "CeleryReceiver().connect_worker_signals() instead",
+            ("django_structlog.celery.steps",),
+        ),
+    ),
+}
+
+
 def normalize(name: str) -> str:
     """A distribution name as PEP 503 compares them."""
     return re.sub(r"[-_.]+", "-", name).lower()
@@ -94,6 +108,9 @@ def package(name: str) -> tuple[str, Package] | None:
 
 def package_of_module(module: str) -> tuple[str, Package] | None:
     """The table's entry providing Python module ``module`` (or a parent of it)."""
+    for name, found in MODULES.items():
+        if module == name or module.startswith(name + "."):
+            return found
     for name, entry in PACKAGES.items():
         if any(module == m or module.startswith(m + ".") for m in entry.modules):
             return name, entry
