@@ -27,6 +27,19 @@ FACADE = "spinach_compat"
 _MISSING = object()
 
 
+#: Classes an object of a class may be instead, as Celery's: a task is a ``DjangoTask``
+#: under Django (Celery's Django fix-up), with ``delay_on_commit``.
+VARIANTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "celery.app.task.Task": (
+        (
+            "celery.contrib.django.task.DjangoTask",
+            "a DjangoTask attribute: tasks have it when DJANGO_SETTINGS_MODULE is set, as in "
+            "Celery",
+        ),
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Verdict:
     """A name's status, note and guide section."""
@@ -181,6 +194,9 @@ def attribute_verdict(celery_class: str, attr: str) -> Verdict:
     if reason:
         return Verdict(UNSUPPORTED, reason, rule_for("attr:*").section)
     if not has_attribute(celery_class, attr):
+        for variant, note in VARIANTS.get(celery_class, ()):
+            if has_attribute(variant, attr):
+                return Verdict(SUPPORTED, note, rule_for("attr:*").section)
         label = celery_class.rsplit(".", 1)[1]
         note = f"{label} has no attribute {attr!r} in spinach_compat"
         return Verdict(UNSUPPORTED, note, rule_for("module:*").section)
