@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from spinach_compat import check
+import spinach_compat
+import spinach_compat.canvas
+import spinach_compat.utils
+from spinach_compat import check, surface
 from spinach_compat.app import defaults, publish, task
 from spinach_compat.bin import celery as cli
+from spinach_compat.check import facade, thirdparty
+from spinach_compat.exceptions import UnsupportedFeature
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -207,6 +214,46 @@ def test_django_style_settings_are_read(tmp_path: Path) -> None:
     assert not any(api.startswith("debug") for _, api in findings)
 
 
+def test_a_config_module_is_read() -> None:
+    """``config_from_object("proj.celeryconfig")``: its top-level names are settings."""
+    findings = check.check_path(CORPUS / "config_module").findings
+    settings = {(f.api, f.status) for f in findings if f.file == "proj/celeryconfig.py"}
+    assert settings == {
+        ("broker_url", check.CHECK),
+        ("result_backend='django-db'", check.UNSUPPORTED),
+        ("task_serializer='json'", check.SUPPORTED),
+    }
+
+
+def test_what_cannot_be_tied_to_celery_is_to_check(tmp_path: Path) -> None:
+    """An apply_async on a parameter; an attribute a mixin of a Task subclass may define."""
+    (tmp_path / "tasks.py").write_text(
+        "from celery import Task\nfrom somelib import Mixin\n"
+        "class Own:\n    def get_name(self):\n        return 1\n"
+        "class Base(Own, Mixin, Task):\n    def run(self):\n"
+        "        return self.get_version(), self.get_name()\n"
+        "def send(task):\n    task.apply_async(chain=[1])\n"
+    )
+    found = {(f.line, f.api): f for f in check.check_path(tmp_path).findings}
+    assert found[(8, "Task.get_version")].status == check.CHECK  # somelib's Mixin may have it
+    assert (8, "Task.get_name") not in found  # the project's own class has it
+    assert found[(10, "chain=[1]")].status == check.CHECK
+    assert "not known to be Celery's" in found[(10, "chain=[1]")].note
+
+
+def test_annotated_settings_and_app(tmp_path: Path) -> None:
+    (tmp_path / "celery_app.py").write_text(
+        "import os\nfrom celery import Celery\n"
+        'app: Celery = Celery("proj")\n'
+        'app.config_from_object("django.conf:settings", namespace="CELERY")\n'
+        'CELERY_RESULT_BACKEND: str = os.environ["RESULT_BACKEND"]\n'
+        "app.not_an_app_attribute_xyz\n"
+    )
+    findings = {f.api: f.status for f in check.check_path(tmp_path).findings}
+    assert findings["result_backend"] == check.CHECK
+    assert findings["Celery.not_an_app_attribute_xyz"] == check.UNSUPPORTED
+
+
 # -- the table agrees with the guide and with what the facade refuses ------------------------
 
 
@@ -245,12 +292,24 @@ def test_table_agrees_with_the_facade_refusals() -> None:
             assert check.rule_for(f"flag:{flag}").status == check.UNSUPPORTED, flag
 
 
-def test_supported_modules_exist_in_spinach_compat() -> None:
-    import importlib
+def test_a_name_is_never_judged_by_the_table_alone() -> None:
+    with pytest.raises(ValueError, match="resolving"):
+        check.Report("x").add("f", 1, "name:celery.canvas.group")
 
-    for key, rule in check.RULES.items():
-        if key.startswith("module:celery") and rule.status == check.SUPPORTED:
-            importlib.import_module("spinach_compat" + key[len("module:celery") :])
+
+def test_module_verdicts_follow_the_facade(tmp_path: Path) -> None:
+    """A module is supported exactly when its spinach_compat module imports."""
+    (tmp_path / "mods.py").write_text(
+        "import celery.result\nfrom celery.contrib.abortable import AbortableTask\n"
+    )
+    statuses = {f.api: f.status for f in check.check_path(tmp_path).findings}
+    assert statuses["import celery.result"] == check.SUPPORTED
+    try:
+        importlib.import_module("spinach_compat.contrib.abortable")
+        expected = check.SUPPORTED
+    except (ImportError, UnsupportedFeature):
+        expected = check.UNSUPPORTED
+    assert statuses["from celery.contrib.abortable import ..."] == expected
 
 
 # -- the examples -----------------------------------------------------------------------------
@@ -274,3 +333,281 @@ def test_migrated_example_runs_end_to_end() -> None:
     assert "'retries': 2" in done.stdout
     assert "ok after 1 retries" in done.stdout
     assert "workers stopped" in done.stdout
+
+
+# -- the corpus: one case per verdict the checker once got wrong -------------------------------
+
+CORPUS = Path(__file__).resolve().parent / "check_corpus"
+
+
+@pytest.fixture(scope="module")
+def facade_objects() -> SimpleNamespace:
+    """Real facade objects: what the expected verdicts are computed from."""
+    app = spinach_compat.Celery("check-corpus", broker="memory://", set_as_current=False)
+    task = app.task(lambda: None, name="check_corpus.noop")
+    return SimpleNamespace(app=app, task=task, signature=task.s())
+
+
+def _has(owner: object, name: str) -> bool:
+    """``owner.name`` exists and is not refused."""
+    try:
+        getattr(owner, name)
+    except (AttributeError, UnsupportedFeature):
+        return False
+    return True
+
+
+def _resolved(owner: object, name: str, celery_name: str) -> str:
+    """The verdict a name must get: unsupported exactly when the facade lacks or refuses it."""
+    if surface.refusal(celery_name) or not _has(owner, name):
+        return check.UNSUPPORTED
+    return check.SUPPORTED
+
+
+def _corpus(case: str) -> dict[str, set[str]]:
+    """``api -> statuses`` of a corpus case."""
+    found: dict[str, set[str]] = {}
+    for finding in check.check_path(CORPUS / case).findings:
+        found.setdefault(finding.api, set()).add(finding.status)
+    return found
+
+
+def test_app_attribute_follows_the_facade(facade_objects) -> None:
+    found = _corpus("on_after_finalize")
+    expected = _resolved(
+        facade_objects.app, "on_after_finalize", "celery.app.base.Celery.on_after_finalize"
+    )
+    assert found["Celery.on_after_finalize"] == {expected}
+
+
+def test_task_attribute_follows_the_facade() -> None:
+    """On Task, or on DjangoTask (what tasks are under Django, as in Celery)."""
+    found = _corpus("delay_on_commit")
+    try:
+        django_task = importlib.import_module("spinach_compat.contrib.django.task").DjangoTask
+    except (ImportError, UnsupportedFeature, AttributeError):
+        django_task = None
+    owners = [spinach_compat.Task, django_task]
+    has = any(_has(owner, "delay_on_commit") for owner in owners if owner is not None)
+    refused = surface.refusal("celery.app.task.Task.delay_on_commit")
+    expected = check.SUPPORTED if has and not refused else check.UNSUPPORTED
+    assert found["Task.delay_on_commit"] == {expected}
+
+
+def test_current_task_follows_the_facade(facade_objects) -> None:
+    found = _corpus("current_task")
+    assert found["current_task"] == {
+        _resolved(spinach_compat, "current_task", "celery.current_task")
+    }
+    update = _resolved(facade_objects.task, "update_state", "celery.app.task.Task.update_state")
+    if found["current_task"] == {check.SUPPORTED}:
+        assert found["Task.update_state"] == {update}
+
+
+def test_stamping_example_is_not_supported(facade_objects) -> None:
+    found = _corpus("stamping")
+    visitor = _resolved(spinach_compat.canvas, "StampingVisitor", "celery.canvas.StampingVisitor")
+    stamp = _resolved(facade_objects.signature, "stamp", "celery.canvas.Signature.stamp")
+    assert found["StampingVisitor"] == {visitor}
+    assert found["Signature.stamp"] == {stamp}
+    assert check.UNSUPPORTED in (visitor, stamp), "the facade now stamps: update this case"
+
+
+def test_third_party_task_base_is_unsupported() -> None:
+    report = check.check_path(CORPUS / "third_party_base")
+    base = next(f for f in report.findings if f.api == "base=Singleton")
+    assert base.status == check.UNSUPPORTED
+    assert "celery_singleton" in base.note
+    assert report.failed
+
+
+def test_non_literal_broker_and_backend_are_to_check(capsys) -> None:
+    found = _corpus("non_literal_settings")
+    assert found["broker_url"] == {check.CHECK}
+    assert found["result_backend"] == {check.CHECK}
+    assert check.main([str(CORPUS / "non_literal_settings")]) == check.EXIT_OK
+    assert "2 to check" in capsys.readouterr().out
+
+
+def test_an_unparsable_file_fails_the_run(capsys) -> None:
+    report = check.check_path(CORPUS / "unparsable")
+    assert [s.split(": ", 1)[0] for s in report.skipped] == ["tasks.py:6"]  # and the error
+    assert check.main([str(CORPUS / "unparsable")]) == check.EXIT_UNSUPPORTED
+    out = capsys.readouterr().out
+    assert f"cannot parse (counted as a failure): {report.skipped[0]}" in out
+    assert "1 files not parsed" in out
+    assert check.main([str(CORPUS / "unparsable"), "--json"]) == check.EXIT_UNSUPPORTED
+    assert json.loads(capsys.readouterr().out)["summary"]["unparsed"] == 1
+
+
+def test_python_314_except_clauses_are_parsed_under_any_python() -> None:
+    """readthedocs' tasks modules use PEP 758's ``except A, B:``: read, not skipped."""
+    report = check.check_path(CORPUS / "py314_except")
+    assert report.skipped == []
+    found = {f.api: f.status for f in report.findings}
+    assert found["Task.not_a_celery_method_xyz"] == check.UNSUPPORTED  # after the except
+
+
+def test_python_312_type_parameters_are_parsed_under_any_python() -> None:
+    """saleor's dataloaders use PEP 695 (``class DataLoader[K, R]``, ``type X = int``)."""
+    report = check.check_path(CORPUS / "py312_generics")
+    assert report.skipped == []
+    found = {f.api: f.status for f in report.findings}
+    assert found["Task.not_a_celery_method_xyz"] == check.UNSUPPORTED
+
+
+def test_other_objects_apply_async_is_not_judged() -> None:
+    """multiprocessing's apply_async(callback=) and a beat scheduler's apply_async(advance=)."""
+    assert _corpus("pool_apply_async") == {}
+    found = _corpus("beat_scheduler")
+    assert not [api for api in found if "advance" in api or "producer" in api]
+
+
+def test_celery_utils_chunks_is_not_the_canvas_chunks(monkeypatch) -> None:
+    found = _corpus("utils_chunks")
+    expected = _resolved(spinach_compat.utils, "chunks", "celery.utils.chunks")
+    assert found["chunks(...)"] == {expected}
+    monkeypatch.setattr(spinach_compat.utils, "chunks", lambda it, n: it, raising=False)
+    facade.forget()
+    try:
+        found = _corpus("utils_chunks")
+        assert found["chunks(...)"] == {check.SUPPORTED}  # a helper, not the refused canvas one
+    finally:
+        monkeypatch.undo()
+        facade.forget()
+
+
+def test_an_unresolved_or_refused_name_is_unsupported(monkeypatch) -> None:
+    """A name certainly missing; then a refusal added to surface.REFUSED, with its reason."""
+    assert _corpus("missing_name")["set_trace(...)"] == {check.UNSUPPORTED}
+    monkeypatch.setitem(surface.REFUSED, "celery.app.task.Task.request", "no requests here")
+    report = check.check_path(CORPUS / "aliases")
+    request = next(f for f in report.findings if f.api == "Task.request")
+    assert (request.status, request.note) == (check.UNSUPPORTED, "no requests here")
+
+
+def test_result_backend_none_is_supported() -> None:
+    assert _corpus("result_backend_none")["result_backend=None"] == {check.SUPPORTED}
+
+
+def test_aliases_are_followed(facade_objects) -> None:
+    found = _corpus("aliases")
+    replace = _resolved(facade_objects.task, "replace", "celery.app.task.Task.replace")
+    assert found["Task.replace"] == {replace}
+    assert found["Task.definitely_not_a_celery_method_xyz"] == {check.UNSUPPORTED}
+    assert found["Task.also_not_a_celery_method_xyz"] == {check.UNSUPPORTED}
+    assert found["Celery.not_an_app_attribute_xyz"] == {check.UNSUPPORTED}
+    assert found["st"] == {check.SUPPORTED}  # shared_task imported as st
+    assert found["c.Celery(...)"] == {check.SUPPORTED}
+    assert found["celery_app.task"] == {check.SUPPORTED}  # the app under another name
+    assert found["broker_url='redis://localhost:6379/0'"] == {check.SUPPORTED}
+    assert "Task.retries_seen" not in found  # the subclass's own attribute
+
+
+def test_control_and_inspect_follow_the_facade(facade_objects) -> None:
+    found = _corpus("control")
+    with pytest.raises((AttributeError, UnsupportedFeature)):  # missing, or refused by name
+        facade_objects.app.control.rate_limit("proj.tasks.add", "1/s")
+    assert found["Control.rate_limit"] == {check.UNSUPPORTED}
+    assert found["Control.revoke"] == {check.SUPPORTED}
+    assert found["Inspect.active"] == {check.SUPPORTED}  # app.control.inspect() followed
+    assert found["Inspect.not_an_inspect_method_xyz"] == {check.UNSUPPORTED}
+
+
+def test_inspect_flags_are_inspects() -> None:
+    found = _corpus("inspect_flags")
+    for flag in ("-t", "-d", "--timeout", "--destination"):
+        assert found[f"celery inspect {flag}"] == {check.SUPPORTED}, flag
+    assert set().union(*found.values()) == {check.SUPPORTED}
+
+
+def test_pool_given_by_a_variable() -> None:
+    findings = check.check_path(CORPUS / "pool_variable").findings
+    pools = {f.line: (f.api, f.status) for f in findings if f.api.startswith(("--pool", "-P"))}
+    assert pools == {
+        2: ("--pool='threads'", check.SUPPORTED),
+        3: ("--pool", check.CHECK),
+        4: ("-P='prefork'", check.UNSUPPORTED),
+    }
+
+
+def test_yaml_command_lines() -> None:
+    """Quoted, flow list, block list, folded and literal (a script) commands; Kubernetes'
+    command + args."""
+    findings = check.check_path(CORPUS / "yaml_quoted").findings
+    pools = {
+        (f.file, f.line): (f.api, f.status) for f in findings if f.api.startswith(("--pool", "-P"))
+    }
+    assert pools == {
+        ("docker-compose.yml", 4): ("-P='threads'", check.SUPPORTED),
+        ("docker-compose.yml", 7): ("-P='solo'", check.SUPPORTED),
+        ("docker-compose.yml", 11): ("--pool='prefork'", check.UNSUPPORTED),
+        ("docker-compose.yml", 19): ("-P='threads'", check.SUPPORTED),
+        ("docker-compose.yml", 28): ("-P='gevent'", check.UNSUPPORTED),
+        ("deployment.yaml", 5): ("--pool='prefork'", check.UNSUPPORTED),
+    }
+    beat = [f for f in findings if f.api == "celery beat"]
+    assert [(f.line, f.status) for f in beat] == [(30, check.DIFFERENT)]
+
+
+def test_deployment_files() -> None:
+    """Dockerfile exec form, systemd and Makefile continuations, supervisord, Procfile, and
+    a shell script where ``celery`` is also a package and a directory name."""
+    findings = check.check_path(CORPUS / "deployment_files").findings
+    unsupported = {(f.file, f.line, f.api) for f in findings if f.status == check.UNSUPPORTED}
+    assert unsupported == {
+        ("Procfile", 1, "-P='gevent'"),
+        ("supervisord.conf", 2, "--autoscale"),
+        ("worker.service", 2, "--pool='prefork'"),
+    }
+    workers = {f.file for f in findings if f.api == "celery worker"}
+    assert workers == {
+        "Dockerfile", "Makefile", "Procfile", "supervisord.conf", "worker.service", "setup.sh",
+    }  # fmt: skip
+    assert {f.line for f in findings if f.file == "setup.sh"} == {4}  # not pip's nor mkdir's
+    assert ("Makefile", 2, "-c") in {(f.file, f.line, f.api) for f in findings}
+
+
+def test_requirements_built_on_celery() -> None:
+    findings = check.check_path(CORPUS / "requirements").findings
+    required = {(f.file, f.api): f for f in findings}
+    assert set(required) == {
+        ("requirements.txt", "requires django-celery-beat"),
+        ("requirements.txt", "requires sentry-sdk"),
+        ("requirements.txt", "requires flower"),
+        ("pyproject.toml", "requires django-celery-results"),
+        ("pyproject.toml", "requires opentelemetry-instrumentation-celery"),
+        ("pyproject.toml", "requires celery-redbeat"),
+    }
+    sentry = required[("requirements.txt", "requires sentry-sdk")]
+    assert sentry.status == check.UNSUPPORTED and "task_failure" in sentry.note
+    assert required[("requirements.txt", "requires django-celery-beat")].line == 2
+
+
+def test_requirements_in_setup_files_and_pipfile() -> None:
+    findings = check.check_path(CORPUS / "requirements_other").findings
+    assert {(f.file, f.line, f.api, f.status) for f in findings} == {
+        ("Pipfile", 2, "requires django-structlog", check.SUPPORTED),
+        ("setup.cfg", 7, "requires celery-once", check.CHECK),
+        ("setup.cfg", 10, "requires flower", check.UNSUPPORTED),
+        ("setup.py", 5, "requires django-celery-email", check.CHECK),
+        ("setup.py", 6, "requires celery-progress", check.CHECK),
+    }
+
+
+def test_third_party_table_statuses() -> None:
+    """One table, honest statuses; every section it names exists."""
+    assert set(thirdparty.PACKAGES) >= {
+        "django-celery-beat", "django-celery-results", "django-structlog", "sentry-sdk",
+        "opentelemetry-instrumentation-celery", "celery-redbeat", "flower", "celery-once",
+        "celery-singleton", "django-celery-email", "celery-progress", "openwisp-utils",
+    }  # fmt: skip
+    for name in ("sentry-sdk", "opentelemetry-instrumentation-celery"):
+        assert thirdparty.PACKAGES[name].status == thirdparty.REFUSED
+        assert "spinach_compat.signals" in thirdparty.PACKAGES[name].note
+    for name in ("django-celery-beat", "django-celery-results"):
+        assert thirdparty.PACKAGES[name].status == thirdparty.REFUSED
+    step = thirdparty.package_of_module("django_structlog.celery.steps")
+    assert step is not None and step[1].status == thirdparty.REFUSED  # its receivers work
+    file, _, anchor = thirdparty.SECTION.partition("#")
+    assert anchor in _anchors(GUIDE / file)

@@ -1,0 +1,123 @@
+"""Third-party packages that import ``celery`` themselves, and how they fare under the facade.
+
+Such a package keeps importing ``celery`` after the project's own imports are swapped: it
+needs the ``celery`` import shim (``spinach_compat.install_as_celery()``), and then works,
+is refused with a reason, or has not been tried. ``PACKAGES`` is the one table of them;
+the requirements scanner and the Python scanner (imports of these modules, a task
+``base=`` from one of them) both read it. Statuses say what is known, nothing more.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .facade import Verdict
+from .rules import CHECK, SUPPORTED, UNSUPPORTED
+
+WORKS, REFUSED, UNKNOWN = "works", "refused", "unknown"
+SECTION = "README.md#third-party-packages-built-on-celery"
+
+
+@dataclass(frozen=True)
+class Package:
+    """A package built on Celery: its status under the shim and the modules it provides."""
+
+    status: str
+    note: str
+    modules: tuple[str, ...]
+
+
+_UNTRIED = "not tried under the celery import shim yet: test it before migrating"
+
+#: Distribution name (PEP 503 normalized) -> Package.
+PACKAGES: dict[str, Package] = {
+    "django-celery-beat": Package(
+        REFUSED,
+        "not supported yet: its DatabaseScheduler is a beat_scheduler, refused; "
+        "put the entries in beat_schedule",
+        ("django_celery_beat",),
+    ),
+    "django-celery-results": Package(
+        REFUSED,
+        "not supported yet: its django-db/django-cache backends are refused; "
+        "use a redis:// result_backend",
+        ("django_celery_results",),
+    ),
+    "sentry-sdk": Package(
+        REFUSED,
+        "its CeleryIntegration (enabled by itself when celery imports) is refused: the "
+        "worker logs each task failure at ERROR (Sentry's LoggingIntegration reports it), or "
+        "call sentry_sdk.capture_exception in a spinach_compat.signals.task_failure receiver",
+        ("sentry_sdk.integrations.celery",),
+    ),
+    "opentelemetry-instrumentation-celery": Package(
+        REFUSED,
+        "refused: it patches Celery's worker internals; open and end spans in receivers "
+        "of spinach_compat.signals task_prerun, task_postrun and task_failure",
+        ("opentelemetry.instrumentation.celery",),
+    ),
+    "celery-redbeat": Package(
+        REFUSED,
+        "a beat scheduler: there is no beat process; put the entries in beat_schedule",
+        ("redbeat",),
+    ),
+    "flower": Package(
+        REFUSED,
+        "needs task events (-E), refused; use spinach-compat inspect",
+        ("flower",),
+    ),
+    "django-structlog": Package(
+        WORKS,
+        "its CeleryReceiver works (tests/compat/test_shim.py); its DjangoStructLogInitStep "
+        "worker step is refused (app.steps): call CeleryReceiver().connect_worker_signals()",
+        ("django_structlog.celery",),
+    ),
+    "celery-once": Package(UNKNOWN, f"a task base class: {_UNTRIED}", ("celery_once",)),
+    "celery-singleton": Package(UNKNOWN, f"a task base class: {_UNTRIED}", ("celery_singleton",)),
+    "django-celery-email": Package(UNKNOWN, f"its tasks: {_UNTRIED}", ("djcelery_email",)),
+    "celery-progress": Package(UNKNOWN, f"its backend: {_UNTRIED}", ("celery_progress",)),
+    "openwisp-utils": Package(UNKNOWN, f"its Celery helpers: {_UNTRIED}", ()),
+}
+
+
+#: Modules whose status differs from their package's: module -> (distribution, Package).
+MODULES: dict[str, tuple[str, Package]] = {
+    "django_structlog.celery.steps": (
+        "django-structlog",
+        Package(
+            REFUSED,
+            "its DjangoStructLogInitStep is a worker bootstep, refused (app.steps): call "
+            "CeleryReceiver().connect_worker_signals() instead",
+            ("django_structlog.celery.steps",),
+        ),
+    ),
+}
+
+
+def normalize(name: str) -> str:
+    """A distribution name as PEP 503 compares them."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def package(name: str) -> tuple[str, Package] | None:
+    """The table's entry for distribution ``name``, if any."""
+    key = normalize(name)
+    return (key, PACKAGES[key]) if key in PACKAGES else None
+
+
+def package_of_module(module: str) -> tuple[str, Package] | None:
+    """The table's entry providing Python module ``module`` (or a parent of it)."""
+    for name, found in MODULES.items():
+        if module == name or module.startswith(name + "."):
+            return found
+    for name, entry in PACKAGES.items():
+        if any(module == m or module.startswith(m + ".") for m in entry.modules):
+            return name, entry
+    return None
+
+
+def verdict(name: str, entry: Package) -> Verdict:
+    """A package's status under the celery import shim, as a checker verdict."""
+    status = {WORKS: SUPPORTED, REFUSED: UNSUPPORTED}.get(entry.status, CHECK)
+    return Verdict(status, f"{name} under the celery import shim: {entry.note}", SECTION)

@@ -1,0 +1,4 @@
+from celery import Celery
+
+app = Celery("proj")
+app.config_from_object("proj.celeryconfig")

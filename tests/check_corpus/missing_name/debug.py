@@ -1,0 +1,5 @@
+from celery.contrib.rdb import set_trace
+
+
+def investigate():
+    set_trace()

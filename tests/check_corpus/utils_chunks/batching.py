@@ -1,0 +1,5 @@
+from celery.utils import chunks
+
+
+def batches(items):
+    return list(chunks(iter(items), 10))
