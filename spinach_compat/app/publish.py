@@ -51,7 +51,7 @@ MUST_BE_NONE = {
 
 def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> AsyncResult:
     """Enqueue one native job for a Celery message; its ``AsyncResult``."""
-    task = options.pop("task_type", None) or app.tasks.get(name)
+    task = options.pop("task_type", None) or app._tasks.get(name)  # never finalizes, as Celery
     check_options(options)
     task_id = options.get("task_id") or app.uuid()
     args, kwargs = list(args or ()), dict(kwargs or {})

@@ -103,6 +103,16 @@ def test_a_receiver_connected_after_tasks_at_import_still_fires(fresh_app):
     assert calls == ["configured", "finalized"]
 
 
+def test_send_task_by_name_does_not_finalize_the_app(fresh_app):
+    """Celery looks a name up in the raw registry: sending it leaves the app unfinalized."""
+    app, events = fresh_app, []
+    _record(app, events)
+    app.send_task("elsewhere.remote", args=(1,))
+    assert ("on_after_finalize", ["signal"]) not in events
+    app.finalize()
+    assert events[-1] == ("on_after_finalize", ["signal"])
+
+
 def _entries(app) -> dict:
     def schedule(value):
         return repr(value) if type(value).__name__ == "crontab" else value
