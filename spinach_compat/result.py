@@ -499,7 +499,9 @@ class GroupResult(ResultSet):
         self.id = id
         self.parent = parent
 
+    @property
     def children(self) -> list:
+        """The group's results (a property, as Celery's)."""
         return self.results
 
     def __eq__(self, other: object) -> bool:

@@ -263,6 +263,7 @@ def test_app_group_result_and_result_set_are_bound_to_the_app(app) -> None:
     assert isinstance(group, GroupResult) and group.app is app
     assert app.GroupResult is app.GroupResult and app.ResultSet([]).app is app
     assert group.backend is app.backend
+    assert group.children == group.results  # a property, as Celery's
 
 
 # -- control ---------------------------------------------------------------------------------
