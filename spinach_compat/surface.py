@@ -318,7 +318,6 @@ REFUSED.update(
         ),
         **_each(_CONTROL, "autoscale pool_grow pool_restart pool_shrink", _POOLS),
         **_each(_CONTROL, "disable_events enable_events heartbeat", _EVENTS),
-        _CONTROL + "discard_all": "not supported: use app.control.purge()",
         _CONTROL + "election": _INTERNAL.format("remote control", "no replacement"),
         _CONTROL + "rate_limit": "not supported at run time: set rate_limit on the task, restart",
         _CONTROL + "time_limit": "not supported at run time: set time limits on the task, restart",

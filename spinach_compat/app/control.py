@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .. import states
-from ..exceptions import DuplicateNodenameWarning
+from ..exceptions import DuplicateNodenameWarning, UnsupportedFeature
 from .priority import band_queues, base_queue, priority_steps
 from .terminate import TERM_SIGNAME, Terminations, signum_of
 
@@ -204,9 +204,19 @@ class Control:
         """``[{node: {'ok': 'pong'}}, ...]`` of the live workers, as Celery's."""
         return [{node: reply} for node, reply in (self.inspect(destination).ping() or {}).items()]
 
-    def purge(self, queues: Iterable[str] | None = None) -> int:
-        """Discard the jobs waiting in ``queues`` (default: the app's); how many."""
-        return purge_queues(self.app, list(queues or self.app.all_queues()))
+    def purge(self, connection: Any = None, queues: Iterable[str] | None = None) -> int:
+        """Discard the jobs waiting in ``queues``; how many.
+
+        As Celery's, by default the queues a worker consumes without ``-Q`` (``task_queues``,
+        else ``task_default_queue``), never a queue tasks are only routed to. ``connection``
+        is accepted as Celery's when it is one to the app's own broker.
+        """
+        from ..worker.queues import declared_queues
+
+        _refuse_other_connection(self.app, connection)
+        return purge_queues(self.app, list(queues or declared_queues(self.app)))
+
+    discard_all = purge
 
 
 class Inspect:
@@ -361,6 +371,19 @@ def _task_info(job: Job, info: WorkerInfo) -> dict[str, Any]:
 def _scheduled_info(job: Job, info: WorkerInfo) -> dict[str, Any]:
     priority = (job.meta or {}).get("priority")
     return {"eta": job.at.isoformat(), "priority": priority, "request": _task_info(job, info)}
+
+
+def _refuse_other_connection(app: Celery, connection: Any) -> None:
+    """Refuse a kombu connection to another broker than the app's (Celery would use it)."""
+    if connection is None:
+        return
+    url = connection.as_uri(include_password=True) if hasattr(connection, "as_uri") else None
+    ours = app.connection_for_write().as_uri(include_password=True)
+    if url != ours:
+        raise UnsupportedFeature(
+            "Control.purge(connection=...) with a connection to another broker: the facade "
+            "purges the app's own broker; make an app for the other one"
+        )
 
 
 def purge_queues(app: Celery, queues: list[str]) -> int:

@@ -390,14 +390,16 @@ def run_inspect(app: Any, args: argparse.Namespace) -> int:
 
 def run_purge(app: Any, args: argparse.Namespace) -> int:
     """``purge``: discard the tasks waiting in the app's queues (asks first without -f)."""
+    from ..worker.queues import declared_queues
+
     excluded = set(_split(args.exclude_queues))
-    queues = [q for q in _split(args.queues) or app.all_queues() if q not in excluded]
+    queues = [q for q in _split(args.queues) or declared_queues(app) if q not in excluded]
     if not args.force:
         print(f"About to discard every task waiting in {', '.join(queues)}; this cannot be "
               "undone.\nType 'yes' to go on: ", end="", flush=True)  # fmt: skip
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
             return EXIT_FAILURE
-    count = app.control.purge(queues)
+    count = app.control.purge(queues=queues)
     what = "queue" if len(queues) == 1 else "queues"
     if count:
         print(f"Purged {count} message{'s' if count != 1 else ''} from {len(queues)} {what}.")

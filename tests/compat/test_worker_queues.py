@@ -8,7 +8,7 @@ import pytest
 from kombu import Queue
 
 from spinach_compat.bin.celery import EXIT_USAGE, main
-from spinach_compat.exceptions import ImproperlyConfigured
+from spinach_compat.exceptions import ImproperlyConfigured, UnsupportedFeature
 from spinach_compat.worker.queues import declared_queues, worker_queues
 
 from .conftest import WAIT
@@ -37,6 +37,23 @@ def test_without_queues_a_routed_queue_not_declared_is_left_alone(make_app):
     assert "emails" not in _consumed(app) and "celery" in _consumed(app)
     assert app.engine.broker.queue_lengths().get("emails") == 1
     assert sent.state == "PENDING"
+
+
+def test_purge_without_queues_leaves_a_routed_queue_alone(make_app):
+    """As Celery's purge: the queues a worker consumes by default, not routed ones."""
+    app = _routed_app(make_app)
+    app.tasks["send"].delay()
+    app.tasks["ping"].delay()
+    assert app.control.purge() == 1
+    assert app.engine.broker.queue_lengths().get("emails") == 1
+    assert app.control.purge(queues=["emails"]) == 1
+
+
+def test_purge_refuses_a_connection_to_another_broker(make_app):
+    app = _routed_app(make_app)
+    assert app.control.purge(connection=app.connection_for_write()) == 0
+    with pytest.raises(UnsupportedFeature, match="another broker"):
+        app.control.purge(connection=app.connection_for_write("redis://127.0.0.1:1/0"))
 
 
 def test_a_worker_given_the_queue_runs_it(make_app):
