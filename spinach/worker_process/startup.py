@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 logger = logging.getLogger("spinach.worker_process")
 
@@ -106,16 +107,25 @@ def mask_password(url: str) -> str:
     """``url`` with its password (if any) replaced by ``**``, as kombu's
     ``maybe_sanitize_url`` does; a ``password=`` query parameter is masked too."""
     try:
-        parts = urlsplit(url)
+        password = urlsplit(url).password
     except ValueError:
-        return url
-    netloc = parts.netloc
-    if parts.password:
-        user_info, _, host = netloc.rpartition("@")
-        user = user_info.partition(":")[0]
-        netloc = f"{user}:**@{host}"
-    query = "&".join(
-        "password=**" if item.startswith("password=") else item
-        for item in parts.query.split("&")
-    ) if parts.query else parts.query  # fmt: skip
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        password = None
+    if password:
+        url = url.replace(f":{password}@", ":**@", 1)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1**", url)
+
+
+def broker_address(broker: object) -> str:
+    """Where ``broker`` connects, for the logs: a ``redis://`` or ``unix://`` URL (password
+    masked) for a Redis client, else the broker's class name."""
+    pool = getattr(getattr(broker, "redis", None), "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if not isinstance(kwargs, dict):
+        return type(broker).__name__
+    db = kwargs.get("db", 0)
+    if kwargs.get("path"):
+        return f"unix://{kwargs['path']}?db={db}"
+    user, password = kwargs.get("username") or "", kwargs.get("password")
+    auth = f"{user}:**@" if password else f"{user}@" if user else ""
+    scheme = "rediss" if "SSL" in getattr(pool, "connection_class", type).__name__ else "redis"
+    return f"{scheme}://{auth}{kwargs.get('host')}:{kwargs.get('port')}/{db}"
