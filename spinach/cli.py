@@ -36,6 +36,7 @@ from .worker_process.startup import (
     BrokerUnreachable,
     ConnectionRetry,
     broker_address,
+    signal_aware_sleep,
     wait_for_broker,
 )
 from .workers import AsyncioWorkers, ThreadWorkers
@@ -396,10 +397,14 @@ def _run_engine(engine: Engine, args: argparse.Namespace) -> int:
         interval_start=args.broker_retry_interval,
         interval_step=args.broker_retry_interval,
     )
-    try:
-        wait_for_broker(engine.broker.start, broker_address(engine.broker), retry)
-    except BrokerUnreachable as exc:
-        raise CLIError(str(exc), EXIT_FAILURE) from exc
+    with stop_signals.caught() as catcher:  # the one run_worker installed
+        sleep = signal_aware_sleep(catcher)
+        try:
+            address = broker_address(engine.broker)
+            if not wait_for_broker(engine.broker.start, address, retry, sleep=sleep):
+                return 0  # a stop signal came first
+        except BrokerUnreachable as exc:
+            raise CLIError(str(exc), EXIT_FAILURE) from exc
     try:
         engine.start_workers(
             number=args.threads,

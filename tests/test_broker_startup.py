@@ -182,3 +182,23 @@ def test_a_worker_starts_once_its_redis_comes_up(start_worker: StartWorker):
         assert "Reached the broker at" in log.text
     finally:
         server.close()
+
+
+def test_a_stop_signal_while_waiting_ends_the_wait():
+    connect = Refusing(10)
+    assert not wait_for_broker(connect, "redis://h", ConnectionRetry(), sleep=lambda _: True)
+    assert connect.calls == 1
+
+
+def test_sigterm_while_waiting_exits_without_starting(start_worker: StartWorker):
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    process, log = start_worker(
+        "redis_app:spin", "--broker-retries", "0", "--broker-retry-interval", "0.01",
+        CLI_REDIS_URL=url,
+    )  # fmt: skip
+    log.wait_for(r"\(attempt 1 of unlimited\)")
+    process.terminate()
+    assert process.wait(PROCESS_TIMEOUT) == 0, log.text
+    log.join()
+    assert "Received SIGTERM while waiting for the broker: not starting" in log.text
+    assert "Traceback" not in log.text

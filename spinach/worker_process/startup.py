@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..stop_signals import StopSignals
+
 logger = logging.getLogger("spinach.worker_process")
 
 
@@ -66,10 +68,12 @@ def wait_for_broker(
     url: str,
     retry: ConnectionRetry = ConnectionRetry(),
     *,
-    sleep: Callable[[float], None] = time.sleep,
-) -> None:
-    """Call ``connect`` until it returns, as ``retry`` allows; ``url`` is for the logs
-    (masked here). Raises ``BrokerUnreachable`` after the last failed attempt."""
+    sleep: Callable[[float], object] = time.sleep,
+) -> bool:
+    """Call ``connect`` until it returns (True), as ``retry`` allows; ``url`` is for the
+    logs (masked here). A ``sleep`` returning true (a stop signal came: see
+    ``signal_aware_sleep``) ends the wait: False. Raises ``BrokerUnreachable`` after the
+    last failed attempt."""
     url = mask_password(url)
     limit = retry.limit
     intervals = retry.intervals()
@@ -82,11 +86,33 @@ def wait_for_broker(
                 raise BrokerUnreachable(url, attempt, exc) from exc
             delay = next(intervals)
             _log_attempt(attempt, limit, url, exc, delay)
-            sleep(delay)
+            if sleep(delay):
+                return False
         else:
             if attempt > 1:
                 logger.info("Reached the broker at %s at attempt %d", url, attempt)
-            return
+            return True
+    raise AssertionError("unreachable")  # pragma: no cover - the loop only returns
+
+
+def signal_aware_sleep(catcher: StopSignals | None) -> Callable[[float], bool]:
+    """A ``sleep`` for ``wait_for_broker`` that ends early on SIGTERM or SIGINT, returning
+    True then (the worker gives up starting); a plain sleep outside the main thread."""
+
+    def sleep(delay: float) -> bool:
+        if catcher is None:
+            time.sleep(delay)
+            return False
+        deadline = time.monotonic() + delay
+        while (left := deadline - time.monotonic()) > 0:
+            received = catcher.wait(left)
+            if received:
+                logger.warning("Received %s while waiting for the broker: not starting",
+                               received[0].name)  # fmt: skip
+                return True
+        return False
+
+    return sleep
 
 
 def _log_attempt(
