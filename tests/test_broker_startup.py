@@ -202,3 +202,16 @@ def test_sigterm_while_waiting_exits_without_starting(start_worker: StartWorker)
     log.join()
     assert "Received SIGTERM while waiting for the broker: not starting" in log.text
     assert "Traceback" not in log.text
+
+
+def test_supervised_children_get_the_broker_retry_options():
+    from spinach import cli
+    from spinach.supervisor import worker_arguments
+
+    parser = cli.build_parser()
+    args = parser.parse_args(["worker", "app", "-p", "2", "--broker-retries", "0",
+                              "--broker-retry-interval", "0.3", "--no-broker-retry"])  # fmt: skip
+    child = parser.parse_args(["worker", *worker_arguments(args)])
+    assert (child.broker_retries, child.broker_retry_interval, child.no_broker_retry) == (
+        0, 0.3, True,
+    )  # fmt: skip
