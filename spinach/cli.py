@@ -32,6 +32,13 @@ from .engine import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # re-exported: the exi
 from .engine import Engine
 from .job import to_datetime
 from .task import Task
+from .worker_process.startup import (
+    BrokerUnreachable,
+    ConnectionRetry,
+    broker_address,
+    signal_aware_sleep,
+    wait_for_broker,
+)
 from .workers import AsyncioWorkers, ThreadWorkers
 
 logger = logging.getLogger("spinach.cli")
@@ -171,7 +178,36 @@ def _add_worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the jobs on one asyncio event loop (AsyncioWorkers) instead of threads",
     )
+    _add_broker_retry_options(worker)
     worker.set_defaults(handler=run_worker)
+
+
+def _add_broker_retry_options(worker: argparse.ArgumentParser) -> None:
+    """How a starting worker waits for an unreachable broker: Celery's defaults."""
+    default = ConnectionRetry()
+    worker.add_argument(
+        "--broker-retries",
+        type=_non_negative_int,
+        default=default.max_attempts,
+        metavar="N",
+        help="connection attempts at start before giving up with status 1 while the broker "
+        f"is unreachable (default: {default.max_attempts}, as Celery's "
+        "broker_connection_max_retries; 0 retries forever)",
+    )
+    worker.add_argument(
+        "--broker-retry-interval",
+        type=_positive_float,
+        default=default.interval_start,
+        metavar="SECONDS",
+        help=f"first wait between two attempts, added to each next one up to "
+        f"{default.interval_max:g} s (default: {default.interval_start:g}, as kombu's)",
+    )
+    worker.add_argument(
+        "--no-broker-retry",
+        action="store_true",
+        help="give up at the first failed attempt "
+        "(as Celery's broker_connection_retry_on_startup=False)",
+    )
 
 
 def _add_dead_letters_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -226,6 +262,28 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    """An argparse type: an int >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """An argparse type: a float > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
     return value
 
 
@@ -331,7 +389,22 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def _run_engine(engine: Engine, args: argparse.Namespace) -> int:
-    """Run the workers of ``engine`` until they stop; the exit status."""
+    """Wait for the broker, then run the workers of ``engine`` until they stop; the exit
+    status."""
+    retry = ConnectionRetry(
+        enabled=not args.no_broker_retry,
+        max_attempts=args.broker_retries,
+        interval_start=args.broker_retry_interval,
+        interval_step=args.broker_retry_interval,
+    )
+    with stop_signals.caught() as catcher:  # the one run_worker installed
+        sleep = signal_aware_sleep(catcher)
+        try:
+            address = broker_address(engine.broker)
+            if not wait_for_broker(engine.broker.start, address, retry, sleep=sleep):
+                return 0  # a stop signal came first
+        except BrokerUnreachable as exc:
+            raise CLIError(str(exc), EXIT_FAILURE) from exc
     try:
         engine.start_workers(
             number=args.threads,

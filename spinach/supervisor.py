@@ -106,6 +106,10 @@ def worker_arguments(args: argparse.Namespace) -> list[str]:
         argv.append("--stop-when-queue-empty")
     if args.asyncio:
         argv.append("--asyncio")
+    argv += ["--broker-retries", str(args.broker_retries)]
+    argv += ["--broker-retry-interval", repr(args.broker_retry_interval)]
+    if args.no_broker_retry:
+        argv.append("--no-broker-retry")
     return argv
 
 

@@ -25,7 +25,8 @@ serializer and compression of kombu's registry but ``auth`` (result_compression 
 Accepted because the native engine already behaves that way or they only tune Celery's
 transport: task_acks_late (a job with retries left is always run again after a worker crash),
 worker_prefetch_multiplier (the engine fetches only for free workers), broker_transport_options,
-broker_connection_retry*, task_publish_retry*, imports/include, beat_max_loop_interval (the
+broker_connection_* (read by a starting worker: ``spinach_compat.worker.broker_wait``),
+task_publish_retry*, imports/include, beat_max_loop_interval (the
 native engine schedules), worker_concurrency and worker_hijack_root_logger (read by the
 worker command), other worker_* settings.
 

@@ -151,12 +151,19 @@ RULES: dict[str, Rule] = {
     **_each(
         "setting",
         _D(S_SETTINGS, _NO_EFFECT),
-        "broker_connection_retry broker_connection_retry_on_startup broker_connection_max_retries "
         "worker_prefetch_multiplier result_backend_transport_options task_default_exchange "
         "task_default_routing_key beat_max_loop_interval worker_send_task_events "
         "task_send_sent_event",
     ),
-    "setting:broker_transport_options": _D(S_RATES, "only priority_steps is read"),
+    **_each(
+        "setting",
+        _D(S_SETTINGS, "read when a worker starts (retrying an unreachable broker) only"),
+        "broker_connection_retry broker_connection_retry_on_startup broker_connection_max_retries "
+        "broker_connection_timeout",
+    ),
+    "setting:broker_transport_options": _D(
+        S_RATES, "only priority_steps and the startup waits (interval_*) are read"
+    ),
     "setting:*": _D(S_SETTINGS, "not read by spinach_compat"),
     # -- task options (@app.task / @shared_task / Task subclasses) -------------------------
     **_each(

@@ -36,8 +36,14 @@ from kombu.utils.url import maybe_sanitize_url
 
 from spinach import stop_signals
 from spinach.stop_signals import StopSignals
+from spinach.worker_process.startup import (
+    BrokerUnreachable,
+    signal_aware_sleep,
+    wait_for_broker,
+)
 
 from .. import __version__, signals
+from .broker_wait import broker_connect, connection_retry
 from .queues import worker_queues
 
 if TYPE_CHECKING:
@@ -123,6 +129,9 @@ class Worker:
         with stop_signals.caught() as catcher:
             self._catcher = catcher
             try:
+                if not self._wait_for_broker(catcher):
+                    _stop_all(self.services)
+                    return 0  # a stop signal came first: nothing started
                 self._start_engine_and_services()
                 logger.info("%s ready.", self.hostname)
                 signals.worker_ready.send(sender=self)
@@ -146,6 +155,20 @@ class Worker:
             _stop_all(self.services)
             raise
 
+    def _wait_for_broker(self, catcher: StopSignals | None) -> bool:
+        """Retry an unreachable broker as Celery's ``broker_connection_*`` settings say
+        (see ``broker_wait``); False if a stop signal came first. Giving up exits with
+        status 1 and one line naming the URL (password masked) and the cause."""
+        url = maybe_sanitize_url(self.app.conf.broker_url)
+        retry = connection_retry(self.app.conf)
+        try:
+            return wait_for_broker(
+                broker_connect(self.app), url, retry, sleep=signal_aware_sleep(catcher)
+            )
+        except BrokerUnreachable as exc:
+            _stop_all(self.services)
+            raise SystemExit(f"ERROR: {exc}") from None
+
     def _start_engine_and_services(self) -> None:
         """Start the engine, then the services; on an error, stop them all and raise."""
         try:
@@ -157,7 +180,11 @@ class Worker:
                 service.start()
         except BaseException:
             _stop_all(self.services)
-            self.app.stop_worker()
+            try:
+                self.app.stop_worker()
+            except Exception as exc:  # the broker is often what failed: keep its first error
+                logger.warning("Cleaning up the failed start failed too: %s: %s",
+                               type(exc).__name__, exc)  # fmt: skip
             raise
 
     def stop(self) -> None:

@@ -1,0 +1,45 @@
+"""What runs in a worker process: ``Engine.start_workers`` builds a ``Worker`` and runs it.
+
+Thread model of a worker process
+--------------------------------
+- **Worker threads** (``ThreadWorkers``, or one event-loop thread with
+  ``AsyncioWorkers``: ``spinach.workers``) only run task functions and advance each job's
+  status (succeeded, failed, or waiting for a retry). They never talk to the broker.
+- **The arbiter thread** (``arbiter.Arbiter``) talks to the broker for the workers: it
+  moves due future jobs to their queues, fetches as many jobs as there are free workers,
+  hands them over, heartbeats and recovers the jobs of dead worker processes, each on its
+  own cadence. Idle, it sleeps until a broker notification, a finished job, the next
+  future job or the next bookkeeping, whichever comes first.
+- **The result notifier thread** (``notifier.ResultNotifier``) reports each finished job
+  to the broker (finished, failed, or to retry), in order, retrying through broker
+  outages so no outcome is lost; while other jobs run, outcomes ending within
+  ``report_gather_delay`` share one round trip.
+- **The broker subscriber thread** listens to the broker's notifications (a job was
+  enqueued) and wakes the arbiter, so an idle worker starts a new job within milliseconds.
+- **The main thread** starts all of the above (``worker.Worker.run``), then waits for
+  SIGTERM or SIGINT (or ``stop_workers``) to shut down gracefully: stop fetching, let
+  running jobs finish, report them, give back jobs fetched but not started, deregister. A
+  stopper thread does that shutdown while the main thread keeps watching the signals (a
+  second one exits at once). Signals are only noted by their handler and handled by the
+  main thread: see ``spinach.stop_signals``.
+
+So a worker process has at least five threads. Scheduling (client mode) spawns none.
+
+Modules: ``worker`` (the ``Worker``: start, the main thread's wait, the stop),
+``arbiter``, ``notifier``, ``broker_calls`` (broker calls retried through outages, the
+count of jobs not yet reported) and ``startup`` (waiting for an unreachable broker at
+start, as Celery's ``broker_connection_retry_on_startup``).
+"""
+
+from .startup import BrokerUnreachable, ConnectionRetry, wait_for_broker
+from .worker import EXIT_INTERRUPTED, RunOptions, Tunables, Worker
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "BrokerUnreachable",
+    "ConnectionRetry",
+    "RunOptions",
+    "Tunables",
+    "Worker",
+    "wait_for_broker",
+]

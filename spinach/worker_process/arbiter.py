@@ -1,0 +1,202 @@
+"""The arbiter thread: talks to the broker for the worker threads."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Callable
+
+from .. import signals
+from ..brokers.base import Broker
+from ..exc import UnknownTask, WorkerLostError
+from ..job import Job, JobStatus
+from ..outage import Outage
+from ..task import Tasks
+from ..workers import Workers
+from .broker_calls import BrokerCalls, Unreported
+
+logger = logging.getLogger("spinach.engine")  # the name these records always had
+
+
+class _Round(enum.Enum):
+    """How an arbiter round ended, which says how long to wait before the next one."""
+
+    MAY_HAVE_MORE = "fetched all it asked for: fetch again at once"
+    DRAINED = "the queues had fewer jobs than free workers: wait for news or time"
+    NO_FREE_WORKER = "every worker is busy: wait for one to finish"
+
+
+class Arbiter(threading.Thread):
+    """Moves due future jobs to their queues, fetches as many jobs as there are free worker
+    threads and hands them over, heartbeats and recovers the jobs of dead workers, each on
+    its own cadence, until ``stopping`` is set; an outage only pauses it.
+
+    With ``stop_when_empty``, it calls ``on_empty`` (and ends) once the queues are empty
+    and every job handed over was reported.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        tasks: Tasks,
+        workers: Workers,
+        queues: list[str],
+        *,
+        namespace: str,
+        stopping: threading.Event,
+        calls: BrokerCalls,
+        unreported: Unreported,
+        future_check_interval: float,
+        on_empty: Callable[[], None] | None = None,
+    ):
+        super().__init__(name=f"{namespace}-arbiter")
+        self._broker, self._tasks, self._workers = broker, tasks, workers
+        self.queues = queues
+        self._namespace = namespace
+        self._stopping = stopping
+        self._calls = calls
+        self._unreported = unreported
+        self._future_check_interval = future_check_interval
+        self._on_empty = on_empty
+        now = broker.now()
+        self._last_heartbeat = now  # registering the worker counts as one
+        self._next_heartbeat = now + broker.heartbeat_interval
+        self._next_dead_check = now
+        self._future_check_at = 0.0
+        self._last_future_move = 0.0
+
+    def run(self) -> None:
+        """Fetch and dispatch until told to stop; an outage only pauses it, never ends it."""
+        outage = Outage("arbiter")
+        while not self._stopping.is_set():
+            try:
+                done = self._step()
+                outage.succeeded()
+            except Exception as exc:
+                # a stop, or the subscriber back in touch with the broker, cut the wait short
+                self._broker.wait_for_event(outage.failed(exc))
+                continue
+            if done:
+                break
+
+    def _step(self) -> bool:
+        """One round, then the wait for more work; whether the arbiter should end now."""
+        outcome = self._round()
+        if self._stopping.is_set():
+            return True
+        if self._on_empty is not None and self._is_idle():
+            logger.info("Queue(s) %s empty and nothing running: stopping", ", ".join(self.queues))
+            self._on_empty()
+            return True
+        if outcome is _Round.DRAINED:
+            timeout, self._future_check_at = self._idle_wait()
+            self._broker.wait_for_event(timeout)
+        else:  # busy: move due jobs at least every future_check_interval
+            self._future_check_at = min(
+                self._future_check_at, self._last_future_move + self._future_check_interval
+            )
+            if outcome is _Round.NO_FREE_WORKER:  # until a job ends
+                self._broker.wait_for_event(self._idle_timeout())
+        return False
+
+    def _round(self) -> _Round:
+        """One round of bookkeeping and fetching."""
+        self._bookkeeping()
+        self._move_future_jobs()
+        slots = self._workers.available_slots
+        if slots <= 0:
+            return _Round.NO_FREE_WORKER
+        jobs = self._broker.get_jobs_from_queue(self.queues, slots)
+        unknown = [failure for job in jobs if (failure := self._dispatch(job))]
+        for job, reason in unknown:
+            self._dead_letter(job, reason)
+        return _Round.MAY_HAVE_MORE if len(jobs) == slots else _Round.DRAINED
+
+    def _move_future_jobs(self) -> None:
+        """Move due future jobs to their queues: when the next one is due, and every
+        ``future_check_interval`` while busy (not every round: it costs a round trip).
+
+        An idle arbiter learns when the next future job is due before it waits; a job
+        scheduled meanwhile notifies it, and the next idle wait learns of it in turn.
+        """
+        now = self._broker.now()
+        if now >= self._future_check_at:
+            self._broker.move_future_jobs()
+            self._last_future_move = now
+            self._future_check_at = now + self._future_check_interval
+
+    def _dispatch(self, job: Job) -> tuple[Job, str] | None:
+        """Hand ``job`` to the workers; ``(job, reason)`` if it cannot run here."""
+        try:
+            task = self._tasks.get(job.task_name)
+        except UnknownTask as exc:
+            return job, str(exc)
+        job.task_func = task.func
+        self._unreported.dispatched()
+        self._workers.submit_job(job)
+        return None
+
+    def _dead_letter(self, job: Job, reason: str) -> None:
+        """Set aside a fetched job that cannot run, riding out an outage to do so."""
+        logger.error("Dead-lettering %s from queue '%s': %s", job, job.queue, reason)
+        signals.job_dead_lettered.send(self._namespace, job=job, reason=reason)
+        what = f"dead-lettering {job}"
+        self._calls.call(what, Outage("arbiter"), self._broker.dead_letter, job, reason)
+
+    def _bookkeeping(self) -> None:
+        broker = self._broker
+        now = broker.now()
+        if now >= self._next_heartbeat:
+            broker.heartbeat()
+            self._heartbeat_sent(broker.now())
+            self._next_heartbeat = now + broker.heartbeat_interval
+        if now >= self._next_dead_check:
+            self._report_recovered(broker.recover_dead_workers(broker.dead_worker_threshold))
+            self._next_dead_check = now + broker.dead_worker_check_interval
+
+    def _heartbeat_sent(self, at: float) -> None:
+        """After a long silence of this worker (a broker outage or stall, this process
+        frozen), wait a full threshold before judging the others: silenced alike, their
+        last heartbeats are as old as ours, and live workers would be declared dead."""
+        broker = self._broker
+        silence = at - self._last_heartbeat
+        self._last_heartbeat = at
+        if silence > (broker.dead_worker_threshold + broker.heartbeat_interval) / 2:
+            self._next_dead_check = max(self._next_dead_check, at + broker.dead_worker_threshold)
+
+    def _report_recovered(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            if job.status is JobStatus.FAILED:
+                logger.error("%s was running on a dead worker: failed (at-most-once)", job)
+                err = WorkerLostError(f"the worker running {job} died")
+                signals.job_failed.send(self._namespace, job=job, err=err)
+            else:
+                logger.warning(
+                    "%s was running on a dead worker: queued again, retry %d of %d",
+                    job, job.retries, job.max_retries,
+                )  # fmt: skip
+
+    def _idle_timeout(self) -> float:
+        """How long the arbiter may wait: until the next bookkeeping or the idle poll."""
+        broker = self._broker
+        now = broker.now()
+        candidates = [
+            broker.idle_poll_interval,
+            self._next_heartbeat - now,
+            self._next_dead_check - now,
+        ]
+        return max(0.0, min(candidates))
+
+    def _idle_wait(self) -> tuple[float, float]:
+        """How long an idle arbiter may wait, and when the next future job is due."""
+        now = self._broker.now()
+        delta = self._broker.next_future_job_delta()
+        if delta is None:
+            return self._idle_timeout(), float("inf")
+        return max(0.0, min(self._idle_timeout(), delta)), now + delta
+
+    def _is_idle(self) -> bool:
+        if not self._unreported.none:
+            return False
+        return all(self._broker.is_queue_empty(queue) for queue in self.queues)
