@@ -65,9 +65,10 @@ HEAD = ("id", "at")
 
 _NAMES = tuple(f.name for f in FIELDS)
 _VALUES = operator.attrgetter(*(f.attribute for f in FIELDS))
-_DECODED = tuple((f.name, f.default, f.load) for f in FIELDS)
-_REQUIRED = tuple((f.name, _TYPES[f.kind], f.nonempty) for f in FIELDS if f.required)
-_EXACT = tuple((f.name, frozenset(_TYPES[f.kind])) for f in FIELDS if f.required)
+_DEFAULTS = tuple((f.name, f.default) for f in FIELDS)
+_LOADS = tuple((f.name, f.load) for f in FIELDS if f.load is not None)
+_REQUIRED = tuple((f.name, _TYPES[f.kind]) for f in FIELDS if f.required)
+_EXACT = tuple((f.name, _TYPES[f.kind]) for f in FIELDS if f.required)
 _NONEMPTY = tuple(f.name for f in FIELDS if f.nonempty)
 _SEPARATORS = (",", ":")
 
@@ -101,28 +102,36 @@ def from_dict(data: dict[str, Any]) -> Job:
     """Rebuild a job from its persistent fields, checking each required one."""
     check(data)
     get = data.get
-    values = {}
-    for name, default, load in _DECODED:
-        value = get(name, default)
-        values[name] = value if load is None else load(value)
+    values = {name: get(name, default) for name, default in _DEFAULTS}
+    for name, load in _LOADS:
+        values[name] = load(values[name])
     return Job(**values)
 
 
 def check(data: dict[str, Any]) -> None:
     """Raise ``InvalidPayloadError`` naming the first field missing or of the wrong type."""
+    if not _looks_right(data):
+        _refuse(data)
+
+
+def _looks_right(data: dict[str, Any]) -> bool:
+    """The fast path of every job fetched: exact types, non-empty names."""
     get = data.get
-    if all(type(get(name)) in types for name, types in _EXACT) and all(
-        data[name] for name in _NONEMPTY
-    ):
-        return  # the fast path of every job fetched
-    for name, types, _ in _REQUIRED:
+    for name, types in _EXACT:
+        if type(get(name)) not in types:
+            return False
+    return all(data[name] for name in _NONEMPTY)
+
+
+def _refuse(data: dict[str, Any]) -> None:
+    """Raise ``InvalidPayloadError`` saying what is wrong with ``data``."""
+    for name, types in _REQUIRED:
         if name not in data:
             raise InvalidPayloadError(f"payload has no '{name}' field")
         value = data[name]
         if not isinstance(value, types) or isinstance(value, bool):
             raise InvalidPayloadError(f"payload field '{name}' has the wrong type: {value!r}")
-    if not all(data[name] for name in _NONEMPTY):
-        raise InvalidPayloadError("payload has an empty task name or id")
+    raise InvalidPayloadError("payload has an empty task name or id")
 
 
 def template(job: Job) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import field
 from datetime import datetime, timedelta
@@ -97,6 +98,9 @@ OPTION_NAMES: tuple[str, ...] = tuple(option.name for option in OPTIONS)
 JOB_OPTIONS: tuple[str, ...] = tuple(o.name for o in OPTIONS if o.metadata["job"])
 
 
+_carried_options = operator.attrgetter(*JOB_OPTIONS)
+
+
 class Task:
     """A function jobs run, with how its jobs are queued, retried and limited.
 
@@ -129,8 +133,9 @@ class Task:
     ) -> Job:
         """A job of this task due at timestamp ``at``, carrying the task's options
         (``overrides``: the options set otherwise for this job only)."""
-        carried = {name: getattr(self, name) for name in JOB_OPTIONS}
-        carried.update(overrides)
+        carried = dict(zip(JOB_OPTIONS, _carried_options(self), strict=True))
+        if overrides:
+            carried.update(overrides)
         return Job(task_name=self.name, at=at, task_args=args, task_kwargs=kwargs,
                    id=id, meta=meta, **carried)  # fmt: skip
 
