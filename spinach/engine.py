@@ -155,17 +155,12 @@ class Engine:
         if queue is not None:
             validate_queue(queue)
         at_timestamp = self._broker.now() if at is None else to_timestamp(at)
-        return Job(
-            task.name,
-            queue or task.queue,
-            at_timestamp,
-            task.max_retries if max_retries is None else max_retries,
-            args,
-            kwargs,
-            id=id,
-            max_concurrency=task.max_concurrency,
-            meta=meta,
-        )
+        job = task.new_job(at_timestamp, args, kwargs, id=id, meta=meta)
+        if queue:
+            job.queue = queue
+        if max_retries is not None:
+            job.max_retries = max_retries
+        return job
 
     def schedule_jobs(self, jobs: list[Job]) -> list[Job]:
         """Enqueue built jobs in one round trip, all or none."""

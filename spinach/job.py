@@ -1,14 +1,11 @@
-"""Jobs: one execution of a task with its arguments, and how they travel as JSON."""
+"""Jobs: one execution of a task with its arguments (``job_codec`` says how they travel)."""
 
 from __future__ import annotations
 
 import enum
-import json
 import os
 from datetime import datetime, timezone
 from typing import Any
-
-from .exc import InvalidPayloadError, UnserializableArgumentError
 
 
 class JobStatus(enum.Enum):
@@ -112,54 +109,22 @@ class Job:
         return self.retries < self.max_retries
 
     def to_dict(self) -> dict[str, Any]:
-        """The job's persistent fields, as they travel in a payload."""
-        return {
-            "id": self.id,
-            "task_name": self.task_name,
-            "queue": self.queue,
-            "at": self.at_timestamp,
-            "max_retries": self.max_retries,
-            "retries": self.retries,
-            "max_concurrency": self.max_concurrency,
-            "task_args": self.task_args,
-            "task_kwargs": self.task_kwargs,
-            "meta": self.meta,
-        }
+        """The job's persistent fields, as they travel in a payload (see ``job_codec``)."""
+        return job_codec.to_dict(self)
 
     def serialize(self) -> str:
         """The job as a JSON payload; an argument JSON cannot carry raises a TypeError."""
-        try:
-            return json.dumps(self.to_dict(), separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise _unserializable_argument(self) from exc
+        return job_codec.encode(self)
 
     @classmethod
     def deserialize(cls, payload: str | bytes) -> Job:
         """Rebuild a job from its payload, or raise ``InvalidPayloadError`` saying why not."""
-        try:
-            data = json.loads(payload.decode() if isinstance(payload, bytes) else payload)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidPayloadError(f"payload is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise InvalidPayloadError("payload is not a JSON object")
-        return cls.from_dict(data)
+        return job_codec.decode(payload)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
         """Rebuild a job from its persistent fields, checking each one."""
-        _check_fields(data)
-        return cls(
-            data["task_name"],
-            data["queue"],
-            float(data["at"]),
-            data["max_retries"],
-            data["task_args"],
-            data["task_kwargs"],
-            id=data["id"],
-            retries=data["retries"],
-            max_concurrency=data.get("max_concurrency"),
-            meta=data.get("meta") or {},
-        )
+        return job_codec.from_dict(data)
 
     def __repr__(self) -> str:
         return f"<Job {self.task_name} {self.id} {self.status.name}>"
@@ -175,59 +140,4 @@ class Job:
     __hash__ = None  # mutable
 
 
-_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
-    "id": str,
-    "task_name": str,
-    "queue": str,
-    "at": (int, float),
-    "max_retries": int,
-    "retries": int,
-    "task_args": list,
-    "task_kwargs": dict,
-}
-
-
-def _check_fields(data: dict[str, Any]) -> None:
-    """Raise ``InvalidPayloadError`` naming the first field missing or of the wrong type."""
-    if _fields_look_right(data):  # the fast path of every job fetched
-        return
-    for field, expected in _FIELD_TYPES.items():
-        if field not in data:
-            raise InvalidPayloadError(f"payload has no '{field}' field")
-        value = data[field]
-        if not isinstance(value, expected) or isinstance(value, bool):
-            raise InvalidPayloadError(f"payload field '{field}' has the wrong type: {value!r}")
-    if not data["task_name"] or not data["id"]:
-        raise InvalidPayloadError("payload has an empty task name or id")
-
-
-def _fields_look_right(data: dict[str, Any]) -> bool:
-    get = data.get
-    return (
-        type(get("id")) is str
-        and type(get("task_name")) is str
-        and type(get("queue")) is str
-        and type(get("at")) in (int, float)
-        and type(get("max_retries")) is int
-        and type(get("retries")) is int
-        and type(get("task_args")) is list
-        and type(get("task_kwargs")) is dict
-        and bool(data["id"])
-        and bool(data["task_name"])
-    )
-
-
-def _unserializable_argument(job: Job) -> UnserializableArgumentError:
-    """Name the first argument of ``job`` that JSON cannot carry."""
-    named = [(f"argument {i}", v) for i, v in enumerate(job.task_args)]
-    named += [(f"argument '{k}'", v) for k, v in job.task_kwargs.items()]
-    named += [(f"meta '{k}'", v) for k, v in job.meta.items()]
-    for label, value in named:
-        try:
-            json.dumps(value)
-        except (TypeError, ValueError):
-            return UnserializableArgumentError(
-                f"{label} of task '{job.task_name}' cannot be serialized to JSON: "
-                f"{type(value).__name__} value {value!r:.80}"
-            )
-    return UnserializableArgumentError(f"a job of task '{job.task_name}' cannot be serialized")
+from . import job_codec  # noqa: E402  (the codec builds Jobs: imported once Job exists)

@@ -2,50 +2,142 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import operator
 from collections.abc import Callable, Iterator
+from dataclasses import field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Union
 
 from . import const
 from .exc import AbortException, InvalidJobSignatureError, RetryException, UnknownTask
+from .job import Job
 
 if TYPE_CHECKING:
     from .engine import Engine
-    from .job import Job
 
-__all__ = ["AbortException", "Batch", "RetryException", "Task", "Tasks"]
+__all__ = ["AbortException", "Batch", "RetryException", "Task", "TaskOptions", "Tasks"]
 
 TaskRef = Union[str, Callable, "Task"]
 
 
-class Task:
-    """A function jobs run, with how its jobs are queued, retried and limited."""
+def _validate_max_retries(name: str, max_retries: object) -> None:
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+        raise ValueError(f"max_retries of task '{name}' must be an int >= 0, not {max_retries!r}")
 
-    def __init__(
-        self,
-        func: Callable,
-        name: str,
-        queue: str,
-        max_retries: int,
-        periodicity: timedelta | None = None,
-        max_concurrency: int | None = None,
+
+def _validate_periodicity(name: str, periodicity: object) -> None:
+    if periodicity is None:
+        return
+    if not isinstance(periodicity, timedelta) or periodicity <= timedelta(0):
+        raise ValueError(
+            f"periodicity of task '{name}' must be a positive timedelta, not {periodicity!r}"
+        )
+
+
+def _validate_max_concurrency(name: str, max_concurrency: object) -> None:
+    if max_concurrency is None:
+        return
+    if (
+        not isinstance(max_concurrency, int)
+        or isinstance(max_concurrency, bool)
+        or max_concurrency < 1
     ):
+        raise ValueError(
+            f"max_concurrency of task '{name}' must be None or an int >= 1, not {max_concurrency!r}"
+        )
+
+
+def validate_queue(queue: object) -> None:
+    if not isinstance(queue, str) or not queue:
+        raise ValueError(f"a queue name must be a non-empty string, not {queue!r}")
+    if queue.startswith("_"):
+        raise ValueError(f"queue names starting with '_' are reserved: {queue!r}")
+
+
+def _about(check: Callable[[str, Any], None], job: bool) -> dict[str, Any]:
+    """What a task option declares beside its default: its check (given the task name and
+    the value), and whether the jobs of the task carry it (a ``Job`` field of that name)."""
+    return {"check": check, "job": job}
+
+
+def _check_queue(_: str, queue: object) -> None:
+    validate_queue(queue)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskOptions:
+    """The options of a task, each with its default and its check: the one declaration
+    ``Task``, ``Tasks(...)`` defaults, ``Tasks.task``/``Tasks.add`` keywords and the jobs
+    of a task (scheduled or periodic) derive from. Adding an option is one field here."""
+
+    queue: str = field(default=const.DEFAULT_QUEUE, metadata=_about(_check_queue, True))
+    max_retries: int = field(
+        default=const.DEFAULT_MAX_RETRIES, metadata=_about(_validate_max_retries, True)
+    )
+    periodicity: timedelta | None = field(
+        default=None, metadata=_about(_validate_periodicity, False)
+    )
+    max_concurrency: int | None = field(
+        default=None, metadata=_about(_validate_max_concurrency, True)
+    )
+
+    def validate(self, task_name: str) -> None:
+        """Raise ``ValueError`` naming the task and the first invalid option."""
+        for option in OPTIONS:
+            option.metadata["check"](task_name, getattr(self, option.name))
+
+
+#: The task options, in declaration order (the positional order of ``Task`` after the
+#: function and the name, and of ``Tasks``).
+OPTIONS: tuple[dataclasses.Field, ...] = dataclasses.fields(TaskOptions)
+OPTION_NAMES: tuple[str, ...] = tuple(option.name for option in OPTIONS)
+#: The options the jobs of a task carry.
+JOB_OPTIONS: tuple[str, ...] = tuple(o.name for o in OPTIONS if o.metadata["job"])
+
+
+_carried_options = operator.attrgetter(*JOB_OPTIONS)
+
+
+class Task:
+    """A function jobs run, with how its jobs are queued, retried and limited.
+
+    Its options (``TaskOptions``: queue, max_retries, periodicity, max_concurrency) are
+    given after the name, positionally or by keyword, and are attributes of the task.
+    """
+
+    def __init__(self, func: Callable, name: str, *args: Any, **kwargs: Any):
         _validate_name(name)
-        validate_queue(queue)
-        _validate_max_retries(name, max_retries)
-        _validate_periodicity(name, periodicity)
-        _validate_max_concurrency(name, max_concurrency)
+        options = TaskOptions(*args, **kwargs)
+        options.validate(name)
         self.func = func
         self.name = name
-        self.queue = queue
-        self.max_retries = max_retries
-        self.periodicity = periodicity
-        self.max_concurrency = max_concurrency
+        self.options = options
+        for option in OPTION_NAMES:
+            setattr(self, option, getattr(options, option))
         self.is_coroutine = inspect.iscoroutinefunction(func)
-        if periodicity is not None:
+        if options.periodicity is not None:
             self._check_periodic_arguments()
+
+    def new_job(
+        self,
+        at: float,
+        args: tuple | list = (),
+        kwargs: dict | None = None,
+        *,
+        id: str | None = None,
+        meta: dict | None = None,
+        **overrides: Any,
+    ) -> Job:
+        """A job of this task due at timestamp ``at``, carrying the task's options
+        (``overrides``: the options set otherwise for this job only)."""
+        carried = dict(zip(JOB_OPTIONS, _carried_options(self), strict=True))
+        if overrides:
+            carried.update(overrides)
+        return Job(task_name=self.name, at=at, task_args=args, task_kwargs=kwargs,
+                   id=id, meta=meta, **carried)  # fmt: skip
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
@@ -99,11 +191,8 @@ class Task:
             ) from None
 
     def __repr__(self) -> str:
-        return (
-            f"Task({self.func!r}, name={self.name!r}, queue={self.queue!r}, "
-            f"max_retries={self.max_retries}, periodicity={self.periodicity!r}, "
-            f"max_concurrency={self.max_concurrency})"
-        )
+        options = ", ".join(f"{name}={getattr(self, name)!r}" for name in OPTION_NAMES)
+        return f"Task({self.func!r}, name={self.name!r}, {options})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Task):
@@ -113,7 +202,7 @@ class Task:
     __hash__ = object.__hash__
 
 
-_COMPARED_ATTRIBUTES = ("func", "name", "queue", "max_retries", "periodicity", "max_concurrency")
+_COMPARED_ATTRIBUTES = ("func", "name", *OPTION_NAMES)
 
 
 class Tasks:
@@ -123,19 +212,12 @@ class Tasks:
     ``Engine.attach_tasks``; scheduling through the registry needs that engine.
     """
 
-    def __init__(
-        self,
-        queue: str | None = None,
-        max_retries: int | None = None,
-        periodicity: timedelta | None = None,
-        max_concurrency: int | None = None,
-    ):
+    def __init__(self, *args: Any, **kwargs: Any):
+        defaults = _bind(_DEFAULTS_SIGNATURE, "Tasks", args, kwargs)
         self._tasks: dict[str, Task] = {}
         self._by_func: dict[int, str] = {}  # id of a registered function -> its task name
-        self.queue = queue
-        self.max_retries = max_retries
-        self.periodicity = periodicity
-        self.max_concurrency = max_concurrency
+        for option in OPTION_NAMES:
+            setattr(self, option, defaults[option])
         self._engine: Engine | None = None
 
     @property
@@ -166,26 +248,15 @@ class Tasks:
             known = ", ".join(sorted(self._tasks)) or "none"
             raise UnknownTask(f"unknown task '{name}' (registered tasks: {known})") from None
 
-    def task(
-        self,
-        func: Callable | None = None,
-        name: str | None = None,
-        queue: str | None = None,
-        max_retries: int | None = None,
-        periodicity: timedelta | None = None,
-        max_concurrency: int | None = None,
-    ) -> Callable:
-        """Decorator registering a function as a task, used with or without arguments.
+    def task(self, *args: Any, **kwargs: Any) -> Callable:
+        """Decorator registering a function as a task, used with or without arguments:
+        ``task(func=None, name=None, queue=None, max_retries=None, periodicity=None,
+        max_concurrency=None)``, the options of ``TaskOptions``.
 
         The decorated function is returned unchanged, so it can still be called directly.
         """
-        options = dict(
-            name=name,
-            queue=queue,
-            max_retries=max_retries,
-            periodicity=periodicity,
-            max_concurrency=max_concurrency,
-        )
+        options = _bind(_TASK_SIGNATURE, "task", args, kwargs)
+        func = options.pop("func")
         if func is not None:
             self.add(func, **options)
             return func
@@ -196,24 +267,17 @@ class Tasks:
 
         return register
 
-    def add(
-        self,
-        func: Callable,
-        name: str | None = None,
-        queue: str | None = None,
-        max_retries: int | None = None,
-        periodicity: timedelta | None = None,
-        max_concurrency: int | None = None,
-    ) -> Task:
-        """Register ``func`` as a task; options left out take the registry's defaults."""
-        task = Task(
-            func,
-            name if name is not None else _default_name(func),
-            _first(queue, self.queue, const.DEFAULT_QUEUE),
-            _first(max_retries, self.max_retries, const.DEFAULT_MAX_RETRIES),
-            _first(periodicity, self.periodicity, None),
-            _first(max_concurrency, self.max_concurrency, None),
-        )
+    def add(self, *args: Any, **kwargs: Any) -> Task:
+        """Register ``func`` as a task: ``add(func, name=None, queue=None, max_retries=None,
+        periodicity=None, max_concurrency=None)``; options left out (None) take the
+        registry's defaults, then those of ``TaskOptions``."""
+        given = _bind(_ADD_SIGNATURE, "add", args, kwargs)
+        func, name = given.pop("func"), given.pop("name")
+        options = {
+            option.name: _first(given[option.name], getattr(self, option.name), option.default)
+            for option in OPTIONS
+        }
+        task = Task(func, name if name is not None else _default_name(func), **options)
         self._register(task)
         return task
 
@@ -275,6 +339,45 @@ class Batch:
         return len(self.jobs_to_create)
 
 
+def _signature(*leading: inspect.Parameter) -> inspect.Signature:
+    """A signature: ``leading`` parameters, then every task option, defaulting to None."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    options = [inspect.Parameter(name, kind, default=None) for name in OPTION_NAMES]
+    return inspect.Signature([*leading, *options])
+
+
+def _bind(signature: inspect.Signature, where: str, args: tuple, kwargs: dict) -> dict:
+    """The arguments of a call by name, defaults included; a ``TypeError`` as Python's
+    for a call that does not fit."""
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f"{where}() {exc}") from None
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+_POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD
+_DEFAULTS_SIGNATURE = _signature()
+_TASK_SIGNATURE = _signature(
+    inspect.Parameter("func", _POSITIONAL, default=None),
+    inspect.Parameter("name", _POSITIONAL, default=None),
+)
+_ADD_SIGNATURE = _signature(
+    inspect.Parameter("func", _POSITIONAL),
+    inspect.Parameter("name", _POSITIONAL, default=None),
+)
+_SELF = inspect.Parameter("self", _POSITIONAL)
+# What help() and inspect show of the methods taking the options:
+Tasks.__init__.__signature__ = _signature(_SELF)  # type: ignore[attr-defined]
+Tasks.task.__signature__ = _TASK_SIGNATURE.replace(  # type: ignore[attr-defined]
+    parameters=[_SELF, *_TASK_SIGNATURE.parameters.values()]
+)
+Tasks.add.__signature__ = _ADD_SIGNATURE.replace(  # type: ignore[attr-defined]
+    parameters=[_SELF, *_ADD_SIGNATURE.parameters.values()]
+)
+
+
 def _single(task: Task) -> Tasks:
     tasks = Tasks()
     tasks._register(task)
@@ -305,37 +408,3 @@ def _default_name(func: Callable) -> str:
 def _validate_name(name: object) -> None:
     if not isinstance(name, str) or not name:
         raise ValueError(f"a task name must be a non-empty string, not {name!r}")
-
-
-def validate_queue(queue: object) -> None:
-    if not isinstance(queue, str) or not queue:
-        raise ValueError(f"a queue name must be a non-empty string, not {queue!r}")
-    if queue.startswith("_"):
-        raise ValueError(f"queue names starting with '_' are reserved: {queue!r}")
-
-
-def _validate_max_retries(name: str, max_retries: object) -> None:
-    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
-        raise ValueError(f"max_retries of task '{name}' must be an int >= 0, not {max_retries!r}")
-
-
-def _validate_periodicity(name: str, periodicity: object) -> None:
-    if periodicity is None:
-        return
-    if not isinstance(periodicity, timedelta) or periodicity <= timedelta(0):
-        raise ValueError(
-            f"periodicity of task '{name}' must be a positive timedelta, not {periodicity!r}"
-        )
-
-
-def _validate_max_concurrency(name: str, max_concurrency: object) -> None:
-    if max_concurrency is None:
-        return
-    if (
-        not isinstance(max_concurrency, int)
-        or isinstance(max_concurrency, bool)
-        or max_concurrency < 1
-    ):
-        raise ValueError(
-            f"max_concurrency of task '{name}' must be None or an int >= 1, not {max_concurrency!r}"
-        )

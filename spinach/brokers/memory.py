@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from .. import job_codec
 from ..exc import InvalidPayloadError
 from ..job import Job, JobStatus
 from ..task import Task
@@ -58,9 +59,7 @@ class _Periodic:
     """The schedule of a periodic task and what its jobs look like."""
 
     name: str
-    queue: str
-    max_retries: int
-    max_concurrency: int | None
+    task: Task  #: its jobs are this task's (``Task.new_job``)
     period: float
     next_at: float
 
@@ -209,7 +208,7 @@ class MemoryBroker(Broker):
         took it from this worker, declared dead) stores nothing, whatever became of the
         job, and gets status NOT_SET: the job is not this worker's to report.
         """
-        payloads = [job.serialize() for job in jobs]  # all or none: serialize before storing
+        payloads = [job_codec.encode(job) for job in jobs]  # all or none: encode before storing
         with self._store.lock:
             state, now = self._state(), self.now()
             for job, payload in zip(jobs, payloads, strict=True):
@@ -261,7 +260,7 @@ class MemoryBroker(Broker):
     def _decode(self, state: _Namespace, queue: str, entry: _Entry) -> Job | None:
         """The job of a queued payload, or None after moving a bad payload to dead letters."""
         try:
-            job = Job.deserialize(entry.payload)
+            job = job_codec.decode(entry.payload)
         except Exception as exc:  # whatever the reason, the payload is kept, never lost
             reason = str(exc) if isinstance(exc, InvalidPayloadError) else repr(exc)
         else:
@@ -302,7 +301,7 @@ class MemoryBroker(Broker):
             self._notify_peers()  # a slot of a limited task is free: a waiting job may run
 
     def return_jobs(self, jobs: Sequence[Job]) -> None:
-        payloads = [job.serialize() for job in jobs]
+        payloads = [job_codec.encode(job) for job in jobs]
         with self._store.lock:
             state = self._state()
             for job, payload in reversed(list(zip(jobs, payloads, strict=True))):
@@ -317,7 +316,7 @@ class MemoryBroker(Broker):
         self._notify_peers()
 
     def dead_letter(self, job: Job, reason: str) -> None:
-        payload = job.serialize()
+        payload = job_codec.encode(job)
         with self._store.lock:
             state = self._state()
             if self._release_own(state, job) is None:
@@ -347,14 +346,8 @@ class MemoryBroker(Broker):
         for periodic in state.periodic.values():
             if periodic.next_at > now:
                 continue
-            job = Job(
-                periodic.name,
-                periodic.queue,
-                now,
-                periodic.max_retries,
-                max_concurrency=periodic.max_concurrency,
-            )
-            self._push(state, job.queue, _Entry(job.id, job.serialize()))
+            job = periodic.task.new_job(now)
+            self._push(state, job.queue, _Entry(job.id, job_codec.encode(job)))
             periodic.next_at = _next_run(periodic.next_at, periodic.period, now)
             fired += 1
         return fired
@@ -435,10 +428,10 @@ class MemoryBroker(Broker):
         """Requeue a job of a dead worker with one more retry, or fail it if it has none."""
         running = self._release(state, job_id, worker_id)
         assert running is not None
-        job = Job.deserialize(running.payload)
+        job = job_codec.decode(running.payload)
         if job.should_retry:
             job.retries += 1
-            self._push(state, job.queue, _Entry(job.id, job.serialize()))
+            self._push(state, job.queue, _Entry(job.id, job_codec.encode(job)))
             job.status = JobStatus.QUEUED
         else:
             job.status = JobStatus.FAILED
@@ -562,7 +555,7 @@ def _payload_id(payload: str | bytes) -> str | None:
 
 
 def _decoded(payload: str, status: JobStatus) -> Job:
-    job = Job.deserialize(payload)
+    job = job_codec.decode(payload)
     job.status = status
     return job
 
@@ -583,9 +576,7 @@ def _schedule(task: Task, current: _Periodic | None, now: float) -> _Periodic:
     keep = current is not None and current.period == period
     return _Periodic(
         task.name,
-        task.queue,
-        task.max_retries,
-        task.max_concurrency,
+        task,
         period,
         current.next_at if keep and current is not None else now,
     )

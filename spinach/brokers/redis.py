@@ -21,9 +21,11 @@ Every state change is one Lua script (``redis_scripts/<name>.lua``, with the hel
 ``_common.lua`` prepended), run with EVALSHA through ``redis_calls`` (loaded again after
 a server restart). Scripts take the current time as an argument, from the broker's injected clock,
 never from Redis ``TIME``: tests move time with a ``FakeClock``. Job payloads are the JSON
-of ``Job.serialize``; the scripts decode them with cjson only to read and check fields,
+of ``job_codec.encode``; the scripts decode them with cjson only to read and check fields,
 and never rebuild one (cjson would turn ``[]`` into ``{}``): a payload that must change is
-built in Python.
+built in Python (a periodic job is a template ``job_codec`` encoded, completed with its id
+and due time by ``job_from_template``; the field list the scripts check comes from the
+codec too).
 
 Idempotency
 -----------
@@ -106,6 +108,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from .. import job_codec
 from ..exc import InvalidPayloadError
 from ..forks import reset_after_fork
 from ..job import Job, JobStatus
@@ -204,10 +207,12 @@ _HEADER_KEY = re.compile(r"^-- KEYS\[(\d+)\]\s+(\w+)", re.MULTILINE)
 
 @functools.cache
 def script_source(name: str) -> str:
-    """The Lua source run for script ``name``: the shared helpers, then the script."""
+    """The Lua source run for script ``name``: the job fields of the codec, the shared
+    helpers, then the script."""
     directory = importlib.resources.files(__package__) / _SCRIPT_DIR
     common = (directory / "_common.lua").read_text(encoding="utf-8")
-    return common + "\n" + (directory / f"{name}.lua").read_text(encoding="utf-8")
+    script = (directory / f"{name}.lua").read_text(encoding="utf-8")
+    return f"{job_codec.lua_declarations()}{common}\n{script}"
 
 
 def header_keys(name: str) -> dict[int, str]:
@@ -433,7 +438,7 @@ class RedisBroker(Broker):
     # -- client side ---------------------------------------------------------------------
 
     def enqueue_jobs(self, jobs: Sequence[Job], from_failure: bool = False) -> None:
-        payloads = [job.serialize() for job in jobs]  # all or none: serialize first
+        payloads = [job_codec.encode(job) for job in jobs]  # all or none: serialize first
         if not jobs:
             return
         fixed = [self.channel, "1" if from_failure else "0", self.worker_id]
@@ -488,7 +493,7 @@ class RedisBroker(Broker):
         jobs, reasons = [], []
         for job_id, payload in _groups(taken, 2):
             try:
-                job = Job.deserialize(payload)
+                job = job_codec.decode(payload)
             except Exception as exc:
                 self._bury_running(_text(job_id), payload, _reason(exc), fetch_id)
                 continue
@@ -517,7 +522,7 @@ class RedisBroker(Broker):
             self._run("finish", [self.prefix, self.channel, self.worker_id, *attempts])
 
     def return_jobs(self, jobs: Sequence[Job]) -> None:
-        payloads = [job.serialize() for job in jobs]
+        payloads = [job_codec.encode(job) for job in jobs]
         if not jobs:
             return
         items: list[Any] = []
@@ -529,7 +534,7 @@ class RedisBroker(Broker):
 
     def dead_letter(self, job: Job, reason: str) -> None:
         args = [self.prefix, self._now(), self.channel, self.worker_id, job.id]
-        letter = [job.serialize(), reason, uuid.uuid4().hex, job.attempt or ""]
+        letter = [job_codec.encode(job), reason, uuid.uuid4().hex, job.attempt or ""]
         self._run("dead_letter", [*args, *letter])
 
     def move_future_jobs(self) -> int:
@@ -598,7 +603,7 @@ class RedisBroker(Broker):
                 items += [job_id, owner, "dead", "", payload, action]
                 continue
             jobs[job_id] = job
-            items += [job_id, owner, action, job.queue, job.serialize(), ""]
+            items += [job_id, owner, action, job.queue, job_codec.encode(job), ""]
         replied = self._run_once("recover_jobs", [self.channel], items)
         recovered = {_text(job_id) for job_id in replied}
         return [job for job_id, job in jobs.items() if job_id in recovered]
@@ -825,14 +830,14 @@ def _reason(exc: BaseException) -> str:
 def _deserialize_error(payload: bytes | str) -> str | None:
     """Why ``Job.deserialize`` rejects a payload, or None when it accepts it."""
     try:
-        Job.deserialize(payload)
+        job_codec.decode(payload)
     except Exception as exc:
         return _reason(exc)
     return None
 
 
 def _decoded(payload: bytes | str, status: JobStatus) -> Job:
-    job = Job.deserialize(payload)
+    job = job_codec.decode(payload)
     job.status = status
     return job
 
@@ -841,7 +846,7 @@ def _recovery_of(payload: bytes) -> tuple[Job | None, str]:
     """A lost job with its recovery action: ``retry`` (one more retry counted) or
     ``fail``; or no job and why its payload cannot be decoded."""
     try:
-        job = Job.deserialize(payload)
+        job = job_codec.decode(payload)
     except Exception as exc:
         return None, _reason(exc)
     if job.should_retry:
@@ -853,17 +858,8 @@ def _recovery_of(payload: bytes) -> tuple[Job | None, str]:
 
 
 def _periodic_info(task: Task, period: float) -> str:
-    """What move_future_jobs needs to fire a periodic task: its period, its queue, and its
-    job payload after the id and due time (which the script prepends)."""
-    fields = {
-        "task_name": task.name,
-        "queue": task.queue,
-        "max_retries": task.max_retries,
-        "retries": 0,
-        "max_concurrency": task.max_concurrency,
-        "task_args": [],
-        "task_kwargs": {},
-        "meta": {},
-    }
-    tail = json.dumps(fields, separators=(",", ":"))[1:]
+    """What move_future_jobs needs to fire a periodic task: its period, its queue, and the
+    template of its jobs (``job_codec.template``: every field but the id and due time,
+    which the script fills in)."""
+    tail = job_codec.template(task.new_job(0.0))
     return json.dumps({"period": period, "queue": task.queue, "tail": tail})

@@ -4,6 +4,10 @@
 -- names from that table. Keys that depend on data (a queue, a worker) are built from the
 -- namespace prefix k.prefix ("{<namespace>}/"): they share the hash tag of the declared
 -- KEYS, so every script still touches a single Redis Cluster slot.
+--
+-- JOB_FIELDS ({name, JSON type} of the required fields of a job payload), JOB_NONEMPTY
+-- and JOB_HEAD come from spinach/job_codec.py (lua_declarations), prepended before these
+-- helpers: no script spells a job field.
 
 -- The job id of a decoded payload, or nil when it has no usable one.
 local function payload_id(data)
@@ -28,12 +32,6 @@ local function has_type(value, kind)
   return type(value) == kind
 end
 
-local JOB_FIELDS = {
-  {'id', 'string'}, {'task_name', 'string'}, {'queue', 'string'}, {'at', 'number'},
-  {'max_retries', 'integer'}, {'retries', 'integer'}, {'task_args', 'array'},
-  {'task_kwargs', 'object'},
-}
-
 -- Decode a payload and check it as Job.deserialize does: the job, or nil, why not, and
 -- whatever could be decoded (to read an id from).
 local function decode_job(payload)
@@ -51,10 +49,19 @@ local function decode_job(payload)
       return nil, "payload field '" .. field[1] .. "' has the wrong type", data
     end
   end
-  if data.task_name == '' or data.id == '' then
-    return nil, 'payload has an empty task name or id', data
+  for _, name in ipairs(JOB_NONEMPTY) do
+    if data[name] == '' then return nil, 'payload has an empty task name or id', data end
   end
   return data, nil, data
+end
+
+-- The payload of a job built from a template (job_codec.template: the payload without its
+-- JOB_HEAD fields, id and due time) and the values of those fields, in that order; `at` is
+-- a JSON number already.
+local function job_from_template(template, id, at)
+  local head = {cjson.encode(JOB_HEAD[1]) .. ':' .. cjson.encode(id)}
+  head[2] = cjson.encode(JOB_HEAD[2]) .. ':' .. at
+  return '{' .. table.concat(head, ',') .. ',' .. template
 end
 
 -- Wake the arbiters of the namespace.

@@ -14,7 +14,8 @@
 -- KEYS[5] future_queues   hash  job id -> queue of a future job
 -- KEYS[6] periodic        zset  periodic task names, scored by next run
 -- KEYS[7] periodic_tasks  hash  task name -> JSON {period, queue, tail}, where tail is
---                               the job payload after its id and due time
+--                               the job payload without its id and due time (a template
+--                               of job_codec, completed by job_from_template)
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] now, seconds since the epoch, as a JSON number
 -- ARGV[3] notification channel of the namespace
@@ -53,7 +54,7 @@ local function fire_periodic_tasks()
     local name, last_due = due[i], tonumber(due[i + 1])
     local task = cjson.decode(redis.call('HGET', k.periodic_tasks, name))
     local id = redis.sha1hex(table.concat({k.prefix, name, due[i + 1], ARGV[2]}, '\0'))
-    local payload = '{"id":"' .. id .. '","at":' .. ARGV[2] .. ',' .. task.tail
+    local payload = job_from_template(task.tail, id, ARGV[2])
     push(k, task.queue, payload, id, false)
     redis.call('ZADD', k.periodic, next_run(last_due, task.period), name)
   end
