@@ -5,7 +5,10 @@
 # interpreter) and installs the project with its test extras; later runs reuse it. It makes
 # sure a redis-server binary exists, installing Debian's package if needed: the tests start
 # and stop throwaway servers of their own on free ports, never the system service. Exits
-# with pytest's status, except that collecting no test at all is a failure (1).
+# with pytest's status, except that collecting no test at all is a failure (1). Before the
+# tests it type-checks spinach and spinach_compat with mypy ([tool.mypy] in pyproject.toml,
+# cached in .mypy_cache); a mypy failure does not stop the tests but makes the script exit 1
+# if pytest itself passed. SKIP_MYPY=1 skips the check (for quick local runs).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -44,11 +47,20 @@ ensure_redis_server() {
 ensure_venv
 ensure_installed "[test]"
 ensure_redis_server
+typed=0
+if [ "${SKIP_MYPY:-0}" != 1 ]; then
+    say "type-checking: python -m mypy (spinach, spinach_compat)"
+    "$PY" -m mypy || typed=$?
+fi
 say "running the tests: python -m pytest $*"
 status=0
 "$PY" -m pytest "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     say "no test was collected: failing"
+    exit 1
+fi
+if [ "$status" -eq 0 ] && [ "$typed" -ne 0 ]; then
+    say "the tests passed but mypy failed (above): failing"
     exit 1
 fi
 exit "$status"

@@ -11,6 +11,8 @@
 3
 """
 
+from typing import TYPE_CHECKING
+
 from .brokers.base import Broker, DeadLetter, WorkerInfo
 from .brokers.memory import MemoryBroker
 from .const import DEFAULT_NAMESPACE, DEFAULT_QUEUE
@@ -20,6 +22,9 @@ from .exc import AbortException, DeferException, RetryException
 from .job import Job, JobStatus
 from .task import Batch, Task, Tasks
 from .workers import AsyncioWorkers, ThreadWorkers
+
+if TYPE_CHECKING:  # imported lazily at run time (``__getattr__``)
+    from .brokers.redis import RedisBroker
 
 __version__ = "0.1.0"
 
@@ -46,7 +51,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type:
     if name == "RedisBroker":  # lazily, so a MemoryBroker user never imports redis-py
         from .brokers.redis import RedisBroker
 

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 class SafeNamedSignal(NamedSignal):
     """A blinker signal whose failing receivers are logged instead of propagated."""
 
-    def send(self, *sender: Any, **kwargs: Any) -> list[tuple[Any, Any]]:  # type: ignore[override]
+    def send(self, *sender: Any, **kwargs: Any) -> list[tuple[Any, Any]]:
         if not self.receivers:  # the common case, kept cheap for the job hot path
             return []
         subject = sender[0] if sender else ANY

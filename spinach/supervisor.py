@@ -179,7 +179,9 @@ class Supervisor:
 
     def _install_handlers(self, wake_fd: int) -> dict[int, Any]:
         """Note forwarded signals and SIGCHLD; each also wakes the loop through ``wake_fd``."""
-        previous = {sig: signal.getsignal(sig) for sig in (*FORWARDED_SIGNALS, signal.SIGCHLD)}
+        previous: dict[int, Any] = {
+            sig: signal.getsignal(sig) for sig in (*FORWARDED_SIGNALS, signal.SIGCHLD)
+        }
         previous[-1] = signal.set_wakeup_fd(wake_fd)
         for sig in (*FORWARDED_SIGNALS, signal.SIGCHLD):
             signal.signal(sig, _noted_in_the_wakeup_fd)
@@ -275,7 +277,8 @@ class Supervisor:
                 if child.process is None and not child.done:  # waiting to restart: cancel
                     child.restart_at, child.done = None, True
             for child in running:
-                child.process.send_signal(signum)  # a no-op once it exited
+                if child.process is not None:  # running: it has one
+                    child.process.send_signal(signum)  # a no-op once it exited
 
     def _exit_status(self) -> int:
         """0 after a graceful stop (or when every child exited 0 on its own), else 1 or 130."""

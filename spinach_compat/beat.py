@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ._state import get_current_app
 from .schedules import maybe_schedule
 from .surface import module_getattr, refused_init
+
+if TYPE_CHECKING:
+    from .app.base import Celery
 
 __all__ = ["PersistentScheduler", "ScheduleEntry", "Scheduler", "SchedulingError", "Service"]
 
@@ -44,7 +48,7 @@ class ScheduleEntry:
     def __init__(self, name: str | None = None, task: str | None = None,
                  last_run_at: datetime | None = None, total_run_count: int | None = None,
                  schedule: Any = None, args: Any = (), kwargs: Any = None, options: Any = None,
-                 relative: bool = False, app: Any = None):  # fmt: skip
+                 relative: bool = False, app: Celery | None = None):  # fmt: skip
         self.app = app
         self.name = name
         self.task = task
@@ -57,7 +61,9 @@ class ScheduleEntry:
 
     def default_now(self) -> datetime:
         """The schedule's ``now()``, else the app's."""
-        return self.schedule.now() if self.schedule else self.app.now()
+        if self.schedule:
+            return self.schedule.now()
+        return (self.app or get_current_app()).now()
 
     def _next_instance(self, last_run_at: datetime | None = None) -> ScheduleEntry:
         """A copy run once more, last run at ``last_run_at`` (now by default)."""

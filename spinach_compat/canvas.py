@@ -13,11 +13,16 @@ from __future__ import annotations
 import copy
 import itertools
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .exceptions import UnsupportedFeature
 from .result import allow_join_result
 from .surface import module_getattr, refuse_missing
+
+if TYPE_CHECKING:
+    from .app.base import Celery
+
+_Sig = TypeVar("_Sig", bound="Signature")
 
 __all__ = ["Signature", "chain", "chord", "group", "maybe_signature", "signature"]
 
@@ -40,7 +45,7 @@ class Signature(dict):
     def __init__(
         self, task: Any = None, args: Any = None, kwargs: Any = None, options: Any = None,
         type: Any = None, subtask_type: Any = None, immutable: bool = False,
-        app: Any = None, **ex: Any,
+        app: Celery | None = None, **ex: Any,
     ):  # fmt: skip
         self._app = app
         self._type = type
@@ -63,7 +68,7 @@ class Signature(dict):
     immutable = property(lambda self: self["immutable"])
 
     @property
-    def app(self) -> Any:
+    def app(self) -> Celery:
         from ._state import get_current_app
 
         return self._app or get_current_app()
@@ -141,7 +146,7 @@ class Signature(dict):
         task_id = self["options"].setdefault("task_id", _id or str(uuid.uuid4()))
         return AsyncResult(task_id, app=self.app, task_name=self["task"])
 
-    def _fresh(self) -> Signature:
+    def _fresh(self: _Sig) -> _Sig:
         """A copy whose options, kwargs and link lists can change without touching this one."""
         sig = type(self).__new__(type(self))
         dict.update(sig, self)
@@ -217,7 +222,13 @@ def signature(varies: Any, *args: Any, **kwargs: Any) -> Signature:
     return Signature(varies, *args, **kwargs)
 
 
-def maybe_signature(d: Any, app: Any = None, clone: bool = False) -> Signature | None:
+@overload
+def maybe_signature(d: None, app: Celery | None = None, clone: bool = False) -> None: ...
+@overload
+def maybe_signature(d: dict, app: Celery | None = None, clone: bool = False) -> Signature: ...
+def maybe_signature(
+    d: dict | None, app: Celery | None = None, clone: bool = False
+) -> Signature | None:
     """``d`` as a signature: a plain dict (one that travelled) becomes one of its type."""
     if d is None:
         return None
@@ -245,12 +256,12 @@ class _Canvas(Signature):
         return []
 
     @property
-    def app(self) -> Any:
+    def app(self) -> Celery:
         from ._state import get_current_app
 
         return self._own_app() or get_current_app()
 
-    def _own_app(self) -> Any:
+    def _own_app(self) -> Celery | None:
         """The app given to this canvas, else to one of its signatures."""
         if self._app is not None:
             return self._app
@@ -279,14 +290,14 @@ class group(_Canvas):
     """Signatures sent together (one native round trip); ``apply_async`` gives a
     ``GroupResult`` of the members' results, in order."""
 
-    def __init__(self, *tasks: Any, app: Any = None, **options: Any):
+    def __init__(self, *tasks: Any, app: Celery | None = None, **options: Any):
         super().__init__(
             "celery.group", (), {"tasks": _tasks_of(tasks)}, options, subtask_type="group",
             app=app,
         )  # fmt: skip
 
     @classmethod
-    def from_dict(cls, d: dict, app: Any = None) -> group:
+    def from_dict(cls, d: dict, app: Celery | None = None) -> group:
         tasks = [maybe_signature(task, app=app) for task in d["kwargs"]["tasks"]]
         return cls(tasks, app=app, **d.get("options") or {})
 
@@ -347,17 +358,17 @@ class chain(_Canvas):
     and returns the last task's ``AsyncResult`` (``.parent`` leads back to the first).
     """
 
-    def __init__(self, *tasks: Any, app: Any = None, **options: Any):
+    def __init__(self, *tasks: Any, app: Celery | None = None, **options: Any):
         flat: list[Signature] = []
         for task in _tasks_of(tasks):
-            inline = isinstance(task, chain) and not task.options
-            flat.extend(task.tasks if inline else [task])
+            inlined = isinstance(task, chain) and not task.options
+            flat.extend(task.tasks if isinstance(task, chain) and inlined else [task])
         super().__init__(
             "celery.chain", (), {"tasks": flat}, options, subtask_type="chain", app=app
         )
 
     @classmethod
-    def from_dict(cls, d: dict, app: Any = None) -> chain:
+    def from_dict(cls, d: dict, app: Celery | None = None) -> chain:
         tasks = [maybe_signature(task, app=app) for task in d["kwargs"]["tasks"]]
         return cls(tasks, app=app, **d.get("options") or {})
 
@@ -452,7 +463,7 @@ def _step_options(options: dict) -> dict:
 class chord(_Canvas):
     """A header group whose results, once every task ended, go to the body as a list."""
 
-    def __init__(self, header: Any, body: Any = None, app: Any = None, **options: Any):
+    def __init__(self, header: Any, body: Any = None, app: Celery | None = None, **options: Any):
         header = header if isinstance(header, group) else group(header, app=app)
         body = maybe_signature(body, app=app)
         super().__init__(
@@ -461,7 +472,7 @@ class chord(_Canvas):
         )  # fmt: skip
 
     @classmethod
-    def from_dict(cls, d: dict, app: Any = None) -> chord:
+    def from_dict(cls, d: dict, app: Celery | None = None) -> chord:
         kwargs = d["kwargs"]
         header = maybe_signature(kwargs["header"], app=app)
         return cls(header, kwargs.get("body"), app=app, **d.get("options") or {})
@@ -525,7 +536,7 @@ class chord(_Canvas):
         chords.requires_backend(app)
         chord_id = result.parent.id
         chords.start(app, chord_id, [member.id for member in result.parent.results])
-        descriptor = {"id": chord_id, "size": len(header.tasks), "body": links.encode(body)[0]}
+        descriptor = {"id": chord_id, "size": len(header.tasks), "body": links.encode_one(body)}
         header.apply_async(
             args, kwargs, spinach_chord=descriptor, ignore_result=False,
             **_step_options(options),
@@ -551,7 +562,9 @@ def _check_sendable(sig: Signature) -> None:
         _check_sendable(child)
 
 
-_TYPES: dict[str, type] = {"group": group, "chain": chain, "chord": chord}
+_TYPES: dict[str, type[group] | type[chain] | type[chord]] = {
+    "group": group, "chain": chain, "chord": chord,
+}  # fmt: skip
 subtask = signature
 refuse_missing(Signature, "celery.canvas.Signature")  # the rest: see surface.REFUSED
 __getattr__ = module_getattr(__name__)  # xmap, xstarmap, chunks: refused

@@ -52,6 +52,7 @@ class Retry(TaskPredicate):
         **kwargs: Any,
     ):
         self.message = message
+        self.excs: str | None
         if isinstance(exc, str):
             self.exc, self.excs = None, exc
         else:

@@ -53,8 +53,8 @@ class Proxy:
         kwargs = object.__getattribute__(self, "_Proxy__kwargs")
         return local(*args, **kwargs)
 
-    @property
-    def __class__(self) -> type:  # type: ignore[override]
+    @property  # type: ignore[misc]  # a proxy reports its object's class
+    def __class__(self) -> type:
         return type(self._get_current_object())
 
     @property

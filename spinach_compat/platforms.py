@@ -45,7 +45,7 @@ IS_WINDOWS = SYSTEM == "Windows"
 
 #: Signal number -> name (``'SIGTERM'``), for the signals of this platform (for a signal with
 #: two names, as SIGABRT and SIGIOT, Celery's pick varies from run to run: this is Python's).
-SIGMAP = {sig: sig.name for sig in signal.Signals}
+SIGMAP: dict[int, str] = {sig: sig.name for sig in signal.Signals}
 
 
 class LockFailed(Exception):

@@ -16,6 +16,7 @@ from .exceptions import TaskRevokedError, TimeoutError, UnsupportedFeature
 
 if TYPE_CHECKING:
     from .app.base import Celery
+    from .backends.base import Backend
 
 __all__ = [
     "AsyncResult", "EagerResult", "GroupResult", "ResultBase", "ResultSet",
@@ -101,7 +102,7 @@ class AsyncResult(ResultBase):
     ignored = False
 
     def __init__(
-        self, id: str, backend: Any = None, task_name: str | None = None,
+        self, id: str, backend: Backend | None = None, task_name: str | None = None,
         app: Celery | None = None, parent: Any = None,
     ):  # fmt: skip
         if id is None:
@@ -117,7 +118,7 @@ class AsyncResult(ResultBase):
         return self.id
 
     @property
-    def backend(self) -> Any:
+    def backend(self) -> Backend:
         return self._backend if self._backend is not None else self.app.backend
 
     def _meta(self) -> dict[str, Any]:
@@ -349,7 +350,7 @@ class EagerResult(AsyncResult):
     def traceback(self) -> str | None:
         return self._traceback
 
-    def get(
+    def get(  # type: ignore[override]  # Celery's EagerResult.get takes these, in this order
         self, timeout: float | None = None, propagate: bool = True,
         disable_sync_subtasks: bool = True, **_: Any,
     ) -> Any:  # fmt: skip
@@ -374,7 +375,7 @@ class EagerResult(AsyncResult):
 
     maybe_reraise = maybe_throw
 
-    wait = get
+    wait = get  # type: ignore[assignment]  # as Celery: EagerResult.wait is its get
 
     def ready(self) -> bool:
         return True
@@ -398,7 +399,7 @@ class ResultSet(ResultBase):
         return self._app or get_current_app()
 
     @property
-    def backend(self) -> Any:
+    def backend(self) -> Backend:
         """The app's result backend."""
         return self.app.backend
 
@@ -517,18 +518,27 @@ class GroupResult(ResultSet):
 
     # -- saved groups, as Celery's (``celery-taskset-meta-<id>`` in the backend) ------------
 
-    def save(self, backend: Any = None) -> GroupResult:
+    def save(self, backend: Backend | None = None) -> GroupResult:
         """Save the group's ids in the backend (for ``result_expires``), to ``restore`` it."""
-        return (backend or self.app.backend).save_group(self.id, self)
+        return (backend or self.app.backend).save_group(self._saved_id(), self)
 
-    def delete(self, backend: Any = None) -> None:
+    def delete(self, backend: Backend | None = None) -> None:
         """Remove the saved group."""
-        (backend or self.app.backend).delete_group(self.id)
+        (backend or self.app.backend).delete_group(self._saved_id())
+
+    def _saved_id(self) -> str:
+        if self.id is None:
+            raise ValueError("a GroupResult without an id cannot be saved, deleted or restored")
+        return self.id
 
     @classmethod
-    def restore(cls, id: str, backend: Any = None, app: Celery | None = None) -> GroupResult | None:
+    def restore(
+        cls, id: str, backend: Backend | None = None, app: Celery | None = None
+    ) -> GroupResult | None:
         """The group saved under ``id`` (``save``), or None."""
-        app = app or (cls.app if not isinstance(cls.app, property) else get_current_app())
+        if app is None:
+            own: Any = cls.app  # a bound class's app, else the property (read on the class)
+            app = own if not isinstance(own, property) else get_current_app()
         return (backend or app.backend).restore_group(id)
 
     def as_tuple(self) -> tuple:

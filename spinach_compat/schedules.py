@@ -12,10 +12,13 @@ import re
 from collections import namedtuple
 from collections.abc import Iterable, Iterator
 from datetime import datetime, time, timedelta, timezone, tzinfo
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .exceptions import UnsupportedFeature
 from .utils.time import humanize_seconds, maybe_make_aware
+
+if TYPE_CHECKING:
+    from .app.base import Celery
 
 __all__ = [
     "BaseSchedule",
@@ -46,7 +49,7 @@ class BaseSchedule:
     not a number, a ``timedelta``, ``schedule`` or ``crontab`` (see ``app/beat.py``).
     """
 
-    def __init__(self, nowfun: Any = None, app: Any = None):
+    def __init__(self, nowfun: Any = None, app: Celery | None = None):
         self.nowfun = nowfun
         self._app = app
 
@@ -72,7 +75,7 @@ class BaseSchedule:
         return self._app or get_current_app()
 
     @app.setter
-    def app(self, app: Any) -> None:
+    def app(self, app: Celery | None) -> None:
         self._app = app
 
     @property
@@ -92,21 +95,27 @@ class BaseSchedule:
             return other.nowfun == self.nowfun
         return NotImplemented
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as Celery's schedules
 
 
 class schedule(BaseSchedule):
     """Run every ``run_every`` (seconds or a ``timedelta``)."""
 
     def __init__(self, run_every: float | timedelta | None = None, relative: bool = False,
-                 nowfun: Any = None, app: Any = None):  # fmt: skip
+                 nowfun: Any = None, app: Celery | None = None):  # fmt: skip
         self.run_every = _timedelta(run_every)
         self.relative = relative
         super().__init__(nowfun=nowfun, app=app)
 
     @property
     def seconds(self) -> float:
-        return max(self.run_every.total_seconds(), 0)
+        return max(self._every().total_seconds(), 0)
+
+    def _every(self) -> timedelta:
+        """``run_every``; a clear error for a schedule made without one."""
+        if self.run_every is None:
+            raise ValueError("schedule() needs run_every: a number of seconds or a timedelta")
+        return self.run_every
 
     @property
     def human_seconds(self) -> str:
@@ -118,7 +127,7 @@ class schedule(BaseSchedule):
             _refuse_relative()
         utc = timezone.utc
         last = self.maybe_make_aware(last_run_at).astimezone(utc)
-        return last + self.run_every - self.maybe_make_aware(self.now()).astimezone(utc)
+        return last + self._every() - self.maybe_make_aware(self.now()).astimezone(utc)
 
     def is_due(self, last_run_at: datetime) -> schedstate:
         """``(True, run_every in seconds)`` when due, else ``(False, seconds left)``."""
@@ -135,7 +144,7 @@ class schedule(BaseSchedule):
             return other.run_every == self.run_every
         return self.run_every == other
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
 
 def _refuse_relative() -> NoReturn:
@@ -255,7 +264,7 @@ class crontab(BaseSchedule):
             for f in ("minute", "hour", "day_of_week", "day_of_month", "month_of_year")
         )
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
 
 def _refuse_crontab_due() -> NoReturn:
@@ -277,7 +286,7 @@ class solar(BaseSchedule):
         return f"<solar: {self.event} at latitude {self.lat}, longitude: {self.lon}>"
 
 
-def maybe_schedule(value: Any, relative: bool = False, app: Any = None) -> Any:
+def maybe_schedule(value: Any, relative: bool = False, app: Celery | None = None) -> Any:
     """A number or ``timedelta`` as a ``schedule``; a schedule as is."""
     if isinstance(value, (int, float, timedelta)) and not isinstance(value, bool):
         return schedule(value, relative, app=app)

@@ -166,7 +166,8 @@ class _CeleryAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return module
 
     def exec_module(self, module: ModuleType) -> None:
-        module.__spec__ = module.__spec__.loader_state  # already executed: its own spec back
+        if module.__spec__ is not None:
+            module.__spec__ = module.__spec__.loader_state  # already executed: its own spec back
 
 
 _FINDER = _CeleryAliases()

@@ -131,7 +131,7 @@ def _make_ref(receiver: Callable, on_death: Callable[[Any], None]) -> Callable[[
     """A weak reference to ``receiver`` calling ``on_death`` when it is collected (a strong
     one when it cannot be weakly referenced)."""
     if hasattr(receiver, "__func__"):
-        return weakref.WeakMethod(receiver, on_death)  # type: ignore[arg-type]
+        return weakref.WeakMethod(receiver, on_death)
     try:
         return weakref.ref(receiver, on_death)
     except TypeError:

@@ -98,7 +98,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis as redis_py
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
@@ -657,7 +657,7 @@ class RedisBroker(Broker):
         return {name: length for name, length in zip(names, pipe.execute(), strict=True) if length}
 
     def scheduled_jobs(self) -> list[Job]:
-        ids = self._redis.zrange(self.key("future"), 0, -1)
+        ids: list[bytes] = cast("list[bytes]", self._redis.zrange(self.key("future"), 0, -1))
         if not ids:
             return []
         payloads = self._redis.hmget(self.key("future_jobs"), ids)
@@ -689,7 +689,7 @@ class RedisBroker(Broker):
 
     def inspect_periodic_tasks(self) -> list[tuple[float, str]]:
         entries = self._redis.zrange(self.key("periodic"), 0, -1, withscores=True)
-        return [(score, _text(name)) for name, score in entries]
+        return [(score, _text(name)) for name, score in _scored(entries)]
 
     def flush(self) -> None:
         self._run("flush", [self.prefix])
@@ -733,7 +733,7 @@ class RedisBroker(Broker):
         entries = self._redis.zrangebyscore(
             self.key(name), f"({self._now()!r}", "+inf", withscores=True
         )
-        return {_text(member): float(at) for member, at in entries}
+        return {_text(member): float(at) for member, at in _scored(entries)}
 
     def hash_set(self, name: str, field: str, value: str, ttl: float | None = None) -> None:
         expiry = "" if ttl is None else _millis(ttl)
@@ -863,3 +863,8 @@ def _periodic_info(task: Task, period: float) -> str:
     which the script fills in)."""
     tail = job_codec.template(task.new_job(0.0))
     return json.dumps({"period": period, "queue": task.queue, "tail": tail})
+
+
+def _scored(entries: Any) -> list[tuple[bytes, float]]:
+    """A ``withscores`` reply as redis-py gives it (its stubs type the reply loosely)."""
+    return cast("list[tuple[bytes, float]]", entries)

@@ -17,8 +17,8 @@ import hashlib
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import hiredis
 import redis as redis_py
@@ -134,7 +134,13 @@ class LeanScript:
             return self._stash.call("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
-ScriptCall = Callable[..., Any]
+class ScriptCall(Protocol):
+    """A loaded script: ``LeanScript`` or redis-py's ``Script`` (both call and load alike)."""
+
+    script: Any  # its source: str for ``LeanScript``, as given for redis-py's
+    sha: str
+
+    def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any: ...
 
 
 def script_callers(

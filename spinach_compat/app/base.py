@@ -30,7 +30,14 @@ from .ratelimit import RateLimits
 from .task import Task
 
 if TYPE_CHECKING:
+    from ..backends.base import Backend
     from ..result import AsyncResult
+    from ..signals import Signal
+    from .control import Control
+    from .loader import Loader
+
+#: The task class, for annotations inside ``Celery``, where ``Task`` is the app's property.
+TaskClass = Task
 
 #: max_retries of native jobs: Celery's own check in ``Task.retry`` decides instead.
 NATIVE_MAX_RETRIES = UNLIMITED_RETRIES
@@ -66,6 +73,18 @@ class Celery:
     #: Tasks are registered when declared: the app is always finalized.
     finalized = True
 
+    # The lifecycle signals and state, set by ``lifecycle.install`` (``on_configure`` may
+    # be a subclass's method instead, as Celery 3 had).
+    on_configure: Signal | Callable[[], Any]
+    on_after_configure: Signal
+    on_after_finalize: Signal
+    on_after_fork: Signal
+    configured: bool
+    _finalize_sent: bool
+    _finalize_done: bool
+    _finalize_lock: threading.RLock
+    _pending_periodic_tasks: list[tuple[str, dict[str, Any], str | None]]
+
     def __init__(
         self, main: str | None = None, loader: Any = None, backend: str | None = None,
         amqp: Any = None, events: Any = None, log: Any = None, control: Any = None,
@@ -93,9 +112,9 @@ class Celery:
         self._engine: Engine | None = None
         self._lock = threading.RLock()
         self._task_base: type[Task] | None = None
-        self._backend: Any = None
-        self._control: Any = None
-        self._loader: Any = None
+        self._backend: Backend | None = None
+        self._control: Control | None = None
+        self._loader: Loader | None = None
         self._rate_limits: RateLimits | None = None
         self.hostname = f"celery@{socket.gethostname()}"
         if not isinstance(self.task_cls, str):
@@ -183,7 +202,7 @@ class Celery:
             self.loader.pending_autodiscover.append((packages, related_name))
 
     @property
-    def loader(self) -> Any:
+    def loader(self) -> Loader:
         """``app.loader``: imports ``imports``, ``include`` and autodiscovered modules."""
         with self._lock:
             if self._loader is None:
@@ -222,7 +241,7 @@ class Celery:
         return self._task_base
 
     @Task.setter
-    def Task(self, cls: type[Task]) -> None:
+    def Task(self, cls: type[TaskClass]) -> None:
         self._task_base = cls
 
     def finalize(self, auto: bool = False) -> None:
@@ -260,7 +279,7 @@ class Celery:
     def _task_from_fun(
         self, fun: Callable, name: str | None = None, base: type | None = None,
         bind: bool = False, **options: Any,
-    ) -> Task:  # fmt: skip
+    ) -> TaskClass:  # fmt: skip
         name = name or self.gen_task_name(fun.__name__, fun.__module__)
         if name in self._tasks:
             return self._tasks[name]
@@ -275,7 +294,7 @@ class Celery:
         task = type(fun.__name__, (base,), attrs)()
         return self.register_task(task)
 
-    def register_task(self, task: Task) -> Task:
+    def register_task(self, task: TaskClass) -> TaskClass:
         """Register a task instance: with the app, and as a native spinach task."""
         from .retry import add_autoretry
 
@@ -295,8 +314,8 @@ class Celery:
         return task
 
     def queue_of(
-        self, task: Task | None, name: str | None = None, args: Any = None, kwargs: Any = None,
-        options: dict | None = None, static: bool = False,
+        self, task: TaskClass | None, name: str | None = None, args: Any = None,
+        kwargs: Any = None, options: dict | None = None, static: bool = False,
     ) -> str:  # fmt: skip
         """The queue of a task: its own, else its route (``task_routes``, see
         ``spinach_compat.app.routes``), else ``task_default_queue``.
@@ -313,7 +332,7 @@ class Celery:
         return getattr(queue, "name", queue) or self.conf.task_default_queue
 
     def _route(
-        self, task: Task | None, name: str | None, args: Any = None, kwargs: Any = None,
+        self, task: TaskClass | None, name: str | None, args: Any = None, kwargs: Any = None,
         options: dict | None = None, static: bool = False,
     ) -> dict:  # fmt: skip
         """The route ``task_routes`` gives a message of ``task`` (or ``name``), else {}."""
@@ -431,7 +450,7 @@ class Celery:
         return self._rate_limits
 
     @property
-    def control(self) -> Any:
+    def control(self) -> Control:
         """``app.control``: revoke, inspect, purge (see ``spinach_compat.app.control``)."""
         with self._lock:
             if self._control is None:
@@ -441,7 +460,7 @@ class Celery:
         return self._control
 
     @property
-    def backend(self) -> Any:
+    def backend(self) -> Backend:
         """The result backend of ``result_backend``, created at first use."""
         with self._lock:
             if self._backend is None:
@@ -461,7 +480,7 @@ class Celery:
 
     # -- lifecycle, periodic tasks, task naming (see ``app.lifecycle``) -----------------
 
-    def _default_task_cls(self) -> type[Task] | str:
+    def _default_task_cls(self) -> type[TaskClass] | str:
         """``task_cls`` when the constructor gets none: the class's, but Celery's Django
         fix-up (``DJANGO_SETTINGS_MODULE`` set) makes it ``DjangoTask`` unless a subclass
         of the app sets its own."""
@@ -471,7 +490,7 @@ class Celery:
             return type(self).task_cls
         return django_task_cls() or Celery.task_cls
 
-    def _declared_queue(self, task: Task) -> str:
+    def _declared_queue(self, task: TaskClass) -> str:
         """The native queue of a task being declared: reading the routes for it does not
         configure the app (Celery reads nothing when a task is declared)."""
         with lifecycle.quiet_reads():
@@ -513,12 +532,12 @@ class Celery:
     # -- tasks running, steps -----------------------------------------------------------
 
     @property
-    def current_task(self) -> Task | None:
+    def current_task(self) -> TaskClass | None:
         """The task running in this thread (innermost, however called), or None."""
         return _state.get_current_task()
 
     @property
-    def current_worker_task(self) -> Task | None:
+    def current_worker_task(self) -> TaskClass | None:
         """The innermost task of this thread run by a worker or ``apply``, not called
         directly as a function; None outside one."""
         return _state.get_current_worker_task()
@@ -619,7 +638,8 @@ class Celery:
         varies = args[0] if args else kwargs.pop("varies")
         if isinstance(varies, dict):  # a signature is cloned, a plain dict made one
             return maybe_signature(varies, app=self, clone=isinstance(varies, Signature))
-        return Signature(varies, *args[1:], app=self, **kwargs)
+        kwargs["app"] = self  # this app, even over one given, as in Celery
+        return Signature(varies, *args[1:], **kwargs)
 
     @functools.cached_property
     def GroupResult(self) -> type:

@@ -37,7 +37,7 @@ class RefusedSteps(set):
     def update(self, *steps: Iterable[Any]) -> None:
         _refuse(self.blueprint, [s for group in steps for s in group])
 
-    def __ior__(self, steps: Any) -> RefusedSteps:  # type: ignore[override,misc]
+    def __ior__(self, steps: Any) -> RefusedSteps:  # type: ignore[misc]  # |= refuses, | not
         _refuse(self.blueprint, steps)
 
     def symmetric_difference_update(self, steps: Iterable[Any]) -> None:
@@ -65,6 +65,6 @@ class Steps(defaultdict):
             self[blueprint] = default
         return self[blueprint]
 
-    def update(self, *others: Any, **steps: Any) -> None:  # type: ignore[override]
+    def update(self, *others: Any, **steps: Any) -> None:
         for blueprint, value in dict(*others, **steps).items():
             self[blueprint] = value

@@ -53,8 +53,9 @@ def broadcast(
     if not reply:
         return None
     answers = [{node: answer} for node, answer in replies.items()][:limit]
-    for answer in answers if callback is not None else ():
-        callback(answer)
+    if callback is not None:
+        for answer in answers:
+            callback(answer)
     return answers
 
 

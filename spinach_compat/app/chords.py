@@ -70,6 +70,8 @@ def on_part_return(task: Task, request: Context) -> None:
     """Count a header task's end; the last one sends the body, or fails it when a header
     task failed or the body could not be sent (never lost: its result is a ``ChordError``)."""
     descriptor = request.chord
+    if descriptor is None:  # not a header task
+        return
     app = task._get_app()
     count, ids = _count_and_ids(app, descriptor["id"])
     if ids is None or count != int(descriptor["size"]):
@@ -82,24 +84,24 @@ def on_part_return(task: Task, request: Context) -> None:
         logger.exception("Chord %r raised: %r", descriptor["id"], exc)
         values, failure = [], ChordError(f"Join error: {exc!r}")
     if failure is None:
-        failure = _send_body(body, values, request)
+        failure = _send_body(body, values, request, descriptor["id"])
     if failure is not None:
         _fail_body(task, request, body, failure)
 
 
-def _send_body(body: Any, values: list, request: Context) -> ChordError | None:
+def _send_body(body: Any, values: list, request: Context, chord_id: str) -> ChordError | None:
     """Send the body with the header's values; the ``ChordError`` of a send that failed."""
     try:
         body.apply_async((values,), root_id=request.root_id)
     except Exception as exc:
-        logger.exception("Chord callback for %r raised: %r", request.chord["id"], exc)
+        logger.exception("Chord callback for %r raised: %r", chord_id, exc)
         return ChordError(f"Callback error: {exc!r}")
     return None
 
 
 def _gather(app: Celery, ids: list[str]) -> tuple[list, ChordError | None]:
     """The header's values in order, or the error of its first failed task."""
-    values = []
+    values: list[Any] = []
     for task_id in ids:
         meta = app.backend.get_task_meta(task_id)
         if meta["status"] in states.PROPAGATE_STATES:
@@ -113,7 +115,7 @@ def _body(app: Celery, descriptor: dict) -> Any:
     from ..canvas import maybe_signature
     from . import links
 
-    return maybe_signature(links.decode([descriptor["body"]])[0], app=app)
+    return maybe_signature(links.decode_one(descriptor["body"]), app=app)
 
 
 def _fail_body(task: Task, request: Context, body: Any, exc: ChordError) -> None:

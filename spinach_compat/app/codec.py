@@ -134,7 +134,9 @@ def encode_body(value: Any, serializer: str, compression: str | None) -> dict:
     }
 
 
-def decode(args: list | tuple, kwargs: dict, body: dict | None = None, accept: Any = None):
+def decode(
+    args: list | tuple, kwargs: dict, body: dict | None = None, accept: Any = None
+) -> tuple[list, dict]:
     """The arguments of a native job: its plain JSON ones, or its body decoded when its
     content type is in ``accept`` (else ``ContentDisallowed``, nothing deserialized)."""
     if body is None:

@@ -25,19 +25,21 @@ class Context:
     origin: str | None = None
     group: str | None = None
     group_index: int | None = None
-    chord = None
-    chain = None
-    callbacks = None
-    errbacks = None
-    timelimit = None
+    chord: dict[str, Any] | None = None
+    chain: list[dict[str, Any]] | None = None
+    callbacks: list[dict[str, Any]] | None = None
+    errbacks: list[dict[str, Any]] | None = None
+    timelimit: tuple[float | None, float | None] | None = None
     hostname: str | None = None
     called_directly = True
     ignore_result: bool | None = None
     utc = True
-    shadow = None
-    taskset = None
-    stamped_headers = None
-    stamps = None
+    shadow: str | None = None
+    taskset: str | None = None
+    stamped_headers: list[str] | None = None
+    stamps: dict[str, Any] | None = None
+    #: Set by ``Task.retry`` while the retry is being sent (``app.retry``).
+    pending_retry: Any = None
 
     def __init__(self, *args: Any, **kwargs: Any):
         self.update(*args, **kwargs)

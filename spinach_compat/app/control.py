@@ -261,7 +261,7 @@ class Inspect:
         consuming their queue, as the broker holds them rather than a worker."""
         live = self._live()
         jobs = self.broker.scheduled_jobs()
-        replies = {node_of(info.id): [] for info in live}
+        replies: dict[str, list[dict[str, Any]]] = {node_of(info.id): [] for info in live}
         for job in jobs:
             owner = next((i for i in live if job.queue in i.queues), None)
             if owner is not None:
@@ -308,7 +308,7 @@ class Inspect:
         wanted = set(ids)
         running = self.broker.running_jobs()
         live = self._live()
-        later = {}
+        later: dict[str, list[tuple[Job, WorkerInfo]]] = {}
         for job in self.broker.scheduled_jobs():
             owner = next((i for i in live if job.queue in i.queues), None)
             if job.id in wanted and owner is not None:

@@ -219,7 +219,8 @@ class Settings(dict):
         raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
-        return dict.__contains__(self, key) or dict.__contains__(self, OLD_NAMES.get(key, key))
+        old = OLD_NAMES.get(key, key) if isinstance(key, str) else key
+        return dict.__contains__(self, key) or dict.__contains__(self, old)
 
     def get(self, key: str, default: Any = None) -> Any:
         try:

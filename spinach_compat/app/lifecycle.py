@@ -34,7 +34,14 @@ from .defaults import DEFAULTS, Settings
 if TYPE_CHECKING:
     from .base import Celery
 
-_quiet = threading.local()
+
+class _QuietReads(threading.local):
+    """Per thread: how many ``quiet_reads`` blocks are open."""
+
+    depth = 0
+
+
+_quiet = _QuietReads()
 
 
 class AppSettings(Settings):
@@ -47,7 +54,7 @@ class AppSettings(Settings):
         return settings
 
     def _reading(self) -> None:
-        if "_unconfigured_app" not in self.__dict__ or getattr(_quiet, "depth", 0):
+        if "_unconfigured_app" not in self.__dict__ or _quiet.depth:
             return  # configured already (the usual case, checked first), or declaring
         ref = self.__dict__.pop("_unconfigured_app", None)
         app = ref() if ref is not None else None
@@ -86,7 +93,7 @@ class AppSettings(Settings):
 @contextlib.contextmanager
 def quiet_reads() -> Iterator[None]:
     """Reads of settings in this thread that do not configure the app (task declaration)."""
-    _quiet.depth = getattr(_quiet, "depth", 0) + 1
+    _quiet.depth += 1
     try:
         yield
     finally:

@@ -25,6 +25,7 @@ from kombu.utils import json as kombu_json
 
 if TYPE_CHECKING:
     from ..canvas import Signature
+    from .base import Celery
     from .context import Context
     from .task import Task
 
@@ -44,6 +45,16 @@ def encode(value: Any) -> list | None:
     """Signatures as plain JSON values, for a job's meta."""
     sigs = as_list(value)
     return json.loads(kombu_json.dumps([dict(sig) for sig in sigs])) if sigs else None
+
+
+def encode_one(sig: Signature) -> dict:
+    """One signature as a plain JSON value (``encode``'s item)."""
+    return json.loads(kombu_json.dumps(dict(sig)))
+
+
+def decode_one(value: dict) -> dict:
+    """One signature back from ``encode_one`` (as a plain dict)."""
+    return kombu_json.loads(json.dumps(value))
 
 
 def decode(value: list | None) -> list | None:
@@ -81,7 +92,7 @@ def call_errbacks(task: Task, request: Context, exc: BaseException, traceback: s
     _send_errback_tasks(app, request, as_tasks)
 
 
-def _send_errback_tasks(app: Any, request: Context, sigs: list[Signature]) -> None:
+def _send_errback_tasks(app: Celery, request: Context, sigs: list[Signature]) -> None:
     """Errbacks of the old style: tasks taking the failed task's id."""
     root_id = request.root_id or request.id
     eager = app.conf.task_always_eager or (request.delivery_info or {}).get("is_eager", False)

@@ -20,7 +20,7 @@ class TaskFormatter(ColorFormatter):
     def format(self, record: logging.LogRecord) -> str:
         task = get_current_task()
         request = task.request if task is not None else None
-        if request is not None and getattr(request, "id", None) is not None:
+        if task is not None and request is not None and getattr(request, "id", None) is not None:
             record.__dict__.update(task_id=request.id, task_name=task.name)
         else:
             record.__dict__.setdefault("task_name", "???")

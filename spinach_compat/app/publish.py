@@ -22,8 +22,11 @@ from . import codec, links
 from .priority import band_queue, priority_steps
 
 if TYPE_CHECKING:
+    from spinach.engine import Engine
+
     from ..result import AsyncResult
     from .base import Celery
+    from .task import Task
 
 #: Options accepted without effect: they only tune Celery's transport or bookkeeping.
 ACCEPTED = frozenset(
@@ -109,10 +112,10 @@ def _carry_added_headers(headers: dict, meta: dict) -> None:
 
 
 #: Serializers already checked by ``_format`` (known to kombu, not refused).
-_CHECKED: set[str] = set()
+_CHECKED: set[str | None] = set()
 
 
-def _format(app: Celery, task: Any, options: dict) -> tuple[str | None, str | None]:
+def _format(app: Celery, task: Task | None, options: dict) -> tuple[str | None, str | None]:
     """``(serializer, compression)`` of a message, as Celery picks them: the call's option,
     else the task's attribute, else the app's setting; JSON is None (the fast path).
 
@@ -136,13 +139,14 @@ def _format(app: Celery, task: Any, options: dict) -> tuple[str | None, str | No
     return serializer, compression
 
 
-def _explicit_serializer(task: Any) -> str | None:
+def _explicit_serializer(task: Task | None) -> str | None:
     """The serializer set on ``task`` (None: the app's), without reading the app's setting."""
     if task is None:
         return None
     found = task.__dict__.get("serializer")
     if found is None:
-        found = _static_serializer(type(task))
+        cls: type = type(task)
+        found = _static_serializer(cls)
     return getattr(found, "value", found)  # a ``FromConfig``: the value set on the class
 
 
@@ -163,7 +167,7 @@ def _encode(
         raise EncodeError(why) from exc
 
 
-def _ignores_result(task: Any, options: dict) -> bool:
+def _ignores_result(task: Task | None, options: dict) -> bool:
     """The effective ``ignore_result``: the option's, else the task's (as the worker)."""
     ignore = options.get("ignore_result")
     if ignore is None and task is not None:
@@ -225,14 +229,16 @@ def check_options(options: dict) -> None:
     codec.check_compression(options.get("compression"), "apply_async() option compression")
 
 
-def _meta(app: Celery, task: Any, task_id: str, options: dict) -> dict:
+def _meta(app: Celery, task: Task | None, task_id: str, options: dict) -> dict:
     """What the worker needs of the message, carried in the job's meta."""
     eta = _eta(app, options.get("countdown"), options.get("eta"))
     expires = options.get("expires", task.expires if task is not None else None)
     parent = get_current_task()
     parent_request = parent.request if parent is not None else None
     parent_id = parent_request.id if parent_request is not None else None
-    root_id = options.get("root_id") or (parent_request.root_id if parent_id else None)
+    root_id = options.get("root_id") or (
+        parent_request.root_id if parent_request is not None and parent_id else None
+    )
     return {
         "eta": eta.isoformat() if eta else None,
         "expires": _expires(app, expires),
@@ -249,7 +255,7 @@ def _meta(app: Celery, task: Any, task_id: str, options: dict) -> dict:
     }
 
 
-def _priority(app: Celery, task: Any, options: dict) -> int | None:
+def _priority(app: Celery, task: Task | None, options: dict) -> int | None:
     """The message priority: the call's, else the task's, else ``task_default_priority``."""
     priority = options.get("priority")
     if priority is None and task is not None:
@@ -333,7 +339,7 @@ def _waits(start: float, step: float, maximum: float) -> Iterator[float]:
             wait += step
 
 
-def _is_connection_error(engine: Any, exc: BaseException, extra: Any = ()) -> bool:
+def _is_connection_error(engine: Engine, exc: BaseException, extra: Any = ()) -> bool:
     """Whether ``exc`` is worth a retry: a connection error, or one of ``extra``."""
     errors = getattr(engine.broker, "connection_errors", ())
     return isinstance(exc, (ConnectionError, *errors, *tuple(extra)))

@@ -12,6 +12,7 @@ from ..exceptions import Ignore, Retry
 from .trace import raise_with_context
 
 if TYPE_CHECKING:
+    from .context import Context
     from .task import Task
 
 
@@ -56,7 +57,7 @@ def retry(
     return ret
 
 
-def retry_arguments(task: Task, request: Any, args: Any, kwargs: Any) -> tuple[Any, Any]:
+def retry_arguments(task: Task, request: Context, args: Any, kwargs: Any) -> tuple[Any, Any]:
     """The ``args`` and ``kwargs`` given to ``retry``, fitted to the request's, as Celery's
     (issue #6494); None keeps the request's own.
 
@@ -126,7 +127,8 @@ def add_autoretry(task: Task) -> None:
         except autoretry_for as exc:
             raise _autoretry(task, exc) from None
 
-    task._orig_run, task.run = original, run
+    task._orig_run = original
+    task.run = run  # type: ignore[method-assign]  # this instance's run is wrapped
 
 
 def _autoretry(task: Task, exc: BaseException) -> Retry:

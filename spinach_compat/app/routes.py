@@ -21,7 +21,10 @@ import functools
 import importlib
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .task import Task
 
 __all__ = ["MapRoute", "prepare", "route_for"]
 
@@ -73,7 +76,7 @@ def prepare(routes: Any) -> list[Router]:
 
 def route_for(
     routers: Iterable[Router], name: str, args: Any = (), kwargs: Any = None,
-    options: dict | None = None, task: Any = None, static: bool = False,
+    options: dict | None = None, task: Task | None = None, static: bool = False,
 ) -> dict | None:  # fmt: skip
     """The route (a dict) of the first router that has one for ``name``, else None.
 
@@ -89,7 +92,9 @@ def route_for(
     return None
 
 
-def _ask(router: Router, name: str, args: Any, kwargs: dict, options: dict, task: Any) -> Any:
+def _ask(
+    router: Router, name: str, args: Any, kwargs: dict, options: dict, task: Task | None
+) -> Any:
     if isinstance(router, str):
         router = _resolve(router)
     if hasattr(router, "route_for_task"):

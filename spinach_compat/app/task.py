@@ -6,6 +6,7 @@ import functools
 import inspect
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -18,6 +19,9 @@ from .context import Context
 from .publish import check_options
 
 if TYPE_CHECKING:
+    from spinach.job import Job
+
+    from ..backends.base import Backend
     from ..canvas import Signature
     from ..result import AsyncResult, EagerResult
     from .base import Celery
@@ -123,6 +127,11 @@ class Task:
     shadow_name = None
     abstract = False  # Celery 3 compat attribute
 
+    # Set on the instance only, when they apply (``hasattr`` tells): by ``retry``
+    # (``max_retries=`` given) and by ``autoretry_for`` (the run it wraps).
+    override_max_retries: int | None
+    _orig_run: Callable[..., Any]
+
     MaxRetriesExceededError = MaxRetriesExceededError
     OperationalError = exceptions.CeleryError
     Request = Context
@@ -198,7 +207,7 @@ class Task:
             self._refuse_option("resultrepr_maxsize", why)
 
     @property
-    def backend(self) -> Any:
+    def backend(self) -> Backend:
         """The result backend of the app."""
         return self._get_app().backend
 
@@ -226,7 +235,7 @@ class Task:
         stack = self.request_stack
         return stack[-1] if stack else Context()
 
-    def request_from_job(self, job: Any, args: list, kwargs: dict) -> Context:
+    def request_from_job(self, job: Job, args: list, kwargs: dict) -> Context:
         """The request of a native job: its id, retries, and the headers in its meta."""
         from . import links
 
@@ -285,6 +294,11 @@ class Task:
             args, kwargs = codec.roundtrip(args, kwargs, serializer)
             with denied_join_result():  # as Celery: the task must not wait on a result
                 return self.apply(args, kwargs, task_id=task_id or uuid.uuid4().hex, **options)
+        if self.name is None:
+            raise TypeError(
+                f"task {type(self).__qualname__} has no name: declare it with @app.task, or "
+                "register it with app.register_task, before sending it"
+            )
         return app.send_task(self.name, args, kwargs, task_id=task_id, task_type=self, **options)
 
     def check_arguments(self, args: Any, kwargs: Any) -> None:
@@ -332,7 +346,8 @@ class Task:
         """A signature of this task with these arguments and options."""
         from ..canvas import Signature
 
-        return Signature(self, args, *starargs, app=self._get_app(), **starkwargs)
+        starkwargs.setdefault("app", self._get_app())  # an app given wins, as in Celery
+        return Signature(self, args, *starargs, **starkwargs)
 
     subtask = signature
 
@@ -380,7 +395,10 @@ class Task:
         """Store a custom state (and its meta) for ``task_id``, this run's by default."""
         if task_id is None:
             task_id = self.request.id
-        self.backend.store_result(task_id, meta, state, request=self.request, **kw)
+        if task_id is None:
+            raise ValueError("update_state() outside a running task needs task_id=")
+        # state None is stored as given, as Celery does (its signature defaults it so)
+        self.backend.store_result(task_id, meta, state, request=self.request, **kw)  # type: ignore[arg-type]
 
     def signature_from_request(
         self, request: Context | None = None, args: Any = None, kwargs: Any = None, **opts: Any
@@ -406,7 +424,7 @@ class Task:
         """Called after the task failed."""
 
     def on_retry(
-        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+        self, exc: BaseException | None, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
         """Called when the task is to be retried."""
 

@@ -150,7 +150,7 @@ class _Guard:
 
     def __init__(self, task: Task, request: Context, hard: float | None, soft: float | None):
         self.task, self.request, self.hard = task, request, hard
-        self.task_id = request.id
+        self.task_id = request.id or ""  # a running request has one
         self.thread_id = threading.get_ident()
         self._lock = threading.Lock()
         self._running = True
@@ -246,7 +246,7 @@ class _Guard:
 
         if should_store(self.task, self.request, eager=False):
             exc = TimeLimitExceeded(self.hard)
-            self.task.backend.mark_as_failure(self.request.id, exc, request=self.request)
+            self.task.backend.mark_as_failure(self.task_id, exc, request=self.request)
 
 
 def _inject(thread_id: int, exc_type: type[BaseException] | None) -> None:

@@ -29,6 +29,8 @@ from . import chords, codec, links
 from .timelimits import call_with_limits
 
 if TYPE_CHECKING:
+    from spinach.job import Job
+
     from .task import Context, Task
 
 logger = logging.getLogger("spinach_compat.trace")
@@ -101,10 +103,10 @@ def _attempt(task: Task, request: Context, eager: bool, propagate: bool) -> Outc
     store = should_store(task, request, eager)
     if store and not eager and task.track_started:
         info = {"pid": os.getpid(), "hostname": request.hostname}
-        task.backend.store_result(request.id, info, states.STARTED, request=request)
+        task.backend.store_result(_task_id(request), info, states.STARTED, request=request)
     started = time.monotonic()
     try:
-        task.before_start(request.id, request.args, request.kwargs)
+        task.before_start(_task_id(request), request.args, request.kwargs)
         function = _function(task)
         retval = call_with_limits(task, request, lambda: function(*request.args, **request.kwargs))
     except Reject as exc:
@@ -158,7 +160,7 @@ def _short_repr(value: Any) -> str:
 def _mark_as_done(task: Task, request: Context, retval: Any) -> None:
     """Store SUCCESS; a result JSON cannot carry raises ``EncodeError``, as Celery's backends."""
     try:
-        task.backend.mark_as_done(request.id, retval, request=request)
+        task.backend.mark_as_done(_task_id(request), retval, request=request)
     except (TypeError, ValueError) as exc:
         if _encodable(retval):
             raise  # not the result's fault: an internal error
@@ -196,10 +198,18 @@ def _function(task: Task) -> Any:
     return task if type(task).__call__ is not BaseTask.__call__ else task.run
 
 
+def _task_id(request: Context) -> str:
+    """The id of a request being traced: it always has one (the worker's job id, or
+    ``apply``'s)."""
+    if request.id is None:
+        raise ValueError(f"a task request without an id was traced: {request!r}")
+    return request.id
+
+
 def should_store(task: Task, request: Context, eager: bool) -> bool:
     ignore = request.ignore_result if request.ignore_result is not None else task.ignore_result
     if eager:
-        return bool(not ignore and task.app.conf.task_store_eager_result)
+        return bool(not ignore and task._get_app().conf.task_store_eager_result)
     return not ignore
 
 
@@ -213,8 +223,8 @@ def _failed(task: Task, request: Context, exc: Exception, store: bool, propagate
 def _on_retry(task: Task, request: Context, reason: Retry, store: bool) -> Outcome:
     einfo = ExceptionInfo(reason)
     if store:
-        task.backend.mark_as_retry(request.id, reason.exc, einfo.traceback, request=request)
-    task.on_retry(reason.exc, request.id, request.args, request.kwargs, einfo)
+        task.backend.mark_as_retry(_task_id(request), reason.exc, einfo.traceback, request=request)
+    task.on_retry(reason.exc, _task_id(request), request.args, request.kwargs, einfo)
     signals.task_retry.send(sender=task, request=request, reason=reason, einfo=einfo)
     logger.info("Task %s[%s] retry: %s", task.name, request.id, reason)
     return Outcome(states.RETRY, reason, einfo)
@@ -223,12 +233,12 @@ def _on_retry(task: Task, request: Context, reason: Retry, store: bool) -> Outco
 def _on_failure(task: Task, request: Context, exc: Exception, store: bool) -> Outcome:
     einfo = ExceptionInfo(exc)
     if store or (task.store_errors_even_if_ignored and not request.is_eager):
-        task.backend.mark_as_failure(request.id, exc, einfo.traceback, request=request)
+        task.backend.mark_as_failure(_task_id(request), exc, einfo.traceback, request=request)
     if request.chord and not request.is_eager:
         chords.on_part_return(task, request)
     if request.errbacks:
         links.call_errbacks(task, request, exc, einfo.traceback)
-    task.on_failure(exc, request.id, request.args, request.kwargs, einfo)
+    task.on_failure(exc, _task_id(request), request.args, request.kwargs, einfo)
     signals.task_failure.send(
         sender=task, task_id=request.id, exception=exc, args=request.args,
         kwargs=request.kwargs, traceback=einfo.tb, einfo=einfo,
@@ -289,14 +299,14 @@ def _reported(exc: AbortException) -> AbortException:
     return exc
 
 
-def _decode_arguments(task: Task, job: Any, args: list, kwargs: dict) -> tuple[list, dict]:
+def _decode_arguments(task: Task, job: Job, args: list, kwargs: dict) -> tuple[list, dict]:
     """The job's arguments: plain JSON, or its encoded body if ``accept_content`` allows."""
     body = (job.meta or {}).get(codec.BODY)
     accept = task._get_app().conf.accept_content if body is not None else None
     return codec.decode(args, kwargs, body, accept)
 
 
-def _refuse_payload(task: Task, job: Any, exc: Exception) -> Exception:
+def _refuse_payload(task: Task, job: Job, exc: Exception) -> Exception:
     """Dead-letter a job whose body is not accepted (or cannot be decoded), unread.
 
     As Celery's worker, FAILURE is stored with kombu's exception (unless the result is
@@ -349,12 +359,14 @@ def _store_internal_failure(task: Task, request: Context, einfo: ExceptionInfo) 
     """Store FAILURE, unless the result is ignored or a final state is stored already."""
     if not (should_store(task, request, eager=False) or task.store_errors_even_if_ignored):
         return
-    if task.backend.get_state_or_none(request.id) in states.READY_STATES:
+    if task.backend.get_state_or_none(_task_id(request)) in states.READY_STATES:
         return  # e.g. FAILURE stored, then on_failure raised: keep the task's own outcome
-    task.backend.mark_as_failure(request.id, einfo.exception, einfo.traceback, request=request)
+    task.backend.mark_as_failure(
+        _task_id(request), einfo.exception, einfo.traceback, request=request
+    )
 
 
-def _check_rate_limit(task: Task, job: Any) -> None:
+def _check_rate_limit(task: Task, job: Job) -> None:
     """Defer ``job`` to its slot when its task is over its ``rate_limit`` in this process.
 
     A deferred job keeps its reserved slot in its meta and runs when it comes back.
@@ -365,7 +377,7 @@ def _check_rate_limit(task: Task, job: Any) -> None:
     if meta.get("rate_slot") is not None:
         job.meta = {k: v for k, v in meta.items() if k != "rate_slot"}
         return
-    limiter = task.app.rate_limits.limiter(task.name, task.rate_limit)
+    limiter = task._get_app().rate_limits.limiter(task.name or "", task.rate_limit)
     slot = limiter.acquire() if limiter is not None else None
     if slot is None:
         return
@@ -377,9 +389,11 @@ def _check_rate_limit(task: Task, job: Any) -> None:
 def _revoked(task: Task, request: Context) -> bool:
     """Whether the job must not run: revoked, or expired before it started."""
     expired = request.expires is not None and _parse(request.expires) <= _now()
-    if not expired and not task.app.control.is_revoked(request.id):
+    if not expired and not task._get_app().control.is_revoked(_task_id(request)):
         return False
-    task.backend.mark_as_revoked(request.id, "expired" if expired else "revoked", request=request)
+    task.backend.mark_as_revoked(
+        _task_id(request), "expired" if expired else "revoked", request=request
+    )
     if expired:
         logger.info("Task %s[%s] expired: discarded", task.name, request.id)
     else:
@@ -390,11 +404,11 @@ def _revoked(task: Task, request: Context) -> bool:
     return True
 
 
-def _native_retry(task: Task, job: Any, reason: Retry) -> RetryException:
+def _native_retry(task: Task, job: Job, reason: Retry) -> RetryException:
     """Put the retry's arguments and eta in the job; the exception that re-enqueues it."""
     when = reason.when
     if isinstance(when, datetime):
-        at = when if when.tzinfo else when.replace(tzinfo=task.app.timezone)
+        at = when if when.tzinfo else when.replace(tzinfo=task._get_app().timezone)
     else:
         at = _now() + timedelta(seconds=float(when or 0))
     sig = reason.sig

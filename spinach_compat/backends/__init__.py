@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from kombu.utils.url import maybe_sanitize_url, url_to_parts
 
 from ..exceptions import UnsupportedFeature
-from .base import DisabledBackend, KeyValueBackend
+from .base import Backend, DisabledBackend, KeyValueBackend
 
 if TYPE_CHECKING:
     from ..app.base import Celery
@@ -25,7 +25,7 @@ __all__ = ["DisabledBackend", "KeyValueBackend", "backend_from_url"]
 SUPPORTED = "redis://, rediss://, unix://, memory://, cache+memory://, or None (disabled)"
 
 
-def backend_from_url(app: Celery, url: Any) -> Any:
+def backend_from_url(app: Celery, url: Any) -> Backend:
     """The result backend of a ``result_backend`` URL (None: results disabled).
 
     Any other backend raises ``UnsupportedFeature`` naming the setting and its scheme: the

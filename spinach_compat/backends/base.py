@@ -18,6 +18,7 @@ from ..exceptions import TimeoutError
 
 if TYPE_CHECKING:
     from ..app.base import Celery
+    from ..app.context import Context
 
 #: Celery's key prefix of saved groups: a Celery client sharing the Redis reads them too.
 GROUP_KEY_PREFIX = "celery-taskset-meta-"
@@ -49,6 +50,13 @@ class DisabledBackend:
     def get_state_or_none(self, task_id: str) -> str | None:
         """None: nothing is stored without a backend."""
         return None
+
+    #: Nothing is stored, so nothing expires.
+    expires: float | None = None
+
+    def exception_to_python(self, data: Any) -> BaseException | None:
+        """A stored exception rebuilt (as with a backend: Celery's works without one)."""
+        return exception_to_python(data)
 
 
 class KeyValueBackend(ABC):
@@ -91,7 +99,7 @@ class KeyValueBackend(ABC):
 
     def store_result(
         self, task_id: str, result: Any, state: str, traceback: str | None = None,
-        request: Any = None, **kwargs: Any,
+        request: Context | None = None, **kwargs: Any,
     ) -> Any:  # fmt: skip
         """Store the state of ``task_id``; a stored SUCCESS is never overwritten."""
         if state in states.EXCEPTION_STATES and isinstance(result, BaseException):
@@ -101,7 +109,7 @@ class KeyValueBackend(ABC):
         self._save(task_id, meta, request)
         return result
 
-    def _save(self, task_id: str, meta: dict[str, Any], request: Any) -> None:
+    def _save(self, task_id: str, meta: dict[str, Any], request: Context | None) -> None:
         """Store ``meta`` under the task's key (see ``encode_meta``)."""
         self._set_unless_success(self.key(task_id), self.encode_meta(meta))
 
@@ -143,22 +151,26 @@ class KeyValueBackend(ABC):
     def mark_as_started(self, task_id: str, **meta: Any) -> Any:
         return self.store_result(task_id, meta, states.STARTED)
 
-    def mark_as_done(self, task_id: str, result: Any, request: Any = None, **kw: Any) -> Any:
+    def mark_as_done(
+        self, task_id: str, result: Any, request: Context | None = None, **kw: Any
+    ) -> Any:
         return self.store_result(task_id, result, states.SUCCESS, request=request)
 
     def mark_as_failure(
         self, task_id: str, exc: BaseException, traceback: str | None = None,
-        request: Any = None, **kw: Any,
+        request: Context | None = None, **kw: Any,
     ) -> Any:  # fmt: skip
         return self.store_result(task_id, exc, states.FAILURE, traceback, request)
 
     def mark_as_retry(
         self, task_id: str, exc: BaseException | None, traceback: str | None = None,
-        request: Any = None, **kw: Any,
+        request: Context | None = None, **kw: Any,
     ) -> Any:  # fmt: skip
         return self.store_result(task_id, exc, states.RETRY, traceback, request)
 
-    def mark_as_revoked(self, task_id: str, reason: str = "", request: Any = None) -> Any:
+    def mark_as_revoked(
+        self, task_id: str, reason: str = "", request: Context | None = None
+    ) -> Any:
         from ..exceptions import TaskRevokedError
 
         exc = TaskRevokedError(reason)
@@ -306,7 +318,7 @@ def pending_meta(task_id: str) -> dict[str, Any]:
             "children": [], "date_done": None, "task_id": task_id}  # fmt: skip
 
 
-def request_meta(request: Any, extended: bool) -> dict[str, Any]:
+def request_meta(request: Context | None, extended: bool) -> dict[str, Any]:
     """What a result keeps of its request: the task's name; with ``result_extended``, the
     fields Celery stores too (name, args, kwargs, worker, retries, queue)."""
     if request is None:
@@ -336,3 +348,7 @@ def task_meta(task_id: str, state: str, result: Any, traceback: str | None) -> d
         "date_done": datetime.now(timezone.utc).isoformat(),
         "task_id": task_id,
     }
+
+
+#: What ``app.backend`` is: results disabled, or a key-value store (memory, Redis).
+Backend = DisabledBackend | KeyValueBackend

@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import states
 from .base import KeyValueBackend, next_wait
+
+if TYPE_CHECKING:
+    from ..app.base import Celery
 
 
 class MemoryBackend(KeyValueBackend):
     """Results in a dict; waiters sleep on a condition notified at each store."""
 
-    def __init__(self, app: Any):
+    def __init__(self, app: Celery):
         super().__init__(app)
         self._values: dict[str, tuple[str, float | None]] = {}
         self._changed = threading.Condition()

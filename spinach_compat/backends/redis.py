@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -35,6 +35,10 @@ from ..interop.results import (
 )
 from .base import KeyValueBackend, next_wait, pending_meta
 
+if TYPE_CHECKING:
+    from ..app.base import Celery
+    from ..app.context import Context
+
 
 class RedisBackend(KeyValueBackend):
     """Results in Redis; ``get()`` waits on pub/sub, not by polling."""
@@ -45,7 +49,7 @@ class RedisBackend(KeyValueBackend):
     #: that stopped waiting (a web server's pool of request threads).
     listener_idle_timeout = 60.0
 
-    def __init__(self, app: Any, url: str, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, app: Celery, url: str, clock: Callable[[], float] = time.monotonic):
         import redis
 
         super().__init__(app)
@@ -63,12 +67,12 @@ class RedisBackend(KeyValueBackend):
 
     def store_result(
         self, task_id: str, result: Any, state: str, traceback: str | None = None,
-        request: Any = None, **kwargs: Any,
+        request: Context | None = None, **kwargs: Any,
     ) -> Any:  # fmt: skip
         """Store as every backend; for a job that came from Celery, in Celery's key too."""
         return super().store_result(task_id, result, state, traceback, request, **kwargs)
 
-    def _save(self, task_id: str, meta: dict[str, Any], request: Any) -> None:
+    def _save(self, task_id: str, meta: dict[str, Any], request: Context | None) -> None:
         """Store as every backend; for a job that came from Celery, in Celery's key too."""
         super()._save(task_id, meta, request)
         if wants_celery_result(request):
@@ -156,8 +160,8 @@ class RedisBackend(KeyValueBackend):
         meta = self.get_task_meta(task_id)
         while meta["status"] not in states.READY_STATES:
             data = listener.next_message(channels, next_wait(deadline, interval))
-            meta = self._notified_meta(data, channels) if data is not None else None
-            meta = meta if meta is not None else self.get_task_meta(task_id)
+            notified = self._notified_meta(data, channels) if data is not None else None
+            meta = notified if notified is not None else self.get_task_meta(task_id)
         return meta
 
     def _notified_meta(self, data: tuple[bytes, bytes], channels: list[str]) -> dict[str, Any]:

@@ -26,13 +26,16 @@ import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spinach import __version__ as spinach_version
 
 from .. import __version__ as celery_api_version
 from ..exceptions import UnsupportedFeature
 from ..shim import CeleryAlreadyImported, install_as_celery
+
+if TYPE_CHECKING:
+    from ..app.base import Celery
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -305,7 +308,7 @@ def check_worker_flags(args: argparse.Namespace) -> None:
         )
 
 
-def run_worker(app: Any, args: argparse.Namespace) -> int:
+def run_worker(app: Celery, args: argparse.Namespace) -> int:
     """``worker``: run a worker until SIGTERM/SIGINT."""
     from ..exceptions import ImproperlyConfigured
     from ..worker import Worker
@@ -334,7 +337,7 @@ def run_worker(app: Any, args: argparse.Namespace) -> int:
     return worker.start()
 
 
-def _celery_bridge(app: Any, worker: Any, celery_queues: list[str]) -> None:
+def _celery_bridge(app: Celery, worker: Any, celery_queues: list[str]) -> None:
     """``--celery-queues``: consume them natively too, and bridge Celery's messages (a
     service of the worker: built before it starts, run from when it is ready)."""
     if not celery_queues:
@@ -354,7 +357,7 @@ def _celery_bridge(app: Any, worker: Any, celery_queues: list[str]) -> None:
     worker.services.append(WorkerBridge(app, celery_queues))
 
 
-def _refuse_bridging_legacy_queues(app: Any, celery_queues: list[str]) -> None:
+def _refuse_bridging_legacy_queues(app: Celery, celery_queues: list[str]) -> None:
     """A bridged queue of legacy-routed tasks would send their messages back to us."""
     from ..interop.legacy import legacy_queues
 
@@ -369,7 +372,7 @@ def _refuse_bridging_legacy_queues(app: Any, celery_queues: list[str]) -> None:
         )
 
 
-def run_inspect(app: Any, args: argparse.Namespace) -> int:
+def run_inspect(app: Celery, args: argparse.Namespace) -> int:
     """``inspect ACTION``: each live worker's reply, as Celery prints them."""
     destination = _split([args.destination]) if args.destination else None
     replies = getattr(app.control.inspect(destination, timeout=args.timeout), args.action)()
@@ -388,7 +391,7 @@ def run_inspect(app: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_purge(app: Any, args: argparse.Namespace) -> int:
+def run_purge(app: Celery, args: argparse.Namespace) -> int:
     """``purge``: discard the tasks waiting in the app's queues (asks first without -f)."""
     from ..worker.queues import declared_queues
 
@@ -408,7 +411,7 @@ def run_purge(app: Any, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_beat(app: Any, args: argparse.Namespace) -> int:
+def run_beat(app: Celery, args: argparse.Namespace) -> int:
     """``beat``: not a process of its own here; say where the schedule runs."""
     raise UsageError(
         "spinach_compat has no beat process: every worker registers beat_schedule as native "

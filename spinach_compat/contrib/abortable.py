@@ -53,6 +53,8 @@ class AbortableTask(Task):
     def is_aborted(self, **kwargs: Any) -> bool:
         """Whether the running task (or ``task_id=``) was aborted; reads the backend."""
         task_id = kwargs.get("task_id", self.request.id)
+        if task_id is None:
+            raise ValueError("is_aborted() outside a running task needs task_id=")
         return self.AsyncResult(task_id).is_aborted()
 
 

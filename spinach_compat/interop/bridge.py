@@ -30,11 +30,12 @@ import logging
 import threading
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 from kombu.utils.url import url_to_parts
 
+from spinach.brokers.redis import RedisBroker
 from spinach.outage import Outage
 
 from ..exceptions import UnsupportedFeature
@@ -96,6 +97,8 @@ class CeleryBridge:
         self.recover_interval = recover_interval
         url = check_bridgeable(app)
         broker = app.engine.broker
+        if not isinstance(broker, RedisBroker):  # check_bridgeable saw a redis:// URL
+            raise UnsupportedFeature(f"the Celery bridge needs a Redis broker, not {broker!r}")
         self.prefix, self.channel = broker.prefix, broker.channel
         self.client = redis.Redis.from_url(url)
         self._take = self.client.register_script(TAKE)
@@ -159,7 +162,7 @@ class CeleryBridge:
         """Commit what the processing lists hold (a killed bridge's); how many."""
         count = 0
         for queue in self.queues:
-            messages = self.client.lrange(self.processing_key(queue), 0, -1)
+            messages = cast("list[bytes]", self.client.lrange(self.processing_key(queue), 0, -1))
             if messages:
                 logger.warning("Recovering %d Celery message(s) of queue %r taken by a "
                                "stopped bridge", len(messages), queue)  # fmt: skip

@@ -103,6 +103,8 @@ def _body(app: Celery, envelope: dict, compression: Any) -> tuple[list, dict, di
         return args, kwargs, None
     if not isinstance(content_type, str) or not content_type:
         raise InvalidMessage("the message has no content type")
+    if raw is None:
+        raise InvalidMessage("the message has no body")
     encoded = {
         "data": base64.b64encode(raw).decode("ascii"),
         "content_type": content_type,
@@ -117,7 +119,7 @@ def _body(app: Celery, envelope: dict, compression: Any) -> tuple[list, dict, di
     return [], {}, encoded  # not accepted: the worker refuses it unread, as Celery's
 
 
-def _raw_body(envelope: dict) -> bytes | str:
+def _raw_body(envelope: dict) -> bytes | None:
     """The body's bytes: base64-decoded when the transport encoded it so."""
     body = envelope.get("body")
     encoding = (envelope.get("properties") or {}).get("body_encoding")
@@ -128,7 +130,11 @@ def _raw_body(envelope: dict) -> bytes | str:
             raise InvalidMessage(f"the body is not valid base64: {exc}") from None
     if encoding is not None:
         raise InvalidMessage(f"body encoding {encoding!r} is not supported")
-    return body.encode() if isinstance(body, str) else body
+    if body is None or isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode()
+    raise InvalidMessage(f"the body is {type(body).__name__}, not text nor bytes")
 
 
 def _args_of(decoded: Any) -> tuple[list, dict]:

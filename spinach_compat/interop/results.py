@@ -11,12 +11,15 @@ the facade reads there when its own key is absent (tasks run by legacy Celery wo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kombu.serialization import dumps, loads
 from kombu.utils import json as kombu_json
 
 from .message import CELERY_RESULT_HEADER
+
+if TYPE_CHECKING:
+    from ..app.context import Context
 
 #: Celery's key prefix of results in Redis (``RedisBackend.task_keyprefix``).
 KEY_PREFIX = "celery-task-meta-"
@@ -47,7 +50,7 @@ def celery_key(task_id: str) -> str:
     return f"{KEY_PREFIX}{task_id}"
 
 
-def wants_celery_result(request: Any) -> bool:
+def wants_celery_result(request: Context | None) -> bool:
     """Whether the job of ``request`` came from Celery (its result goes to Celery too)."""
     return bool(request is not None and getattr(request, CELERY_RESULT_HEADER, False))
 

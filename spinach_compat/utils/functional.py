@@ -109,7 +109,10 @@ def mattrgetter(*attrs: str) -> Callable[[Any], dict[str, Any]]:
 def uniq(it: Iterable) -> Iterator:
     """The items of ``it`` without repeats, in order."""
     seen: set = set()
-    return (seen.add(obj) or obj for obj in it if obj not in seen)
+    for obj in it:
+        if obj not in seen:
+            seen.add(obj)
+            yield obj
 
 
 def maybe(typ: Callable[[Any], Any], val: Any) -> Any:

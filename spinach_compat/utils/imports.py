@@ -8,9 +8,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import import_module, reload
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kombu.utils.imports import symbol_by_name
+
+if TYPE_CHECKING:
+    from ..app.base import Celery
 
 __all__ = [
     "NotAPackage",
@@ -99,7 +102,7 @@ def module_file(module: ModuleType) -> str:
     return name[:-1] if name.endswith(".pyc") else name
 
 
-def gen_task_name(app: Any, name: str, module_name: str | None) -> str:
+def gen_task_name(app: Celery, name: str, module_name: str | None) -> str:
     """A task's default name: ``module.name``; in ``__main__``, ``app.main`` for the module."""
     module_name = module_name or "__main__"
     module = sys.modules.get(module_name)

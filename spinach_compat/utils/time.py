@@ -47,7 +47,7 @@ UTC = ZoneInfo("UTC")
 def maybe_timedelta(delta: Any) -> Any:
     """A number of seconds as a ``timedelta``; anything else as is."""
     if isinstance(delta, numbers.Real):
-        return timedelta(seconds=delta)
+        return timedelta(seconds=float(delta))  # Fraction too
     return delta
 
 
@@ -101,7 +101,9 @@ def make_aware(dt: datetime, tz: tzinfo) -> datetime:
     aware = dt.replace(tzinfo=tz, fold=0)
     wall = aware.astimezone(dt_timezone.utc).astimezone(tz)
     if wall.replace(tzinfo=None) != dt.replace(tzinfo=None, fold=0):  # in a DST gap
-        aware = (aware + (aware.replace(fold=1).utcoffset() - aware.utcoffset())).replace(fold=0)
+        after, before = aware.replace(fold=1).utcoffset(), aware.utcoffset()
+        if after is not None and before is not None:  # a tz without offsets has no gap
+            aware = (aware + (after - before)).replace(fold=0)
         aware = aware.astimezone(dt_timezone.utc).astimezone(tz)
     return aware
 
@@ -155,10 +157,12 @@ def get_exponential_backoff_interval(factor: int, retries: int, maximum: int,
 def delta_resolution(dt: datetime, delta: timedelta) -> datetime:
     """``dt`` truncated to the unit of ``delta``: days, hours or minutes (else as is)."""
     seconds = max(delta.total_seconds(), 0)
-    fields = (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
-    for kept, unit in ((3, 86400), (4, 3600), (5, 60)):
-        if seconds / unit >= 1.0:
-            return datetime(*fields[:kept], tzinfo=dt.tzinfo, fold=dt.fold)
+    if seconds >= 86400:
+        return dt.replace(hour=0, minute=0, second=0, microsecond=0)
+    if seconds >= 3600:
+        return dt.replace(minute=0, second=0, microsecond=0)
+    if seconds >= 60:
+        return dt.replace(second=0, microsecond=0)
     return dt
 
 

@@ -187,3 +187,19 @@ def test_chord_requires_a_result_backend(make_app):
     add, total, _, _ = _math(app)
     with pytest.raises(NotImplementedError):
         chord([add.s(1, 1)], total.s()).apply_async()
+
+
+def test_an_app_given_to_signature_is_kept_by_a_task_and_overridden_by_an_app(impl, eager_app):
+    """``task.signature(..., app=other)`` keeps ``other``; ``app.signature`` binds its app."""
+    other = impl.Celery("other", broker="memory://", set_as_current=False)
+    try:
+
+        @eager_app.task
+        def add(a, b):
+            return a + b
+
+        assert add.signature((1, 2), app=other).app is other
+        assert add.signature((1, 2)).app is eager_app
+        assert eager_app.signature(add.name, (1,), app=other).app is eager_app
+    finally:
+        other.close()

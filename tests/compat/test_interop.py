@@ -164,6 +164,20 @@ def test_bad_messages_go_to_the_dead_letters_while_good_ones_flow(bridged, celer
     assert rclient.llen(bridged.bridge.processing_key("celery")) == 0
 
 
+def test_a_message_without_a_body_is_dead_lettered_with_that_reason(app):
+    from spinach_compat.interop.message import convert
+
+    @app.task(name="t")
+    def t():
+        pass
+
+    headers = {"task": "t", "id": "bodiless-1", "lang": "py"}
+    envelope = {"content-type": "application/x-python-serialize", "headers": headers}
+    converted = convert(app, "celery", json.dumps(envelope).encode(), "fallback")
+    assert (converted.id, converted.dead) == ("bodiless-1", True)
+    assert converted.reason == "Celery message: the message has no body"
+
+
 def test_a_celery_producer_s_pickle_runs_only_where_accepted(bridged, celery_client):
     """As with a Celery worker: refused (FAILURE, ContentDisallowed) unless accepted."""
     from kombu.exceptions import ContentDisallowed
