@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
+
+
+def _not_dispatched(*args: Any, **kwargs: Any) -> Any:
+    """A job's function until the arbiter gives it its task's."""
+    raise RuntimeError("this job was not dispatched: its task function is not set")
 
 
 class JobStatus(enum.Enum):
@@ -93,7 +99,7 @@ class Job:
         self.task_kwargs = task_kwargs or {}
         self.meta = meta or {}
         self.status = status
-        self.task_func = None  # set by the worker that runs it
+        self.task_func: Callable[..., Any] = _not_dispatched  # set by the arbiter
         #: The id of the fetch that started this attempt (set by the broker, not stored):
         #: the reports of an attempt touch that attempt only.
         self.attempt: str | None = None
@@ -137,7 +143,7 @@ class Job:
             return NotImplemented
         return self.to_dict() == other.to_dict() and self.status == other.status
 
-    __hash__ = None  # mutable
+    __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
 
 
 from . import job_codec  # noqa: E402  (the codec builds Jobs: imported once Job exists)

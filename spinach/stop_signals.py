@@ -81,7 +81,7 @@ class StopSignals:
         """Sleep until a stop signal, a ``wake`` or ``timeout``; the stop signals received
         since the last call, in order."""
         select.select([self._read_fd], [], [], timeout)
-        received = []
+        received: list[signal.Signals] = []
         try:
             while chunk := os.read(self._read_fd, 512):
                 received.extend(signal.Signals(n) for n in chunk if n in _STOP_NUMBERS)

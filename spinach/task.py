@@ -108,6 +108,13 @@ class Task:
     given after the name, positionally or by keyword, and are attributes of the task.
     """
 
+    # The options as attributes, typed for mypy (tests/test_tasks.py checks they are
+    # exactly TaskOptions' fields).
+    queue: str
+    max_retries: int
+    periodicity: timedelta | None
+    max_concurrency: int | None
+
     def __init__(self, func: Callable, name: str, *args: Any, **kwargs: Any):
         _validate_name(name)
         options = TaskOptions(*args, **kwargs)

@@ -160,3 +160,10 @@ def test_a_registry_attaches_to_one_engine_only():
     Engine(MemoryBroker()).attach_tasks(tasks)
     with pytest.raises(RuntimeError, match="another engine"):
         Engine(MemoryBroker()).attach_tasks(tasks)
+
+
+def test_task_declares_the_types_of_exactly_the_task_options():
+    from spinach.task import OPTION_NAMES
+
+    declared = [name for name in Task.__annotations__ if not name.startswith("_")]
+    assert declared == list(OPTION_NAMES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+from typing import Any
 
 from .. import signals
 from ..context import _current_job
@@ -19,7 +20,7 @@ class AsyncioWorkers(Workers):
     default thread pool so it cannot block the other jobs.
     """
 
-    def __init__(self, number: int, namespace: str, **kwargs):
+    def __init__(self, number: int, namespace: str, **kwargs: Any):
         super().__init__(number, namespace, **kwargs)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -64,7 +65,7 @@ class AsyncioWorkers(Workers):
             if inspect.iscoroutinefunction(func):
                 await func(*job.task_args, **job.task_kwargs)
             else:
-                result = await asyncio.to_thread(func, *job.task_args, **job.task_kwargs)
+                result: Any = await asyncio.to_thread(func, *job.task_args, **job.task_kwargs)
                 if inspect.iscoroutine(result):  # a plain function returning a coroutine
                     await result
         except BaseException as exc:  # a task's failure is the job's, never the loop's

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import queue
 import threading
+from typing import Any
 
 from .. import signals
 from ..context import _current_job
@@ -22,7 +23,7 @@ class ThreadWorkers(Workers):
     fetched from the broker starts as soon as a thread is free.
     """
 
-    def __init__(self, number: int, namespace: str, **kwargs):
+    def __init__(self, number: int, namespace: str, **kwargs: Any):
         super().__init__(number, namespace, **kwargs)
         self._in_queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads = [

@@ -415,7 +415,8 @@ def _native_retry(task: Task, job: Job, reason: Retry) -> RetryException:
     meta = {**job.meta, "eta": at.isoformat()}
     if sig is not None:  # encoded as the job was (its serializer and compression)
         fmt = codec.format_of(meta.pop(codec.BODY, None))
-        job.task_args, job.task_kwargs, body = codec.encode(sig.args, dict(sig.kwargs), *fmt)
+        args, job.task_kwargs, body = codec.encode(sig.args, dict(sig.kwargs), *fmt)
+        job.task_args = tuple(args)
         if body is not None:
             meta[codec.BODY] = body
     job.meta = meta

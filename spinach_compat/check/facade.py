@@ -17,7 +17,7 @@ import importlib.util
 import inspect
 import textwrap
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from .. import surface
 from . import instances
@@ -123,7 +123,7 @@ def instance_attributes(cls: type) -> frozenset[str]:
     return frozenset(names)
 
 
-def is_self_store(node: ast.AST) -> bool:
+def is_self_store(node: ast.AST) -> TypeGuard[ast.Attribute]:
     """``self.x = ...``: an attribute its class defines."""
     return (
         isinstance(node, ast.Attribute)
@@ -136,7 +136,7 @@ def is_self_store(node: ast.AST) -> bool:
 def has_attribute(celery_class: str, attr: str) -> bool:
     """Whether the facade's class for ``celery_class`` has ``attr`` (class or instance)."""
     cls = resolve(celery_class)
-    if not inspect.isclass(cls):
+    if not isinstance(cls, type):
         return False
     if _getattr(cls, attr) is not _MISSING or attr in instance_attributes(cls):
         return True

@@ -9,11 +9,15 @@ from __future__ import annotations
 import ast
 import configparser
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 from .report import Report
 from .thirdparty import package, verdict

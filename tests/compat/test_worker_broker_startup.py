@@ -67,9 +67,13 @@ def test_the_worker_gives_up_with_one_line_and_status_1(start_worker: Start):
     text = log.text
     for attempt in (1, 2, 3):
         assert f"(attempt {attempt} of 3)" in text, text
-    assert text.rstrip().splitlines()[-1].startswith(
-        f"ERROR: cannot reach the broker at redis://:**@127.0.0.1:{port}/0 after 3 attempt(s): "
-        "ConnectionError: "
+    assert (
+        text.rstrip()
+        .splitlines()[-1]
+        .startswith(
+            f"ERROR: cannot reach the broker at redis://:**@127.0.0.1:{port}/0 after 3 attempt(s): "
+            "ConnectionError: "
+        )
     ), text
     assert "Traceback" not in text and "secret" not in text
 
