@@ -510,6 +510,7 @@ def test_control_and_inspect_follow_the_facade(facade_objects) -> None:
         facade_objects.app.control.rate_limit("proj.tasks.add", "1/s")
     assert found["Control.rate_limit"] == {check.UNSUPPORTED}
     assert found["Control.revoke"] == {check.SUPPORTED}
+    assert found["revoke(destination)=['w1@host']"] == {check.DIFFERENT}  # shared by all
     assert found["Inspect.active"] == {check.SUPPORTED}  # app.control.inspect() followed
     assert found["Inspect.not_an_inspect_method_xyz"] == {check.UNSUPPORTED}
 

@@ -146,7 +146,8 @@ class Control:
 
         With ``terminate``, a task already running is stopped too (its result REVOKED with
         ``TaskRevokedError('terminated')``). With ``reply=True``, each live worker's reply,
-        as Celery's broadcast (see ``broadcast``).
+        as Celery's broadcast (see ``broadcast``). Unlike Celery's, a revocation is shared
+        by every worker: ``destination`` only limits who replies.
         """
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
         if kwargs.get("reply"):

@@ -233,6 +233,9 @@ RULES: dict[str, Rule] = {
     "control:revoke(terminate)": _D(
         S_CONTROL, "stops the task's thread; a C call (sleep, socket read) first returns"
     ),
+    "control:revoke(destination)": _D(
+        S_CONTROL, "every worker honours the revocation; destination limits the replies"
+    ),
     # -- signals -----------------------------------------------------------------------
     **_each(
         "signal",

@@ -29,12 +29,12 @@ class SettingsMixin:
                 self.add(keyword, f"setting:{key}", literal(keyword.value))
 
     def settings_call(self, node: ast.Call, func: ast.Attribute) -> None:
-        """``conf.update(...)`` and ``control.revoke(terminate=...)``."""
+        """``conf.update(...)`` and ``control.revoke(terminate=..., destination=...)``."""
         if func.attr == "update" and _attr_name(func.value) == "conf":
             self.settings(node)
         elif func.attr == "revoke" and _attr_name(func.value) == "control":
-            for keyword in (k for k in node.keywords if k.arg == "terminate"):
-                self.add(keyword, "control:revoke(terminate)", literal(keyword.value))
+            for keyword in (k for k in node.keywords if k.arg in ("terminate", "destination")):
+                self.add(keyword, f"control:revoke({keyword.arg})", literal(keyword.value))
 
     def settings(self, node: ast.Call) -> None:
         for argument in node.args:

@@ -2,6 +2,7 @@ from celery import Celery
 
 app = Celery("proj", broker="redis://localhost:6379/0")
 app.control.revoke("a-task-id", terminate=True)
+app.control.revoke("b-task-id", destination=["w1@host"])
 app.control.rate_limit("proj.tasks.add", "1/s")
 inspector = app.control.inspect()
 inspector.active()
