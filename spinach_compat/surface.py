@@ -27,6 +27,7 @@ Celery's inventory (``scripts/celery_inventory.py``).
 
 from __future__ import annotations
 
+import dis
 import importlib.abc
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -353,15 +354,38 @@ def refuse(name: str) -> NoReturn:
 
 
 def module_getattr(facade_module: str) -> Callable[[str], Any]:
-    """A module ``__getattr__`` refusing the module's listed names (others: AttributeError)."""
+    """A module ``__getattr__`` refusing the module's listed names (others: AttributeError).
+
+    A refused name read as ``module.name`` raises ``RefusedAttributeError``, so that
+    ``hasattr(module, name)`` and ``getattr(module, name, default)`` (third-party feature
+    detection) see it absent; ``from module import name`` raises ``UnsupportedFeature``
+    itself, because Python turns an ``AttributeError`` there into an ``ImportError`` that
+    drops the reason.
+    """
     prefix = celery_name(facade_module) + "."
 
     def __getattr__(name: str) -> Any:
-        if prefix + name in REFUSED:
-            refuse(prefix + name)
+        key = prefix + name
+        if key in REFUSED:
+            if _importing_from(sys._getframe(1)):
+                refuse(key)
+            raise RefusedAttributeError(_message(key))
         raise AttributeError(f"module {facade_module!r} has no attribute {name!r}")
 
     return __getattr__
+
+
+def _importing_from(frame: Any) -> bool:
+    """Whether ``frame`` is running a ``from module import name`` (if unsure: True, the
+    loud answer)."""
+    try:
+        return dis.opname[frame.f_code.co_code[frame.f_lasti]] in _IMPORTS
+    except (AttributeError, IndexError):
+        return True
+
+
+#: The opcodes reading a module attribute for an import statement.
+_IMPORTS = frozenset({"IMPORT_FROM", "IMPORT_STAR", "IMPORT_NAME"})
 
 
 class RefusedAttributeError(UnsupportedFeature, AttributeError):

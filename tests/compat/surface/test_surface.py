@@ -81,6 +81,21 @@ def test_a_refused_module_name_raises_unsupported_feature(key: str) -> None:
         value()  # a class present for subclassing refuses when instantiated
 
 
+def test_a_refused_module_name_is_absent_to_feature_detection_and_loud_on_import() -> None:
+    """``hasattr``/``getattr(m, name, default)`` see it absent (an AttributeError carrying
+    the reason); ``from m import name`` raises the reason itself, not an ImportError."""
+    import spinach_compat
+
+    assert "celery.chunks" in REFUSED
+    assert getattr(spinach_compat, "chunks", None) is None
+    assert not hasattr(spinach_compat, "chunks")
+    with pytest.raises(AttributeError, match=r"celery\.chunks is not supported"):
+        _ = spinach_compat.chunks
+    with pytest.raises(UnsupportedFeature, match=r"celery\.chunks") as raised:
+        from spinach_compat import chunks  # noqa: F401
+    assert not isinstance(raised.value, (AttributeError, ImportError))
+
+
 @pytest.mark.parametrize("key", sorted(k for k in REFUSED if k in FIXTURE["modules"]))
 def test_a_refused_module_raises_when_imported(key: str) -> None:
     with pytest.raises(UnsupportedFeature, match=key.replace(".", r"\.")):
