@@ -187,7 +187,6 @@ REFUSED: dict[str, str] = {
     "celery.utils.threads.Local": "not supported: use threading.local",
     "celery.utils.threads.LocalManager": "not supported: use threading.local",
     "celery.utils.threads.bound_open_broker_sockets": _KOMBU,
-    "celery.utils.time.LocalTimezone": "not supported: use zoneinfo.ZoneInfo or datetime.timezone",
     "celery.utils.time.timezone": "not supported: use app.timezone, zoneinfo or datetime.timezone",
     "celery.utils.time.remaining": _INTERNAL.format("beat scheduler", "subtract aware datetimes"),
     "celery.utils.time.ffwd": _INTERNAL.format("beat scheduler", "use dateutil's relativedelta"),

@@ -21,6 +21,7 @@ from .. import _state, platforms
 from ..exceptions import ImproperlyConfigured, UnsupportedFeature
 from ..shim import check_task_base
 from ..surface import refuse_missing, refuse_overrides
+from ..utils.time import LocalTimezone
 from . import lifecycle, routes
 from .defaults import Settings, check_old_and_new, from_object
 from .engine import compat_engine
@@ -213,10 +214,11 @@ class Celery:
 
     @property
     def timezone(self) -> tzinfo:
-        """The app's timezone: ``timezone`` setting, UTC by default."""
+        """The app's timezone: the ``timezone`` setting, else UTC, or the machine's local
+        time when ``enable_utc`` is off (as Celery's)."""
         name = self.conf.timezone
         if not name:
-            return timezone.utc
+            return timezone.utc if self.conf.enable_utc else LocalTimezone()
         from zoneinfo import ZoneInfo
 
         return ZoneInfo(name)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from ..surface import module_getattr
 
 __all__ = [
+    "LocalTimezone",
     "add_seconds_to_datetime",
     "adjust_timestamp",
     "delta_resolution",
@@ -36,6 +37,48 @@ __all__ = [
     "utcoffset",
     "weekday",
 ]
+
+
+class LocalTimezone(tzinfo):
+    """The machine's local time, with the DST rules ``time.localtime`` applies (the ``TZ``
+    variable, else the system's): ``app.timezone`` when ``enable_utc`` is off and no
+    ``timezone`` is set, as Celery's."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(seconds=self._local(dt).tm_gmtoff)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        local = self._local(dt)
+        if local.tm_isdst <= 0:
+            return timedelta(0)
+        return timedelta(seconds=local.tm_gmtoff + _time.timezone)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return self._local(dt).tm_zone
+
+    def fromutc(self, dt: datetime) -> datetime:
+        stamp = (dt.replace(tzinfo=None) - _EPOCH).total_seconds()
+        return dt + timedelta(seconds=_time.localtime(stamp).tm_gmtoff)
+
+    @staticmethod
+    def _local(dt: datetime | None) -> _time.struct_time:
+        """The local time's details at wall time ``dt`` (now if None)."""
+        if dt is None:
+            return _time.localtime()
+        wall = (dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second, dt.weekday(), 0, -1)
+        return _time.localtime(_time.mktime(wall))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LocalTimezone)
+
+    def __hash__(self) -> int:
+        return hash(LocalTimezone)
+
+    def __repr__(self) -> str:
+        return f"<LocalTimezone: {self.tzname(None)}>"
+
+
+_EPOCH = datetime(1970, 1, 1)
 
 WEEKDAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 _RATE_DIVISORS = {"s": 1.0, "m": 60.0, "h": 3600.0}

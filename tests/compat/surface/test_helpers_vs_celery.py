@@ -357,3 +357,35 @@ def test_bg_thread_crash_ends_the_process() -> None:
                           timeout=60)  # fmt: skip
     assert done.returncode == 1
     assert "'Boom' crashed: ValueError('bad')" in done.stderr
+
+
+@pytest.fixture
+def paris_local_time(monkeypatch):
+    """The process's local time is Europe/Paris (CET/CEST) for the test."""
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_local_timezone_as_celery_s_across_dst(paris_local_time) -> None:
+    import celery
+
+    ours, theirs = f_time.LocalTimezone(), c_time.LocalTimezone()
+    for wall in (datetime(2026, 1, 15, 12), datetime(2026, 7, 15, 12)):
+        assert ours.utcoffset(wall) == theirs.utcoffset(wall), wall
+        assert ours.dst(wall) == theirs.dst(wall), wall
+        assert ours.tzname(wall) == theirs.tzname(wall), wall
+    summer = datetime(2026, 7, 15, 10, tzinfo=timezone.utc)
+    assert summer.astimezone(ours) == summer.astimezone(theirs)
+    assert summer.astimezone(ours).hour == 12
+    app = spinach_compat.Celery("tz", set_as_current=False, enable_utc=False)
+    real = celery.Celery("tz", set_as_current=False, enable_utc=False)
+    assert isinstance(app.timezone, f_time.LocalTimezone)
+    assert app.timezone.utcoffset(datetime(2026, 7, 1)) == real.timezone.utcoffset(
+        datetime(2026, 7, 1)
+    )
+    assert spinach_compat.Celery("utc", set_as_current=False).timezone == timezone.utc
