@@ -24,7 +24,7 @@ from ..surface import refuse_missing, refuse_overrides
 from ..utils.time import LocalTimezone
 from . import lifecycle, routes
 from .defaults import Settings, check_old_and_new, from_object
-from .engine import compat_engine
+from .engine import UnknownTaskReporter, compat_engine
 from .priority import band_queues, priority_steps
 from .publish import publish
 from .ratelimit import RateLimits
@@ -111,6 +111,7 @@ class Celery:
         self._tasks: dict[str, Task] = {}
         self._native = Tasks()
         self._engine: Engine | None = None
+        self._unknown_tasks: UnknownTaskReporter | None = None  # kept: connected weakly
         self._lock = threading.RLock()
         self._task_base: type[Task] | None = None
         self._backend: Backend | None = None
@@ -385,6 +386,8 @@ class Celery:
                 self.conf.check_supported()
                 broker = broker_from_url(self.conf.broker_url)
                 engine = compat_engine(broker, self.namespace)
+                self._unknown_tasks = UnknownTaskReporter(self)
+                self._unknown_tasks.connect(self.namespace)
                 engine.attach_tasks(self._native)
                 self._engine = engine
         return self._engine

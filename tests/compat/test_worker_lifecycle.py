@@ -10,6 +10,7 @@ import pytest
 
 from spinach_compat import signals
 from spinach_compat.bin.celery import UsageError, find_app
+from spinach_compat.exceptions import NotRegistered
 from spinach_compat.worker import Worker, default_nodename
 
 LIFECYCLE = ("celeryd_init", "setup_logging", "after_setup_logger", "after_setup_task_logger",
@@ -89,7 +90,9 @@ def test_task_received_and_task_unknown(app, run_worker, recorder, connect):
 
     run_worker()
     assert known.delay().get(timeout=15) == 1
-    app.send_task("not.registered", args=[1])
+    unknown_result = app.send_task("not.registered", args=[1])
+    with pytest.raises(NotRegistered, match="not.registered"):  # at once, as Celery's
+        unknown_result.get(timeout=15)
     recorder.wait_for(lambda events: any(e[0] == "task_unknown" for e in events))
     received = recorder.named("task_received")
     assert received[0][2]["request"].task == known.name

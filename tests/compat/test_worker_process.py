@@ -105,6 +105,15 @@ def test_revoked_task_never_runs(proj):
     assert revoked.state == "REVOKED"
 
 
+def test_an_unregistered_task_fails_with_not_registered_at_once(proj):
+    """Celery's worker stores FAILURE(NotRegistered) for an unknown name: get() raises."""
+    result = proj.app.send_task(f"{TASKS}.no_such_task", args=(1,))
+    exc = _exception_of(result)
+    assert type(exc).__name__ == "NotRegistered"
+    assert f"{TASKS}.no_such_task" in str(exc)
+    assert result.state == "FAILURE"
+
+
 def test_inspect_ping_and_registered(proj):
     inspect = proj.app.control.inspect(timeout=5)
     [(node, reply)] = inspect.ping().items()
