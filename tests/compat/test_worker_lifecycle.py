@@ -91,7 +91,7 @@ def test_task_received_and_task_unknown(app, run_worker, recorder, connect):
     run_worker()
     assert known.delay().get(timeout=15) == 1
     unknown_result = app.send_task("not.registered", args=[1])
-    with pytest.raises(NotRegistered, match="not.registered"):  # at once, as Celery's
+    with pytest.raises(NotRegistered, match=r"not\.registered"):  # at once, as Celery's
         unknown_result.get(timeout=15)
     recorder.wait_for(lambda events: any(e[0] == "task_unknown" for e in events))
     received = recorder.named("task_received")
