@@ -42,7 +42,7 @@ job_schedule_retry = SafeNamedSignal(
 job_failed = SafeNamedSignal("job_failed", doc="A job failed for good (job=, err=).")
 job_dead_lettered = SafeNamedSignal(
     "job_dead_lettered",
-    doc="A fetched job cannot run here (its task is unknown) and goes to the dead letters "
+    doc="A fetched job could not run here (its task is unknown) and is now a dead letter "
     "(job=, reason=).",
 )
 worker_started = SafeNamedSignal(

@@ -140,9 +140,9 @@ class Arbiter(threading.Thread):
     def _dead_letter(self, job: Job, reason: str) -> None:
         """Set aside a fetched job that cannot run, riding out an outage to do so."""
         logger.error("Dead-lettering %s from queue '%s': %s", job, job.queue, reason)
-        signals.job_dead_lettered.send(self._namespace, job=job, reason=reason)
         what = f"dead-lettering {job}"
         self._calls.call(what, Outage("arbiter"), self._broker.dead_letter, job, reason)
+        signals.job_dead_lettered.send(self._namespace, job=job, reason=reason)
 
     def _bookkeeping(self) -> None:
         broker = self._broker
