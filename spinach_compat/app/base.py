@@ -10,12 +10,13 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from spinach import Engine, Tasks
 from spinach.const import UNLIMITED_RETRIES
 from spinach.job import Job
+from spinach.task import Task as NativeTask
 
 from .. import _state, platforms
 from ..exceptions import ImproperlyConfigured, UnsupportedFeature
@@ -358,6 +359,21 @@ class Celery:
         if options.get("priority") is None and (task is None or task.priority is None):
             options["priority"] = route.get("priority")  # as Celery: the route's comes last
         return publish(self, name, args, kwargs, options)
+
+    def register_native_task(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str,
+        queue: str,
+        periodicity: timedelta | None = None,
+    ) -> NativeTask:
+        """Add a native task that is no Celery task (the senders of ``beat_schedule``
+        entries, see ``app.beat``), never retried; a name already registered keeps its
+        task, which is returned."""
+        if name not in self._native:
+            self._native.add(func, name=name, queue=queue, max_retries=0, periodicity=periodicity)
+        return self._native.get(name)
 
     def build_native_job(
         self, name: str, at: datetime, args: list, kwargs: dict, job_id: str, queue: str, meta: dict
