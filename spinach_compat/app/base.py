@@ -81,10 +81,7 @@ class Celery:
     on_after_finalize: Signal
     on_after_fork: Signal
     configured: bool
-    _finalize_sent: bool
-    _finalize_done: bool
-    _finalize_lock: threading.RLock
-    _pending_periodic_tasks: list[tuple[str, dict[str, Any], str | None]]
+    lifecycle_state: lifecycle.LifecycleState
 
     def __init__(
         self, main: str | None = None, loader: Any = None, backend: str | None = None,
@@ -232,6 +229,11 @@ class Celery:
         """Registered tasks by name; the first access finalizes the app (see ``finalize``)."""
         lifecycle.finalize(self)
         return self._tasks
+
+    def registered_task(self, name: str) -> Task | None:
+        """The task registered under ``name``, None if none; unlike ``tasks``, does not
+        finalize the app (as Celery's ``send_task``)."""
+        return self._tasks.get(name)
 
     @property
     def Task(self) -> type[Task]:
@@ -528,7 +530,7 @@ class Celery:
         if self.configured:
             add_beat_entry(self, key, entry, name)
         else:
-            self._pending_periodic_tasks.append((key, entry, name))
+            self.lifecycle_state.pending_periodic_tasks.append((key, entry, name))
         return key
 
     def gen_task_name(self, name: str, module: str | None) -> str:
