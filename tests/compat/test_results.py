@@ -281,3 +281,38 @@ def test_get_with_no_time_left_answers_from_what_is_stored(backend, app, redis_a
     assert app.AsyncResult("done").get(timeout=0) == 1
     with pytest.raises(TimeoutError):
         app.AsyncResult("pending").get(timeout=0)
+
+
+# -- which broker keeps the results ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["memory://", "cache+memory://", "redis"])
+def test_results_share_the_app_s_broker_when_they_name_its_storage(make_app, url, request):
+    if url == "redis":
+        url = request.getfixturevalue("redis_url")
+    broker_url = "memory://" if "memory" in url else url
+    app = make_app(broker=broker_url, backend=url)
+    assert app.backend.broker is app.engine.broker
+
+
+def test_results_on_another_storage_get_a_broker_of_their_own(make_app, redis_url, redis_server):
+    app = make_app(main="split", broker="memory://", backend=redis_url)
+
+    @app.task
+    def double(x):
+        return 2 * x
+
+    assert app.backend.broker is not app.engine.broker
+    app.start_worker(concurrency=1, block=False)
+    result = double.delay(21)
+    assert result.get(timeout=WAIT) == 42
+    with redis_server.client() as client:
+        assert client.exists(f"{{split}}/result/{result.id}")
+
+
+def test_memory_results_beside_a_redis_broker_stay_in_the_process(make_app, redis_url):
+    app, other = (make_app(main="mem", broker=redis_url, backend="memory://") for _ in "ab")
+    assert app.backend.broker is not app.engine.broker
+    app.backend.mark_as_done("t", 1)
+    assert app.AsyncResult("t").get(timeout=WAIT) == 1
+    assert other.AsyncResult("t").state == "PENDING"  # same namespace, not in Redis
