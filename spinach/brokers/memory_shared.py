@@ -108,9 +108,9 @@ class SharedEntries:
         """Store ``value`` unless the stored one has status ``keep_status``; deliver it to
         the inboxes watching ``key`` (see ``Broker.publish_value``)."""
         entry = self._get(key, "value", now)
-        kept = entry is not None and entry.kind == "value" and keep_status is not None
-        if kept and _status(entry.data) == keep_status:  # type: ignore[union-attr]
-            return _as_bytes(entry.data) == _as_bytes(value)  # type: ignore[union-attr]
+        stored = entry.data if entry is not None and entry.kind == "value" else None
+        if keep_status is not None and stored is not None and _status(stored) == keep_status:
+            return _as_bytes(stored) == _as_bytes(value)  # kept: True if this same call's
         self._entries[key] = _Entry("value", value, None if ttl is None else now + ttl)
         for inbox in self.inboxes:
             if key in inbox.keys:
