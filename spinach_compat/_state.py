@@ -46,6 +46,12 @@ def get_current_app() -> Celery:
         return _default_app
 
 
+def app_of(task: Task) -> Celery:
+    """The app of ``task``: the one it is bound to, else the current app (as Celery's
+    ``Task._get_app``)."""
+    return task.app if task.app is not None else get_current_app()
+
+
 def register_app(app: Celery) -> None:
     with _lock:
         _apps.append(app)

@@ -2,14 +2,17 @@
 
 from typing import TYPE_CHECKING
 
-from .base import Broker, DeadLetter, WorkerInfo
+from .base import Broker, DeadLetter, Unscoped, Watch, WorkerInfo
 from .memory import MemoryBroker
 from .redis_settings import RedisSettings
 
 if TYPE_CHECKING:  # imported lazily at run time (``__getattr__``)
     from .redis import RedisBroker
 
-__all__ = ["Broker", "DeadLetter", "MemoryBroker", "RedisBroker", "RedisSettings", "WorkerInfo"]
+__all__ = [
+    "Broker", "DeadLetter", "MemoryBroker", "RedisBroker", "RedisSettings", "Unscoped", "Watch",
+    "WorkerInfo",
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> type:

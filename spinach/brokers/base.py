@@ -36,6 +36,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from .. import const
@@ -91,6 +92,24 @@ class DeadLetter:
             "reason": self.reason,
             "failed_at": self.failed_at,
         }
+
+
+class Unscoped(str):
+    """A shared-state name stored under itself, outside the namespace: a key other programs
+    read and write too (Celery's ``celery-task-meta-<id>``); ``Broker.key`` returns it as
+    is. On Redis Cluster it has a slot of its own, so a read of it and of namespaced names
+    is not taken at one moment."""
+
+    __slots__ = ()
+
+
+class Watch(ABC):
+    """The values published (``Broker.publish_value``) under the names of one ``watch``."""
+
+    @abstractmethod
+    def next(self, timeout: float) -> tuple[str, bytes] | None:
+        """The name and value of the next value published under a watched name, in order
+        of publication; None after ``timeout`` seconds without one."""
 
 
 def normalize_queues(queue: str | Sequence[str]) -> list[str]:
@@ -325,7 +344,10 @@ class Broker(ABC):
 
     def key(self, name: str) -> str:
         """The storage key of the namespace's entry ``name``: ``{<namespace>}/<name>`` (the
-        braces make the namespace the Redis Cluster hash tag: one slot per namespace)."""
+        braces make the namespace the Redis Cluster hash tag: one slot per namespace); an
+        ``Unscoped`` name as is."""
+        if isinstance(name, Unscoped):
+            return str(name)
         return f"{{{self.namespace}}}/{name}"
 
     @abstractmethod
@@ -379,6 +401,32 @@ class Broker(ABC):
     @abstractmethod
     def hash_delete(self, name: str, field: str) -> None:
         """Remove ``field`` from the hash ``name`` (the hash goes with its last field)."""
+
+    @abstractmethod
+    def publish_value(
+        self, name: str, value: str | bytes, ttl: float | None, keep_status: str | None = None
+    ) -> bool:
+        """Store ``value`` under ``name`` (expiring ``ttl`` seconds from now; None: never)
+        and publish it to the watches of ``name``, unless the stored value is to be kept: a
+        JSON object whose ``"status"`` is ``keep_status``. Whether ``value`` is stored now.
+
+        Atomic. Safe to send twice: a call sent again after a lost reply finds its own
+        value stored and still says True.
+        """
+
+    @abstractmethod
+    def get_bytes(self, names: Sequence[str]) -> list[bytes | None]:
+        """``get_values`` as stored, for values that need not be text (a pickled result):
+        bytes, text values UTF-8 encoded; None where absent or expired."""
+
+    @abstractmethod
+    def watch(
+        self, names: Sequence[str], timeout: float | None = None
+    ) -> AbstractContextManager[Watch]:
+        """Listen to the values ``publish_value`` stores under ``names``, for a ``with``
+        block: every value published once the block started is delivered by ``Watch.next``,
+        even one published before ``next`` is called. The builtin ``TimeoutError`` when the
+        storage does not confirm the subscription within ``timeout`` seconds."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} namespace={self.namespace!r} worker={self.worker_id}>"

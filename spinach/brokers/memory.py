@@ -16,7 +16,8 @@ import time
 import uuid
 import weakref
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -24,8 +25,8 @@ from .. import job_codec
 from ..exc import InvalidPayloadError
 from ..job import Job, JobStatus
 from ..task import Task
-from .base import Broker, Clock, DeadLetter, WorkerInfo, normalize_queues
-from .memory_shared import SharedEntries
+from .base import Broker, Clock, DeadLetter, Watch, WorkerInfo, normalize_queues
+from .memory_shared import Inbox, SharedEntries
 
 
 class _Entry(NamedTuple):
@@ -89,6 +90,7 @@ class _Store:
         self.peers: weakref.WeakSet[MemoryBroker] = weakref.WeakSet()
         self.sequence = itertools.count()
         self.shared = SharedEntries()  # by full key: namespaced by ``Broker.key``
+        self.published = threading.Condition(self.lock)  # notified at each publish_value
 
 
 class MemoryBroker(Broker):
@@ -542,6 +544,48 @@ class MemoryBroker(Broker):
     def hash_delete(self, name: str, field: str) -> None:
         with self._store.lock:
             self._store.shared.hash_delete(self.key(name), field, self.now())
+
+    def publish_value(
+        self, name: str, value: str | bytes, ttl: float | None, keep_status: str | None = None
+    ) -> bool:
+        with self._store.lock:
+            stored = self._store.shared.publish(self.key(name), value, ttl, keep_status, self.now())
+            self._store.published.notify_all()
+            return stored
+
+    def get_bytes(self, names: Sequence[str]) -> list[bytes | None]:
+        with self._store.lock:
+            now, shared = self.now(), self._store.shared
+            return [shared.get_bytes(self.key(name), now) for name in names]
+
+    @contextmanager
+    def watch(self, names: Sequence[str], timeout: float | None = None) -> Iterator[Watch]:
+        """A watch whose inbox ``publish_value`` fills under the store's lock (nothing to
+        confirm: ``timeout`` is not needed)."""
+        by_key = {self.key(name): name for name in names}
+        inbox = Inbox(frozenset(by_key))
+        with self._store.lock:
+            self._store.shared.inboxes.add(inbox)
+        try:
+            yield _MemoryWatch(self._store.published, inbox, by_key)
+        finally:
+            with self._store.lock:
+                self._store.shared.inboxes.discard(inbox)
+
+
+class _MemoryWatch(Watch):
+    def __init__(self, published: threading.Condition, inbox: Inbox, by_key: dict[str, str]):
+        self._published = published
+        self._inbox = inbox
+        self._by_key = by_key
+
+    def next(self, timeout: float) -> tuple[str, bytes] | None:
+        values = self._inbox.values
+        with self._published:
+            if not self._published.wait_for(lambda: values, max(timeout, 0)):
+                return None
+            key, value = values.popleft()
+        return self._by_key[key], value
 
 
 def _payload_id(payload: str | bytes) -> str | None:

@@ -13,7 +13,9 @@ processes; ``{ns}/periodic*`` the periodic tasks. Wake-ups go out on the pub/sub
 in ``redis_scripts/`` say what each holds. No code path uses ``KEYS`` or ``SCAN``: keys
 built from data (queues, per-worker sets) are found through the sets that name them.
 The shared state (``Broker.claim`` and after) lives under ``key(name)``, in the same slot,
-with Redis's own TTLs; ``flush`` leaves it to them.
+with Redis's own TTLs; ``flush`` leaves it to them. ``publish_value`` also PUBLISHes each
+value on a channel named after its key, which ``watch`` subscribes to (``redis_watch``);
+an ``Unscoped`` name is a key outside the namespace, in a slot of its own.
 
 Atomicity
 ---------
@@ -97,7 +99,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 
 import redis as redis_py
@@ -114,7 +117,7 @@ from ..forks import reset_after_fork
 from ..job import Job, JobStatus
 from ..outage import Outage
 from ..task import Task
-from .base import Broker, Clock, DeadLetter, WorkerInfo, normalize_queues
+from .base import Broker, Clock, DeadLetter, Unscoped, Watch, WorkerInfo, normalize_queues
 from .redis_calls import script_callers
 from .redis_client import (
     Client,
@@ -131,6 +134,7 @@ from .redis_client import (
     log_hidden_retries,
 )
 from .redis_settings import RedisSettings, settings_from
+from .redis_watch import Watchers
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +200,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
 #: The scripts of the shared state (``Broker.claim`` and after): their keys are the entries
 #: they change, given as KEYS by each call (the header of each script names them); those
 #: that keep a reply for a call sent again also get ``replies`` and ``replies_at``.
-SHARED_SCRIPTS = ("claim", "increment", "set_values", "add_members", "hash_set")
+SHARED_SCRIPTS = ("claim", "increment", "set_values", "add_members", "hash_set", "publish_value")
 
 _SCRIPT_DIR = "redis_scripts"
 
@@ -295,6 +299,8 @@ class RedisBroker(Broker):
         reset_after_fork(self)  # a forked child draws its own id prefix
         #: Notifications relayed by ``run_subscriber`` so far (for monitoring and tests).
         self.notifications_received = 0
+        #: The subscriber connections of ``watch``, one per thread.
+        self.watchers = Watchers(self._redis, self.now, settings.listener_idle_timeout)
         self.set_namespace(self.namespace)
 
     def _after_fork(self) -> None:
@@ -364,8 +370,9 @@ class RedisBroker(Broker):
         self.channel = f"{self.prefix}notifications/{db}"
 
     def key(self, name: str) -> str:
-        """The full name of a fixed key of the namespace, e.g. ``key("future")``."""
-        return self.prefix + name
+        """The full name of a fixed key of the namespace, e.g. ``key("future")``; an
+        ``Unscoped`` name as is."""
+        return str(name) if isinstance(name, Unscoped) else self.prefix + name
 
     def queue_key(self, queue: str) -> str:
         """The full name of the list holding the payloads of ``queue``."""
@@ -432,6 +439,7 @@ class RedisBroker(Broker):
         """Wake the arbiter and close the connections of the pool."""
         super().stop()
         disconnect(self._redis)
+        self.watchers.close_all()
         if self._stash is not None:
             self._stash.disconnect()
 
@@ -716,8 +724,7 @@ class RedisBroker(Broker):
     def get_values(self, names: Sequence[str]) -> list[str | None]:
         if not names:
             return []
-        values = self._redis.mget([self.key(name) for name in names])
-        return [None if value is None else _text(value) for value in values]
+        return [None if value is None else _text(value) for value in self.get_bytes(names)]
 
     def delete(self, names: Sequence[str]) -> None:
         if names:
@@ -745,6 +752,28 @@ class RedisBroker(Broker):
 
     def hash_delete(self, name: str, field: str) -> None:
         self._redis.hdel(self.key(name), field)
+
+    def publish_value(
+        self, name: str, value: str | bytes, ttl: float | None, keep_status: str | None = None
+    ) -> bool:
+        args = [value, 0 if ttl is None else _millis(ttl), keep_status or ""]
+        return bool(self._run("publish_value", args, [self.key(name)]))
+
+    def get_bytes(self, names: Sequence[str]) -> list[bytes | None]:
+        if not names:
+            return []
+        keys = [self.key(name) for name in names]
+        if isinstance(self._redis, RedisCluster) and any(isinstance(n, Unscoped) for n in names):
+            values = self._redis.mget_nonatomic(keys)  # several slots
+        else:
+            values = self._redis.mget(keys)
+        return cast("list[bytes | None]", values)  # a binary client: bytes only
+
+    @contextmanager
+    def watch(self, names: Sequence[str], timeout: float | None = None) -> Iterator[Watch]:
+        """On pub/sub, each thread through one connection (see ``redis_watch``)."""
+        with self.watchers.watch({self.key(name): name for name in names}, timeout) as watch:
+            yield watch
 
     # -- notifications -------------------------------------------------------------------
 

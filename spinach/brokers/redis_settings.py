@@ -65,6 +65,11 @@ DEFAULT_RECONNECT_MAX_DELAY = 10.0
 #: makes ``stop`` quicker, at the cost of more wake-ups of an idle subscriber thread.
 DEFAULT_SUBSCRIBER_POLL_INTERVAL = 0.25
 
+#: Seconds a thread's subscriber connection for ``watch`` may sit unused before another
+#: thread's watch closes it. Longer spares a thread that watches now and then a reconnect;
+#: shorter frees sooner the connections of threads that stopped watching (a web server's
+#: pool of request threads waiting on results).
+DEFAULT_LISTENER_IDLE_TIMEOUT = 60.0
 #: The fields passed on to ``Broker.__init__`` (read by the engine).
 LIVENESS_FIELDS = (
     "heartbeat_interval",
@@ -110,6 +115,9 @@ class RedisSettings:
     reconnect_max_delay: float = DEFAULT_RECONNECT_MAX_DELAY
     #: Subscriber wake-up period: quicker ``stop`` vs. more wake-ups of an idle thread.
     subscriber_poll_interval: float = DEFAULT_SUBSCRIBER_POLL_INTERVAL
+    #: Idle seconds before a thread's watch connection is closed: fewer reconnects of a
+    #: thread that watches now and then vs. connections of idle threads freed sooner.
+    listener_idle_timeout: float = DEFAULT_LISTENER_IDLE_TIMEOUT
     #: Seconds between heartbeats: dead workers noticed sooner vs. broker traffic.
     heartbeat_interval: float = const.HEARTBEAT_INTERVAL
     #: Silent seconds before a worker is declared dead: recovery sooner vs. a slow worker's

@@ -38,13 +38,13 @@ def _shared(fun: Any, options: dict[str, Any]) -> Any:
             "@shared_task was applied more than once to the same function: "
             "remove the extra @shared_task decorator"
         )
-    _state.connect_shared_task(lambda app: app._task_from_fun(fun, **options))
+    _state.connect_shared_task(lambda app: app.task(fun, **options))
 
     def task_of_current_app() -> Any:
         app = _state.get_current_app()
         name = options.get("name") or app.gen_task_name(fun.__name__, fun.__module__)
         if name not in app.tasks:
-            app._task_from_fun(fun, **options)
+            app.task(fun, **options)
         return app.tasks[name]
 
     return Proxy(task_of_current_app)

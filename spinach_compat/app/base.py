@@ -10,12 +10,13 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from spinach import Engine, Tasks
 from spinach.const import UNLIMITED_RETRIES
 from spinach.job import Job
+from spinach.task import Task as NativeTask
 
 from .. import _state, platforms
 from ..exceptions import ImproperlyConfigured, UnsupportedFeature
@@ -81,10 +82,7 @@ class Celery:
     on_after_finalize: Signal
     on_after_fork: Signal
     configured: bool
-    _finalize_sent: bool
-    _finalize_done: bool
-    _finalize_lock: threading.RLock
-    _pending_periodic_tasks: list[tuple[str, dict[str, Any], str | None]]
+    lifecycle_state: lifecycle.LifecycleState
 
     def __init__(
         self, main: str | None = None, loader: Any = None, backend: str | None = None,
@@ -235,6 +233,11 @@ class Celery:
         lifecycle.finalize(self)
         return self._tasks
 
+    def registered_task(self, name: str) -> Task | None:
+        """The task registered under ``name``, None if none; unlike ``tasks``, does not
+        finalize the app (as Celery's ``send_task``)."""
+        return self._tasks.get(name)
+
     @property
     def Task(self) -> type[Task]:
         """The base class of the app's tasks: a subclass of ``task_cls`` bound to the app."""
@@ -361,6 +364,21 @@ class Celery:
         if options.get("priority") is None and (task is None or task.priority is None):
             options["priority"] = route.get("priority")  # as Celery: the route's comes last
         return publish(self, name, args, kwargs, options)
+
+    def register_native_task(
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str,
+        queue: str,
+        periodicity: timedelta | None = None,
+    ) -> NativeTask:
+        """Add a native task that is no Celery task (the senders of ``beat_schedule``
+        entries, see ``app.beat``), never retried; a name already registered keeps its
+        task, which is returned."""
+        if name not in self._native:
+            self._native.add(func, name=name, queue=queue, max_retries=0, periodicity=periodicity)
+        return self._native.get(name)
 
     def build_native_job(
         self, name: str, at: datetime, args: list, kwargs: dict, job_id: str, queue: str, meta: dict
@@ -517,7 +535,7 @@ class Celery:
         if self.configured:
             add_beat_entry(self, key, entry, name)
         else:
-            self._pending_periodic_tasks.append((key, entry, name))
+            self.lifecycle_state.pending_periodic_tasks.append((key, entry, name))
         return key
 
     def gen_task_name(self, name: str, module: str | None) -> str:

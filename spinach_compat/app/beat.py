@@ -103,24 +103,19 @@ def register_beat_schedule(app: Celery) -> list[str]:
     names = []
     crontabs = {n: e for n, e in entries.items() if isinstance(e.get("schedule"), crontab)}
     if crontabs:
-        if CRONTAB_TICKER not in app._native:
-            queue = _queue_of(app, crontabs[min(crontabs)])
-            app._native.add(
-                _ticker(app, crontabs), name=CRONTAB_TICKER, queue=queue, max_retries=0,
-                periodicity=CRONTAB_TICK,
-            )  # fmt: skip
+        queue = _queue_of(app, crontabs[min(crontabs)])
+        app.register_native_task(
+            _ticker(app, crontabs), name=CRONTAB_TICKER, queue=queue, periodicity=CRONTAB_TICK
+        )
         names.append(CRONTAB_TICKER)
     for name, entry in entries.items():
         if name in crontabs:
             continue
         native = BEAT_PREFIX + name
-        if native not in app._native:
-            period = period_of(name, entry.get("schedule"))
-            queue = _queue_of(app, entry)
-            app._native.add(
-                _sender(app, entry), name=native, queue=queue, max_retries=0,
-                periodicity=period,
-            )  # fmt: skip
+        period = period_of(name, entry.get("schedule"))
+        app.register_native_task(
+            _sender(app, entry), name=native, queue=_queue_of(app, entry), periodicity=period
+        )
         names.append(native)
     return names
 

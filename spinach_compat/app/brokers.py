@@ -1,4 +1,5 @@
-"""From a Celery ``broker_url`` to a native spinach broker."""
+"""From a Celery ``broker_url`` to a native spinach broker: the one module of the facade
+that knows the broker classes."""
 
 from __future__ import annotations
 
@@ -33,3 +34,14 @@ def broker_from_url(url: str | None) -> Broker:
         "supported by spinach_compat; use redis://, rediss://, unix://, redis+socket:// or "
         "memory:// (see migration_guide/)"
     )
+
+
+def other_process(broker: Broker, url: str | None, worker_id: str) -> Broker:
+    """A broker on the storage of ``broker`` acting as another worker process named
+    ``worker_id`` (unbound to a namespace yet): a peer of a ``MemoryBroker``, whose store
+    only its peers share; else a new broker for ``url`` (``broker_url``)."""
+    if isinstance(broker, MemoryBroker):
+        return broker.peer(worker_id=worker_id)
+    other = broker_from_url(url)
+    other.worker_id = worker_id
+    return other

@@ -18,6 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .. import states
+from .._state import app_of
 from ..exceptions import ChordError
 from .context import Context
 
@@ -72,7 +73,7 @@ def on_part_return(task: Task, request: Context) -> None:
     descriptor = request.chord
     if descriptor is None:  # not a header task
         return
-    app = task._get_app()
+    app = app_of(task)
     count, ids = _count_and_ids(app, descriptor["id"])
     if ids is None or count != int(descriptor["size"]):
         return

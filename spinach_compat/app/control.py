@@ -411,15 +411,10 @@ def purge_queues(app: Celery, queues: list[str]) -> int:
 
 
 def _other_process(app: Celery) -> Broker:
-    broker = app.engine.broker
-    worker_id = f"purge{NODE_SEPARATOR}{uuid.uuid4().hex[:12]}"
-    if hasattr(broker, "peer"):
-        return broker.peer(worker_id=worker_id)
-    from .brokers import broker_from_url
+    from .brokers import other_process
 
-    other = broker_from_url(app.conf.broker_url)
-    other.worker_id = worker_id
-    return other
+    worker_id = f"purge{NODE_SEPARATOR}{uuid.uuid4().hex[:12]}"
+    return other_process(app.engine.broker, app.conf.broker_url, worker_id)
 
 
 from ..surface import module_getattr, refuse_missing  # noqa: E402  (see surface.REFUSED)

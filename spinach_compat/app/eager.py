@@ -6,7 +6,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from .. import states
-from .._state import get_current_task
+from .._state import app_of, get_current_task
 from . import links
 from .context import Context
 from .trace import trace_task
@@ -29,7 +29,7 @@ def apply_eagerly(
     """Run ``task`` here until it ends; a retry runs it again at once with retries + 1."""
     from ..result import EagerResult
 
-    app = task._get_app()
+    app = app_of(task)
     app.conf.check_supported()
     propagate = app.conf.task_eager_propagates if throw is None else throw
     while True:

@@ -26,6 +26,7 @@ import contextlib
 import threading
 import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..signals import Signal
@@ -33,6 +34,19 @@ from .defaults import DEFAULTS, Settings
 
 if TYPE_CHECKING:
     from .base import Celery
+
+
+@dataclass
+class LifecycleState:
+    """What the lifecycle keeps of one app (``app.lifecycle_state``, set by ``install``)."""
+
+    finalize_lock: threading.RLock = field(default_factory=threading.RLock)
+    finalize_sent: bool = False  #: ``on_after_finalize`` is being sent, or was
+    finalize_done: bool = False  #: its receivers have run
+    #: ``add_periodic_task`` entries waiting for the app's configuration.
+    pending_periodic_tasks: list[tuple[str, dict[str, Any], str | None]] = field(
+        default_factory=list
+    )
 
 
 class _QuietReads(threading.local):
@@ -110,9 +124,7 @@ def install(app: Celery) -> None:
     app.on_after_finalize = Signal("app.on_after_finalize")
     app.on_after_fork = Signal("app.on_after_fork")
     app.configured = False
-    app._finalize_sent = app._finalize_done = False
-    app._finalize_lock = threading.RLock()
-    app._pending_periodic_tasks = []
+    app.lifecycle_state = LifecycleState()
     reset_after_fork(app)
 
 
@@ -127,21 +139,23 @@ def configure(app: Celery) -> None:
     from .beat import add_beat_entry
 
     conf = app.conf
-    while app._pending_periodic_tasks:
-        add_beat_entry(app, *app._pending_periodic_tasks.pop(0))
+    pending = app.lifecycle_state.pending_periodic_tasks
+    while pending:
+        add_beat_entry(app, *pending.pop(0))
     app.on_after_configure.send(sender=app, source=conf)
 
 
 def finalize(app: Celery) -> None:
     """Send ``on_after_finalize``, once; another thread finalizing meanwhile waits for its
     receivers, as in Celery."""
-    if app._finalize_done:
+    state = app.lifecycle_state
+    if state.finalize_done:
         return
-    with app._finalize_lock:
-        if app._finalize_sent:  # done, or being sent by this thread (a receiver's app.tasks)
+    with state.finalize_lock:
+        if state.finalize_sent:  # done, or being sent by this thread (a receiver's app.tasks)
             return
-        app._finalize_sent = True
+        state.finalize_sent = True
         try:
             app.on_after_finalize.send(sender=app)
         finally:
-            app._finalize_done = True
+            state.finalize_done = True

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from kombu.utils import json as kombu_json
 
+from .._state import app_of
+
 if TYPE_CHECKING:
     from ..canvas import Signature
     from .base import Celery
@@ -66,7 +68,7 @@ def send_callbacks(task: Task, request: Context, retval: Any) -> None:
     """Apply each ``link`` of ``request`` with ``retval`` prepended to its arguments."""
     from ..canvas import maybe_signature
 
-    app = task._get_app()
+    app = app_of(task)
     root_id = request.root_id or request.id
     for callback in request.callbacks or ():
         sig = maybe_signature(callback, app=app)
@@ -77,7 +79,7 @@ def call_errbacks(task: Task, request: Context, exc: BaseException, traceback: s
     """Call or send each ``link_error`` of ``request`` after its failure (Celery's rule)."""
     from ..canvas import maybe_signature
 
-    app = task._get_app()
+    app = app_of(task)
     as_tasks: list[Signature] = []
     for errback in request.errbacks or ():
         sig = maybe_signature(errback, app=app)

@@ -54,7 +54,7 @@ MUST_BE_NONE = {
 
 def publish(app: Celery, name: str, args: Any, kwargs: Any, options: dict) -> AsyncResult:
     """Enqueue one native job for a Celery message; its ``AsyncResult``."""
-    task = options.pop("task_type", None) or app._tasks.get(name)  # never finalizes, as Celery
+    task = options.pop("task_type", None) or app.registered_task(name)
     check_options(options)
     task_id = options.get("task_id") or app.uuid()
     args, kwargs = list(args or ()), dict(kwargs or {})

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import Ignore, Retry
+from .task import run_signature
 from .trace import raise_with_context
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def retry_arguments(task: Task, request: Context, args: Any, kwargs: Any) -> tup
     Only ``kwargs``: they replace the request's kwargs, and the request's positional
     arguments they name.
     """
-    signature = task._run_signature
+    signature = run_signature(task)
     if signature is None:
         return args, kwargs
     if args is not None and kwargs is None and request.kwargs:

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import exceptions
-from .._state import get_current_app
+from .._state import app_of
 from ..exceptions import MaxRetriesExceededError, Retry, UnsupportedFeature
 from ..surface import refuse, refuse_missing, refuse_overrides
 from . import codec
@@ -212,7 +212,7 @@ class Task:
         return self._get_app().backend
 
     def _get_app(self) -> Celery:
-        return self.app if self.app is not None else get_current_app()
+        return app_of(self)
 
     # -- requests ------------------------------------------------------------------------
 
@@ -448,3 +448,8 @@ FROM_CONFIG = tuple(
 def _delivery_info(queue: str, meta: dict) -> dict:
     priority = meta.get("priority")
     return {"exchange": "", "routing_key": queue, "priority": priority, "redelivered": False}
+
+
+def run_signature(task: Task) -> inspect.Signature | None:
+    """The signature of ``task.run`` (looked up once per task), None when it has none."""
+    return task._run_signature

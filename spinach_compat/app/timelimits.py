@@ -39,6 +39,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import signals
+from .._state import app_of
 from ..exceptions import Ignore, SoftTimeLimitExceeded, TimeLimitExceeded
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ INJECTED = (HardTimeLimit, SoftTimeLimitExceeded, TaskTerminated)
 def limits_of(task: Task, request: Context) -> tuple[float | None, float | None]:
     """``(hard, soft)`` seconds: the call's, else the task's, else the app's settings."""
     hard, soft = (request.timelimit or (None, None)) if not request.is_eager else (None, None)
-    conf = task._get_app().conf
+    conf = app_of(task).conf
     hard = _first(hard, task.time_limit, conf.task_time_limit)
     soft = _first(soft, task.soft_time_limit, conf.task_soft_time_limit)
     return hard, soft
@@ -157,7 +158,7 @@ class _Guard:
         self._done = threading.Event()
         self.hard_struck = False
         self.terminated: int | None = None  # the signal number of a terminate request
-        self._runs = task._get_app().control.terminations
+        self._runs = app_of(task).control.terminations
         self._timers = []
         for kind, delay, strike in (("soft", soft, self._soft), ("hard", hard, self._hard)):
             if delay is not None:

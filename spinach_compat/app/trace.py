@@ -23,7 +23,7 @@ from spinach.context import current_job
 from spinach.exc import AbortException, DeferException, RetryException
 
 from .. import signals, states
-from .._state import pop_task, push_task
+from .._state import app_of, pop_task, push_task
 from ..exceptions import Ignore, Reject, Retry
 from . import chords, codec, links
 from .timelimits import call_with_limits
@@ -209,7 +209,7 @@ def _task_id(request: Context) -> str:
 def should_store(task: Task, request: Context, eager: bool) -> bool:
     ignore = request.ignore_result if request.ignore_result is not None else task.ignore_result
     if eager:
-        return bool(not ignore and task._get_app().conf.task_store_eager_result)
+        return bool(not ignore and app_of(task).conf.task_store_eager_result)
     return not ignore
 
 
@@ -302,7 +302,7 @@ def _reported(exc: AbortException) -> AbortException:
 def _decode_arguments(task: Task, job: Job, args: list, kwargs: dict) -> tuple[list, dict]:
     """The job's arguments: plain JSON, or its encoded body if ``accept_content`` allows."""
     body = (job.meta or {}).get(codec.BODY)
-    accept = task._get_app().conf.accept_content if body is not None else None
+    accept = app_of(task).conf.accept_content if body is not None else None
     return codec.decode(args, kwargs, body, accept)
 
 
@@ -319,14 +319,14 @@ def _refuse_payload(task: Task, job: Job, exc: Exception) -> Exception:
     reason = (
         f"task {task.name} job {job.id}: its body of content type {content_type!r} cannot "
         f"be decoded here ({type(exc).__name__}: {exc}); accept_content is "
-        f"{task._get_app().conf.accept_content!r}"
+        f"{app_of(task).conf.accept_content!r}"
     )
     request = task.request_from_job(job, [], {})
     if should_store(task, request, eager=False) or task.store_errors_even_if_ignored:
         task.backend.mark_as_failure(job.id, exc, None, request=request)
     logger.error("Dead-lettering %s", reason)
     try:
-        task._get_app().engine.broker.dead_letter(job, reason)
+        app_of(task).engine.broker.dead_letter(job, reason)
     except Exception as error:  # the broker is away: the job comes back to be refused again
         logger.warning("Task %s[%s]: dead-lettering failed (%r)", task.name, job.id, error)
         return DeferException(f"dead-lettering failed: {error!r}", at=_now() + _REFUSAL_RETRY)
@@ -377,7 +377,7 @@ def _check_rate_limit(task: Task, job: Job) -> None:
     if meta.get("rate_slot") is not None:
         job.meta = {k: v for k, v in meta.items() if k != "rate_slot"}
         return
-    limiter = task._get_app().rate_limits.limiter(task.name or "", task.rate_limit)
+    limiter = app_of(task).rate_limits.limiter(task.name or "", task.rate_limit)
     slot = limiter.acquire() if limiter is not None else None
     if slot is None:
         return
@@ -389,7 +389,7 @@ def _check_rate_limit(task: Task, job: Job) -> None:
 def _revoked(task: Task, request: Context) -> bool:
     """Whether the job must not run: revoked, or expired before it started."""
     expired = request.expires is not None and _parse(request.expires) <= _now()
-    if not expired and not task._get_app().control.is_revoked(_task_id(request)):
+    if not expired and not app_of(task).control.is_revoked(_task_id(request)):
         return False
     task.backend.mark_as_revoked(
         _task_id(request), "expired" if expired else "revoked", request=request
@@ -408,7 +408,7 @@ def _native_retry(task: Task, job: Job, reason: Retry) -> RetryException:
     """Put the retry's arguments and eta in the job; the exception that re-enqueues it."""
     when = reason.when
     if isinstance(when, datetime):
-        at = when if when.tzinfo else when.replace(tzinfo=task._get_app().timezone)
+        at = when if when.tzinfo else when.replace(tzinfo=app_of(task).timezone)
     else:
         at = _now() + timedelta(seconds=float(when or 0))
     sig = reason.sig

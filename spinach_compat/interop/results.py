@@ -3,19 +3,22 @@
 Celery's Redis result backend keeps ``{"status", "result", "traceback", "children",
 "date_done", "task_id"}`` under ``celery-task-meta-<id>`` for ``result_expires`` and
 PUBLISHes the same value on a channel of the key's name, which ``AsyncResult.get()``
-listens to. Jobs that came from Celery (their request carries ``CELERY_RESULT_HEADER``)
-store their states there too, so unmodified Celery clients read them; ``AsyncResult`` of
-the facade reads there when its own key is absent (tasks run by legacy Celery workers).
+listens to: what ``Broker.publish_value`` does with an ``Unscoped`` name. Jobs that came
+from Celery (their request carries ``CELERY_RESULT_HEADER``) store their states there too,
+so unmodified Celery clients read them; ``AsyncResult`` of the facade reads there when its
+own key is absent (tasks run by legacy Celery workers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kombu.serialization import dumps, loads
 from kombu.utils import json as kombu_json
 
+from spinach.brokers.base import Broker, Unscoped
+
+from .. import states
 from .message import CELERY_RESULT_HEADER
 
 if TYPE_CHECKING:
@@ -23,27 +26,6 @@ if TYPE_CHECKING:
 
 #: Celery's key prefix of results in Redis (``RedisBackend.task_keyprefix``).
 KEY_PREFIX = "celery-task-meta-"
-
-#: store: keep a Celery-format result unless a SUCCESS is stored, and publish it.
-#:
-#: KEYS[1] celery-task-meta-<id>  string  the task's meta, as JSON
-#: ARGV[1] the meta, as JSON
-#: ARGV[2] milliseconds to keep it, 0 to keep it forever
-#: Returns 1 when stored, 0 when a SUCCESS was already there.
-STORE = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local ok, meta = pcall(cjson.decode, current)
-  if ok and type(meta) == 'table' and meta['status'] == 'SUCCESS' then return 0 end
-end
-if tonumber(ARGV[2]) > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-redis.call('PUBLISH', KEYS[1], ARGV[1])
-return 1
-"""
 
 
 def celery_key(task_id: str) -> str:
@@ -91,17 +73,18 @@ def _celery_module(exc_type: Any) -> str:
 
 
 class CeleryResults:
-    """Writes Celery-format results; ``RedisBackend`` reads them beside its own."""
+    """Writes Celery-format results through a broker's shared state, under ``Unscoped``
+    names; the result backend reads them beside its own."""
 
-    def __init__(self, store: Callable[..., Any]):
-        """``store``: a caller of the ``STORE`` script (``keys=``, ``args=``)."""
-        self._store = store
+    def __init__(self, broker: Broker):
+        self.broker = broker
 
     def store(
         self, task_id: str, meta: dict[str, Any], ttl: float | None, serializer: str | None
     ) -> bool:
-        """Store and publish; a stored SUCCESS is never overwritten (JSON only: Lua cannot
-        read other formats, and Celery's own check reads then writes). Whether stored."""
-        milliseconds = 0 if ttl is None else max(1, int(ttl * 1000))
+        """Store and publish (``Broker.publish_value``); a stored SUCCESS is never
+        overwritten (JSON only: other formats cannot be read by the broker, and Celery's own
+        check reads then writes). Whether stored."""
         value = celery_meta(meta, serializer)
-        return bool(self._store(keys=[celery_key(task_id)], args=[value, milliseconds]))
+        name = Unscoped(celery_key(task_id))
+        return self.broker.publish_value(name, value, ttl, keep_status=states.SUCCESS)

@@ -179,7 +179,7 @@ def test_chord_on_redis(make_app, redis_url):
     app.start_worker(concurrency=2, block=False)
     result = chord([add.s(i, 1) for i in range(8)], total.s()).apply_async()
     assert result.get(timeout=WAIT) == sum(range(8)) + 8
-    assert not app.backend.client.keys("*chord*")  # the counter is gone
+    assert not app.backend.broker.redis.keys("*chord*")  # the counter is gone
 
 
 def test_chord_requires_a_result_backend(make_app):

@@ -186,7 +186,7 @@ def test_chord_join_error_fails_the_body_on_redis(make_app, redis_url, recorder)
 
     message = _body_send_fails(app, recorder, patch)
     assert message == "Join error: ConnectionError('lost')"  # Celery's words
-    assert not app.backend.client.keys("*chord*")  # the counter is gone
+    assert not app.backend.broker.redis.keys("*chord*")  # the counter is gone
 
 
 def test_chord_with_a_chain_body_fails_its_last_task(app, run_worker):

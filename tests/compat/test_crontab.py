@@ -323,3 +323,13 @@ def test_beat_jobs_of_legacy_tasks_run_on_the_default_queue(make_app):
     app.register_beat_schedule()
     assert app._native.get("celery.beat:old-report").queue == "celery"
     assert app._native.get(beat.CRONTAB_TICKER).queue == "celery"
+
+
+def test_register_native_task_keeps_the_task_of_a_name(app):
+    def first():
+        pass
+
+    task = app.register_native_task(first, name="beat:x", queue="q", periodicity=timedelta(1))
+    again = app.register_native_task(lambda: None, name="beat:x", queue="other")
+    assert again is task
+    assert (task.func, task.queue, task.max_retries) == (first, "q", 0)

@@ -289,23 +289,25 @@ def test_a_success_stored_while_a_revoke_is_stored_is_kept(app):
     another thread: it must wait for the revoke's write, or be refused by it."""
     backend, (task_id,) = app.backend, ids(1)
     progress = threading.Event()  # the success was stored, or it waits for the lock
-    backend._changed = threading.Condition(WatchedLock(progress))
+    store = backend.broker._store  # the memory broker's, where its shared state lives
+    store.lock = WatchedLock(progress)
+    store.published = threading.Condition(store.lock)
 
     def store_success():
         backend.mark_as_done(task_id, "done")
         progress.set()
 
     success = threading.Thread(target=store_success)
-    read = backend._get
+    read = store.shared._get
 
-    def read_then_race(key):
-        value = read(key)
+    def read_then_race(key, kind, now):
+        value = read(key, kind, now)
         if success.ident is None:  # the revoke's read, not the success's own
             success.start()
             assert progress.wait(WAIT)
         return value
 
-    backend._get = read_then_race
+    store.shared._get = read_then_race
     backend.mark_as_revoked(task_id)
     success.join(WAIT)
     assert backend.get_state(task_id) == states.SUCCESS

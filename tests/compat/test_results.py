@@ -7,9 +7,10 @@ import threading
 import pytest
 import redis
 
+from spinach.brokers.redis import RedisBroker
 from spinach.testing import FakeClock
 from spinach_compat import states
-from spinach_compat.backends.redis import RedisBackend
+from spinach_compat.backends import KeyValueBackend
 from spinach_compat.exceptions import TimeoutError
 
 from .conftest import WAIT
@@ -122,8 +123,8 @@ def wait_in_thread(app, task_id: str) -> tuple[threading.Thread, list, threading
     """A thread waiting on ``task_id``'s result; what it got; set once it subscribed."""
     got: list = []
     subscribed = threading.Event()
-    backend = app.backend
-    listener = backend._listener
+    watchers = app.backend.broker.watchers
+    listener = watchers.listener
 
     def subscribed_listener():
         made = listener()
@@ -137,7 +138,7 @@ def wait_in_thread(app, task_id: str) -> tuple[threading.Thread, list, threading
         return made
 
     def wait():
-        backend._listener = subscribed_listener
+        watchers.listener = subscribed_listener
         got.append(app.AsyncResult(task_id).get(timeout=WAIT))
 
     thread = threading.Thread(target=wait)
@@ -173,13 +174,13 @@ def test_a_thread_keeps_its_subscriber_across_waits(redis_app):
     backend = redis_app.backend
     backend.mark_as_done("ready", 1)
     assert redis_app.AsyncResult("ready").get(timeout=WAIT) == 1
-    listener = backend._listener()
+    listener = backend.broker.watchers.listener()
 
     with pytest.raises(TimeoutError):
         redis_app.AsyncResult("never").get(timeout=0.05)
     assert redis_app.AsyncResult("ready").get(timeout=WAIT) == 1
 
-    assert backend._listener() is listener
+    assert backend.broker.watchers.listener() is listener
 
 
 def test_a_killed_subscriber_connection_is_replaced(redis_app, redis_server):
@@ -201,7 +202,7 @@ def test_a_killed_subscriber_connection_is_replaced(redis_app, redis_server):
 def test_a_connection_lost_after_the_result_came_costs_only_the_listener(redis_app):
     backend = redis_app.backend
     backend.mark_as_done("ready", 1)
-    listener = backend._listener()
+    listener = backend.broker.watchers.listener()
 
     def lost(*channels):
         raise redis.ConnectionError("lost while leaving the channels")
@@ -209,7 +210,7 @@ def test_a_connection_lost_after_the_result_came_costs_only_the_listener(redis_a
     listener.pubsub.unsubscribe = lost
 
     assert redis_app.AsyncResult("ready").get(timeout=WAIT) == 1
-    assert backend._listener() is not listener
+    assert backend.broker.watchers.listener() is not listener
 
 
 # -- idle subscriber connections are closed -----------------------------------------------
@@ -218,7 +219,9 @@ def test_a_connection_lost_after_the_result_came_costs_only_the_listener(redis_a
 @pytest.fixture
 def clocked_backend(redis_app, redis_url):
     clock = FakeClock(start=1000.0)
-    return RedisBackend(redis_app, redis_url, clock=clock), clock
+    broker = RedisBroker(redis_url, clock=clock)
+    broker.set_namespace(redis_app.namespace)
+    return KeyValueBackend(redis_app, broker), clock
 
 
 def wait_then_linger(backend, task_id: str) -> tuple[threading.Thread, threading.Event, list]:
@@ -227,7 +230,7 @@ def wait_then_linger(backend, task_id: str) -> tuple[threading.Thread, threading
 
     def run():
         backend.wait_for(task_id, timeout=WAIT)
-        listeners.append(backend._listener())
+        listeners.append(backend.broker.watchers.listener())
         done.set()
         leave.wait(WAIT)
         listeners.append(backend.wait_for(task_id, timeout=WAIT))  # connects again
@@ -244,7 +247,7 @@ def test_a_listener_unused_for_its_idle_timeout_is_closed(clocked_backend):
     thread, leave, listeners = wait_then_linger(backend, "ready")
     assert listeners[0].pubsub.connection is not None
 
-    clock.advance(backend.listener_idle_timeout + 1)
+    clock.advance(backend.broker.watchers.idle_timeout + 1)
     assert backend.wait_for("ready", timeout=WAIT)["result"] == 1  # this wait closes it
 
     assert listeners[0].pubsub.connection is None
@@ -258,12 +261,12 @@ def test_a_listener_used_recently_or_waiting_is_kept(clocked_backend):
     backend.mark_as_done("ready", 1)
     thread, leave, listeners = wait_then_linger(backend, "ready")
 
-    clock.advance(backend.listener_idle_timeout - 1)
+    clock.advance(backend.broker.watchers.idle_timeout - 1)
     backend.wait_for("ready", timeout=WAIT)
     assert listeners[0].pubsub.connection is not None  # not idle long enough
 
     with listeners[0].in_use():  # as during a wait of its thread
-        clock.advance(backend.listener_idle_timeout + 1)
+        clock.advance(backend.broker.watchers.idle_timeout + 1)
         backend.wait_for("ready", timeout=WAIT)
         assert listeners[0].pubsub.connection is not None
     leave.set()
@@ -278,3 +281,38 @@ def test_get_with_no_time_left_answers_from_what_is_stored(backend, app, redis_a
     assert app.AsyncResult("done").get(timeout=0) == 1
     with pytest.raises(TimeoutError):
         app.AsyncResult("pending").get(timeout=0)
+
+
+# -- which broker keeps the results ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["memory://", "cache+memory://", "redis"])
+def test_results_share_the_app_s_broker_when_they_name_its_storage(make_app, url, request):
+    if url == "redis":
+        url = request.getfixturevalue("redis_url")
+    broker_url = "memory://" if "memory" in url else url
+    app = make_app(broker=broker_url, backend=url)
+    assert app.backend.broker is app.engine.broker
+
+
+def test_results_on_another_storage_get_a_broker_of_their_own(make_app, redis_url, redis_server):
+    app = make_app(main="split", broker="memory://", backend=redis_url)
+
+    @app.task
+    def double(x):
+        return 2 * x
+
+    assert app.backend.broker is not app.engine.broker
+    app.start_worker(concurrency=1, block=False)
+    result = double.delay(21)
+    assert result.get(timeout=WAIT) == 42
+    with redis_server.client() as client:
+        assert client.exists(f"{{split}}/result/{result.id}")
+
+
+def test_memory_results_beside_a_redis_broker_stay_in_the_process(make_app, redis_url):
+    app, other = (make_app(main="mem", broker=redis_url, backend="memory://") for _ in "ab")
+    assert app.backend.broker is not app.engine.broker
+    app.backend.mark_as_done("t", 1)
+    assert app.AsyncResult("t").get(timeout=WAIT) == 1
+    assert other.AsyncResult("t").state == "PENDING"  # same namespace, not in Redis

@@ -240,7 +240,7 @@ def test_celery_clients_read_our_pickled_results_in_celery_s_key(make_app, redis
         delivery_info={"routing_key": "celery"}, **{CELERY_RESULT_HEADER: True},
     )  # fmt: skip
     app.backend.mark_as_done("tid", {1, 2}, request=request)
-    raw = app.backend.client.get(celery_key("tid"))
+    raw = app.backend.broker.redis.get(celery_key("tid"))
     assert pickle.loads(raw)["result"] == {1, 2}  # Celery's layout, pickled whole
     client = celery.Celery("c", backend=redis_url, set_as_current=False)
     client.conf.update(result_serializer="pickle", result_accept_content=["pickle"])

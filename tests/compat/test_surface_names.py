@@ -393,7 +393,7 @@ def test_a_saved_group_is_restored_deleted_and_stored_as_celery(results_app) -> 
     restored = GroupResult.restore("g1", app=app)
     assert restored == group and restored.parent == parent
     assert app.GroupResult.restore("g1") == group  # the app's class knows its app
-    stored = json.loads(app.backend._get("celery-taskset-meta-g1"))
+    stored = json.loads(app.backend._get(app.backend.group_key("g1")))
     c_app = celery.Celery("c", set_as_current=False)
     c_group = c_app.GroupResult(
         "g1", [c_app.AsyncResult("a"), c_app.AsyncResult("b")], parent=c_app.AsyncResult("p")

@@ -7,18 +7,22 @@ time of the broker's clock on both.
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from spinach.brokers.base import Broker
+from spinach.brokers.base import Broker, Unscoped
 from spinach.brokers.memory import MemoryBroker
 from spinach.brokers.redis import SHARED_SCRIPTS, header_keys, script_source
 from spinach.testing import FakeClock
 
 from .conftest import NAMESPACE
+
+WAIT = 5.0  #: seconds a test waits for what must come; never reached when all is well
 
 
 def assert_expires(
@@ -174,6 +178,93 @@ def test_a_hash_expires_as_a_whole_when_given_a_ttl(broker, clock) -> None:
     assert_expires(broker, clock, "registry", 40, lambda: broker.hash_get("registry", "w1") == "x")
 
 
+# -- published values (results), also under names outside the namespace ---------------------
+
+
+def _published(status: str, result: object = None) -> str:
+    return json.dumps({"status": status, "result": result})
+
+
+def test_a_published_value_is_stored_and_expires(broker, peer, clock) -> None:
+    assert broker.publish_value("result/a", "plain text", ttl=30)
+    assert peer.get_values(["result/a"]) == ["plain text"]
+    assert peer.get_bytes(["result/a", "missing"]) == [b"plain text", None]
+    assert_expires(broker, clock, "result/a", 30, lambda: peer.get_bytes(["result/a"])[0])
+
+
+def test_a_value_published_without_ttl_never_expires(broker, clock) -> None:
+    broker.publish_value("group", "g", ttl=None)
+    if isinstance(broker, MemoryBroker):
+        clock.advance(10**9)
+    else:
+        assert broker.redis.pttl(broker.key("group")) == -1
+    assert broker.get_values(["group"]) == ["g"]
+
+
+def test_a_value_with_the_kept_status_is_not_replaced(broker, peer) -> None:
+    success = _published("SUCCESS", 1)
+    assert broker.publish_value("r", _published("STARTED"), 60, keep_status="SUCCESS")
+    assert broker.publish_value("r", success, 60, keep_status="SUCCESS")
+    assert not peer.publish_value("r", _published("FAILURE"), 60, keep_status="SUCCESS")
+    assert broker.publish_value("r", success, 60, keep_status="SUCCESS")  # sent again
+    assert peer.get_values(["r"]) == [success]
+    assert peer.publish_value("r", _published("FAILURE"), 60)  # nothing kept: replaced
+
+
+def test_values_that_are_not_json_or_not_text_are_replaced(broker, peer) -> None:
+    pickled = b"\x80\x04\x95\xff not json"
+    assert broker.publish_value("r", pickled, 60, keep_status="SUCCESS")
+    assert peer.get_bytes(["r"]) == [pickled]
+    assert broker.publish_value("r", _published("SUCCESS"), 60, keep_status="SUCCESS")
+
+
+def test_unscoped_names_are_stored_as_they_are(broker, other_namespace) -> None:
+    name = Unscoped("celery-task-meta-x")
+    assert broker.key(name) == "celery-task-meta-x"
+    broker.publish_value(name, "theirs", ttl=60)
+    broker.publish_value("mine", "ours", ttl=60)
+    assert other_namespace.get_bytes([name, "mine"]) == [b"theirs", None]
+    assert broker.get_bytes(["mine", name]) == [b"ours", b"theirs"]
+    if not isinstance(broker, MemoryBroker):
+        assert broker.redis.get("celery-task-meta-x") == b"theirs"
+    other_namespace.delete([name])
+    assert broker.get_values([name]) == [None]
+
+
+def test_a_watch_gets_each_value_published_under_its_names(broker, peer) -> None:
+    with broker.watch(["a", Unscoped("outside")], timeout=WAIT) as watch:
+        peer.publish_value("b", "not watched", 60)
+        peer.publish_value("a", "1", 60)
+        peer.publish_value(Unscoped("outside"), b"\xff2", 60)
+        assert watch.next(WAIT) == ("a", b"1")
+        assert watch.next(WAIT) == ("outside", b"\xff2")
+        assert watch.next(0.01) is None
+
+
+def test_a_kept_value_is_not_published_again(broker, peer) -> None:
+    broker.publish_value("r", _published("SUCCESS"), 60, keep_status="SUCCESS")
+    with broker.watch(["r"], timeout=WAIT) as watch:
+        peer.publish_value("r", _published("FAILURE"), 60, keep_status="SUCCESS")
+        assert watch.next(0.01) is None
+
+
+def test_a_watch_of_another_thread_gets_the_value(broker, peer) -> None:
+    got: list = []
+    watching = threading.Event()
+
+    def wait() -> None:
+        with broker.watch(["later"], timeout=WAIT) as watch:
+            watching.set()
+            got.append(watch.next(WAIT))
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    assert watching.wait(WAIT)
+    peer.publish_value("later", "done", 60)
+    waiter.join(WAIT)
+    assert got == [("later", b"done")]
+
+
 # -- Redis: calls sent twice ---------------------------------------------------------------
 
 
@@ -193,11 +284,15 @@ def test_a_claim_or_increment_sent_twice_acts_once(broker, peer) -> None:
         pytest.skip("an in-process call cannot lose its reply")
     _send_twice(broker, "claim")
     _send_twice(broker, "increment")
+    _send_twice(broker, "publish_value")
 
     assert broker.claim("lock", ttl=30)
     assert not peer.claim("lock", ttl=30)
     assert broker.increment("count", ttl=30) == 1
     assert broker.increment("count", ttl=30) == 2
+    success = _published("SUCCESS")
+    assert broker.publish_value("r", success, 30, keep_status="SUCCESS")
+    assert not peer.publish_value("r", _published("FAILURE"), 30, keep_status="SUCCESS")
 
 
 @pytest.mark.parametrize("name", SHARED_SCRIPTS)
