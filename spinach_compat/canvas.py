@@ -555,7 +555,7 @@ class chord(_Canvas):
 def _check_sendable(sig: Signature) -> None:
     """Raise ``UnsupportedFeature`` now for an option ``sig`` (or a signature inside it)
     holds that sending it would refuse."""
-    from .app.publish import check_options
+    from .app.call_options import check_options
 
     check_options(_publishable(sig.options))
     for child in sig._children() if isinstance(sig, _Canvas) else ():

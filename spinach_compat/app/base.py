@@ -321,42 +321,24 @@ class Celery:
         ``spinach_compat.app.routes``), else ``task_default_queue``.
 
         ``static``: by the mapping routes only, as known before any message (routers given
-        as functions need a message's arguments).
+        as functions need a message's arguments). Publishing asks the routes itself, once a
+        message (see ``spinach_compat.app.publish``).
         """
         if task is not None and task.queue:
             return task.queue
-        return self._queue_of(self._route(task, name, args, kwargs, options, static))
-
-    def _queue_of(self, route: dict) -> str:
-        queue = route.get("queue")
-        return getattr(queue, "name", queue) or self.conf.task_default_queue
-
-    def _route(
-        self, task: TaskClass | None, name: str | None, args: Any = None, kwargs: Any = None,
-        options: dict | None = None, static: bool = False,
-    ) -> dict:  # fmt: skip
-        """The route ``task_routes`` gives a message of ``task`` (or ``name``), else {}."""
         name = task.name if task is not None else name
         routers = routes.prepare(self.conf.task_routes)
         route = routes.route_for(routers, name or "", args, kwargs, options, task, static=static)
-        return route or {}
+        return routes.queue_of(self.conf, task, route or {})
 
     # -- publishing ----------------------------------------------------------------------
 
     def send_task(
         self, name: str, args: Any = None, kwargs: Any = None, **options: Any
     ) -> AsyncResult:
-        """Send a task by name to the native engine; an ``AsyncResult`` of its id.
-
-        Without a ``queue`` (or ``routing_key``) option, the task's queue or its route for
-        these arguments (as Celery's router, which sees them too).
-        """
-        task = options.get("task_type") or self._tasks.get(name)
-        route = self._route(task, name, args, kwargs, options)  # once a message, as Celery
-        if not (options.get("queue") or options.get("routing_key")):
-            options["queue"] = task.queue if task and task.queue else self._queue_of(route)
-        if options.get("priority") is None and (task is None or task.priority is None):
-            options["priority"] = route.get("priority")  # as Celery: the route's comes last
+        """Send a task by name; an ``AsyncResult`` of its id (see ``app.publish``: the task
+        is looked up without finalizing the app, routed once with these arguments, as by
+        Celery's router, which sees them too)."""
         return publish(self, name, args, kwargs, options)
 
     def build_native_job(

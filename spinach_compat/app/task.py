@@ -15,8 +15,8 @@ from .._state import get_current_app
 from ..exceptions import MaxRetriesExceededError, Retry, UnsupportedFeature
 from ..surface import refuse, refuse_missing, refuse_overrides
 from . import codec
+from .call_options import check_options
 from .context import Context
-from .publish import check_options
 
 if TYPE_CHECKING:
     from spinach.job import Job
