@@ -138,6 +138,9 @@ def resolve(app: Publisher, name: str, args: Any, kwargs: Any, options: dict) ->
     return message
 
 
+# -- 2. route: queue, priority band, legacy or native --------------------------------------
+
+
 def _route(app: Publisher, message: Message, args: Any, kwargs: Any) -> None:
     """Ask ``task_routes`` once (routers get the call's ``args`` and ``kwargs`` as given):
     the routing key, the priority and its band queue, legacy or native."""
@@ -163,162 +166,7 @@ def _priority(conf: Settings, task: Task | None, options: dict, route: dict) -> 
     return conf.task_default_priority
 
 
-def _refuse_for_legacy(message: Message) -> None:
-    """Refuse what a Celery message to legacy workers would not carry, before sending."""
-    name = message.name
-    legacy.refuse_what_is_not_carried(name, message.meta)
-    if (message.serializer, message.compression) != (None, None):
-        raise UnsupportedFeature(
-            f"task {name!r} is routed to legacy workers: it is sent as uncompressed JSON, "
-            f"not serializer={message.serializer!r} compression={message.compression!r}"
-        )
-    if message.meta["chord"]:
-        raise UnsupportedFeature(f"task {name!r} is routed to legacy workers: no chords")
-
-
-def _announce(message: Message, policy: dict) -> tuple[dict, tuple]:
-    """Send ``before_task_publish`` with the message's Celery headers and body; both."""
-    meta, name = message.meta, message.name
-    headers = {"lang": "py", "task": name, "id": message.task_id, "retries": 0, **meta,
-               **meta["headers"]}  # fmt: skip
-    for embedded in ("headers", "callbacks", "errbacks", "priority", "routing_key", "chord"):
-        del headers[embedded]
-    embed = {"callbacks": meta["callbacks"], "errbacks": meta["errbacks"], "chain": None}
-    body = (message.args, message.kwargs, {**embed, "chord": None})
-    signals.before_task_publish.send(
-        sender=name, body=body, exchange="", routing_key=message.routing_key, headers=headers,
-        properties={"correlation_id": message.task_id, "reply_to": None}, declare=[],
-        retry_policy=policy,
-    )  # fmt: skip
-    _carry_added_headers(headers, meta)
-    return headers, body
-
-
-def _enqueue_native(
-    app: Publisher, message: Message, after: Callable[[], None], policy: dict | None
-) -> None:
-    """Enqueue the message's native job now, or leave it to the ``batch()`` collecting it."""
-    job = _native_job(app, message)
-    pending = _batch.get()
-    if pending is not None:  # sent with the rest of the batch, in one round trip
-        pending.append((job, after))
-        return
-    _enqueue(app, [job], policy)
-    after()
-
-
-def _native_job(app: Publisher, message: Message) -> Job:
-    """The native job of the message, its arguments encoded."""
-    fmt = (message.serializer, message.compression)
-    args, kwargs, body = _encode(message.name, message.task_id, message.args, message.kwargs, fmt)
-    meta = message.meta
-    if body is not None:
-        meta[codec.BODY] = body
-    at = _parse(meta["eta"]) if meta["eta"] else app.now()
-    return app.build_native_job(message.name, at, args, kwargs, message.task_id, message.queue,
-                                meta)  # fmt: skip
-
-
-def _carry_added_headers(headers: dict, meta: dict) -> None:
-    """Headers ``before_task_publish`` receivers added or changed travel with the message
-    to ``self.request``, as Celery's (django-structlog and tracers put their context there)."""
-    for key, value in headers.items():
-        if key not in meta and key not in ("lang", "task", "id", "retries"):
-            meta["headers"][key] = value
-
-
-#: Serializers already checked by ``_format`` (known to kombu, not refused).
-_CHECKED: set[str | None] = set()
-
-
-def _format(conf: Settings, task: Task | None, options: dict) -> tuple[str | None, str | None]:
-    """``(serializer, compression)`` of a message, as Celery picks them: the call's option,
-    else the task's attribute, else the app's setting; JSON is None (the fast path).
-
-    Kept cheap (it runs at every call): settings are read as plain dict items, under their
-    new names, which is how ``Settings`` keeps them.
-    """
-    serializer = (
-        options.get("serializer") or _explicit_serializer(task) or dict.get(conf, "task_serializer")
-    )
-    compression = (
-        options.get("compression")
-        or getattr(task, "compression", None)
-        or dict.get(conf, "task_compression")
-    )
-    if serializer in codec.JSON_NAMES:
-        return None, compression
-    if serializer not in _CHECKED:  # e.g. task_serializer set after the engine started
-        codec.check_serializer(serializer, "serializer (the call's, the task's or task_serializer)")
-        _CHECKED.add(serializer)
-    return serializer, compression
-
-
-def _explicit_serializer(task: Task | None) -> str | None:
-    """The serializer set on ``task`` (None: the app's), without reading the app's setting."""
-    if task is None:
-        return None
-    found = task.__dict__.get("serializer")
-    if found is None:
-        cls: type = type(task)
-        found = _static_serializer(cls)
-    return getattr(found, "value", found)  # a ``FromConfig``: the value set on the class
-
-
-@functools.lru_cache(maxsize=1024)
-def _static_serializer(cls: type) -> Any:
-    """The ``serializer`` attribute of a task class as defined (a ``FromConfig`` or value)."""
-    return inspect.getattr_static(cls, "serializer", None)
-
-
-def _encode(
-    name: str, task_id: str, args: list, kwargs: dict, fmt: tuple[str | None, str | None]
-) -> tuple[list, dict, dict | None]:
-    """``codec.encode``; its ``EncodeError`` names the task and the message."""
-    try:
-        return codec.encode(args, kwargs, *fmt)
-    except EncodeError as exc:
-        why = f"task {name!r} (id {task_id}): cannot encode its arguments: {exc}"
-        raise EncodeError(why) from exc
-
-
-def _result(app: Publisher, message: Message) -> AsyncResult:
-    """The caller's result; ``ignored`` (``get()`` returns None at once) as Celery's: the
-    ``ignore_result`` option, else the task's."""
-    result = app.AsyncResult(message.task_id, task_name=message.name)
-    ignore = message.options.get("ignore_result")
-    if ignore is None and message.task is not None:
-        ignore = message.task.ignore_result
-    result.ignored = bool(ignore)
-    return result
-
-
-def _after_publish(name: str, body: tuple, headers: dict, routing_key: str) -> None:
-    signals.after_task_publish.send(
-        sender=name, body=body, headers=headers, exchange="", routing_key=routing_key
-    )  # the message's headers, as Celery's (receivers read the task id there)
-
-
-@contextlib.contextmanager
-def batch(app: Publisher) -> Iterator[None]:
-    """Collect the native jobs published inside, then enqueue them in one round trip.
-
-    All or none: an exception inside sends nothing. Nested batches join the outer one.
-    """
-    if _batch.get() is not None:
-        yield
-        return
-    pending: list[tuple[Any, Callable[[], None]]] = []
-    token = _batch.set(pending)
-    try:
-        yield
-    finally:
-        _batch.reset(token)
-    if pending:
-        policy = _retry_policy(app, None) if app.conf.task_publish_retry else None
-        _enqueue(app, [job for job, _ in pending], policy)
-    for _, after in pending:
-        after()
+# -- 3. meta and links ---------------------------------------------------------------------
 
 
 def _meta(app: Publisher, message: Message) -> dict:
@@ -387,9 +235,134 @@ def _parse(value: str | datetime) -> datetime:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
+# -- 4. encoding, and what legacy workers cannot carry -------------------------------------
+
+
+#: Serializers already checked by ``_format`` (known to kombu, not refused).
+_CHECKED: set[str | None] = set()
+
+
+def _format(conf: Settings, task: Task | None, options: dict) -> tuple[str | None, str | None]:
+    """``(serializer, compression)`` of a message, as Celery picks them: the call's option,
+    else the task's attribute, else the app's setting; JSON is None (the fast path).
+
+    Kept cheap (it runs at every call): settings are read as plain dict items, under their
+    new names, which is how ``Settings`` keeps them.
+    """
+    serializer = (
+        options.get("serializer") or _explicit_serializer(task) or dict.get(conf, "task_serializer")
+    )
+    compression = (
+        options.get("compression")
+        or getattr(task, "compression", None)
+        or dict.get(conf, "task_compression")
+    )
+    if serializer in codec.JSON_NAMES:
+        return None, compression
+    if serializer not in _CHECKED:  # e.g. task_serializer set after the engine started
+        codec.check_serializer(serializer, "serializer (the call's, the task's or task_serializer)")
+        _CHECKED.add(serializer)
+    return serializer, compression
+
+
+def _explicit_serializer(task: Task | None) -> str | None:
+    """The serializer set on ``task`` (None: the app's), without reading the app's setting."""
+    if task is None:
+        return None
+    found = task.__dict__.get("serializer")
+    if found is None:
+        cls: type = type(task)
+        found = _static_serializer(cls)
+    return getattr(found, "value", found)  # a ``FromConfig``: the value set on the class
+
+
+@functools.lru_cache(maxsize=1024)
+def _static_serializer(cls: type) -> Any:
+    """The ``serializer`` attribute of a task class as defined (a ``FromConfig`` or value)."""
+    return inspect.getattr_static(cls, "serializer", None)
+
+
+def _refuse_for_legacy(message: Message) -> None:
+    """Refuse what a Celery message to legacy workers would not carry, before sending."""
+    name = message.name
+    legacy.refuse_what_is_not_carried(name, message.meta)
+    if (message.serializer, message.compression) != (None, None):
+        raise UnsupportedFeature(
+            f"task {name!r} is routed to legacy workers: it is sent as uncompressed JSON, "
+            f"not serializer={message.serializer!r} compression={message.compression!r}"
+        )
+    if message.meta["chord"]:
+        raise UnsupportedFeature(f"task {name!r} is routed to legacy workers: no chords")
+
+
+# -- 5. enqueue ----------------------------------------------------------------------------
+
+
 def _retry_policy(app: Publisher, policy: dict | None) -> dict:
     """The call's ``retry_policy`` over ``task_publish_retry_policy``, as Celery merges them."""
     return {**(app.conf.task_publish_retry_policy or {}), **(policy or {})}
+
+
+def _announce(message: Message, policy: dict) -> tuple[dict, tuple]:
+    """Send ``before_task_publish`` with the message's Celery headers and body; both."""
+    meta, name = message.meta, message.name
+    headers = {"lang": "py", "task": name, "id": message.task_id, "retries": 0, **meta,
+               **meta["headers"]}  # fmt: skip
+    for embedded in ("headers", "callbacks", "errbacks", "priority", "routing_key", "chord"):
+        del headers[embedded]
+    embed = {"callbacks": meta["callbacks"], "errbacks": meta["errbacks"], "chain": None}
+    body = (message.args, message.kwargs, {**embed, "chord": None})
+    signals.before_task_publish.send(
+        sender=name, body=body, exchange="", routing_key=message.routing_key, headers=headers,
+        properties={"correlation_id": message.task_id, "reply_to": None}, declare=[],
+        retry_policy=policy,
+    )  # fmt: skip
+    _carry_added_headers(headers, meta)
+    return headers, body
+
+
+def _carry_added_headers(headers: dict, meta: dict) -> None:
+    """Headers ``before_task_publish`` receivers added or changed travel with the message
+    to ``self.request``, as Celery's (django-structlog and tracers put their context there)."""
+    for key, value in headers.items():
+        if key not in meta and key not in ("lang", "task", "id", "retries"):
+            meta["headers"][key] = value
+
+
+def _enqueue_native(
+    app: Publisher, message: Message, after: Callable[[], None], policy: dict | None
+) -> None:
+    """Enqueue the message's native job now, or leave it to the ``batch()`` collecting it."""
+    job = _native_job(app, message)
+    pending = _batch.get()
+    if pending is not None:  # sent with the rest of the batch, in one round trip
+        pending.append((job, after))
+        return
+    _enqueue(app, [job], policy)
+    after()
+
+
+def _native_job(app: Publisher, message: Message) -> Job:
+    """The native job of the message, its arguments encoded."""
+    fmt = (message.serializer, message.compression)
+    args, kwargs, body = _encode(message.name, message.task_id, message.args, message.kwargs, fmt)
+    meta = message.meta
+    if body is not None:
+        meta[codec.BODY] = body
+    at = _parse(meta["eta"]) if meta["eta"] else app.now()
+    return app.build_native_job(message.name, at, args, kwargs, message.task_id, message.queue,
+                                meta)  # fmt: skip
+
+
+def _encode(
+    name: str, task_id: str, args: list, kwargs: dict, fmt: tuple[str | None, str | None]
+) -> tuple[list, dict, dict | None]:
+    """``codec.encode``; its ``EncodeError`` names the task and the message."""
+    try:
+        return codec.encode(args, kwargs, *fmt)
+    except EncodeError as exc:
+        why = f"task {name!r} (id {task_id}): cannot encode its arguments: {exc}"
+        raise EncodeError(why) from exc
 
 
 def _enqueue(app: Publisher, jobs: list, policy: dict | None) -> None:
@@ -435,3 +408,45 @@ def _is_connection_error(engine: Engine, exc: BaseException, extra: Any = ()) ->
     """Whether ``exc`` is worth a retry: a connection error, or one of ``extra``."""
     errors = getattr(engine.broker, "connection_errors", ())
     return isinstance(exc, (ConnectionError, *errors, *tuple(extra)))
+
+
+def _after_publish(name: str, body: tuple, headers: dict, routing_key: str) -> None:
+    signals.after_task_publish.send(
+        sender=name, body=body, headers=headers, exchange="", routing_key=routing_key
+    )  # the message's headers, as Celery's (receivers read the task id there)
+
+
+def _result(app: Publisher, message: Message) -> AsyncResult:
+    """The caller's result; ``ignored`` (``get()`` returns None at once) as Celery's: the
+    ``ignore_result`` option, else the task's."""
+    result = app.AsyncResult(message.task_id, task_name=message.name)
+    ignore = message.options.get("ignore_result")
+    if ignore is None and message.task is not None:
+        ignore = message.task.ignore_result
+    result.ignored = bool(ignore)
+    return result
+
+
+# -- batches -------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def batch(app: Publisher) -> Iterator[None]:
+    """Collect the native jobs published inside, then enqueue them in one round trip.
+
+    All or none: an exception inside sends nothing. Nested batches join the outer one.
+    """
+    if _batch.get() is not None:
+        yield
+        return
+    pending: list[tuple[Any, Callable[[], None]]] = []
+    token = _batch.set(pending)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+    if pending:
+        policy = _retry_policy(app, None) if app.conf.task_publish_retry else None
+        _enqueue(app, [job for job, _ in pending], policy)
+    for _, after in pending:
+        after()
