@@ -41,8 +41,8 @@ from .._state import get_current_task
 from ..exceptions import UnsupportedFeature
 from ..interop import legacy
 from . import codec, links, routes
-from .call_options import MUST_BE_NONE as MUST_BE_NONE
-from .call_options import check_options as check_options
+from .call_options import MUST_BE_NONE as MUST_BE_NONE  # where it was read before
+from .call_options import check_options
 from .priority import band_queue, priority_steps
 
 if TYPE_CHECKING:
