@@ -15,6 +15,8 @@ import itertools
 import uuid
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from .app.call_options import check_options
+from .app.publish import batch
 from .exceptions import UnsupportedFeature
 from .result import allow_join_result
 from .surface import module_getattr, refuse_missing
@@ -320,8 +322,6 @@ class group(_Canvas):
 
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         """Send every member in one round trip (all or none); a ``GroupResult``."""
-        from .app.publish import batch
-
         app = self.app
         if app.conf.task_always_eager:
             return self.apply(args, kwargs, **options)
@@ -555,8 +555,6 @@ class chord(_Canvas):
 def _check_sendable(sig: Signature) -> None:
     """Raise ``UnsupportedFeature`` now for an option ``sig`` (or a signature inside it)
     holds that sending it would refuse."""
-    from .app.publish import check_options
-
     check_options(_publishable(sig.options))
     for child in sig._children() if isinstance(sig, _Canvas) else ():
         _check_sendable(child)

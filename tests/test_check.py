@@ -17,7 +17,7 @@ import spinach_compat
 import spinach_compat.canvas
 import spinach_compat.utils
 from spinach_compat import check, surface
-from spinach_compat.app import defaults, publish, task
+from spinach_compat.app import call_options, defaults, publish, task
 from spinach_compat.bin import celery as cli
 from spinach_compat.check import facade, thirdparty
 from spinach_compat.exceptions import UnsupportedFeature
@@ -290,6 +290,53 @@ def test_table_agrees_with_the_facade_refusals() -> None:
     for _, flags, _ in cli.UNSUPPORTED_WORKER_FLAGS:
         for flag in flags.split("/"):
             assert check.rule_for(f"flag:{flag}").status == check.UNSUPPORTED, flag
+
+
+def _judged(key: str, value: object) -> str:
+    report = check.Report("x")
+    report.add("f", 1, key, value)
+    return report.findings[0].status
+
+
+def test_call_rules_are_the_declaration_publishing_validates_against() -> None:
+    """Every ``apply_async`` option Celery users pass has the rule its declaration gives."""
+    for name, option in call_options.OPTIONS.items():
+        rule = check.RULES.get(f"call:{name}")
+        if option.internal:
+            assert rule is None, name
+            continue
+        assert rule is not None, name
+        assert (rule.status, rule.note, rule.accepts) == (
+            option.status, option.note, option.accepts,
+        ), name  # fmt: skip
+        assert rule.section == f"features.md#{option.section}", name
+    calls = {key for key in check.RULES if key.startswith("call:")} - {"call:*"}
+    assert calls == {f"call:{n}" for n, o in call_options.OPTIONS.items() if not o.internal}
+
+
+#: Options a call passes (not named parameters, not the facade's own).
+_PASSED = [n for n, o in call_options.OPTIONS.items() if not (o.internal or o.parameter)]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        *((name, "something") for name in _PASSED if name not in ("serializer", "compression")),
+        *((name, None) for name in _PASSED),
+        ("serializer", "auth"), ("serializer", "json"), ("compression", "zlib"),
+        ("not_an_option", None),
+    ],
+)  # fmt: skip
+def test_checker_and_publishing_refuse_the_same_options(name: str, value: object) -> None:
+    """What the checker calls unsupported is what publishing refuses (a serializer or
+    compression not installed here is refused by publishing alone: the checker cannot know
+    the project's environment)."""
+    try:
+        call_options.check_options({name: value})
+        refused = False
+    except UnsupportedFeature:
+        refused = True
+    assert (_judged(f"call:{name}", value) == check.UNSUPPORTED) == refused
 
 
 def test_a_name_is_never_judged_by_the_table_alone() -> None:

@@ -19,24 +19,30 @@ from spinach.job import Job
 from spinach.task import Task as NativeTask
 
 from .. import _state, platforms
+from ..canvas import Signature, maybe_signature
 from ..exceptions import ImproperlyConfigured, UnsupportedFeature
+from ..result import AsyncResult, GroupResult, ResultSet
 from ..shim import check_task_base
 from ..surface import refuse_missing, refuse_overrides
 from ..utils.time import LocalTimezone
 from . import lifecycle, routes
+from .bootsteps import Steps
+from .brokers import broker_from_url
+from .connections import broker_connection, connection_or_acquire
+from .control import Control, worker_id_for
 from .defaults import Settings, check_old_and_new, from_object
 from .engine import UnknownTaskReporter, compat_engine
+from .loader import Loader, autodiscover, django_task_cls
 from .priority import band_queues, priority_steps
 from .publish import publish
 from .ratelimit import RateLimits
+from .retry import add_autoretry
 from .task import Task
+from .trace import run_job
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
-    from ..result import AsyncResult
     from ..signals import Signal
-    from .control import Control
-    from .loader import Loader
 
 #: The task class, for annotations inside ``Celery``, where ``Task`` is the app's property.
 TaskClass = Task
@@ -194,8 +200,6 @@ class Celery:
     ) -> None:
         """Import ``<package>.tasks`` of each package: when a worker starts (lazily, as
         Celery), or now with ``force``. Without packages, Django's installed apps."""
-        from .loader import autodiscover
-
         if force:
             autodiscover(packages, related_name)
         else:
@@ -206,8 +210,6 @@ class Celery:
         """``app.loader``: imports ``imports``, ``include`` and autodiscovered modules."""
         with self._lock:
             if self._loader is None:
-                from .loader import Loader
-
                 self._loader = Loader(self)
         return self._loader
 
@@ -302,8 +304,6 @@ class Celery:
 
     def register_task(self, task: TaskClass) -> TaskClass:
         """Register a task instance: with the app, and as a native spinach task."""
-        from .retry import add_autoretry
-
         if isinstance(task, type):
             task = task()
         if not task.name:
@@ -327,42 +327,24 @@ class Celery:
         ``spinach_compat.app.routes``), else ``task_default_queue``.
 
         ``static``: by the mapping routes only, as known before any message (routers given
-        as functions need a message's arguments).
+        as functions need a message's arguments). Publishing asks the routes itself, once a
+        message (see ``spinach_compat.app.publish``).
         """
         if task is not None and task.queue:
             return task.queue
-        return self._queue_of(self._route(task, name, args, kwargs, options, static))
-
-    def _queue_of(self, route: dict) -> str:
-        queue = route.get("queue")
-        return getattr(queue, "name", queue) or self.conf.task_default_queue
-
-    def _route(
-        self, task: TaskClass | None, name: str | None, args: Any = None, kwargs: Any = None,
-        options: dict | None = None, static: bool = False,
-    ) -> dict:  # fmt: skip
-        """The route ``task_routes`` gives a message of ``task`` (or ``name``), else {}."""
         name = task.name if task is not None else name
         routers = routes.prepare(self.conf.task_routes)
         route = routes.route_for(routers, name or "", args, kwargs, options, task, static=static)
-        return route or {}
+        return routes.queue_of(self.conf, task, route or {})
 
     # -- publishing ----------------------------------------------------------------------
 
     def send_task(
         self, name: str, args: Any = None, kwargs: Any = None, **options: Any
     ) -> AsyncResult:
-        """Send a task by name to the native engine; an ``AsyncResult`` of its id.
-
-        Without a ``queue`` (or ``routing_key``) option, the task's queue or its route for
-        these arguments (as Celery's router, which sees them too).
-        """
-        task = options.get("task_type") or self._tasks.get(name)
-        route = self._route(task, name, args, kwargs, options)  # once a message, as Celery
-        if not (options.get("queue") or options.get("routing_key")):
-            options["queue"] = task.queue if task and task.queue else self._queue_of(route)
-        if options.get("priority") is None and (task is None or task.priority is None):
-            options["priority"] = route.get("priority")  # as Celery: the route's comes last
+        """Send a task by name; an ``AsyncResult`` of its id (see ``app.publish``: the task
+        is looked up without finalizing the app, routed once with these arguments, as by
+        Celery's router, which sees them too)."""
         return publish(self, name, args, kwargs, options)
 
     def register_native_task(
@@ -399,8 +381,6 @@ class Celery:
         """The native engine, created at first use from ``broker_url``."""
         with self._lock:
             if self._engine is None:
-                from .brokers import broker_from_url
-
                 self.conf.check_supported()
                 broker = broker_from_url(self.conf.broker_url)
                 engine = compat_engine(broker, self.namespace)
@@ -426,7 +406,6 @@ class Celery:
         ``nodename`` (``-n``) names the worker in ``inspect()`` replies.
         """
         from ..worker.queues import worker_queues
-        from .control import worker_id_for
 
         self.loader.import_default_modules()  # imports, include, autodiscovered tasks
         self.register_beat_schedule()
@@ -477,8 +456,6 @@ class Celery:
         """``app.control``: revoke, inspect, purge (see ``spinach_compat.app.control``)."""
         with self._lock:
             if self._control is None:
-                from .control import Control
-
                 self._control = Control(self)
         return self._control
 
@@ -494,8 +471,6 @@ class Celery:
 
     def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:
         """The result of ``task_id``."""
-        from ..result import AsyncResult
-
         return AsyncResult(task_id, app=self, **kwargs)
 
     def uuid(self) -> str:
@@ -507,8 +482,6 @@ class Celery:
         """``task_cls`` when the constructor gets none: the class's, but Celery's Django
         fix-up (``DJANGO_SETTINGS_MODULE`` set) makes it ``DjangoTask`` unless a subclass
         of the app sets its own."""
-        from .loader import django_task_cls
-
         if type(self).task_cls is not Celery.task_cls:
             return type(self).task_cls
         return django_task_cls() or Celery.task_cls
@@ -568,24 +541,18 @@ class Celery:
     @functools.cached_property
     def steps(self) -> Any:
         """Celery's custom bootsteps: readable, adding one raises ``UnsupportedFeature``."""
-        from .bootsteps import Steps
-
         return Steps()
 
     # -- the broker connection (see ``app.connections``) ---------------------------------
 
     def connection_for_write(self, url: str | None = None, **kwargs: Any) -> Any:
         """A lazy ``kombu.Connection`` to ``broker_write_url`` (else ``broker_url``)."""
-        from .connections import broker_connection
-
         conf = self.conf
         return broker_connection(self, url or conf.get("broker_write_url") or conf.broker_url,
                                  **kwargs)  # fmt: skip
 
     def connection_for_read(self, url: str | None = None, **kwargs: Any) -> Any:
         """A lazy ``kombu.Connection`` to ``broker_read_url`` (else ``broker_url``)."""
-        from .connections import broker_connection
-
         conf = self.conf
         return broker_connection(self, url or conf.get("broker_read_url") or conf.broker_url,
                                  **kwargs)  # fmt: skip
@@ -599,8 +566,6 @@ class Celery:
     def connection_or_acquire(self, connection: Any = None, pool: bool = True, *_: Any,
                               **__: Any) -> Any:  # fmt: skip
         """A context giving ``connection``, else a new connection closed after."""
-        from .connections import connection_or_acquire
-
         return connection_or_acquire(self, connection)
 
     default_connection = connection_or_acquire
@@ -656,8 +621,6 @@ class Celery:
 
     def signature(self, *args: Any, **kwargs: Any) -> Any:
         """A signature bound to this app (``spinach_compat.signature``'s arguments)."""
-        from ..canvas import Signature, maybe_signature
-
         varies = args[0] if args else kwargs.pop("varies")
         if isinstance(varies, dict):  # a signature is cloned, a plain dict made one
             return maybe_signature(varies, app=self, clone=isinstance(varies, Signature))
@@ -667,15 +630,11 @@ class Celery:
     @functools.cached_property
     def GroupResult(self) -> type:
         """``spinach_compat.result.GroupResult`` bound to this app."""
-        from ..result import GroupResult
-
         return self._bound_class(GroupResult)
 
     @functools.cached_property
     def ResultSet(self) -> type:
         """``spinach_compat.result.ResultSet`` bound to this app."""
-        from ..result import ResultSet
-
         return self._bound_class(ResultSet)
 
     def _bound_class(self, cls: type) -> type:
@@ -734,7 +693,6 @@ def _sets_typing(cls: type) -> bool:
 
 def _entry_point(task: Task) -> Callable:
     """The native function of ``task``: runs one job through ``trace.run_job``."""
-    from .trace import run_job
 
     def entry(*args: Any, **kwargs: Any) -> Any:
         return run_job(task, list(args), kwargs)

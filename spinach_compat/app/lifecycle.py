@@ -14,8 +14,8 @@ called with ``sender=app``).
   beat entries are registered). Tasks are registered when declared, so ``app.finalized``
   is always True; the signal keeps Celery's lazy moment, so a receiver connected at import
   time fires once, when the worker starts. One connected after that moment never fires, as
-  in Celery. Unlike Celery, ``app.send_task`` of a name reads ``app.tasks``, so it
-  finalizes too.
+  in Celery. ``app.send_task`` of a name looks it up in the raw registry and does not
+  finalize, as Celery's.
 - ``on_after_fork``: in every forked child process of a process holding the app (see
   ``spinach.forks``); Celery sends it in the children of its prefork pool.
 """

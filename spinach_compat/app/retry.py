@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import Ignore, Retry
-from .task import run_signature
 from .trace import raise_with_context
 
 if TYPE_CHECKING:
@@ -66,6 +65,8 @@ def retry_arguments(task: Task, request: Context, args: Any, kwargs: Any) -> tup
     Only ``kwargs``: they replace the request's kwargs, and the request's positional
     arguments they name.
     """
+    from .task import run_signature  # task.py imports this module at import time
+
     signature = run_signature(task)
     if signature is None:
         return args, kwargs

@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .defaults import Settings
     from .task import Task
 
-__all__ = ["MapRoute", "prepare", "route_for"]
+__all__ = ["MapRoute", "prepare", "queue_of", "route_for"]
 
 Router = Callable[..., Any]
 
@@ -90,6 +91,14 @@ def route_for(
         if route is not None:
             return {"queue": route} if isinstance(route, str) else dict(route)
     return None
+
+
+def queue_of(conf: Settings, task: Task | None, route: dict) -> str:
+    """The queue of a message: its task's own, else ``route``'s, else ``task_default_queue``."""
+    if task is not None and task.queue:
+        return task.queue
+    queue = route.get("queue")
+    return getattr(queue, "name", queue) or conf.task_default_queue
 
 
 def _ask(

@@ -11,18 +11,23 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import exceptions
-from .._state import app_of
+from .._state import app_of, pop_task, push_task
+from ..canvas import Signature
 from ..exceptions import MaxRetriesExceededError, Retry, UnsupportedFeature
+from ..result import denied_join_result
 from ..surface import refuse, refuse_missing, refuse_overrides
-from . import codec
+from . import codec, links
+from .call_options import check_options
 from .context import Context
-from .publish import check_options
+from .eager import apply_eagerly
+from .ratelimit import parse_rate
+from .retry import retry
+from .trace import RESULT_REPR_MAXSIZE
 
 if TYPE_CHECKING:
     from spinach.job import Job
 
     from ..backends.base import Backend
-    from ..canvas import Signature
     from ..result import AsyncResult, EagerResult
     from .base import Celery
 
@@ -177,7 +182,6 @@ class Task:
             if getattr(self, option) not in accepted:
                 self._refuse_option(option, why)
         self._check_worker_only()
-        from .ratelimit import parse_rate
 
         try:
             parse_rate(self._explicit("rate_limit"))
@@ -197,7 +201,6 @@ class Task:
         """Refuse what Celery's worker would read and the facade's never does: a custom
         ``Request``, ``Strategy``, ``from_config``, a different ``resultrepr_maxsize``."""
         from ..worker.request import check_task_request
-        from .trace import RESULT_REPR_MAXSIZE
 
         check_task_request(type(self))
         refuse_overrides(type(self), Task, WORKER_ONLY, "celery.app.task.Task",
@@ -237,8 +240,6 @@ class Task:
 
     def request_from_job(self, job: Job, args: list, kwargs: dict) -> Context:
         """The request of a native job: its id, retries, and the headers in its meta."""
-        from . import links
-
         meta = job.meta or {}
         return Context(
             meta.get("headers") or {},
@@ -257,8 +258,6 @@ class Task:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task here and now, as a plain function call (``called_directly``)."""
-        from .._state import pop_task, push_task
-
         push_task(self)
         self.push_request(args=args, kwargs=kwargs)
         try:
@@ -287,8 +286,6 @@ class Task:
         app = self._get_app()
         options.setdefault("ignore_result", self.ignore_result)
         if app.conf.task_always_eager:
-            from ..result import denied_join_result
-
             check_options(options)  # as publish does: an eager suite validates a migration
             serializer = options.get("serializer") or self.serializer
             args, kwargs = codec.roundtrip(args, kwargs, serializer)
@@ -329,8 +326,6 @@ class Task:
         **options: Any,
     ) -> EagerResult:
         """Run the task here, blocking, as a worker would (``is_eager``); an EagerResult."""
-        from .eager import apply_eagerly
-
         return apply_eagerly(
             self, args or (), kwargs or {}, task_id or uuid.uuid4().hex,
             retries or 0, throw, headers, options,
@@ -344,8 +339,6 @@ class Task:
 
     def signature(self, args: Any = None, *starargs: Any, **starkwargs: Any) -> Signature:
         """A signature of this task with these arguments and options."""
-        from ..canvas import Signature
-
         starkwargs.setdefault("app", self._get_app())  # an app given wins, as in Celery
         return Signature(self, args, *starargs, **starkwargs)
 
@@ -385,8 +378,6 @@ class Task:
         **options: Any,
     ) -> Retry:
         """Retry this run: same id, retries + 1; past ``max_retries`` raise ``exc``."""
-        from .retry import retry
-
         return retry(self, args, kwargs, exc, throw, eta, countdown, max_retries, options)
 
     def update_state(

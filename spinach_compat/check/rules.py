@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..app import call_options
+
 SUPPORTED, DIFFERENT, UNSUPPORTED = "supported", "different", "unsupported"
 CHECK = "check"  #: a value the checker cannot see (a variable, an environment lookup)
 STATUSES = (SUPPORTED, DIFFERENT, CHECK, UNSUPPORTED)
@@ -75,6 +77,19 @@ DEFAULT_SCHEDULERS = ("celery.beat:PersistentScheduler", "celery.beat.Persistent
 def _each(kind: str, rule: Rule, names: str) -> dict[str, Rule]:
     """The same rule for each of the space-separated ``names`` of ``kind``."""
     return {f"{kind}:{name}": rule for name in names.split()}
+
+
+def _call_rules() -> dict[str, Rule]:
+    """``call:<option>`` rules of ``spinach_compat.app.call_options.OPTIONS`` (``call:*``:
+    an option missing there is refused)."""
+    rules = {
+        f"call:{option.name}": Rule(
+            option.status, f"{F}#{option.section}", option.note, option.accepts
+        )
+        for option in call_options.OPTIONS.values()
+        if not option.internal
+    }
+    return {**rules, "call:*": Rule(UNSUPPORTED, S_CALLING, call_options.UNKNOWN_NOTE)}
 
 
 _S = lambda section, note="", accepts=None: Rule(SUPPORTED, section, note, accepts)  # noqa: E731
@@ -197,30 +212,8 @@ RULES: dict[str, Rule] = {
     ),
     **_each("task", _D(S_TASKS, "accepted, no effect"), "send_events trail"),
     "task:*": _D(S_TASKS, "set as a task attribute, no effect"),
-    # -- apply_async options -----------------------------------------------------------
-    **_each(
-        "call",
-        _S(S_CALLING),
-        "args kwargs task_id countdown eta queue headers expires ignore_result retry "
-        "retry_policy routing_key",
-    ),
-    "call:time_limit": _D(S_LIMITS, "enforced in threads"),
-    "call:soft_time_limit": _D(S_LIMITS, "enforced in threads"),
-    "call:serializer": _U(S_SERIAL, "kombu's serializers; auth is refused", _NOT_SIGNED),
-    **_each(
-        "call",
-        _D(S_CALLING, _NO_EFFECT),
-        "shadow add_to_parent exchange exchange_type declare delivery_mode mandatory group_id "
-        "group_index reply_to retries result_cls root_id parent_id origin",
-    ),
-    "call:link": _S(S_CANVAS, "Celery's callbacks"),
-    "call:link_error": _S(S_CANVAS, "Celery's errback calling rule"),
-    "call:chord": _U(S_CANVAS, "chords are refused", _is_none),
-    "call:chain": _U(S_CANVAS, "chains are refused", _is_none),
-    "call:priority": _S(S_RATES, "kombu's Redis priority bands"),
-    "call:producer": _U(S_CALLING, "custom producers are refused", _is_none),
-    "call:connection": _U(S_CALLING, "custom connections are refused", _is_none),
-    "call:*": _U(S_CALLING, "unknown apply_async options are refused"),
+    # -- apply_async options: from the declaration publishing validates against ----------
+    **_call_rules(),
     # -- self.retry options ------------------------------------------------------------
     **_each(
         "retry",

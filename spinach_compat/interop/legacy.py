@@ -13,25 +13,39 @@ from __future__ import annotations
 
 import fnmatch
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from kombu import Connection, pools
 
 from ..app import routes
+from ..exceptions import UnsupportedFeature
 
 if TYPE_CHECKING:
     from ..app.base import Celery
+    from ..app.defaults import Settings
+
+
+class Configured(Protocol):
+    """What sending to legacy workers needs of an app: its settings."""
+
+    @property
+    def conf(self) -> Settings: ...
+
 
 _connections: dict[str, Connection] = {}
 _lock = threading.Lock()
 
 
-def is_legacy(app: Celery, name: str) -> bool:
-    """Whether ``name`` is sent to legacy Celery workers (see the module docstring)."""
+def is_legacy(app: Configured, name: str, routers: list[routes.Router] | None = None) -> bool:
+    """Whether ``name`` is sent to legacy Celery workers (see the module docstring):
+    decided by the name, so by the mapping routes only (``routers``: ``task_routes``
+    already prepared)."""
     patterns = app.conf.get("spinach_legacy_tasks") or ()
     if any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns):
         return True
-    route = routes.route_for(routes.prepare(app.conf.task_routes), name, static=True)
+    if routers is None:
+        routers = routes.prepare(app.conf.task_routes)
+    route = routes.route_for(routers, name, static=True)
     return bool(route and route.get("legacy"))
 
 
@@ -73,8 +87,6 @@ def headers_of(name: str, task_id: str, args: list, kwargs: dict, meta: dict) ->
 
 def refuse_what_is_not_carried(name: str, meta: dict) -> None:
     """Raise ``UnsupportedFeature`` for options a message to legacy workers would lose."""
-    from ..exceptions import UnsupportedFeature
-
     lost = [option for option in ("callbacks", "errbacks") if meta.get(option)]
     lost += ["priority"] if meta.get("priority") else []
     if lost:
@@ -86,7 +98,7 @@ def refuse_what_is_not_carried(name: str, meta: dict) -> None:
 
 
 def send(
-    app: Celery, name: str, task_id: str, args: list, kwargs: dict, queue: str, meta: dict,
+    app: Configured, name: str, task_id: str, args: list, kwargs: dict, queue: str, meta: dict,
     retry_policy: dict | None,
 ) -> None:  # fmt: skip
     """Publish the Celery message of one task on ``queue``, as a Celery client does."""
