@@ -147,9 +147,8 @@ def _route(app: Publisher, message: Message, args: Any, kwargs: Any) -> None:
     routers = routes.prepare(conf.task_routes)
     routed = (task.name if task is not None else None) or message.name
     route = routes.route_for(routers, routed, args, kwargs, options, task) or {}
-    message.routing_key = (
-        options.get("queue") or options.get("routing_key") or routes.queue_of(conf, task, route)
-    )
+    queue = getattr(options.get("queue"), "name", options.get("queue"))  # a kombu Queue too
+    message.routing_key = queue or options.get("routing_key") or routes.queue_of(conf, task, route)
     message.priority = _priority(conf, task, options, route)
     message.queue = band_queue(message.routing_key, message.priority, priority_steps(conf))
     message.legacy = legacy.is_legacy(app, message.name, routers)

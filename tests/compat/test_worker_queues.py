@@ -106,3 +106,12 @@ def test_the_command_line_refuses_a_missing_queue(tmp_path, monkeypatch, capsys)
     monkeypatch.delitem(sys.modules, "queuesapp", raising=False)  # forgotten after the test
     assert main(["-A", "queuesapp", "worker", "-Q", "celery,other"]) == EXIT_USAGE
     assert "queue 'other' isn't defined in the `task_queues` setting" in capsys.readouterr().err
+
+
+def test_a_kombu_queue_given_to_apply_async_is_its_name(make_app):
+    """Celery takes ``queue=Queue("emails")`` as the queue named emails."""
+    app = _routed_app(make_app)
+    sent = app.tasks["ping"].apply_async(queue=Queue("emails"))
+    assert app.engine.broker.queue_lengths().get("emails") == 1
+    app.start_worker(concurrency=1, queues=["emails"], block=False)
+    assert sent.get(timeout=WAIT) == "pong"
