@@ -75,6 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, CeleryAlreadyImported) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from .dispatch import run_early
+
+    early = run_early(argv)  # multi and the refused sub-commands: their own arguments
+    if early is not None:
+        return early
     if argv[:1] == ["check"]:  # reads a codebase, loads no app (see spinach_compat.check)
         from ..check import main as check
 
@@ -119,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     _worker_parser(commands, common)
     _inspect_parser(commands, common)
     _purge_parser(commands, common)
+    _add_other_commands(commands, common)
     beat = commands.add_parser("beat", parents=[common], help="explains where beat runs")
     beat.add_argument("rest", nargs=argparse.REMAINDER)
     beat.set_defaults(handler=run_beat)
@@ -128,6 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
+
+
+def _add_other_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """status, control, call, result, report, shell (multi and the sub-commands refused are
+    run before parsing: see ``dispatch``)."""
+    from . import calls, control, report, shell
+
+    for module in (control, calls, report, shell):
+        module.add_parsers(commands, common)
+    commands.add_parser("multi", help="start and stop several workers (see bin/multi.py)")
 
 
 def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
