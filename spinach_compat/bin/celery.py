@@ -408,20 +408,27 @@ def run_inspect(app: Celery, args: argparse.Namespace) -> int:
 
 
 def run_purge(app: Celery, args: argparse.Namespace) -> int:
-    """``purge``: discard the tasks waiting in the app's queues (asks first without -f)."""
+    """``purge``: discard the tasks waiting in the app's queues (asks first without -f), with
+    Celery's prompt and lines."""
     from ..worker.queues import declared_queues
 
     excluded = set(_split(args.exclude_queues))
-    queues = [q for q in _split(args.queues) or declared_queues(app) if q not in excluded]
+    queues = sorted({q for q in _split(args.queues) or declared_queues(app) if q not in excluded})
+    if not queues:
+        return EXIT_OK
+    what = "queue" if len(queues) == 1 else "queues"
     if not args.force:
-        print(f"About to discard every task waiting in {', '.join(queues)}; this cannot be "
-              "undone.\nType 'yes' to go on: ", end="", flush=True)  # fmt: skip
+        print(f"WARNING:This will remove all tasks from {len(queues)} {what}: "
+              f"{', '.join(queues)}.\n         There is no undo for this operation!\n\n"
+              "(to skip this prompt use the -f option)\nAre you sure you want to delete all "
+              "tasks? [y/N]: ", end="", flush=True)  # fmt: skip
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            print("Aborted!", file=sys.stderr)
             return EXIT_FAILURE
     count = app.control.purge(queues=queues)
-    what = "queue" if len(queues) == 1 else "queues"
     if count:
-        print(f"Purged {count} message{'s' if count != 1 else ''} from {len(queues)} {what}.")
+        print(f"Purged {count} message{'s' if count != 1 else ''} from {len(queues)} known task "
+              f"{what}.")  # fmt: skip
     else:
         print(f"No messages purged from {len(queues)} {what}.")
     return EXIT_OK

@@ -241,3 +241,25 @@ def test_other_celery_commands_name_what_to_use(capsys, command):
 def test_a_refused_command_loads_no_app(url):
     done = run(url, "events", "-l", "info", impl="spinach_compat")
     assert done.returncode == 2 and "Traceback" not in done.stderr
+
+
+def test_purge_prints_as_celery(redis_server):
+    """The same prompt answer, lines and exit statuses as Celery's ``purge -Q``."""
+    outputs = {}
+    for impl, db in (("spinach_compat", DB), ("celery", DB + 1)):
+        url = redis_server.url_for(db)
+        client = pytest.importorskip(impl).Celery("proj", broker=url, set_as_current=False)
+        for _ in range(2):
+            client.send_task(f"{TASKS}.add", args=(1, 1), queue="to-purge")
+        refused = run(url, "purge", "-Q", "to-purge", impl=impl, stdin="n\n")
+        purged = run(url, "purge", "-Q", "to-purge,other", impl=impl, stdin="y\n")
+        again = run(url, "purge", "-f", "-Q", "to-purge", impl=impl)
+        outputs[impl] = [
+            (refused.returncode, refused.stderr.strip().splitlines()[-1]),
+            (purged.returncode, purged.stdout.rpartition("[y/N]: ")[2]),
+            (again.returncode, again.stdout),
+        ]
+    assert outputs["spinach_compat"] == outputs["celery"] == [
+        (1, "Aborted!"), (0, "Purged 2 messages from 2 known task queues.\n"),
+        (0, "No messages purged from 1 queue.\n"),
+    ]  # fmt: skip
