@@ -35,6 +35,10 @@ def run_early(argv: Sequence[str]) -> int | None:
     if position is None:
         return None
     name = argv[position]
+    if name == "multi":
+        from .multi import main as multi
+
+        return multi([*argv[position + 1 :], *argv[:position]])
     from .refused import REFUSED_COMMANDS
 
     if name in REFUSED_COMMANDS:
