@@ -138,12 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_other_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """status, control, call, result, report, shell (multi and the sub-commands refused are
-    run before parsing: see ``dispatch``)."""
-    from . import calls, control, report, shell
+    run before parsing: see ``dispatch``). Their modules are not named as Celery's
+    ``celery.bin`` modules, which the import shim keeps refusing."""
+    from . import calls, console, remote, report
 
-    for module in (control, calls, report, shell):
+    for module in (remote, calls, report, console):
         module.add_parsers(commands, common)
-    commands.add_parser("multi", help="start and stop several workers (see bin/multi.py)")
+    commands.add_parser("multi", help="start and stop several workers (see bin/cluster.py)")
 
 
 def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:

@@ -36,7 +36,7 @@ def run_early(argv: Sequence[str]) -> int | None:
         return None
     name = argv[position]
     if name == "multi":
-        from .multi import main as multi
+        from .cluster import main as multi
 
         return multi([*argv[position + 1 :], *argv[:position]])
     from .refused import REFUSED_COMMANDS

@@ -135,7 +135,7 @@ def _multi_own(word: str) -> bool:
 
 def _add_control_action(report: Report, file: str, number: int, words: list[str]) -> None:
     """``control COMMAND``: revoke and terminate are done, the others refused."""
-    from ..bin.control import COMMANDS, REFUSED_COMMANDS
+    from ..bin.remote import COMMANDS, REFUSED_COMMANDS
 
     skip = False
     for word in words:

@@ -263,3 +263,19 @@ def test_purge_prints_as_celery(redis_server):
         (1, "Aborted!"), (0, "Purged 2 messages from 2 known task queues.\n"),
         (0, "No messages purged from 1 queue.\n"),
     ]  # fmt: skip
+
+
+def test_the_shim_still_refuses_celerys_command_modules():
+    """The commands' modules are not named as Celery's: ``import celery.bin.multi`` under
+    the shim stays a loud refusal, not a module without Celery's names."""
+    code = (
+        "import spinach_compat\nspinach_compat.install_as_celery()\n"
+        "from spinach_compat.exceptions import UnsupportedFeature\n"
+        "for name in ('multi', 'control', 'shell', 'call', 'result', 'purge'):\n"
+        "    try:\n        __import__('celery.bin.' + name)\n"
+        "    except UnsupportedFeature:\n        print('refused', name)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert done.stdout.split() == [w for n in ("multi", "control", "shell", "call", "result",
+                                              "purge") for w in ("refused", n)]  # fmt: skip

@@ -135,6 +135,6 @@ def test_stop_of_nodes_not_running(cluster, tmp_path):
 
 
 def _running(pid: int) -> bool:
-    from spinach_compat.bin.multi import alive
+    from spinach_compat.bin.cluster import alive
 
     return alive(pid)
