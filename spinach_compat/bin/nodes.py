@@ -4,7 +4,9 @@
 start 3`` names ``celery1@<host>`` .. ``celery3@<host>`` (``--range-prefix`` changes
 ``celery``); ``--hostname``/``-n`` replaces the host, ``--prefix`` and ``--suffix`` wrap
 the names; ``foo@%h`` is a full node name. An option applies to every node, or, given as
-``-c:1 10``, ``-c:1-3 10`` (count form only), ``-c:1,2 10`` or ``-c:w1 10``, to those nodes.
+``-c:1 10``, ``-c:1-3 10`` (count form only), ``-c:1,2 10`` or ``-c:w1 10``, to those nodes;
+``--append=WORDS`` adds words at the end of each worker's command line (``--cmd`` is
+refused: the nodes are ``spinach-compat`` workers).
 As in Celery, a short option takes the next word as its value (unless it starts with
 ``-``) and a long one only with ``=`` (``--pidfile=/run/%n.pid``); words after ``--`` go to
 every worker as they are.
@@ -168,6 +170,9 @@ def build_nodes(parsed: ParsedArgs) -> list[Node]:
     suffix = options.pop("--suffix", None) or host
     suffix = "" if suffix in ('""', "''") else suffix
     range_prefix = options.pop("--range-prefix", None) or "celery"
+    if "--cmd" in options:
+        raise NodeError("multi --cmd is not supported: the nodes run spinach-compat workers")
+    append = (options.pop("--append", None) or "").split()
     names, counted = parsed.names, False
     if len(names) == 1 and names[0].isdigit():
         names, prefix, counted = [str(n) for n in range(1, int(names[0]) + 1)], range_prefix, True
@@ -179,7 +184,7 @@ def build_nodes(parsed: ParsedArgs) -> list[Node]:
         merged = {**options, **own}
         merged.setdefault("--pidfile", merged.pop("-p", None) or DEFAULT_PIDFILE)
         merged.setdefault("--logfile", merged.pop("-f", None) or DEFAULT_LOGFILE)
-        nodes.append(Node(nodename, merged, list(parsed.passthrough)))
+        nodes.append(Node(nodename, merged, [*parsed.passthrough, *append]))
     return nodes
 
 

@@ -53,6 +53,10 @@ def test_per_node_options():
     ]  # fmt: skip
     named = build_nodes(parse_words(["a", "b", "-c", "1", "-c:b", "4", "-c:1", "2"]))
     assert [n.options["-c"] for n in named] == ["2", "4"]
+    appended = build_nodes(parse_words(["a", "--append=-l info", "--", "-O", "fair"]))
+    assert appended[0].argv()[-4:] == ["-O", "fair", "-l", "info"]
+    with pytest.raises(NodeError, match="--cmd is not supported"):
+        build_nodes(parse_words(["a", "--cmd=celery worker"]))
     with pytest.raises(NodeError, match="no node at index '3'"):
         build_nodes(parse_words(["a", "b", "-c:3", "4"]))
 
