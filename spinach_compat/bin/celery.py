@@ -75,6 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, CeleryAlreadyImported) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from .dispatch import run_early
+
+    early = run_early(argv)  # multi and the refused sub-commands: their own arguments
+    if early is not None:
+        return early
     if argv[:1] == ["check"]:  # reads a codebase, loads no app (see spinach_compat.check)
         from ..check import main as check
 
@@ -119,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     _worker_parser(commands, common)
     _inspect_parser(commands, common)
     _purge_parser(commands, common)
+    _add_other_commands(commands, common)
     beat = commands.add_parser("beat", parents=[common], help="explains where beat runs")
     beat.add_argument("rest", nargs=argparse.REMAINDER)
     beat.set_defaults(handler=run_beat)
@@ -128,6 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
+
+
+def _add_other_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """status, control, call, result, report, shell (multi and the sub-commands refused are
+    run before parsing: see ``dispatch``). Their modules are not named as Celery's
+    ``celery.bin`` modules, which the import shim keeps refusing."""
+    from . import calls, console, remote, report
+
+    for module in (remote, calls, report, console):
+        module.add_parsers(commands, common)
+    commands.add_parser("multi", help="start and stop several workers (see bin/cluster.py)")
 
 
 def _global_options(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -392,20 +409,27 @@ def run_inspect(app: Celery, args: argparse.Namespace) -> int:
 
 
 def run_purge(app: Celery, args: argparse.Namespace) -> int:
-    """``purge``: discard the tasks waiting in the app's queues (asks first without -f)."""
+    """``purge``: discard the tasks waiting in the app's queues (asks first without -f), with
+    Celery's prompt and lines."""
     from ..worker.queues import declared_queues
 
     excluded = set(_split(args.exclude_queues))
-    queues = [q for q in _split(args.queues) or declared_queues(app) if q not in excluded]
+    queues = sorted({q for q in _split(args.queues) or declared_queues(app) if q not in excluded})
+    if not queues:
+        return EXIT_OK
+    what = "queue" if len(queues) == 1 else "queues"
     if not args.force:
-        print(f"About to discard every task waiting in {', '.join(queues)}; this cannot be "
-              "undone.\nType 'yes' to go on: ", end="", flush=True)  # fmt: skip
+        print(f"WARNING:This will remove all tasks from {len(queues)} {what}: "
+              f"{', '.join(queues)}.\n         There is no undo for this operation!\n\n"
+              "(to skip this prompt use the -f option)\nAre you sure you want to delete all "
+              "tasks? [y/N]: ", end="", flush=True)  # fmt: skip
         if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            print("Aborted!", file=sys.stderr)
             return EXIT_FAILURE
     count = app.control.purge(queues=queues)
-    what = "queue" if len(queues) == 1 else "queues"
     if count:
-        print(f"Purged {count} message{'s' if count != 1 else ''} from {len(queues)} {what}.")
+        print(f"Purged {count} message{'s' if count != 1 else ''} from {len(queues)} known task "
+              f"{what}.")  # fmt: skip
     else:
         print(f"No messages purged from {len(queues)} {what}.")
     return EXIT_OK

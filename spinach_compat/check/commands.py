@@ -105,12 +105,50 @@ def _scan_words(report: Report, file: str, number: int, words: list[str]) -> Non
     command = words[index]
     if not _add_subcommand(report, file, number, command):
         return  # flags of a sub-command to remove (beat) or that does not exist: not judged
+    if command == "control":
+        _add_control_action(report, file, number, words[index + 1 :])
     for position, word in enumerate(words):
         if position == index or not word.startswith("-") or word == "-":
             continue
-        flag, value = _split_flag(word, words, position)
-        scope = command if position > index else ""
+        if command == "multi" and position > index and _multi_own(word):
+            continue  # multi's own options and -SIGNAL: the flags given to workers are judged
+        flag, value = _split_flag(word.split(":", 1)[0] if command == "multi" else word, words,
+                                  position)  # fmt: skip
+        scope = "worker" if command == "multi" else command if position > index else ""
         _add_flag(report, file, number, scope, flag, value)
+
+
+#: ``multi``'s own options (the others go to each worker).
+MULTI_OPTIONS = frozenset({
+    "--nosplash", "--quiet", "-q", "--verbose", "--no-color", "--hostname", "--prefix",
+    "--suffix", "--range-prefix", "--executable", "--append",
+})  # fmt: skip
+#: ``control``'s options taking a value (before the command's name).
+CONTROL_VALUE_FLAGS = frozenset({"-t", "--timeout", "-d", "--destination"})
+
+
+def _multi_own(word: str) -> bool:
+    from ..bin.nodes import signal_number
+
+    return word.partition("=")[0] in MULTI_OPTIONS or signal_number(word[1:]) is not None
+
+
+def _add_control_action(report: Report, file: str, number: int, words: list[str]) -> None:
+    """``control COMMAND``: revoke and terminate are done, the others refused."""
+    from ..bin.remote import COMMANDS, REFUSED_COMMANDS
+
+    skip = False
+    for word in words:
+        if skip or word.startswith("-"):
+            skip = not skip and word in CONTROL_VALUE_FLAGS
+            continue
+        if word in COMMANDS:
+            verdict = Verdict(SUPPORTED, "", rule_for("cli:control").section)
+        else:
+            why = REFUSED_COMMANDS.get(word, "no such control command")
+            verdict = Verdict(UNSUPPORTED, why, rule_for("cli:control").section)
+        report.add_verdict(file, number, f"celery control {word}", verdict)
+        return
 
 
 def _subcommand_index(words: list[str]) -> int | None:
@@ -138,10 +176,10 @@ def _split_flag(word: str, words: list[str], position: int) -> tuple[str, str]:
 def _add_subcommand(report: Report, file: str, number: int, command: str) -> bool:
     """Report the sub-command; whether it runs under spinach-compat as it does in Celery."""
     label = f"celery {command}"
-    if command not in facade_options():
-        report.add(file, number, "cli:*", label=label)
-    elif f"cli:{command}" in RULES:
+    if f"cli:{command}" in RULES:
         report.add(file, number, f"cli:{command}", label=label)
+    elif command not in facade_options():
+        report.add(file, number, "cli:*", label=label)
     else:
         report.add_verdict(file, number, label, Verdict(SUPPORTED, "", S_CLI))
     return report.findings[-1].status == SUPPORTED

@@ -70,6 +70,7 @@ S_RATES = f"{F}#rate-limits-and-priorities"
 S_POOLS = f"{F}#worker-pools"
 S_GUARANTEES = "README.md#delivery-guarantees-and-timing"
 S_INTEROP = f"{F}#interop-with-celery"
+S_COMMANDS = f"{F}#commands"
 
 DEFAULT_SCHEDULERS = ("celery.beat:PersistentScheduler", "celery.beat.PersistentScheduler")
 
@@ -279,6 +280,30 @@ RULES: dict[str, Rule] = {
     ),
     "flag:*": _U(S_CLI, "unknown to spinach-compat"),
 }
+
+#: Celery's other sub-commands (a block of its own, apart from the worker's flags).
+RULES.update({
+    "cli:status": _S(S_COMMANDS, "the live workers, from their heartbeats in the broker"),
+    "cli:control": _S(S_COMMANDS, "each command is judged: revoke and terminate are done"),
+    "cli:call": _S(S_COMMANDS),
+    "cli:result": _S(S_COMMANDS),
+    "cli:report": _D(S_COMMANDS, "our versions and the Celery API followed, settings masked"),
+    "cli:shell": _S(S_COMMANDS),
+    "cli:multi": _S(S_COMMANDS, "Celery's node names; the workers' flags are judged"),
+    **{
+        f"cli:{name}": _U(S_COMMANDS, f"no such sub-command: {why}")
+        for name, why in {
+            "events": "no task events; use status, inspect and the task signals",
+            "flower": "Flower needs task events; use status and inspect",
+            "graph": "no worker graph; use status",
+            "migrate": "drain the old broker with worker --celery-queues",
+            "upgrade": "both setting names are read; run spinach-compat check",
+            "amqp": "no AMQP broker; use purge -Q",
+            "list": "no AMQP bindings; use inspect active_queues",
+            "logtool": "worker logs are plain logging lines",
+        }.items()
+    },
+})  # fmt: skip
 
 
 def rule_for(key: str) -> Rule:

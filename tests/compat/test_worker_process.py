@@ -193,7 +193,7 @@ def test_purge_command_discards_waiting_tasks(facade):
         _send(facade, "add", 1, 1, queue="idle")
     done = run_command(facade.url, "purge", "-f", "-Q", "idle")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "Purged 3 messages from 1 queue."
+    assert done.stdout.strip() == "Purged 3 messages from 1 known task queue."
     again = run_command(facade.url, "purge", "-Q", "idle", stdin="yes\n")
     assert "No messages purged from 1 queue." in again.stdout
 
