@@ -548,7 +548,7 @@ def test_yaml_command_lines() -> None:
         ("deployment.yaml", 5): ("--pool='prefork'", check.UNSUPPORTED),
     }
     beat = [f for f in findings if f.api == "celery beat"]
-    assert [(f.line, f.status) for f in beat] == [(30, check.DIFFERENT)]
+    assert [(f.line, f.status) for f in beat] == [(30, check.SUPPORTED)]
 
 
 def test_deployment_files() -> None:
@@ -606,8 +606,9 @@ def test_third_party_table_statuses() -> None:
     for name in ("sentry-sdk", "opentelemetry-instrumentation-celery"):
         assert thirdparty.PACKAGES[name].status == thirdparty.REFUSED
         assert "spinach_compat.signals" in thirdparty.PACKAGES[name].note
-    for name in ("django-celery-beat", "django-celery-results"):
-        assert thirdparty.PACKAGES[name].status == thirdparty.REFUSED
+    assert thirdparty.PACKAGES["django-celery-results"].status == thirdparty.REFUSED
+    for name in ("django-celery-beat", "celery-redbeat"):  # tests/compat/test_beat_schedulers.py
+        assert thirdparty.PACKAGES[name].status == thirdparty.WORKS
     step = thirdparty.package_of_module("django_structlog.celery.steps")
     assert step is not None and step[1].status == thirdparty.REFUSED  # its receivers work
     file, _, anchor = thirdparty.SECTION.partition("#")

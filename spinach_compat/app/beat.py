@@ -53,12 +53,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import UnsupportedFeature
 from ..interop import legacy
 from ..schedules import crontab, schedule
+from . import beat_lease
 from .defaults import DEFAULTS
 
 if TYPE_CHECKING:
@@ -69,11 +70,6 @@ BEAT_PREFIX = "celery.beat:"
 
 #: The default ``beat_schedule``: one dict for every app, never changed in place.
 DEFAULT_BEAT_SCHEDULE = DEFAULTS["beat_schedule"]
-
-#: beat_scheduler values that mean Celery's default, file-based scheduler.
-DEFAULT_SCHEDULERS = frozenset(
-    {"celery.beat:PersistentScheduler", "celery.beat.PersistentScheduler"}
-)
 
 #: The native periodic task scheduling the crontab entries (not a ``BEAT_PREFIX`` name, so
 #: no entry name can clash with it).
@@ -93,13 +89,7 @@ _OCCURRENCE_IDS = uuid.UUID("5b2f4d0e-8c1a-4b7e-9f3d-2a6c0e1b7d94")
 
 def register_beat_schedule(app: Celery) -> list[str]:
     """Register every ``beat_schedule`` entry as a native periodic task; their names."""
-    scheduler = app.conf.get("beat_scheduler")
     entries = app.conf.beat_schedule or {}
-    if entries and scheduler and str(scheduler) not in DEFAULT_SCHEDULERS:
-        raise UnsupportedFeature(
-            f"beat_scheduler={scheduler!r} is not supported by spinach_compat: beat_schedule "
-            "entries run on native periodic tasks (see migration_guide/)"
-        )
     names = []
     crontabs = {n: e for n, e in entries.items() if isinstance(e.get("schedule"), crontab)}
     if crontabs:
@@ -118,7 +108,7 @@ def register_beat_schedule(app: Celery) -> list[str]:
             period = period_of(name, entry.get("schedule"))
             queue = _queue_of(app, entry)
             app._native.add(
-                _sender(app, entry), name=native, queue=queue, max_retries=0,
+                _sender(app, name, entry, period), name=native, queue=queue, max_retries=0,
                 periodicity=period,
             )  # fmt: skip
         names.append(native)
@@ -186,17 +176,33 @@ def _queue_of(app: Celery, entry: dict) -> str:
     return options.get("queue") or app.queue_of(app.tasks.get(entry["task"]), entry["task"])
 
 
-def _sender(app: Celery, entry: dict) -> Any:
-    """The function of the periodic task: publish the entry's task, as beat does."""
+def _sender(app: Celery, name: str, entry: dict, period: timedelta) -> Any:
+    """The function of the periodic task: publish the entry's task, as beat does, unless
+    a beat process owns the schedule (``beat_owns``); note the run for a beat taking over."""
     task_name = entry["task"]
     args, kwargs = list(entry.get("args") or ()), dict(entry.get("kwargs") or {})
     options = dict(entry.get("options") or {})
 
     def send_entry() -> None:
+        broker = app.engine.broker
+        now = datetime.now(timezone.utc)
+        if beat_owns(broker, name, period, now):
+            return
+        beat_lease.record_run(broker, name, now, beat_lease.WORKER_RUN)
         app.send_task(task_name, args, kwargs, **options)
 
     send_entry.__name__ = send_entry.__qualname__ = f"beat[{task_name}]"
     return send_entry
+
+
+def beat_owns(broker: Any, name: str, period: timedelta, now: datetime) -> bool:
+    """Whether the workers leave the entry ``name`` to a beat process: one leads, or one
+    sent it less than half a period ago (it stopped since: the workers carry on from
+    there rather than send it again at once)."""
+    if beat_lease.beat_alive(broker):
+        return True
+    last = beat_lease.last_run(broker, name)
+    return last is not None and now - last < period / 2
 
 
 def occurrence_id(name: str, occurrence: datetime) -> str:
@@ -276,6 +282,8 @@ def _ticker(app: Celery, entries: dict[str, dict]) -> Any:
     """The function of the crontab ticker: schedule the next two ticks' occurrences."""
 
     def tick_crontab(now: datetime | None = None) -> None:
+        if beat_lease.beat_alive(app.engine.broker):
+            return  # a beat process sends them (with the same occurrence ids)
         schedule_crontab_entries(app, entries, now)
 
     return tick_crontab

@@ -101,6 +101,7 @@ DEFAULTS: dict[str, Any] = {
     "include": (),
     "spinach_namespace": None,
     "spinach_legacy_tasks": (),  #: task name patterns run by legacy Celery workers (interop)
+    "spinach_beat_lease_term": None,  #: seconds of a beat lease term (None: see app.beat_lease)
 }
 
 #: Settings the facade cannot honour yet, with what to do instead.
