@@ -217,6 +217,8 @@ class Settings(dict):
     def __missing__(self, key: str) -> Any:
         if key in OLD_NAMES and dict.__contains__(self, OLD_NAMES[key]):
             return dict.__getitem__(self, OLD_NAMES[key])
+        if OLD_NAMES.get(key, key) in OTHER_SETTINGS:
+            return None  # a Celery setting left unset reads as unset, never a KeyError
         raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
@@ -228,6 +230,11 @@ class Settings(dict):
             return self[key]
         except KeyError:
             return default
+
+    def first(self, *keys: str) -> Any:
+        """The value of the first of ``keys`` set to something else than None, as Celery's
+        (redbeat reads its settings so)."""
+        return next((v for v in map(self.get, keys) if v is not None), None)
 
     def __setitem__(self, key: str, value: Any) -> None:
         key = OLD_NAMES.get(key, key)
