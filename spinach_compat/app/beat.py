@@ -112,7 +112,24 @@ def register_beat_schedule(app: Celery) -> list[str]:
                 periodicity=period,
             )  # fmt: skip
         names.append(native)
+    _declare(app, names)
     return names
+
+
+def _declare(app: Celery, names: list[str]) -> None:
+    """Declare this worker's beat periodic tasks; stop those no live worker declares (see
+    ``beat_declarations``). A broker not reachable yet skips it (the worker waits for it)."""
+    from .beat_declarations import declare_and_prune
+
+    def is_beat_task(name: str) -> bool:
+        return name.startswith(BEAT_PREFIX) or name == CRONTAB_TICKER
+
+    try:
+        declare_and_prune(app.engine.broker, names, is_beat_task, id(app))
+    except Exception as exc:
+        logger.warning("Could not declare the beat periodic tasks (%s: %s); orphans of "
+                       "other apps keep firing until a worker declares them", type(exc).__name__,
+                       exc)  # fmt: skip
 
 
 def periodic_task_entry(

@@ -13,7 +13,7 @@ import pytest
 from spinach.brokers.memory import MemoryBroker
 from spinach_compat import signals
 from spinach_compat.app import beat as worker_beat
-from spinach_compat.app import beat_lease
+from spinach_compat.app import beat_declarations, beat_lease
 from spinach_compat.app.beat_schedulers import BeatSchedulerError, load_scheduler_class
 from spinach_compat.beat import (
     PersistentScheduler,
@@ -279,3 +279,24 @@ def test_workers_do_not_resend_what_a_stopped_beat_just_sent(app, sent) -> None:
     beat_lease.record_run(app.engine.broker, "job", datetime.now(timezone.utc))
     send_entry()
     assert sent == []
+
+
+# -- periodic tasks no live worker declares --------------------------------------------------
+
+
+def _periodic(app) -> set[str]:
+    return {name for _, name in app.engine.broker.inspect_periodic_tasks()}
+
+
+def test_a_beat_entry_no_live_worker_declares_stops_firing(make_app, redis_url,
+                                                           monkeypatch) -> None:  # fmt: skip
+    entries = {"add every 10": {"task": "proj.add", "schedule": 10}}
+    old = make_app("orphans", broker=redis_url, backend=redis_url, beat_schedule=entries)
+    old.start_worker(concurrency=1, block=False)
+    new = make_app("orphans", broker=redis_url, backend=redis_url)  # same main, no entries
+    new.register_beat_schedule()
+    assert "celery.beat:add every 10" in _periodic(new)  # its worker is alive: kept
+    old.stop_worker()
+    monkeypatch.setattr(beat_declarations, "GRACE", 0.0)  # its declaration is not fresh now
+    new.register_beat_schedule()  # the next worker to start drops it
+    assert "celery.beat:add every 10" not in _periodic(new)
