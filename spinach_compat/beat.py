@@ -14,7 +14,8 @@ exactly one sends the schedule, and another takes over when it dies. Differences
 - ``PersistentScheduler`` keeps its file as JSON (each entry's last run and run count), not
   as Celery's pickled shelve: nothing is unpickled. A Celery file found there is replaced
   (the entries start afresh, as Celery does with a file it cannot read).
-- No default ``celery.backend_cleanup`` entry: the facade's result backends expire results.
+- No default ``celery.backend_cleanup`` entry, and one a scheduler adds (django-celery-beat's)
+  is not sent: the facade's result backends expire results themselves.
 - ``beat_init`` is sent when the process first leads, not when it starts (so redbeat's own
   lock is taken by the leader only); ``-B`` sends ``beat_embedded_init`` then too.
 - Remote control (``BeatPidbox``) is not supported.
@@ -52,6 +53,10 @@ __all__ = [
 ]  # fmt: skip
 
 logger = logging.getLogger("spinach_compat.beat")
+
+#: Celery's daily task deleting expired results, which schedulers such as
+#: django-celery-beat's add: not sent, the facade's result backends expire results.
+BACKEND_CLEANUP = "celery.backend_cleanup"
 
 #: What the scheduler's heap holds, as Celery's: the entry's due time (UNIX), a
 #: priority, the entry.
@@ -324,6 +329,9 @@ class Scheduler:
         the header ``celery_beat_task``; reserve it first when ``advance``. A failure is a
         ``SchedulingError`` naming the entry."""
         entry = self.reserve(entry) if advance else entry
+        if entry.task == BACKEND_CLEANUP:
+            logger.debug("beat: %s not sent: the result backends expire results", entry.task)
+            return None
         try:
             args = [_evaluate(a) for a in entry.args or ()]
             kwargs = {k: _evaluate(v) for k, v in (entry.kwargs or {}).items()}

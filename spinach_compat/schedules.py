@@ -295,6 +295,19 @@ class solar(BaseSchedule):
     def __repr__(self) -> str:
         return f"<solar: {self.event} at latitude {self.lat}, longitude: {self.lon}>"
 
+    def remaining_estimate(self, last_run_at: datetime) -> NoReturn:
+        _refuse_solar()
+
+    def is_due(self, last_run_at: datetime) -> NoReturn:
+        _refuse_solar()
+
+
+def _refuse_solar() -> NoReturn:
+    raise UnsupportedFeature(
+        "solar schedules are not supported by spinach_compat: use a fixed period or a "
+        "crontab (see migration_guide/features.md#periodic-tasks-beat)"
+    )
+
 
 def maybe_schedule(value: Any, relative: bool = False, app: Celery | None = None) -> Any:
     """A number or ``timedelta`` as a ``schedule``; a schedule as is."""

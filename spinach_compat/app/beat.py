@@ -1,4 +1,4 @@
-"""``beat_schedule`` on the native engine's periodic tasks: no separate beat process.
+"""``beat_schedule`` on the native engine's periodic tasks: no beat process needed.
 
 Each entry becomes a native periodic task named ``celery.beat:<entry name>`` with the
 entry's period (``spinach`` ``periodicity``). When due, the broker queues one job of it for
@@ -16,12 +16,19 @@ Differences from Celery's beat, to know when migrating:
 
 - Every worker registers the schedule (the native engine replaces the namespace's
   periodic tasks with those of each worker that starts), so the schedule runs as soon as
-  one worker runs: ``-B`` is accepted and changes nothing, and no ``celery beat`` process
-  is needed (``spinach-compat beat`` says so and exits).
+  one worker runs, with no ``celery beat`` process. When a beat process leads
+  (``spinach_compat.beat``, ``spinach-compat beat`` or ``worker -B``), it owns the
+  schedule: the workers' periodic tasks send nothing while its lease is held, nor an
+  entry a beat sent less than half a period before (``beat_owns``), and the crontab
+  ticker schedules nothing; each send is recorded (``beat_lease.record_run``) so that a
+  beat taking over starts from it.
+- Each worker declares its beat periodic tasks; those no live worker declares stop
+  firing when a worker starts (``spinach_compat.app.beat_declarations``).
 - A new entry (or one whose period changed) is first due when a worker registers it, not
   one period later; afterwards it stays on its grid, and missed periods fire once.
-- ``solar`` schedules, ``relative=True`` and custom schedulers (``beat_scheduler``,
-  django-celery-beat) are refused: the worker does not start.
+- ``solar`` schedules, ``relative=True`` and schedule classes of a project's own are
+  refused: the worker does not start (``beat_scheduler`` is the beat process's: see
+  ``spinach_compat.beat``).
 
 ``crontab`` entries: one native periodic task per app, the ticker ``celery.beat[crontab]``
 (every ``CRONTAB_TICK``, on the queue of the first crontab entry by name), schedules each

@@ -249,8 +249,12 @@ RULES: dict[str, Rule] = {
     **_each(
         "signal",
         _D(S_SIGNALS, _NOT_SENT),
-        "task_rejected task_sent worker_before_create_process heartbeat_sent beat_init "
-        "beat_embedded_init user_preload_options",
+        "task_rejected task_sent worker_before_create_process heartbeat_sent user_preload_options",
+    ),
+    **_each(
+        "signal",
+        _D(S_BEAT, "sent when a beat first leads, not at start"),
+        "beat_init beat_embedded_init",
     ),
     "signal:*": _U(S_SIGNALS, "not defined by spinach_compat"),
     # -- command line ------------------------------------------------------------------

@@ -300,3 +300,20 @@ def test_a_beat_entry_no_live_worker_declares_stops_firing(make_app, redis_url,
     monkeypatch.setattr(beat_declarations, "GRACE", 0.0)  # its declaration is not fresh now
     new.register_beat_schedule()  # the next worker to start drops it
     assert "celery.beat:add every 10" not in _periodic(new)
+
+
+def test_solar_entries_are_logged_and_backend_cleanup_is_not_sent(app, sent, caplog) -> None:
+    from spinach_compat.schedules import solar
+
+    clock = Clock()
+    app.conf.beat_schedule = {
+        "sunrise": {"task": "proj.sun", "schedule": solar("sunrise", 48.8, 2.3)},
+        "job": {"task": "proj.job", "schedule": _every(1, clock)},
+        "cleanup": {"task": "celery.backend_cleanup", "schedule": _every(1, clock)},
+    }
+    scheduler = Scheduler(app)
+    clock.now += 1
+    while scheduler.tick() == 0:
+        pass
+    assert [n for n, *_ in sent] == ["proj.job"]
+    assert "solar schedules are not supported" in caplog.text
