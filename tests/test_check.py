@@ -551,6 +551,22 @@ def test_yaml_command_lines() -> None:
     assert [(f.line, f.status) for f in beat] == [(30, check.SUPPORTED)]
 
 
+def test_beat_command_lines_are_judged_by_the_beat_command(tmp_path: Path) -> None:
+    (tmp_path / "Procfile").write_text(
+        "beat: celery -A proj beat -l INFO -S django --max-interval 10 --pidfile=\n"
+        "beat2: celery -A proj beat --detach --uid celery\n"
+        "worker: celery -A proj worker -B --scheduler redbeat.RedBeatScheduler -s /tmp/s\n"
+    )
+    findings = check.check_path(tmp_path).findings
+    statuses = {(f.line, f.api): f.status for f in findings}
+    assert statuses[(1, "celery beat")] == check.SUPPORTED
+    assert {s for (line, _), s in statuses.items() if line in (1, 3)} == {
+        check.SUPPORTED, check.DIFFERENT,  # -B: beat in a thread, one leader
+    }  # fmt: skip
+    assert statuses[(2, "celery beat --detach")] == check.UNSUPPORTED
+    assert statuses[(2, "celery beat --uid")] == check.UNSUPPORTED
+
+
 def test_deployment_files() -> None:
     """Dockerfile exec form, systemd and Makefile continuations, supervisord, Procfile, and
     a shell script where ``celery`` is also a package and a directory name."""

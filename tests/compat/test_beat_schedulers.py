@@ -96,6 +96,7 @@ def _admin(tmp_path: Path, url: str, *args: str) -> None:
 
 
 def test_django_celery_beat_entries_edited_while_beat_runs(redis_url, tmp_path, beats) -> None:
+    pytest.importorskip("django_celery_beat")
     _admin(tmp_path, redis_url, "migrate")
     beat = Beat("tests.compat.beat_proj.djproj", ["-S", "django"],
                 _env(redis_url, tmp_path, shim=True))  # fmt: skip
@@ -116,6 +117,7 @@ def test_django_celery_beat_entries_edited_while_beat_runs(redis_url, tmp_path, 
 
 
 def test_django_celery_beat_without_its_migrations_names_the_table(redis_url, tmp_path):
+    pytest.importorskip("django_celery_beat")
     beat = Beat("tests.compat.beat_proj.djproj", ["-S", "django"],
                 _env(redis_url, tmp_path, shim=True))  # fmt: skip
     assert beat.wait() == 1  # a configuration error: it ends by itself
@@ -127,6 +129,7 @@ def test_django_celery_beat_without_its_migrations_names_the_table(redis_url, tm
 
 
 def test_redbeat_entry_added_with_its_api_fires(redis_url, tmp_path, beats) -> None:
+    pytest.importorskip("redbeat")
     env = _env(redis_url, tmp_path, shim=True)
     beat = Beat("tests.compat.beat_proj.app", ["-S", "redbeat.RedBeatScheduler"], env)
     beats.append(beat)
