@@ -317,3 +317,16 @@ def test_solar_entries_are_logged_and_backend_cleanup_is_not_sent(app, sent, cap
         pass
     assert [n for n, *_ in sent] == ["proj.job"]
     assert "solar schedules are not supported" in caplog.text
+
+
+def test_a_beat_taking_over_from_the_workers_starts_from_their_last_run(app, sent) -> None:
+    clock = Clock(datetime.now(timezone.utc).timestamp())
+    app.conf.beat_schedule = {"job": {"task": "proj.job", "schedule": _every(30, clock)}}
+    app.register_beat_schedule()
+    app._native.get(worker_beat.BEAT_PREFIX + "job").func()  # a worker sends it now
+    assert len(sent) == 1
+    scheduler = Scheduler(app)
+    scheduler.schedule["job"].last_run_at = clock.dt() - timedelta(hours=1)
+    catch_up(app, scheduler)
+    assert scheduler.tick() > 25  # not due before a period after the workers' send
+    assert len(sent) == 1
