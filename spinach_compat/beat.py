@@ -511,8 +511,8 @@ class Service:
         self.schedule_filename = (schedule_filename or app.conf.get("beat_schedule_filename")
                                   or "celerybeat-schedule")  # fmt: skip
         self.hostname = hostname
-        self.lease_term = (lease_term or app.conf.get("spinach_beat_lease_term")
-                           or beat_lease.LEASE_TERM)  # fmt: skip
+        self.lease_term = float(lease_term or app.conf.get("spinach_beat_lease_term")
+                                or beat_lease.LEASE_TERM)  # fmt: skip
         self.leading = False
         self._initialised = False
         self._embedded = False

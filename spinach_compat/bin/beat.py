@@ -63,7 +63,7 @@ def add_beat_parser(commands: Any, common: argparse.ArgumentParser, loglevel: An
     add("-l", "--loglevel", default="WARNING", type=loglevel, help="log level")
     add("-f", "--logfile", help="log to this file")
     add("--pidfile", help="write the process id to this file")
-    add("--umask", help="file creation mask (octal)")
+    add("--umask", type=_octal, help="file creation mask (octal)")
     add("--lease-term", type=_positive_float, help="seconds of a beat lease term (not Celery's)")
     add("--executable", help="accepted, no effect")
     add("--enable-remote-control", dest="remote_control", action="store_true", default=None,
@@ -74,6 +74,13 @@ def add_beat_parser(commands: Any, common: argparse.ArgumentParser, loglevel: An
     add("--uid", help=argparse.SUPPRESS)
     add("--gid", help=argparse.SUPPRESS)
     beat.set_defaults(handler=run_beat)
+
+
+def _octal(text: str) -> int:
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an octal number: {text!r}") from None
 
 
 def _positive_float(text: str) -> float:
@@ -91,8 +98,8 @@ def run_beat(app: Celery, args: argparse.Namespace) -> int:
         if getattr(args, dest, None) not in (None, False):
             raise UsageError(f"beat option {flag} is not supported by spinach_compat: {why} "
                              "(see migration_guide/features.md#periodic-tasks-beat)")  # fmt: skip
-    if args.umask:
-        os.umask(int(args.umask, 8))
+    if args.umask is not None:
+        os.umask(args.umask)
     setup_logging(args.loglevel, args.logfile)
     app.loader.import_default_modules()  # Django's setup, the tasks (for their routes)
     app.finalize(auto=True)  # on_after_finalize receivers may add periodic tasks
