@@ -2,8 +2,10 @@
 
 A number of seconds, a ``timedelta`` or ``schedule(run_every)`` become native periodic
 tasks; ``crontab`` entries are scheduled ahead by one native periodic ticker (see
-``spinach_compat.app.beat``). ``solar`` can be built, so modules defining a schedule still
-import, but a worker refuses to start with such an entry (see ``migration_guide/``).
+``spinach_compat.app.beat``). Each also has Celery's ``is_due``/``remaining_estimate``, which
+the beat process's schedulers call (see ``spinach_compat.beat``). ``solar`` can be built, so
+modules defining a schedule still import, but a worker refuses to start with such an entry
+(see ``migration_guide/``).
 """
 
 from __future__ import annotations
@@ -80,7 +82,13 @@ class BaseSchedule:
 
     @property
     def tz(self) -> tzinfo:
-        return self.app.timezone
+        """The timezone given (as django-celery-beat's ``TzAwareCrontab`` sets), else the
+        app's."""
+        return self.__dict__.get("_tz") or self.app.timezone
+
+    @tz.setter
+    def tz(self, value: tzinfo) -> None:
+        self.__dict__["_tz"] = value
 
     @property
     def utc_enabled(self) -> bool:
@@ -247,11 +255,21 @@ class crontab(BaseSchedule):
                             yield moment
             day += timedelta(days=1)
 
-    def remaining_estimate(self, last_run_at: datetime) -> NoReturn:
-        _refuse_crontab_due()
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
+        """The time from now until the first occurrence after ``last_run_at`` (negative or
+        zero when it is past), fields read in ``tz``."""
+        last = self.maybe_make_aware(last_run_at)
+        now = self.maybe_make_aware(self.now())
+        return self.next_after(last, self.tz) - now
 
-    def is_due(self, last_run_at: datetime) -> NoReturn:
-        _refuse_crontab_due()
+    def is_due(self, last_run_at: datetime) -> schedstate:
+        """As Celery's: due when an occurrence after ``last_run_at`` is past; the seconds
+        until the next occurrence after now (when due) or after ``last_run_at``."""
+        remaining = max(self.remaining_estimate(last_run_at).total_seconds(), 0)
+        if remaining == 0:
+            following = self.remaining_estimate(self.now()).total_seconds()
+            return schedstate(is_due=True, next=max(following, 0))
+        return schedstate(is_due=False, next=remaining)
 
     def __repr__(self) -> str:
         fields = (self._orig_minute, self._orig_hour, self._orig_day_of_month,
@@ -267,14 +285,6 @@ class crontab(BaseSchedule):
     __hash__ = None
 
 
-def _refuse_crontab_due() -> NoReturn:
-    raise UnsupportedFeature(
-        "crontab.is_due and crontab.remaining_estimate (Celery's beat scheduler API) are not "
-        "supported by spinach_compat: workers schedule crontab entries themselves; use "
-        "crontab.next_after(datetime) for the next occurrence"
-    )
-
-
 class solar(BaseSchedule):
     """A solar-event schedule: accepted in code, refused by workers (not supported)."""
 
@@ -284,6 +294,19 @@ class solar(BaseSchedule):
 
     def __repr__(self) -> str:
         return f"<solar: {self.event} at latitude {self.lat}, longitude: {self.lon}>"
+
+    def remaining_estimate(self, last_run_at: datetime) -> NoReturn:
+        _refuse_solar()
+
+    def is_due(self, last_run_at: datetime) -> NoReturn:
+        _refuse_solar()
+
+
+def _refuse_solar() -> NoReturn:
+    raise UnsupportedFeature(
+        "solar schedules are not supported by spinach_compat: use a fixed period or a "
+        "crontab (see migration_guide/features.md#periodic-tasks-beat)"
+    )
 
 
 def maybe_schedule(value: Any, relative: bool = False, app: Celery | None = None) -> Any:

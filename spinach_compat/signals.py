@@ -186,8 +186,8 @@ heartbeat_sent = Signal("heartbeat_sent", doc="Not sent.")
 setup_logging = Signal("setup_logging", doc="Sent, as Celery's.")
 after_setup_logger = Signal("after_setup_logger", doc="Sent, as Celery's.")
 after_setup_task_logger = Signal("after_setup_task_logger", doc="Sent, as Celery's.")
-beat_init = Signal("beat_init", doc="Not sent.")
-beat_embedded_init = Signal("beat_embedded_init", doc="Not sent.")
+beat_init = Signal("beat_init", doc="Sent when a beat first leads (spinach_compat.beat).")
+beat_embedded_init = Signal("beat_embedded_init", doc="Sent with beat_init by worker -B.")
 user_preload_options = Signal("user_preload_options", doc="Not sent.")
 
 

@@ -16,8 +16,8 @@ lacks; only a direct read raises. (A class with a ``__getattr__`` would be asked
 name after that error: the wired classes have none.) A subclass setting a name Celery's
 machinery would read (``Task.Strategy``, ``Celery.amqp_cls``) is refused when declared, by
 ``refuse_overrides``: nothing here would read it. A class
-projects import and subclass but the facade cannot run (a custom bootstep, a beat
-scheduler) exists and refuses when instantiated, with ``__init__ = refused_init(name)``. A
+projects import and subclass but the facade cannot run (a custom bootstep) exists and
+refuses when instantiated, with ``__init__ = refused_init(name)``. A
 whole Celery module the facade refuses is a key too (``celery.concurrency``): importing
 ``spinach_compat.concurrency`` raises, through the import hook installed below (it acts
 only when no such facade module exists). The checker (``spinach_compat.check``) reads the
@@ -59,9 +59,8 @@ _DAEMON = (
     "systemd, supervisord or a container with the user set; " + _GUIDE + "worker-command-line"
 )
 _NO_BEAT = (
-    "there is no beat process: workers run beat_schedule themselves; "
-    + _GUIDE
-    + "periodic-tasks-beat"
+    "beat does not answer remote control (inspect ping): watch the beat process with your "
+    "supervisor; " + _GUIDE + "periodic-tasks-beat"
 )
 _STEPS = (
     "the worker has no bootstep blueprint, so a custom step could not run: start a "
@@ -111,15 +110,6 @@ REFUSED: dict[str, str] = {
     ),
     # -- beat, bootsteps, worker -----------------------------------------------------------
     "celery.beat.BeatPidbox": _NO_BEAT,
-    "celery.beat.EmbeddedService": _NO_BEAT + " (no -B needed)",
-    "celery.beat.Scheduler": (
-        "custom beat schedulers are not supported yet: workers run beat_schedule themselves "
-        "and there is no beat process to run one; put the entries in beat_schedule, "
-        + _GUIDE
-        + "periodic-tasks-beat"
-    ),
-    "celery.beat.PersistentScheduler": _NO_BEAT,
-    "celery.beat.Service": _NO_BEAT,
     "celery.bootsteps.Step": _STEPS,
     "celery.bootsteps.StartStopStep": _STEPS,
     "celery.bootsteps.ConsumerStep": _STEPS + " (consume with kombu there)",

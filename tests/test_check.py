@@ -595,7 +595,23 @@ def test_yaml_command_lines() -> None:
         ("deployment.yaml", 5): ("--pool='prefork'", check.UNSUPPORTED),
     }
     beat = [f for f in findings if f.api == "celery beat"]
-    assert [(f.line, f.status) for f in beat] == [(30, check.DIFFERENT)]
+    assert [(f.line, f.status) for f in beat] == [(30, check.SUPPORTED)]
+
+
+def test_beat_command_lines_are_judged_by_the_beat_command(tmp_path: Path) -> None:
+    (tmp_path / "Procfile").write_text(
+        "beat: celery -A proj beat -l INFO -S django --max-interval 10 --pidfile=\n"
+        "beat2: celery -A proj beat --detach --uid celery\n"
+        "worker: celery -A proj worker -B --scheduler redbeat.RedBeatScheduler -s /tmp/s\n"
+    )
+    findings = check.check_path(tmp_path).findings
+    statuses = {(f.line, f.api): f.status for f in findings}
+    assert statuses[(1, "celery beat")] == check.SUPPORTED
+    assert {s for (line, _), s in statuses.items() if line in (1, 3)} == {
+        check.SUPPORTED, check.DIFFERENT,  # -B: beat in a thread, one leader
+    }  # fmt: skip
+    assert statuses[(2, "celery beat --detach")] == check.UNSUPPORTED
+    assert statuses[(2, "celery beat --uid")] == check.UNSUPPORTED
 
 
 def test_deployment_files() -> None:
@@ -653,8 +669,9 @@ def test_third_party_table_statuses() -> None:
     for name in ("sentry-sdk", "opentelemetry-instrumentation-celery"):
         assert thirdparty.PACKAGES[name].status == thirdparty.REFUSED
         assert "spinach_compat.signals" in thirdparty.PACKAGES[name].note
-    for name in ("django-celery-beat", "django-celery-results"):
-        assert thirdparty.PACKAGES[name].status == thirdparty.REFUSED
+    assert thirdparty.PACKAGES["django-celery-results"].status == thirdparty.REFUSED
+    for name in ("django-celery-beat", "celery-redbeat"):  # tests/compat/test_beat_schedulers.py
+        assert thirdparty.PACKAGES[name].status == thirdparty.WORKS
     step = thirdparty.package_of_module("django_structlog.celery.steps")
     assert step is not None and step[1].status == thirdparty.REFUSED  # its receivers work
     file, _, anchor = thirdparty.SECTION.partition("#")

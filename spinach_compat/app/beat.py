@@ -1,4 +1,4 @@
-"""``beat_schedule`` on the native engine's periodic tasks: no separate beat process.
+"""``beat_schedule`` on the native engine's periodic tasks: no beat process needed.
 
 Each entry becomes a native periodic task named ``celery.beat:<entry name>`` with the
 entry's period (``spinach`` ``periodicity``). When due, the broker queues one job of it for
@@ -16,12 +16,19 @@ Differences from Celery's beat, to know when migrating:
 
 - Every worker registers the schedule (the native engine replaces the namespace's
   periodic tasks with those of each worker that starts), so the schedule runs as soon as
-  one worker runs: ``-B`` is accepted and changes nothing, and no ``celery beat`` process
-  is needed (``spinach-compat beat`` says so and exits).
+  one worker runs, with no ``celery beat`` process. When a beat process leads
+  (``spinach_compat.beat``, ``spinach-compat beat`` or ``worker -B``), it owns the
+  schedule: the workers' periodic tasks send nothing while its lease is held, nor an
+  entry a beat sent less than half a period before (``beat_owns``), and the crontab
+  ticker schedules nothing; each send is recorded (``beat_lease.record_run``) so that a
+  beat taking over starts from it.
+- Each worker declares its beat periodic tasks; those no live worker declares stop
+  firing when a worker starts (``spinach_compat.app.beat_declarations``).
 - A new entry (or one whose period changed) is first due when a worker registers it, not
   one period later; afterwards it stays on its grid, and missed periods fire once.
-- ``solar`` schedules, ``relative=True`` and custom schedulers (``beat_scheduler``,
-  django-celery-beat) are refused: the worker does not start.
+- ``solar`` schedules, ``relative=True`` and schedule classes of a project's own are
+  refused: the worker does not start (``beat_scheduler`` is the beat process's: see
+  ``spinach_compat.beat``).
 
 ``crontab`` entries: one native periodic task per app, the ticker ``celery.beat[crontab]``
 (every ``CRONTAB_TICK``, on the queue of the first crontab entry by name), schedules each
@@ -53,12 +60,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import UnsupportedFeature
 from ..interop import legacy
 from ..schedules import crontab, schedule
+from . import beat_lease
 from .defaults import DEFAULTS
 
 if TYPE_CHECKING:
@@ -69,11 +77,6 @@ BEAT_PREFIX = "celery.beat:"
 
 #: The default ``beat_schedule``: one dict for every app, never changed in place.
 DEFAULT_BEAT_SCHEDULE = DEFAULTS["beat_schedule"]
-
-#: beat_scheduler values that mean Celery's default, file-based scheduler.
-DEFAULT_SCHEDULERS = frozenset(
-    {"celery.beat:PersistentScheduler", "celery.beat.PersistentScheduler"}
-)
 
 #: The native periodic task scheduling the crontab entries (not a ``BEAT_PREFIX`` name, so
 #: no entry name can clash with it).
@@ -93,13 +96,7 @@ _OCCURRENCE_IDS = uuid.UUID("5b2f4d0e-8c1a-4b7e-9f3d-2a6c0e1b7d94")
 
 def register_beat_schedule(app: Celery) -> list[str]:
     """Register every ``beat_schedule`` entry as a native periodic task; their names."""
-    scheduler = app.conf.get("beat_scheduler")
     entries = app.conf.beat_schedule or {}
-    if entries and scheduler and str(scheduler) not in DEFAULT_SCHEDULERS:
-        raise UnsupportedFeature(
-            f"beat_scheduler={scheduler!r} is not supported by spinach_compat: beat_schedule "
-            "entries run on native periodic tasks (see migration_guide/)"
-        )
     names = []
     crontabs = {n: e for n, e in entries.items() if isinstance(e.get("schedule"), crontab)}
     if crontabs:
@@ -114,10 +111,28 @@ def register_beat_schedule(app: Celery) -> list[str]:
         native = BEAT_PREFIX + name
         period = period_of(name, entry.get("schedule"))
         app.register_native_task(
-            _sender(app, entry), name=native, queue=_queue_of(app, entry), periodicity=period
-        )
+            _sender(app, name, entry, period), name=native, queue=_queue_of(app, entry),
+            periodicity=period,
+        )  # fmt: skip
         names.append(native)
+    _declare(app, names)
     return names
+
+
+def _declare(app: Celery, names: list[str]) -> None:
+    """Declare this worker's beat periodic tasks; stop those no live worker declares (see
+    ``beat_declarations``). A broker not reachable yet skips it (the worker waits for it)."""
+    from .beat_declarations import declare_and_prune
+
+    def is_beat_task(name: str) -> bool:
+        return name.startswith(BEAT_PREFIX) or name == CRONTAB_TICKER
+
+    try:
+        declare_and_prune(app.engine.broker, names, is_beat_task, id(app))
+    except Exception as exc:
+        logger.warning("Could not declare the beat periodic tasks (%s: %s); orphans of "
+                       "other apps keep firing until a worker declares them", type(exc).__name__,
+                       exc)  # fmt: skip
 
 
 def periodic_task_entry(
@@ -181,17 +196,33 @@ def _queue_of(app: Celery, entry: dict) -> str:
     return options.get("queue") or app.queue_of(app.tasks.get(entry["task"]), entry["task"])
 
 
-def _sender(app: Celery, entry: dict) -> Any:
-    """The function of the periodic task: publish the entry's task, as beat does."""
+def _sender(app: Celery, name: str, entry: dict, period: timedelta) -> Any:
+    """The function of the periodic task: publish the entry's task, as beat does, unless
+    a beat process owns the schedule (``beat_owns``); note the run for a beat taking over."""
     task_name = entry["task"]
     args, kwargs = list(entry.get("args") or ()), dict(entry.get("kwargs") or {})
     options = dict(entry.get("options") or {})
 
     def send_entry() -> None:
+        broker = app.engine.broker
+        now = datetime.now(timezone.utc)
+        if beat_owns(broker, name, period, now):
+            return
+        beat_lease.record_run(broker, name, now, beat_lease.WORKER_RUN)
         app.send_task(task_name, args, kwargs, **options)
 
     send_entry.__name__ = send_entry.__qualname__ = f"beat[{task_name}]"
     return send_entry
+
+
+def beat_owns(broker: Any, name: str, period: timedelta, now: datetime) -> bool:
+    """Whether the workers leave the entry ``name`` to a beat process: one leads, or one
+    sent it less than half a period ago (it stopped since: the workers carry on from
+    there rather than send it again at once)."""
+    if beat_lease.beat_alive(broker):
+        return True
+    last = beat_lease.last_run(broker, name)
+    return last is not None and now - last < period / 2
 
 
 def occurrence_id(name: str, occurrence: datetime) -> str:
@@ -271,6 +302,8 @@ def _ticker(app: Celery, entries: dict[str, dict]) -> Any:
     """The function of the crontab ticker: schedule the next two ticks' occurrences."""
 
     def tick_crontab(now: datetime | None = None) -> None:
+        if beat_lease.beat_alive(app.engine.broker):
+            return  # a beat process sends them (with the same occurrence ids)
         schedule_crontab_entries(app, entries, now)
 
     return tick_crontab

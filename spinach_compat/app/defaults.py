@@ -26,8 +26,9 @@ Accepted because the native engine already behaves that way or they only tune Ce
 transport: task_acks_late (a job with retries left is always run again after a worker crash),
 worker_prefetch_multiplier (the engine fetches only for free workers), broker_transport_options,
 broker_connection_* (read by a starting worker: ``spinach_compat.worker.broker_wait``),
-task_publish_retry*, imports/include, beat_max_loop_interval (the
-native engine schedules), worker_concurrency and worker_hijack_root_logger (read by the
+task_publish_retry*, imports/include, beat_max_loop_interval, beat_schedule_filename and
+beat_sync_every (read by the beat process), spinach_beat_lease_term (its lease, see
+``spinach_compat.app.beat_lease``), worker_concurrency and worker_hijack_root_logger (read by the
 worker command), other worker_* settings.
 
 Refused with ``UnsupportedFeature`` when set to anything but their default, so that nothing
@@ -101,6 +102,7 @@ DEFAULTS: dict[str, Any] = {
     "include": (),
     "spinach_namespace": None,
     "spinach_legacy_tasks": (),  #: task name patterns run by legacy Celery workers (interop)
+    "spinach_beat_lease_term": None,  #: seconds of a beat lease term (None: see app.beat_lease)
 }
 
 #: Settings the facade cannot honour yet, with what to do instead.
@@ -216,6 +218,8 @@ class Settings(dict):
     def __missing__(self, key: str) -> Any:
         if key in OLD_NAMES and dict.__contains__(self, OLD_NAMES[key]):
             return dict.__getitem__(self, OLD_NAMES[key])
+        if OLD_NAMES.get(key, key) in OTHER_SETTINGS:
+            return None  # a Celery setting left unset reads as unset, never a KeyError
         raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
@@ -227,6 +231,11 @@ class Settings(dict):
             return self[key]
         except KeyError:
             return default
+
+    def first(self, *keys: str) -> Any:
+        """The value of the first of ``keys`` set to something else than None, as Celery's
+        (redbeat reads its settings so)."""
+        return next((v for v in map(self.get, keys) if v is not None), None)
 
     def __setitem__(self, key: str, value: Any) -> None:
         key = OLD_NAMES.get(key, key)

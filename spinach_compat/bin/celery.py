@@ -33,6 +33,7 @@ from spinach import __version__ as spinach_version
 from .. import __version__ as celery_api_version
 from ..exceptions import UnsupportedFeature
 from ..shim import CeleryAlreadyImported, install_as_celery
+from .beat import add_beat_parser
 
 if TYPE_CHECKING:
     from ..app.base import Celery
@@ -50,7 +51,6 @@ UNSUPPORTED_WORKER_FLAGS = (
     ("max_memory_per_child", "--max-memory-per-child", "tasks run in threads, not child processes"),
     ("task_events", "-E/--task-events", "task events (Flower) are not supported"),
     ("statedb", "-S/--statedb", "revocations are already kept in the broker"),
-    ("scheduler", "--scheduler", "beat_schedule runs on native periodic tasks"),
     ("uid", "--uid", "drop privileges with your process supervisor"),
     ("gid", "--gid", "drop privileges with your process supervisor"),
 )
@@ -125,9 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     _inspect_parser(commands, common)
     _purge_parser(commands, common)
     _add_other_commands(commands, common)
-    beat = commands.add_parser("beat", parents=[common], help="explains where beat runs")
-    beat.add_argument("rest", nargs=argparse.REMAINDER)
-    beat.set_defaults(handler=run_beat)
+    add_beat_parser(commands, common, _loglevel)
     # handled by main() before parsing (it loads no app); here to be listed in --help
     check = commands.add_parser(
         "check", add_help=False, help="list the Celery APIs of a codebase (PATH [--json])"
@@ -167,8 +165,9 @@ def _worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     add("-l", "--loglevel", default="WARNING", type=_loglevel, help="log level")
     add("-f", "--logfile", help="log to this file")
     add("-I", "--include", action="append", help="extra modules to import, comma separated")
-    add("-B", "--beat", action="store_true", help="accepted: every worker runs beat_schedule")
-    add("-s", "--schedule-filename", "--schedule", help="accepted, unused (no schedule file)")
+    add("-B", "--beat", action="store_true", help="also run beat, in a thread (see beat)")
+    add("-s", "--schedule-filename", "--schedule", help="the schedule file of -B")
+    add("--scheduler", help="the scheduler class of -B")
     add("--time-limit", type=float, help="task_time_limit, seconds")
     add("--soft-time-limit", type=float, help="task_soft_time_limit, seconds")
     add("--pidfile", help="write the process id to this file")
@@ -184,7 +183,6 @@ def _worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     add("--max-memory-per-child", help=argparse.SUPPRESS)
     add("-E", "--task-events", action="store_true", default=None, help=argparse.SUPPRESS)
     add("-S", "--statedb", help=argparse.SUPPRESS)
-    add("--scheduler", help=argparse.SUPPRESS)
     add("--uid", help=argparse.SUPPRESS)
     add("--gid", help=argparse.SUPPRESS)
     worker.set_defaults(handler=run_worker)
@@ -351,7 +349,19 @@ def run_worker(app: Celery, args: argparse.Namespace) -> int:
         pidfile=args.pidfile,
     )  # fmt: skip
     _celery_bridge(app, worker, _split(args.celery_queues))
+    _embedded_beat(app, worker, args)
     return worker.start()
+
+
+def _embedded_beat(app: Celery, worker: Any, args: argparse.Namespace) -> None:
+    """``-B``: beat in a thread of the worker, a service (see ``spinach_compat.beat``)."""
+    if args.beat:
+        from ..beat import BeatThread
+
+        scheduler = args.scheduler or app.conf.get("beat_scheduler")
+        worker.services.append(BeatThread(
+            app, schedule_filename=args.schedule_filename, scheduler_cls=scheduler,
+        ))  # fmt: skip
 
 
 def _celery_bridge(app: Celery, worker: Any, celery_queues: list[str]) -> None:
@@ -433,15 +443,6 @@ def run_purge(app: Celery, args: argparse.Namespace) -> int:
     else:
         print(f"No messages purged from {len(queues)} {what}.")
     return EXIT_OK
-
-
-def run_beat(app: Celery, args: argparse.Namespace) -> int:
-    """``beat``: not a process of its own here; say where the schedule runs."""
-    raise UsageError(
-        "spinach_compat has no beat process: every worker registers beat_schedule as native "
-        "periodic tasks, fired once per period for the whole namespace. Remove the beat "
-        "process from your deployment (see migration_guide/)"
-    )
 
 
 # -- celery.bin.celery.celery -------------------------------------------------------------

@@ -194,6 +194,9 @@ def _add_flag(report: Report, file: str, number: int, scope: str, flag: str, val
             report.add(file, number, f"flag:{flag}", label=flag)
         return
     section = rule_for(f"cli:{scope}").section
+    if f"flag:{scope}:{flag}" in RULES:  # in the parser but refused when given
+        report.add(file, number, f"flag:{scope}:{flag}", label=f"celery {scope} {flag}")
+        return
     if flag in facade_options().get(scope, frozenset()):
         verdict = Verdict(SUPPORTED, "", section)
     else:

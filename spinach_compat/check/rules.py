@@ -72,8 +72,6 @@ S_GUARANTEES = "README.md#delivery-guarantees-and-timing"
 S_INTEROP = f"{F}#interop-with-celery"
 S_COMMANDS = f"{F}#commands"
 
-DEFAULT_SCHEDULERS = ("celery.beat:PersistentScheduler", "celery.beat.PersistentScheduler")
-
 
 def _each(kind: str, rule: Rule, names: str) -> dict[str, Rule]:
     """The same rule for each of the space-separated ``names`` of ``kind``."""
@@ -138,8 +136,9 @@ RULES: dict[str, Rule] = {
     "setting:task_default_rate_limit": _S(S_RATES, "a token bucket per worker process"),
     "setting:task_annotations": _U(S_TASKS, "annotations are refused", _is_none),
     "setting:task_default_priority": _S(S_RATES, "kombu's Redis priority bands"),
-    "setting:beat_scheduler": _U(S_BEAT, "only the default scheduler", _in(*DEFAULT_SCHEDULERS)),
-    "setting:beat_schedule": _D(S_BEAT, "fired by the workers, no beat process"),
+    "setting:beat_scheduler": _S(S_BEAT, "run by spinach-compat beat (third parties: the shim)"),
+    "setting:beat_schedule": _D(S_BEAT, "fired by the workers, or by beat while one leads"),
+    "setting:spinach_beat_lease_term": _S(S_BEAT, "a standby beat takes over within 2 terms"),
     "setting:worker_pool": _U(S_POOLS, "tasks run in threads", _in("threads", "solo")),
     **_each(
         "setting",
@@ -244,15 +243,19 @@ RULES: dict[str, Rule] = {
     **_each(
         "signal",
         _D(S_SIGNALS, _NOT_SENT),
-        "task_rejected task_sent worker_before_create_process heartbeat_sent beat_init "
-        "beat_embedded_init user_preload_options",
+        "task_rejected task_sent worker_before_create_process heartbeat_sent user_preload_options",
+    ),
+    **_each(
+        "signal",
+        _D(S_BEAT, "sent when a beat first leads, not at start"),
+        "beat_init beat_embedded_init",
     ),
     "signal:*": _U(S_SIGNALS, "not defined by spinach_compat"),
     # -- command line ------------------------------------------------------------------
     "cli:worker": _S(S_CLI, "spinach-compat -A proj worker"),
     "cli:inspect": _S(S_CONTROL, "answered from the broker's bookkeeping"),
     "cli:purge": _S(S_CONTROL),
-    "cli:beat": _D(S_BEAT, "no beat process: workers fire the schedule; remove it"),
+    "cli:beat": _S(S_BEAT, "spinach-compat -A proj beat; one leads across replicas"),
     "cli:*": _U(S_CLI, "no such sub-command in spinach-compat"),
     **_each(
         "flag",
@@ -262,13 +265,24 @@ RULES: dict[str, Rule] = {
         "--pidfile --time-limit --soft-time-limit",
     ),
     "flag:--celery-queues": _S(S_INTEROP, "also consumes Celery's messages on these queues"),
-    "flag:-B": _D(S_BEAT, "accepted: every worker fires the schedule"),
-    "flag:--beat": _D(S_BEAT, "accepted: every worker fires the schedule"),
+    "flag:-B": _D(S_BEAT, "beat in a thread of the worker; one leads across replicas"),
+    "flag:--beat": _D(S_BEAT, "beat in a thread of the worker; one leads across replicas"),
+    "flag:--scheduler": _S(S_BEAT, "the scheduler of -B"),
+    **_each(
+        "flag",
+        _U(S_BEAT, "refused by spinach-compat beat: run it under a process supervisor"),
+        "beat:--detach beat:--uid beat:--gid beat:--enable-remote-control",
+    ),
     **_each(
         "flag",
         _D(S_CLI, _NO_EFFECT),
         "-O --prefetch-multiplier --without-gossip --without-mingle --without-heartbeat "
-        "--heartbeat-interval -s --schedule --schedule-filename",
+        "--heartbeat-interval",
+    ),
+    **_each(
+        "flag",
+        _S(S_BEAT, "the schedule file of -B"),
+        "-s --schedule --schedule-filename",
     ),
     "flag:-P": _U(S_POOLS, "tasks run in threads: -P threads or solo", _in("threads", "solo")),
     "flag:--pool": _U(S_POOLS, "tasks run in threads: threads or solo", _in("threads", "solo")),
@@ -276,7 +290,7 @@ RULES: dict[str, Rule] = {
         "flag",
         _U(S_CLI, "refused by the worker command"),
         "--autoscale -D --detach --max-tasks-per-child --max-memory-per-child -E "
-        "--task-events -S --statedb --scheduler --uid --gid",
+        "--task-events -S --statedb --uid --gid",
     ),
     "flag:*": _U(S_CLI, "unknown to spinach-compat"),
 }

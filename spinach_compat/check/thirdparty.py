@@ -33,9 +33,9 @@ _UNTRIED = "not tried under the celery import shim yet: test it before migrating
 #: Distribution name (PEP 503 normalized) -> Package.
 PACKAGES: dict[str, Package] = {
     "django-celery-beat": Package(
-        REFUSED,
-        "not supported yet: its DatabaseScheduler is a beat_scheduler, refused; "
-        "put the entries in beat_schedule",
+        WORKS,
+        "its DatabaseScheduler runs in spinach-compat beat -S django (with "
+        "SPINACH_AS_CELERY=1); admin edits take effect at its sync interval",
         ("django_celery_beat",),
     ),
     "django-celery-results": Package(
@@ -58,8 +58,9 @@ PACKAGES: dict[str, Package] = {
         ("opentelemetry.instrumentation.celery",),
     ),
     "celery-redbeat": Package(
-        REFUSED,
-        "a beat scheduler: there is no beat process; put the entries in beat_schedule",
+        WORKS,
+        "its RedBeatScheduler runs in spinach-compat beat -S redbeat.RedBeatScheduler (with "
+        "SPINACH_AS_CELERY=1); entries added with its API fire",
         ("redbeat",),
     ),
     "flower": Package(

@@ -146,7 +146,8 @@ def test_installing_after_sentry_imported_celery_says_why():
         spinach_compat.install_as_celery()
     """)
     assert done.returncode == 1
-    assert "it was imported by sentry_sdk.integrations.celery" in done.stderr
+    importers = done.stderr.partition("it was imported by ")[2].partition(";")[0].split(", ")
+    assert "sentry_sdk.integrations.celery" in importers  # with redbeat's modules, if installed
     assert "sentry_sdk.init() imports celery for its Celery integration" in done.stderr
 
 

@@ -209,11 +209,6 @@ def test_unsupported_worker_flags_exit_with_a_clear_error(facade, flag, named):
     assert named in done.stderr and "migration_guide/" in done.stderr
 
 
-def test_beat_command_explains_and_fails(facade):
-    done = run_command(facade.url, "beat")
-    assert done.returncode == 2 and "every worker registers beat_schedule" in done.stderr
-
-
 def test_revocation_survives_a_worker_restart(facade, tmp_path):
     revoked = _send(facade, "add", 5, 5, queue="restart")  # no worker consumes it yet
     revoked.revoke()
@@ -233,7 +228,8 @@ def test_beat_schedule_runs_on_the_worker(redis_server, tmp_path):
         client.flushdb()
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         pubsub.psubscribe("{proj}/result/*")
-        worker = WorkerProcess("spinach_compat", url, ["-B", "-c", "2"], tmp_path / "beat.log",
+        args = ["-B", "-c", "2", "-s", str(tmp_path / "schedule")]
+        worker = WorkerProcess("spinach_compat", url, args, tmp_path / "beat.log",
                                beat=True).start()  # fmt: skip
         try:
             keys = _published_keys(pubsub, 2)

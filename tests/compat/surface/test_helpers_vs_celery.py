@@ -188,8 +188,18 @@ def test_schedules_derive_from_base_schedule() -> None:
         BaseSchedule().is_due(datetime.now(timezone.utc))
     assert crontab_parser(60).parse("*/15") == {0, 15, 30, 45}
     assert crontab_parser(31, 1).parse("*") == set(range(1, 32))
-    with pytest.raises(exceptions.UnsupportedFeature, match="next_after"):
-        crontab().is_due(datetime.now(timezone.utc))
+
+
+@pytest.mark.parametrize("last_minutes_ago", [0.5, 1, 3, 20, 61])
+def test_crontab_is_due_as_celery(last_minutes_ago: float) -> None:
+    from celery.schedules import crontab as celery_crontab
+
+    now = datetime(2026, 1, 1, 12, 0, 30, tzinfo=timezone.utc)
+    last = now - timedelta(minutes=last_minutes_ago)
+    for fields in ({"minute": "*/15"}, {"minute": 0, "hour": "*/2"}, {}):
+        ours = crontab(**fields, nowfun=lambda: now).is_due(last)
+        theirs = celery_crontab(**fields, nowfun=lambda: now).is_due(last)
+        assert (ours.is_due, round(ours.next)) == (theirs.is_due, round(theirs.next)), fields
 
 
 @pytest.mark.parametrize("elapsed", [0, 10, 29.5, 30, 45])

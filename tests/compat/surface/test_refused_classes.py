@@ -27,7 +27,7 @@ def test_a_custom_bootstep_subclasses_then_refuses_when_created() -> None:
         bootsteps.Blueprint(["x"], name="worker")
 
 
-def test_a_custom_scheduler_subclasses_then_refuses_when_created() -> None:
+def test_a_custom_scheduler_subclasses_and_runs(make_app, tmp_path) -> None:
     class ModelEntry(ScheduleEntry):
         pass
 
@@ -35,9 +35,11 @@ def test_a_custom_scheduler_subclasses_then_refuses_when_created() -> None:
         Entry = ModelEntry
 
     assert issubclass(PersistentScheduler, Scheduler) and Scheduler.max_interval == 300
-    for cls in (DatabaseScheduler, PersistentScheduler, Service):
-        with pytest.raises(UnsupportedFeature, match="beat_schedule"):
-            cls(app=None)
+    app = make_app(beat_schedule={"tick": {"task": "proj.tick", "schedule": 30}})
+    scheduler = DatabaseScheduler(app=app)
+    assert isinstance(scheduler.schedule["tick"], ModelEntry)
+    service = Service(app, scheduler_cls=DatabaseScheduler, schedule_filename=str(tmp_path / "s"))
+    assert isinstance(service.scheduler, DatabaseScheduler)
 
 
 def test_a_custom_request_subclasses_then_refuses_when_created() -> None:
