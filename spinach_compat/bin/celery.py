@@ -45,12 +45,8 @@ EXIT_UNAVAILABLE = 69  #: no worker replied (as Celery's EX_UNAVAILABLE)
 
 #: Worker flags refused, with why: ``(dest, flag, why)``.
 UNSUPPORTED_WORKER_FLAGS = (
-    ("detach", "-D/--detach", "run the worker under a process supervisor instead"),
-    ("task_events", "-E/--task-events", "task events (Flower) are not supported"),
-    ("statedb", "-S/--statedb", "revocations are already kept in the broker"),
+    ("task_events", "-E/--task-events", "task events (Flower) come with a later release"),
     ("scheduler", "--scheduler", "beat_schedule runs on native periodic tasks"),
-    ("uid", "--uid", "drop privileges with your process supervisor"),
-    ("gid", "--gid", "drop privileges with your process supervisor"),
 )
 
 #: Pools the facade runs: ``-P`` (and ``worker_pool``) values, ``processes`` being Celery's
@@ -161,13 +157,13 @@ def _worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     add("-P", "--pool", help="pool: prefork (default), threads or solo")
     add("-l", "--loglevel", default="WARNING", type=_loglevel, help="log level")
-    add("-f", "--logfile", help="log to this file")
+    add("-f", "--logfile", help="log to this file (%%n, %%h, %%i, %%I... expanded)")
     add("-I", "--include", action="append", help="extra modules to import, comma separated")
     add("-B", "--beat", action="store_true", help="accepted: every worker runs beat_schedule")
     add("-s", "--schedule-filename", "--schedule", help="accepted, unused (no schedule file)")
     add("--time-limit", type=float, help="task_time_limit, seconds")
     add("--soft-time-limit", type=float, help="task_soft_time_limit, seconds")
-    add("--pidfile", help="write the process id to this file")
+    add("--pidfile", help="write the process id to this file (%%n, %%h, %%i... expanded)")
     add("-O", dest="optimization", help="accepted, no effect")
     add("--prefetch-multiplier", type=int, help="accepted, no effect")
     for flag in ("--without-gossip", "--without-mingle", "--without-heartbeat"):
@@ -181,12 +177,15 @@ def _worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         type=_limit,
         help="replace a prefork child after the task leaving it above KIB resident memory",
     )
-    add("-D", "--detach", action="store_true", default=None, help=argparse.SUPPRESS)
-    add("-E", "--task-events", action="store_true", default=None, help=argparse.SUPPRESS)
-    add("-S", "--statedb", help=argparse.SUPPRESS)
+    add("-D", "--detach", action="store_true", help="start the worker in the background")
+    add("--uid", help="drop privileges to this user (name or id) before running tasks")
+    add("--gid", help="drop privileges to this group (name or id) before running tasks")
+    add("--umask", help="umask of the detached worker (-D)")
+    add("--executable", help="the Python of the detached worker (-D)")
+    add("-S", "--statedb", help="accepted: revocations persist in the broker")
+    add("-E", "--task-events", "--events", action="store_true", default=None,
+        help=argparse.SUPPRESS)  # fmt: skip
     add("--scheduler", help=argparse.SUPPRESS)
-    add("--uid", help=argparse.SUPPRESS)
-    add("--gid", help=argparse.SUPPRESS)
     worker.set_defaults(handler=run_worker)
 
 
@@ -388,9 +387,10 @@ def run_worker(app: Celery, args: argparse.Namespace) -> int:
             queues = worker_queues(app, _split(args.queues), _split(args.exclude_queues))
         except ImproperlyConfigured as exc:
             raise UsageError(str(exc)) from exc
+    logfile, pidfile = _process_options(args)
     options = dict(
-        hostname=args.hostname, queues=queues, loglevel=args.loglevel, logfile=args.logfile,
-        beat=args.beat, quiet=args.quiet, pidfile=args.pidfile, pool=pool,
+        hostname=args.hostname, queues=queues, loglevel=args.loglevel, logfile=logfile,
+        beat=args.beat, quiet=args.quiet, pidfile=pidfile, pool=pool,
     )  # fmt: skip
     if pool == "prefork":
         worker = _prefork_worker(app, args, options)
@@ -400,6 +400,39 @@ def run_worker(app: Celery, args: argparse.Namespace) -> int:
     if worker.role != "parent":
         _celery_bridge(app, worker, _split(args.celery_queues))
     return worker.start()
+
+
+def _process_options(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """``-D``, ``--uid``/``--gid``, ``--statedb``; the log file and pidfile with their ``%``
+    abbreviations expanded (see ``spinach_compat.worker.daemon``)."""
+    from ..worker import _live_pid_in, default_nodename
+    from ..worker.daemon import (
+        DaemonError,
+        detach,
+        drop_privileges,
+        node_format,
+        parse_umask,
+        without_detach,
+    )
+    from ..worker.prefork import is_child
+
+    try:
+        nodename = default_nodename(args.hostname)
+        logfile = node_format(args.logfile, nodename)
+        pidfile = node_format(args.pidfile, nodename, index=0)
+        if args.detach:
+            holder = _live_pid_in(pidfile) if pidfile else None
+            if holder is not None:
+                raise SystemExit(f"ERROR: Pidfile ({pidfile}) already exists.\n"
+                                 f"Seems we're already running? (pid: {holder})")  # fmt: skip
+            detach(without_detach(args.argv), logfile, parse_umask(args.umask), args.executable)
+        drop_privileges(args.uid, args.gid)
+    except DaemonError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.statedb and not is_child():
+        print(f"--statedb {args.statedb}: not needed, revocations persist in the broker",
+              file=sys.stderr)  # fmt: skip
+    return logfile, pidfile
 
 
 def _prefork_worker(app: Celery, args: argparse.Namespace, options: dict[str, Any]) -> Any:
