@@ -66,8 +66,12 @@ S_CONTROL = f"{F}#control-and-inspection"
 S_SERIAL = f"{F}#serialization"
 S_RATES = f"{F}#rate-limits-and-priorities"
 S_POOLS = f"{F}#worker-pools"
+S_DEPLOY = f"{F}#deployment"
 S_GUARANTEES = "README.md#delivery-guarantees-and-timing"
 S_INTEROP = f"{F}#interop-with-celery"
+
+#: The pools the worker command runs (``processes`` is Celery's other name of prefork).
+POOLS = ("prefork", "processes", "threads", "solo")
 
 DEFAULT_SCHEDULERS = ("celery.beat:PersistentScheduler", "celery.beat.PersistentScheduler")
 
@@ -124,7 +128,14 @@ RULES: dict[str, Rule] = {
     "setting:task_default_priority": _S(S_RATES, "kombu's Redis priority bands"),
     "setting:beat_scheduler": _U(S_BEAT, "only the default scheduler", _in(*DEFAULT_SCHEDULERS)),
     "setting:beat_schedule": _D(S_BEAT, "fired by the workers, no beat process"),
-    "setting:worker_pool": _U(S_POOLS, "tasks run in threads", _in("threads", "solo")),
+    "setting:worker_pool": _U(
+        S_POOLS, "prefork, threads or solo; eventlet and gevent refused", _in(*POOLS)
+    ),
+    **_each(
+        "setting",
+        _S(S_POOLS, "a prefork child is replaced after the task crossing it"),
+        "worker_max_tasks_per_child worker_max_memory_per_child",
+    ),
     **_each(
         "setting",
         _S(S_SETTINGS),
@@ -265,8 +276,15 @@ RULES: dict[str, Rule] = {
         _S(S_CLI),
         "-A --app -b --broker --result-backend --workdir -q --quiet -n --hostname -Q --queues "
         "-X --exclude-queues -c --concurrency -l --loglevel -f --logfile -I --include "
-        "--pidfile --time-limit --soft-time-limit",
+        "--pidfile --time-limit --soft-time-limit --uid --gid --umask --executable",
     ),
+    **_each(
+        "flag",
+        _S(S_POOLS, "prefork children replaced or scaled as Celery's"),
+        "--autoscale --max-tasks-per-child --max-memory-per-child",
+    ),
+    **_each("flag", _D(S_DEPLOY, "in the background, in the current directory"), "-D --detach"),
+    **_each("flag", _D(S_DEPLOY, "accepted: revocations persist in the broker"), "-S --statedb"),
     "flag:--celery-queues": _S(S_INTEROP, "also consumes Celery's messages on these queues"),
     "flag:-B": _D(S_BEAT, "accepted: every worker fires the schedule"),
     "flag:--beat": _D(S_BEAT, "accepted: every worker fires the schedule"),
@@ -276,13 +294,14 @@ RULES: dict[str, Rule] = {
         "-O --prefetch-multiplier --without-gossip --without-mingle --without-heartbeat "
         "--heartbeat-interval -s --schedule --schedule-filename",
     ),
-    "flag:-P": _U(S_POOLS, "tasks run in threads: -P threads or solo", _in("threads", "solo")),
-    "flag:--pool": _U(S_POOLS, "tasks run in threads: threads or solo", _in("threads", "solo")),
+    "flag:-P": _U(S_POOLS, "prefork, threads or solo; eventlet and gevent refused", _in(*POOLS)),
+    "flag:--pool": _U(
+        S_POOLS, "prefork, threads or solo; eventlet and gevent refused", _in(*POOLS)
+    ),
     **_each(
         "flag",
         _U(S_CLI, "refused by the worker command"),
-        "--autoscale -D --detach --max-tasks-per-child --max-memory-per-child -E "
-        "--task-events -S --statedb --scheduler --uid --gid",
+        "-E --task-events --events --scheduler",
     ),
     "flag:*": _U(S_CLI, "unknown to spinach-compat"),
 }
