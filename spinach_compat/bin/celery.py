@@ -397,8 +397,7 @@ def run_worker(app: Celery, args: argparse.Namespace) -> int:
     else:
         concurrency = 1 if pool == "solo" else args.concurrency
         worker = Worker(app, concurrency=concurrency, **options)
-    if worker.role != "parent":
-        _celery_bridge(app, worker, _split(args.celery_queues))
+    _celery_bridge(app, worker, _split(args.celery_queues))
     return worker.start()
 
 
@@ -472,7 +471,8 @@ def _run_prefork_parent(worker: Any, argv: list[str], cwd: str, bounds: Any) -> 
 
 def _celery_bridge(app: Celery, worker: Any, celery_queues: list[str]) -> None:
     """``--celery-queues``: consume them natively too, and bridge Celery's messages (a
-    service of the worker: built before it starts, run from when it is ready)."""
+    service of the worker: built before it starts, run from when it is ready). A prefork
+    parent only checks them: its children run the bridge."""
     if not celery_queues:
         return
     from ..exceptions import UnsupportedFeature
@@ -487,7 +487,8 @@ def _celery_bridge(app: Celery, worker: Any, celery_queues: list[str]) -> None:
         raise UsageError(str(exc)) from exc
     queues = worker.queues or worker_queues(app)
     worker.queues = list(dict.fromkeys([*queues, *celery_queues]))
-    worker.services.append(WorkerBridge(app, celery_queues))
+    if worker.role != "parent":
+        worker.services.append(WorkerBridge(app, celery_queues))
 
 
 def _refuse_bridging_legacy_queues(app: Celery, celery_queues: list[str]) -> None:
