@@ -349,10 +349,12 @@ def check_worker_flags(args: argparse.Namespace) -> None:
             )
 
 
-def worker_pool(name: str | None, setting: Any) -> str:
-    """The pool to run: ``-P``, else ``worker_pool``, else prefork (as Celery); refused
-    and unknown pools are a ``UsageError`` naming what to use."""
-    chosen = name or setting or "prefork"
+def worker_pool(name: str | None, setting: Any, broker_url: str | None = None) -> str:
+    """The pool to run: ``-P``, else ``worker_pool``, else prefork (as Celery), but threads
+    on a ``memory://`` broker, which lives in one process (prefork asked for on it is
+    refused); refused and unknown pools are a ``UsageError`` naming what to use."""
+    in_process = str(broker_url or "").startswith("memory://")
+    chosen = name or setting or ("threads" if in_process else "prefork")
     where = f"-P {chosen}" if name else f"worker_pool={chosen!r}"
     if not isinstance(chosen, str):
         raise UsageError(
@@ -364,6 +366,10 @@ def worker_pool(name: str | None, setting: Any) -> str:
     if chosen not in POOLS:
         raise UsageError(f"{where}: unknown pool {chosen!r}: use prefork (the default), "
                          "threads or solo (see migration_guide/)")  # fmt: skip
+    if in_process and POOLS[chosen] == "prefork":
+        raise UsageError(f"{where}: a memory:// broker lives in one process, where child "
+                         "processes cannot reach it: use -P threads or solo, or a redis:// "
+                         "broker (see migration_guide/)")  # fmt: skip
     return POOLS[chosen]
 
 
@@ -374,7 +380,7 @@ def run_worker(app: Celery, args: argparse.Namespace) -> int:
     from ..worker.queues import worker_queues
 
     check_worker_flags(args)
-    pool = worker_pool(args.pool, app.conf.get("worker_pool"))
+    pool = worker_pool(args.pool, app.conf.get("worker_pool"), app.conf.broker_url)
     if args.include:
         app.conf.include = (*app.conf.include, *_split(args.include))
     if args.time_limit is not None:

@@ -154,3 +154,12 @@ def test_worker_pool_refusals_name_the_way_out(flag, setting, message):
     with pytest.raises(UsageError, match=message) as info:
         worker_pool(flag, setting)
     assert "prefork" in str(info.value)
+
+
+def test_a_memory_broker_runs_threads_by_default_and_refuses_prefork():
+    from spinach_compat.bin.celery import UsageError, worker_pool
+
+    assert worker_pool(None, None, "memory://") == "threads"
+    assert worker_pool(None, None, "redis://localhost/0") == "prefork"
+    with pytest.raises(UsageError, match="memory:// broker lives in one process"):
+        worker_pool("prefork", None, "memory://")
