@@ -43,10 +43,8 @@ _KOMBU = (
     "apply_async, delay or app.send_task, and use app.connection() for a broker health check"
 )
 _POOLS = (
-    "pool classes are not pluggable and a running pool is not resized remotely: choose "
-    "the pool with -P (prefork, threads, solo) and size it with -c or --autoscale; "
-    + _GUIDE
-    + "worker-pools"
+    "choose the pool with -P (prefork, threads, solo) and size it with -c or --autoscale; "
+    "a running pool is not resized remotely; " + _GUIDE + "worker-pools"
 )
 _EVENTS = (
     "Celery's event stream (celery events, flower) is not sent: watch spinach's "

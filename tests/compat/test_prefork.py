@@ -36,6 +36,7 @@ URL = os.environ["{URL_VARIABLE}"]
 client = redis.Redis.from_url(URL)
 app = Celery("prefork", broker=URL, backend=URL)
 app.conf.update(broker_connection_retry_on_startup=True, worker_redirect_stdouts=False)
+app.conf.worker_concurrency = int(os.environ.get("PREFORK_CONCURRENCY", "0")) or None
 broker = app.engine.broker  # a killed child's job is recovered within seconds
 broker.heartbeat_interval, broker.dead_worker_threshold = 0.5, 2.0
 broker.dead_worker_check_interval = 0.5
@@ -188,8 +189,8 @@ def test_prefork_runs_a_job_in_each_child_at_once(start_pool, app, client):
     assert pool.stop() == 0, pool.log.text
 
 
-def test_prefork_is_the_default_pool(start_pool, app, client):
-    pool = start_pool("-c", "2", "-l", "info")
+def test_prefork_is_the_default_pool_sized_by_worker_concurrency(start_pool, app, client):
+    pool = start_pool("-l", "info", env={"PREFORK_CONCURRENCY": "2"})
 
     assert "concurrency: 2 (prefork: child processes, one task each)" in pool.log.text
     assert len(pool.child_pids()) == 2
