@@ -398,6 +398,7 @@ def run_worker(app: Celery, args: argparse.Namespace) -> int:
         hostname=args.hostname, queues=queues, loglevel=args.loglevel, logfile=logfile,
         beat=args.beat, quiet=args.quiet, pidfile=pidfile, pool=pool,
     )  # fmt: skip
+    _check_prefork_only(args, pool)
     if pool == "prefork":
         worker = _prefork_worker(app, args, options)
     else:
@@ -405,6 +406,25 @@ def run_worker(app: Celery, args: argparse.Namespace) -> int:
         worker = Worker(app, concurrency=concurrency, **options)
     _celery_bridge(app, worker, _split(args.celery_queues))
     return worker.start()
+
+
+#: Worker flags that act on prefork children: ``(dest, flag)``.
+PREFORK_ONLY_FLAGS = (
+    ("autoscale", "--autoscale"),
+    ("max_tasks_per_child", "--max-tasks-per-child"),
+    ("max_memory_per_child", "--max-memory-per-child"),
+)
+
+
+def _check_prefork_only(args: argparse.Namespace, pool: str) -> None:
+    """A prefork-only flag with another pool would be ignored: refuse it instead."""
+    if pool == "prefork":
+        return
+    for dest, flag in PREFORK_ONLY_FLAGS:
+        if getattr(args, dest) is not None:
+            raise UsageError(f"worker option {flag} acts on the child processes of the "
+                             f"prefork pool, not -P {pool}: remove it, or run -P prefork "
+                             "(see migration_guide/)")  # fmt: skip
 
 
 def _process_options(args: argparse.Namespace) -> tuple[str | None, str | None]:

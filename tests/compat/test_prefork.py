@@ -277,6 +277,7 @@ def test_autoscale_grows_under_load_and_shrinks_when_idle(start_pool, app, clien
         (["--max-memory-per-child", "abc"], "--max-memory-per-child: expected a whole number"),
         (["--max-tasks-per-child", "-1"], "must be 0 (no limit) or more"),
         (["--autoscale", "4,x"], "--autoscale: expected MAX,MIN"),
+        (["-P", "threads", "--max-tasks-per-child", "5"], "not -P threads: remove it"),
     ],
 )
 def test_bad_pool_options_are_usage_errors(start_pool, args, named):
