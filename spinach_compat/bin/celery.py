@@ -393,18 +393,19 @@ def run_worker(app: Celery, args: argparse.Namespace) -> int:
             queues = worker_queues(app, _split(args.queues), _split(args.exclude_queues))
         except ImproperlyConfigured as exc:
             raise UsageError(str(exc)) from exc
-    logfile, pidfile = _process_options(args)
+    _check_prefork_only(args, pool)
+    logfile, pidfile = _file_names(args)
     options = dict(
         hostname=args.hostname, queues=queues, loglevel=args.loglevel, logfile=logfile,
         beat=args.beat, quiet=args.quiet, pidfile=pidfile, pool=pool,
     )  # fmt: skip
-    _check_prefork_only(args, pool)
     if pool == "prefork":
         worker = _prefork_worker(app, args, options)
     else:
         concurrency = 1 if pool == "solo" else args.concurrency
         worker = Worker(app, concurrency=concurrency, **options)
     _celery_bridge(app, worker, _split(args.celery_queues))
+    _process_options(args, logfile, pidfile)  # every usage error was found: detach
     return worker.start()
 
 
@@ -427,24 +428,27 @@ def _check_prefork_only(args: argparse.Namespace, pool: str) -> None:
                              "(see migration_guide/)")  # fmt: skip
 
 
-def _process_options(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    """``-D``, ``--uid``/``--gid``, ``--statedb``; the log file and pidfile with their ``%``
-    abbreviations expanded (see ``spinach_compat.worker.daemon``)."""
-    from ..worker import _live_pid_in, default_nodename
-    from ..worker.daemon import (
-        DaemonError,
-        detach,
-        drop_privileges,
-        node_format,
-        parse_umask,
-        without_detach,
-    )
+def _file_names(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """``--logfile`` and ``--pidfile`` with their ``%`` abbreviations expanded (see
+    ``spinach_compat.worker.daemon``; the pidfile is the worker process's: index 0)."""
+    from ..worker import default_nodename
+    from ..worker.daemon import DaemonError, node_format
+
+    nodename = default_nodename(args.hostname)
+    try:
+        return node_format(args.logfile, nodename), node_format(args.pidfile, nodename, index=0)
+    except DaemonError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _process_options(args: argparse.Namespace, logfile: str | None, pidfile: str | None) -> None:
+    """``-D`` (this process exits, a detached one runs the command again), then
+    ``--uid``/``--gid``, then the ``--statedb`` line."""
+    from ..worker import _live_pid_in
+    from ..worker.daemon import DaemonError, detach, drop_privileges, parse_umask, without_detach
     from ..worker.prefork import is_child
 
     try:
-        nodename = default_nodename(args.hostname)
-        logfile = node_format(args.logfile, nodename)
-        pidfile = node_format(args.pidfile, nodename, index=0)
         if args.detach:
             holder = _live_pid_in(pidfile) if pidfile else None
             if holder is not None:
@@ -457,7 +461,6 @@ def _process_options(args: argparse.Namespace) -> tuple[str | None, str | None]:
     if args.statedb and not is_child():
         print(f"--statedb {args.statedb}: not needed, revocations persist in the broker",
               file=sys.stderr)  # fmt: skip
-    return logfile, pidfile
 
 
 def _prefork_worker(app: Celery, args: argparse.Namespace, options: dict[str, Any]) -> Any:
@@ -483,6 +486,7 @@ def _prefork_worker(app: Celery, args: argparse.Namespace, options: dict[str, An
 
 
 def _run_prefork_parent(worker: Any, argv: list[str], cwd: str, bounds: Any) -> int:
+    """The parent's run, once it is set up: its children, scaled with ``--autoscale``."""
     from ..worker.autoscale import Autoscaler, queue_waiting
     from ..worker.prefork import run_parent
 
