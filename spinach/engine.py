@@ -216,6 +216,17 @@ class Engine:
         if worker is not None:
             worker.stop(_join_arbiter)
 
+    def stop_fetching(self) -> None:
+        """Fetch no more jobs; running ones go on, and ``stop_workers`` is still to be called.
+
+        Called in a job's thread before the job ends (e.g. by a worker process replacing
+        itself after a number of jobs), it takes effect before the job's worker is free
+        again, so no job is fetched after it.
+        """
+        worker = self._worker
+        if worker is not None:
+            worker.stopping.set()
+
     # Compatibility with code that looked at the engine's internals before the worker
     # object existed (e.g. tests/fault_apps): prefer ``engine.worker``.
 

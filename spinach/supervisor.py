@@ -25,6 +25,18 @@ Why subprocesses of ``python -m spinach worker`` rather than ``multiprocessing``
   holds connections or threads, affects only the children. Spawn would cost the same
   fresh interpreter per child anyway.
 
+Used by other commands (the Celery facade's prefork pool), the supervisor also offers:
+
+- ``recycle_status``: a child exiting with it asks to be replaced (it reached a limit of its
+  own, e.g. jobs or memory); it is started again at once, without a backoff;
+- ``status_pipes``: each child gets the write end of a pipe (its number in the environment
+  variable ``STATUS_FD_VARIABLE``) where it writes one byte per change: ``R`` ready, ``B``
+  busy, ``I`` idle (see ``report_status``). The supervisor reads them in its loop, so it
+  knows which children run a job, and calls ``on_ready`` once every first child is ready;
+- ``scaler``: called after each wake-up with the supervisor, it may ``grow`` or ``shrink`` the
+  children and returns the seconds until it wants to look again (None: at the next wake-up);
+- ``on_stop``: called with the signal's name when the first stop signal arrives.
+
 Children run in their own process group, so a Ctrl-C at a terminal reaches only the
 supervisor, which forwards it once (each child would otherwise get it twice and quit at
 once). On Linux a child also gets SIGTERM when the supervisor dies, even by SIGKILL
@@ -40,6 +52,7 @@ code that could deadlock or see half-updated state.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import functools
 import logging
@@ -49,7 +62,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +82,12 @@ STABLE_AFTER = 10.0
 
 #: Environment variable telling each child its number, from 1 to N.
 INDEX_VARIABLE = "SPINACH_WORKER_INDEX"
+
+#: Environment variable holding the file descriptor a child writes its status to.
+STATUS_FD_VARIABLE = "SPINACH_STATUS_FD"
+
+#: The bytes a child writes to its status pipe.
+READY, BUSY, IDLE = b"R", b"B", b"I"
 
 #: Signals forwarded to the children.
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -119,17 +138,32 @@ def run_supervisor(args: argparse.Namespace) -> int:
     return Supervisor(command, args.processes).run()
 
 
+def report_status(status: bytes) -> None:
+    """In a child: tell the supervisor ``READY``, ``BUSY`` or ``IDLE`` (no-op without a pipe)."""
+    fd = os.environ.get(STATUS_FD_VARIABLE)
+    if fd:
+        with contextlib.suppress(OSError):  # the supervisor is gone: its death signal is next
+            os.write(int(fd), status)
+
+
 @dataclass
 class Child:
     """One slot of the supervisor: its current process, if any, and its restart state."""
 
     index: int
     process: subprocess.Popen | None = None
+    status_fd: int | None = None  #: read end of its status pipe, while it runs
+    ready: bool = False  #: reported READY (status pipes only)
+    busy: bool = False  #: running a job (status pipes only)
+    retiring: bool = False  #: stopped by ``shrink``: not restarted, then removed
     started_at: float = 0.0
     failures: int = 0  #: quick deaths in a row
     restart_at: float | None = None  #: monotonic time of a pending restart
     done: bool = False  #: ended for good (stopped, or exited 0 on its own)
     status: int | None = None  #: last exit status, once done
+
+
+Scaler = Callable[["Supervisor"], "float | None"]
 
 
 class Supervisor:
@@ -143,13 +177,29 @@ class Supervisor:
         base_delay: float = RESTART_BASE_DELAY,
         max_delay: float = RESTART_MAX_DELAY,
         stable_after: float = STABLE_AFTER,
+        recycle_status: int | None = None,
+        status_pipes: bool = False,
+        scaler: Scaler | None = None,
+        on_ready: Callable[[], None] | None = None,
+        on_stop: Callable[[str], None] | None = None,
+        cwd: str | None = None,
+        environment: Mapping[str, str] | None = None,
     ):
         self.command = list(command)
         self.children = [Child(index) for index in range(1, processes + 1)]
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.stable_after = stable_after
+        self.recycle_status = recycle_status
+        self.status_pipes = status_pipes
+        self.scaler = scaler
+        self.on_ready = on_ready
+        self.on_stop = on_stop
+        self.cwd = cwd
+        self.environment = dict(environment or {})
         self.stopping = False
+        self._announced_ready = False
+        self._scale_at: float | None = None
 
     # -- main loop -----------------------------------------------------------------------
 
@@ -164,10 +214,12 @@ class Supervisor:
             logger.info("Supervisor %d starting %d worker processes", os.getpid(), count)
             for child in self.children:
                 self._start(child)
+            self._announce_ready()
             while not self._finished():
                 self._handle_signals(self._wait(wake_read, self._timeout()))
                 self._reap()
                 self._restart_due()
+                self._scale()
             status = self._exit_status()
             logger.info("All worker processes ended; supervisor exiting with status %d", status)
             return status
@@ -193,11 +245,14 @@ class Supervisor:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
-    @staticmethod
-    def _wait(wake_fd: int, timeout: float | None) -> list[int]:
-        """Sleep until a signal (SIGCHLD included) or ``timeout``; the forwarded signals
-        received since the last call, in order, read from the wakeup pipe."""
-        select.select([wake_fd], [], [], timeout)
+    def _wait(self, wake_fd: int, timeout: float | None) -> list[int]:
+        """Sleep until a signal (SIGCHLD included), a child's status or ``timeout``; the
+        forwarded signals received since the last call, in order, read from the wakeup pipe."""
+        pipes = {c.status_fd: c for c in self.children if c.status_fd is not None}
+        readable, _, _ = select.select([wake_fd, *pipes], [], [], timeout)
+        for fd in readable:
+            if fd in pipes:
+                self._read_status(pipes[fd])
         received = []
         try:
             while chunk := os.read(wake_fd, 512):
@@ -206,23 +261,55 @@ class Supervisor:
             pass
         return received
 
+    def _read_status(self, child: Child) -> None:
+        """Take in what ``child`` wrote to its status pipe; close it at its end."""
+        assert child.status_fd is not None
+        data = os.read(child.status_fd, 512)
+        if not data:
+            os.close(child.status_fd)
+            child.status_fd = None
+            return
+        child.ready = child.ready or READY in data
+        last = max(data.rfind(BUSY), data.rfind(IDLE))
+        if last >= 0:
+            child.busy = data[last : last + 1] == BUSY
+        self._announce_ready()
+
+    def _announce_ready(self) -> None:
+        """Call ``on_ready`` once, when every child (with status pipes) first reported READY."""
+        if self._announced_ready or self.on_ready is None or not self.status_pipes:
+            return
+        if all(c.ready for c in self.children if not c.done):
+            self._announced_ready = True
+            self.on_ready()
+
     def _timeout(self) -> float | None:
-        """Seconds until the next pending restart; None (no timeout) without one."""
+        """Seconds until the next pending restart or look of the scaler; None without one."""
         due = [c.restart_at for c in self.children if c.restart_at is not None]
+        if self._scale_at is not None:
+            due.append(self._scale_at)
         return max(0.0, min(due) - time.monotonic()) if due else None
 
     def _finished(self) -> bool:
-        return all(child.done for child in self.children)
+        """Every child ended for good (with a scaler, only once stopping: it may grow again)."""
+        ended = all(child.done for child in self.children)
+        return ended and (self.stopping or self.scaler is None)
 
     # -- children ------------------------------------------------------------------------
 
     def _start(self, child: Child) -> None:
-        env = {**os.environ, INDEX_VARIABLE: str(child.index)}
+        env = {**os.environ, **self.environment, INDEX_VARIABLE: str(child.index)}
         parent, prctl = os.getpid(), _prctl()
-        child.process = subprocess.Popen(
-            self.command, env=env, stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: _prepare_child(parent, prctl),  # safe: no other thread here
-        )  # fmt: skip
+        write_fd = self._open_status_pipe(child, env)
+        try:
+            child.process = subprocess.Popen(
+                self.command, env=env, stdin=subprocess.DEVNULL, cwd=self.cwd,
+                pass_fds=() if write_fd is None else (write_fd,),
+                preexec_fn=lambda: _prepare_child(parent, prctl),  # safe: no other thread here
+            )  # fmt: skip
+        finally:
+            if write_fd is not None:
+                os.close(write_fd)
         child.started_at = time.monotonic()
         child.restart_at = None
         logger.info(
@@ -230,9 +317,20 @@ class Supervisor:
             child.index, len(self.children), child.process.pid,
         )  # fmt: skip
 
+    def _open_status_pipe(self, child: Child, env: dict[str, str]) -> int | None:
+        """With ``status_pipes``: a fresh pipe for ``child``; the write end, for the child."""
+        if not self.status_pipes:
+            return None
+        if child.status_fd is not None:  # left by its previous process
+            os.close(child.status_fd)
+        child.status_fd, write_fd = os.pipe()
+        child.ready = child.busy = False
+        env[STATUS_FD_VARIABLE] = str(write_fd)
+        return write_fd
+
     def _reap(self) -> None:
         """Handle every child that exited since the last look (non-blocking)."""
-        for child in self.children:
+        for child in list(self.children):
             if child.process is not None and child.process.poll() is not None:
                 self._on_exit(child, child.process)
 
@@ -240,11 +338,20 @@ class Supervisor:
         status = process.returncode
         uptime = time.monotonic() - child.started_at
         child.process = None
+        child.busy = False
         where = f"Worker process {child.index} (pid {process.pid})"
+        if child.retiring and not self.stopping:
+            logger.info("%s retired with %s", where, describe_status(status))
+            self._forget(child)
+            return
         if self.stopping or status == 0:
             why = "" if self.stopping else " on its own: not restarted"
             logger.info("%s ended with %s%s", where, describe_status(status), why)
             child.done, child.status = True, status
+            return
+        if status == self.recycle_status:
+            logger.info("%s reached its limit and exited: replacing it", where)
+            child.failures, child.restart_at = 0, time.monotonic()
             return
         child.failures = 1 if uptime >= self.stable_after else child.failures + 1
         delay = restart_delay(child.failures, self.base_delay, self.max_delay)
@@ -254,11 +361,54 @@ class Supervisor:
             where, describe_status(status), uptime, delay, child.failures,
         )  # fmt: skip
 
+    def _forget(self, child: Child) -> None:
+        """Remove a retired child's slot (its index becomes free for a later one)."""
+        if child.status_fd is not None:
+            os.close(child.status_fd)
+            child.status_fd = None
+        self.children.remove(child)
+
     def _restart_due(self) -> None:
         now = time.monotonic()
         for child in self.children:
             if child.restart_at is not None and child.restart_at <= now and not self.stopping:
                 self._start(child)
+
+    # -- scaling -------------------------------------------------------------------------
+
+    def _scale(self) -> None:
+        """Let the scaler look, when it asked to or at a wake-up; never while stopping."""
+        if self.scaler is None or self.stopping:
+            return
+        if self._scale_at is not None and time.monotonic() < self._scale_at:
+            return
+        delay = self.scaler(self)
+        self._scale_at = None if delay is None else time.monotonic() + delay
+
+    def active(self) -> list[Child]:
+        """The children that are neither retiring nor ended."""
+        return [c for c in self.children if not c.retiring and not c.done]
+
+    def grow(self, count: int) -> None:
+        """Start ``count`` more children, each with the smallest free index."""
+        for _ in range(count):
+            taken = {c.index for c in self.children}
+            index = next(i for i in range(1, len(taken) + 2) if i not in taken)
+            child = Child(index)
+            self.children.append(child)
+            self.children.sort(key=lambda c: c.index)
+            self._start(child)
+
+    def shrink(self, count: int) -> int:
+        """Stop up to ``count`` idle children gracefully (highest index first); how many."""
+        idle = [c for c in self.active() if c.process is not None and not c.busy]
+        retired = 0
+        for child in sorted(idle, key=lambda c: -c.index)[:count]:
+            child.retiring = True
+            assert child.process is not None
+            child.process.send_signal(signal.SIGTERM)
+            retired += 1
+        return retired
 
     # -- stopping ------------------------------------------------------------------------
 
@@ -272,6 +422,8 @@ class Supervisor:
                 "Received %s%s: forwarding it to %d worker process(es) and waiting for them",
                 name, again, len(running),
             )  # fmt: skip
+            if not self.stopping and self.on_stop is not None:
+                self.on_stop(name)
             self.stopping = True
             for child in self.children:
                 if child.process is None and not child.done:  # waiting to restart: cancel
@@ -295,6 +447,9 @@ class Supervisor:
                 logger.error("Killing worker process %d (pid %d)", child.index, child.process.pid)
                 child.process.kill()
                 child.process.wait()
+            if child.status_fd is not None:
+                os.close(child.status_fd)
+                child.status_fd = None
 
 
 @functools.cache

@@ -43,8 +43,8 @@ _KOMBU = (
     "apply_async, delay or app.send_task, and use app.connection() for a broker health check"
 )
 _POOLS = (
-    "workers run tasks in one process's threads, sized at start: restart the worker "
-    "with another -c; " + _GUIDE + "worker-pools"
+    "choose the pool with -P (prefork, threads, solo) and size it with -c or --autoscale; "
+    "a running pool is not resized remotely; " + _GUIDE + "worker-pools"
 )
 _EVENTS = (
     "Celery's event stream (celery events, flower) is not sent: watch spinach's "
@@ -55,8 +55,8 @@ _CLICK = (
     "(spinach_compat.bin.celery.main); " + _GUIDE + "worker-command-line"
 )
 _DAEMON = (
-    "the worker does not daemonize or change users: run it in the foreground under "
-    "systemd, supervisord or a container with the user set; " + _GUIDE + "worker-command-line"
+    "Celery's daemon helpers are not provided: the worker detaches and drops privileges "
+    "with its own -D, --uid and --gid options; " + _GUIDE + "deployment"
 )
 _NO_BEAT = (
     "beat does not answer remote control (inspect ping): watch the beat process with your "

@@ -32,7 +32,7 @@ UNSUPPORTED_PROJECT = {
         from celery.schedules import solar
 
         app = Celery("proj", broker="redis://localhost:6379/0")
-        app.conf.worker_pool = "prefork"
+        app.conf.worker_pool = "eventlet"
         app.conf.beat_schedule = {
             "nightly": {"task": "proj.tasks.report", "schedule": solar("sunset", -37.81, 144.96)},
         }
@@ -60,7 +60,7 @@ UNSUPPORTED_PROJECT = {
         raise RuntimeError("the checker imported this module")
         from celery import Celery
         """,
-    "Procfile": "worker: celery -A proj worker -P prefork -c 4\n",
+    "Procfile": "worker: celery -A proj worker -P gevent -c 100\n",
 }
 
 
@@ -80,11 +80,11 @@ def _unsupported(report: check.Report) -> set[tuple[str, int, str]]:
 def test_unsupported_features_with_their_lines(unsupported_project: Path) -> None:
     found = _unsupported(check.check_path(unsupported_project))
     assert found == {
-        ("proj/celery.py", 5, "worker_pool='prefork'"),
+        ("proj/celery.py", 5, "worker_pool='eventlet'"),
         ("proj/celery.py", 7, "solar(...)"),
         ("proj/tasks.py", 6, "shadow_name='fetch_url'"),
         ("proj/tasks.py", 17, "chunks(...)"),
-        ("Procfile", 1, "-P='prefork'"),
+        ("Procfile", 1, "-P='gevent'"),
     }
 
 
@@ -575,7 +575,7 @@ def test_pool_given_by_a_variable() -> None:
     assert pools == {
         2: ("--pool='threads'", check.SUPPORTED),
         3: ("--pool", check.CHECK),
-        4: ("-P='prefork'", check.UNSUPPORTED),
+        4: ("-P='prefork'", check.SUPPORTED),
     }
 
 
@@ -589,10 +589,10 @@ def test_yaml_command_lines() -> None:
     assert pools == {
         ("docker-compose.yml", 4): ("-P='threads'", check.SUPPORTED),
         ("docker-compose.yml", 7): ("-P='solo'", check.SUPPORTED),
-        ("docker-compose.yml", 11): ("--pool='prefork'", check.UNSUPPORTED),
+        ("docker-compose.yml", 11): ("--pool='prefork'", check.SUPPORTED),
         ("docker-compose.yml", 19): ("-P='threads'", check.SUPPORTED),
         ("docker-compose.yml", 28): ("-P='gevent'", check.UNSUPPORTED),
-        ("deployment.yaml", 5): ("--pool='prefork'", check.UNSUPPORTED),
+        ("deployment.yaml", 5): ("--pool='prefork'", check.SUPPORTED),
     }
     beat = [f for f in findings if f.api == "celery beat"]
     assert [(f.line, f.status) for f in beat] == [(30, check.SUPPORTED)]
@@ -619,11 +619,10 @@ def test_deployment_files() -> None:
     a shell script where ``celery`` is also a package and a directory name."""
     findings = check.check_path(CORPUS / "deployment_files").findings
     unsupported = {(f.file, f.line, f.api) for f in findings if f.status == check.UNSUPPORTED}
-    assert unsupported == {
-        ("Procfile", 1, "-P='gevent'"),
-        ("supervisord.conf", 2, "--autoscale"),
-        ("worker.service", 2, "--pool='prefork'"),
-    }
+    assert unsupported == {("Procfile", 1, "-P='gevent'")}
+    statuses = {(f.file, f.api): f.status for f in findings}
+    assert statuses[("supervisord.conf", "--autoscale")] == check.SUPPORTED
+    assert statuses[("worker.service", "--pool='prefork'")] == check.SUPPORTED
     workers = {f.file for f in findings if f.api == "celery worker"}
     assert workers == {
         "Dockerfile", "Makefile", "Procfile", "supervisord.conf", "worker.service", "setup.sh",

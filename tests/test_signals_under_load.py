@@ -174,7 +174,7 @@ def once(sig: signal.Signals, after: str, jitter: float = 0.0, send: Send = to_p
 
 SPINACH = [sys.executable, "-m", "spinach", "worker", "quick", "--threads", "2"]
 FACADE = [sys.executable, "-m", "spinach_compat", "-A", "tests.compat.signals_proj", "worker",
-          "--loglevel", "info", "--quiet"]  # fmt: skip
+          "-P", "threads", "--loglevel", "info", "--quiet"]  # fmt: skip
 GRACEFUL = "stopping gracefully"
 
 

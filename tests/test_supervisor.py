@@ -334,3 +334,33 @@ def test_processes_must_be_a_positive_integer(value, capsys):
 
     assert exc.value.code == 2
     assert "--processes" in capsys.readouterr().err
+
+
+RECYCLING_CHILD = """
+import os, sys
+from spinach.supervisor import READY, report_status
+report_status(READY)
+marker = sys.argv[1]
+if not os.path.exists(marker):
+    open(marker, "w").close()
+    sys.exit(155)  # reached a limit of its own: asks to be replaced
+"""
+
+
+def test_a_child_exiting_with_the_recycle_status_is_replaced_at_once(tmp_path, caplog):
+    from spinach.supervisor import Supervisor
+
+    ready = []
+    command = [sys.executable, "-c", RECYCLING_CHILD, str(tmp_path / "marker")]
+    supervisor = Supervisor(
+        command, 1, recycle_status=155, status_pipes=True, on_ready=lambda: ready.append(1),
+        cwd=str(ROOT), base_delay=60.0,  # a restart after a backoff would time the test out
+    )  # fmt: skip
+
+    with caplog.at_level("INFO", logger="spinach.supervisor"):
+        assert supervisor.run() == 0
+
+    assert ready == [1]
+    assert "reached its limit and exited: replacing it" in caplog.text
+    assert "ended with exit status 0 on its own" in caplog.text
+    assert caplog.text.count("Started worker process 1 of 1") == 2

@@ -105,7 +105,7 @@ class Arbiter(threading.Thread):
         self._bookkeeping()
         self._move_future_jobs()
         slots = self._workers.available_slots
-        if slots <= 0:
+        if slots <= 0 or self._stopping.is_set():  # set before the slot freed: fetch none
             return _Round.NO_FREE_WORKER
         jobs = self._broker.get_jobs_from_queue(self.queues, slots)
         unknown = [failure for job in jobs if (failure := self._dispatch(job))]

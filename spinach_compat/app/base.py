@@ -397,13 +397,14 @@ class Celery:
 
     def start_worker(
         self, concurrency: int = 4, queues: Sequence[str] | None = None, block: bool = True,
-        nodename: str | None = None,
+        nodename: str | None = None, pool: str = "threads",
     ) -> None:  # fmt: skip
         """Run the engine's workers on ``queues`` (default: as Celery's worker, the queues
         declared in ``task_queues``, else ``task_default_queue``: see
         ``spinach_compat.worker.queues``).
 
-        ``nodename`` (``-n``) names the worker in ``inspect()`` replies.
+        ``nodename`` (``-n``) names the worker in ``inspect()`` replies; ``pool`` is
+        ``prefork`` in a child of a prefork pool (its stats say so).
         """
         from ..worker.queues import worker_queues
 
@@ -411,7 +412,7 @@ class Celery:
         self.register_beat_schedule()
         queues = band_queues(worker_queues(self, queues), priority_steps(self.conf))
         engine = self.engine
-        worker_id = engine.broker.worker_id = worker_id_for(nodename or self.hostname)
+        worker_id = engine.broker.worker_id = worker_id_for(nodename or self.hostname, pool)
         names = sorted(n for n in self._tasks if not n.startswith("celery."))
         self.control.registry.announce(worker_id, names)
         engine.start_workers(number=concurrency, queue=queues, block=block)

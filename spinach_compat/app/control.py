@@ -44,15 +44,26 @@ REVOKE_EXPIRES = 3 * 3600.0
 #: Separates the node name from the unique part of a native worker id.
 NODE_SEPARATOR = "/"
 
+#: Starts the unique part of the worker id of a prefork pool's child.
+PREFORK_MARK = "prefork"
+
 
 def node_of(worker_id: str) -> str:
     """The node name of a native worker id made by ``worker_id_for`` (else the id itself)."""
     return worker_id.rsplit(NODE_SEPARATOR, 1)[0] if NODE_SEPARATOR in worker_id else worker_id
 
 
-def worker_id_for(nodename: str) -> str:
-    """A unique native worker id carrying the node name (two workers may share a name)."""
-    return f"{nodename}{NODE_SEPARATOR}{uuid.uuid4().hex[:12]}"
+def worker_id_for(nodename: str, pool: str = "threads") -> str:
+    """A unique native worker id carrying the node name (two workers may share a name, as
+    the children of a prefork pool do) and, for a prefork child, its pool."""
+    prefix = f"{PREFORK_MARK}-" if pool == "prefork" else ""
+    return f"{nodename}{NODE_SEPARATOR}{prefix}{uuid.uuid4().hex[:12]}"
+
+
+def pool_of(worker_id: str) -> str:
+    """``prefork`` for a child of a prefork pool, else ``threads``."""
+    unique = worker_id.rsplit(NODE_SEPARATOR, 1)[-1]
+    return "prefork" if unique.startswith(f"{PREFORK_MARK}-") else "threads"
 
 
 class RevokedStore:
@@ -249,13 +260,24 @@ class Inspect:
             replies.setdefault(node_of(info.id), make(info))
         return replies or None
 
+    def _nodes(self) -> dict[str, list[WorkerInfo]]:
+        """The live worker processes of each node (a prefork pool's children share one)."""
+        nodes: dict[str, list[WorkerInfo]] = {}
+        for info in self._live():
+            nodes.setdefault(node_of(info.id), []).append(info)
+        return nodes
+
     def ping(self) -> dict[str, Any] | None:
         return self._reply(lambda info: {"ok": "pong"})
 
     def active(self, safe: Any = None) -> dict[str, Any] | None:
         """The tasks running on each worker."""
         running = self.broker.running_jobs()
-        return self._reply(lambda info: [_task_info(job, info) for job in running.get(info.id, [])])
+        replies = {
+            node: [_task_info(job, info) for info in infos for job in running.get(info.id, [])]
+            for node, infos in self._nodes().items()
+        }  # fmt: skip
+        return replies or None
 
     def scheduled(self, safe: Any = None) -> dict[str, Any] | None:
         """Tasks due later (countdown, eta, retries): listed under the first live worker
@@ -281,15 +303,22 @@ class Inspect:
 
     def stats(self) -> dict[str, Any] | None:
         """Per worker: pid, pool size, uptime, broker URL."""
-        return self._reply(self._stats_of)
+        replies = {node: self._stats_of(infos) for node, infos in self._nodes().items()}
+        return replies or None
 
-    def _stats_of(self, info: WorkerInfo) -> dict[str, Any]:
+    def _stats_of(self, infos: list[WorkerInfo]) -> dict[str, Any]:
+        """One node's stats; a prefork pool's children summed up (their pids listed)."""
         from kombu.utils.url import maybe_sanitize_url
 
+        info = infos[0]
+        pool: dict[str, Any] = {"max-concurrency": sum(i.threads for i in infos),
+                                "implementation": pool_of(info.id)}  # fmt: skip
+        if pool["implementation"] == "prefork":
+            pool["processes"] = sorted(i.pid for i in infos)
         return {
             "pid": info.pid,
             "hostname": info.hostname,
-            "pool": {"max-concurrency": info.threads, "implementation": "threads"},
+            "pool": pool,
             "uptime": max(0, int(self.broker.now() - info.started_at)) if info.started_at else 0,
             "broker": {"url": maybe_sanitize_url(self.app.conf.broker_url)},
             "queues": _base_queues(info.queues),

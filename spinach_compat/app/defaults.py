@@ -35,7 +35,7 @@ Refused with ``UnsupportedFeature`` when set to anything but their default, so t
 is silently ignored: see ``UNSUPPORTED`` below and ``migration_guide/``. Refused when set to
 a value asking for what the engine does not do: task_reject_on_worker_lost=False,
 task_retry_on_worker_lost=True, ``ACKS_ON_FAILURE`` set to False, a worker_pool other than
-threads or solo, content types without JSON.
+prefork, processes, threads or solo (eventlet, gevent, a class), content types without JSON.
 """
 
 from __future__ import annotations
@@ -104,6 +104,10 @@ DEFAULTS: dict[str, Any] = {
     "spinach_legacy_tasks": (),  #: task name patterns run by legacy Celery workers (interop)
     "spinach_beat_lease_term": None,  #: seconds of a beat lease term (None: see app.beat_lease)
 }
+
+#: ``worker_pool`` values the worker command runs (``processes`` is Celery's other name of
+#: prefork).
+SUPPORTED_POOLS = ("prefork", "processes", "threads", "solo")
 
 #: Settings the facade cannot honour yet, with what to do instead.
 UNSUPPORTED: dict[str, str] = {
@@ -324,11 +328,10 @@ class Settings(dict):
                     f"setting {key}=False is not supported: a failed or timed-out task is "
                     "not run again (see migration_guide/)"
                 )
-        if self.get("worker_pool") not in (None, "threads", "solo"):
+        if self.get("worker_pool") not in (None, *SUPPORTED_POOLS):
             raise error(
-                f"setting worker_pool={self['worker_pool']!r} is not supported: "
-                "spinach_compat workers run tasks in threads; run several worker "
-                "processes for CPU-bound tasks (see migration_guide/)"
+                f"setting worker_pool={self['worker_pool']!r} is not supported: use prefork "
+                "(Celery's default), threads or solo (see migration_guide/)"
             )
 
 

@@ -20,6 +20,7 @@ command with an error naming the flag (exit status 2); see ``migration_guide/``.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import os
@@ -45,18 +46,20 @@ EXIT_UNAVAILABLE = 69  #: no worker replied (as Celery's EX_UNAVAILABLE)
 
 #: Worker flags refused, with why: ``(dest, flag, why)``.
 UNSUPPORTED_WORKER_FLAGS = (
-    ("autoscale", "--autoscale", "the thread pool has a fixed size; set -c"),
-    ("detach", "-D/--detach", "run the worker under a process supervisor instead"),
-    ("max_tasks_per_child", "--max-tasks-per-child", "tasks run in threads, not child processes"),
-    ("max_memory_per_child", "--max-memory-per-child", "tasks run in threads, not child processes"),
-    ("task_events", "-E/--task-events", "task events (Flower) are not supported"),
-    ("statedb", "-S/--statedb", "revocations are already kept in the broker"),
-    ("uid", "--uid", "drop privileges with your process supervisor"),
-    ("gid", "--gid", "drop privileges with your process supervisor"),
+    ("task_events", "-E/--task-events", "task events (Flower) come with a later release"),
 )
 
-#: Pools the facade can run: its own threads.
-THREAD_POOLS = frozenset({"threads", "solo"})
+#: Pools the facade runs: ``-P`` (and ``worker_pool``) values, ``processes`` being Celery's
+#: other name of prefork.
+POOLS = {"prefork": "prefork", "processes": "prefork", "threads": "threads", "solo": "solo"}
+
+#: Celery pools refused, with why and what to use instead.
+REFUSED_POOLS = {
+    "eventlet": "eventlet is deprecated by Celery and not supported: use -P prefork (the "
+    "default) for CPU-bound tasks or -P threads for I/O-bound ones",
+    "gevent": "gevent is planned but not supported yet: use -P threads -c N for I/O-bound "
+    "tasks (or -P prefork, the default, for CPU-bound ones)",
+}
 
 #: Environment switch: true installs the ``celery`` import shim before the app is imported.
 AS_CELERY = "SPINACH_AS_CELERY"
@@ -90,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ..check import main as check
 
         return check(args.rest)
+    args.argv, args.start_cwd = argv, os.getcwd()  # a prefork pool's children run them again
     try:
         app = load_app(args)
         return args.handler(app, args)
@@ -160,31 +164,43 @@ def _worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     add("-n", "--hostname", help="node name (default: celery@%%h)")
     add("-Q", "--queues", action="append", help="queues to consume, comma separated")
     add("-X", "--exclude-queues", action="append", help="queues not to consume")
-    add("-c", "--concurrency", type=_positive_int, help="number of worker threads")
-    add("-P", "--pool", default="threads", help="pool: threads (default) or solo")
+    add(
+        "-c",
+        "--concurrency",
+        type=_concurrency,
+        help="child processes (prefork) or threads: N or auto (default: the CPU count)",
+    )
+    add("-P", "--pool", help="pool: prefork (default), threads or solo")
     add("-l", "--loglevel", default="WARNING", type=_loglevel, help="log level")
-    add("-f", "--logfile", help="log to this file")
+    add("-f", "--logfile", help="log to this file (%%n, %%h, %%i, %%I... expanded)")
     add("-I", "--include", action="append", help="extra modules to import, comma separated")
     add("-B", "--beat", action="store_true", help="also run beat, in a thread (see beat)")
     add("-s", "--schedule-filename", "--schedule", help="the schedule file of -B")
     add("--scheduler", help="the scheduler class of -B")
     add("--time-limit", type=float, help="task_time_limit, seconds")
     add("--soft-time-limit", type=float, help="task_soft_time_limit, seconds")
-    add("--pidfile", help="write the process id to this file")
+    add("--pidfile", help="write the process id to this file (%%n, %%h, %%i... expanded)")
     add("-O", dest="optimization", help="accepted, no effect")
     add("--prefetch-multiplier", type=int, help="accepted, no effect")
     for flag in ("--without-gossip", "--without-mingle", "--without-heartbeat"):
         add(flag, action="store_true", help="accepted, no effect")
     add("--heartbeat-interval", type=float, help="accepted, no effect")
     add("--celery-queues", action="append", help="also consume these Celery queues (interop)")
-    add("--autoscale", help=argparse.SUPPRESS)
-    add("-D", "--detach", action="store_true", default=None, help=argparse.SUPPRESS)
-    add("--max-tasks-per-child", help=argparse.SUPPRESS)
-    add("--max-memory-per-child", help=argparse.SUPPRESS)
-    add("-E", "--task-events", action="store_true", default=None, help=argparse.SUPPRESS)
-    add("-S", "--statedb", help=argparse.SUPPRESS)
-    add("--uid", help=argparse.SUPPRESS)
-    add("--gid", help=argparse.SUPPRESS)
+    add("--autoscale", type=_autoscale, help="MAX,MIN: grow and shrink the prefork children")
+    add("--max-tasks-per-child", type=_limit, help="replace a prefork child after N tasks")
+    add(
+        "--max-memory-per-child",
+        type=_limit,
+        help="replace a prefork child after the task leaving it above KIB resident memory",
+    )
+    add("-D", "--detach", action="store_true", help="start the worker in the background")
+    add("--uid", help="drop privileges to this user (name or id) before running tasks")
+    add("--gid", help="drop privileges to this group (name or id) before running tasks")
+    add("--umask", help="umask of the detached worker (-D)")
+    add("--executable", help="the Python of the detached worker (-D)")
+    add("-S", "--statedb", help="accepted: revocations persist in the broker")
+    add("-E", "--task-events", "--events", action="store_true", default=None,
+        help=argparse.SUPPRESS)  # fmt: skip
     worker.set_defaults(handler=run_worker)
 
 
@@ -208,11 +224,41 @@ def _purge_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     purge.set_defaults(handler=run_purge)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
+def _concurrency(text: str) -> int:
+    """``-c``: a count of 1 or more, or ``auto`` (the CPUs this process may use)."""
+    if text.strip().lower() == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else _cpus()
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', not {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
     return value
+
+
+def _cpus() -> int:
+    return os.cpu_count() or 1
+
+
+def _limit(text: str) -> int:
+    """``--max-*-per-child``: a whole number, 0 meaning no limit (as Celery)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, not {value}")
+    return value
+
+
+def _autoscale(text: str) -> Any:
+    from ..worker.autoscale import parse_autoscale
+
+    try:
+        return parse_autoscale(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _loglevel(text: str) -> str:
@@ -316,11 +362,30 @@ def check_worker_flags(args: argparse.Namespace) -> None:
                 f"worker option {flag} is not supported by spinach_compat: {why} "
                 "(see migration_guide/)"
             )
-    if args.pool not in THREAD_POOLS:
+
+
+def worker_pool(name: str | None, setting: Any, broker_url: str | None = None) -> str:
+    """The pool to run: ``-P``, else ``worker_pool``, else prefork (as Celery), but threads
+    on a ``memory://`` broker, which lives in one process (prefork asked for on it is
+    refused); refused and unknown pools are a ``UsageError`` naming what to use."""
+    in_process = str(broker_url or "").startswith("memory://")
+    chosen = name or setting or ("threads" if in_process else "prefork")
+    where = f"-P {chosen}" if name else f"worker_pool={chosen!r}"
+    if not isinstance(chosen, str):
         raise UsageError(
-            f"worker option -P {args.pool} is not supported by spinach_compat: tasks run in "
-            "threads (-P threads, the default, or -P solo) (see migration_guide/)"
+            f"{where}: custom pool classes are not supported by spinach_compat: "
+            "use prefork (the default), threads or solo (see migration_guide/)"
         )
+    if chosen in REFUSED_POOLS:
+        raise UsageError(f"{where}: {REFUSED_POOLS[chosen]} (see migration_guide/)")
+    if chosen not in POOLS:
+        raise UsageError(f"{where}: unknown pool {chosen!r}: use prefork (the default), "
+                         "threads or solo (see migration_guide/)")  # fmt: skip
+    if in_process and POOLS[chosen] == "prefork":
+        raise UsageError(f"{where}: a memory:// broker lives in one process, where child "
+                         "processes cannot reach it: use -P threads or solo, or a redis:// "
+                         "broker (see migration_guide/)")  # fmt: skip
+    return POOLS[chosen]
 
 
 def run_worker(app: Celery, args: argparse.Namespace) -> int:
@@ -330,6 +395,7 @@ def run_worker(app: Celery, args: argparse.Namespace) -> int:
     from ..worker.queues import worker_queues
 
     check_worker_flags(args)
+    pool = worker_pool(args.pool, app.conf.get("worker_pool"), app.conf.broker_url)
     if args.include:
         app.conf.include = (*app.conf.include, *_split(args.include))
     if args.time_limit is not None:
@@ -342,15 +408,111 @@ def run_worker(app: Celery, args: argparse.Namespace) -> int:
             queues = worker_queues(app, _split(args.queues), _split(args.exclude_queues))
         except ImproperlyConfigured as exc:
             raise UsageError(str(exc)) from exc
-    concurrency = 1 if args.pool == "solo" else args.concurrency
-    worker = Worker(
-        app, hostname=args.hostname, queues=queues, concurrency=concurrency,
-        loglevel=args.loglevel, logfile=args.logfile, beat=args.beat, quiet=args.quiet,
-        pidfile=args.pidfile,
+    _check_prefork_only(args, pool)
+    logfile, pidfile = _file_names(args)
+    options = dict(
+        hostname=args.hostname, queues=queues, loglevel=args.loglevel, logfile=logfile,
+        beat=args.beat, quiet=args.quiet, pidfile=pidfile, pool=pool,
     )  # fmt: skip
+    if pool == "prefork":
+        worker = _prefork_worker(app, args, options)
+    else:
+        concurrency = 1 if pool == "solo" else args.concurrency
+        worker = Worker(app, concurrency=concurrency, **options)
     _celery_bridge(app, worker, _split(args.celery_queues))
+    _process_options(args, logfile, pidfile)  # every usage error was found: detach
     _embedded_beat(app, worker, args)
     return worker.start()
+
+
+#: Worker flags that act on prefork children: ``(dest, flag)``.
+PREFORK_ONLY_FLAGS = (
+    ("autoscale", "--autoscale"),
+    ("max_tasks_per_child", "--max-tasks-per-child"),
+    ("max_memory_per_child", "--max-memory-per-child"),
+)
+
+
+def _check_prefork_only(args: argparse.Namespace, pool: str) -> None:
+    """A prefork-only flag with another pool would be ignored: refuse it instead."""
+    if pool == "prefork":
+        return
+    for dest, flag in PREFORK_ONLY_FLAGS:
+        if getattr(args, dest) is not None:
+            raise UsageError(f"worker option {flag} acts on the child processes of the "
+                             f"prefork pool, not -P {pool}: remove it, or run -P prefork "
+                             "(see migration_guide/)")  # fmt: skip
+
+
+def _file_names(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """``--logfile`` and ``--pidfile`` with their ``%`` abbreviations expanded (see
+    ``spinach_compat.worker.daemon``; the pidfile is the worker process's: index 0)."""
+    from ..worker import default_nodename
+    from ..worker.daemon import DaemonError, node_format
+
+    nodename = default_nodename(args.hostname)
+    try:
+        return node_format(args.logfile, nodename), node_format(args.pidfile, nodename, index=0)
+    except DaemonError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _process_options(args: argparse.Namespace, logfile: str | None, pidfile: str | None) -> None:
+    """``-D`` (this process exits, a detached one runs the command again), then
+    ``--uid``/``--gid``, then the ``--statedb`` line."""
+    from ..worker import _live_pid_in
+    from ..worker.daemon import DaemonError, detach, drop_privileges, parse_umask, without_detach
+    from ..worker.prefork import is_child
+
+    try:
+        if args.detach:
+            holder = _live_pid_in(pidfile) if pidfile else None
+            if holder is not None:
+                raise SystemExit(f"ERROR: Pidfile ({pidfile}) already exists.\n"
+                                 f"Seems we're already running? (pid: {holder})")  # fmt: skip
+            detach(without_detach(args.argv), logfile, parse_umask(args.umask), args.executable)
+        drop_privileges(args.uid, args.gid)
+    except DaemonError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.statedb and not is_child():
+        print(f"--statedb {args.statedb}: not needed, revocations persist in the broker",
+              file=sys.stderr)  # fmt: skip
+
+
+def _prefork_worker(app: Celery, args: argparse.Namespace, options: dict[str, Any]) -> Any:
+    """The parent of ``-P prefork`` (it supervises the children), or one of its children."""
+    from ..worker import Worker
+    from ..worker.prefork import ChildLimiter, ChildReporter, Limits, is_child
+
+    if is_child():  # one job at a time; the parent writes the pidfile and the banner
+        worker = Worker(app, concurrency=1, role="child", **{**options, "pidfile": None})
+        limits = Limits.of(app, args.max_tasks_per_child, args.max_memory_per_child)
+        reporter = ChildReporter(app.namespace, ChildLimiter(limits, worker.stop_to_recycle))
+        reporter.connect()
+        worker.on_ready = reporter.ready
+        return worker
+    bounds = args.autoscale
+    worker = Worker(app, concurrency=args.concurrency, role="parent", **options)
+    if bounds is not None:  # the pool starts with MIN children (as Celery's)
+        worker.concurrency, worker.autoscale = bounds.minimum, bounds
+    worker.run_parent = functools.partial(
+        _run_prefork_parent, argv=args.argv, cwd=args.start_cwd, bounds=bounds
+    )
+    return worker
+
+
+def _run_prefork_parent(worker: Any, argv: list[str], cwd: str, bounds: Any) -> int:
+    """The parent's run, once it is set up: its children, scaled with ``--autoscale``."""
+    from ..worker.autoscale import Autoscaler, queue_waiting
+    from ..worker.prefork import run_parent
+
+    scaler = None
+    if bounds is not None:
+        from ..app.priority import band_queues, priority_steps
+
+        queues = band_queues(worker.queues, priority_steps(worker.app.conf))
+        scaler = Autoscaler(bounds, queue_waiting(worker.app.engine.broker.queue_lengths, queues))
+    return run_parent(worker, argv, cwd, scaler, worker.concurrency)
 
 
 def _embedded_beat(app: Celery, worker: Any, args: argparse.Namespace) -> None:
@@ -366,7 +528,8 @@ def _embedded_beat(app: Celery, worker: Any, args: argparse.Namespace) -> None:
 
 def _celery_bridge(app: Celery, worker: Any, celery_queues: list[str]) -> None:
     """``--celery-queues``: consume them natively too, and bridge Celery's messages (a
-    service of the worker: built before it starts, run from when it is ready)."""
+    service of the worker: built before it starts, run from when it is ready). A prefork
+    parent only checks them: its children run the bridge."""
     if not celery_queues:
         return
     from ..exceptions import UnsupportedFeature
@@ -381,7 +544,8 @@ def _celery_bridge(app: Celery, worker: Any, celery_queues: list[str]) -> None:
         raise UsageError(str(exc)) from exc
     queues = worker.queues or worker_queues(app)
     worker.queues = list(dict.fromkeys([*queues, *celery_queues]))
-    worker.services.append(WorkerBridge(app, celery_queues))
+    if worker.role != "parent":
+        worker.services.append(WorkerBridge(app, celery_queues))
 
 
 def _refuse_bridging_legacy_queues(app: Celery, celery_queues: list[str]) -> None:

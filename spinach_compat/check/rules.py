@@ -68,9 +68,13 @@ S_CONTROL = f"{F}#control-and-inspection"
 S_SERIAL = f"{F}#serialization"
 S_RATES = f"{F}#rate-limits-and-priorities"
 S_POOLS = f"{F}#worker-pools"
+S_DEPLOY = f"{F}#deployment"
 S_GUARANTEES = "README.md#delivery-guarantees-and-timing"
 S_INTEROP = f"{F}#interop-with-celery"
 S_COMMANDS = f"{F}#commands"
+
+#: The pools the worker command runs (``processes`` is Celery's other name of prefork).
+POOLS = ("prefork", "processes", "threads", "solo")
 
 
 def _each(kind: str, rule: Rule, names: str) -> dict[str, Rule]:
@@ -139,7 +143,14 @@ RULES: dict[str, Rule] = {
     "setting:beat_scheduler": _S(S_BEAT, "run by spinach-compat beat (third parties: the shim)"),
     "setting:beat_schedule": _D(S_BEAT, "fired by the workers, or by beat while one leads"),
     "setting:spinach_beat_lease_term": _S(S_BEAT, "a standby beat takes over within 2 terms"),
-    "setting:worker_pool": _U(S_POOLS, "tasks run in threads", _in("threads", "solo")),
+    "setting:worker_pool": _U(
+        S_POOLS, "prefork, threads or solo; eventlet and gevent refused", _in(*POOLS)
+    ),
+    **_each(
+        "setting",
+        _S(S_POOLS, "a prefork child is replaced after the task crossing it"),
+        "worker_max_tasks_per_child worker_max_memory_per_child",
+    ),
     **_each(
         "setting",
         _S(S_SETTINGS),
@@ -262,8 +273,15 @@ RULES: dict[str, Rule] = {
         _S(S_CLI),
         "-A --app -b --broker --result-backend --workdir -q --quiet -n --hostname -Q --queues "
         "-X --exclude-queues -c --concurrency -l --loglevel -f --logfile -I --include "
-        "--pidfile --time-limit --soft-time-limit",
+        "--pidfile --time-limit --soft-time-limit --uid --gid --umask --executable",
     ),
+    **_each(
+        "flag",
+        _S(S_POOLS, "prefork children replaced or scaled as Celery's"),
+        "--autoscale --max-tasks-per-child --max-memory-per-child",
+    ),
+    **_each("flag", _D(S_DEPLOY, "in the background, in the current directory"), "-D --detach"),
+    **_each("flag", _D(S_DEPLOY, "accepted: revocations persist in the broker"), "-S --statedb"),
     "flag:--celery-queues": _S(S_INTEROP, "also consumes Celery's messages on these queues"),
     "flag:-B": _D(S_BEAT, "beat in a thread of the worker; one leads across replicas"),
     "flag:--beat": _D(S_BEAT, "beat in a thread of the worker; one leads across replicas"),
@@ -284,13 +302,14 @@ RULES: dict[str, Rule] = {
         _S(S_BEAT, "the schedule file of -B"),
         "-s --schedule --schedule-filename",
     ),
-    "flag:-P": _U(S_POOLS, "tasks run in threads: -P threads or solo", _in("threads", "solo")),
-    "flag:--pool": _U(S_POOLS, "tasks run in threads: threads or solo", _in("threads", "solo")),
+    "flag:-P": _U(S_POOLS, "prefork, threads or solo; eventlet and gevent refused", _in(*POOLS)),
+    "flag:--pool": _U(
+        S_POOLS, "prefork, threads or solo; eventlet and gevent refused", _in(*POOLS)
+    ),
     **_each(
         "flag",
         _U(S_CLI, "refused by the worker command"),
-        "--autoscale -D --detach --max-tasks-per-child --max-memory-per-child -E "
-        "--task-events -S --statedb --uid --gid",
+        "-E --task-events --events",
     ),
     "flag:*": _U(S_CLI, "unknown to spinach-compat"),
 }

@@ -10,6 +10,12 @@ then, once running tasks finished, ``worker_process_shutdown`` and ``worker_shut
 second signal exits at once (status 130) without waiting for running tasks, which other
 workers then recover as a dead worker's.
 
+That is the ``main`` role (``-P threads``, ``-P solo``). In a prefork pool
+(``.prefork``) the ``parent`` role sets up the same way, then runs ``run_parent`` (the
+supervisor of the children) instead of the engine, sending the worker's signals; each
+``child`` runs the engine with one thread, sending only ``setup_logging`` (and its
+followers), ``import_modules``, ``worker_process_init`` and ``worker_process_shutdown``.
+
 ``services`` (e.g. the Celery bridge of ``--celery-queues``) run beside the engine:
 ``prepare()`` after ``worker_init``, before the engine starts; ``start()`` once it runs,
 before ``worker_ready``; ``stop()`` (idempotent, also for a service never started) after
@@ -28,9 +34,9 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from kombu.utils.url import maybe_sanitize_url
 
@@ -56,6 +62,13 @@ TASK_LOG_FORMAT = (
     "[%(asctime)s: %(levelname)s/%(threadName)s] %(task_name)s[%(task_id)s]: %(message)s"
 )
 EXIT_INTERRUPTED = 130
+
+#: What ``-c`` counts in each pool, for the banner.
+POOL_MEANINGS = {
+    "prefork": "prefork: child processes, one task each",
+    "threads": "threads: one process, one task per thread",
+    "solo": "solo: one task at a time, in the worker process",
+}
 
 
 def default_nodename(name: str | None = None) -> str:
@@ -83,7 +96,8 @@ class Worker:
         self, app: Celery, hostname: str | None = None, queues: Sequence[str] | None = None,
         concurrency: int | None = None, loglevel: str = "WARNING", logfile: str | None = None,
         beat: bool = False, quiet: bool = False, stream: TextIO | None = None,
-        services: Sequence[Service] = (), pidfile: str | None = None,
+        services: Sequence[Service] = (), pidfile: str | None = None, pool: str = "threads",
+        role: str = "main", run_parent: Callable[[Worker], int] | None = None,
     ):  # fmt: skip
         self.app = app
         self.hostname = default_nodename(hostname)
@@ -96,6 +110,12 @@ class Worker:
         self.stream = stream or sys.stdout
         self.services = list(services)
         self.pidfile = pidfile
+        self.pool = pool
+        self.role = role  #: "main" (one process), or "parent" / "child" of a prefork pool
+        self.run_parent = run_parent  #: the parent's run (it supervises the children)
+        self.exit_status = 0  #: a child reaching its limit sets EXIT_RECYCLE
+        self.on_ready: Callable[[], None] | None = None  #: a child's report to its parent
+        self.autoscale: Any = None  #: a prefork parent's ``--autoscale`` bounds
         self._stop = threading.Event()
         self._signal: str | None = None
         self._catcher: StopSignals | None = None  # while the worker runs in the main thread
@@ -110,22 +130,39 @@ class Worker:
             self._remove_pidfile()
 
     def _setup(self) -> None:
-        signals.celeryd_init.send(sender=self.hostname, instance=self, conf=self.app.conf,
-                                  options={})  # fmt: skip
+        """Set up; a prefork parent sends the worker's signals, a child its process's."""
+        worker, process = self.role != "child", self.role != "parent"
+        if worker:
+            signals.celeryd_init.send(sender=self.hostname, instance=self, conf=self.app.conf,
+                                      options={})  # fmt: skip
         self.setup_logging()
         self.import_modules()
         self.check_configuration()
         self.app.hostname = self.hostname
         self.queues = self.queues or worker_queues(self.app)
-        signals.worker_init.send(sender=self)
-        self.app.register_beat_schedule()
-        self._prepare_services()
-        if not self.quiet:
+        if worker:
+            signals.worker_init.send(sender=self)
+        if process:
+            self.app.register_beat_schedule()
+            self._prepare_services()
+        if worker and not self.quiet:
             print(self.banner(), file=self.stream, flush=True)
-        signals.celeryd_after_setup.send(sender=self.hostname, instance=self, conf=self.app.conf)
-        signals.worker_process_init.send(sender=None)
+        if worker:
+            signals.celeryd_after_setup.send(
+                sender=self.hostname, instance=self, conf=self.app.conf
+            )
+        if process:
+            signals.worker_process_init.send(sender=None)
 
     def _run(self) -> int:
+        if self.run_parent is None:
+            return self._run_engine()
+        with stop_signals.caught() as catcher:  # a prefork parent: the broker, then children
+            if not self._wait_for_broker(catcher):
+                return 0  # a stop signal came first: nothing started
+        return self.run_parent(self)
+
+    def _run_engine(self) -> int:
         with stop_signals.caught() as catcher:
             self._catcher = catcher
             try:
@@ -133,18 +170,29 @@ class Worker:
                     _stop_all(self.services)
                     return 0  # a stop signal came first: nothing started
                 self._start_engine_and_services()
-                logger.info("%s ready.", self.hostname)
-                signals.worker_ready.send(sender=self)
+                self._ready()
                 self._wait_for(self._stop)
-                signals.worker_shutting_down.send(
-                    sender=self.hostname, sig=self._signal, how="Warm", exitcode=0
-                )
+                if self.role == "main":
+                    signals.worker_shutting_down.send(
+                        sender=self.hostname, sig=self._signal, how="Warm", exitcode=0
+                    )
                 self._warm_stop()
             finally:
                 self._catcher = None
-        signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
-        signals.worker_shutdown.send(sender=self)
-        return 0
+        signals.worker_process_shutdown.send(
+            sender=None, pid=os.getpid(), exitcode=self.exit_status
+        )
+        if self.role == "main":
+            signals.worker_shutdown.send(sender=self)
+        return self.exit_status
+
+    def _ready(self) -> None:
+        """The engine runs: say so (a prefork child tells its parent instead)."""
+        logger.info("%s ready.", self.hostname)
+        if self.on_ready is not None:
+            self.on_ready()
+        if self.role == "main":
+            signals.worker_ready.send(sender=self)
 
     def _prepare_services(self) -> None:
         """Prepare the services; on an error, stop them all and raise."""
@@ -174,7 +222,7 @@ class Worker:
         try:
             self.app.start_worker(
                 concurrency=self.concurrency, queues=self.queues, block=False,
-                nodename=self.hostname,
+                nodename=self.hostname, pool=self.pool,
             )  # fmt: skip
             for service in self.services:
                 service.start()
@@ -191,6 +239,15 @@ class Worker:
         """Ask for a warm shutdown (what SIGTERM does)."""
         self._stop.set()
         self._wake()
+
+    def stop_to_recycle(self) -> None:
+        """A prefork child reached its limit: stop (warm) and exit with ``EXIT_RECYCLE``,
+        so that its parent starts another."""
+        from .prefork import EXIT_RECYCLE
+
+        self.exit_status = EXIT_RECYCLE
+        self.app.engine.stop_fetching()  # at once, in the job's thread: no job after it
+        self.stop()
 
     # -- signals: noted by a handler taking no lock, handled here in the main thread -------
 
@@ -236,9 +293,10 @@ class Worker:
         name = sig.name
         if self._stop.is_set():
             logger.warning("%s received again: cold shutdown, running tasks are abandoned", name)
-            signals.worker_shutting_down.send(
-                sender=self.hostname, sig=name, how="Cold", exitcode=EXIT_INTERRUPTED
-            )
+            if self.role == "main":
+                signals.worker_shutting_down.send(
+                    sender=self.hostname, sig=name, how="Cold", exitcode=EXIT_INTERRUPTED
+                )
             self._remove_pidfile()
             logging.shutdown()
             os._exit(EXIT_INTERRUPTED)
@@ -319,7 +377,7 @@ class Worker:
             f"  .> app:         {app.main or '__main__'}:{id(app):#x}",
             f"  .> transport:   {maybe_sanitize_url(conf.broker_url)}",
             f"  .> results:     {maybe_sanitize_url(conf.result_backend) or 'disabled://'}",
-            f"  .> concurrency: {self.concurrency} (threads)",
+            f"  .> concurrency: {self._concurrency_text()}",
             f"  .> namespace:   {app.namespace}",
             f"  .> beat:        {beat}",
             "[queues]",
@@ -329,6 +387,14 @@ class Worker:
             *(f"  . {name}" for name in tasks),
         ]
         return "\n".join(lines) + "\n"
+
+    def _concurrency_text(self) -> str:
+        """``3 (prefork: child processes, one task each)``; a range when autoscaled."""
+        meaning = POOL_MEANINGS.get(self.pool, self.pool)
+        if self.autoscale is not None:
+            bounds = self.autoscale
+            return f"{bounds.minimum} to {bounds.maximum}, autoscaled ({meaning})"
+        return f"{self.concurrency} ({meaning})"
 
 
 def _handler(logfile: str | None) -> logging.Handler:

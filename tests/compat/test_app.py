@@ -88,7 +88,7 @@ def test_unsupported_settings_raise(make_app):
     [
         ("accept_content", ["json", "auth"], "message signing"),
         ("task_reject_on_worker_lost", False, "always run again"),
-        ("worker_pool", "prefork", "run tasks in threads"),
+        ("worker_pool", "eventlet", "use prefork"),
     ],
 )
 def test_settings_asking_for_another_behaviour_raise(make_app, setting, value, message):
@@ -103,6 +103,7 @@ def test_settings_asking_for_another_behaviour_raise(make_app, setting, value, m
         ("accept_content", ["json", "pickle"]),  # we only ever send JSON: nothing unpickled
         ("task_reject_on_worker_lost", True),
         ("worker_pool", "threads"),
+        ("worker_pool", "prefork"),
     ],
 )
 def test_settings_matching_the_engine_are_accepted(make_app, setting, value):

@@ -180,7 +180,8 @@ def test_a_bridge_that_fails_to_start_stops_the_worker_start(
 
     monkeypatch.setattr(CeleryBridge, "start", broken_start)
     pidfile = tmp_path / "worker.pid"
-    args = ["-A", cli_app(redis_url), "-q", "worker", "-c", "1", "--celery-queues", "celery"]
+    args = ["-A", cli_app(redis_url), "-q", "worker", "-P", "threads", "-c", "1",
+            "--celery-queues", "celery"]  # fmt: skip
     with pytest.raises(RuntimeError, match="no bridge thread"):
         main([*args, "--pidfile", str(pidfile)])
     assert recorder.named("ready") == []  # never claimed to be ready
@@ -197,7 +198,8 @@ def test_the_bridge_runs_from_worker_ready_to_shutdown(cli_app, redis_url, recor
         recorder.add("ready", sender)
 
     signals.worker_ready.connect(receiver, weak=False, dispatch_uid="test-bridge-ready")
-    args = ["-A", cli_app(redis_url), "-q", "worker", "-c", "1", "--celery-queues", "celery"]
+    args = ["-A", cli_app(redis_url), "-q", "worker", "-P", "threads", "-c", "1",
+            "--celery-queues", "celery"]  # fmt: skip
     statuses: list[int] = []
     thread = threading.Thread(target=lambda: statuses.append(main(args)), name="test-cli")
     thread.start()

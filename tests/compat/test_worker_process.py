@@ -1,7 +1,8 @@
 """``tests.compat.proj`` run by real worker processes against a real redis-server.
 
 Tests taking ``proj`` run twice: on ``python -m spinach_compat -A tests.compat.proj worker``
-and on a real Celery 5 worker (``celery -A tests.compat.proj worker -P threads``) of the
+(its default pool, prefork: three child processes) and on a real Celery 5 worker
+(``celery -A tests.compat.proj worker -P threads``) of the
 same project, each on its own Redis db, and assert the same observable outcomes. One worker
 per implementation serves the whole module (Celery's starts slowly). Tests without ``proj``
 exercise the facade only: time limits (Celery's thread pool does not enforce them), the
@@ -145,7 +146,8 @@ def facade(proj):
 def test_banner(facade):
     banner = facade.worker.banner
     for expected in ("spinach_compat@", "transport:   redis://127.0.0.1", "results:", "[queues]",
-                     ".> celery", "concurrency: 3 (threads)", f". {TASKS}.add"):  # fmt: skip
+                     ".> celery", "concurrency: 3 (prefork: child processes, one task each)",
+                     f". {TASKS}.add"):  # fmt: skip
         assert expected in banner
 
 
@@ -185,7 +187,9 @@ def test_inspect_ping_command(facade):
     assert "1 node online." in done.stdout
     stats = run_command(facade.url, "inspect", "stats", "--json")
     [reply] = json.loads(stats.stdout).values()
-    assert reply["pool"] == {"max-concurrency": 3, "implementation": "threads"}
+    pool = reply["pool"]  # the default pool: prefork, three children of one job each
+    assert (pool["max-concurrency"], pool["implementation"]) == (3, "prefork")
+    assert len(set(pool["processes"])) == 3
 
 
 def test_purge_command_discards_waiting_tasks(facade):
@@ -200,8 +204,8 @@ def test_purge_command_discards_waiting_tasks(facade):
 
 @pytest.mark.parametrize(
     ("flag", "named"),
-    [(["-P", "eventlet"], "-P eventlet"), (["--autoscale", "10,3"], "--autoscale"),
-     (["-E"], "-E/--task-events"), (["--max-tasks-per-child", "10"], "--max-tasks-per-child")],
+    [(["-P", "eventlet"], "-P eventlet"), (["--scheduler", "x.Y"], "--scheduler"),
+     (["-E"], "-E/--task-events")],
 )  # fmt: skip
 def test_unsupported_worker_flags_exit_with_a_clear_error(facade, flag, named):
     done = run_command(facade.url, "worker", *flag)
