@@ -1,10 +1,11 @@
 """Celery's testing API on the facade: a project's own pytest suite, on Celery and on us.
 
 ``testing_proj`` is a small Celery project whose tests use ``celery.contrib.pytest`` and
-``celery.contrib.testing`` only. It runs twice, each in a pytest subprocess of its own:
-unchanged on real Celery (``-p celery.contrib.pytest``), and on spinach_compat with
-``import celery`` giving the facade (``install_as_celery()``, ``-p
-spinach_compat.contrib.pytest``). Every test must end the same way in both.
+``celery.contrib.testing`` only. It runs three times, each in a pytest subprocess of its
+own: unchanged on real Celery (``-p celery.contrib.pytest``), and on spinach_compat with
+``import celery`` giving the facade (``install_as_celery()``), with ``-p
+spinach_compat.contrib.pytest`` and with the unchanged ``-p celery.contrib.pytest``. Every
+test must end the same way in all three.
 """
 
 from __future__ import annotations
@@ -42,15 +43,17 @@ _ON_FACADE = (
 _OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S+)", re.MULTILINE)
 
 
-def _start_suite(on_celery: bool, cwd: Path = PROJECT, *args: str) -> subprocess.Popen:
+def _start_suite(impl: str, plugin: str) -> subprocess.Popen:
+    """The project's suite on ``impl`` ('celery', or 'facade': under the import shim),
+    with the fixtures of the plugin module ``plugin``."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("PYTEST_") and k != "NO_WORKER"}  # fmt: skip
-    if on_celery:
-        command = [sys.executable, "-m", "pytest", "-p", "celery.contrib.pytest"]
+    if impl == "celery":
+        command = [sys.executable, "-m", "pytest"]
     else:
-        command = [sys.executable, "-c", _ON_FACADE, "-p", "spinach_compat.contrib.pytest"]
+        command = [sys.executable, "-c", _ON_FACADE]
     return subprocess.Popen(
-        [*command, "-q", "-rA", "-p", "no:cacheprovider", *args], cwd=cwd, env=env,
+        [*command, "-p", plugin, "-q", "-rA", "-p", "no:cacheprovider"], cwd=PROJECT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
 
@@ -61,16 +64,20 @@ def _outcomes(process: subprocess.Popen) -> tuple[dict[str, str], str]:
 
 
 def test_a_projects_suite_ends_the_same_on_celery_and_on_the_facade() -> None:
+    """On the facade with its plugin named, and with Celery's (the shim gives ours)."""
     pytest.importorskip("celery")
-    on_celery, on_facade = _start_suite(True), _start_suite(False)  # side by side
-    (celery_outcomes, celery_out), (facade_outcomes, facade_out) = (
-        _outcomes(on_celery), _outcomes(on_facade),
-    )  # fmt: skip
-    assert facade_outcomes == celery_outcomes, (celery_out[-3000:], facade_out[-3000:])
-    errors = {test for test, outcome in facade_outcomes.items() if outcome != "PASSED"}
-    assert errors == EXPECTED_ERRORS, facade_out[-3000:]
-    assert len(facade_outcomes) == 10
-    assert "the celery worker fixtures need an app, got None" in facade_out
+    runs = [
+        _start_suite("celery", "celery.contrib.pytest"),
+        _start_suite("facade", "spinach_compat.contrib.pytest"),
+        _start_suite("facade", "celery.contrib.pytest"),
+    ]  # side by side
+    (on_celery, celery_out), *on_facade = [_outcomes(run) for run in runs]
+    for outcomes, output in on_facade:
+        assert outcomes == on_celery, (celery_out[-3000:], output[-3000:])
+        assert "the celery worker fixtures need an app, got None" in output
+    errors = {test for test, outcome in on_celery.items() if outcome != "PASSED"}
+    assert errors == EXPECTED_ERRORS, celery_out[-3000:]
+    assert len(on_celery) == 10
 
 
 # -- the plugin is enabled only when asked ---------------------------------------------------
