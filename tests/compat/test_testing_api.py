@@ -43,11 +43,20 @@ _ON_FACADE = (
 _OUTCOME = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS) (\S+)", re.MULTILINE)
 
 
+#: Variables of this process that would change how a suite runs (the Django project of
+#: other tests sets ``DJANGO_SETTINGS_MODULE`` process-wide: Celery's fix-up would load it).
+_NOT_INHERITED = ("NO_WORKER", "DJANGO_SETTINGS_MODULE", "SPINACH_AS_CELERY", "WORKER_LOGLEVEL")
+
+
+def _clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("PYTEST_") and k not in _NOT_INHERITED}  # fmt: skip
+
+
 def _start_suite(impl: str, plugin: str) -> subprocess.Popen:
     """The project's suite on ``impl`` ('celery', or 'facade': under the import shim),
     with the fixtures of the plugin module ``plugin``."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PYTEST_") and k != "NO_WORKER"}  # fmt: skip
+    env = _clean_env()
     if impl == "celery":
         command = [sys.executable, "-m", "pytest"]
     else:
@@ -94,7 +103,7 @@ def test_installing_the_package_enables_no_fixture(tmp_path: Path) -> None:
     (tmp_path / "test_x.py").write_text(_USES_A_FIXTURE)
     process = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=SUITE_TIMEOUT,
+        cwd=tmp_path, capture_output=True, text=True, timeout=SUITE_TIMEOUT, env=_clean_env(),
     )  # fmt: skip
     assert process.returncode == 1, process.stdout
     assert "fixture 'celery_app' not found" in process.stdout
@@ -107,7 +116,7 @@ def test_the_fixtures_load_when_asked(tmp_path: Path, how: list[str]) -> None:
     (tmp_path / "test_x.py").write_text(_USES_A_FIXTURE)
     process = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *how, str(tmp_path)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=SUITE_TIMEOUT,
+        cwd=tmp_path, capture_output=True, text=True, timeout=SUITE_TIMEOUT, env=_clean_env(),
     )  # fmt: skip
     assert process.returncode == 0, process.stdout
 
