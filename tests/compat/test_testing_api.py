@@ -166,6 +166,11 @@ def test_start_worker_refuses_what_it_cannot_run(test_app) -> None:
     with pytest.raises(UnsupportedFeature, match="max_tasks_per_child"), \
             start_worker(test_app, max_tasks_per_child=1):  # fmt: skip
         pass
+    with start_worker(test_app) as worker:
+        assert worker.info()["pid"] == os.getpid()
+        with pytest.raises(UnsupportedFeature, match="a worker of this app already runs"), \
+                start_worker(test_app):  # fmt: skip
+            pass
 
 
 def test_the_app_trap_refuses_the_current_app(test_app) -> None:

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -71,6 +72,7 @@ class TestWorkController:
         self.logfile = logfile
         self.queues = list(queues) if queues else None
         self._on_started = threading.Event()
+        self._started_at = time.monotonic()
 
     def start(self) -> None:
         """Start the engine's threads (they run until ``stop``)."""
@@ -103,6 +105,10 @@ class TestWorkController:
         """Import ``modules`` (tasks declared since the start are served without it)."""
         for module in modules or ():
             self.app.loader.import_task_module(module)
+
+    def info(self) -> dict[str, Any]:
+        """Celery's ``WorkController.info()`` keys this worker knows: ``pid``, ``uptime``."""
+        return {"pid": os.getpid(), "uptime": round(time.monotonic() - self._started_at)}
 
     def __str__(self) -> str:
         return self.hostname
@@ -161,6 +167,12 @@ def _worker_for(app: Any, concurrency: int, pool: str, loglevel: str | int,
         raise UnsupportedFeature(
             f"start_worker({', '.join(unknown)}=...): not supported by the facade's test "
             "worker (it takes queues and hostname)"
+        )
+    if app.engine.running:
+        raise UnsupportedFeature(
+            f"start_worker({app!r}): a worker of this app already runs in this process (the "
+            "celery_session_worker fixture?), and an app has one worker here: use that "
+            "worker, or give this test an app of its own (celery_app, TestApp)"
         )
     hostname = options.get("hostname") or anon_nodename()
     return TestWorkController(app, hostname, concurrency, pool, loglevel, logfile,
