@@ -10,6 +10,7 @@ test must end the same way in all three.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -124,6 +125,15 @@ def test_the_fixtures_load_when_asked(tmp_path: Path, how: list[str]) -> None:
 # -- start_worker, in this process --------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def task_logger_level():
+    """Put back the level start_worker sets on the task logger (as Celery's does)."""
+    logger = logging.getLogger("celery.task")
+    level = logger.level
+    yield
+    logger.setLevel(level)
+
+
 @pytest.fixture
 def test_app():
     app = TestApp()
@@ -207,3 +217,21 @@ def test_manager_waits_for_a_queued_task_to_be_accepted(test_app) -> None:
         manager.join(result, timeout=10)
         assert manager.missing_results([result]) == []
         manager.wait_until_idle()
+
+
+def test_a_logfile_gets_one_handler_however_many_workers_start(test_app, tmp_path) -> None:
+    logfile = tmp_path / "worker.log"
+    logger = logging.getLogger("celery")
+    before = list(logger.handlers)
+    try:
+        for _ in range(2):
+            with start_worker(test_app, logfile=str(logfile), loglevel="WARNING"):
+                logging.getLogger("celery.task").warning("noted")
+        added = [h for h in logger.handlers if h not in before]
+        assert len(added) == 1
+        added[0].flush()
+        assert logfile.read_text().count("noted") == 2
+    finally:
+        for handler in [h for h in logger.handlers if h not in before]:
+            logger.removeHandler(handler)
+            handler.close()

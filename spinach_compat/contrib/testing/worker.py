@@ -189,10 +189,12 @@ def setup_app_for_worker(app: Celery, loglevel: str | int, logfile: str | None) 
     level = logging.getLevelName(loglevel.upper()) if isinstance(loglevel, str) else loglevel
     if isinstance(level, int):
         logging.getLogger("celery.task").setLevel(level)
-    if logfile:
-        handler = logging.FileHandler(logfile)
+    logger = logging.getLogger("celery")
+    path = os.path.abspath(logfile) if logfile else None
+    if path and not any(getattr(h, "baseFilename", None) == path for h in logger.handlers):
+        handler = logging.FileHandler(path)  # once per file, however many workers start
         handler.setLevel(level if isinstance(level, int) else logging.ERROR)
-        logging.getLogger("celery").addHandler(handler)
+        logger.addHandler(handler)
 
 
 def _check_ping_task(app: Celery) -> None:
