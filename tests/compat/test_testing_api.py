@@ -235,3 +235,12 @@ def test_a_logfile_gets_one_handler_however_many_workers_start(test_app, tmp_pat
         for handler in [h for h in logger.handlers if h not in before]:
             logger.removeHandler(handler)
             handler.close()
+
+
+def test_a_worker_that_cannot_answer_the_ping_is_stopped(test_app) -> None:
+    """Consuming another queue, it never runs celery.ping: the check times out, the worker
+    stops (no thread left behind: see the no_leaked_threads fixture)."""
+    with pytest.raises(spinach_compat.exceptions.TimeoutError), \
+            start_worker(test_app, queues=["elsewhere"], ping_task_timeout=0.2):  # fmt: skip
+        pytest.fail("the worker started")
+    assert not test_app.engine.running
