@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from .app.base import Celery
@@ -14,6 +14,28 @@ _current_app: Celery | None = None
 _default_app: Celery | None = None
 _apps: list[Any] = []  # weak references would do; apps live as long as the process
 _tls = threading.local()
+
+
+class Snapshot(NamedTuple):
+    """The current app, the default app and the registered apps at one time."""
+
+    current_app: Any
+    default_app: Any
+    apps: list[Any]
+
+
+def snapshot() -> Snapshot:
+    """The apps now, to ``restore`` later (the testing helpers put them back after a test)."""
+    with _lock:
+        return Snapshot(_current_app, _default_app, list(_apps))
+
+
+def restore(state: Snapshot) -> None:
+    """Put back the current, default and registered apps of a ``snapshot``."""
+    global _current_app, _default_app
+    with _lock:
+        _current_app, _default_app = state.current_app, state.default_app
+        _apps[:] = state.apps
 
 
 def set_current_app(app: Celery) -> None:

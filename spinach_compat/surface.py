@@ -136,8 +136,18 @@ REFUSED: dict[str, str] = {
     "celery.bin.celery.report": _CLICK,
     "celery.exceptions.CeleryCommandException": _CLICK,
     "celery.concurrency": "pool implementations are not pluggable: " + _POOLS,
-    "celery.contrib.pytest": _PENDING,
-    "celery.contrib.testing": _PENDING,
+    "celery.contrib.testing.app.UnitLogging": (
+        "the app's Logging object is not supported, so neither is its test subclass: "
+        "TestApp leaves logging to pytest; configure it with a setup_logging receiver"
+    ),
+    **{
+        "celery.contrib.testing.mocks." + name: (
+            "Celery's task message mocks feed its worker's Request and strategies, which "
+            "the facade has not: test a task by calling it, with apply(), or with a worker "
+            "(start_worker); " + _GUIDE + "testing"
+        )
+        for name in ("TaskMessage", "TaskMessage1", "task_message_from_sig")
+    },
     "celery.platforms.DaemonContext": _DAEMON,
     "celery.platforms.detached": _DAEMON,
     "celery.platforms.close_open_fds": _DAEMON,

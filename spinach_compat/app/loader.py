@@ -31,6 +31,10 @@ class Loader:
 
     import_task_modules = import_default_modules
 
+    def import_task_module(self, module: str) -> Any:
+        """Import the module ``module`` (its tasks register as it is imported)."""
+        return importlib.import_module(module)
+
 
 def autodiscover(packages: Iterable[str] | Callable | None, related_name: str) -> list[Any]:
     """Import ``<package>.<related_name>`` of each package that has one.

@@ -14,6 +14,9 @@ from spinach_compat import _state, exceptions, signals, states
 
 WAIT = 15.0  #: seconds a test waits for an expected event before failing
 
+#: A project with its own pytest suite, run in subprocesses by test_testing_api.py.
+collect_ignore = ["testing_proj"]
+
 _names = itertools.count()
 
 

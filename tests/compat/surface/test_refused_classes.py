@@ -64,8 +64,10 @@ def test_a_custom_schedule_class_is_refused_by_the_worker(make_app) -> None:
 def test_refused_modules_raise_on_import_whatever_the_import_form() -> None:
     with pytest.raises(UnsupportedFeature, match=r"celery\.concurrency.*worker-pools"):
         from spinach_compat import concurrency  # noqa: F401
-    with pytest.raises(UnsupportedFeature, match=r"celery\.contrib\.testing"):
-        import spinach_compat.contrib.testing.worker  # noqa: F401
+    with pytest.raises(UnsupportedFeature, match=r"celery\.concurrency"):
+        import spinach_compat.concurrency.prefork  # noqa: F401
+    with pytest.raises(UnsupportedFeature, match=r"celery\.contrib\.testing\.mocks\.TaskMessage"):
+        from spinach_compat.contrib.testing.mocks import TaskMessage  # noqa: F401
     with pytest.raises(UnsupportedFeature, match=r"celery\.worker\.control"):
         from spinach_compat.worker.control import Panel  # noqa: F401
 

@@ -1,0 +1,1 @@
+"""A small Celery project whose own tests use Celery's testing API."""
