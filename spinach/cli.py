@@ -254,26 +254,28 @@ def _add_periodic_parser(commands: Any, common: argparse.ArgumentParser) -> None
         parser.set_defaults(handler=run_periodic)
 
 
-def _positive_int(text: str) -> int:
-    """An argparse type: an int >= 1."""
+def int_at_least(
+    text: str, minimum: int, *, expected: str = "not an integer:", least: str = ""
+) -> int:
+    """An argparse value: an int of at least ``minimum`` (``expected`` and ``least`` word
+    the errors: "<expected> 'x'", "must be <minimum><least> or more, not <value>")."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+        raise argparse.ArgumentTypeError(f"{expected} {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {minimum}{least} or more, not {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: an int >= 1."""
+    return int_at_least(text, 1)
 
 
 def _non_negative_int(text: str) -> int:
     """An argparse type: an int >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
-    return value
+    return int_at_least(text, 0)
 
 
 def _positive_float(text: str) -> float:

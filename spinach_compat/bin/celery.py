@@ -30,6 +30,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from spinach import __version__ as spinach_version
+from spinach.cli import int_at_least
 
 from .. import __version__ as celery_api_version
 from ..exceptions import UnsupportedFeature
@@ -228,13 +229,7 @@ def _concurrency(text: str) -> int:
     """``-c``: a count of 1 or more, or ``auto`` (the CPUs this process may use)."""
     if text.strip().lower() == "auto":
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else _cpus()
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'auto', not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
+    return int_at_least(text, 1, expected="expected a number or 'auto', not")
 
 
 def _cpus() -> int:
@@ -243,13 +238,7 @@ def _cpus() -> int:
 
 def _limit(text: str) -> int:
     """``--max-*-per-child``: a whole number, 0 meaning no limit (as Celery)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, not {value}")
-    return value
+    return int_at_least(text, 0, expected="expected a whole number, not", least=" (no limit)")
 
 
 def _autoscale(text: str) -> Any:
