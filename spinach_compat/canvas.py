@@ -4,8 +4,9 @@
 ``chain`` (or ``a | b``) sends its first task with the next ones as nested ``link``
 callbacks; ``chord`` sends its header as a group whose tasks count their completion in the
 result backend, the last one sending the body (``spinach_compat.app.chords``).
-``xmap``/``xstarmap``/``chunks`` are not supported: importing them raises
-``UnsupportedFeature`` (``spinach_compat.surface.REFUSED``).
+``xmap``/``xstarmap`` send one ``celery.map``/``celery.starmap`` task calling the task on
+each item in turn; ``chunks`` sends a group of ``xstarmap``, one per ``n`` items (the
+built-in tasks: ``spinach_compat.app.builtins``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ if TYPE_CHECKING:
 
 _Sig = TypeVar("_Sig", bound="Signature")
 
-__all__ = ["Signature", "chain", "chord", "group", "maybe_signature", "signature"]
+__all__ = [
+    "Signature", "chain", "chord", "chunks", "group", "maybe_signature", "signature", "xmap",
+    "xstarmap",
+]  # fmt: skip
 
 
 def _option_property(option: str, doc: str) -> property:
@@ -159,6 +163,10 @@ class Signature(dict):
                 options[key] = list(options[key])
         dict.update(sig, options=options, kwargs={**self.kwargs})
         return sig
+
+    def __invert__(self) -> Any:
+        """``~sig``: send it and wait for its value (``apply_async().get()``)."""
+        return self.apply_async().get()
 
     def __or__(self, other: Any) -> Any:
         """``self | other``: a chain (a group then a signature: a chord)."""
@@ -333,6 +341,18 @@ class group(_Canvas):
                 task.apply_async(args, kwargs, **member)
         return result
 
+    def skew(self, start: float = 1.0, stop: float | None = None, step: float = 1.0) -> group:
+        """Give the members growing countdowns, ``start``, ``start + step``..., as Celery:
+        once past ``stop`` (if given, not 0) the last one within it repeats; this group."""
+        countdown = float(start)
+        for task in self.tasks:
+            if not stop or countdown <= stop:
+                task.set(countdown=countdown)
+                countdown += step
+            else:
+                task.set(countdown=countdown - step)
+        return self
+
     def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         """Run every member here, in order; a ``GroupResult`` of ``EagerResult``."""
         from .result import GroupResult
@@ -412,10 +432,13 @@ class chain(_Canvas):
         options = {**sig.options, **options}
         link_error = options.pop("link_error", None)
         link = options.pop("link", None)
+        member_of = options.pop("spinach_chord", None)  # the last task ends the chain
         if not sig.tasks:
             return None
         result = sig.freeze(options.pop("task_id", None))
         steps = sig._steps()
+        if member_of is not None:
+            steps[-1].set(spinach_chord=member_of, ignore_result=False)
         for step in steps[1:]:  # now, not when the step before sends it from a worker
             _check_sendable(step)
         for callback in _listed(link):
@@ -514,12 +537,16 @@ class chord(_Canvas):
         return sig._send(args, kwargs, options)
 
     def _callbacks_to_body(self, options: dict) -> dict:
-        """The chord's options and ``options`` less ``link``/``link_error``, linked to the
-        body instead (a chord's callbacks are its body's, as Celery)."""
+        """The chord's options and ``options`` less ``link``/``link_error`` (and the
+        membership of an outer chord), given to the body instead (a chord's callbacks are
+        its body's, as Celery)."""
         options = {**self.options, **options}
         for key in ("link", "link_error"):
             for callback in _listed(options.pop(key, None)):
                 getattr(self.body, key)(callback)
+        member_of = options.pop("spinach_chord", None)  # an outer chord's: the body ends it
+        if member_of is not None:
+            self.body.set(spinach_chord=member_of, ignore_result=False)
         return options
 
     def _send(self, args: Any, kwargs: dict, options: dict) -> Any:
@@ -552,6 +579,93 @@ class chord(_Canvas):
         return sig.body.apply((values,), **options)
 
 
+def _task_name(task: Any) -> str:
+    """The name of a task given as a signature, a dict, a task or a name."""
+    if isinstance(task, dict):
+        return task["task"]
+    return task if isinstance(task, str) else task.name
+
+
+def _truncated(text: str, size: int = 100) -> str:
+    """``text`` cut at a word before ``size`` characters (with ``...``), as Celery's reprs."""
+    return text if len(text) <= size else text[:size].rsplit(" ", 1)[0] + "..."
+
+
+class _basemap(Signature):
+    """One built-in task calling ``task`` with each item of ``it``, in turn, in the worker
+    that runs it (not a parallel group): its value is the list of the calls' values."""
+
+    _task_name = ""
+
+    def __init__(self, task: Any, it: Any, app: Celery | None = None, **options: Any):
+        super().__init__(
+            self._task_name, (), {"task": task, "it": list(it)}, options, immutable=True,
+            app=app,
+        )  # fmt: skip
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Send the built-in task, routed as ``task`` is (Celery's ``route_name``); the
+        arguments given are ignored, as Celery does."""
+        given = {key: value for key, value in options.items() if value is not None}
+        route_name = given.pop("route_name", None) or _task_name(self.kwargs["task"])
+        return super().apply_async(route_name=route_name, **given)
+
+    def _repr_of(self, call: str) -> str:
+        it = _truncated(repr(self.kwargs["it"]))
+        return f"[{_task_name(self.kwargs['task'])}({call}) for x in {it}]"
+
+
+class xmap(_basemap):
+    """``task.map(it)``: ``[task(x) for x in it]`` in one worker."""
+
+    _task_name = "celery.map"
+
+    def __repr__(self) -> str:
+        return self._repr_of("x")
+
+
+class xstarmap(_basemap):
+    """``task.starmap(it)``: ``[task(*x) for x in it]`` in one worker."""
+
+    _task_name = "celery.starmap"
+
+    def __repr__(self) -> str:
+        return self._repr_of("*x")
+
+
+class chunks(Signature):
+    """``task.chunks(it, n)``: the items of ``it`` in parts of ``n``, each part one
+    ``xstarmap`` task; sent as a group of them (``group()``), whose value is the list of
+    the parts' lists."""
+
+    def __init__(self, task: Any, it: Any, n: int, app: Celery | None = None, **options: Any):
+        super().__init__(
+            "celery.chunks", (), {"task": task, "it": list(it), "n": n}, options,
+            immutable=True, app=app,
+        )  # fmt: skip
+
+    def __call__(self, **options: Any) -> Any:
+        return self.apply_async(**options)
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Send ``group()``; its ``GroupResult``."""
+        route_name = _task_name(self.kwargs["task"])
+        return self.group().apply_async(args, kwargs, route_name=route_name, **options)
+
+    def group(self) -> group:
+        """The group of ``xstarmap`` signatures, one per part of ``n`` items."""
+        from .utils.functional import chunks as parts
+
+        task, it, n = self.kwargs["task"], self.kwargs["it"], self.kwargs["n"]
+        maps = (xstarmap(task, part, app=self._app) for part in parts(iter(it), n))
+        return group(maps, app=self._app)
+
+    @classmethod
+    def apply_chunks(cls, task: Any, it: Any, n: int, app: Celery | None = None) -> Any:
+        """Send ``chunks(task, it, n)`` at once; its ``GroupResult``."""
+        return cls(task, it, n, app=app)()
+
+
 def _check_sendable(sig: Signature) -> None:
     """Raise ``UnsupportedFeature`` now for an option ``sig`` (or a signature inside it)
     holds that sending it would refuse."""
@@ -565,4 +679,4 @@ _TYPES: dict[str, type[group] | type[chain] | type[chord]] = {
 }  # fmt: skip
 subtask = signature
 refuse_missing(Signature, "celery.canvas.Signature")  # the rest: see surface.REFUSED
-__getattr__ = module_getattr(__name__)  # xmap, xstarmap, chunks: refused
+__getattr__ = module_getattr(__name__)

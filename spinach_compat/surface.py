@@ -72,10 +72,6 @@ _TREES = (
 )
 _STAMPING = "stamping is " + _PENDING
 _PROMISE = "results are not vine promises: chain the work with link= or a chain instead"
-_SPLIT = (
-    "xmap, xstarmap and chunks are not supported: send a group of signatures instead, "
-    "group(task.s(*args) for args in items); " + _GUIDE + "canvas"
-)
 _INTERNAL = "an internal of Celery's {}, not a public API: {}"
 _COMPAT3 = "a Celery 3 compatibility module, removed from spinach_compat: {}"
 _APP_CLASS = (
@@ -87,7 +83,6 @@ _APP_CLASS = (
 REFUSED: dict[str, str] = {
     # -- celery, celery.app ----------------------------------------------------------------
     "celery.bugreport": "not supported: report spinach_compat.__version__ and spinach's version",
-    "celery.chunks": _SPLIT,
     "celery.execute": _COMPAT3.format("call task.apply_async or app.send_task"),
     "celery.log": _COMPAT3.format("use spinach_compat.utils.log"),
     "celery.messaging": _COMPAT3.format("send tasks with apply_async"),
@@ -99,11 +94,6 @@ REFUSED: dict[str, str] = {
     "celery.app.enable_trace": "app tracing (CELERY_TRACE_APP) is not supported",
     "celery.app.pop_current_task": _INTERNAL.format("worker", "the worker keeps the task stack"),
     "celery.app.push_current_task": _INTERNAL.format("worker", "the worker keeps the task stack"),
-    "celery.canvas.chunks": _SPLIT,
-    "celery.canvas.xmap": _SPLIT,
-    "celery.canvas.xstarmap": _SPLIT,
-    "celery.xmap": _SPLIT,
-    "celery.xstarmap": _SPLIT,
     "celery.app.log.Logging": (
         "the app's Logging object is not supported: configure logging "
         "with -l/-f or a setup_logging receiver"
@@ -256,7 +246,6 @@ REFUSED.update(
         _APP + "type_checker": _INTERNAL.format("argument checks", "the facade checks arguments"),
         _APP + "user_options": "custom command-line options are not supported: use settings",
         # -- Task ----------------------------------------------------------------------------------
-        **_each(_TASK, "replace on_replace", _PENDING),
         **_each(
             _TASK,
             "Strategy start_strategy",

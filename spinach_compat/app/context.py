@@ -36,6 +36,7 @@ class Context:
     utc = True
     shadow: str | None = None
     taskset: str | None = None
+    replaced_task_nesting = 0
     stamped_headers: list[str] | None = None
     stamps: dict[str, Any] | None = None
     #: Set by ``Task.retry`` while the retry is being sent (``app.retry``).
@@ -74,7 +75,7 @@ class Context:
             "headers": self.headers,
             "retries": self.retries,
             "reply_to": self.reply_to,
-            "replaced_task_nesting": 0,
+            "replaced_task_nesting": self.replaced_task_nesting,
             "origin": self.origin,
         }
 

@@ -145,7 +145,7 @@ def _route(app: Publisher, message: Message, args: Any, kwargs: Any) -> None:
     the routing key, the priority and its band queue, legacy or native."""
     conf, task, options = app.conf, message.task, message.options
     routers = routes.prepare(conf.task_routes)
-    routed = (task.name if task is not None else None) or message.name
+    routed = options.get("route_name") or (task.name if task is not None else None) or message.name
     route = routes.route_for(routers, routed, args, kwargs, options, task) or {}
     queue = getattr(options.get("queue"), "name", options.get("queue"))  # a kombu Queue too
     message.routing_key = queue or options.get("routing_key") or routes.queue_of(conf, task, route)
@@ -173,7 +173,9 @@ def _meta(app: Publisher, message: Message) -> dict:
     eta = _eta(app, options.get("countdown"), options.get("eta"))
     expires = options.get("expires", task.expires if task is not None else None)
     root_id, parent_id = _lineage(options)
+    replacing = _replacing(message)
     return {
+        **replacing,
         "eta": eta.isoformat() if eta else None,
         "expires": _expires(app, expires),
         "headers": dict(options.get("headers") or {}),
@@ -188,6 +190,20 @@ def _meta(app: Publisher, message: Message) -> dict:
         "chord": options.get("spinach_chord"),
         "routing_key": message.routing_key,
     }
+
+
+def _replacing(message: Message) -> dict:
+    """What the meta of a task replacing another (``Task.replace``) adds: the task id it
+    takes over, kept apart from its native job id (the replaced job may still be running:
+    the broker would not store a second job of its id)."""
+    nesting = message.options.get("replaced_task_nesting")
+    return {"task_id": message.task_id, "replaced_task_nesting": nesting} if nesting else {}
+
+
+def job_id_of(task_id: str, meta: dict) -> str:
+    """The native job id of a message: its task id, suffixed for a replacing task's."""
+    nesting = meta.get("replaced_task_nesting")
+    return f"{task_id}.replaced{nesting}" if nesting else task_id
 
 
 def _lineage(options: dict) -> tuple[str | None, str | None]:
@@ -348,8 +364,8 @@ def _native_job(app: Publisher, message: Message) -> Job:
     if body is not None:
         meta[codec.BODY] = body
     at = _parse(meta["eta"]) if meta["eta"] else app.now()
-    return app.build_native_job(message.name, at, args, kwargs, message.task_id, message.queue,
-                                meta)  # fmt: skip
+    job_id = job_id_of(message.task_id, meta)
+    return app.build_native_job(message.name, at, args, kwargs, job_id, message.queue, meta)
 
 
 def _encode(

@@ -323,7 +323,7 @@ def _refuse_payload(task: Task, job: Job, exc: Exception) -> Exception:
     )
     request = task.request_from_job(job, [], {})
     if should_store(task, request, eager=False) or task.store_errors_even_if_ignored:
-        task.backend.mark_as_failure(job.id, exc, None, request=request)
+        task.backend.mark_as_failure(_task_id(request), exc, None, request=request)
     logger.error("Dead-lettering %s", reason)
     try:
         app_of(task).engine.broker.dead_letter(job, reason)

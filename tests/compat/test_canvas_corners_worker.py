@@ -1,0 +1,133 @@
+"""The canvas corners on real worker processes: ``tests.compat.canvas_proj`` run by the
+facade's worker and by a real Celery 5.7 worker, each on its own Redis db, with the same
+expected outcomes (values, states, exception types and texts).
+
+One worker per implementation serves the whole module (Celery's starts slowly).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from ..helpers import wait_until
+from .worker_process import WorkerProcess
+
+WAIT = 30.0
+TASKS = "tests.compat.canvas_proj.tasks"
+DBS = {"spinach_compat": 7, "celery": 8}
+
+
+def _impl(name: str) -> SimpleNamespace:
+    if name == "celery":
+        celery = pytest.importorskip("celery")
+        from celery import canvas
+    else:
+        import spinach_compat as celery
+        from spinach_compat import canvas
+    return SimpleNamespace(
+        Celery=celery.Celery, group=celery.group, chain=celery.chain, chord=celery.chord,
+        chunks=canvas.chunks, xmap=canvas.xmap, xstarmap=canvas.xstarmap,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=["spinach_compat", "celery"])
+def proj(request, redis_server, tmp_path_factory):
+    """A worker of the project (facade, then real Celery) and a client app."""
+    name = request.param
+    url = redis_server.url_for(DBS[name])
+    with redis_server.client(db=DBS[name]) as client:
+        client.flushdb()
+    log = tmp_path_factory.mktemp(name) / "worker.log"
+    worker = WorkerProcess(
+        name, url, ["-c", "4", "-l", "info", "-n", f"{name}@%h"], log,
+        project="tests.compat.canvas_proj",
+    )  # fmt: skip
+    worker.start()
+    impl = _impl(name)
+    app = impl.Celery("canvas_proj", broker=url, backend=url, set_as_current=False)
+    yield SimpleNamespace(name=name, app=app, impl=impl, worker=worker)
+    assert worker.stop() == 0, worker.describe()
+
+
+def _sig(proj, name: str, *args, **options):
+    return proj.app.signature(f"{TASKS}.{name}", args, **options)
+
+
+def _exception_of(result) -> BaseException:
+    with pytest.raises(Exception) as info:
+        result.get(timeout=WAIT)
+    return info.value
+
+
+# -- chunks, map, starmap ------------------------------------------------------------------
+
+
+def test_chunks_send_a_group_of_starmaps(proj):
+    pairs = zip(range(7), range(7), strict=True)
+    chunks = proj.impl.chunks(_sig(proj, "add"), pairs, 3, app=proj.app)
+    result = chunks.apply_async()
+    assert type(result).__name__ == "GroupResult" and len(result.results) == 3
+    assert result.get(timeout=WAIT) == [[0, 2, 4], [6, 8, 10], [12]]
+    assert [r.state for r in result.results] == ["SUCCESS"] * 3
+    assert chunks.group().skew(start=1, step=0.5).tasks[2].options["countdown"] == 2.0
+
+
+def test_map_and_starmap_run_in_one_task(proj):
+    mapped = proj.impl.xmap(_sig(proj, "double"), [1, 2, 3], app=proj.app)
+    result = mapped.delay()
+    assert type(result).__name__ == "AsyncResult"
+    assert result.get(timeout=WAIT) == [2, 4, 6]
+    starmapped = proj.impl.xstarmap(_sig(proj, "add"), [(1, 2), (3, 4)], app=proj.app)
+    assert starmapped.apply_async().get(timeout=WAIT) == [3, 7]
+
+
+def test_a_failing_call_fails_the_map(proj):
+    result = proj.impl.xmap(_sig(proj, "fail"), ["boom"], app=proj.app).delay()
+    exc = _exception_of(result)
+    assert (type(exc).__name__, str(exc), result.state) == ("ValueError", "boom", "FAILURE")
+
+
+# -- Task.replace --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"), [("sig", 3), ("group", [2, 4]), ("chain", 12), ("chain-to-group", [4, 4])]
+)
+def test_replaced_task_gives_the_replacements_value(proj, kind, value):
+    result = _sig(proj, "replaced", kind).delay()
+    assert result.get(timeout=WAIT) == value
+    assert result.state == "SUCCESS"
+
+
+def test_replaced_task_in_a_chain_passes_the_value_on(proj):
+    chain = proj.impl.chain(_sig(proj, "replaced", "chain"), _sig(proj, "add", 100))
+    result = chain.apply_async()
+    assert result.get(timeout=WAIT) == 112
+    assert result.parent.get(timeout=WAIT) == 12
+
+
+def test_replaced_tasks_in_a_chord_header(proj):
+    header = [_sig(proj, "replaced", kind, immutable=True) for kind in ("sig", "chain")]
+    body = _sig(proj, "total")
+    result = proj.impl.chord([*header, _sig(proj, "add", 1, 1)], body).apply_async()
+    assert result.get(timeout=WAIT) == 3 + 12 + 2
+    grouped = proj.impl.chord([_sig(proj, "replaced", "group")], _sig(proj, "collect"))
+    assert grouped.apply_async().get(timeout=WAIT) == [[2, 4]]
+
+
+def test_a_failing_replacement_fails_the_task_and_calls_its_errbacks(proj):
+    result = _sig(proj, "replaced", "fail").apply_async(link_error=_sig(proj, "note_failure"))
+    exc = _exception_of(result)
+    assert (type(exc).__name__, str(exc), result.state) == ("ValueError", "replaced", "FAILURE")
+    noted = proj.app.AsyncResult(f"{result.id}-errback")
+    wait_until(lambda: noted.state == "SUCCESS", timeout=WAIT)
+    assert noted.result == result.id
+
+
+def test_on_replace_is_called_with_the_replacement(proj):
+    result = _sig(proj, "hooked", "sig").delay()
+    assert result.get(timeout=WAIT) == 3
+    hook = proj.app.AsyncResult(f"{result.id}-hook")
+    assert (hook.state, hook.result) == ("SUCCESS", f"{TASKS}.add")
