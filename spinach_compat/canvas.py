@@ -16,6 +16,7 @@ import itertools
 import uuid
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from ._state import get_current_worker_task
 from .app.call_options import check_options
 from .app.publish import batch
 from .exceptions import UnsupportedFeature
@@ -112,11 +113,23 @@ class Signature(dict):
         return self.type(*args, **kwargs)
 
     def clone(self, args: Any = None, kwargs: Any = None, **options: Any) -> Signature:
-        args, kwargs, options = self._merge(args, kwargs, options)
-        sig = Signature(copy.deepcopy(dict(self)), app=self._app)
+        """A copy (a plain signature, as Celery's) with partial ``args`` prepended,
+        ``kwargs`` and ``options`` merged; its options (links included) are its own."""
+        if args or kwargs or options:
+            args, kwargs, options = self._merge(args, kwargs, options)
+        else:
+            args, kwargs, options = self.args, self.kwargs, self.options
+        sig = Signature(dict(self), app=self._app)
         sig._type = self._type
-        sig.update(args=args, kwargs=kwargs, options=options)
+        sig.update(args=tuple(args), kwargs=dict(kwargs), options=copy.deepcopy(options))
         return sig
+
+    def __deepcopy__(self, memo: dict) -> dict:
+        """As Celery's: a plain dict whose options are copied (the app is not)."""
+        clone = dict(self)
+        memo[id(self)] = clone
+        clone["options"] = copy.deepcopy(self.options, memo)
+        return clone
 
     def set(self, immutable: bool | None = None, **options: Any) -> Signature:
         if immutable is not None:
@@ -292,6 +305,20 @@ class _Canvas(Signature):
     def __call__(self, *args: Any, **options: Any) -> Any:
         return self.apply_async(args, **options)
 
+    def clone(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """A copy of the same kind, its signatures copied too, with ``options`` merged.
+
+        As Celery's, partial ``args`` are kept in the copy's ``args`` and never reach its
+        tasks (only a call's arguments do); partial ``kwargs`` are ignored.
+        """
+        sig = self._fresh()
+        dict.__setitem__(sig, "options", copy.deepcopy({**self.options, **options}))
+        if args:
+            dict.__setitem__(sig, "args", (*args, *self.args))
+        return sig
+
+    partial = clone
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._children()!r})"
 
@@ -335,10 +362,15 @@ class group(_Canvas):
             return self.apply(args, kwargs, **options)
         sig = self._fresh()
         result = sig.freeze(options.get("task_id") or options.get("group_id"))
+        add_to_parent = options.pop("add_to_parent", True)
         with batch(app):
             for index, task in enumerate(sig.tasks):
-                member = {**sig._options(options), "group_id": result.id, "group_index": index}
+                member = {**sig._options(options), "group_id": result.id, "group_index": index,
+                          "add_to_parent": False}  # fmt: skip
                 task.apply_async(args, kwargs, **member)
+        parent = get_current_worker_task()
+        if add_to_parent and parent is not None:  # the group's result, as Celery
+            parent.add_trail(result)
         return result
 
     def skew(self, start: float = 1.0, stop: float | None = None, step: float = 1.0) -> group:

@@ -66,10 +66,6 @@ _STEPS = (
     "the worker has no bootstep blueprint, so a custom step could not run: start a "
     "thread from a worker_ready receiver and stop it on worker_shutdown"
 )
-_TREES = (
-    "result trees (children, graphs) are not tracked: keep the AsyncResult of each "
-    "task you need; " + _GUIDE + "results"
-)
 _STAMPING = "stamping is " + _PENDING
 _PROMISE = "results are not vine promises: chain the work with link= or a chain instead"
 _INTERNAL = "an internal of Celery's {}, not a public API: {}"
@@ -258,7 +254,6 @@ REFUSED.update(
         ),
         _TASK + "add_around": _INTERNAL.format("tracer", "override __call__"),
         _TASK + "add_to_chord": "not supported: " + _GUIDE + "canvas",
-        _TASK + "add_trail": _TREES,
         _TASK + "annotate": "task_annotations are not supported: set the options on the task",
         _TASK + "from_config": (
             "an internal of Celery's Task, not read here: the options left unset follow the "
@@ -280,9 +275,7 @@ REFUSED.update(
         ),
         # -- AsyncResult, GroupResult --------------------------------------------------------------
         _RESULT + "TimeoutError": "not supported: use spinach_compat.exceptions.TimeoutError",
-        **_each(_RESULT, "build_graph graph iterdeps get_leaf collect children", _TREES),
         _RESULT + "revoke_by_stamped_headers": _STAMPING,
-        **_each(_RESULT, "supports_native_join", _INTERNAL.format("result backends", "use get()")),
         _RESULT + "then": _PROMISE,
         _RESULT + "throw": _INTERNAL.format("result promises", "use get()"),
         **_each(
@@ -292,7 +285,7 @@ REFUSED.update(
         ),
         **_each(
             _GROUP,
-            "iter_native join_native supports_native_join",
+            "iter_native",
             _INTERNAL.format("result backends", "use join() or get()"),
         ),
         _GROUP + "then": _PROMISE,

@@ -97,6 +97,7 @@ OPTIONS: Mapping[str, CallOption] = _declare(
     CallOption("parent_id", SUPPORTED, META, "else the calling task's id"),
     CallOption("time_limit", DIFFERENT, META, "enforced in threads", LIMITS),
     CallOption("soft_time_limit", DIFFERENT, META, "enforced in threads", LIMITS),
+    CallOption("add_to_parent", SUPPORTED, META, "False: no child of the running task", CANVAS),
     CallOption("replaced_task_nesting", DIFFERENT, META, "its own native job id", CANVAS),
     CallOption("link", SUPPORTED, LINKS, "Celery's callbacks", CANVAS),
     CallOption("link_error", SUPPORTED, LINKS, "Celery's errback calling rule", CANVAS),
@@ -117,7 +118,7 @@ OPTIONS: Mapping[str, CallOption] = _declare(
     _refused("producer", "custom producers are not supported: jobs go to the app's engine"),
     _refused("connection", "custom connections are not supported: jobs go to the app's engine"),
     *_no_effect(
-        "shadow add_to_parent exchange exchange_type declare delivery_mode mandatory "
+        "shadow exchange exchange_type declare delivery_mode mandatory "
         "group_id group_index reply_to retries result_cls origin"
     ),
 )

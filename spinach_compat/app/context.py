@@ -84,4 +84,8 @@ class Context:
 
     @property
     def children(self) -> list:
-        return []
+        """The results of the tasks sent while this request runs (``Task.add_trail``)."""
+        children = self.__dict__.get("_children")
+        if children is None:
+            children = self.__dict__["_children"] = []
+        return children

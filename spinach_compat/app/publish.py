@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from kombu.exceptions import EncodeError
 
 from .. import signals
-from .._state import get_current_task
+from .._state import get_current_task, get_current_worker_task
 from ..exceptions import UnsupportedFeature
 from ..interop import legacy
 from . import codec, links, routes
@@ -120,7 +120,17 @@ def publish(app: Publisher, name: str, args: Any, kwargs: Any, options: dict) ->
         after()
     else:
         _enqueue_native(app, message, after, policy_if_retrying)
-    return _result(app, message)
+    result = _result(app, message)
+    if options.get("add_to_parent", True):
+        _add_to_parent(result)
+    return result
+
+
+def _add_to_parent(result: AsyncResult) -> None:
+    """Record ``result`` as a child of the task running here, if any (as Celery)."""
+    parent = get_current_worker_task()
+    if parent is not None:
+        parent.add_trail(result)
 
 
 def resolve(app: Publisher, name: str, args: Any, kwargs: Any, options: dict) -> Message:

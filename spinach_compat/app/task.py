@@ -107,8 +107,10 @@ class Task:
     acks_on_failure_or_timeout = True
     acks_on_failure = True  # Celery's default: acks_on_failure_or_timeout's (see ACCEPTED_VALUES)
     acks_on_timeout = True
-    #: Accepted, no effect: the facade sends no events and records no result children.
+    #: Accepted, no effect: the facade sends no events.
     send_events = True
+    #: Whether the results of the tasks sent while this task runs are stored with its own
+    #: (``AsyncResult.children``), as Celery.
     trail = True
     #: Characters of a result in the success log line (``trace.RESULT_REPR_MAXSIZE``).
     resultrepr_maxsize = 1024
@@ -371,6 +373,12 @@ class Task:
         from ..canvas import chunks
 
         return chunks(self.s(), it, n, app=self._get_app())
+
+    def add_trail(self, result: Any) -> Any:
+        """Record ``result`` as a child of the running request (with ``trail``); ``result``."""
+        if self.trail:
+            self.request.children.append(result)
+        return result
 
     def replace(self, sig: Signature) -> Any:
         """End this run, handing its id, callbacks and chord place to ``sig`` (see

@@ -116,3 +116,35 @@ def test_replace_under_delay_cannot_join_as_celery(eager_app, impl):
     result = replaced.delay("sig")
     assert (result.state, type(result.result).__name__) == ("FAILURE", "RuntimeError")
     assert str(result.result).startswith("Never call result.get() within a task!")
+
+
+def test_signature_clone_replace_set_link_freeze(eager_app, impl):
+    canvas = _canvas(impl)
+    add, double, _ = _tasks(eager_app, impl)
+    linked = add.s(1).set(link=[double.s()])
+    clone = linked.clone((2,), {"b": 3}, countdown=1)
+    assert (clone.args, clone.kwargs, clone.options["countdown"]) == ((2, 1), {"b": 3}, 1)
+    clone.options["link"].append(double.s())
+    assert len(linked.options["link"]) == 1  # a clone's links are its own
+    replaced = add.s(1).replace(args=(7,), kwargs={"b": 1}, options={"queue": "q"})
+    assert (replaced.args, replaced.kwargs, replaced.options) == ((7,), {"b": 1}, {"queue": "q"})
+    errback = add.s(1)
+    assert errback.on_error(double.s()) is errback and len(errback.options["link_error"]) == 1
+    frozen = add.s(1, 2)
+    result = frozen.freeze()
+    assert (type(result).__name__, frozen.id, frozen.freeze("other").id) == (
+        "AsyncResult", result.id, result.id,
+    )  # fmt: skip
+    assert (frozen.apply().get(), add.s(1).apply((2,)).get()) == (3, 3)
+    group = canvas.group(add.s(1, 1), add.s(2, 2)).clone((5,), priority=3)
+    assert (type(group).__name__, group.options["priority"]) == ("group", 3)
+    assert group.apply().get() == [2, 4]  # as Celery: a canvas clone's args reach no task
+    chain = (add.s(1, 1) | double.s()).clone((5,))
+    assert (type(chain).__name__.lstrip("_"), chain.apply().get()) == ("chain", 4)
+
+
+def test_eager_results_have_no_children_and_join_in_place(eager_app, impl):
+    add, _, _ = _tasks(eager_app, impl)
+    result = _canvas(impl).group(add.s(1, 1), add.s(2, 2)).apply_async()
+    assert (result.supports_native_join, result.join()) == (False, [2, 4])
+    assert add.delay(1, 1).children is None

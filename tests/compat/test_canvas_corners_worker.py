@@ -71,6 +71,8 @@ def test_chunks_send_a_group_of_starmaps(proj):
     assert type(result).__name__ == "GroupResult" and len(result.results) == 3
     assert result.get(timeout=WAIT) == [[0, 2, 4], [6, 8, 10], [12]]
     assert [r.state for r in result.results] == ["SUCCESS"] * 3
+    assert result.supports_native_join is True
+    assert result.join_native(timeout=WAIT) == [[0, 2, 4], [6, 8, 10], [12]]
     assert chunks.group().skew(start=1, step=0.5).tasks[2].options["countdown"] == 2.0
 
 
@@ -131,3 +133,39 @@ def test_on_replace_is_called_with_the_replacement(proj):
     assert result.get(timeout=WAIT) == 3
     hook = proj.app.AsyncResult(f"{result.id}-hook")
     assert (hook.state, hook.result) == ("SUCCESS", f"{TASKS}.add")
+
+
+# -- result trees: children, collect, graph ------------------------------------------------
+
+
+def _tree(result) -> list:
+    """Each result of the tree as ``(kind, value)``, in Celery's breadth-first order."""
+    return [(type(node).__name__, value) for node, value in result.collect(timeout=WAIT)]
+
+
+def test_children_and_collect_follow_the_tasks_sent(proj):
+    result = _sig(proj, "fan_out", 2).delay()
+    group_id = result.get(timeout=WAIT)
+    wait_until(lambda: all(child.ready() for child in result.children[0]), timeout=WAIT)
+    (group_result,) = result.children
+    assert (type(group_result).__name__, group_result.id) == ("GroupResult", group_id)
+    for member in group_result.results:
+        wait_until(lambda m=member: bool(m.children) and m.children[0].ready(), timeout=WAIT)
+    tree = _tree(result)
+    assert tree[0] == ("AsyncResult", group_id)
+    assert tree[1][0] == "GroupResult" and len(tree) == 6
+    assert sorted(value for kind, value in tree[4:]) == [0, 1]
+    graph = result.graph
+    assert len(graph) == 6 and next(iter(graph)) == result
+    assert graph[result] == [group_result]
+
+
+def test_a_chain_result_has_the_next_task_as_child(proj):
+    chain = proj.impl.chain(_sig(proj, "add", 1, 2), _sig(proj, "double"))
+    last = chain.apply_async()
+    assert last.get(timeout=WAIT) == 6
+    first = last.parent
+    assert [child.id for child in first.children] == [last.id]
+    assert [value for _, value in first.collect(timeout=WAIT)] == [3, 6]
+    assert first.get_leaf() == 6
+    assert last.children == []

@@ -67,3 +67,20 @@ class Hooked(Task):
 @app.task(bind=True, base=Hooked)
 def hooked(self, kind):
     return self.replace(_replacement(kind))
+
+
+@app.task
+def square(i):
+    return i * i
+
+
+@app.task
+def squared_later(i):
+    """Sends ``square(i)``: its result is this task's child."""
+    return square.delay(i).id
+
+
+@app.task
+def fan_out(how_many):
+    """Sends a group of ``squared_later``: the group's result is this task's child."""
+    return group(squared_later.s(i) for i in range(how_many))().id
