@@ -17,8 +17,10 @@ import uuid
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._state import get_current_worker_task
+from .app import stamps
 from .app.call_options import check_options
 from .app.publish import batch
+from .app.stamps import StampingVisitor as StampingVisitor  # Celery's canvas has it
 from .exceptions import UnsupportedFeature
 from .result import allow_join_result
 from .surface import module_getattr, refuse_missing
@@ -164,6 +166,28 @@ class Signature(dict):
 
         task_id = self["options"].setdefault("task_id", _id or str(uuid.uuid4()))
         return AsyncResult(task_id, app=self.app, task_name=self["task"])
+
+    # -- stamping (see ``spinach_compat.app.stamps``) ----------------------------------
+
+    def stamp(self, visitor: StampingVisitor | None = None, append_stamps: bool = False,
+              **headers: Any) -> Any:  # fmt: skip
+        """Add stamps (``headers``, and the visitor's ``on_signature``) to this signature's
+        options and to its links; ``append_stamps`` gathers a repeated stamp's values in a
+        list, else this signature's own value is kept."""
+        self.stamp_links(visitor, append_stamps, **headers)
+        found = None if visitor is None else visitor.on_signature(self, **headers) or {}
+        return self.set(**stamps.headers_of(self, found, append_stamps, True, headers))
+
+    def stamp_links(self, visitor: StampingVisitor | None, append_stamps: bool = False,
+                    **headers: Any) -> None:  # fmt: skip
+        """Stamp the callbacks (``on_callback``) and errbacks (``on_errback``)."""
+        for option, hook in (("link", "on_callback"), ("link_error", "on_errback")):
+            given = copy.deepcopy(headers)
+            for link in _listed(self.options.get(option)):
+                link = maybe_signature(link, app=self._app)
+                found = None if visitor is None else getattr(visitor, hook)(link, **given) or {}
+                given = stamps.headers_of(self, found, append_stamps, False, given)
+                link.stamp(visitor, append_stamps, **given)
 
     def _fresh(self: _Sig) -> _Sig:
         """A copy whose options, kwargs and link lists can change without touching this one."""
@@ -373,6 +397,17 @@ class group(_Canvas):
             parent.add_trail(result)
         return result
 
+    def stamp(self, visitor: StampingVisitor | None = None, append_stamps: bool = False,
+              **headers: Any) -> None:  # fmt: skip
+        """Stamp every member (and the group's links) with ``on_group_start``'s stamps too."""
+        found = None if visitor is None else visitor.on_group_start(self, **headers) or {}
+        headers = stamps.headers_of(self, found, append_stamps, True, headers)
+        self.stamp_links(visitor, append_stamps, **headers)
+        for task in self.tasks:
+            task.stamp(visitor, append_stamps, **headers)
+        if visitor is not None:
+            visitor.on_group_end(self, **headers)
+
     def skew(self, start: float = 1.0, stop: float | None = None, step: float = 1.0) -> group:
         """Give the members growing countdowns, ``start``, ``start + step``..., as Celery:
         once past ``stop`` (if given, not 0) the last one within it repeats; this group."""
@@ -433,6 +468,17 @@ class chain(_Canvas):
         sig = super()._fresh()
         sig["kwargs"]["tasks"] = [task._fresh() for task in self.tasks]
         return sig
+
+    def stamp(self, visitor: StampingVisitor | None = None, append_stamps: bool = False,
+              **headers: Any) -> None:  # fmt: skip
+        """Stamp every task (and the chain's links) with ``on_chain_start``'s stamps too."""
+        found = None if visitor is None else visitor.on_chain_start(self, **headers) or {}
+        headers = stamps.headers_of(self, found, append_stamps, True, headers)
+        self.stamp_links(visitor, **headers)  # as Celery: its links never append stamps
+        for task in self.tasks:
+            task.stamp(visitor, append_stamps, **headers)
+        if visitor is not None:
+            visitor.on_chain_end(self, **headers)
 
     def _steps(self) -> list[Signature]:
         """The tasks to run in turn: a group followed by a task becomes a chord."""
@@ -534,6 +580,24 @@ class chord(_Canvas):
 
     header = property(lambda self: self["kwargs"]["header"])
     body = property(lambda self: self["kwargs"]["body"])
+    tasks = header  #: Celery's name of the header (what a stamping visitor reads)
+
+    def stamp(self, visitor: StampingVisitor | None = None, append_stamps: bool = False,
+              **headers: Any) -> None:  # fmt: skip
+        """Stamp the header's tasks (``on_chord_header_start``'s stamps too) and, with a
+        visitor, the body (``on_chord_body``'s), as Celery's."""
+        found = None if visitor is None else visitor.on_chord_header_start(self, **headers) or {}
+        headers = stamps.headers_of(self, found, append_stamps, True, headers)
+        self.stamp_links(visitor, append_stamps, **headers)
+        for task in self.header.tasks:
+            task.stamp(visitor, append_stamps, **dict(headers))
+        if visitor is None:
+            return
+        visitor.on_chord_header_end(self, **headers)
+        if self.body is not None:
+            found = visitor.on_chord_body(self, **headers) or {}
+            headers = stamps.headers_of(self, found, append_stamps, True, headers)
+            self.body.stamp(visitor, append_stamps, **headers)
 
     def _children(self) -> list[Signature]:
         return [self.header, *([self.body] if self.body is not None else [])]
@@ -701,7 +765,7 @@ class chunks(Signature):
 def _check_sendable(sig: Signature) -> None:
     """Raise ``UnsupportedFeature`` now for an option ``sig`` (or a signature inside it)
     holds that sending it would refuse."""
-    check_options(_publishable(sig.options))
+    check_options(stamps.split(_publishable(sig.options))[0])
     for child in sig._children() if isinstance(sig, _Canvas) else ():
         _check_sendable(child)
 

@@ -359,6 +359,13 @@ class AsyncResult(ResultBase):
         """Revoke the task (``app.control.revoke``): every worker discards it when fetched."""
         self.app.control.revoke(self.id, terminate=terminate, signal=signal)
 
+    def revoke_by_stamped_headers(
+        self, headers: dict, connection: Any = None, terminate: bool = False,
+        signal: Any = None, wait: bool = False, timeout: float | None = None,
+    ) -> None:  # fmt: skip
+        """Revoke the tasks carrying one of these stamps (``app.control``'s)."""
+        self.app.control.revoke_by_stamped_headers(headers, terminate=terminate, signal=signal)
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, AsyncResult):
             return other.id == self.id

@@ -66,7 +66,6 @@ _STEPS = (
     "the worker has no bootstep blueprint, so a custom step could not run: start a "
     "thread from a worker_ready receiver and stop it on worker_shutdown"
 )
-_STAMPING = "stamping is " + _PENDING
 _PROMISE = "results are not vine promises: chain the work with link= or a chain instead"
 _INTERNAL = "an internal of Celery's {}, not a public API: {}"
 _COMPAT3 = "a Celery 3 compatibility module, removed from spinach_compat: {}"
@@ -262,7 +261,6 @@ REFUSED.update(
         _TASK + "send_event": _EVENTS,
         _TASK + "subtask_from_request": "not supported: use signature_from_request",
         # -- Signature -----------------------------------------------------------------------------
-        **_each(_SIG, "stamp stamp_links", _STAMPING),
         **_each(
             _SIG,
             "TYPES register_type from_dict",
@@ -275,7 +273,6 @@ REFUSED.update(
         ),
         # -- AsyncResult, GroupResult --------------------------------------------------------------
         _RESULT + "TimeoutError": "not supported: use spinach_compat.exceptions.TimeoutError",
-        _RESULT + "revoke_by_stamped_headers": _STAMPING,
         _RESULT + "then": _PROMISE,
         _RESULT + "throw": _INTERNAL.format("result promises", "use get()"),
         **_each(
@@ -303,7 +300,6 @@ REFUSED.update(
         _CONTROL + "election": _INTERNAL.format("remote control", "no replacement"),
         _CONTROL + "rate_limit": "not supported at run time: set rate_limit on the task, restart",
         _CONTROL + "time_limit": "not supported at run time: set time limits on the task, restart",
-        _CONTROL + "revoke_by_stamped_headers": _STAMPING,
         _CONTROL + "shutdown": "not supported: stop workers with SIGTERM (warm shutdown)",
         **_each(_INSPECT, "clock hello", _INTERNAL.format("remote control", "no replacement")),
         _INSPECT + "conf": "not supported: read app.conf in the process that needs it",

@@ -37,6 +37,8 @@ class Context:
     shadow: str | None = None
     taskset: str | None = None
     replaced_task_nesting = 0
+    argsrepr: str | None = None
+    kwargsrepr: str | None = None
     stamped_headers: list[str] | None = None
     stamps: dict[str, Any] | None = None
     #: Set by ``Task.retry`` while the retry is being sent (``app.retry``).

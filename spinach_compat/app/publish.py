@@ -40,7 +40,7 @@ from .. import signals
 from .._state import get_current_task, get_current_worker_task
 from ..exceptions import UnsupportedFeature
 from ..interop import legacy
-from . import codec, links, routes
+from . import codec, links, routes, stamps
 from .call_options import MUST_BE_NONE as MUST_BE_NONE  # where it was read before
 from .call_options import check_options
 from .priority import band_queue, priority_steps
@@ -136,11 +136,14 @@ def _add_to_parent(result: AsyncResult) -> None:
 def resolve(app: Publisher, name: str, args: Any, kwargs: Any, options: dict) -> Message:
     """Every decision about a message, each made once, in the pipeline's order."""
     task = options.pop("task_type", None) or app.registered_task(name)  # never finalizes, as Celery
+    options, stamped_headers, stamped = stamps.split(options)
     check_options(options)
     task_id = options.get("task_id") or app.uuid()
     message = Message(name, task, task_id, list(args or ()), dict(kwargs or {}), options)
     _route(app, message, args, kwargs)
     message.meta = _meta(app, message)
+    if stamped_headers:  # as Celery's message headers
+        message.meta.update(stamped_headers=stamped_headers, stamps=stamped)
     message.serializer, message.compression = _format(app.conf, task, options)
     if message.legacy:
         _refuse_for_legacy(message)

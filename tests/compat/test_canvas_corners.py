@@ -148,3 +148,82 @@ def test_eager_results_have_no_children_and_join_in_place(eager_app, impl):
     result = _canvas(impl).group(add.s(1, 1), add.s(2, 2)).apply_async()
     assert (result.supports_native_join, result.join()) == (False, [2, 4])
     assert add.delay(1, 1).children is None
+
+
+def _stamp_options(sig) -> dict:
+    """A signature's stamps (its ``stamped_headers`` sorted: Celery's order is a set's)."""
+    names = sorted(sig.options.get("stamped_headers", []))
+    return {"stamped_headers": names, **{name: sig.options[name] for name in names}}
+
+
+def _every_hook(canvas):
+    class EveryHook(canvas.StampingVisitor):
+        def on_signature(self, sig, **headers):
+            return {"mid": f"m{sig.args}"}
+
+        def on_group_start(self, group, **headers):
+            return {"grp": "g"}
+
+        def on_chain_start(self, chain, **headers):
+            return {"chn": "c"}
+
+        def on_callback(self, callback, **headers):
+            return {"cb": "yes"}
+
+        def on_errback(self, errback, **headers):
+            return {"eb": "yes"}
+
+        def on_chord_body(self, chord, **headers):
+            return {"body": "b"}
+
+    return EveryHook()
+
+
+def test_stamping_a_signature_and_its_links(eager_app, impl):
+    canvas = _canvas(impl)
+    add, double, _ = _tasks(eager_app, impl)
+    sig = add.si(1, 1)
+    sig.link(double.si(2))
+    sig.link_error(double.si(3))
+    sig.stamp(_every_hook(canvas), extra="e")
+    assert _stamp_options(sig) == {"stamped_headers": ["extra", "mid"], "extra": "e",
+                                   "mid": "m(1, 1)"}  # fmt: skip
+    assert _stamp_options(sig.options["link"][0]) == {
+        "stamped_headers": ["cb", "extra", "mid"], "cb": "yes", "extra": "e", "mid": "m(2,)",
+    }  # fmt: skip
+    assert _stamp_options(sig.options["link_error"][0])["eb"] == "yes"
+    sig.stamp(mid="again", append_stamps=True)
+    assert sig.options["mid"] == ["again", "m(1, 1)"]
+    sig.stamp(mid="third")
+    assert sig.options["mid"] == "third"
+
+
+def test_stamping_canvases(eager_app, impl):
+    canvas = _canvas(impl)
+    add, _, _ = _tasks(eager_app, impl)
+    visitor = _every_hook(canvas)
+    group = canvas.group(add.si(1, 1), add.si(2, 2))
+    group.stamp(visitor)
+    assert [_stamp_options(task)["grp"] for task in group.tasks] == ["g", "g"]
+    assert "stamped_headers" not in group.options
+    chain = canvas.chain(add.si(1, 1), add.si(2, 2))
+    chain.stamp(visitor)
+    assert [_stamp_options(task)["stamped_headers"] for task in chain.tasks] == [["chn", "mid"]] * 2
+    chord = canvas.chord([add.si(1, 1)], add.s(9))
+    chord.stamp(visitor)
+    assert _stamp_options(chord.body) == {"stamped_headers": ["body", "grp", "mid"],
+                                          "body": "b", "grp": "g", "mid": "m(9,)"}  # fmt: skip
+    unvisited = canvas.chord([add.si(1, 1)], add.s(9))
+    unvisited.stamp(k="v")
+    assert "k" not in unvisited.body.options  # as Celery: only a visitor stamps the body
+
+
+def test_eager_request_sees_each_stamp_as_a_list(eager_app, impl):
+    @eager_app.task(bind=True, shared=False)
+    def stamps_seen(self):
+        return [sorted(self.request.stamped_headers), self.request.stamps]
+
+    sig = stamps_seen.si()
+    sig.stamp(team="ops", ids=[1, 2])
+    expected = [["ids", "team"], {"team": ["ops"], "ids": [1, 2]}]
+    assert sig.apply_async().get() == expected and sig.apply().get() == expected

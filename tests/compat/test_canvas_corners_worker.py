@@ -29,6 +29,7 @@ def _impl(name: str) -> SimpleNamespace:
     return SimpleNamespace(
         Celery=celery.Celery, group=celery.group, chain=celery.chain, chord=celery.chord,
         chunks=canvas.chunks, xmap=canvas.xmap, xstarmap=canvas.xstarmap,
+        StampingVisitor=canvas.StampingVisitor,
     )  # fmt: skip
 
 
@@ -169,3 +170,42 @@ def test_a_chain_result_has_the_next_task_as_child(proj):
     assert [value for _, value in first.collect(timeout=WAIT)] == [3, 6]
     assert first.get_leaf() == 6
     assert last.children == []
+
+
+# -- stamping ------------------------------------------------------------------------------
+
+
+def _visitor(proj):
+    class Monitoring(proj.impl.StampingVisitor):
+        def on_signature(self, sig, **headers):
+            return {"mid": f"m{sig.args}"}
+
+        def on_chain_start(self, chain, **headers):
+            return {"flow": "nightly"}
+
+    return Monitoring()
+
+
+def test_stamps_reach_the_worker_request(proj):
+    sig = _sig(proj, "stamps_seen", 1)
+    sig.stamp(_visitor(proj), team="ops")
+    assert sig.delay().get(timeout=WAIT) == [["mid", "team"], {"mid": "m(1,)", "team": "ops"}]
+    chain = proj.impl.chain(_sig(proj, "stamps_seen", 1), _sig(proj, "stamps_seen"))
+    chain.stamp(_visitor(proj))
+    assert chain.apply_async().get(timeout=WAIT) == [
+        ["flow", "mid"], {"flow": "nightly", "mid": "m()"},
+    ]  # fmt: skip
+    assert _sig(proj, "stamps_seen").delay().get(timeout=WAIT) == [[], {}]
+
+
+def test_revoke_by_stamped_headers_discards_the_stamped_task(proj):
+    doomed = _sig(proj, "add", 1, 1)
+    doomed.stamp(batch="b-doomed")
+    kept = _sig(proj, "add", 2, 2)
+    kept.stamp(batch="b-kept")
+    first = doomed.apply_async(countdown=1)
+    first.revoke_by_stamped_headers({"batch": ["b-doomed", "b-other"]})
+    second = kept.apply_async(countdown=1)
+    exc = _exception_of(first)
+    assert (type(exc).__name__, first.state) == ("TaskRevokedError", "REVOKED")
+    assert second.get(timeout=WAIT) == 4

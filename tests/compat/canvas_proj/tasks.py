@@ -84,3 +84,9 @@ def squared_later(i):
 def fan_out(how_many):
     """Sends a group of ``squared_later``: the group's result is this task's child."""
     return group(squared_later.s(i) for i in range(how_many))().id
+
+
+@app.task(bind=True)
+def stamps_seen(self, *args):
+    """The stamps of this run, as the worker gives them."""
+    return [sorted(self.request.stamped_headers or []), self.request.stamps]
