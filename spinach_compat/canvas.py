@@ -654,16 +654,16 @@ class chord(_Canvas):
         if not header.tasks:
             body.apply_async(([],), **_step_options(options))
             return result
-        if any(type(task) is not Signature for task in header.tasks):
-            raise UnsupportedFeature("a chord's header holds task signatures only")
+        if any(isinstance(task, group) for task in header.tasks):
+            raise UnsupportedFeature(
+                "a group inside a chord's header is not supported: put its tasks in the header"
+            )
         chords.requires_backend(app)
         chord_id = result.parent.id
         chords.start(app, chord_id, [member.id for member in result.parent.results])
         descriptor = {"id": chord_id, "size": len(header.tasks), "body": links.encode_one(body)}
-        header.apply_async(
-            args, kwargs, spinach_chord=descriptor, ignore_result=False,
-            **_step_options(options),
-        )  # fmt: skip
+        member = {**_step_options(options), "spinach_chord": descriptor, "ignore_result": False}
+        header.apply_async(args, kwargs, **member)
         return result
 
     def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:

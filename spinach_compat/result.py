@@ -218,6 +218,8 @@ class AsyncResult(ResultBase):
         if on_interval is not None:  # as Celery's: called once, after the parents, given None
             ticks.append(_once(on_interval, *((None,) if ticks else ())))
         meta = self._wait(timeout, interval, ticks)
+        if ticks and self.parent is not None and follow_parents and propagate:
+            self._maybe_reraise_parent_error()  # as Celery: once more after the last wait
         return self._outcome(meta, propagate, callback)
 
     def _wait(self, timeout: float | None, interval: float, ticks: list[Callable]) -> dict:

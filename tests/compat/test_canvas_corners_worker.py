@@ -209,3 +209,40 @@ def test_revoke_by_stamped_headers_discards_the_stamped_task(proj):
     exc = _exception_of(first)
     assert (type(exc).__name__, first.state) == ("TaskRevokedError", "REVOKED")
     assert second.get(timeout=WAIT) == 4
+
+
+# -- nested chords, chords of chains, chord errors -------------------------------------------
+
+
+def test_chords_of_chains_and_nested_chords(proj):
+    chord, add, total = proj.impl.chord, "add", "total"
+    of_chains = chord([_sig(proj, add, 1, 1) | _sig(proj, "double"), _sig(proj, add, 2, 2)],
+                      _sig(proj, total))  # fmt: skip
+    assert of_chains.apply_async().get(timeout=WAIT) == 2 * 2 + 4
+    inner = chord([_sig(proj, add, 1, 1), _sig(proj, add, 2, 2)], _sig(proj, total))
+    nested = chord([inner, _sig(proj, add, 3, 3)], _sig(proj, total))
+    assert nested.apply_async().get(timeout=WAIT) == 2 + 4 + 6
+    fan = chord([_sig(proj, add, 5), _sig(proj, add, 6)], _sig(proj, total))
+    chain_to_chord = chord([_sig(proj, add, 1, 1) | fan, _sig(proj, add, 3, 3)], _sig(proj, total))
+    assert chain_to_chord.apply_async().get(timeout=WAIT) == (2 + 5) + (2 + 6) + 6
+
+
+def test_a_failed_header_task_fails_the_body_with_a_chord_error(proj):
+    header = [_sig(proj, "add", 1, 1), _sig(proj, "fail", "x")]
+    result = proj.impl.chord(header, _sig(proj, "total")).apply_async(
+        link_error=_sig(proj, "note_failure")
+    )
+    exc = _exception_of(result)  # as Celery: the failed parent's error comes first
+    assert (type(exc).__name__, str(exc)) == ("ValueError", "x")
+    body_error = result.get(timeout=WAIT, propagate=False)
+    culprit = result.parent.results[1].id
+    assert (type(body_error).__name__, str(body_error)) == (
+        "ChordError", f"Dependency {culprit} raised ValueError('x')",
+    )  # fmt: skip
+    with pytest.raises(Exception, match="Dependency") as raised:
+        result.get(timeout=WAIT, follow_parents=False)
+    assert type(raised.value).__name__ == "ChordError"
+    assert result.state == "FAILURE"
+    noted = proj.app.AsyncResult(f"{result.id}-errback")
+    wait_until(lambda: noted.state == "SUCCESS", timeout=WAIT)
+    assert noted.result == result.id
