@@ -408,6 +408,16 @@ class group(_Canvas):
         if visitor is not None:
             visitor.on_group_end(self, **headers)
 
+    def link(self, callback: Any) -> Any:
+        """As Celery's: an immutable copy of ``callback`` linked to the first member only
+        (it runs once, without the values: a chord is what receives them); the copy."""
+        return self.tasks[0].link(maybe_signature(callback).clone().set(immutable=True))
+
+    def link_error(self, errback: Any) -> Any:
+        """A copy of ``errback`` linked to each member (any may fail); the copies."""
+        errback = maybe_signature(errback)
+        return tuple(task.link_error(errback.clone()) for task in self.tasks)
+
     def skew(self, start: float = 1.0, stop: float | None = None, step: float = 1.0) -> group:
         """Give the members growing countdowns, ``start``, ``start + step``..., as Celery:
         once past ``stop`` (if given, not 0) the last one within it repeats; this group."""
@@ -519,8 +529,7 @@ class chain(_Canvas):
             steps[-1].set(spinach_chord=member_of, ignore_result=False)
         for step in steps[1:]:  # now, not when the step before sends it from a worker
             _check_sendable(step)
-        for callback in _listed(link):
-            steps[-1].link(callback)
+        _link_last(steps[-1], link)
         for step in steps:
             for errback in _listed(link_error):
                 step.link_error(errback)
@@ -540,8 +549,7 @@ class chain(_Canvas):
         steps, previous = self._fresh().tasks, None
         for index, step in enumerate(steps):
             if index == len(steps) - 1:
-                for callback in _listed(link):
-                    step.link(callback)
+                _link_last(step, link)
             if previous is None:
                 result = step.apply(args, kwargs, **options)
             else:
@@ -549,6 +557,16 @@ class chain(_Canvas):
             result.parent = previous
             previous = result
         return previous
+
+
+def _link_last(step: Signature, link: Any) -> None:
+    """Link a chain's callbacks to its last step: each member of a last group gets them,
+    with its value, as Celery's chain passes them in the group's options."""
+    for callback in _listed(link):
+        if isinstance(step, group):
+            step._append_to_option("link", callback)
+        else:
+            step.link(callback)
 
 
 def _listed(value: Any) -> list:
@@ -581,6 +599,16 @@ class chord(_Canvas):
     header = property(lambda self: self["kwargs"]["header"])
     body = property(lambda self: self["kwargs"]["body"])
     tasks = header  #: Celery's name of the header (what a stamping visitor reads)
+
+    def link(self, callback: Any) -> Any:
+        """Link ``callback`` to the body (a chord's callbacks are its body's); ``callback``."""
+        self.body.link(callback)
+        return callback
+
+    def link_error(self, errback: Any) -> Any:
+        """Link ``errback`` to the body only (Celery's default); ``errback``."""
+        self.body.link_error(errback)
+        return errback
 
     def stamp(self, visitor: StampingVisitor | None = None, append_stamps: bool = False,
               **headers: Any) -> None:  # fmt: skip

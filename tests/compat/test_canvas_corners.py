@@ -227,3 +227,36 @@ def test_eager_request_sees_each_stamp_as_a_list(eager_app, impl):
     sig.stamp(team="ops", ids=[1, 2])
     expected = [["ids", "team"], {"team": ["ops"], "ids": [1, 2]}]
     assert sig.apply_async().get() == expected and sig.apply().get() == expected
+
+
+def test_group_and_chord_links_as_celery(eager_app, impl):
+    canvas = _canvas(impl)
+    seen: list = []
+
+    @eager_app.task(shared=False)
+    def add(a, b):
+        return a + b
+
+    @eager_app.task(shared=False)
+    def record(*args):
+        seen.append(args)
+
+    @eager_app.task(shared=False)
+    def fail(x):
+        raise ValueError(x)
+
+    group = canvas.group(add.s(1, 1), add.s(2, 2))
+    linked = group.link(record.s("once"))
+    assert (linked.immutable, [len(t.options.get("link", [])) for t in group.tasks]) == (
+        True,
+        [1, 0],
+    )
+    group.apply_async()
+    assert seen == [("once",)]  # the first member's callback, without its value
+    failing = canvas.group(add.s(1, 1), fail.s(2))
+    assert len(failing.link_error(record.si("failed"))) == 2
+    failing.apply_async()
+    assert seen[1:] == [("failed",)]
+    chord = canvas.chord([add.s(1, 1)], add.s(1))
+    callback = record.s("body")
+    assert chord.link(callback) is callback and chord.body.options["link"] == [callback]
