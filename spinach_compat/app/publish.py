@@ -337,6 +337,7 @@ def _announce(message: Message, policy: dict) -> tuple[dict, tuple]:
                **meta["headers"]}  # fmt: skip
     for embedded in ("headers", "callbacks", "errbacks", "priority", "routing_key", "chord"):
         del headers[embedded]
+    headers.pop("task_id", None)  # a replacing task's, kept in the meta: Celery's is "id"
     embed = {"callbacks": meta["callbacks"], "errbacks": meta["errbacks"], "chain": None}
     body = (message.args, message.kwargs, {**embed, "chord": None})
     signals.before_task_publish.send(

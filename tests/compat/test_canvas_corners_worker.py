@@ -246,3 +246,18 @@ def test_a_failed_header_task_fails_the_body_with_a_chord_error(proj):
     noted = proj.app.AsyncResult(f"{result.id}-errback")
     wait_until(lambda: noted.state == "SUCCESS", timeout=WAIT)
     assert noted.result == result.id
+
+
+def test_revoke_by_stamped_headers_terminates_a_running_task(proj):
+    if proj.name != "spinach_compat":
+        pytest.skip("facade only: Celery's thread pool does not terminate tasks")
+    sig = _sig(proj, "spin", WAIT)
+    sig.stamp(batch="b-running")
+    running = sig.delay()
+    assert wait_until(lambda: running.state == "PROGRESS", timeout=WAIT)  # started, not fetched
+    running.revoke_by_stamped_headers({"batch": "b-running"}, terminate=True, signal="SIGKILL")
+    exc = _exception_of(running)
+    assert (type(exc).__name__, exc.args, running.state) == (
+        "TaskRevokedError", ("terminated",), "REVOKED",
+    )  # fmt: skip
+    assert _sig(proj, "add", 2, 2).delay().get(timeout=WAIT) == 4

@@ -90,3 +90,16 @@ def fan_out(how_many):
 def stamps_seen(self, *args):
     """The stamps of this run, as the worker gives them."""
     return [sorted(self.request.stamped_headers or []), self.request.stamps]
+
+
+@app.task(bind=True)
+def spin(self, seconds):
+    """Stores PROGRESS, then loops in Python (never in a C call) for ``seconds``, unless
+    stopped."""
+    import time
+
+    self.update_state(state="PROGRESS")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
+    return "finished"
