@@ -10,7 +10,7 @@ from . import states
 from ._state import current_app, current_task
 from .app import Celery, shared_task
 from .app.task import Task
-from .canvas import Signature, chain, chord, group, signature
+from .canvas import Signature, chain, chord, chunks, group, signature, xmap, xstarmap
 from .result import GroupResult
 from .shim import install_as_celery
 
@@ -23,6 +23,7 @@ __all__ = [
     "Task",
     "chain",
     "chord",
+    "chunks",
     "current_app",
     "current_task",
     "group",
@@ -30,6 +31,8 @@ __all__ = [
     "shared_task",
     "signature",
     "states",
+    "xmap",
+    "xstarmap",
 ]
 
 # -- the rest of Celery's top-level names (see spinach_compat.surface) ------------------

@@ -4,8 +4,9 @@
 ``chain`` (or ``a | b``) sends its first task with the next ones as nested ``link``
 callbacks; ``chord`` sends its header as a group whose tasks count their completion in the
 result backend, the last one sending the body (``spinach_compat.app.chords``).
-``xmap``/``xstarmap``/``chunks`` are not supported: importing them raises
-``UnsupportedFeature`` (``spinach_compat.surface.REFUSED``).
+``xmap``/``xstarmap`` send one ``celery.map``/``celery.starmap`` task calling the task on
+each item in turn; ``chunks`` sends a group of ``xstarmap``, one per ``n`` items (the
+built-in tasks: ``spinach_compat.app.builtins``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ import itertools
 import uuid
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from ._state import get_current_worker_task
+from .app import stamps
 from .app.call_options import check_options
 from .app.publish import batch
+from .app.stamps import StampingVisitor as StampingVisitor  # Celery's canvas has it
 from .exceptions import UnsupportedFeature
 from .result import allow_join_result
 from .surface import module_getattr, refuse_missing
@@ -26,7 +30,10 @@ if TYPE_CHECKING:
 
 _Sig = TypeVar("_Sig", bound="Signature")
 
-__all__ = ["Signature", "chain", "chord", "group", "maybe_signature", "signature"]
+__all__ = [
+    "Signature", "chain", "chord", "chunks", "group", "maybe_signature", "signature", "xmap",
+    "xstarmap",
+]  # fmt: skip
 
 
 def _option_property(option: str, doc: str) -> property:
@@ -108,11 +115,23 @@ class Signature(dict):
         return self.type(*args, **kwargs)
 
     def clone(self, args: Any = None, kwargs: Any = None, **options: Any) -> Signature:
-        args, kwargs, options = self._merge(args, kwargs, options)
-        sig = Signature(copy.deepcopy(dict(self)), app=self._app)
+        """A copy (a plain signature, as Celery's) with partial ``args`` prepended,
+        ``kwargs`` and ``options`` merged; its options (links included) are its own."""
+        if args or kwargs or options:
+            args, kwargs, options = self._merge(args, kwargs, options)
+        else:
+            args, kwargs, options = self.args, self.kwargs, self.options
+        sig = Signature(dict(self), app=self._app)
         sig._type = self._type
-        sig.update(args=args, kwargs=kwargs, options=options)
+        sig.update(args=tuple(args), kwargs=dict(kwargs), options=copy.deepcopy(options))
         return sig
+
+    def __deepcopy__(self, memo: dict) -> dict:
+        """As Celery's: a plain dict whose options are copied (the app is not)."""
+        clone = dict(self)
+        memo[id(self)] = clone
+        clone["options"] = copy.deepcopy(self.options, memo)
+        return clone
 
     def set(self, immutable: bool | None = None, **options: Any) -> Signature:
         if immutable is not None:
@@ -148,6 +167,28 @@ class Signature(dict):
         task_id = self["options"].setdefault("task_id", _id or str(uuid.uuid4()))
         return AsyncResult(task_id, app=self.app, task_name=self["task"])
 
+    # -- stamping (see ``spinach_compat.app.stamps``) ----------------------------------
+
+    def stamp(self, visitor: StampingVisitor | None = None, append_stamps: bool = False,
+              **headers: Any) -> Any:  # fmt: skip
+        """Add stamps (``headers``, and the visitor's ``on_signature``) to this signature's
+        options and to its links; ``append_stamps`` gathers a repeated stamp's values in a
+        list, else this signature's own value is kept."""
+        self.stamp_links(visitor, append_stamps, **headers)
+        found = None if visitor is None else visitor.on_signature(self, **headers) or {}
+        return self.set(**stamps.headers_of(self, found, append_stamps, True, headers))
+
+    def stamp_links(self, visitor: StampingVisitor | None, append_stamps: bool = False,
+                    **headers: Any) -> None:  # fmt: skip
+        """Stamp the callbacks (``on_callback``) and errbacks (``on_errback``)."""
+        for option, hook in (("link", "on_callback"), ("link_error", "on_errback")):
+            given = copy.deepcopy(headers)
+            for link in _listed(self.options.get(option)):
+                link = maybe_signature(link, app=self._app)
+                found = None if visitor is None else getattr(visitor, hook)(link, **given) or {}
+                given = stamps.headers_of(self, found, append_stamps, False, given)
+                link.stamp(visitor, append_stamps, **given)
+
     def _fresh(self: _Sig) -> _Sig:
         """A copy whose options, kwargs and link lists can change without touching this one."""
         sig = type(self).__new__(type(self))
@@ -159,6 +200,10 @@ class Signature(dict):
                 options[key] = list(options[key])
         dict.update(sig, options=options, kwargs={**self.kwargs})
         return sig
+
+    def __invert__(self) -> Any:
+        """``~sig``: send it and wait for its value (``apply_async().get()``)."""
+        return self.apply_async().get()
 
     def __or__(self, other: Any) -> Any:
         """``self | other``: a chain (a group then a signature: a chord)."""
@@ -284,6 +329,20 @@ class _Canvas(Signature):
     def __call__(self, *args: Any, **options: Any) -> Any:
         return self.apply_async(args, **options)
 
+    def clone(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """A copy of the same kind, its signatures copied too, with ``options`` merged.
+
+        As Celery's, partial ``args`` are kept in the copy's ``args`` and never reach its
+        tasks (only a call's arguments do); partial ``kwargs`` are ignored.
+        """
+        sig = self._fresh()
+        dict.__setitem__(sig, "options", copy.deepcopy({**self.options, **options}))
+        if args:
+            dict.__setitem__(sig, "args", (*args, *self.args))
+        return sig
+
+    partial = clone
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._children()!r})"
 
@@ -327,11 +386,49 @@ class group(_Canvas):
             return self.apply(args, kwargs, **options)
         sig = self._fresh()
         result = sig.freeze(options.get("task_id") or options.get("group_id"))
+        add_to_parent = options.pop("add_to_parent", True)
         with batch(app):
             for index, task in enumerate(sig.tasks):
-                member = {**sig._options(options), "group_id": result.id, "group_index": index}
+                member = {**sig._options(options), "group_id": result.id, "group_index": index,
+                          "add_to_parent": False}  # fmt: skip
                 task.apply_async(args, kwargs, **member)
+        parent = get_current_worker_task()
+        if add_to_parent and parent is not None:  # the group's result, as Celery
+            parent.add_trail(result)
         return result
+
+    def stamp(self, visitor: StampingVisitor | None = None, append_stamps: bool = False,
+              **headers: Any) -> None:  # fmt: skip
+        """Stamp every member (and the group's links) with ``on_group_start``'s stamps too."""
+        found = None if visitor is None else visitor.on_group_start(self, **headers) or {}
+        headers = stamps.headers_of(self, found, append_stamps, True, headers)
+        self.stamp_links(visitor, append_stamps, **headers)
+        for task in self.tasks:
+            task.stamp(visitor, append_stamps, **headers)
+        if visitor is not None:
+            visitor.on_group_end(self, **headers)
+
+    def link(self, callback: Any) -> Any:
+        """As Celery's: an immutable copy of ``callback`` linked to the first member only
+        (it runs once, without the values: a chord is what receives them); the copy."""
+        return self.tasks[0].link(maybe_signature(callback).clone().set(immutable=True))
+
+    def link_error(self, errback: Any) -> Any:
+        """A copy of ``errback`` linked to each member (any may fail); the copies."""
+        errback = maybe_signature(errback)
+        return tuple(task.link_error(errback.clone()) for task in self.tasks)
+
+    def skew(self, start: float = 1.0, stop: float | None = None, step: float = 1.0) -> group:
+        """Give the members growing countdowns, ``start``, ``start + step``..., as Celery:
+        once past ``stop`` (if given, not 0) the last one within it repeats; this group."""
+        countdown = float(start)
+        for task in self.tasks:
+            if not stop or countdown <= stop:
+                task.set(countdown=countdown)
+                countdown += step
+            else:
+                task.set(countdown=countdown - step)
+        return self
 
     def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         """Run every member here, in order; a ``GroupResult`` of ``EagerResult``."""
@@ -382,6 +479,17 @@ class chain(_Canvas):
         sig["kwargs"]["tasks"] = [task._fresh() for task in self.tasks]
         return sig
 
+    def stamp(self, visitor: StampingVisitor | None = None, append_stamps: bool = False,
+              **headers: Any) -> None:  # fmt: skip
+        """Stamp every task (and the chain's links) with ``on_chain_start``'s stamps too."""
+        found = None if visitor is None else visitor.on_chain_start(self, **headers) or {}
+        headers = stamps.headers_of(self, found, append_stamps, True, headers)
+        self.stamp_links(visitor, **headers)  # as Celery: its links never append stamps
+        for task in self.tasks:
+            task.stamp(visitor, append_stamps, **headers)
+        if visitor is not None:
+            visitor.on_chain_end(self, **headers)
+
     def _steps(self) -> list[Signature]:
         """The tasks to run in turn: a group followed by a task becomes a chord."""
         tasks, steps = list(self.tasks), []
@@ -412,14 +520,16 @@ class chain(_Canvas):
         options = {**sig.options, **options}
         link_error = options.pop("link_error", None)
         link = options.pop("link", None)
+        member_of = options.pop("spinach_chord", None)  # the last task ends the chain
         if not sig.tasks:
             return None
         result = sig.freeze(options.pop("task_id", None))
         steps = sig._steps()
+        if member_of is not None:
+            steps[-1].set(spinach_chord=member_of, ignore_result=False)
         for step in steps[1:]:  # now, not when the step before sends it from a worker
             _check_sendable(step)
-        for callback in _listed(link):
-            steps[-1].link(callback)
+        _link_last(steps[-1], link)
         for step in steps:
             for errback in _listed(link_error):
                 step.link_error(errback)
@@ -439,8 +549,7 @@ class chain(_Canvas):
         steps, previous = self._fresh().tasks, None
         for index, step in enumerate(steps):
             if index == len(steps) - 1:
-                for callback in _listed(link):
-                    step.link(callback)
+                _link_last(step, link)
             if previous is None:
                 result = step.apply(args, kwargs, **options)
             else:
@@ -448,6 +557,16 @@ class chain(_Canvas):
             result.parent = previous
             previous = result
         return previous
+
+
+def _link_last(step: Signature, link: Any) -> None:
+    """Link a chain's callbacks to its last step: each member of a last group gets them,
+    with its value, as Celery's chain passes them in the group's options."""
+    for callback in _listed(link):
+        if isinstance(step, group):
+            step._append_to_option("link", callback)
+        else:
+            step.link(callback)
 
 
 def _listed(value: Any) -> list:
@@ -479,6 +598,34 @@ class chord(_Canvas):
 
     header = property(lambda self: self["kwargs"]["header"])
     body = property(lambda self: self["kwargs"]["body"])
+    tasks = header  #: Celery's name of the header (what a stamping visitor reads)
+
+    def link(self, callback: Any) -> Any:
+        """Link ``callback`` to the body (a chord's callbacks are its body's); ``callback``."""
+        self.body.link(callback)
+        return callback
+
+    def link_error(self, errback: Any) -> Any:
+        """Link ``errback`` to the body only (Celery's default); ``errback``."""
+        self.body.link_error(errback)
+        return errback
+
+    def stamp(self, visitor: StampingVisitor | None = None, append_stamps: bool = False,
+              **headers: Any) -> None:  # fmt: skip
+        """Stamp the header's tasks (``on_chord_header_start``'s stamps too) and, with a
+        visitor, the body (``on_chord_body``'s), as Celery's."""
+        found = None if visitor is None else visitor.on_chord_header_start(self, **headers) or {}
+        headers = stamps.headers_of(self, found, append_stamps, True, headers)
+        self.stamp_links(visitor, append_stamps, **headers)
+        for task in self.header.tasks:
+            task.stamp(visitor, append_stamps, **dict(headers))
+        if visitor is None:
+            return
+        visitor.on_chord_header_end(self, **headers)
+        if self.body is not None:
+            found = visitor.on_chord_body(self, **headers) or {}
+            headers = stamps.headers_of(self, found, append_stamps, True, headers)
+            self.body.stamp(visitor, append_stamps, **headers)
 
     def _children(self) -> list[Signature]:
         return [self.header, *([self.body] if self.body is not None else [])]
@@ -514,12 +661,16 @@ class chord(_Canvas):
         return sig._send(args, kwargs, options)
 
     def _callbacks_to_body(self, options: dict) -> dict:
-        """The chord's options and ``options`` less ``link``/``link_error``, linked to the
-        body instead (a chord's callbacks are its body's, as Celery)."""
+        """The chord's options and ``options`` less ``link``/``link_error`` (and the
+        membership of an outer chord), given to the body instead (a chord's callbacks are
+        its body's, as Celery)."""
         options = {**self.options, **options}
         for key in ("link", "link_error"):
             for callback in _listed(options.pop(key, None)):
                 getattr(self.body, key)(callback)
+        member_of = options.pop("spinach_chord", None)  # an outer chord's: the body ends it
+        if member_of is not None:
+            self.body.set(spinach_chord=member_of, ignore_result=False)
         return options
 
     def _send(self, args: Any, kwargs: dict, options: dict) -> Any:
@@ -531,16 +682,16 @@ class chord(_Canvas):
         if not header.tasks:
             body.apply_async(([],), **_step_options(options))
             return result
-        if any(type(task) is not Signature for task in header.tasks):
-            raise UnsupportedFeature("a chord's header holds task signatures only")
+        if any(isinstance(task, group) for task in header.tasks):
+            raise UnsupportedFeature(
+                "a group inside a chord's header is not supported: put its tasks in the header"
+            )
         chords.requires_backend(app)
         chord_id = result.parent.id
         chords.start(app, chord_id, [member.id for member in result.parent.results])
         descriptor = {"id": chord_id, "size": len(header.tasks), "body": links.encode_one(body)}
-        header.apply_async(
-            args, kwargs, spinach_chord=descriptor, ignore_result=False,
-            **_step_options(options),
-        )  # fmt: skip
+        member = {**_step_options(options), "spinach_chord": descriptor, "ignore_result": False}
+        header.apply_async(args, kwargs, **member)
         return result
 
     def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
@@ -552,10 +703,97 @@ class chord(_Canvas):
         return sig.body.apply((values,), **options)
 
 
+def _task_name(task: Any) -> str:
+    """The name of a task given as a signature, a dict, a task or a name."""
+    if isinstance(task, dict):
+        return task["task"]
+    return task if isinstance(task, str) else task.name
+
+
+def _truncated(text: str, size: int = 100) -> str:
+    """``text`` cut at a word before ``size`` characters (with ``...``), as Celery's reprs."""
+    return text if len(text) <= size else text[:size].rsplit(" ", 1)[0] + "..."
+
+
+class _basemap(Signature):
+    """One built-in task calling ``task`` with each item of ``it``, in turn, in the worker
+    that runs it (not a parallel group): its value is the list of the calls' values."""
+
+    _task_name = ""
+
+    def __init__(self, task: Any, it: Any, app: Celery | None = None, **options: Any):
+        super().__init__(
+            self._task_name, (), {"task": task, "it": list(it)}, options, immutable=True,
+            app=app,
+        )  # fmt: skip
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Send the built-in task, routed as ``task`` is (Celery's ``route_name``); the
+        arguments given are ignored, as Celery does."""
+        given = {key: value for key, value in options.items() if value is not None}
+        route_name = given.pop("route_name", None) or _task_name(self.kwargs["task"])
+        return super().apply_async(route_name=route_name, **given)
+
+    def _repr_of(self, call: str) -> str:
+        it = _truncated(repr(self.kwargs["it"]))
+        return f"[{_task_name(self.kwargs['task'])}({call}) for x in {it}]"
+
+
+class xmap(_basemap):
+    """``task.map(it)``: ``[task(x) for x in it]`` in one worker."""
+
+    _task_name = "celery.map"
+
+    def __repr__(self) -> str:
+        return self._repr_of("x")
+
+
+class xstarmap(_basemap):
+    """``task.starmap(it)``: ``[task(*x) for x in it]`` in one worker."""
+
+    _task_name = "celery.starmap"
+
+    def __repr__(self) -> str:
+        return self._repr_of("*x")
+
+
+class chunks(Signature):
+    """``task.chunks(it, n)``: the items of ``it`` in parts of ``n``, each part one
+    ``xstarmap`` task; sent as a group of them (``group()``), whose value is the list of
+    the parts' lists."""
+
+    def __init__(self, task: Any, it: Any, n: int, app: Celery | None = None, **options: Any):
+        super().__init__(
+            "celery.chunks", (), {"task": task, "it": list(it), "n": n}, options,
+            immutable=True, app=app,
+        )  # fmt: skip
+
+    def __call__(self, **options: Any) -> Any:
+        return self.apply_async(**options)
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Send ``group()``; its ``GroupResult``."""
+        route_name = _task_name(self.kwargs["task"])
+        return self.group().apply_async(args, kwargs, route_name=route_name, **options)
+
+    def group(self) -> group:
+        """The group of ``xstarmap`` signatures, one per part of ``n`` items."""
+        from .utils.functional import chunks as parts
+
+        task, it, n = self.kwargs["task"], self.kwargs["it"], self.kwargs["n"]
+        maps = (xstarmap(task, part, app=self._app) for part in parts(iter(it), n))
+        return group(maps, app=self._app)
+
+    @classmethod
+    def apply_chunks(cls, task: Any, it: Any, n: int, app: Celery | None = None) -> Any:
+        """Send ``chunks(task, it, n)`` at once; its ``GroupResult``."""
+        return cls(task, it, n, app=app)()
+
+
 def _check_sendable(sig: Signature) -> None:
     """Raise ``UnsupportedFeature`` now for an option ``sig`` (or a signature inside it)
     holds that sending it would refuse."""
-    check_options(_publishable(sig.options))
+    check_options(stamps.split(_publishable(sig.options))[0])
     for child in sig._children() if isinstance(sig, _Canvas) else ():
         _check_sendable(child)
 
@@ -565,4 +803,4 @@ _TYPES: dict[str, type[group] | type[chain] | type[chord]] = {
 }  # fmt: skip
 subtask = signature
 refuse_missing(Signature, "celery.canvas.Signature")  # the rest: see surface.REFUSED
-__getattr__ = module_getattr(__name__)  # xmap, xstarmap, chunks: refused
+__getattr__ = module_getattr(__name__)

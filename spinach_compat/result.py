@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -217,6 +218,8 @@ class AsyncResult(ResultBase):
         if on_interval is not None:  # as Celery's: called once, after the parents, given None
             ticks.append(_once(on_interval, *((None,) if ticks else ())))
         meta = self._wait(timeout, interval, ticks)
+        if ticks and self.parent is not None and follow_parents and propagate:
+            self._maybe_reraise_parent_error()  # as Celery: once more after the last wait
         return self._outcome(meta, propagate, callback)
 
     def _wait(self, timeout: float | None, interval: float, ticks: list[Callable]) -> dict:
@@ -295,12 +298,75 @@ class AsyncResult(ResultBase):
         """This id, then its parents'."""
         return [self.id, *(self.parent.as_list() if self.parent is not None else ())]
 
+    # -- the result tree: the tasks each task sent (stored with its result, as Celery) ---
+
+    @property
+    def children(self) -> list | None:
+        """The results of the tasks this task sent while it ran (``Task.trail``): callbacks
+        (a chain's next task), groups, chord bodies, ``delay`` calls; stored with its state."""
+        return [result_from_tuple(child, self.app) for child in self._meta().get("children") or ()]
+
+    def iterdeps(self, intermediate: bool = False) -> Iterator[tuple[Any, Any]]:
+        """``(parent, result)`` for this result and its children, breadth first; a result
+        not ready raises ``IncompleteStream`` unless ``intermediate``."""
+        from .exceptions import IncompleteStream
+
+        queue: deque[tuple[Any, Any]] = deque([(None, self)])
+        while queue:
+            parent, node = queue.popleft()
+            yield parent, node
+            if node.ready():
+                queue.extend((node, child) for child in node.children or ())
+            elif not intermediate:
+                raise IncompleteStream()
+
+    def collect(self, intermediate: bool = False, **kwargs: Any) -> Iterator[tuple[Any, Any]]:
+        """``(result, value)`` for this result and those of the tree (``iterdeps``), each
+        waited for with ``get(**kwargs)``."""
+        for _, node in self.iterdeps(intermediate=intermediate):
+            yield node, node.get(**kwargs)
+
+    def get_leaf(self) -> Any:
+        """The value of the last result of the tree (``iterdeps``)."""
+        value = None
+        for _, node in self.iterdeps():
+            value = node.get()
+        return value
+
+    def build_graph(self, intermediate: bool = False, formatter: Any = None) -> Any:
+        """The tree as a ``DependencyGraph``: each result, an edge to each child."""
+        from .utils.graph import DependencyGraph
+
+        graph = DependencyGraph()
+        for parent, node in self.iterdeps(intermediate=intermediate):
+            graph.add_arc(node)
+            if parent is not None:
+                graph.add_edge(parent, node)
+        return graph
+
+    @property
+    def graph(self) -> Any:
+        """``build_graph()``."""
+        return self.build_graph()
+
+    @property
+    def supports_native_join(self) -> bool:
+        """Whether the backend waits on notifications (not without a result backend)."""
+        return bool(self.backend.supports_native_join)
+
     def revoke(
         self, connection: Any = None, terminate: bool = False, signal: Any = None,
         wait: bool = False, timeout: float | None = None,
     ) -> None:  # fmt: skip
         """Revoke the task (``app.control.revoke``): every worker discards it when fetched."""
         self.app.control.revoke(self.id, terminate=terminate, signal=signal)
+
+    def revoke_by_stamped_headers(
+        self, headers: dict, connection: Any = None, terminate: bool = False,
+        signal: Any = None, wait: bool = False, timeout: float | None = None,
+    ) -> None:  # fmt: skip
+        """Revoke the tasks carrying one of these stamps (``app.control``'s)."""
+        self.app.control.revoke_by_stamped_headers(headers, terminate=terminate, signal=signal)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, AsyncResult):
@@ -380,6 +446,14 @@ class EagerResult(AsyncResult):
     def ready(self) -> bool:
         return True
 
+    @property
+    def children(self) -> None:
+        """None: an eager run keeps no tree (as Celery's)."""
+        return None
+
+    #: Eager results are joined as they are: nothing to wait for.
+    supports_native_join = False
+
     def forget(self) -> None:
         return None
 
@@ -442,6 +516,23 @@ class ResultSet(ResultBase):
             else:
                 values.append(value)
         return values
+
+    def join_native(
+        self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5,
+        callback: Callable | None = None, no_ack: bool = True, on_message: Callable | None = None,
+        on_interval: Callable | None = None, disable_sync_subtasks: bool = True,
+    ) -> list:  # fmt: skip
+        """``join`` (the backends wait on notifications already), in Celery's argument
+        order."""
+        return self.join(
+            timeout, propagate, interval, callback, no_ack, on_message,
+            disable_sync_subtasks, on_interval,
+        )  # fmt: skip
+
+    @property
+    def supports_native_join(self) -> bool:
+        """Whether the first result's backend waits on notifications (False if empty)."""
+        return bool(self.results) and self.results[0].supports_native_join
 
     def maybe_throw(self, callback: Callable | None = None, propagate: bool = True) -> None:
         """Raise the first failure of the results read now (``propagate``)."""

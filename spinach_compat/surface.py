@@ -66,16 +66,7 @@ _STEPS = (
     "the worker has no bootstep blueprint, so a custom step could not run: start a "
     "thread from a worker_ready receiver and stop it on worker_shutdown"
 )
-_TREES = (
-    "result trees (children, graphs) are not tracked: keep the AsyncResult of each "
-    "task you need; " + _GUIDE + "results"
-)
-_STAMPING = "stamping is " + _PENDING
 _PROMISE = "results are not vine promises: chain the work with link= or a chain instead"
-_SPLIT = (
-    "xmap, xstarmap and chunks are not supported: send a group of signatures instead, "
-    "group(task.s(*args) for args in items); " + _GUIDE + "canvas"
-)
 _INTERNAL = "an internal of Celery's {}, not a public API: {}"
 _COMPAT3 = "a Celery 3 compatibility module, removed from spinach_compat: {}"
 _APP_CLASS = (
@@ -87,7 +78,6 @@ _APP_CLASS = (
 REFUSED: dict[str, str] = {
     # -- celery, celery.app ----------------------------------------------------------------
     "celery.bugreport": "not supported: report spinach_compat.__version__ and spinach's version",
-    "celery.chunks": _SPLIT,
     "celery.execute": _COMPAT3.format("call task.apply_async or app.send_task"),
     "celery.log": _COMPAT3.format("use spinach_compat.utils.log"),
     "celery.messaging": _COMPAT3.format("send tasks with apply_async"),
@@ -99,11 +89,6 @@ REFUSED: dict[str, str] = {
     "celery.app.enable_trace": "app tracing (CELERY_TRACE_APP) is not supported",
     "celery.app.pop_current_task": _INTERNAL.format("worker", "the worker keeps the task stack"),
     "celery.app.push_current_task": _INTERNAL.format("worker", "the worker keeps the task stack"),
-    "celery.canvas.chunks": _SPLIT,
-    "celery.canvas.xmap": _SPLIT,
-    "celery.canvas.xstarmap": _SPLIT,
-    "celery.xmap": _SPLIT,
-    "celery.xstarmap": _SPLIT,
     "celery.app.log.Logging": (
         "the app's Logging object is not supported: configure logging "
         "with -l/-f or a setup_logging receiver"
@@ -256,7 +241,6 @@ REFUSED.update(
         _APP + "type_checker": _INTERNAL.format("argument checks", "the facade checks arguments"),
         _APP + "user_options": "custom command-line options are not supported: use settings",
         # -- Task ----------------------------------------------------------------------------------
-        **_each(_TASK, "replace on_replace", _PENDING),
         **_each(
             _TASK,
             "Strategy start_strategy",
@@ -269,7 +253,6 @@ REFUSED.update(
         ),
         _TASK + "add_around": _INTERNAL.format("tracer", "override __call__"),
         _TASK + "add_to_chord": "not supported: " + _GUIDE + "canvas",
-        _TASK + "add_trail": _TREES,
         _TASK + "annotate": "task_annotations are not supported: set the options on the task",
         _TASK + "from_config": (
             "an internal of Celery's Task, not read here: the options left unset follow the "
@@ -278,7 +261,6 @@ REFUSED.update(
         _TASK + "send_event": _EVENTS,
         _TASK + "subtask_from_request": "not supported: use signature_from_request",
         # -- Signature -----------------------------------------------------------------------------
-        **_each(_SIG, "stamp stamp_links", _STAMPING),
         **_each(
             _SIG,
             "TYPES register_type from_dict",
@@ -291,9 +273,6 @@ REFUSED.update(
         ),
         # -- AsyncResult, GroupResult --------------------------------------------------------------
         _RESULT + "TimeoutError": "not supported: use spinach_compat.exceptions.TimeoutError",
-        **_each(_RESULT, "build_graph graph iterdeps get_leaf collect children", _TREES),
-        _RESULT + "revoke_by_stamped_headers": _STAMPING,
-        **_each(_RESULT, "supports_native_join", _INTERNAL.format("result backends", "use get()")),
         _RESULT + "then": _PROMISE,
         _RESULT + "throw": _INTERNAL.format("result promises", "use get()"),
         **_each(
@@ -303,7 +282,7 @@ REFUSED.update(
         ),
         **_each(
             _GROUP,
-            "iter_native join_native supports_native_join",
+            "iter_native",
             _INTERNAL.format("result backends", "use join() or get()"),
         ),
         _GROUP + "then": _PROMISE,
@@ -321,7 +300,6 @@ REFUSED.update(
         _CONTROL + "election": _INTERNAL.format("remote control", "no replacement"),
         _CONTROL + "rate_limit": "not supported at run time: set rate_limit on the task, restart",
         _CONTROL + "time_limit": "not supported at run time: set time limits on the task, restart",
-        _CONTROL + "revoke_by_stamped_headers": _STAMPING,
         _CONTROL + "shutdown": "not supported: stop workers with SIGTERM (warm shutdown)",
         **_each(_INSPECT, "clock hello", _INTERNAL.format("remote control", "no replacement")),
         _INSPECT + "conf": "not supported: read app.conf in the process that needs it",

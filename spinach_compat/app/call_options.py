@@ -86,6 +86,7 @@ OPTIONS: Mapping[str, CallOption] = _declare(
     CallOption("task_id", SUPPORTED, TASK, "the message's id (else a new one)"),
     CallOption("queue", SUPPORTED, ROUTE, "over the task's queue and its route"),
     CallOption("routing_key", SUPPORTED, ROUTE, "the queue when queue= is not given"),
+    CallOption("route_name", SUPPORTED, ROUTE, "the name routed by", CANVAS, internal=True),
     CallOption("priority", SUPPORTED, ROUTE, "kombu's Redis priority bands", RATES),
     CallOption("countdown", SUPPORTED, META, "held in Redis until due"),
     CallOption("eta", SUPPORTED, META, "held in Redis until due"),
@@ -96,6 +97,8 @@ OPTIONS: Mapping[str, CallOption] = _declare(
     CallOption("parent_id", SUPPORTED, META, "else the calling task's id"),
     CallOption("time_limit", DIFFERENT, META, "enforced in threads", LIMITS),
     CallOption("soft_time_limit", DIFFERENT, META, "enforced in threads", LIMITS),
+    CallOption("add_to_parent", SUPPORTED, META, "False: no child of the running task", CANVAS),
+    CallOption("replaced_task_nesting", DIFFERENT, META, "its own native job id", CANVAS),
     CallOption("link", SUPPORTED, LINKS, "Celery's callbacks", CANVAS),
     CallOption("link_error", SUPPORTED, LINKS, "Celery's errback calling rule", CANVAS),
     CallOption("spinach_chord", SUPPORTED, LINKS, "the facade's chord", CANVAS, internal=True),
@@ -115,8 +118,8 @@ OPTIONS: Mapping[str, CallOption] = _declare(
     _refused("producer", "custom producers are not supported: jobs go to the app's engine"),
     _refused("connection", "custom connections are not supported: jobs go to the app's engine"),
     *_no_effect(
-        "shadow add_to_parent exchange exchange_type declare delivery_mode mandatory "
-        "group_id group_index reply_to retries replaced_task_nesting result_cls origin"
+        "shadow exchange exchange_type declare delivery_mode mandatory "
+        "group_id group_index reply_to retries result_cls origin"
     ),
 )
 

@@ -36,6 +36,9 @@ class Context:
     utc = True
     shadow: str | None = None
     taskset: str | None = None
+    replaced_task_nesting = 0
+    argsrepr: str | None = None
+    kwargsrepr: str | None = None
     stamped_headers: list[str] | None = None
     stamps: dict[str, Any] | None = None
     #: Set by ``Task.retry`` while the retry is being sent (``app.retry``).
@@ -74,7 +77,7 @@ class Context:
             "headers": self.headers,
             "retries": self.retries,
             "reply_to": self.reply_to,
-            "replaced_task_nesting": 0,
+            "replaced_task_nesting": self.replaced_task_nesting,
             "origin": self.origin,
         }
 
@@ -83,4 +86,8 @@ class Context:
 
     @property
     def children(self) -> list:
-        return []
+        """The results of the tasks sent while this request runs (``Task.add_trail``)."""
+        children = self.__dict__.get("_children")
+        if children is None:
+            children = self.__dict__["_children"] = []
+        return children

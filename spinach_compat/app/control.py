@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import states
 from ..exceptions import DuplicateNodenameWarning, UnsupportedFeature
+from . import stamps
 from .priority import band_queues, base_queue, priority_steps
 from .terminate import TERM_SIGNAME, Terminations, signum_of
 
@@ -100,10 +101,17 @@ class RevokedStore:
         return until is not None and until > broker.now()
 
     def ids(self) -> list[str]:
-        """The ids revoked now (their revocation not expired)."""
+        """The ids revoked now (their revocation not expired), not the revoked stamps."""
         broker = self.app.engine.broker
         now = broker.now()
-        return [task_id for task_id, until in self._revoked_ids(broker).items() if until > now]
+        return [
+            task_id for task_id, until in self._revoked_ids(broker).items()
+            if until > now and not task_id.startswith(stamps.REVOKED_STAMP)
+        ]  # fmt: skip
+
+    def read_again(self) -> None:
+        """Read the revoked ids from the broker at the next check, not from the copy."""
+        self._copy_read_at = float("-inf")
 
     def _revoked_ids(self, broker: Broker) -> dict[str, float]:
         """The revoked ids with their expiry, read again once ``refresh_interval`` passed."""
@@ -206,6 +214,38 @@ class Control:
     def is_revoked(self, task_id: str) -> bool:
         """Whether ``task_id`` was revoked (and the revocation has not expired)."""
         return task_id in self.revoked
+
+    def revoke_by_stamped_headers(
+        self, headers: dict, destination: Any = None, terminate: bool = False,
+        signal: Any = None, **kwargs: Any,
+    ) -> list[dict] | None:  # fmt: skip
+        """Revoke the tasks carrying one of these stamps (``{header: value or values}``):
+        each is discarded when a worker fetches it (its result REVOKED); with
+        ``terminate``, the running ones are stopped too. Shared by every worker, as
+        ``revoke``; ``destination`` and ``reply`` are not honoured (None is returned)."""
+        self.revoked.add(stamps.revoked_keys(headers))
+        if not terminate:
+            return None
+        wanted = set(stamps.revoked_keys(headers))
+        running = self.app.engine.broker.running_jobs()
+        ids = [
+            (job.meta or {}).get("task_id") or job.id for jobs in running.values() for job in jobs
+            if wanted & set(stamps.carried_keys((job.meta or {}).get("stamps")))
+        ]  # fmt: skip
+        signum = signum_of(signal)  # a bad signal name raises before anything is stopped
+        if ids:
+            self.terminations.request(ids, signum)
+        return None
+
+    def is_revoked_by_stamps(self, carried: dict | None) -> bool:
+        """Whether one of the ``stamps`` a task carries was revoked; read from the broker,
+        not a copy (one round trip per stamped task): a stamp revoked just before its
+        workflow was sent is honoured, as Celery's broadcast reaches its workers first."""
+        keys = stamps.carried_keys(carried)
+        if not keys:
+            return False
+        self.revoked.read_again()
+        return any(key in self.revoked for key in keys)
 
     def inspect(self, destination: Iterable[str] | None = None, timeout: float = 1.0,
                 **kwargs: Any) -> Inspect:  # fmt: skip

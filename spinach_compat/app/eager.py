@@ -62,7 +62,15 @@ def _eager_request(
         "routing_key": options.get("routing_key"),
         "priority": options.get("priority"),
     }
+    stamped_headers = options.get("stamped_headers")
+    if stamped_headers:  # as Celery's eager request: each stamp as a list
+        names = [stamped_headers] if isinstance(stamped_headers, str) else list(stamped_headers)
+        found = {name: _listed(options.get(name, [])) for name in names}
+        headers_of_stamps: dict[str, Any] = {"stamped_headers": names, "stamps": found}
+    else:
+        headers_of_stamps = {}
     return Context(
+        headers_of_stamps,
         id=task_id, task=task.name, args=args, kwargs=kwargs, retries=retries, is_eager=True,
         hostname=socket.gethostname(), headers=headers, called_directly=False,
         parent_id=parent_id, root_id=root_id, delivery_info=delivery_info,
@@ -70,3 +78,8 @@ def _eager_request(
         logfile=None, timelimit=None, callbacks=links.as_list(options.get("link")),
         errbacks=links.as_list(options.get("link_error")),
     )  # fmt: skip
+
+
+def _listed(value: Any) -> Any:
+    """Celery's ``maybe_list``: a scalar in a list (None and lists, tuples kept)."""
+    return [value] if value is not None and not isinstance(value, (list, tuple)) else value

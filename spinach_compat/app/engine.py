@@ -56,5 +56,6 @@ class UnknownTaskReporter:
         app = self._app()
         if app is None or not job.id:
             return
-        app.backend.mark_as_failure(job.id, NotRegistered(job.task_name))
-        logger.error("Received unregistered task %r (id %s): %s", job.task_name, job.id, reason)
+        task_id = (job.meta or {}).get("task_id") or job.id  # a replacing task's: its own
+        app.backend.mark_as_failure(task_id, NotRegistered(job.task_name))
+        logger.error("Received unregistered task %r (id %s): %s", job.task_name, task_id, reason)

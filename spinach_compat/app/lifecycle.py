@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..signals import Signal
+from . import builtins
 from .defaults import DEFAULTS, Settings
 
 if TYPE_CHECKING:
@@ -156,6 +157,7 @@ def finalize(app: Celery) -> None:
             return
         state.finalize_sent = True
         try:
+            builtins.register(app)  # Celery's canvas tasks, as its finalize adds them
             app.on_after_finalize.send(sender=app)
         finally:
             state.finalize_done = True

@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from kombu.exceptions import EncodeError
 
 from .. import signals
-from .._state import get_current_task
+from .._state import get_current_task, get_current_worker_task
 from ..exceptions import UnsupportedFeature
 from ..interop import legacy
-from . import codec, links, routes
+from . import codec, links, routes, stamps
 from .call_options import MUST_BE_NONE as MUST_BE_NONE  # where it was read before
 from .call_options import check_options
 from .priority import band_queue, priority_steps
@@ -120,17 +120,30 @@ def publish(app: Publisher, name: str, args: Any, kwargs: Any, options: dict) ->
         after()
     else:
         _enqueue_native(app, message, after, policy_if_retrying)
-    return _result(app, message)
+    result = _result(app, message)
+    if options.get("add_to_parent", True):
+        _add_to_parent(result)
+    return result
+
+
+def _add_to_parent(result: AsyncResult) -> None:
+    """Record ``result`` as a child of the task running here, if any (as Celery)."""
+    parent = get_current_worker_task()
+    if parent is not None:
+        parent.add_trail(result)
 
 
 def resolve(app: Publisher, name: str, args: Any, kwargs: Any, options: dict) -> Message:
     """Every decision about a message, each made once, in the pipeline's order."""
     task = options.pop("task_type", None) or app.registered_task(name)  # never finalizes, as Celery
+    options, stamped_headers, stamped = stamps.split(options)
     check_options(options)
     task_id = options.get("task_id") or app.uuid()
     message = Message(name, task, task_id, list(args or ()), dict(kwargs or {}), options)
     _route(app, message, args, kwargs)
     message.meta = _meta(app, message)
+    if stamped_headers:  # as Celery's message headers
+        message.meta.update(stamped_headers=stamped_headers, stamps=stamped)
     message.serializer, message.compression = _format(app.conf, task, options)
     if message.legacy:
         _refuse_for_legacy(message)
@@ -145,7 +158,7 @@ def _route(app: Publisher, message: Message, args: Any, kwargs: Any) -> None:
     the routing key, the priority and its band queue, legacy or native."""
     conf, task, options = app.conf, message.task, message.options
     routers = routes.prepare(conf.task_routes)
-    routed = (task.name if task is not None else None) or message.name
+    routed = options.get("route_name") or (task.name if task is not None else None) or message.name
     route = routes.route_for(routers, routed, args, kwargs, options, task) or {}
     queue = getattr(options.get("queue"), "name", options.get("queue"))  # a kombu Queue too
     message.routing_key = queue or options.get("routing_key") or routes.queue_of(conf, task, route)
@@ -173,7 +186,9 @@ def _meta(app: Publisher, message: Message) -> dict:
     eta = _eta(app, options.get("countdown"), options.get("eta"))
     expires = options.get("expires", task.expires if task is not None else None)
     root_id, parent_id = _lineage(options)
+    replacing = _replacing(message)
     return {
+        **replacing,
         "eta": eta.isoformat() if eta else None,
         "expires": _expires(app, expires),
         "headers": dict(options.get("headers") or {}),
@@ -188,6 +203,20 @@ def _meta(app: Publisher, message: Message) -> dict:
         "chord": options.get("spinach_chord"),
         "routing_key": message.routing_key,
     }
+
+
+def _replacing(message: Message) -> dict:
+    """What the meta of a task replacing another (``Task.replace``) adds: the task id it
+    takes over, kept apart from its native job id (the replaced job may still be running:
+    the broker would not store a second job of its id)."""
+    nesting = message.options.get("replaced_task_nesting")
+    return {"task_id": message.task_id, "replaced_task_nesting": nesting} if nesting else {}
+
+
+def job_id_of(task_id: str, meta: dict) -> str:
+    """The native job id of a message: its task id, suffixed for a replacing task's."""
+    nesting = meta.get("replaced_task_nesting")
+    return f"{task_id}.replaced{nesting}" if nesting else task_id
 
 
 def _lineage(options: dict) -> tuple[str | None, str | None]:
@@ -308,6 +337,7 @@ def _announce(message: Message, policy: dict) -> tuple[dict, tuple]:
                **meta["headers"]}  # fmt: skip
     for embedded in ("headers", "callbacks", "errbacks", "priority", "routing_key", "chord"):
         del headers[embedded]
+    headers.pop("task_id", None)  # a replacing task's, kept in the meta: Celery's is "id"
     embed = {"callbacks": meta["callbacks"], "errbacks": meta["errbacks"], "chain": None}
     body = (message.args, message.kwargs, {**embed, "chord": None})
     signals.before_task_publish.send(
@@ -348,8 +378,8 @@ def _native_job(app: Publisher, message: Message) -> Job:
     if body is not None:
         meta[codec.BODY] = body
     at = _parse(meta["eta"]) if meta["eta"] else app.now()
-    return app.build_native_job(message.name, at, args, kwargs, message.task_id, message.queue,
-                                meta)  # fmt: skip
+    job_id = job_id_of(message.task_id, meta)
+    return app.build_native_job(message.name, at, args, kwargs, job_id, message.queue, meta)
 
 
 def _encode(

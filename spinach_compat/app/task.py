@@ -10,13 +10,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from kombu.utils.encoding import safe_repr
+
 from .. import exceptions
 from .._state import app_of, pop_task, push_task
 from ..canvas import Signature
 from ..exceptions import MaxRetriesExceededError, Retry, UnsupportedFeature
 from ..result import denied_join_result
-from ..surface import refuse, refuse_missing, refuse_overrides
-from . import codec, links
+from ..surface import refuse_missing, refuse_overrides
+from . import codec, links, stamps
 from .call_options import check_options
 from .context import Context
 from .eager import apply_eagerly
@@ -107,8 +109,10 @@ class Task:
     acks_on_failure_or_timeout = True
     acks_on_failure = True  # Celery's default: acks_on_failure_or_timeout's (see ACCEPTED_VALUES)
     acks_on_timeout = True
-    #: Accepted, no effect: the facade sends no events and records no result children.
+    #: Accepted, no effect: the facade sends no events.
     send_events = True
+    #: Whether the results of the tasks sent while this task runs are stored with its own
+    #: (``AsyncResult.children``), as Celery.
     trail = True
     #: Characters of a result in the success log line (``trace.RESULT_REPR_MAXSIZE``).
     resultrepr_maxsize = 1024
@@ -241,17 +245,21 @@ class Task:
     def request_from_job(self, job: Job, args: list, kwargs: dict) -> Context:
         """The request of a native job: its id, retries, and the headers in its meta."""
         meta = job.meta or {}
+        task_id = meta.get("task_id") or job.id  # a replacing task's job has its own id
         return Context(
             meta.get("headers") or {},
-            id=job.id, task=self.name, args=args, kwargs=kwargs, retries=job.retries,
+            id=task_id, task=self.name, args=args, kwargs=kwargs, retries=job.retries,
             eta=meta.get("eta"), expires=meta.get("expires"), called_directly=False,
             is_eager=False, hostname=self._get_app().hostname, headers=meta.get("headers"),
-            ignore_result=meta.get("ignore_result"), root_id=meta.get("root_id") or job.id,
+            ignore_result=meta.get("ignore_result"), root_id=meta.get("root_id") or task_id,
             parent_id=meta.get("parent_id"), origin=meta.get("origin"), reply_to=None,
-            correlation_id=job.id, timelimit=meta.get("timelimit"),
+            correlation_id=task_id, timelimit=meta.get("timelimit"),
+            replaced_task_nesting=meta.get("replaced_task_nesting") or 0,
             delivery_info=_delivery_info(meta.get("routing_key") or job.queue, meta),
             callbacks=links.decode(meta.get("callbacks")),
             errbacks=links.decode(meta.get("errbacks")), chord=meta.get("chord"),
+            stamped_headers=meta.get("stamped_headers"), stamps=meta.get("stamps") or {},
+            argsrepr=safe_repr(tuple(args)), kwargsrepr=safe_repr(kwargs),
         )  # fmt: skip
 
     # -- calling -------------------------------------------------------------------------
@@ -286,7 +294,7 @@ class Task:
         app = self._get_app()
         options.setdefault("ignore_result", self.ignore_result)
         if app.conf.task_always_eager:
-            check_options(options)  # as publish does: an eager suite validates a migration
+            check_options(stamps.split(options)[0])  # as publish: an eager suite validates
             serializer = options.get("serializer") or self.serializer
             args, kwargs = codec.roundtrip(args, kwargs, serializer)
             with denied_join_result():  # as Celery: the task must not wait on a result
@@ -353,16 +361,42 @@ class Task:
         return self.signature(args, kwargs, immutable=True)
 
     def map(self, it: Any) -> Any:
-        """Celery's ``xmap``: refused (``UnsupportedFeature``), as ``canvas.xmap``."""
-        refuse("celery.canvas.xmap")
+        """An ``xmap``: this task called with each item of ``it``, in one worker."""
+        from ..canvas import xmap
+
+        return xmap(self.s(), it, app=self._get_app())
 
     def starmap(self, it: Any) -> Any:
-        """Celery's ``xstarmap``: refused (``UnsupportedFeature``), as ``canvas.xstarmap``."""
-        refuse("celery.canvas.xstarmap")
+        """An ``xstarmap``: this task called with each item of ``it`` as arguments."""
+        from ..canvas import xstarmap
+
+        return xstarmap(self.s(), it, app=self._get_app())
 
     def chunks(self, it: Any, n: int) -> Any:
-        """Celery's ``chunks``: refused (``UnsupportedFeature``), as ``canvas.chunks``."""
-        refuse("celery.canvas.chunks")
+        """A ``chunks``: the items of ``it`` in parts of ``n``, one ``xstarmap`` each."""
+        from ..canvas import chunks
+
+        return chunks(self.s(), it, n, app=self._get_app())
+
+    def add_trail(self, result: Any) -> Any:
+        """Record ``result`` as a child of the running request (with ``trail``); ``result``."""
+        if self.trail:
+            self.request.children.append(result)
+        return result
+
+    def replace(self, sig: Signature) -> Any:
+        """End this run, handing its id, callbacks and chord place to ``sig`` (see
+        ``app.replace``); raises ``Ignore`` in a worker, returns ``sig``'s value eagerly."""
+        from .replace import replace
+
+        return replace(self, sig)
+
+    def on_replace(self, sig: Signature) -> Any:
+        """Called by ``replace`` with the prepared signature: it sends it (overrides must
+        return ``super().on_replace(sig)``)."""
+        from .replace import send_replacement
+
+        return send_replacement(self, sig)
 
     # -- retry and states ----------------------------------------------------------------
 

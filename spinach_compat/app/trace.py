@@ -323,7 +323,7 @@ def _refuse_payload(task: Task, job: Job, exc: Exception) -> Exception:
     )
     request = task.request_from_job(job, [], {})
     if should_store(task, request, eager=False) or task.store_errors_even_if_ignored:
-        task.backend.mark_as_failure(job.id, exc, None, request=request)
+        task.backend.mark_as_failure(_task_id(request), exc, None, request=request)
     logger.error("Dead-lettering %s", reason)
     try:
         app_of(task).engine.broker.dead_letter(job, reason)
@@ -389,7 +389,11 @@ def _check_rate_limit(task: Task, job: Job) -> None:
 def _revoked(task: Task, request: Context) -> bool:
     """Whether the job must not run: revoked, or expired before it started."""
     expired = request.expires is not None and _parse(request.expires) <= _now()
-    if not expired and not app_of(task).control.is_revoked(_task_id(request)):
+    control = app_of(task).control
+    revoked = control.is_revoked(_task_id(request)) or (
+        bool(request.stamps) and control.is_revoked_by_stamps(request.stamps)
+    )
+    if not expired and not revoked:
         return False
     task.backend.mark_as_revoked(
         _task_id(request), "expired" if expired else "revoked", request=request

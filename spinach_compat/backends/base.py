@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 class DisabledBackend:
     """No result backend configured: storing does nothing, reading raises (as Celery)."""
 
+    #: As Celery's: results are not joined by waiting on the backend.
+    supports_native_join = False
+
     def __init__(self, app: Celery):
         self.app = app
 

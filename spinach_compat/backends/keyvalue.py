@@ -48,6 +48,9 @@ GROUP_KEY_PREFIX = "celery-taskset-meta-"
 class KeyValueBackend:
     """Results as values of ``broker``'s shared state, in the app's namespace."""
 
+    #: As Celery's Redis backend: results are waited for on the backend's notifications.
+    supports_native_join = True
+
     def __init__(self, app: Celery, broker: Broker):
         self.app = app
         #: Where the results are kept (the app's own broker, or one for ``result_backend``).
@@ -90,6 +93,9 @@ class KeyValueBackend:
             result = prepare_exception(result)
         meta = task_meta(task_id, state, result, traceback)
         meta.update(request_meta(request, self.app.conf.get("result_extended")))
+        children = getattr(request, "children", None)  # the results it sent, as Celery
+        if children:
+            meta["children"] = [child.as_tuple() for child in children]
         encoded = self.encode_meta(meta)
         self.broker.publish_value(self.name(task_id), encoded, self.expires, states.SUCCESS)
         if wants_celery_result(request):

@@ -53,7 +53,9 @@ REFUSED_COMMANDS = {
     "disable_events": REFUSED[_CONTROL + "disable_events"],
     "heartbeat": REFUSED[_CONTROL + "heartbeat"],
     "election": REFUSED[_CONTROL + "election"],
-    "revoke_by_stamped_headers": REFUSED[_CONTROL + "revoke_by_stamped_headers"],
+    "revoke_by_stamped_headers": "not from the command line yet: call "
+    "app.control.revoke_by_stamped_headers({header: value}) or "
+    "AsyncResult.revoke_by_stamped_headers from Python (see features.md#canvas)",
 }
 
 

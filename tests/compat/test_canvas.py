@@ -168,6 +168,8 @@ def test_chord_with_a_failed_header(app, run_worker, recorder):
     run_worker()
     result = chord([add.s(1, 1), fail.s(2)], total.s().on_error(on_error.s())).apply_async()
     with pytest.raises(ChordError):
+        result.get(timeout=WAIT, follow_parents=False)
+    with pytest.raises(ValueError):  # as Celery: following the parents, the header's error
         result.get(timeout=WAIT)
     recorder.wait_for(lambda events: len(events) == 1)
     assert recorder.events == [("errback", result.id, "ChordError")]

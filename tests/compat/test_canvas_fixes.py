@@ -194,21 +194,4 @@ def test_chord_with_a_chain_body_fails_its_last_task(app, run_worker):
     run_worker()
     result = chord([add.s(1, 1), fail.s(2)], add.s(1) | total.s()).apply_async()
     with pytest.raises(ChordError):
-        result.get(timeout=WAIT)
-
-
-# -- unsupported primitives refuse loudly ------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", ["xmap", "xstarmap", "chunks"])
-def test_unsupported_primitives_raise(app, name):
-    add, _, _, _, _ = _tasks(app, [])
-    with pytest.raises(UnsupportedFeature, match=name):
-        getattr(canvas, name)(add, [(1, 1)])
-
-
-@pytest.mark.parametrize("method", ["map", "starmap", "chunks"])
-def test_task_map_starmap_chunks_raise_unsupported(app, method):
-    add, _, _, _, _ = _tasks(app, [])
-    with pytest.raises(UnsupportedFeature, match=r"map|chunks"):
-        getattr(add, method)([(1, 1)], *([1] if method == "chunks" else []))
+        result.get(timeout=WAIT, follow_parents=False)

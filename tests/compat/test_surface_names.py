@@ -168,21 +168,15 @@ def test_on_bound_is_called_with_the_app_when_the_task_is_registered(app) -> Non
     assert bound == [("proj.bound", app)] and task.app is app
 
 
-def test_task_map_starmap_chunks_refuse_as_the_canvas_names(app) -> None:
-    task = app.task(lambda: None, name="proj.splittable")
-    with pytest.raises(UnsupportedFeature, match=r"celery\.canvas\.chunks"):
-        task.chunks([(1,)], 1)
-    with pytest.raises(UnsupportedFeature, match=r"celery\.canvas\.xmap"):
-        task.map([1])
+def test_task_map_starmap_chunks_make_the_canvas_signatures(app) -> None:
+    from spinach_compat import chunks, xmap, xstarmap
 
-
-def test_chunks_xmap_xstarmap_raise_when_imported() -> None:
-    with pytest.raises(UnsupportedFeature, match=r"celery\.canvas\.chunks.*group"):
-        from spinach_compat.canvas import chunks  # noqa: F401
-    for name in ("chunks", "xmap", "xstarmap"):
-        with pytest.raises(UnsupportedFeature, match=rf"celery\.{name}"):
-            exec(f"from spinach_compat import {name}")
-    exec("from spinach_compat.canvas import *", {})  # __all__ leaves them out
+    task = app.task(lambda *a: None, name="proj.splittable")
+    assert type(task.chunks([(1,)], 1)) is chunks
+    assert (type(task.map([1])), type(task.starmap([(1,)]))) == (xmap, xstarmap)
+    namespace: dict = {}
+    exec("from spinach_compat.canvas import *", namespace)
+    assert {"chunks", "xmap", "xstarmap"} <= set(namespace)
 
 
 # -- the app ---------------------------------------------------------------------------------

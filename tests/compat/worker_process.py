@@ -16,19 +16,21 @@ STOP_TIMEOUT = 30.0
 
 
 class WorkerProcess:
-    """``python -m spinach_compat`` (or ``celery``) ``-A tests.compat.proj worker ...``."""
+    """``python -m spinach_compat`` (or ``celery``) ``-A <project> worker ...`` (by default
+    ``tests.compat.proj``)."""
 
-    def __init__(self, impl: str, url: str, args: list[str], log: Path, beat: bool = False):
+    def __init__(self, impl: str, url: str, args: list[str], log: Path, beat: bool = False,
+                 project: str = "tests.compat.proj"):  # fmt: skip
         self.impl, self.url, self.args, self.log = impl, url, args, log
-        self.beat = beat
+        self.beat, self.project = beat, project
         self.process: subprocess.Popen | None = None
         self.banner = ""
 
     def command(self) -> list[str]:
         if self.impl == "celery":
-            return [sys.executable, "-m", "celery", "-A", "tests.compat.proj", "worker",
+            return [sys.executable, "-m", "celery", "-A", self.project, "worker",
                     "-P", "threads", *self.args]  # fmt: skip
-        return [sys.executable, "-m", "spinach_compat", "-A", "tests.compat.proj", "worker",
+        return [sys.executable, "-m", "spinach_compat", "-A", self.project, "worker",
                 *self.args]  # fmt: skip
 
     def environment(self) -> dict[str, str]:

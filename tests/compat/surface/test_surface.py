@@ -86,13 +86,13 @@ def test_a_refused_module_name_is_absent_to_feature_detection_and_loud_on_import
     the reason); ``from m import name`` raises the reason itself, not an ImportError."""
     import spinach_compat
 
-    assert "celery.chunks" in REFUSED
-    assert getattr(spinach_compat, "chunks", None) is None
-    assert not hasattr(spinach_compat, "chunks")
-    with pytest.raises(AttributeError, match=r"celery\.chunks is not supported"):
-        _ = spinach_compat.chunks
-    with pytest.raises(UnsupportedFeature, match=r"celery\.chunks") as raised:
-        from spinach_compat import chunks  # noqa: F401
+    assert "celery.bugreport" in REFUSED
+    assert getattr(spinach_compat, "bugreport", None) is None
+    assert not hasattr(spinach_compat, "bugreport")
+    with pytest.raises(AttributeError, match=r"celery\.bugreport is not supported"):
+        _ = spinach_compat.bugreport
+    with pytest.raises(UnsupportedFeature, match=r"celery\.bugreport") as raised:
+        from spinach_compat import bugreport  # noqa: F401
     assert not isinstance(raised.value, (AttributeError, ImportError))
 
 
