@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._state import app_of
 from ..exceptions import Ignore, ImproperlyConfigured
 from . import links
 
@@ -31,7 +32,7 @@ def replace(task: Task, sig: Signature) -> Any:
         raise ImproperlyConfigured("A signature replacing a task must not be part of a chord")
     if isinstance(sig, chain) and not sig.tasks:
         raise ImproperlyConfigured("Cannot replace with an empty chain")
-    accumulate = task._get_app().tasks["celery.accumulate"]
+    accumulate = app_of(task).tasks["celery.accumulate"]
     if isinstance(sig, group):
         sig = sig | accumulate.s(index=0)
     if isinstance(sig, chain) and isinstance(sig.tasks[-1], group):
