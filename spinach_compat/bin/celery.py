@@ -24,6 +24,7 @@ import functools
 import importlib
 import json
 import os
+import pprint
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -563,12 +564,27 @@ def run_inspect(app: Celery, args: argparse.Namespace) -> int:
         print(json.dumps(replies, default=str))
         return EXIT_OK
     for node, reply in replies.items():
-        print(f"->  {node}: OK")
-        text = "pong" if args.action == "ping" else json.dumps(reply, indent=4, default=str)
-        print("\n".join(f"        {line}" for line in text.splitlines()) or "        - empty -")
+        status, text = pretty_reply(reply)
+        print(f"->  {node}: {status}")
+        print("\n".join(f"    {line}" for line in text.splitlines()))
     count = len(replies)
     print(f"\n{count} node{'s' if count != 1 else ''} online.")
     return EXIT_OK
+
+
+def pretty_reply(reply: Any) -> tuple[str, str]:
+    """``(status, text)`` of a worker's reply as Celery's command line shows them: list
+    items as ``* item`` lines, ``{'ok': ...}``/``{'error': ...}`` unwrapped and indented,
+    other mappings as indented JSON."""
+    if isinstance(reply, list):
+        return "OK", "\n".join(f"* {item}" for item in reply) or "- empty -"
+    if isinstance(reply, dict) and ("ok" in reply or "error" in reply):
+        status = "OK" if "ok" in reply else "ERROR"
+        _, text = pretty_reply(reply.get("ok", reply.get("error")))
+        return status, "\n".join(f"    {line}" for line in text.splitlines())
+    if isinstance(reply, dict):
+        return "OK", json.dumps(reply, sort_keys=True, indent=4, default=str)
+    return "OK", reply if isinstance(reply, str) else pprint.pformat(reply)
 
 
 def run_purge(app: Celery, args: argparse.Namespace) -> int:

@@ -279,3 +279,22 @@ def test_the_shim_still_refuses_celerys_command_modules():
                           timeout=60)  # fmt: skip
     assert done.stdout.split() == [w for n in ("multi", "control", "shell", "call", "result",
                                               "purge") for w in ("refused", n)]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [{"ok": "pong"}, [], ["proj.add", "proj.mul"], {"ok": ["a", "b"]}, {"error": "boom"},
+     {"total": {"proj.add": 2}, "pid": 42}, 3],
+)  # fmt: skip
+def test_inspect_replies_print_as_celery_s(reply):
+    """The body of each node's reply, as Celery's CLI formats it (no colours)."""
+    import celery
+    from celery.bin.base import CLIContext
+    from celery.utils.text import indent
+
+    from spinach_compat.bin.celery import pretty_reply
+
+    context = CLIContext(celery.Celery(set_as_current=False), True, None)
+    status, body = context.pretty(reply)
+    assert pretty_reply(reply) == (status, body)
+    assert indent(body, 4)  # what both print under "->  node: STATUS"
