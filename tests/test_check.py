@@ -449,6 +449,8 @@ def test_current_task_follows_the_facade(facade_objects) -> None:
     update = _resolved(facade_objects.task, "update_state", "celery.app.task.Task.update_state")
     if found["current_task"] == {check.SUPPORTED}:
         assert found["Task.update_state"] == {update}
+    for proxied in ("Celery._get_current_object", "Task._get_current_object"):  # proxies'
+        assert found[proxied] == {check.SUPPORTED}, proxied
 
 
 def test_stamping_example_is_supported(facade_objects) -> None:

@@ -28,7 +28,10 @@ _MISSING = object()
 
 
 #: Classes an object of a class may be instead, as Celery's: a task is a ``DjangoTask``
-#: under Django (Celery's Django fix-up), with ``delay_on_commit``.
+#: under Django (Celery's Django fix-up), with ``delay_on_commit``; an app or a task read
+#: through ``current_app``/``current_task`` is a proxy (``_get_current_object``).
+_PROXY = ("celery.local.Proxy", "an attribute of the current_app/current_task proxy")
+
 VARIANTS: dict[str, tuple[tuple[str, str], ...]] = {
     "celery.app.task.Task": (
         (
@@ -36,7 +39,9 @@ VARIANTS: dict[str, tuple[tuple[str, str], ...]] = {
             "a DjangoTask attribute: tasks have it when DJANGO_SETTINGS_MODULE is set, as in "
             "Celery",
         ),
+        _PROXY,
     ),
+    "celery.app.base.Celery": (_PROXY,),
 }
 
 
