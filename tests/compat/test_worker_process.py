@@ -170,7 +170,9 @@ def test_terminate_stops_a_running_task(facade):
     def active() -> list[str]:
         return [task["id"] for tasks in (inspect.active() or {}).values() for task in tasks]
 
-    assert wait_until(lambda: running.id in active())
+    assert wait_until(lambda: running.id in active())  # fetched...
+    started = f"Starting job {running.id}"  # ...and started, not only fetched (then: revoked)
+    assert wait_until(lambda: started in facade.worker.log.read_text(errors="replace"))
     facade.app.control.revoke(running.id, terminate=True, signal="SIGKILL")
     exc = _exception_of(running)
     assert type(exc).__name__ == "TaskRevokedError" and exc.args == ("terminated",)
