@@ -22,7 +22,7 @@ from spinach.worker_process.startup import (
     mask_password,
     wait_for_broker,
 )
-from tests.support.processes import LogReader
+from tests.support.processes import LogReader, StartedProcesses
 from tests.support.redis_server import RedisServer, free_port
 from tests.test_cli import APPS, PROCESS_TIMEOUT, StartWorker, _env
 
@@ -30,23 +30,14 @@ from tests.test_cli import APPS, PROCESS_TIMEOUT, StartWorker, _env
 @pytest.fixture
 def start_worker() -> Iterator[StartWorker]:
     """Start ``python -m spinach worker ...`` processes; kill whatever still runs after."""
-    started: list[tuple[subprocess.Popen, LogReader]] = []
+    processes = StartedProcesses()
 
     def start(*args: str, **env: str) -> tuple[subprocess.Popen, LogReader]:
         command = [sys.executable, "-m", "spinach", "worker", *args]
-        process = subprocess.Popen(command, cwd=APPS, env=_env(**env), text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-        assert process.stdout is not None
-        started.append((process, LogReader(process.stdout)))
-        return started[-1]
+        return processes.start(command, cwd=APPS, env=_env(**env))
 
     yield start
-    for process, reader in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(PROCESS_TIMEOUT)
-        reader.join()
-        process.stdout.close()  # type: ignore[union-attr]
+    processes.end_all(PROCESS_TIMEOUT)
 
 
 class Refusing:

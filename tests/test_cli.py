@@ -18,7 +18,7 @@ import pytest
 
 import spinach
 from spinach import cli
-from tests.support.processes import LogReader
+from tests.support.processes import LogReader, StartedProcesses
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = Path(__file__).resolve().parent / "cli_apps"
@@ -55,28 +55,14 @@ StartWorker = Callable[..., tuple[subprocess.Popen, LogReader]]
 @pytest.fixture
 def start_worker() -> Iterator[StartWorker]:
     """Start ``python -m spinach worker ...`` processes; kill whatever still runs after."""
-    started: list[tuple[subprocess.Popen, LogReader]] = []
+    processes = StartedProcesses()
 
     def start(*args: str, **env: str) -> tuple[subprocess.Popen, LogReader]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "spinach", "worker", *args],
-            cwd=APPS,
-            env=_env(**env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert process.stdout is not None
-        started.append((process, LogReader(process.stdout)))
-        return started[-1]
+        command = [sys.executable, "-m", "spinach", "worker", *args]
+        return processes.start(command, cwd=APPS, env=_env(**env))
 
     yield start
-    for process, reader in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(PROCESS_TIMEOUT)
-        process.stdout.close()
-        reader.join()
+    processes.end_all(PROCESS_TIMEOUT)
 
 
 # -- worker ----------------------------------------------------------------------------

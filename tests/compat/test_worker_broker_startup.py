@@ -14,7 +14,7 @@ import pytest
 
 import spinach_compat
 from spinach_compat.worker.broker_wait import connection_retry
-from tests.support.processes import LogReader
+from tests.support.processes import LogReader, StartedProcesses
 from tests.support.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,26 +26,17 @@ Start = Callable[..., tuple[subprocess.Popen, LogReader]]
 @pytest.fixture
 def start_worker() -> Iterator[Start]:
     """Start facade workers of ``tests.compat.startup_proj``; kill what still runs after."""
-    started: list[tuple[subprocess.Popen, LogReader]] = []
+    processes = StartedProcesses()
 
     def start(url: str, max_retries: int) -> tuple[subprocess.Popen, LogReader]:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "STARTUP_BROKER_URL": url,
                "STARTUP_MAX_RETRIES": str(max_retries)}  # fmt: skip
         command = [sys.executable, "-m", "spinach_compat", "-A", "tests.compat.startup_proj",
                    "worker", "-l", "info", "--quiet"]  # fmt: skip
-        process = subprocess.Popen(command, cwd=ROOT, env=env, text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-        assert process.stdout is not None
-        started.append((process, LogReader(process.stdout)))
-        return started[-1]
+        return processes.start(command, cwd=ROOT, env=env)
 
     yield start
-    for process, reader in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(PROCESS_TIMEOUT)
-        reader.join()
-        process.stdout.close()  # type: ignore[union-attr]
+    processes.end_all(PROCESS_TIMEOUT)
 
 
 def test_the_settings_give_the_retries():

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import IO
 
 #: Seconds a test waits for a process to print what it expects before failing; generous,
@@ -59,3 +62,30 @@ class LogReader:
 
     def join(self, timeout: float = OUTPUT_TIMEOUT) -> None:
         self._thread.join(timeout)
+
+
+class StartedProcesses:
+    """The processes a test starts, each with a ``LogReader`` of its output (stderr
+    included); ``end_all`` kills what still runs and closes the rest (a fixture's
+    teardown)."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[subprocess.Popen, LogReader]] = []
+
+    def start(
+        self, command: Sequence[str], *, cwd: str | Path, env: Mapping[str, str]
+    ) -> tuple[subprocess.Popen, LogReader]:
+        process = subprocess.Popen(list(command), cwd=cwd, env=dict(env), text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+        assert process.stdout is not None
+        self.started.append((process, LogReader(process.stdout)))
+        return self.started[-1]
+
+    def end_all(self, timeout: float) -> None:
+        for process, reader in self.started:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout)
+            reader.join()
+            if process.stdout is not None:
+                process.stdout.close()
