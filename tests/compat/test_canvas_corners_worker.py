@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from ..helpers import wait_until
-from .worker_process import WorkerProcess
+from .worker_process import project_worker
 
 WAIT = 30.0
 TASKS = "tests.compat.canvas_proj.tasks"
@@ -37,19 +37,14 @@ def _impl(name: str) -> SimpleNamespace:
 def proj(request, redis_server, tmp_path_factory):
     """A worker of the project (facade, then real Celery) and a client app."""
     name = request.param
-    url = redis_server.url_for(DBS[name])
-    with redis_server.client(db=DBS[name]) as client:
-        client.flushdb()
     log = tmp_path_factory.mktemp(name) / "worker.log"
-    worker = WorkerProcess(
-        name, url, ["-c", "4", "-l", "info", "-n", f"{name}@%h"], log,
-        project="tests.compat.canvas_proj",
-    )  # fmt: skip
-    worker.start()
-    impl = _impl(name)
-    app = impl.Celery("canvas_proj", broker=url, backend=url, set_as_current=False)
-    yield SimpleNamespace(name=name, app=app, impl=impl, worker=worker)
-    assert worker.stop() == 0, worker.describe()
+    args = ["-c", "4", "-l", "info", "-n", f"{name}@%h"]
+    with project_worker(name, redis_server, DBS[name], log, args, "tests.compat.canvas_proj") as (
+        worker, url,
+    ):  # fmt: skip
+        impl = _impl(name)
+        app = impl.Celery("canvas_proj", broker=url, backend=url, set_as_current=False)
+        yield SimpleNamespace(name=name, app=app, impl=impl, worker=worker)
 
 
 def _sig(proj, name: str, *args, **options):

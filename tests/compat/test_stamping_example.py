@@ -10,7 +10,7 @@ from uuid import uuid4
 
 import pytest
 
-from .worker_process import WorkerProcess
+from .worker_process import project_worker
 
 WAIT = 30.0
 TASKS = "tests.compat.stamping_proj.tasks"
@@ -21,19 +21,15 @@ DBS = {"spinach_compat": 9, "celery": 10}
 def proj(request, redis_server, tmp_path_factory):
     """A worker of the project (facade, then real Celery) and a client app."""
     name = request.param
-    url = redis_server.url_for(DBS[name])
-    with redis_server.client(db=DBS[name]) as client:
-        client.flushdb()
     log = tmp_path_factory.mktemp(name) / "worker.log"
-    worker = WorkerProcess(
-        name, url, ["-c", "4", "-l", "info"], log, project="tests.compat.stamping_proj"
-    )
-    worker.start()
-    package = pytest.importorskip(name)
-    canvas = importlib.import_module(f"{name}.canvas")
-    app = package.Celery("stamping", broker=url, backend=url, set_as_current=False)
-    yield SimpleNamespace(name=name, app=app, canvas=canvas, worker=worker)
-    assert worker.stop() == 0, worker.describe()
+    project = "tests.compat.stamping_proj"
+    with project_worker(name, redis_server, DBS[name], log, ["-c", "4", "-l", "info"], project) as (
+        worker, url,
+    ):  # fmt: skip
+        package = pytest.importorskip(name)
+        canvas = importlib.import_module(f"{name}.canvas")
+        app = package.Celery("stamping", broker=url, backend=url, set_as_current=False)
+        yield SimpleNamespace(name=name, app=app, canvas=canvas, worker=worker)
 
 
 def _sig(proj, name: str, *args, **options):

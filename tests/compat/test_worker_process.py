@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 
 from ..helpers import wait_until
-from .worker_process import WorkerProcess, run_command
+from .worker_process import WorkerProcess, project_worker, run_command
 
 WAIT = 30.0
 TASKS = "tests.compat.proj.tasks"
@@ -39,15 +39,11 @@ def _client(impl: str, url: str):
 def proj(request, redis_server, tmp_path_factory):
     """A worker of the project (facade, then real Celery) and a client app."""
     impl = request.param
-    url = redis_server.url_for(DBS[impl])
-    with redis_server.client(db=DBS[impl]) as client:
-        client.flushdb()
     log = tmp_path_factory.mktemp(impl) / "worker.log"
-    worker = WorkerProcess(impl, url, ["-c", "3", "-l", "info", "-n", f"{impl}@%h"], log)
-    worker.start()
-    app = _client(impl, url)
-    yield SimpleNamespace(impl=impl, url=url, worker=worker, app=app)
-    assert worker.stop() == 0, worker.describe()
+    args = ["-c", "3", "-l", "info", "-n", f"{impl}@%h"]
+    with project_worker(impl, redis_server, DBS[impl], log, args) as (worker, url):
+        app = _client(impl, url)
+        yield SimpleNamespace(impl=impl, url=url, worker=worker, app=app)
 
 
 def _send(proj, name: str, *args, **options):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 60.0  #: Celery's worker starts slowly
@@ -93,3 +96,23 @@ def run_command(url: str, *args: str, stdin: str | None = None) -> subprocess.Co
         [sys.executable, "-m", "spinach_compat", "-A", "tests.compat.proj", *args], cwd=ROOT,
         env=env, capture_output=True, text=True, input=stdin, timeout=60,
     )  # fmt: skip
+
+
+@contextlib.contextmanager
+def project_worker(
+    impl: str,
+    redis_server: Any,
+    db: int,
+    log: Path,
+    args: list[str],
+    project: str = "tests.compat.proj",
+) -> Iterator[tuple[WorkerProcess, str]]:
+    """A worker of ``project`` (``impl``: the facade or real Celery) on an emptied Redis db,
+    with the db's URL; stopped at the end, which must exit 0."""
+    url = redis_server.url_for(db)
+    with redis_server.client(db=db) as client:
+        client.flushdb()
+    worker = WorkerProcess(impl, url, args, log, project=project)
+    worker.start()
+    yield worker, url
+    assert worker.stop() == 0, worker.describe()
