@@ -439,7 +439,7 @@ class Celery:
         """
         names = [self.conf.task_default_queue]
         for queue in self.conf.task_queues or ():
-            names.append(getattr(queue, "name", queue))
+            names.append(routes.queue_name(queue))
         names += [self.queue_of(task, static=True) for task in self._tasks.values()]
         names = list(dict.fromkeys(names))
         return band_queues(names, priority_steps(self.conf)) if bands else names

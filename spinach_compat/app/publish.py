@@ -160,7 +160,7 @@ def _route(app: Publisher, message: Message, args: Any, kwargs: Any) -> None:
     routers = routes.prepare(conf.task_routes)
     routed = options.get("route_name") or (task.name if task is not None else None) or message.name
     route = routes.route_for(routers, routed, args, kwargs, options, task) or {}
-    queue = getattr(options.get("queue"), "name", options.get("queue"))  # a kombu Queue too
+    queue = routes.queue_name(options.get("queue"))
     message.routing_key = queue or options.get("routing_key") or routes.queue_of(conf, task, route)
     message.priority = _priority(conf, task, options, route)
     message.queue = band_queue(message.routing_key, message.priority, priority_steps(conf))

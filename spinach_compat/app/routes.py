@@ -93,12 +93,17 @@ def route_for(
     return None
 
 
+def queue_name(queue: Any) -> Any:
+    """A queue as Celery takes it: a name, or a kombu ``Queue`` (its name)."""
+    return getattr(queue, "name", queue)
+
+
 def queue_of(conf: Settings, task: Task | None, route: dict) -> str:
     """The queue of a message: its task's own, else ``route``'s, else ``task_default_queue``."""
     if task is not None and task.queue:
         return task.queue
     queue = route.get("queue")
-    return getattr(queue, "name", queue) or conf.task_default_queue
+    return queue_name(queue) or conf.task_default_queue
 
 
 def _ask(

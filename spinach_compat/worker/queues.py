@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from ..app.routes import queue_name
 from ..exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 def declared_queues(app: Celery) -> list[str]:
     """The names in ``task_queues`` (Queues, names, or a mapping), else the default queue."""
     queues = app.conf.task_queues or ()
-    names = list(queues) if isinstance(queues, Mapping) else [getattr(q, "name", q) for q in queues]
+    names = list(queues) if isinstance(queues, Mapping) else [queue_name(q) for q in queues]
     return list(dict.fromkeys(names)) or [app.conf.task_default_queue]
 
 
