@@ -52,7 +52,7 @@ def worker_threads(url: str) -> queue.SimpleQueue:
     jobs: queue.SimpleQueue = queue.SimpleQueue()
 
     def run() -> None:
-        client = redis.Redis.from_url(url)
+        client = redis.Redis.from_url(url, socket_timeout=None)  # blocking pops: no read timeout
         while True:
             start_job(client, jobs.get())
 
@@ -63,7 +63,7 @@ def worker_threads(url: str) -> queue.SimpleQueue:
 
 def popping(url: str, handle: Callable[[redis.Redis, bytes], None]) -> None:
     """Block in BRPOP forever, handing each job to ``handle``."""
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(url, socket_timeout=None)  # blocking pops: no read timeout
     while True:
         reply = client.brpop([JOBS], timeout=1)
         if reply:
@@ -72,7 +72,7 @@ def popping(url: str, handle: Callable[[redis.Redis, bytes], None]) -> None:
 
 def subscribed(url: str, handle: Callable[[redis.Redis, bytes], None]) -> None:
     """Read the channel forever, handing each job to ``handle``."""
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(url, socket_timeout=None)  # blocking pops: no read timeout
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(CHANNEL)
     while True:
@@ -95,7 +95,7 @@ def receive(url: str, design: str) -> None:
 
 def measure(url: str, design: str, count: int) -> list[float]:
     """Start a receiver, send ``count`` jobs one at a time; the latencies in ms."""
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(url, socket_timeout=None)  # blocking pops: no read timeout
     client.delete(JOBS, STARTS)
     receiver = subprocess.Popen([sys.executable, __file__, "--receive", design, url])
     try:

@@ -162,7 +162,7 @@ class Records:
     """The runs the tasks of the fault app recorded, read from Redis."""
 
     def __init__(self, server: RedisServer):
-        self.redis = server.client(socket_timeout=10.0)
+        self.redis = server.client(socket_timeout=DEADLINE + 10)  # blpop waits DEADLINE
 
     def runs(self) -> dict[str, list[dict[str, Any]]]:
         """Run entries by job id."""

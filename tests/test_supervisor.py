@@ -37,7 +37,7 @@ import redis
 from spinach import Engine, RedisBroker
 
 URL = os.environ["{URL_VARIABLE}"]
-client = redis.Redis.from_url(URL)
+client = redis.Redis.from_url(URL, socket_timeout=None)  # redis-py 8: 5 s, < blpop 60 s
 spin = Engine(RedisBroker(URL), namespace="{NAMESPACE}")
 logger = logging.getLogger("supervised_app")
 
@@ -122,7 +122,7 @@ def start_worker(app_dir: Path, redis_url: str) -> Iterator[StartWorker]:
 
 @pytest.fixture
 def client(redis_url: str) -> Iterator[redis.Redis]:
-    with redis.Redis.from_url(redis_url) as connection:
+    with redis.Redis.from_url(redis_url, socket_timeout=PROCESS_TIMEOUT + 10) as connection:
         yield connection
 
 

@@ -37,7 +37,7 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._dir = Path(tempfile.mkdtemp(prefix="bench-redis-"))
         self._process: subprocess.Popen | None = None
-        self.client = redis.Redis.from_url(self.url, decode_responses=True)
+        self.client = redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=None)
 
     def start(self) -> None:
         """Start the server and wait until it answers."""
