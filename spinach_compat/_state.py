@@ -179,3 +179,18 @@ def connect_shared_task(factory: Any) -> None:
 def shared_task_factories() -> list[Any]:
     with _lock:
         return list(_shared_factories)
+
+
+_finalize_factories: list[Any] = []
+
+
+def connect_on_app_finalize(factory: Any) -> None:
+    """Call ``factory(app)`` when an app finalizes from now on (Celery's rule for
+    ``@app.task(shared=True)``: the task is also made in the apps finalized later)."""
+    with _lock:
+        _finalize_factories.append(factory)
+
+
+def finalize_factories() -> list[Any]:
+    with _lock:
+        return list(_finalize_factories)

@@ -275,11 +275,14 @@ class Celery:
     ) -> Callable[[Callable], Any]:  # fmt: skip
         """What ``@app.task(**opts)`` applies; ``filter`` is applied to the task made.
 
-        ``shared`` and ``lazy`` have no effect: tasks are made when declared.
+        ``shared`` (the default) also makes the task in every app finalized later, as
+        Celery's; ``lazy`` has no effect: tasks are made when declared.
         """
 
         def create(fun: Callable) -> Any:
-            task = self._task_from_fun(fun, **opts)
+            task = self._task_from_fun(fun, **opts)  # a refused task is shared with none
+            if shared:
+                _state.connect_on_app_finalize(lambda app: app._task_from_fun(fun, **opts))
             return filter(task) if filter is not None else task
 
         return create

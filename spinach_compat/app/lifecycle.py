@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import _state
 from ..signals import Signal
 from . import builtins
 from .defaults import DEFAULTS, Settings
@@ -157,6 +158,8 @@ def finalize(app: Celery) -> None:
             return
         state.finalize_sent = True
         try:
+            for factory in _state.finalize_factories():  # other apps' shared tasks
+                factory(app)
             builtins.register(app)  # Celery's canvas tasks, as its finalize adds them
             app.on_after_finalize.send(sender=app)
         finally:

@@ -192,3 +192,40 @@ def test_a_main_script_reaches_the_worker_of_its_module(tmp_path, redis_url, mon
         worker_app.stop_worker()
         _state._current_app = previous
     assert out.split() == ["mainsent.double", "42"]
+
+
+# -- @app.task(shared=True) reaches the apps finalized later --------------------------------
+
+SHARED_SCRIPT = """
+import json, sys
+from importlib import import_module
+Celery = import_module(sys.argv[1]).Celery
+
+early = Celery("early", broker="memory://", set_as_current=False)
+early_finalized = Celery("done", broker="memory://", set_as_current=False)
+early_finalized.finalize()
+app = Celery("x", broker="memory://")
+
+@app.task(name="t.shared")
+def shared():
+    return 1
+
+@app.task(name="t.private", shared=False)
+def private():
+    return 2
+
+later = Celery("later", broker="memory://", set_as_current=False)
+print(json.dumps([
+    sorted(n for n in one.tasks if n.startswith("t."))
+    for one in (early, early_finalized, later)
+] + [later.tasks["t.shared"].app is later, later.tasks["t.shared"].delay.__self__.app is later]))
+"""
+
+
+@pytest.mark.parametrize("implementation", ["celery", "spinach_compat"])
+def test_app_tasks_are_shared_with_apps_finalized_later(tmp_path, implementation):
+    pytest.importorskip(implementation)
+    script = tmp_path / "shared.py"
+    script.write_text(SHARED_SCRIPT)
+    seen = json.loads(_run_script(script, implementation))
+    assert seen == [["t.shared"], [], ["t.shared"], True, True]
