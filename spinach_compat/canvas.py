@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import itertools
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._state import get_current_worker_task
@@ -50,6 +51,28 @@ def _option_property(option: str, doc: str) -> property:
 
 class Signature(dict):
     """A task call to make later: ``task``, ``args``, ``kwargs``, ``options``."""
+
+    #: The signature classes by ``subtask_type``: a dict that travelled is made one of them.
+    TYPES: dict[str, type[Signature]] = {}
+
+    @classmethod
+    def register_type(cls, name: str | None = None) -> Callable[[type], type]:
+        """A class decorator: dicts whose ``subtask_type`` is ``name`` (the class's name by
+        default) become instances of the class (its ``from_dict``), as in Celery."""
+
+        def register(subclass: type) -> type:
+            cls.TYPES[name or subclass.__name__] = subclass
+            return subclass
+
+        return register
+
+    @classmethod
+    def from_dict(cls, d: dict, app: Celery | None = None) -> Signature:
+        """``d`` as a signature of its registered type (a plain ``Signature`` if none)."""
+        kind = cls.TYPES.get(d.get("subtask_type") or "")
+        if kind is not None and kind is not cls:
+            return kind.from_dict(d, app=app)
+        return Signature(d, app=app)
 
     def __init__(
         self, task: Any = None, args: Any = None, kwargs: Any = None, options: Any = None,
@@ -279,11 +302,7 @@ def maybe_signature(
     """``d`` as a signature: a plain dict (one that travelled) becomes one of its type."""
     if d is None:
         return None
-    if isinstance(d, Signature):
-        sig = d
-    else:
-        kind = _TYPES.get(d.get("subtask_type") or "")
-        sig = kind.from_dict(d, app=app) if kind is not None else Signature(d, app=app)
+    sig = d if isinstance(d, Signature) else Signature.from_dict(d, app=app)
     if not clone:
         return sig
     return sig._fresh() if isinstance(sig, _Canvas) else sig.clone()
@@ -798,9 +817,7 @@ def _check_sendable(sig: Signature) -> None:
         _check_sendable(child)
 
 
-_TYPES: dict[str, type[group] | type[chain] | type[chord]] = {
-    "group": group, "chain": chain, "chord": chord,
-}  # fmt: skip
+Signature.TYPES.update(group=group, chain=chain, chord=chord)
 subtask = signature
 refuse_missing(Signature, "celery.canvas.Signature")  # the rest: see surface.REFUSED
 __getattr__ = module_getattr(__name__)

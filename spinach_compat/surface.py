@@ -263,11 +263,6 @@ REFUSED.update(
         # -- Signature -----------------------------------------------------------------------------
         **_each(
             _SIG,
-            "TYPES register_type from_dict",
-            "custom canvas types are not supported: use signature(dict)",
-        ),
-        **_each(
-            _SIG,
             "append_to_list_option extend_list_option flatten_links election",
             _INTERNAL.format("canvas", "set options with set()"),
         ),

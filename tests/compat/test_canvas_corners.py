@@ -260,3 +260,26 @@ def test_group_and_chord_links_as_celery(eager_app, impl):
     chord = canvas.chord([add.s(1, 1)], add.s(1))
     callback = record.s("body")
     assert chord.link(callback) is callback and chord.body.options["link"] == [callback]
+
+
+def test_register_type_makes_travelled_dicts_of_the_class(eager_app, impl):
+    canvas = _canvas(impl)
+    add, _, _ = _tasks(eager_app, impl)
+
+    @canvas.Signature.register_type(name=f"doubled-{impl.name}")
+    class doubled(canvas.Signature):
+        @classmethod
+        def from_dict(cls, d, app=None):
+            return cls(d, app=app)
+
+        def doubled_args(self):
+            return tuple(2 * a for a in self.args)
+
+    travelled = dict(add.s(1, 2), subtask_type=f"doubled-{impl.name}")
+    made = canvas.maybe_signature(travelled, app=eager_app)
+    assert type(made) is doubled
+    assert made.doubled_args() == (2, 4)
+    assert made.apply().get() == 3
+    assert type(canvas.Signature.from_dict(dict(add.s(1, 2)))) is canvas.Signature
+    assert type(canvas.Signature.from_dict(dict(canvas.group(add.s(1, 2))))) is canvas.group
+    assert canvas.Signature.TYPES[f"doubled-{impl.name}"] is doubled
