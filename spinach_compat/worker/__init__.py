@@ -68,6 +68,7 @@ POOL_MEANINGS = {
     "prefork": "prefork: child processes, one task each",
     "threads": "threads: one process, one task per thread",
     "solo": "solo: one task at a time, in the worker process",
+    "gevent": "gevent: one process, one task per greenlet (monkey-patched)",
 }
 
 
