@@ -11,6 +11,10 @@ Examples::
 shim (``spinach_compat.install_as_celery()``), so a project whose code still says
 ``import celery`` runs unchanged.
 
+``-P gevent`` runs the jobs as greenlets: the ``spinach-compat`` console script (module
+``spinach_compat_cli``) applies gevent's monkey patching before this module is imported;
+``python -m spinach_compat``, too late for that, refuses it.
+
 ``-A`` finds the app as Celery does: ``proj`` means ``proj.app``, else ``proj.celery``,
 else (a package) the module ``proj.celery``, else the first ``Celery`` instance in
 ``proj``; ``proj.celery:app`` names it. Flags that the facade cannot honour stop the
