@@ -58,3 +58,37 @@ def test_gevent_workers_refuse_an_unpatched_process():
 
     with pytest.raises(RuntimeError, match=r"gevent\.monkey\.patch_all\(\)"):
         GeventWorkers(2, "unpatched")
+
+
+STOP_PROGRAM = """
+from gevent import monkey; monkey.patch_all()
+from spinach.job import Job
+from spinach.workers.gevent import GeventWorkers
+
+ran = []
+def job_of(n):
+    job = Job("t", "q", 0.0, 0, (n,))
+    job.task_func = ran.append
+    return job
+
+pool = GeventWorkers(3, "stop-test")
+jobs = [job_of(n) for n in range(3)]
+for job in jobs:
+    pool.submit_job(job)  # spawned; none runs before this greenlet yields
+unstarted = pool.stop()
+print("unstarted", [j.task_args[0] for j in unstarted], "ran", ran, pool.available_slots)
+
+pool = GeventWorkers(1, "stop-test-2")
+pool.submit_job(job_of(7))
+pool.out_queue.get()  # yields: the job runs and ends
+print("then", pool.stop(), ran)
+"""
+
+
+def test_stop_returns_the_jobs_whose_greenlet_never_ran():
+    done = subprocess.run(
+        [sys.executable, "-c", STOP_PROGRAM], cwd=ROOT, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["unstarted [0, 1, 2] ran [] 3", "then [] [7]"]
