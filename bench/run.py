@@ -29,7 +29,7 @@ from benchlib.impls import BY_NAME, IMPLS  # noqa: E402
 #: Sizes of ``--quick``: enough to exercise every code path in a minute or two.
 QUICK = {
     "runs": 1, "jobs": 500, "slow_jobs": 200, "batch_size": 100, "latency_jobs": 20,
-    "timing_jobs": 10, "timing_ahead": 1.0, "roundtrips": 20,
+    "timing_jobs": 10, "timing_ahead": 1.0, "roundtrips": 20, "pool_jobs": 200,
 }  # fmt: skip
 
 #: Set in the re-executed process, so that it does not re-execute itself again.
@@ -85,6 +85,7 @@ def _add_sizes(parser: argparse.ArgumentParser) -> None:
     size("--timing-ahead", type=float, default=2.0, help="seconds ahead, workload 5 (2)")
     size("--timing-spacing", type=float, default=0.01, help="seconds between due times (0.01)")
     size("--roundtrips", type=int, default=200, help="delay().get() calls, workload 6 (200)")
+    size("--pool-jobs", type=int, default=1_000, help="jobs per figure of workload 9 (1000)")
     size("--phase-timeout", type=float, default=600.0, help="seconds per phase before failing")
     size(
         "--max-minutes", type=float, default=30.0,

@@ -47,6 +47,8 @@ SERIES = "collider"  #: Celery 5.7's release name, as Celery's banner shows it
 version_info_t = namedtuple("version_info_t", ("major", "minor", "micro", "releaselevel", "serial"))
 VERSION = version_info = version_info_t(5, 7, 0, "", "")
 VERSION_BANNER = f"{__version__} ({SERIES})"
-__all__ += ["SERIES", "VERSION", "VERSION_BANNER", "local", "maybe_signature", "subtask", "uuid",
-            "version_info", "version_info_t"]  # fmt: skip
+from spinach_compat_cli import maybe_patch_concurrency  # noqa: E402  (-P gevent: see there)
+
+__all__ += ["SERIES", "VERSION", "VERSION_BANNER", "local", "maybe_patch_concurrency",
+            "maybe_signature", "subtask", "uuid", "version_info", "version_info_t"]  # fmt: skip
 __getattr__ = surface.module_getattr(__name__)

@@ -43,8 +43,8 @@ _KOMBU = (
     "apply_async, delay or app.send_task, and use app.connection() for a broker health check"
 )
 _POOLS = (
-    "choose the pool with -P (prefork, threads, solo) and size it with -c or --autoscale; "
-    "a running pool is not resized remotely; " + _GUIDE + "worker-pools"
+    "choose the pool with -P (prefork, threads, gevent, solo) and size it with -c or "
+    "--autoscale; a running pool is not resized remotely; " + _GUIDE + "worker-pools"
 )
 _EVENTS = (
     "Celery's event stream (celery events, flower) is not sent: watch spinach's "
@@ -82,7 +82,6 @@ REFUSED: dict[str, str] = {
     "celery.log": _COMPAT3.format("use spinach_compat.utils.log"),
     "celery.messaging": _COMPAT3.format("send tasks with apply_async"),
     "celery.registry": _COMPAT3.format("read app.tasks"),
-    "celery.maybe_patch_concurrency": "eventlet and gevent pools are not supported: " + _POOLS,
     "celery.app.AppPickler": "apps are not pickled (JSON only): build the app in each process",
     "celery.app.bugreport": "not supported: report spinach_compat.__version__",
     "celery.app.disable_trace": "app tracing (CELERY_TRACE_APP) is not supported",

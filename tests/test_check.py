@@ -60,7 +60,7 @@ UNSUPPORTED_PROJECT = {
         raise RuntimeError("the checker imported this module")
         from celery import Celery
         """,
-    "Procfile": "worker: celery -A proj worker -P gevent -c 100\n",
+    "Procfile": "worker: celery -A proj worker -P eventlet -c 100\n",
 }
 
 
@@ -84,7 +84,7 @@ def test_unsupported_features_with_their_lines(unsupported_project: Path) -> Non
         ("proj/celery.py", 7, "solar(...)"),
         ("proj/tasks.py", 6, "shadow_name='fetch_url'"),
         ("proj/tasks.py", 17, "chord='body'"),
-        ("Procfile", 1, "-P='gevent'"),
+        ("Procfile", 1, "-P='eventlet'"),
     }
 
 
@@ -593,7 +593,7 @@ def test_yaml_command_lines() -> None:
         ("docker-compose.yml", 7): ("-P='solo'", check.SUPPORTED),
         ("docker-compose.yml", 11): ("--pool='prefork'", check.SUPPORTED),
         ("docker-compose.yml", 19): ("-P='threads'", check.SUPPORTED),
-        ("docker-compose.yml", 28): ("-P='gevent'", check.UNSUPPORTED),
+        ("docker-compose.yml", 28): ("-P='gevent'", check.SUPPORTED),
         ("deployment.yaml", 5): ("--pool='prefork'", check.SUPPORTED),
     }
     beat = [f for f in findings if f.api == "celery beat"]
@@ -621,7 +621,7 @@ def test_deployment_files() -> None:
     a shell script where ``celery`` is also a package and a directory name."""
     findings = check.check_path(CORPUS / "deployment_files").findings
     unsupported = {(f.file, f.line, f.api) for f in findings if f.status == check.UNSUPPORTED}
-    assert unsupported == {("Procfile", 1, "-P='gevent'")}
+    assert unsupported == {("Procfile", 1, "-P='eventlet'")}
     statuses = {(f.file, f.api): f.status for f in findings}
     assert statuses[("supervisord.conf", "--autoscale")] == check.SUPPORTED
     assert statuses[("worker.service", "--pool='prefork'")] == check.SUPPORTED

@@ -7,5 +7,5 @@ the rest runs inside the ``ours`` venv, which has redis-py.
 #: Workload numbers and the names ``--workloads`` also takes.
 WORKLOADS = {
     1: "enqueue", 2: "batch", 3: "exec", 4: "latency", 5: "timing", 6: "roundtrip",
-    7: "rss", 8: "scaling",
+    7: "rss", 8: "scaling", 9: "pools",
 }  # fmt: skip

@@ -28,6 +28,7 @@ def options_from(args: argparse.Namespace) -> Options:
         timing_ahead=args.timing_ahead,
         timing_spacing=args.timing_spacing,
         roundtrips=args.roundtrips,
+        pool_jobs=args.pool_jobs,
         phase_timeout=args.phase_timeout,
         workloads=args.workload_set,
     )

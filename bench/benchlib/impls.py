@@ -18,6 +18,9 @@ REDIS_URL_PLACEHOLDER = "{redis_url}"
 #: Commands starting ``processes`` worker processes of ``threads`` threads, given the venv.
 WorkerCommands = Callable[[Venv, int, int], list[list[str]]]
 
+#: Workload 9: the command of one worker with ``-P pool -c concurrency``, given the venv.
+PoolCommand = Callable[[Venv, str, int], list[str]]
+
 
 @dataclass(frozen=True)
 class Impl:
@@ -31,6 +34,7 @@ class Impl:
     exec_processes: int = 1  #: processes of workload 3 (prefork: its -c 2 children)
     one_job_per_process: bool = False  #: runs ``slow_jobs`` in workloads 3, 7 and 8
     roundtrip: bool = False  #: takes part in workload 6 (``delay().get()``)
+    pools: PoolCommand | None = None  #: takes part in workload 9 (Celery's pools)
     ours: bool = False
     notes: tuple[str, ...] = field(default=())
 
@@ -45,6 +49,19 @@ def _facade(venv: Venv, threads: int, processes: int) -> list[list[str]]:
     command = [str(venv.python), "-m", "spinach", "worker", "impl_facade:app.engine"]
     command += ["--queue", "celery", "--threads", str(threads), "--log-level", "warning"]
     return [command + (["--processes", str(processes)] if processes > 1 else [])]
+
+
+def _facade_pool(venv: Venv, pool: str, concurrency: int) -> list[str]:
+    """``spinach-compat -A impl_facade worker -P POOL -c N`` (the console script)."""
+    command = [str(venv.path / "bin" / "spinach-compat"), "-A", "impl_facade", "worker"]
+    return [*command, "-P", pool, "-c", str(concurrency), "-l", "WARNING"]
+
+
+def _celery_pool(venv: Venv, pool: str, concurrency: int) -> list[str]:
+    """``celery -A impl_celery worker -P POOL -c N``, without the cluster chatter."""
+    command = [str(venv.path / "bin" / "celery"), "-A", "impl_celery", "worker"]
+    command += ["--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
+    return [*command, "--without-heartbeat", "-P", pool, "-c", str(concurrency)]
 
 
 def _upstream(venv: Venv, threads: int, processes: int) -> list[list[str]]:
@@ -92,8 +109,9 @@ IMPLS = [
     Impl("ours", "ours", VENVS["ours"], "ours", _ours, ours=True),
     Impl(
         "ours-facade", "ours-facade", VENVS["ours"], "facade", _facade, ours=True,
-        roundtrip=True,
-        notes=("ours-facade: the Celery facade (spinach_compat) over our engine",),
+        roundtrip=True, pools=_facade_pool,
+        notes=("ours-facade: the Celery facade (spinach_compat) over our engine; workload 9 "
+               "runs spinach-compat worker -P prefork / -P gevent",),
     ),
     Impl(
         "spinach", "spinach-0.0.25", VENVS["spinach-upstream"], "upstream", _upstream,
@@ -103,9 +121,10 @@ IMPLS = [
     Impl("celery", "celery-thr", VENVS["celery"], "celery", _celery("threads"), roundtrip=True),
     Impl(
         "celery-prefork", "celery-pf", VENVS["celery"], "celery", _celery("prefork"),
-        exec_processes=2, one_job_per_process=True, roundtrip=True,
+        exec_processes=2, one_job_per_process=True, roundtrip=True, pools=_celery_pool,
         notes=("celery-pf: prefork pool; workloads 3-7 use -c 2 (2 child processes, one job "
-               "each at a time), workload 8 uses -c 1 and -c 2",),
+               "each at a time), workload 8 uses -c 1 and -c 2; workload 9 runs celery "
+               "worker -P prefork -c 2 and -P gevent -c 100",),
     ),
     Impl("dramatiq", "dramatiq", VENVS["dramatiq"], "dramatiq", _dramatiq),
     Impl(

@@ -30,6 +30,9 @@ ROWS: list[tuple[str, str, str, bool]] = [
     ("7 peak RSS, workload 3", "rss_peak", "MiB", False),
     ("8 execute, 1 process", "exec_p1", "jobs/s", True),
     ("8 execute, 2 processes", "exec_p2", "jobs/s", True),
+    ("9 CPU jobs, -P prefork -c 2", "pool_cpu_prefork", "jobs/s", True),
+    ("9 10 ms I/O jobs, prefork -c 2", "pool_io_prefork", "jobs/s", True),
+    ("9 10 ms I/O jobs, gevent -c 100", "pool_io_gevent", "jobs/s", True),
 ]
 
 #: Metrics that count jobs: no ratio, no decimals.
@@ -131,7 +134,8 @@ def legend(impls: Sequence[Impl], results: dict[str, ImplResult], options: Optio
     lines = [
         f"Medians of {options.runs} run(s); {options.jobs} jobs for workloads 1-3, 7, 8 "
         f"({options.slow_jobs} for 3, 7, 8 of workers running one job at a time per process: "
-        f"celery-pf, rq, rq-simple); {options.threads} threads per worker process.",
+        f"celery-pf, rq, rq-simple); {options.threads} threads per worker process; "
+        f"{options.pool_jobs} jobs per figure of workload 9.",
         "Peers show their figure then ours / theirs (ours = native API, else the facade): "
         "above 1 is better for us on jobs/s, below 1 is better for us on ms and MiB.",
     ]

@@ -8,7 +8,11 @@ One repetition of an implementation has three phases, each with fresh Redis data
 - **B**: enqueue ``jobs`` in batches (workload 2; one at a time, untimed, where there is no
   batch API) and drain them with the other process count of workload 8;
 - **idle**: start one worker group and, once it is idle, measure latency (4), timing
-  precision (5) and ``delay().get()`` round trips (6).
+  precision (5) and ``delay().get()`` round trips (6);
+- **pools** (workload 9, the facade and Celery only): ``pool_jobs`` CPU-bound, then
+  I/O-bound jobs drained by one worker started with the Celery command line's ``-P
+  prefork -c 2``, then I/O-bound ones with ``-P gevent -c 100``; jobs per second from the
+  end of the first job to the end of the last (the worker's start left out).
 
 Each job proves it ran by counting itself in Redis; the job reaching the target pushes its
 end time, which the harness waits on. Workers that run one job at a time per process
@@ -38,6 +42,13 @@ IMPLS_DIR = Path(__file__).resolve().parent.parent / "impls"
 sys.path.insert(0, str(IMPLS_DIR))
 import _jobs  # noqa: E402  (the keys the jobs use, from beside the jobs)
 
+#: Workload 9: (metric, job kind, pool, concurrency) of each measurement.
+POOL_RUNS = (
+    ("pool_cpu_prefork", "cpu", "prefork", 2),
+    ("pool_io_prefork", "io", "prefork", 2),
+    ("pool_io_gevent", "io", "gevent", 100),
+)
+
 
 @dataclass
 class Options:
@@ -53,6 +64,7 @@ class Options:
     timing_ahead: float = 2.0
     timing_spacing: float = 0.01  #: seconds between the due times of workload 5
     roundtrips: int = 200
+    pool_jobs: int = 1_000  #: jobs of each measurement of workload 9
     phase_timeout: float = 600.0  #: seconds one drain or driver call may take
     workloads: frozenset[int] = frozenset(WORKLOADS)
 
@@ -94,8 +106,11 @@ class Bench:
             ("A", {1, 3, 7, 8}, self._phase_a),
             ("B", {2, 8}, self._phase_b),
             ("idle", {4, 5, 6}, self._phase_idle),
+            ("pools", {9}, self._phase_pools),
         ]
         for name, needs, phase in phases:
+            if name == "pools" and impl.pools is None:
+                continue
             if wanted & needs:
                 self._guarded(impl, result, f"r{rep}-{name}", phase)
 
@@ -203,6 +218,23 @@ class Bench:
         result.add("roundtrip_p50", 1000 * percentile(reply["seconds"], 50))
         result.add("roundtrip_p99", 1000 * percentile(reply["seconds"], 99))
 
+    def _phase_pools(self, impl: Impl, result: ImplResult, label: str) -> None:
+        """Workload 9: ``pool_jobs`` CPU- or I/O-bound jobs drained by one worker of each
+        pool of ``POOL_RUNS`` (the facade's, or Celery's, command line). Timed from the end
+        of the first job to the end of the last, so that the worker's start (child
+        processes spawned or forked, gevent's patching) is left out."""
+        assert impl.pools is not None
+        jobs = self.options.pool_jobs
+        for metric, kind, pool, concurrency in POOL_RUNS:
+            self._reset(jobs)
+            self.driver(impl, "enqueue-pool", label, count=jobs, kind=kind, batch_size=1000)
+            command = impl.pools(impl.venv, pool, concurrency)
+            log = self.log_dir / f"{impl.name}-{label}-{metric}.log"
+            group = WorkerGroup([command], IMPLS_DIR, self.env, log)
+            seconds, _ = self._drain(group, jobs)
+            first = float(self.server.client.get(_jobs.FIRST_KEY) or group.started_at)
+            result.add(metric, (jobs - 1) / (group.started_at + seconds - first))
+
     # -- processes -----------------------------------------------------------------------
 
     def _reset(self, target: int) -> None:
@@ -225,7 +257,10 @@ class Bench:
     ) -> tuple[float, int]:
         """Run the enqueued jobs with fresh workers: seconds from start to the last job
         done, and the peak memory of the workers (0 unless ``sample_rss``)."""
-        group = self.start_workers(impl, processes, label)
+        return self._drain(self.start_workers(impl, processes, label), jobs, sample_rss)
+
+    def _drain(self, group: WorkerGroup, jobs: int, sample_rss: bool = False) -> tuple[float, int]:
+        """``drain`` with the workers of ``group``, just started."""
         sampler = RssSampler(group) if sample_rss else None
         try:
             done_at = self._wait_done(group)

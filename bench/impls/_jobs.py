@@ -17,11 +17,16 @@ import redis
 COUNT_KEY = "bench:count"
 TARGET_KEY = "bench:target"
 DONE_KEY = "bench:done"
+#: The end time of the first job (workload 9 times from it, not from the worker's start).
+FIRST_KEY = "bench:first"
 #: ``"<start time> <sent or due time>"`` of each ``stamp`` job, as Unix times.
 STARTS_KEY = "bench:starts"
 
 _COUNT_SCRIPT = """
 local n = redis.call('INCR', KEYS[1])
+if n == 1 then
+    redis.call('SET', KEYS[4], ARGV[1])
+end
 if n == tonumber(redis.call('GET', KEYS[2]) or '-1') then
     redis.call('RPUSH', KEYS[3], ARGV[1])
 end
@@ -53,7 +58,29 @@ def client() -> redis.Redis:
 def count() -> None:
     """The no-op job: count one more job done (one round trip)."""
     client()
-    _state["script"](keys=[COUNT_KEY, TARGET_KEY, DONE_KEY], args=[repr(time.time())])
+    keys = [COUNT_KEY, TARGET_KEY, DONE_KEY, FIRST_KEY]
+    _state["script"](keys=keys, args=[repr(time.time())])
+
+
+#: Iterations of the CPU-bound job of workload 9: a few milliseconds of pure Python.
+CPU_LOOP = 20_000
+
+#: Seconds the I/O-bound job of workload 9 waits (``time.sleep``: patched under gevent).
+IO_WAIT = 0.01
+
+
+def cpu_job() -> None:
+    """Workload 9, CPU-bound: a pure-Python loop, then count one job done."""
+    total = 0
+    for i in range(CPU_LOOP):
+        total += i * i
+    count()
+
+
+def io_job() -> None:
+    """Workload 9, I/O-bound: wait ``IO_WAIT`` seconds, then count one job done."""
+    time.sleep(IO_WAIT)
+    count()
 
 
 def stamp(sent: float) -> None:

@@ -3,10 +3,10 @@
     python driver.py IMPL ACTION [options]
 
 ``IMPL`` names the module ``impl_<IMPL>`` beside this file; ``ACTION`` is one of
-``enqueue-single``, ``enqueue-batch``, ``latency``, ``timing``, ``roundtrip`` (each prints
-one JSON object on stdout) or ``worker`` (runs the worker of an implementation that has no
-worker command of its own). Needs ``BENCH_REDIS_URL``. Stdlib and redis-py only, besides
-the implementation itself.
+``enqueue-single``, ``enqueue-batch``, ``enqueue-pool`` (workload 9), ``latency``,
+``timing``, ``roundtrip`` (each prints one JSON object on stdout) or ``worker`` (runs the
+worker of an implementation that has no worker command of its own). Needs
+``BENCH_REDIS_URL``. Stdlib and redis-py only, besides the implementation itself.
 """
 
 from __future__ import annotations
@@ -56,6 +56,16 @@ def enqueue_batch(impl: ModuleType, args: argparse.Namespace) -> dict[str, Any]:
         _call_or_unsupported(batch, size)
         left -= size
     return {"seconds": time.perf_counter() - started, "count": args.count}
+
+
+def enqueue_pool(impl: ModuleType, args: argparse.Namespace) -> dict[str, Any]:
+    """Enqueue ``--count`` jobs of workload 9 of ``--kind`` (cpu or io), untimed."""
+    left = args.count
+    while left > 0:
+        size = min(left, args.batch_size)
+        impl.enqueue_kind(args.kind, size)
+        left -= size
+    return {"count": args.count}
 
 
 def _call_or_unsupported(func: Callable, *args: Any) -> Any:
@@ -137,6 +147,7 @@ def worker(impl: ModuleType, args: argparse.Namespace) -> dict[str, Any]:
 ACTIONS: dict[str, Callable[[ModuleType, argparse.Namespace], dict[str, Any]]] = {
     "enqueue-single": enqueue_single,
     "enqueue-batch": enqueue_batch,
+    "enqueue-pool": enqueue_pool,
     "latency": latency,
     "timing": timing,
     "roundtrip": roundtrip,
@@ -154,6 +165,7 @@ def main() -> None:
     parser.add_argument("--ahead", type=float, default=2.0)
     parser.add_argument("--spacing", type=float, default=0.02)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--kind", choices=["cpu", "io"], default="io")
     args = parser.parse_args()
     impl = importlib.import_module(f"impl_{args.impl}")
     try:

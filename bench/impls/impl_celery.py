@@ -24,6 +24,18 @@ def stamp(sent: float) -> None:
     _jobs.stamp(sent)
 
 
+@app.task(ignore_result=True)
+def cpu() -> None:
+    """Workload 9: a CPU-bound job."""
+    _jobs.cpu_job()
+
+
+@app.task(ignore_result=True)
+def io() -> None:
+    """Workload 9: an I/O-bound job (10 ms asleep)."""
+    _jobs.io_job()
+
+
 @app.task
 def echo(value: Any) -> Any:
     """Give the value back through the result backend."""
@@ -38,6 +50,12 @@ def enqueue_one() -> None:
 def enqueue_batch(count: int) -> None:
     """Enqueue ``count`` no-op jobs with ``group`` (one message each, one connection)."""
     group(noop.s() for _ in range(count)).apply_async()
+
+
+def enqueue_kind(kind: str, count: int) -> None:
+    """Enqueue ``count`` jobs of workload 9 (``cpu`` or ``io``) with one ``group``."""
+    task = {"cpu": cpu, "io": io}[kind]
+    group(task.s() for _ in range(count)).apply_async()
 
 
 def send_stamp(sent: float) -> None:

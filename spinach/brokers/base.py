@@ -168,6 +168,10 @@ class Broker(ABC):
         """Bind the broker to its engine's namespace, before any other call."""
         self.namespace = namespace
 
+    def allow_connections(self, count: int) -> None:  # noqa: B027 - optional hook
+        """Let the client keep ``count`` connections open at once (a worker of ``count``
+        jobs at a time, each maybe waiting on one); no-op without a connection pool."""
+
     def notify_local(self) -> None:
         """Wake this process's arbiter: something may be ready to fetch."""
         self._something_happened.set()

@@ -435,6 +435,13 @@ class RedisBroker(Broker):
         for script in self._scripts.values():
             script.sha = self._redis.script_load(script.script)
 
+    def allow_connections(self, count: int) -> None:
+        """Raise the pool's limit (redis-py's default: 100) to ``count`` if lower: a pool
+        of hundreds of greenlets (``-P gevent -c 500``) may wait on as many connections."""
+        pool = getattr(self._redis, "connection_pool", None)  # a cluster has one per node
+        if pool is not None and getattr(pool, "max_connections", count) < count:
+            pool.max_connections = count
+
     def stop(self) -> None:
         """Wake the arbiter and close the connections of the pool."""
         super().stop()

@@ -28,6 +28,10 @@ logger = logging.getLogger("spinach.engine")  # the name these records always ha
 #: Exit status of a worker process interrupted twice, as shells report a SIGINT death.
 EXIT_INTERRUPTED = 130
 
+#: Broker connections allowed beyond one per job running at once: the arbiter, notifier,
+#: subscriber and the jobs' own calls. Higher costs only connections opened under load.
+CONNECTION_HEADROOM = 50
+
 
 @dataclass(frozen=True)
 class Tunables:
@@ -140,6 +144,7 @@ class Worker:
     def _prepare_broker(self) -> None:
         broker = self.broker
         broker.start()
+        broker.allow_connections(self.options.number + CONNECTION_HEADROOM)
         tasks = list(self.tasks)
         broker.set_concurrency_keys(tasks)  # without a limit: one set before is removed
         broker.register_periodic_tasks(tasks)  # all of them: see the contract

@@ -1,4 +1,5 @@
-"""Worker pools: where jobs run. Threads by default, or one asyncio loop."""
+"""Worker pools: where jobs run. Threads by default, or one asyncio loop; or greenlets
+(``spinach.workers.gevent``, imported on its own: it needs gevent and its patching)."""
 
 from .aio import AsyncioWorkers
 from .base import Workers, advance_job_status

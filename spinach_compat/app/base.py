@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from spinach import Engine, Tasks
+from spinach import Engine, Tasks, ThreadWorkers
 from spinach.const import UNLIMITED_RETRIES
 from spinach.job import Job
 from spinach.task import Task as NativeTask
+from spinach.worker_process.worker import CONNECTION_HEADROOM
+from spinach.workers import Workers
 
 from .. import _state, platforms
 from ..canvas import Signature, maybe_signature
@@ -407,7 +409,9 @@ class Celery:
         ``spinach_compat.worker.queues``).
 
         ``nodename`` (``-n``) names the worker in ``inspect()`` replies; ``pool`` is
-        ``prefork`` in a child of a prefork pool (its stats say so).
+        ``prefork`` in a child of a prefork pool (its stats say so), ``gevent`` to run the
+        jobs as greenlets (the process must be patched by gevent: see
+        ``spinach.workers.gevent``).
         """
         from ..worker.queues import worker_queues
 
@@ -418,7 +422,17 @@ class Celery:
         worker_id = engine.broker.worker_id = worker_id_for(nodename or self.hostname, pool)
         names = sorted(n for n in self._tasks if not n.startswith("celery."))
         self.control.registry.announce(worker_id, names)
-        engine.start_workers(number=concurrency, queue=queues, block=block)
+        results_broker = getattr(self.backend, "broker", engine.broker)
+        if results_broker is not engine.broker:  # each job stores its result through it
+            results_broker.allow_connections(concurrency + CONNECTION_HEADROOM)
+        workers_class: type[Workers] = ThreadWorkers
+        if pool == "gevent":
+            from spinach.workers.gevent import GeventWorkers
+
+            workers_class = GeventWorkers
+        engine.start_workers(
+            number=concurrency, queue=queues, block=block, workers_class=workers_class
+        )
 
     def register_beat_schedule(self) -> list[str]:
         """Make the ``beat_schedule`` entries native periodic tasks (see ``app.beat``)."""

@@ -48,6 +48,9 @@ NODE_SEPARATOR = "/"
 #: Starts the unique part of the worker id of a prefork pool's child.
 PREFORK_MARK = "prefork"
 
+#: Starts the unique part of the worker id of a worker running jobs as greenlets.
+GEVENT_MARK = "gevent"
+
 
 def node_of(worker_id: str) -> str:
     """The node name of a native worker id made by ``worker_id_for`` (else the id itself)."""
@@ -56,15 +59,18 @@ def node_of(worker_id: str) -> str:
 
 def worker_id_for(nodename: str, pool: str = "threads") -> str:
     """A unique native worker id carrying the node name (two workers may share a name, as
-    the children of a prefork pool do) and, for a prefork child, its pool."""
-    prefix = f"{PREFORK_MARK}-" if pool == "prefork" else ""
+    the children of a prefork pool do) and, for a prefork child or a gevent worker, its
+    pool."""
+    prefix = f"{pool}-" if pool in (PREFORK_MARK, GEVENT_MARK) else ""
     return f"{nodename}{NODE_SEPARATOR}{prefix}{uuid.uuid4().hex[:12]}"
 
 
 def pool_of(worker_id: str) -> str:
-    """``prefork`` for a child of a prefork pool, else ``threads``."""
+    """``prefork`` for a child of a prefork pool, ``gevent`` for a gevent worker, else
+    ``threads``."""
     unique = worker_id.rsplit(NODE_SEPARATOR, 1)[-1]
-    return "prefork" if unique.startswith(f"{PREFORK_MARK}-") else "threads"
+    marked = (m for m in (PREFORK_MARK, GEVENT_MARK) if unique.startswith(f"{m}-"))
+    return next(marked, "threads")
 
 
 class RevokedStore:

@@ -35,7 +35,7 @@ Refused with ``UnsupportedFeature`` when set to anything but their default, so t
 is silently ignored: see ``UNSUPPORTED`` below and ``migration_guide/``. Refused when set to
 a value asking for what the engine does not do: task_reject_on_worker_lost=False,
 task_retry_on_worker_lost=True, ``ACKS_ON_FAILURE`` set to False, a worker_pool other than
-prefork, processes, threads or solo (eventlet, gevent, a class), content types without JSON.
+prefork, processes, threads, solo or gevent (eventlet, a class), content types without JSON.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ DEFAULTS: dict[str, Any] = {
 
 #: ``worker_pool`` values the worker command runs (``processes`` is Celery's other name of
 #: prefork).
-SUPPORTED_POOLS = ("prefork", "processes", "threads", "solo")
+SUPPORTED_POOLS = ("prefork", "processes", "threads", "solo", "gevent")
 
 #: Settings the facade cannot honour yet, with what to do instead.
 UNSUPPORTED: dict[str, str] = {
@@ -331,7 +331,7 @@ class Settings(dict):
         if self.get("worker_pool") not in (None, *SUPPORTED_POOLS):
             raise error(
                 f"setting worker_pool={self['worker_pool']!r} is not supported: use prefork "
-                "(Celery's default), threads or solo (see migration_guide/)"
+                "(Celery's default), threads, gevent or solo (see migration_guide/)"
             )
 
 

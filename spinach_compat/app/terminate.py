@@ -17,6 +17,9 @@ process applies at once. The task's result becomes REVOKED with ``TaskRevokedErr
 'terminated')`` and ``task_revoked`` is sent with ``terminated=True``, as Celery; the job
 then ends as done (it is neither retried nor failed).
 
+Under ``-P gevent`` the exception is thrown into the task's greenlet, which stops at once
+even when blocked in I/O (what Celery's gevent pool does by killing the greenlet).
+
 Limits of threads: the exception is delivered between two Python bytecodes, so a task
 blocked in a C call (``time.sleep``, a socket read, a C extension) stops only once that
 call returns; a task catching ``BaseException`` may go on, but its outcome is not stored.

@@ -25,6 +25,11 @@ Caveats of threads, to know when migrating:
 - Limits apply to runs in a worker only; eager runs (``apply``, ``task_always_eager``)
   ignore them, as Celery's.
 
+Under ``-P gevent`` the task runs in a greenlet, and the same exceptions are thrown into
+it from gevent's hub (``spinach.workers.gevent.GreenletTarget``), as ``gevent.Timeout``
+does: a task blocked in I/O or ``time.sleep`` (patched) is interrupted at once; only a
+CPU-bound loop that never yields sees them late (it blocks every greenlet meanwhile).
+
 A terminate request injects ``TaskTerminated`` the same way, with the same caveats; the
 REVOKED result is stored when the request strikes, and the run then ends as ``Ignore``
 (its outcome is not stored over REVOKED, the job is neither retried nor failed).
@@ -34,9 +39,10 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import signals
 from .._state import app_of
@@ -152,7 +158,7 @@ class _Guard:
     def __init__(self, task: Task, request: Context, hard: float | None, soft: float | None):
         self.task, self.request, self.hard = task, request, hard
         self.task_id = request.id or ""  # a running request has one
-        self.thread_id = threading.get_ident()
+        self._target = target_of_current()  # the thread (or greenlet) running the task
         self._lock = threading.Lock()
         self._running = True
         self._done = threading.Event()
@@ -187,7 +193,7 @@ class _Guard:
             for timer in self._timers:
                 timer.cancel()
             self._runs.discard(self)
-            _inject(self.thread_id, None)
+            self._target.inject(None)
         self._done.set()
 
     def terminate(self, signum: int) -> bool:
@@ -201,7 +207,7 @@ class _Guard:
                 return False
             self.terminated = signum
             logger.info("Terminating %s[%s] (signal %s)", self.task.name, self.task_id, signum)
-            _inject(self.thread_id, TaskTerminated)
+            self._target.inject(TaskTerminated)
         self._announce_terminated(signum)
         return True
 
@@ -220,7 +226,7 @@ class _Guard:
             if self._running:
                 task, task_id = self.task.name, self.request.id
                 logger.warning("Soft time limit exceeded for %s[%s]", task, task_id)
-                _inject(self.thread_id, SoftTimeLimitExceeded)
+                self._target.inject(SoftTimeLimitExceeded)
 
     def _hard(self) -> None:
         with self._lock:
@@ -231,7 +237,7 @@ class _Guard:
                 "Hard time limit (%ss) exceeded for %s[%s]", self.hard, self.task.name,
                 self.request.id,
             )  # fmt: skip
-            _inject(self.thread_id, HardTimeLimit)
+            self._target.inject(HardTimeLimit)
         self._store_failure()
         if not self._done.wait(HARD_LIMIT_GRACE):
             logger.error(
@@ -250,7 +256,31 @@ class _Guard:
             self.task.backend.mark_as_failure(self.task_id, exc, request=self.request)
 
 
-def _inject(thread_id: int, exc_type: type[BaseException] | None) -> None:
-    """Raise ``exc_type`` in the thread ``thread_id`` at its next bytecode (None: cancel)."""
-    exc = ctypes.py_object(exc_type) if exc_type is not None else None
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), exc)
+class Target(Protocol):
+    """Where a guard raises its exceptions: the thread or greenlet running the task."""
+
+    def inject(self, exc_type: type[BaseException] | None) -> None:
+        """Raise ``exc_type`` there soon; None cancels one not delivered yet."""
+
+
+class ThreadTarget:
+    """A thread, reached with ``PyThreadState_SetAsyncExc`` (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.thread_id = threading.get_ident()
+
+    def inject(self, exc_type: type[BaseException] | None) -> None:
+        """Raise ``exc_type`` in the thread at its next bytecode (None: cancel)."""
+        exc = ctypes.py_object(exc_type) if exc_type is not None else None
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread_id), exc)
+
+
+def target_of_current() -> Target:
+    """The current thread; under gevent's monkey patching (``-P gevent``), where "threads"
+    are greenlets of one thread, the current greenlet (``spinach.workers.gevent``)."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        from spinach.workers.gevent import GreenletTarget
+
+        return GreenletTarget()
+    return ThreadTarget()

@@ -11,6 +11,10 @@ Examples::
 shim (``spinach_compat.install_as_celery()``), so a project whose code still says
 ``import celery`` runs unchanged.
 
+``-P gevent`` runs the jobs as greenlets: the ``spinach-compat`` console script (module
+``spinach_compat_cli``) applies gevent's monkey patching before this module is imported;
+``python -m spinach_compat``, too late for that, refuses it.
+
 ``-A`` finds the app as Celery does: ``proj`` means ``proj.app``, else ``proj.celery``,
 else (a package) the module ``proj.celery``, else the first ``Celery`` instance in
 ``proj``; ``proj.celery:app`` names it. Flags that the facade cannot honour stop the
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import importlib.util
 import json
 import os
 import pprint
@@ -53,14 +58,15 @@ UNSUPPORTED_WORKER_FLAGS = (
 
 #: Pools the facade runs: ``-P`` (and ``worker_pool``) values, ``processes`` being Celery's
 #: other name of prefork.
-POOLS = {"prefork": "prefork", "processes": "prefork", "threads": "threads", "solo": "solo"}
+POOLS = {
+    "prefork": "prefork", "processes": "prefork", "threads": "threads", "solo": "solo",
+    "gevent": "gevent",
+}  # fmt: skip
 
 #: Celery pools refused, with why and what to use instead.
 REFUSED_POOLS = {
-    "eventlet": "eventlet is deprecated by Celery and not supported: use -P prefork (the "
-    "default) for CPU-bound tasks or -P threads for I/O-bound ones",
-    "gevent": "gevent is planned but not supported yet: use -P threads -c N for I/O-bound "
-    "tasks (or -P prefork, the default, for CPU-bound ones)",
+    "eventlet": "eventlet is deprecated by Celery and not supported: use -P gevent or "
+    "-P threads for I/O-bound tasks, -P prefork (the default) for CPU-bound ones",
 }
 
 #: Environment switch: true installs the ``celery`` import shim before the app is imported.
@@ -170,9 +176,10 @@ def _worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "-c",
         "--concurrency",
         type=_concurrency,
-        help="child processes (prefork) or threads: N or auto (default: the CPU count)",
+        help="child processes (prefork), threads or greenlets (gevent): N or auto "
+        "(default: the CPU count)",
     )
-    add("-P", "--pool", help="pool: prefork (default), threads or solo")
+    add("-P", "--pool", help="pool: prefork (default), threads, gevent or solo")
     add("-l", "--loglevel", default="WARNING", type=_loglevel, help="log level")
     add("-f", "--logfile", help="log to this file (%%n, %%h, %%i, %%I... expanded)")
     add("-I", "--include", action="append", help="extra modules to import, comma separated")
@@ -364,18 +371,49 @@ def worker_pool(name: str | None, setting: Any, broker_url: str | None = None) -
     if not isinstance(chosen, str):
         raise UsageError(
             f"{where}: custom pool classes are not supported by spinach_compat: "
-            "use prefork (the default), threads or solo (see migration_guide/)"
+            "use prefork (the default), threads, gevent or solo (see migration_guide/)"
         )
     if chosen in REFUSED_POOLS:
         raise UsageError(f"{where}: {REFUSED_POOLS[chosen]} (see migration_guide/)")
     if chosen not in POOLS:
         raise UsageError(f"{where}: unknown pool {chosen!r}: use prefork (the default), "
-                         "threads or solo (see migration_guide/)")  # fmt: skip
+                         "threads, gevent or solo (see migration_guide/)")  # fmt: skip
+    if chosen == "gevent" and name:
+        _check_patched()
     if in_process and POOLS[chosen] == "prefork":
         raise UsageError(f"{where}: a memory:// broker lives in one process, where child "
                          "processes cannot reach it: use -P threads or solo, or a redis:// "
                          "broker (see migration_guide/)")  # fmt: skip
     return POOLS[chosen]
+
+
+def _check_patched() -> None:
+    """``-P gevent`` in a process that gevent did not patch before importing us."""
+    from spinach_compat_cli import is_patched
+
+    if not is_patched():
+        raise UsageError(
+            "-P gevent: gevent's monkey patching must come before anything is imported, "
+            "which python -m spinach_compat cannot do: run the spinach-compat command, or "
+            "python -m spinach_compat_cli (see migration_guide/features.md#worker-pools)"
+        )
+
+
+def _patch_and_run_again(args: argparse.Namespace) -> None:
+    """``worker_pool='gevent'`` found in the app's settings, after the imports: run this
+    command again, patched from its start (``-P gevent`` added); exit 1 without gevent."""
+    from spinach_compat_cli import EXIT_NO_GEVENT, GEVENT_EXTRA, is_patched
+
+    if is_patched():
+        return
+    if importlib.util.find_spec("gevent") is None:
+        print(f"Error: worker_pool='gevent' needs gevent, which is not installed: "
+              f"{GEVENT_EXTRA}", file=sys.stderr)  # fmt: skip
+        raise SystemExit(EXIT_NO_GEVENT)
+    sys.stdout.flush()
+    os.chdir(args.start_cwd)
+    argv = [*args.argv, "-P", "gevent"]
+    os.execv(sys.executable, [sys.executable, "-m", "spinach_compat_cli", *argv])
 
 
 def run_worker(app: Celery, args: argparse.Namespace) -> int:
@@ -386,6 +424,8 @@ def run_worker(app: Celery, args: argparse.Namespace) -> int:
 
     check_worker_flags(args)
     pool = worker_pool(args.pool, app.conf.get("worker_pool"), app.conf.broker_url)
+    if pool == "gevent":
+        _patch_and_run_again(args)
     if args.include:
         app.conf.include = (*app.conf.include, *_split(args.include))
     if args.time_limit is not None:

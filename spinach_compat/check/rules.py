@@ -74,7 +74,7 @@ S_INTEROP = f"{F}#interop-with-celery"
 S_COMMANDS = f"{F}#commands"
 
 #: The pools the worker command runs (``processes`` is Celery's other name of prefork).
-POOLS = ("prefork", "processes", "threads", "solo")
+POOLS = ("prefork", "processes", "threads", "solo", "gevent")
 
 
 def _each(kind: str, rule: Rule, names: str) -> dict[str, Rule]:
@@ -144,7 +144,7 @@ RULES: dict[str, Rule] = {
     "setting:beat_schedule": _D(S_BEAT, "fired by the workers, or by beat while one leads"),
     "setting:spinach_beat_lease_term": _S(S_BEAT, "a standby beat takes over within 2 terms"),
     "setting:worker_pool": _U(
-        S_POOLS, "prefork, threads or solo; eventlet and gevent refused", _in(*POOLS)
+        S_POOLS, "prefork, threads, gevent or solo; eventlet refused", _in(*POOLS)
     ),
     **_each(
         "setting",
@@ -302,10 +302,8 @@ RULES: dict[str, Rule] = {
         _S(S_BEAT, "the schedule file of -B"),
         "-s --schedule --schedule-filename",
     ),
-    "flag:-P": _U(S_POOLS, "prefork, threads or solo; eventlet and gevent refused", _in(*POOLS)),
-    "flag:--pool": _U(
-        S_POOLS, "prefork, threads or solo; eventlet and gevent refused", _in(*POOLS)
-    ),
+    "flag:-P": _U(S_POOLS, "prefork, threads, gevent or solo; eventlet refused", _in(*POOLS)),
+    "flag:--pool": _U(S_POOLS, "prefork, threads, gevent or solo; eventlet refused", _in(*POOLS)),
     **_each(
         "flag",
         _U(S_CLI, "refused by the worker command"),

@@ -10,7 +10,7 @@ then, once running tasks finished, ``worker_process_shutdown`` and ``worker_shut
 second signal exits at once (status 130) without waiting for running tasks, which other
 workers then recover as a dead worker's.
 
-That is the ``main`` role (``-P threads``, ``-P solo``). In a prefork pool
+That is the ``main`` role (``-P threads``, ``-P gevent``, ``-P solo``). In a prefork pool
 (``.prefork``) the ``parent`` role sets up the same way, then runs ``run_parent`` (the
 supervisor of the children) instead of the engine, sending the worker's signals; each
 ``child`` runs the engine with one thread, sending only ``setup_logging`` (and its
@@ -68,6 +68,7 @@ POOL_MEANINGS = {
     "prefork": "prefork: child processes, one task each",
     "threads": "threads: one process, one task per thread",
     "solo": "solo: one task at a time, in the worker process",
+    "gevent": "gevent: one process, one task per greenlet (monkey-patched)",
 }
 
 

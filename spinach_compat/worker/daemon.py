@@ -134,7 +134,7 @@ def without_detach(argv: Sequence[str]) -> list[str]:
 
 def detach(argv: Sequence[str], logfile: str | None, umask: int | None,
            executable: str | None = None) -> None:  # fmt: skip
-    """Run ``python -m spinach_compat ARGV`` detached; the calling process exits 0."""
+    """Run ``python -m spinach_compat_cli ARGV`` detached; the calling process exits 0."""
     if os.fork():
         os._exit(0)  # the foreground process: the shell gets its prompt back
     os.setsid()
@@ -144,7 +144,7 @@ def detach(argv: Sequence[str], logfile: str | None, umask: int | None,
         os.umask(umask)
     _redirect(logfile)
     python = executable or sys.executable
-    os.execv(python, [python, "-m", "spinach_compat", *argv])
+    os.execv(python, [python, "-m", "spinach_compat_cli", *argv])  # patches -P gevent first
 
 
 def _redirect(logfile: str | None) -> None:

@@ -445,7 +445,7 @@ def test_old_names_with_a_namespace(make, impl):
     ("setting", "value", "message"),
     [
         ("CELERY_MESSAGE_COMPRESSION", "not-installed", "task_compression"),
-        ("CELERYD_POOL", "gevent", "worker_pool"),
+        ("CELERYD_POOL", "eventlet", "worker_pool"),
         ("CELERY_TASK_SERIALIZER", "auth", "task_serializer"),
     ],
 )

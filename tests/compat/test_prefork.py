@@ -273,7 +273,7 @@ def test_autoscale_grows_under_load_and_shrinks_when_idle(start_pool, app, clien
         (["-c", "-2"], "must be 1 or more"),
         (["-P", "tornado"], "unknown pool 'tornado': use prefork"),
         (["-P", "eventlet"], "eventlet is deprecated by Celery"),
-        (["-P", "gevent"], "gevent is planned but not supported yet"),
+        (["-P", "gevent"], "run the spinach-compat command, or python -m spinach_compat_cli"),
         (["--max-memory-per-child", "abc"], "--max-memory-per-child: expected a whole number"),
         (["--max-tasks-per-child", "-1"], "must be 0 (no limit) or more"),
         (["--autoscale", "4,x"], "--autoscale: expected MAX,MIN"),

@@ -143,7 +143,6 @@ def test_worker_pool_as_celery_chooses_it(flag, setting, expected):
     ("flag", "setting", "message"),
     [
         (None, "eventlet", "worker_pool='eventlet': eventlet is deprecated"),
-        ("gevent", None, "-P gevent: gevent is planned"),
         ("tornado", None, "unknown pool 'tornado'"),
         (None, object, "custom pool classes are not supported"),
     ],
@@ -154,6 +153,15 @@ def test_worker_pool_refusals_name_the_way_out(flag, setting, message):
     with pytest.raises(UsageError, match=message) as info:
         worker_pool(flag, setting)
     assert "prefork" in str(info.value)
+
+
+def test_gevent_asked_for_in_an_unpatched_process_names_the_console_script():
+    """``python -m spinach_compat -P gevent`` imported everything before it could patch."""
+    from spinach_compat.bin.celery import UsageError, worker_pool
+
+    with pytest.raises(UsageError, match="-P gevent: gevent's monkey patching must come"):
+        worker_pool("gevent", None)
+    assert worker_pool(None, "gevent") == "gevent"  # the setting: the command runs again
 
 
 def test_a_memory_broker_runs_threads_by_default_and_refuses_prefork():

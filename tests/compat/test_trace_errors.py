@@ -6,7 +6,6 @@ Neither may make the native engine run a task again, nor strike the next job of 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -195,7 +194,7 @@ def guards(monkeypatch) -> Iterator[SimpleNamespace]:
         if state.landings:
             kind = state.landings.pop(0)
             guard.hard_struck |= kind is timelimits.HardTimeLimit  # as the hard timer does
-            timelimits._inject(threading.get_ident(), kind)  # lands as this call returns
+            timelimits.ThreadTarget().inject(kind)  # lands as this call returns
         disarm(guard)
 
     monkeypatch.setattr(timelimits._Guard, "disarm", landing_disarm)
