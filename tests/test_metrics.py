@@ -3,6 +3,7 @@ scraped over HTTP from in-process workers and from ``spinach worker --processes 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -273,3 +274,19 @@ def test_metrics_port_without_the_extra_fails_clearly(monkeypatch):
     monkeypatch.delitem(sys.modules, "spinach.contrib.prometheus", raising=False)
     with pytest.raises(ImportError, match=r"spinach-queue\[prometheus\]"):
         import spinach.contrib.prometheus  # noqa: F401
+
+
+def test_the_grafana_dashboard_names_only_metrics_we_export():
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", ())]
+    used = {name for expr in exprs for name in re.findall(r"\bspinach_\w+", expr)}
+    families = [*prometheus.JobMetrics().registry.collect()]
+    families += prometheus.BrokerCollector(MemoryBroker()).describe()
+    exported = set().union(*(_sample_names(family) for family in families))
+    assert used and used <= exported, used - exported
+
+
+def _sample_names(family: prometheus.GaugeMetricFamily) -> set[str]:
+    """The names of the samples of a metric family, even before it has any."""
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+    return {family.name + suffix for suffix in suffixes.get(family.type, ("",))}
