@@ -114,3 +114,30 @@ def test_prefork_worker_serves_the_sum_of_its_children(tmp_path, redis_url, app)
             process.wait(TIMEOUT)
         process.stdout.close()
         log.join()
+
+
+def test_a_threads_worker_service_counts_and_serves(make_app):
+    from spinach_compat.worker.metrics import MetricsService
+
+    app = make_app()
+
+    @app.task(name="echo")
+    def echo(n):
+        return n
+
+    app.control.revoke("revoked-id")
+    service = MetricsService(app.namespace, 0)
+    service.prepare()
+    try:
+        echo.apply_async((1,), task_id="revoked-id")
+        result = echo.delay(2)
+        app.start_worker(concurrency=2, block=False)
+        assert result.get(timeout=TIMEOUT) == 2
+        samples = scrape_until(
+            service._server.port, lambda s: value(s, "spinach_job_run_seconds_count") >= 2
+        )
+    finally:
+        service.stop()
+    assert value(samples, "spinach_jobs_succeeded_total", task="echo") == 1
+    assert value(samples, "spinach_jobs_revoked_total", task="echo") == 1
+    assert value(samples, "spinach_jobs_enqueued_total", task="echo") == 2
