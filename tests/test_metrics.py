@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -130,6 +131,29 @@ def test_engine_serves_the_counts_of_its_jobs(spin):
     enqueued = {t: value(samples, "spinach_jobs_enqueued_total", task=t) for t in ("ok", "fail")}
     assert enqueued == {"ok": OK, "fail": FAIL}  # the retries are not enqueues
     assert value(samples, "spinach_worker_jobs_running") == 0
+
+
+def test_the_running_gauge_counts_the_jobs_running_now(spin):
+    release = threading.Event()
+
+    @spin.task(name="hold")
+    def hold() -> None:
+        release.wait(TIMEOUT)
+
+    recorder = SignalRecorder(NAMESPACE)
+    server = spin.serve_metrics(0, "127.0.0.1")
+    try:
+        spin.schedule(hold)
+        spin.start_workers(number=2, block=False, stop_when_queue_empty=True)
+        recorder.wait_for_count("job_started", 1)
+        assert value(scrape(server.port), "spinach_worker_jobs_running") == 1
+        release.set()
+        assert spin.wait_until_stopped(TIMEOUT)
+        assert value(scrape(server.port), "spinach_worker_jobs_running") == 0
+    finally:
+        release.set()
+        server.close()
+        recorder.close()
 
 
 def test_a_closed_server_stops_counting(spin):

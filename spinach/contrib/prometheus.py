@@ -21,6 +21,7 @@ this module is. Three parts:
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -73,8 +74,12 @@ class JobMetrics:
     def __init__(self, namespace: str | None = None, registry: CollectorRegistry | None = None):
         self.namespace = namespace
         self.registry = CollectorRegistry() if registry is None else registry
-        self._started: dict[int, float] = {}  # id(job) -> perf_counter at its start
+        self._started: dict[int, tuple[float, str]] = {}  # id(job) -> (its start, namespace)
+        #: Under a supervisor the running gauge is counted per job (summed from files);
+        #: else it is read at each scrape from ``_started``, costing the jobs nothing.
+        self._multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self._revoked: set[int] = set()  # id(job) of revoked jobs, not counted as succeeded
+        self._cache: dict[tuple[str, str, str], _Series] = {}
         self._build(self.registry)
 
     def _build(self, registry: CollectorRegistry) -> None:
@@ -120,40 +125,79 @@ class JobMetrics:
     def job_revoked(self, namespace: str, job: Job) -> None:
         """Count ``job`` as revoked (the facade discards it; the engine sees a success)."""
         self._revoked.add(id(job))
-        self.revoked.labels(namespace, job.task_name, job.queue).inc()
+        self._series(namespace, job).revoked.inc()
+
+    def _series(self, namespace: str, job: Job) -> _Series:
+        """The labelled metrics of the job's namespace, task and queue (built once: the
+        receivers run for every job)."""
+        key = (namespace, job.task_name, job.queue)
+        series = self._cache.get(key)
+        if series is None:  # two threads may build it: the same children, no harm
+            series = self._cache[key] = _Series(self, *key)
+        return series
+
+    def _running_in(self, namespace: str) -> int:
+        """Jobs of ``namespace`` running now (the gauge's value at a scrape)."""
+        return sum(1 for _, of in list(self._started.values()) if of == namespace)
 
     # -- receivers ---------------------------------------------------------------------
 
     def _on_after_schedule(self, namespace: str, jobs: list[Job], err: Any = None) -> None:
         if err is None:
             for job in jobs:
-                self.enqueued.labels(namespace, job.task_name, job.queue).inc()
+                self._series(namespace, job).enqueued.inc()
 
     def _on_job_started(self, namespace: str, job: Job, **kwargs: Any) -> None:
-        self._started[id(job)] = time.perf_counter()
-        self.started.labels(namespace, job.task_name, job.queue).inc()
-        wait = max(0.0, time.time() - job.at_timestamp)
-        self.queue_wait.labels(namespace, job.task_name).observe(wait)
-        self.running.labels(namespace).inc()
+        self._started[id(job)] = (time.perf_counter(), namespace)
+        series = self._series(namespace, job)
+        series.started.inc()
+        series.queue_wait.observe(max(0.0, time.time() - job.at_timestamp))
+        if self._multiprocess:
+            series.running.inc()
 
     def _on_job_finished(self, namespace: str, job: Job, **kwargs: Any) -> None:
+        series = self._series(namespace, job)
         started = self._started.pop(id(job), None)
         if started is not None:
-            self.run_time.labels(namespace, job.task_name).observe(time.perf_counter() - started)
-            self.running.labels(namespace).dec()
+            series.run_time.observe(time.perf_counter() - started[0])
+            if self._multiprocess:
+                series.running.dec()
         revoked = id(job) in self._revoked
-        self._revoked.discard(id(job))
+        if revoked:
+            self._revoked.discard(id(job))
         if job.status is JobStatus.SUCCEEDED and not revoked:
-            self.succeeded.labels(namespace, job.task_name, job.queue).inc()
+            series.succeeded.inc()
 
     def _on_job_failed(self, namespace: str, job: Job, **kwargs: Any) -> None:
-        self.failed.labels(namespace, job.task_name, job.queue).inc()
+        self._series(namespace, job).failed.inc()
 
     def _on_job_schedule_retry(self, namespace: str, job: Job, **kwargs: Any) -> None:
-        self.retried.labels(namespace, job.task_name, job.queue).inc()
+        self._series(namespace, job).retried.inc()
 
     def _on_job_dead_lettered(self, namespace: str, job: Job, **kwargs: Any) -> None:
-        self.dead_lettered.labels(namespace, job.task_name, job.queue).inc()
+        self._series(namespace, job).dead_lettered.inc()
+
+
+class _Series:
+    """The labelled children of ``JobMetrics`` for one namespace, task and queue."""
+
+    __slots__ = ("dead_lettered", "enqueued", "failed", "queue_wait", "retried", "revoked",
+                 "run_time", "running", "started", "succeeded")  # fmt: skip
+
+    def __init__(self, metrics: JobMetrics, namespace: str, task: str, queue: str):
+        labels = (namespace, task, queue)
+        self.enqueued = metrics.enqueued.labels(*labels)
+        self.started = metrics.started.labels(*labels)
+        self.succeeded = metrics.succeeded.labels(*labels)
+        self.failed = metrics.failed.labels(*labels)
+        self.retried = metrics.retried.labels(*labels)
+        self.dead_lettered = metrics.dead_lettered.labels(*labels)
+        self.revoked = metrics.revoked.labels(*labels)
+        self.run_time = metrics.run_time.labels(namespace, task)
+        self.queue_wait = metrics.queue_wait.labels(namespace, task)
+        self.running = metrics.running.labels(namespace)
+        if not metrics._multiprocess:
+            self.running.set_function(functools.partial(metrics._running_in, namespace))
 
 
 # -- serving -------------------------------------------------------------------------------
