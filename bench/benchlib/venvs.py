@@ -42,7 +42,7 @@ class Venv:
     def pip_arguments(self) -> list[str]:
         """What ``pip install`` is given."""
         if self.requirements is None:
-            return ["-e", str(REPO)]
+            return ["-e", f"{REPO}[prometheus]"]  # the metrics of ours+metrics
         return ["-r", str(BENCH / self.requirements)]
 
     def fingerprint(self, python: str) -> str:
