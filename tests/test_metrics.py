@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -314,3 +315,18 @@ def _sample_names(family: prometheus.GaugeMetricFamily) -> set[str]:
     """The names of the samples of a metric family, even before it has any."""
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
     return {family.name + suffix for suffix in suffixes.get(family.type, ("",))}
+
+
+def test_a_metrics_port_in_use_fails_the_worker_in_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        worker = subprocess.run(
+            [sys.executable, "-m", "spinach", "worker", "tests.cli_apps.basic:spin",
+             "--stop-when-queue-empty", "--metrics-port", str(port)],
+            cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT,
+        )  # fmt: skip
+    assert worker.returncode == 1
+    assert f"spinach: --metrics-port {port}: " in worker.stderr
+    assert "Traceback" not in worker.stderr
