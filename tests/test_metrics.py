@@ -237,6 +237,15 @@ def test_broker_collector_gauges_equal_the_broker_state(redis_url):
         broker.stop()
 
 
+def test_serve_metrics_with_broker_adds_the_broker_gauges(spin):
+    with spin.serve_metrics(0, "127.0.0.1", broker=True) as server:
+        spin.schedule("ok", 1)
+        spin.schedule("ok", 2)
+        samples = scrape(server.port)
+    assert value(samples, "spinach_queue_jobs", queue="spinach", namespace=NAMESPACE) == 2
+    assert value(samples, "spinach_jobs_enqueued_total", task="ok") == 2
+
+
 # -- real worker processes -----------------------------------------------------------------
 
 
