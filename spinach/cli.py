@@ -17,13 +17,14 @@ a second SIGINT made a stopping worker quit without waiting for its running jobs
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 from . import __version__, const, stop_signals
@@ -31,6 +32,7 @@ from .brokers.base import DeadLetter
 from .engine import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # re-exported: the exit status
 from .engine import Engine
 from .job import to_datetime
+from .supervisor import METRICS_DIR_VARIABLE
 from .task import Task
 from .worker_process.startup import (
     BrokerUnreachable,
@@ -177,6 +179,14 @@ def _add_worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "--asyncio",
         action="store_true",
         help="run the jobs on one asyncio event loop (AsyncioWorkers) instead of threads",
+    )
+    worker.add_argument(
+        "--metrics-port",
+        type=_non_negative_int,
+        metavar="PORT",
+        help="serve Prometheus metrics of the jobs at http://HOST:PORT/metrics (needs "
+        "spinach-queue[prometheus]); with --processes, the supervisor serves the sum of its "
+        "worker processes",
     )
     _add_broker_retry_options(worker)
     worker.set_defaults(handler=run_worker)
@@ -407,17 +417,43 @@ def _run_engine(engine: Engine, args: argparse.Namespace) -> int:
                 return 0  # a stop signal came first
         except BrokerUnreachable as exc:
             raise CLIError(str(exc), EXIT_FAILURE) from exc
-    try:
-        engine.start_workers(
-            number=args.threads,
-            queue=args.queues or [const.DEFAULT_QUEUE],
-            block=True,
-            stop_when_queue_empty=args.stop_when_queue_empty,
-            workers_class=AsyncioWorkers if args.asyncio else ThreadWorkers,
-        )
-    except Exception as exc:
-        raise CLIError(f"workers failed: {type(exc).__name__}: {exc}", EXIT_FAILURE) from exc
+    with _metrics(engine, args.metrics_port):
+        try:
+            engine.start_workers(
+                number=args.threads,
+                queue=args.queues or [const.DEFAULT_QUEUE],
+                block=True,
+                stop_when_queue_empty=args.stop_when_queue_empty,
+                workers_class=AsyncioWorkers if args.asyncio else ThreadWorkers,
+            )
+        except Exception as exc:
+            raise CLIError(f"workers failed: {type(exc).__name__}: {exc}", EXIT_FAILURE) from exc
     return 0
+
+
+@contextlib.contextmanager
+def _metrics(engine: Engine, port: int | None) -> Iterator[None]:
+    """``--metrics-port``: serve the job metrics while the workers run; in a child of
+    ``--processes`` (its supervisor serves them), record them for the supervisor."""
+    if port is None and not os.environ.get(METRICS_DIR_VARIABLE):
+        yield
+        return
+    from .contrib import prometheus  # the extra is needed only here
+
+    if port is None:
+        metrics = prometheus.record_for_supervisor(engine.namespace)
+        try:
+            yield
+        finally:
+            if metrics is not None:
+                metrics.disconnect()
+        return
+    try:
+        server = engine.serve_metrics(port)
+    except (ImportError, OSError) as exc:
+        raise CLIError(f"--metrics-port {port}: {exc}", EXIT_FAILURE) from exc
+    with server:
+        yield
 
 
 # -- dead letters --------------------------------------------------------------------------

@@ -10,15 +10,18 @@ import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import const
+from . import const, signals
 from .brokers.base import Broker, normalize_queues
 from .job import Job, to_timestamp
 from .task import Batch, Task, TaskRef, Tasks, validate_queue
 from .worker_process import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # re-exported
 from .worker_process import RunOptions, Tunables, Worker
 from .workers import ThreadWorkers, Workers
+
+if TYPE_CHECKING:
+    from .contrib.prometheus import MetricsServer
 
 
 class Engine:
@@ -163,11 +166,30 @@ class Engine:
         return job
 
     def schedule_jobs(self, jobs: list[Job]) -> list[Job]:
-        """Enqueue built jobs in one round trip, all or none."""
-        self._broker.enqueue_jobs(jobs)
+        """Enqueue built jobs in one round trip, all or none.
+
+        Sends ``before_schedule`` then ``after_schedule`` (with the error, if any).
+        """
+        signals.before_schedule.send(self._namespace, jobs=jobs)
+        try:
+            self._broker.enqueue_jobs(jobs)
+        except BaseException as exc:
+            signals.after_schedule.send(self._namespace, jobs=jobs, err=exc)
+            raise
+        signals.after_schedule.send(self._namespace, jobs=jobs, err=None)
         return jobs
 
     # -- worker mode ---------------------------------------------------------------
+
+    def serve_metrics(
+        self, port: int, addr: str = "0.0.0.0", *, broker: bool = False
+    ) -> MetricsServer:
+        """Count this engine's jobs and serve them to Prometheus at ``/metrics`` on ``port``
+        (0: a free one, read back as ``.port``); ``broker`` adds the broker-wide gauges.
+        Needs the ``prometheus`` extra. ``close()`` the returned server to stop."""
+        from .contrib.prometheus import serve
+
+        return serve(self, port, addr, broker=broker)
 
     def start_workers(
         self,

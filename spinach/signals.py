@@ -32,6 +32,16 @@ class SafeNamedSignal(NamedSignal):
         return results
 
 
+before_schedule = SafeNamedSignal(
+    "before_schedule",
+    doc="Jobs are about to be enqueued (jobs=); receivers may add to each job's meta "
+    "(tracing puts its context there).",
+)
+after_schedule = SafeNamedSignal(
+    "after_schedule",
+    doc="The enqueue of jobs ended (jobs=, err=): err is None when they are enqueued, else "
+    "the error the enqueue raised.",
+)
 job_started = SafeNamedSignal("job_started", doc="A worker is about to run a job (job=).")
 job_finished = SafeNamedSignal(
     "job_finished", doc="A worker finished running a job, whatever its outcome (job=)."

@@ -35,7 +35,9 @@ Used by other commands (the Celery facade's prefork pool), the supervisor also o
   knows which children run a job, and calls ``on_ready`` once every first child is ready;
 - ``scaler``: called after each wake-up with the supervisor, it may ``grow`` or ``shrink`` the
   children and returns the seconds until it wants to look again (None: at the next wake-up);
-- ``on_stop``: called with the signal's name when the first stop signal arrives.
+- ``on_stop``: called with the signal's name when the first stop signal arrives;
+- ``on_exit``: called with a child's pid once it exited (``--metrics-port`` drops its live
+  gauges); ``environment``: variables added to the children's.
 
 Children run in their own process group, so a Ctrl-C at a terminal reaches only the
 supervisor, which forwards it once (each child would otherwise get it twice and quit at
@@ -82,6 +84,10 @@ STABLE_AFTER = 10.0
 
 #: Environment variable telling each child its number, from 1 to N.
 INDEX_VARIABLE = "SPINACH_WORKER_INDEX"
+
+#: Environment variable telling each child where to write its metrics for the supervisor
+#: to serve (``--metrics-port``; see ``spinach.contrib.prometheus``).
+METRICS_DIR_VARIABLE = "SPINACH_METRICS_DIR"
 
 #: Environment variable holding the file descriptor a child writes its status to.
 STATUS_FD_VARIABLE = "SPINACH_STATUS_FD"
@@ -135,7 +141,24 @@ def worker_arguments(args: argparse.Namespace) -> list[str]:
 def run_supervisor(args: argparse.Namespace) -> int:
     """``spinach worker --processes N`` (N > 1): supervise N workers; the exit status."""
     command = [sys.executable, "-m", "spinach", "worker", *worker_arguments(args)]
-    return Supervisor(command, args.processes).run()
+    port = getattr(args, "metrics_port", None)
+    if port is None:
+        return Supervisor(command, args.processes).run()
+    try:
+        from .contrib.prometheus import MultiprocessMetrics  # the extra is needed only here
+
+        metrics = MultiprocessMetrics(port).start()
+    except (ImportError, OSError) as exc:
+        logger.error("Cannot serve metrics (--metrics-port %d): %s", port, exc)
+        return 1
+    try:
+        supervisor = Supervisor(
+            command, args.processes, environment=metrics.environment,
+            on_exit=metrics.process_exited,
+        )  # fmt: skip
+        return supervisor.run()
+    finally:
+        metrics.close()
 
 
 def report_status(status: bytes) -> None:
@@ -184,6 +207,7 @@ class Supervisor:
         on_stop: Callable[[str], None] | None = None,
         cwd: str | None = None,
         environment: Mapping[str, str] | None = None,
+        on_exit: Callable[[int], None] | None = None,
     ):
         self.command = list(command)
         self.children = [Child(index) for index in range(1, processes + 1)]
@@ -197,6 +221,7 @@ class Supervisor:
         self.on_stop = on_stop
         self.cwd = cwd
         self.environment = dict(environment or {})
+        self.on_exit = on_exit
         self.stopping = False
         self._announced_ready = False
         self._scale_at: float | None = None
@@ -337,6 +362,8 @@ class Supervisor:
     def _on_exit(self, child: Child, process: subprocess.Popen) -> None:
         status = process.returncode
         uptime = time.monotonic() - child.started_at
+        if self.on_exit is not None:
+            self.on_exit(process.pid)
         child.process = None
         child.busy = False
         where = f"Worker process {child.index} (pid {process.pid})"

@@ -45,6 +45,12 @@ def _ours(venv: Venv, threads: int, processes: int) -> list[list[str]]:
     return [command + (["--processes", str(processes)] if processes > 1 else [])]
 
 
+def _ours_metrics(venv: Venv, threads: int, processes: int) -> list[list[str]]:
+    """Ours with the Prometheus metrics on (served on a free port, unscraped: a scrape every
+    15 s or so costs nothing next to counting each job)."""
+    return [[*command, "--metrics-port", "0"] for command in _ours(venv, threads, processes)]
+
+
 def _facade(venv: Venv, threads: int, processes: int) -> list[list[str]]:
     command = [str(venv.python), "-m", "spinach", "worker", "impl_facade:app.engine"]
     command += ["--queue", "celery", "--threads", str(threads), "--log-level", "warning"]
@@ -107,6 +113,10 @@ def _rq(worker_class: str | None) -> WorkerCommands:
 
 IMPLS = [
     Impl("ours", "ours", VENVS["ours"], "ours", _ours, ours=True),
+    Impl(
+        "ours-metrics", "ours+metrics", VENVS["ours"], "ours", _ours_metrics, ours=True,
+        notes=("ours+metrics: ours with --metrics-port (Prometheus metrics counted per job)",),
+    ),
     Impl(
         "ours-facade", "ours-facade", VENVS["ours"], "facade", _facade, ours=True,
         roundtrip=True, pools=_facade_pool,

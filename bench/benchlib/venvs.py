@@ -42,7 +42,7 @@ class Venv:
     def pip_arguments(self) -> list[str]:
         """What ``pip install`` is given."""
         if self.requirements is None:
-            return ["-e", f"{REPO}[gevent]"]  # workload 9 runs -P gevent
+            return ["-e", f"{REPO}[gevent,prometheus]"]  # workload 9 runs -P gevent; ours+metrics
         return ["-r", str(BENCH / self.requirements)]
 
     def fingerprint(self, python: str) -> str:

@@ -208,6 +208,9 @@ def _worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     add("--umask", help="umask of the detached worker (-D)")
     add("--executable", help="the Python of the detached worker (-D)")
     add("-S", "--statedb", help="accepted: revocations persist in the broker")
+    add("--metrics-port", type=_limit, metavar="PORT",
+        help="serve Prometheus metrics of the tasks at :PORT/metrics (spinach-queue[prometheus]; "
+        "a prefork parent serves the sum of its children)")  # fmt: skip
     add("-E", "--task-events", "--events", action="store_true", default=None,
         help=argparse.SUPPRESS)  # fmt: skip
     worker.set_defaults(handler=run_worker)
@@ -450,6 +453,7 @@ def run_worker(app: Celery, args: argparse.Namespace) -> int:
         concurrency = 1 if pool == "solo" else args.concurrency
         worker = Worker(app, concurrency=concurrency, **options)
     _celery_bridge(app, worker, _split(args.celery_queues))
+    _metrics(app, worker, args.metrics_port)
     _process_options(args, logfile, pidfile)  # every usage error was found: detach
     _embedded_beat(app, worker, args)
     return worker.start()
@@ -526,12 +530,31 @@ def _prefork_worker(app: Celery, args: argparse.Namespace, options: dict[str, An
     if bounds is not None:  # the pool starts with MIN children (as Celery's)
         worker.concurrency, worker.autoscale = bounds.minimum, bounds
     worker.run_parent = functools.partial(
-        _run_prefork_parent, argv=args.argv, cwd=args.start_cwd, bounds=bounds
-    )
+        _run_prefork_parent, argv=args.argv, cwd=args.start_cwd, bounds=bounds,
+        metrics_port=args.metrics_port,
+    )  # fmt: skip
     return worker
 
 
-def _run_prefork_parent(worker: Any, argv: list[str], cwd: str, bounds: Any) -> int:
+def _metrics(app: Celery, worker: Any, port: int | None) -> None:
+    """``--metrics-port``: a service counting the tasks (serving them, but in a prefork
+    child: its parent serves the sum); refused at once without the extra."""
+    from ..worker.metrics import MetricsService
+
+    if port is not None:
+        try:
+            import spinach.contrib.prometheus  # noqa: F401
+        except ImportError as exc:
+            raise UsageError(f"--metrics-port: {exc}") from exc
+    if MetricsService.wanted(port, worker.role):
+        worker.services.append(
+            MetricsService(app.namespace, port if worker.role == "main" else None)
+        )
+
+
+def _run_prefork_parent(
+    worker: Any, argv: list[str], cwd: str, bounds: Any, metrics_port: int | None = None
+) -> int:
     """The parent's run, once it is set up: its children, scaled with ``--autoscale``."""
     from ..worker.autoscale import Autoscaler, queue_waiting
     from ..worker.prefork import run_parent
@@ -542,7 +565,7 @@ def _run_prefork_parent(worker: Any, argv: list[str], cwd: str, bounds: Any) -> 
 
         queues = band_queues(worker.queues, priority_steps(worker.app.conf))
         scaler = Autoscaler(bounds, queue_waiting(worker.app.engine.broker.queue_lengths, queues))
-    return run_parent(worker, argv, cwd, scaler, worker.concurrency)
+    return run_parent(worker, argv, cwd, scaler, worker.concurrency, metrics_port)
 
 
 def _embedded_beat(app: Celery, worker: Any, args: argparse.Namespace) -> None:

@@ -283,6 +283,7 @@ RULES: dict[str, Rule] = {
     **_each("flag", _D(S_DEPLOY, "in the background, in the current directory"), "-D --detach"),
     **_each("flag", _D(S_DEPLOY, "accepted: revocations persist in the broker"), "-S --statedb"),
     "flag:--celery-queues": _S(S_INTEROP, "also consumes Celery's messages on these queues"),
+    "flag:--metrics-port": _S(S_CLI, "serves Prometheus metrics of the tasks (new)"),
     "flag:-B": _D(S_BEAT, "beat in a thread of the worker; one leads across replicas"),
     "flag:--beat": _D(S_BEAT, "beat in a thread of the worker; one leads across replicas"),
     "flag:--scheduler": _S(S_BEAT, "the scheduler of -B"),

@@ -53,8 +53,9 @@ PACKAGES: dict[str, Package] = {
     ),
     "opentelemetry-instrumentation-celery": Package(
         REFUSED,
-        "refused: it patches Celery's worker internals; open and end spans in receivers "
-        "of spinach_compat.signals task_prerun, task_postrun and task_failure",
+        "refused: it patches Celery's worker internals; call "
+        "spinach.contrib.otel.instrument() instead (spinach-queue[otel]): its traces "
+        "continue those of Celery producers instrumented with it",
         ("opentelemetry.instrumentation.celery",),
     ),
     "celery-redbeat": Package(
@@ -65,7 +66,8 @@ PACKAGES: dict[str, Package] = {
     ),
     "flower": Package(
         REFUSED,
-        "needs task events (-E), refused; use spinach-compat inspect",
+        "needs task events (-E), refused; use spinach-compat inspect, and worker "
+        "--metrics-port for Prometheus metrics",
         ("flower",),
     ),
     "django-structlog": Package(

@@ -1,8 +1,9 @@
-"""``opentelemetry.instrumentation.celery`` under ``install_as_celery()``: not supported yet.
+"""``opentelemetry.instrumentation.celery`` under ``install_as_celery()``: refused.
 
 ``CeleryInstrumentor().instrument()`` raises ``UnsupportedFeature``: the real instrumentor
-needs Celery's ``celery.worker.request`` and billiard, and its spans were never checked
-against the facade's signals.
+needs Celery's ``celery.worker.request`` and billiard. Tracing is
+``spinach.contrib.otel.instrument()``: its spans continue the traces of Celery producers
+instrumented with the real package (same W3C headers), under other span names.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import Any, NoReturn
 from ..exceptions import UnsupportedFeature
 
 MESSAGE = (
-    "opentelemetry-instrumentation-celery is not supported by spinach_compat yet "
-    "(OpenTelemetry support for spinach is planned): it hooks into Celery's worker "
-    "internals. What works today: open and end spans in receivers of celery.signals "
-    "task_prerun, task_postrun and task_failure, which the facade sends as Celery does "
-    "(see migration_guide/features.md#the-celery-import-shim)"
+    "opentelemetry-instrumentation-celery is not supported by spinach_compat: it hooks into "
+    "Celery's worker internals. Call spinach.contrib.otel.instrument() instead (pip install "
+    "'spinach-queue[otel]'), in the producers and the workers: spans 'send <task>' and "
+    "'process <task>' in one trace, continuing the traces of Celery producers instrumented "
+    "with it (see docs/operations.md)"
 )
 
 

@@ -160,9 +160,23 @@ def child_command(argv: Sequence[str]) -> list[str]:
 
 def run_parent(
     worker: Worker, argv: Sequence[str], cwd: str, scaler: Callable[..., Any] | None,
-    processes: int,
+    processes: int, metrics_port: int | None = None,
 ) -> int:  # fmt: skip
-    """The parent's run: supervise the children; the exit status."""
+    """The parent's run: supervise the children; the exit status. With ``metrics_port``
+    it serves the sum of the children's metrics (``spinach.contrib.prometheus``)."""
+    if metrics_port is None:
+        return _supervise(worker, argv, cwd, scaler, processes)
+    from spinach.contrib.prometheus import MultiprocessMetrics
+
+    with MultiprocessMetrics(metrics_port) as metrics:
+        return _supervise(worker, argv, cwd, scaler, processes, metrics)
+
+
+def _supervise(
+    worker: Worker, argv: Sequence[str], cwd: str, scaler: Callable[..., Any] | None,
+    processes: int, metrics: Any = None,
+) -> int:  # fmt: skip
+    """Run the supervisor of the children (writing their metrics for ``metrics``)."""
 
     def ready() -> None:
         logger.info("%s ready.", worker.hostname)
@@ -175,7 +189,8 @@ def run_parent(
     supervisor = Supervisor(
         child_command(argv), processes, recycle_status=EXIT_RECYCLE, status_pipes=True,
         scaler=scaler, on_ready=ready, on_stop=stopping, cwd=cwd,
-        environment={CHILD_VARIABLE: "1"},
+        environment={CHILD_VARIABLE: "1", **(metrics.environment if metrics else {})},
+        on_exit=metrics.process_exited if metrics else None,
     )  # fmt: skip
     status = supervisor.run()
     signals.worker_shutdown.send(sender=worker)
