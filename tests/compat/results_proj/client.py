@@ -25,6 +25,7 @@ import django
 
 django.setup()
 
+from celery import chord  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
 from tests.compat.results_proj import tasks  # noqa: E402
@@ -76,7 +77,17 @@ def run():
     group.save()
     restored = app.GroupResult.restore(group.id)
     seen["group"] = [r.id for r in restored.results] == [added.id, other.id]
-    seen["rows"] = {"add": row(added.id), "fail": row(failed.id)}
+    joined = chord([tasks.add.s(1, 1), tasks.add.s(2, 2)])(tasks.total.s())
+    seen["chord"] = joined.get(timeout=WAIT)
+    opaque = tasks.opaque.delay()
+    try:
+        opaque.get(timeout=WAIT)
+    except Exception as exc:  # the result could not be encoded: the task failed
+        seen["opaque"] = type(exc).__name__
+    periodic = tasks.add.apply_async((1, 1), headers={"periodic_task_name": "every-minute"})
+    periodic.get(timeout=WAIT)  # sent as django-celery-beat's entries are
+    seen["rows"] = {"add": row(added.id), "fail": row(failed.id), "periodic": row(periodic.id),
+                    "opaque": row(opaque.id)}  # fmt: skip
     seen["group_row"] = _group_row(group.id)
     group.delete()
     seen["group_deleted"] = app.GroupResult.restore(group.id) is None

@@ -19,6 +19,17 @@ def fail(message):
     raise ValueError(message)
 
 
+@shared_task(name="results.total")
+def total(values):
+    return sum(values)
+
+
+@shared_task(name="results.opaque")
+def opaque():
+    """A return value JSON cannot carry: the result cannot be stored."""
+    return object()
+
+
 @shared_task(name="results.held")
 def held(key):
     """Return once the client pushed to ``key`` (it waits for a listener first)."""
