@@ -224,6 +224,7 @@ def test_django_celery_results_backends_are_supported(tmp_path: Path) -> None:
     )
     findings = {f.api: f.status for f in check.check_path(tmp_path).findings}
     assert findings["result_backend='django-db'"] == check.SUPPORTED
+    assert findings["cache_backend='default'"] == check.SUPPORTED
 
 
 def test_a_config_module_is_read() -> None:

@@ -65,6 +65,7 @@ S_TASKS = f"{F}#task-options"
 S_CALLING = f"{F}#calling-tasks"
 S_RETRIES = f"{F}#retries"
 S_RESULTS = f"{F}#results"
+S_DJRESULTS = f"{F}#django-celery-results"
 S_CANVAS = f"{F}#canvas"
 S_BEAT = f"{F}#periodic-tasks-beat"
 S_LIMITS = f"{F}#time-limits"
@@ -136,6 +137,7 @@ RULES: dict[str, Rule] = {
     "setting:task_protocol": _U(S_INTEROP, "the bridge dead-letters protocol 1 messages", _in(2)),
     "setting:result_backend": _S(S_BROKERS, "memory://, redis://, django-db/-cache", _BACKENDS),
     "setting:result_expires": _S(S_RESULTS),
+    "setting:cache_backend": _S(S_DJRESULTS, "the Django cache alias of django-cache"),
     "setting:result_serializer": _U(S_SERIAL, "kombu's serializers; auth is refused", _NOT_SIGNED),
     "setting:accept_content": _S(S_SERIAL, "gates what workers decode (None: JSON only)"),
     "setting:result_accept_content": _S(S_SERIAL, "gates what results are decoded"),
