@@ -21,6 +21,7 @@ result: Celery's ``celery.backend_cleanup`` beat entry is not needed.
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,8 @@ from .notified import NotifiedBackend
 if TYPE_CHECKING:
     from ..app.base import Celery
     from ..app.context import Context
+
+logger = logging.getLogger("spinach_compat.backends")
 
 #: Seconds between two deletions of expired rows (one worker claims each turn): shorter
 #: keeps the table nearer ``result_expires``, longer spares the database the DELETE.
@@ -147,13 +150,17 @@ class DatabaseBackend(NotifiedBackend):
             self.GroupModel._default_manager.delete_expired(self.expires)
 
     def _maybe_cleanup(self) -> None:
-        """``cleanup`` if this process's turn came and it claims it before other workers."""
+        """``cleanup`` if this process's turn came and it claims it before other workers;
+        a failure is logged (the result was stored: the task is not failed for it)."""
         now = time.monotonic()
         if not self.expires or now < self._next_cleanup:
             return
         self._next_cleanup = now + CLEANUP_EVERY
-        if self.broker.claim("django-results/cleanup", CLEANUP_EVERY):
-            self.cleanup()
+        try:
+            if self.broker.claim("django-results/cleanup", CLEANUP_EVERY):
+                self.cleanup()
+        except Exception:
+            logger.exception("Deleting the expired rows of result_backend=%r failed", self.alias)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -175,6 +182,10 @@ class DatabaseBackend(NotifiedBackend):
                         args=self.decode_content(row, row.task_args),
                         kwargs=self.decode_content(row, row.task_kwargs))  # fmt: skip
         return meta
+
+    def get_state(self, task_id: str) -> str:
+        """The row's status, read without decoding its result (PENDING without a row)."""
+        return str(self.TaskModel._default_manager.get_task(task_id).status)
 
     def task_result_exists(self, task_id: str) -> bool:
         return bool(self.TaskModel._default_manager.filter(task_id=task_id).exists())

@@ -177,6 +177,13 @@ def test_the_admin_lists_the_rows(runs, facade) -> None:
     assert facade.client("admin", *ids) == {"status": 200, "shown": [True] * len(ids)}
 
 
+def test_expired_rows_are_deleted_and_a_pickled_row_is_not_unpickled(facade) -> None:
+    assert facade.client("cleanup") == {
+        "remain": ["cleanup-new"], "pickled_state": "SUCCESS",
+        "pickled_result": "ContentDisallowed",  # accept_content is JSON only
+    }  # fmt: skip
+
+
 def test_each_task_starts_and_ends_with_old_connections_closed(facade) -> None:
     opened: dict[str, list[int]] = {}
     for thread, count in facade.client("connections"):

@@ -4,7 +4,8 @@
 results, saves and restores a group, forgets a result: what it saw and the rows written);
 ``held`` (``get()`` woken by the worker's notification); ``admin ID...`` (the admin's
 changelist of TaskResult, as the superuser); ``cache`` (``run`` with ``django-cache``: the
-cache entries); ``connections`` (the connections each worker thread opened).
+cache entries); ``connections`` (the connections each worker thread opened); ``cleanup``
+(expired rows deleted; a pickled row read).
 ``RESULTS_IMPL=spinach_compat`` runs it under the ``celery`` import shim.
 """
 
@@ -170,12 +171,47 @@ def cache():
     return seen
 
 
+def cleanup():
+    """Two rows, one older than ``result_expires``: which remain after ``cleanup()``."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_celery_results.models import TaskResult
+
+    for name in ("old", "new"):
+        TaskResult.objects.create(task_id=f"cleanup-{name}", status="SUCCESS")
+    old = timezone.now() - app.conf.result_expires - timedelta(minutes=1)
+    TaskResult.objects.filter(task_id="cleanup-old").update(date_done=old)
+    app.backend.cleanup()
+    remain = TaskResult.objects.filter(task_id__startswith="cleanup-")
+    return {"remain": sorted(remain.values_list("task_id", flat=True)), **pickled()}
+
+
+def pickled():
+    """A row another program wrote with pickle: its state is read, its result refused."""
+    import base64
+    import pickle
+
+    from django_celery_results.models import TaskResult
+
+    TaskResult.objects.create(
+        task_id="pickled", status="SUCCESS", content_type="application/x-python-serialize",
+        content_encoding="binary", result=base64.b64encode(pickle.dumps(42)).decode(),
+    )  # fmt: skip
+    result = app.AsyncResult("pickled")
+    try:
+        value = result.result
+    except Exception as exc:
+        value = type(exc).__name__
+    return {"pickled_state": result.state, "pickled_result": value}
+
+
 def connections():
     return [tasks.connections_opened.delay().get(timeout=WAIT) for _ in range(4)]
 
 
 COMMANDS = {"migrate": migrate, "run": run, "held": held, "admin": admin, "cache": cache,
-            "connections": connections}  # fmt: skip
+            "connections": connections, "cleanup": cleanup}  # fmt: skip
 
 if __name__ == "__main__":
     print(json.dumps(COMMANDS[sys.argv[1]](*sys.argv[2:]), default=str))

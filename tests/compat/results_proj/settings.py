@@ -42,7 +42,11 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ["RESULTS_DB"],
-        "OPTIONS": {"timeout": 30},  # worker threads and the client write at once
+        # Worker threads and the client write at once: each waits for the lock (up to 30
+        # s) rather than failing at once with "database is locked", which SQLite answers
+        # to two transactions that both read before they write (the database cache's
+        # set(), django-celery-results' ChordCounter under Celery).
+        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
     }
 }
 CACHES = {
