@@ -28,6 +28,8 @@ from .worker_process import ROOT, WorkerProcess
 pytest.importorskip("django_celery_results")
 
 PROJECT = "tests.compat.results_proj"
+#: Set for the subprocesses: another test module may leave its own in os.environ.
+SETTINGS = f"{PROJECT}.settings"
 CLIENT_TIMEOUT = 90.0  #: seconds a client command may take (it waits 30 s at most per result)
 #: Redis databases of this module's workers (other tests flush db 0 and use a few others).
 DBS = {"celery": 11, "spinach_compat": 12, "cache": 13, "refused": 14}
@@ -48,7 +50,8 @@ class ResultsWorker(WorkerProcess):
         self.extra = env
 
     def environment(self) -> dict[str, str]:
-        env = {**super().environment(), **self.extra, "RESULTS_BROKER_URL": self.url}
+        env = {**super().environment(), **self.extra, "RESULTS_BROKER_URL": self.url,
+               "DJANGO_SETTINGS_MODULE": SETTINGS}  # fmt: skip
         env.pop("SPINACH_AS_CELERY", None)
         if self.impl == "spinach_compat":
             env["SPINACH_AS_CELERY"] = "1"
@@ -67,7 +70,8 @@ class Project:
     def client(self, *args: str) -> Any:
         """``python -m results_proj.client ARGS``: its JSON output."""
         env = {**os.environ, **self.env, "RESULTS_BROKER_URL": self.url,
-               "RESULTS_IMPL": self.impl, "PYTHONPATH": str(ROOT)}  # fmt: skip
+               "RESULTS_IMPL": self.impl, "PYTHONPATH": str(ROOT),
+               "DJANGO_SETTINGS_MODULE": SETTINGS}  # fmt: skip
         env.pop("SPINACH_AS_CELERY", None)
         done = subprocess.run([sys.executable, "-m", f"{PROJECT}.client", *args], cwd=ROOT,
                               env=env, capture_output=True, text=True,
