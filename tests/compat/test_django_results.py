@@ -85,12 +85,16 @@ class Project:
         return self
 
     def start(self) -> Project:
-        self.worker = ResultsWorker(self.impl, self.url, self.log, self.env).start()
+        """Start its worker (stopped by ``stop`` even when it never became ready)."""
+        self.worker = ResultsWorker(self.impl, self.url, self.log, self.env)
+        self.worker.start()
         return self
 
-    def stop(self) -> None:
-        if self.worker is not None:
-            assert self.worker.stop() == 0, self.worker.describe()
+    def stop(self) -> bool:
+        """Stop its worker, if it started: whether it exited with status 0."""
+        if self.worker is None or self.worker.process is None:
+            return True
+        return self.worker.stop() == 0
 
     def describe(self) -> str:
         return self.worker.describe() if self.worker is not None else ""
@@ -116,12 +120,12 @@ def project(redis_server, tmp_path_factory, migrated) -> Iterator:
         with redis_server.client(db=DBS[name]) as client:
             client.flushdb()
         each = Project(impl, url, tmp_path_factory.mktemp(name), **env)
-        started.append(each.migrated(migrated).start())
-        return started[-1]
+        started.append(each)
+        return each.migrated(migrated).start()
 
     yield start
-    for each in started:
-        each.stop()
+    failed = [each.describe() for each in started if not each.stop()]
+    assert not failed, failed
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +139,7 @@ def runs(project, facade) -> dict[str, Any]:
     pytest.importorskip("celery")
     celery = project("celery", "celery")
     seen = {"celery": celery.client("run"), "spinach_compat": facade.client("run")}
-    celery.stop()
+    assert celery.stop(), celery.describe()
     celery.worker = None
     return seen
 
