@@ -214,13 +214,26 @@ def test_django_style_settings_are_read(tmp_path: Path) -> None:
     assert not any(api.startswith("debug") for _, api in findings)
 
 
+def test_django_celery_results_backends_are_supported(tmp_path: Path) -> None:
+    (tmp_path / "celery_app.py").write_text(
+        'from celery import Celery\napp = Celery("proj")\n'
+        'app.config_from_object("django.conf:settings", namespace="CELERY")\n'
+    )
+    (tmp_path / "settings.py").write_text(
+        'CELERY_RESULT_BACKEND = "django-db"\nCELERY_CACHE_BACKEND = "default"\n'
+    )
+    findings = {f.api: f.status for f in check.check_path(tmp_path).findings}
+    assert findings["result_backend='django-db'"] == check.SUPPORTED
+    assert findings["cache_backend='default'"] == check.SUPPORTED
+
+
 def test_a_config_module_is_read() -> None:
     """``config_from_object("proj.celeryconfig")``: its top-level names are settings."""
     findings = check.check_path(CORPUS / "config_module").findings
     settings = {(f.api, f.status) for f in findings if f.file == "proj/celeryconfig.py"}
     assert settings == {
         ("broker_url", check.CHECK),
-        ("result_backend='django-db'", check.UNSUPPORTED),
+        ("result_backend='db+sqlite:///results.db'", check.UNSUPPORTED),
         ("task_serializer='json'", check.SUPPORTED),
     }
 
@@ -672,8 +685,9 @@ def test_third_party_table_statuses() -> None:
     for name, way_out in ways_out.items():
         assert thirdparty.PACKAGES[name].status == thirdparty.REFUSED
         assert way_out in thirdparty.PACKAGES[name].note
-    assert thirdparty.PACKAGES["django-celery-results"].status == thirdparty.REFUSED
     for name in ("django-celery-beat", "celery-redbeat"):  # tests/compat/test_beat_schedulers.py
+        assert thirdparty.PACKAGES[name].status == thirdparty.WORKS
+    for name in ("django-celery-results",):  # tests/compat/test_django_results.py
         assert thirdparty.PACKAGES[name].status == thirdparty.WORKS
     step = thirdparty.package_of_module("django_structlog.celery.steps")
     assert step is not None and step[1].status == thirdparty.REFUSED  # its receivers work

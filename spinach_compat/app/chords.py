@@ -33,8 +33,10 @@ DEFAULT_TTL = 86400.0
 
 
 def requires_backend(app: Celery) -> None:
-    """Raise as Celery when the app has no result backend to count a chord with."""
-    if not hasattr(app.backend, "key"):
+    """Raise as Celery when the app has no result backend to read the header's results."""
+    from ..backends.base import DisabledBackend
+
+    if isinstance(app.backend, DisabledBackend):
         raise NotImplementedError(
             "Starting chords requires a result backend to be configured, but none "
             "is configured. Set result_backend (memory:// or redis://)."

@@ -133,6 +133,7 @@ OTHER_SETTINGS = frozenset(
     f"{group}_{name}"
     for group, names in {
         "beat": "cron_starting_deadline max_loop_interval schedule_filename sync_every",
+        "cache": "backend backend_options",
         "broker": "channel_error_retry connection_timeout failover_strategy heartbeat "
         "heartbeat_checkrate host login_method password pool_limit port read_url transport "
         "use_ssl user vhost write_url",

@@ -75,7 +75,9 @@ def django_task_cls() -> str | None:
 def setup_django() -> None:
     """Set Django up, as Celery's Django fix-up does when a worker starts, if the process
     names a settings module (``DJANGO_SETTINGS_MODULE``) and Django is not set up yet:
-    tasks modules of Django apps import models, which needs the app registry ready."""
+    tasks modules of Django apps import models, which needs the app registry ready. Tasks
+    run by workers then start and end with ``close_old_connections()``, as requests do
+    (``spinach_compat.contrib.django.connections``)."""
     if not os.environ.get("DJANGO_SETTINGS_MODULE"):
         return
     try:
@@ -85,6 +87,9 @@ def setup_django() -> None:
         return
     if not apps.ready:
         django.setup()
+    from ..contrib.django.connections import close_around_tasks
+
+    close_around_tasks()
 
 
 def _django_apps() -> list[str]:

@@ -162,7 +162,10 @@ def task_meta(task_id: str, state: str, result: Any, traceback: str | None) -> d
 
 
 if TYPE_CHECKING:
+    from .django_cache import CacheBackend
+    from .django_db import DatabaseBackend
     from .keyvalue import KeyValueBackend
 
-    #: What ``app.backend`` is: results disabled, or values of a broker's shared state.
-    Backend: TypeAlias = DisabledBackend | KeyValueBackend
+    #: What ``app.backend`` is: results disabled, values of a broker's shared state, or
+    #: django-celery-results' rows or Django cache entries.
+    Backend: TypeAlias = DisabledBackend | KeyValueBackend | DatabaseBackend | CacheBackend

@@ -49,7 +49,13 @@ def _scheme_in(*schemes: str, none: bool | None) -> Callable[[Any], bool | None]
 
 _NOT_SIGNED = lambda value: value != "auth"  # noqa: E731  (message signing is refused)
 _BROKERS = _scheme_in("memory", "redis", "rediss", "unix", "redis+socket", none=None)
-_BACKENDS = _scheme_in("memory", "cache+memory", "redis", "rediss", "unix", "disabled", none=True)
+#: django-celery-results' backend names, and the modules of its classes' 'module:Class' paths.
+_DJANGO_BACKENDS = ("django-db", "django-cache", "django_celery_results.backends",
+                    "django_celery_results.backends.database",
+                    "django_celery_results.backends.cache")  # fmt: skip
+_BACKENDS = _scheme_in(
+    "memory", "cache+memory", "redis", "rediss", "unix", "disabled", *_DJANGO_BACKENDS, none=True
+)
 
 F = "features.md"
 S_IMPORTS = "README.md#step-1-swap-the-imports"
@@ -59,6 +65,7 @@ S_TASKS = f"{F}#task-options"
 S_CALLING = f"{F}#calling-tasks"
 S_RETRIES = f"{F}#retries"
 S_RESULTS = f"{F}#results"
+S_DJRESULTS = f"{F}#django-celery-results"
 S_CANVAS = f"{F}#canvas"
 S_BEAT = f"{F}#periodic-tasks-beat"
 S_LIMITS = f"{F}#time-limits"
@@ -128,8 +135,9 @@ RULES: dict[str, Rule] = {
     "setting:broker_url": _S(S_BROKERS, "memory:// or redis:// only", _BROKERS),
     "setting:spinach_legacy_tasks": _S(S_INTEROP, "sent as Celery messages to Celery workers"),
     "setting:task_protocol": _U(S_INTEROP, "the bridge dead-letters protocol 1 messages", _in(2)),
-    "setting:result_backend": _S(S_BROKERS, "memory:// or redis:// only", _BACKENDS),
+    "setting:result_backend": _S(S_BROKERS, "memory://, redis://, django-db/-cache", _BACKENDS),
     "setting:result_expires": _S(S_RESULTS),
+    "setting:cache_backend": _S(S_DJRESULTS, "the Django cache alias of django-cache"),
     "setting:result_serializer": _U(S_SERIAL, "kombu's serializers; auth is refused", _NOT_SIGNED),
     "setting:accept_content": _S(S_SERIAL, "gates what workers decode (None: JSON only)"),
     "setting:result_accept_content": _S(S_SERIAL, "gates what results are decoded"),

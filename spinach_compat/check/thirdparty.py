@@ -39,9 +39,9 @@ PACKAGES: dict[str, Package] = {
         ("django_celery_beat",),
     ),
     "django-celery-results": Package(
-        REFUSED,
-        "not supported yet: its django-db/django-cache backends are refused; "
-        "use a redis:// result_backend",
+        WORKS,
+        "result_backend='django-db' writes its TaskResult rows as Celery does (its admin "
+        "lists them), 'django-cache' its cache entries; get() is woken by the broker",
         ("django_celery_results",),
     ),
     "sentry-sdk": Package(

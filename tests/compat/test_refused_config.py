@@ -9,7 +9,7 @@ from spinach_compat.exceptions import UnsupportedFeature
 from .worker_process import run_command
 
 UNSUPPORTED_BACKENDS = [
-    "db+sqlite:///results.db", "django-db", "sqla+postgresql://u:secret@h/db",
+    "db+sqlite:///results.db", "sqla+postgresql://u:secret@h/db",
     "mongodb://h:27017/", "rpc://", "cache+memcached://127.0.0.1:11211/",
 ]  # fmt: skip
 
@@ -42,7 +42,7 @@ def test_the_worker_refuses_to_start_with_one_line(redis_url):
     assert done.stderr.strip().splitlines() == [
         "ERROR: result_backend='db+sqlite:///r.db': the 'db+sqlite' result backend is not "
         "supported by spinach_compat; use redis://, rediss://, unix://, memory://, "
-        "cache+memory://, or None (disabled) (see migration_guide/)"
+        "cache+memory://, django-db, django-cache, or None (disabled) (see migration_guide/)"
     ]
 
 

@@ -1,7 +1,7 @@
 import os
 
 broker_url = os.environ.get("BROKER_URL", "redis://localhost:6379/0")
-result_backend = "django-db"
+result_backend = "db+sqlite:///results.db"
 task_serializer = "json"
 _private = "not a setting"
 
