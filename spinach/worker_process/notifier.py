@@ -107,7 +107,20 @@ class ResultNotifier(threading.Thread):
         if retried:
             what = f"retrying {len(retried)} job(s)"
             self._calls.call(what, outage, broker.enqueue_jobs, retried, True)
+        self._record_history(jobs, outage)
         self._unreported.reported(len(jobs))
+
+    def _record_history(self, jobs: list[Job], outage: Outage) -> None:
+        """Keep the records of the jobs that ended in the history (``spinach.history``)."""
+        history = self._workers.history
+        records = history.take(jobs) if history is not None else []
+        if records and history is not None:
+            settings = history.settings
+            what = f"recording {len(records)} finished job(s)"
+            self._calls.call(
+                what, outage, self._broker.record_history, records, settings.retention,
+                settings.max_records,
+            )  # fmt: skip
 
     def _fail_if_unserializable(self, job: Job) -> None:
         """Fail a job to retry whose payload cannot be built (its task put a value JSON
