@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 from . import __version__, const, stop_signals
 from .brokers.base import DeadLetter
+from .dashboard.options import add_options as add_dashboard_options
 from .engine import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # re-exported: the exit status
 from .engine import Engine
 from .job import to_datetime
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_worker_parser(commands, common)
     _add_dead_letters_parser(commands, common)
     _add_periodic_parser(commands, common)
+    _add_dashboard_parser(commands, common)
     return parser
 
 
@@ -252,6 +254,23 @@ def _add_periodic_parser(commands: Any, common: argparse.ArgumentParser) -> None
     remove.add_argument("names", nargs="+", metavar="TASK", help="name of a periodic task")
     for parser in (listing, remove):
         parser.set_defaults(handler=run_periodic)
+
+
+def _add_dashboard_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``dashboard`` sub-command (its own options: ``spinach.dashboard.options``)."""
+    dashboard = commands.add_parser(
+        "dashboard",
+        parents=[common],
+        help="serve a web dashboard and JSON API of the namespace",
+        description="Serve a web dashboard and a JSON API of the engine's namespace: queues, "
+        "workers, scheduled and periodic jobs, dead letters, finished jobs and their logs. "
+        "Needs pip install 'spinach-queue[dashboard]'.",
+    )
+    dashboard.add_argument(
+        "--broker", metavar="URL", help="a Redis URL to read instead of the engine's broker"
+    )
+    add_dashboard_options(dashboard)
+    dashboard.set_defaults(handler=run_dashboard)
 
 
 def int_at_least(
@@ -524,6 +543,37 @@ def _remove_periodic(engine: Engine, args: argparse.Namespace) -> None:
         f"Removed {len(removed)} periodic task(s) of namespace '{engine.namespace}'"
         + (f"; not periodic there: {', '.join(unknown)}" if unknown else "")
     )
+
+
+# -- dashboard -----------------------------------------------------------------------------
+
+
+def run_dashboard(args: argparse.Namespace) -> int:
+    """``spinach dashboard``: serve the web dashboard until SIGINT or SIGTERM."""
+    configure_logging(args.log_level)
+    try:
+        from .dashboard.command import NotServable, run
+    except ImportError as exc:
+        raise CLIError(f"{DASHBOARD_MISSING} ({exc})") from exc
+
+    engine = _prepared_engine(args)
+    broker = engine.broker
+    if args.broker:
+        from .brokers.redis import RedisBroker
+
+        broker = RedisBroker(args.broker)
+        broker.set_namespace(engine.namespace)
+    try:
+        return run(broker, args)
+    except NotServable as exc:
+        raise CLIError(str(exc)) from exc
+
+
+#: What ``dashboard`` says when its dependencies are not installed.
+DASHBOARD_MISSING = (
+    "the dashboard needs its dependencies: pip install 'spinach-queue[dashboard]' "
+    "(Starlette, uvicorn, Jinja2)"
+)
 
 
 def _never_run() -> None:
