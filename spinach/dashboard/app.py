@@ -56,6 +56,7 @@ class Options:
     allow_actions: bool = False
     basic_auth: tuple[str, str] | None = None  #: (user, password)
     namespace: str = ""
+    poll_interval: float = POLL_INTERVAL  #: seconds between two refreshes of a page
 
 
 class BrokerDown(Exception):
@@ -239,7 +240,7 @@ class _Dashboard:
         context = context | {
             "path": request.url.path, "namespace": self.options.namespace,
             "address": self.source.address, "allow_actions": self.options.allow_actions,
-            "token": self.token, "poll_interval": POLL_INTERVAL,
+            "token": self.token, "poll_interval": self.options.poll_interval,
             "partial": request.query_params.get("partial") == "1",
             "notice": request.query_params.get("notice", ""),
             "query": lambda **kw: urlencode(
