@@ -56,6 +56,11 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 # EXIT_INTERRUPTED (130): the engine exits with it on a second signal while stopping.
 
+#: Dead letters ``dead-letters retry|purge`` handles per round trip when no ``--id`` is
+#: given, printing its progress after each: larger batches finish sooner, smaller ones
+#: hold Redis for less time per script and report progress more often.
+DEAD_LETTER_BATCH = 500
+
 #: Widths of the reason and payload columns of ``dead-letters list``.
 REASON_WIDTH = 80
 PAYLOAD_WIDTH = 60
@@ -484,14 +489,33 @@ def _list_dead_letters(engine: Engine, args: argparse.Namespace) -> None:
 
 def _retry_dead_letters(engine: Engine, args: argparse.Namespace) -> None:
     """Put the dead letters back in their queue and say how many."""
-    count = engine.broker.retry_dead_letters(args.ids or None)
+    count = _in_batches(engine, args, engine.broker.retry_dead_letters, "Retried")
     _print_count(engine, args, "retried", f"Re-enqueued {count} dead letter(s)", count)
 
 
 def _purge_dead_letters(engine: Engine, args: argparse.Namespace) -> None:
     """Delete the dead letters and say how many."""
-    count = engine.broker.purge_dead_letters(args.ids or None)
+    count = _in_batches(engine, args, engine.broker.purge_dead_letters, "Purged")
     _print_count(engine, args, "purged", f"Purged {count} dead letter(s)", count)
+
+
+def _in_batches(
+    engine: Engine, args: argparse.Namespace, action: Callable[[list[str]], int], verb: str
+) -> int:
+    """Run ``action`` on the ``--id`` dead letters, else on all of them in batches of
+    ``DEAD_LETTER_BATCH``, printing the progress to stderr when there are several; how
+    many it handled. Dead letters arriving meanwhile wait for the next run."""
+    if args.ids:
+        return action(args.ids)
+    ids = [letter.id for letter in engine.broker.list_dead_letters()]
+    done = 0
+    for start in range(0, len(ids), DEAD_LETTER_BATCH):
+        done += action(ids[start : start + DEAD_LETTER_BATCH])
+        if len(ids) > DEAD_LETTER_BATCH:
+            percent = 100 * min(start + DEAD_LETTER_BATCH, len(ids)) // len(ids)
+            print(f"{verb} {done} of {len(ids)} dead letter(s) ({percent}%)",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    return done
 
 
 def _print_count(
