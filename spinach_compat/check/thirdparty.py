@@ -65,7 +65,7 @@ PACKAGES: dict[str, Package] = {
     ),
     "flower": Package(
         REFUSED,
-        "needs task events (-E), refused; use spinach-compat inspect",
+        "needs task events (-E), refused; use spinach-compat -A proj dashboard",
         ("flower",),
     ),
     "django-structlog": Package(
