@@ -119,7 +119,9 @@ class HistoryRecorder:
         self._lock = threading.Lock()
         self._attempts: dict[str, _Attempt] = {}
         self.logs: JobLogCapture | None = (
-            JobLogCapture(settings.log_lines, settings.log_bytes) if settings.capture_logs else None
+            JobLogCapture(settings.log_lines, settings.log_bytes, self._attempts.__contains__)
+            if settings.capture_logs
+            else None
         )
 
     def attempt_started(self, job: Job) -> None:

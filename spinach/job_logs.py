@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 from .context import current_job
 
@@ -21,7 +22,7 @@ LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 #: Most jobs whose lines are held at once; past it the oldest are dropped. Jobs are taken
 #: when reported, so only lost reports pile up: bounds memory, never reached normally.
-MAX_JOBS_HELD = 10_000
+MAX_JOBS_HELD = 1000
 
 
 class _Lines:
@@ -34,19 +35,24 @@ class _Lines:
 
 
 class JobLogCapture(logging.Handler):
-    """Keeps the first ``max_lines`` lines (``max_bytes`` in all) each job logs."""
+    """Keeps the first ``max_lines`` lines (``max_bytes`` in all) each job logs; only the
+    jobs ``accepts`` (a job id) says are its worker's, when several engines run in one
+    process."""
 
-    def __init__(self, max_lines: int, max_bytes: int):
+    def __init__(
+        self, max_lines: int, max_bytes: int, accepts: Callable[[str], bool] = lambda _: True
+    ):
         super().__init__()
         self.max_lines = max_lines
         self.max_bytes = max_bytes
+        self._accepts = accepts
         self.setFormatter(logging.Formatter(LINE_FORMAT))
         self._held: OrderedDict[str, _Lines] = OrderedDict()
         self._held_lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
         job = current_job()
-        if job is None:
+        if job is None or not self._accepts(job.id):
             return
         try:
             line = self.format(record)

@@ -181,3 +181,21 @@ def test_capture_ignores_records_outside_jobs():
     finally:
         capture.uninstall()
     assert capture.pop("anything") == ([], False)
+
+
+def test_each_engine_of_a_process_captures_its_own_jobs_lines():
+    first, _, _ = _engine(MemoryBroker())
+    second, _, _ = _engine(MemoryBroker())
+    second.namespace = "history2"
+    first.schedule("chatty", 1)
+    second.schedule("chatty", 2)
+    second.start_workers(number=1, block=False)
+    try:
+        (mine,) = _run_until_recorded(first, 1)
+        wait_until_broker(second.broker, lambda: len(second.broker.history()) == 1)
+    finally:
+        second.stop_workers()
+    (theirs,) = second.broker.history()
+    assert len(mine.logs) == 1 and len(theirs.logs) == 2
+    recorders = [e.worker.history for e in (first, second) if e.worker is not None]
+    assert [r.logs._held for r in recorders if r is not None and r.logs] == [{}, {}]

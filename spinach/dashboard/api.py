@@ -95,7 +95,8 @@ def overview(src: Source) -> dict[str, Any]:
     queues = [
         {
             "name": name, "ready": ready.get(name, 0), "future": future.get(name, 0),
-            "running": running.get(name, 0), "finished_per_minute": rates.get(name, [0] * 5),
+            "running": running.get(name, 0),
+            "finished_per_minute": rates.get(name, [0] * RATE_MINUTES),
         }
         for name in names
     ]  # fmt: skip

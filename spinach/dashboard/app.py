@@ -193,9 +193,10 @@ class _Dashboard:
         return data | {"id": job_id, "task": task, "state": state, "states": api.STATES}
 
     def _load(self, page: Page, request: Request) -> dict[str, Any] | None:
+        unreachable = (*getattr(self.source.broker, "connection_errors", ()), OSError)
         try:
             return page(request)
-        except Exception as exc:
+        except unreachable as exc:
             logger.warning("Cannot read the broker at %s: %s", self.source.address, exc)
             raise BrokerDown(f"cannot reach the broker at {self.source.address}: "
                              f"{type(exc).__name__}") from exc  # fmt: skip
