@@ -170,8 +170,9 @@ def periodic(src: Source) -> dict[str, Any]:
 
 
 def dead_letters(src: Source) -> dict[str, Any]:
-    """Every dead letter, oldest first, its payload cut to a preview."""
-    return {"dead_letters": [_letter(letter) for letter in src.broker.list_dead_letters()]}
+    """Every dead letter, oldest first, with its task when its payload names one, its
+    payload cut to a preview."""
+    return {"dead_letters": [_dead_as_job(letter) for letter in src.broker.list_dead_letters()]}
 
 
 def history(src: Source, page: int) -> dict[str, Any]:
@@ -245,7 +246,7 @@ def _live_jobs(broker: Broker, state: str) -> list[dict[str, Any]]:
 
 
 def _dead_as_job(letter: DeadLetter) -> dict[str, Any]:
-    """A dead letter in the search results: its task when its payload names one."""
+    """A dead letter with its task when its payload names one (else "")."""
     try:
         task = json.loads(letter.payload).get("task_name", "")
     except (ValueError, AttributeError):

@@ -127,6 +127,8 @@ def test_actions_are_refused_when_read_only(broker, make_client):
 def test_form_actions_need_confirmation_and_the_page_token(broker, make_client):
     dead = _dead_letter(broker)
     client = make_client(broker, allow_actions=True)
+    (listed,) = client.get("/api/dead-letters").json()["dead_letters"]
+    assert (listed["id"], listed["task"], listed["queue"]) == (dead.id, "gone", "parked")
     token = TOKEN.search(client.get("/dead-letters").text).group(1)
     asked = client.post("/dead-letters/retry", data={"token": token, "ids": dead.id})
     assert asked.status_code == 200 and 'name="confirm" value="yes"' in asked.text
