@@ -189,7 +189,13 @@ class _Dashboard:
         state = request.query_params.get("state", "").strip()
         if state and state not in api.STATES:
             state = ""
-        data = api.search(self.source, task, state) if task or state else {"items": None}
+        if job_id:  # the page redirects to the job's; the API answers with it
+            found = api.job(self.source, job_id)
+            data: dict[str, Any] = {"items": [found] if found else []}
+        elif task or state:
+            data = api.search(self.source, task, state)
+        else:
+            data = {"items": None}
         return data | {"id": job_id, "task": task, "state": state, "states": api.STATES}
 
     def _load(self, page: Page, request: Request) -> dict[str, Any] | None:

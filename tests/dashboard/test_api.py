@@ -103,6 +103,9 @@ def test_job_page_finds_queued_scheduled_dead_and_finished_jobs(broker, make_cli
     search = client.get("/api/search?task=echo&state=failed").json()["items"]
     assert [j["id"] for j in search] == ["done1"]
     assert client.get(f"/search?id={queued.id}").headers["location"] == f"/jobs/{queued.id}"
+    (by_id,) = client.get(f"/api/search?id={queued.id}").json()["items"]
+    assert by_id["id"] == queued.id and by_id["state"] == "queued"
+    assert client.get("/api/search?id=nope").json()["items"] == []
 
 
 def test_job_data_is_escaped_in_pages(broker, make_client):

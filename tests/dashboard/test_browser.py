@@ -171,3 +171,40 @@ def test_a_redis_outage_shows_a_banner_until_it_is_over(page, serve_dashboard):
             expect(page.get_by_role("heading", name="Overview")).to_be_visible()
         finally:
             broker.stop()
+
+
+def test_a_facade_jobs_result_and_error_show_on_their_pages(page, serve_dashboard):
+    import spinach_compat
+    from spinach_compat import _state
+    from spinach_compat.bin.dashboard import result_lookup
+
+    previous = _state._current_app
+    app = spinach_compat.Celery("browserproj", broker="memory://", backend="memory://")
+    try:
+
+        @app.task(name="double")
+        def double(x):
+            return 2 * x
+
+        @app.task(name="refuse")
+        def refuse():
+            raise PermissionError("not <yours>")
+
+        app.start_worker(concurrency=2, block=False)
+        ok, bad = double.delay(21), refuse.delay()
+        assert ok.get(timeout=WAIT_TIMEOUT) == 42
+        with pytest.raises(PermissionError):
+            bad.get(timeout=WAIT_TIMEOUT)
+        lookup = result_lookup(app)
+        dashboard = serve_dashboard(app.engine.broker, results=lookup, poll_interval=POLL)
+        page.goto(f"{dashboard.url}/jobs/{ok.id}")
+        result = page.locator("#result")
+        expect(result).to_contain_text("SUCCESS")
+        expect(result).to_contain_text("42")
+        page.goto(f"{dashboard.url}/jobs/{bad.id}")
+        expect(result).to_contain_text("FAILURE")
+        expect(result).to_contain_text("PermissionError: not <yours>")
+        expect(page.locator("#job-state")).to_have_text("failed")
+    finally:
+        app.stop_worker()
+        _state._current_app = previous

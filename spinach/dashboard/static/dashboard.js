@@ -22,7 +22,7 @@
 
   function refresh() {
     var main = document.querySelector("main");
-    if (!main || main.dataset.live !== "on") return schedule();
+    if (!main || main.dataset.live !== "on" || document.hidden) return schedule();
     var url = new URL(window.location.href);
     url.searchParams.set("partial", "1");
     fetch(url.toString(), { cache: "no-store", credentials: "same-origin" })
