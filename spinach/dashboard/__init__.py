@@ -9,14 +9,15 @@ them. ``serve`` runs it in the calling thread, ``DashboardServer`` in a thread o
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .app import Options
     from .server import DashboardServer, dashboard_source, serve
 
-__all__ = ["DashboardServer", "dashboard_source", "serve"]
+__all__ = ["DashboardServer", "Options", "dashboard_source", "serve"]
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__:  # lazily: importing spinach.dashboard.options needs no Starlette
-        from . import server
+        from . import app, server
 
-        return getattr(server, name)
+        return getattr(app if name == "Options" else server, name)
     raise AttributeError(f"module 'spinach.dashboard' has no attribute {name!r}")
