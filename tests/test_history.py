@@ -199,3 +199,26 @@ def test_each_engine_of_a_process_captures_its_own_jobs_lines():
     assert len(mine.logs) == 1 and len(theirs.logs) == 2
     recorders = [e.worker.history for e in (first, second) if e.worker is not None]
     assert [r.logs._held for r in recorders if r is not None and r.logs] == [{}, {}]
+
+
+def test_coroutine_jobs_of_asyncio_workers_have_their_own_lines():
+    from spinach import AsyncioWorkers
+
+    tasks = Tasks()
+
+    @tasks.task(name="co")
+    async def co(n: int) -> None:
+        task_logger.warning("coroutine %d", n)
+
+    engine = Engine(MemoryBroker(), namespace="history-aio")
+    engine.attach_tasks(tasks)
+    jobs = [engine.schedule("co", n) for n in range(3)]
+    engine.start_workers(number=3, block=False, workers_class=AsyncioWorkers)
+    try:
+        wait_until_broker(engine.broker, lambda: len(engine.broker.history()) == 3)
+    finally:
+        engine.stop_workers()
+    for n, job in enumerate(jobs):
+        record = engine.broker.history_record(job.id)
+        assert record is not None and record.status == "succeeded"
+        assert [line.rsplit(": ", 1)[1] for line in record.logs] == [f"coroutine {n}"]
