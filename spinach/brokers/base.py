@@ -334,6 +334,23 @@ class Broker(ABC):
         """Up to ``limit`` jobs waiting in ``queue`` from position ``offset``, next first;
         payloads that cannot be decoded are left out."""
 
+    def scheduled_counts(self) -> dict[str, int]:
+        """Jobs due in the future, per queue (brokers count without decoding them)."""
+        counts: dict[str, int] = {}
+        for job in self.scheduled_jobs():
+            counts[job.queue] = counts.get(job.queue, 0) + 1
+        return counts
+
+    def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
+        """Up to ``limit`` jobs due in the future from position ``offset``, soonest first,
+        and how many there are in all (brokers read only that page)."""
+        jobs = self.scheduled_jobs()
+        return jobs[offset : offset + limit], len(jobs)
+
+    def dead_letter_count(self) -> int:
+        """How many dead letters the namespace has (brokers count without reading them)."""
+        return len(self.list_dead_letters())
+
     def running_since(self) -> dict[str, float]:
         """When each running job was fetched, by job id (for run times); {} if unknown."""
         return {}

@@ -100,6 +100,7 @@ import re
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -709,6 +710,22 @@ class RedisBroker(Broker):
     def queue_jobs(self, queue: str, offset: int = 0, limit: int = 50) -> list[Job]:
         payloads = self._redis.lrange(self.queue_key(queue), offset, offset + limit - 1)
         return _decodable(cast("list[bytes]", payloads), JobStatus.QUEUED)
+
+    def scheduled_counts(self) -> dict[str, int]:
+        queues = self._redis.hvals(self.key("future_queues"))
+        return dict(Counter(_text(queue) for queue in cast("list[bytes]", queues)))
+
+    def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
+        pipe = self._snapshot()
+        pipe.zrange(self.key("future"), offset, offset + limit - 1)
+        pipe.zcard(self.key("future"))
+        ids, total = pipe.execute()
+        payloads = self._redis.hmget(self.key("future_jobs"), ids) if ids else []
+        jobs = [_decoded(p, JobStatus.WAITING) for p in payloads if p is not None]
+        return jobs, int(total)
+
+    def dead_letter_count(self) -> int:
+        return int(self._redis.zcard(self.key("dead_order")))
 
     def running_since(self) -> dict[str, float]:
         owners = [_text(w) for w in self._redis.hkeys(self.key("running_owners"))]

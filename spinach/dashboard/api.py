@@ -88,7 +88,7 @@ def overview(src: Source) -> dict[str, Any]:
     """Per queue: ready, future, running, finished per minute; workers alive."""
     broker = src.broker
     ready = broker.queue_lengths()
-    future = _count_by_queue(broker.scheduled_jobs())
+    future = broker.scheduled_counts()
     running = _count_by_queue([j for jobs in broker.running_jobs().values() for j in jobs])
     rates = broker.finished_counts(min(RATE_MINUTES, FINISHED_COUNT_MINUTES))
     names = sorted(set(ready) | set(future) | set(running) | set(rates))
@@ -104,7 +104,7 @@ def overview(src: Source) -> dict[str, Any]:
     return {
         "now": broker.now(), "queues": queues, "workers_alive": len(workers),
         "threads": sum(w.threads for w in workers),
-        "dead_letters": len(broker.list_dead_letters()),
+        "dead_letters": broker.dead_letter_count(),
     }  # fmt: skip
 
 
@@ -152,9 +152,8 @@ def queue(src: Source, name: str, page: int) -> dict[str, Any] | None:
 
 def scheduled(src: Source, page: int) -> dict[str, Any]:
     """A page of the jobs due later, soonest first."""
-    jobs = src.broker.scheduled_jobs()
-    chosen = jobs[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
-    return _paged([_job(j) for j in chosen], page, len(jobs))
+    jobs, total = src.broker.scheduled_page(page * PAGE_SIZE, PAGE_SIZE)
+    return _paged([_job(j) for j in jobs], page, total)
 
 
 def periodic(src: Source) -> dict[str, Any]:
