@@ -1,9 +1,11 @@
 """A headless Chromium driven by Playwright, for the dashboard's browser tests.
 
 Debian's ``chromium`` (``scripts/test.sh`` installs it when missing) is used, never a
-browser Playwright downloads. One browser per test session; each test gets a fresh context
-(its own cookies, credentials and storage). Nothing is skipped: a browser that cannot
-start fails the tests that need it, with the reason.
+browser Playwright downloads. One browser per test module (keep the browser tests in one):
+Playwright's sync API keeps an event loop running in the main thread while it lives, which
+would make ``asyncio.run`` fail in the tests after it. Each test gets a fresh context (its
+own cookies, credentials and storage). Nothing is skipped: a browser that cannot start
+fails the tests that need it, with the reason.
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ CHROMIUM_ARGS = [
 BROWSER_TIMEOUT_MS = 15_000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """The session's Chromium (a Playwright ``Browser``)."""
+    """The module's Chromium (a Playwright ``Browser``), stopped after its last test."""
     from playwright.sync_api import expect, sync_playwright
 
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
