@@ -54,7 +54,11 @@ def _quick_broker(broker: Broker) -> Broker:
 
 def _config(source: Source, options: Options, host: str, port: int) -> uvicorn.Config:
     app = create_app(source, options)
-    return uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    # log_config=None: uvicorn leaves the logging setup alone; its warnings go to the root
+    # logger, formatted as the command's other records.
+    return uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False, log_config=None
+    )
 
 
 def serve(
