@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -54,12 +56,11 @@ def test_result_and_error_of_facade_jobs_appear_on_their_pages(app, make_client)
     assert client.get("/api/jobs/unknown-id").status_code == 404
 
 
-def test_compat_dashboard_command_refuses_the_memory_broker(tmp_path, monkeypatch, capsys):
-    from spinach_compat.bin.celery import main
-
+def test_compat_dashboard_command_refuses_the_memory_broker(tmp_path):
     (tmp_path / "memproj.py").write_text(
         "from spinach_compat import Celery\napp = Celery('memproj', broker='memory://')\n"
     )
-    monkeypatch.chdir(tmp_path)
-    assert main(["-A", "memproj", "dashboard", "--port", "0"]) == 2
-    assert "MemoryBroker" in capsys.readouterr().err
+    command = [sys.executable, "-m", "spinach_compat", "-A", "memproj", "dashboard"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "Error: the application uses the in-process MemoryBroker" in done.stderr
