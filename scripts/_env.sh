@@ -46,9 +46,11 @@ ensure_venv() {
     fi
 }
 
-# pip install -e ".$1" unless already done for this pyproject.toml ($1: "" or "[test]").
+# pip install -e ".$1" unless already done for this pyproject.toml ($1: "", "[test]" or
+# "[dashboard]"; the test extras include the dashboard's).
 ensure_installed() {
-    local extras=$1 stamp="$VENV/.spinach-installed${1:+-test}" digest
+    local extras=$1 digest
+    local stamp="$VENV/.spinach-installed${extras:+-${extras//[^a-z]/}}"
     digest=$("$PY" -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')
     if [ "$(cat "$stamp" 2>/dev/null)" = "$digest" ] \
         && "$PY" -c 'import importlib.metadata as m; m.version("spinach-queue")' 2>/dev/null; then

@@ -4,7 +4,8 @@
 # The first run creates .venv with python3 (3.10 or newer; set PYTHON to pick another
 # interpreter) and installs the project with its test extras; later runs reuse it. It makes
 # sure a redis-server binary exists, installing Debian's package if needed: the tests start
-# and stop throwaway servers of their own on free ports, never the system service. Exits
+# and stop throwaway servers of their own on free ports, never the system service; likewise
+# Debian's chromium, for the dashboard's browser tests (SPINACH_CHROMIUM: another path). Exits
 # with pytest's status, except that collecting no test at all is a failure (1). Before the
 # tests it type-checks spinach and spinach_compat with mypy ([tool.mypy] in pyproject.toml,
 # cached in .mypy_cache); a mypy failure does not stop the tests but makes the script exit 1
@@ -44,9 +45,21 @@ ensure_redis_server() {
     say "using $("$server" --version | cut -d' ' -f1-3) from $server"
 }
 
+# Make sure Debian's chromium exists: the dashboard's browser tests drive it through
+# Playwright (tests/support/browser.py), which cannot download a browser of its own.
+ensure_chromium() {
+    local browser=${SPINACH_CHROMIUM:-/usr/bin/chromium}
+    if [ ! -x "$browser" ]; then
+        say "installing chromium (apt-get) for the dashboard's browser tests"
+        apt_install chromium
+        [ -x "$browser" ] || die "$browser is still missing after installing chromium"
+    fi
+}
+
 ensure_venv
 ensure_installed "[test]"
 ensure_redis_server
+ensure_chromium
 typed=0
 if [ "${SKIP_MYPY:-0}" != 1 ]; then
     say "type-checking: python -m mypy (spinach, spinach_compat)"

@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 from . import __version__, const, stop_signals
 from .brokers.base import DeadLetter
+from .dashboard.options import add_options as add_dashboard_options
 from .engine import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # re-exported: the exit status
 from .engine import Engine
 from .job import to_datetime
@@ -56,6 +57,11 @@ DEFAULT_ENGINE_NAMES = ("spin", "engine")
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 # EXIT_INTERRUPTED (130): the engine exits with it on a second signal while stopping.
+
+#: Dead letters ``dead-letters retry|purge`` handles per round trip when no ``--id`` is
+#: given, printing its progress after each: larger batches finish sooner, smaller ones
+#: hold Redis for less time per script and report progress more often.
+DEAD_LETTER_BATCH = 500
 
 #: Widths of the reason and payload columns of ``dead-letters list``.
 REASON_WIDTH = 80
@@ -106,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_worker_parser(commands, common)
     _add_dead_letters_parser(commands, common)
     _add_periodic_parser(commands, common)
+    _add_dashboard_parser(commands, common)
     return parser
 
 
@@ -262,6 +269,23 @@ def _add_periodic_parser(commands: Any, common: argparse.ArgumentParser) -> None
     remove.add_argument("names", nargs="+", metavar="TASK", help="name of a periodic task")
     for parser in (listing, remove):
         parser.set_defaults(handler=run_periodic)
+
+
+def _add_dashboard_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The ``dashboard`` sub-command (its own options: ``spinach.dashboard.options``)."""
+    dashboard = commands.add_parser(
+        "dashboard",
+        parents=[common],
+        help="serve a web dashboard and JSON API of the namespace",
+        description="Serve a web dashboard and a JSON API of the engine's namespace: queues, "
+        "workers, scheduled and periodic jobs, dead letters, finished jobs and their logs. "
+        "Needs pip install 'spinach-queue[dashboard]'.",
+    )
+    dashboard.add_argument(
+        "--broker", metavar="URL", help="a Redis URL to read instead of the engine's broker"
+    )
+    add_dashboard_options(dashboard)
+    dashboard.set_defaults(handler=run_dashboard)
 
 
 def int_at_least(
@@ -501,14 +525,33 @@ def _list_dead_letters(engine: Engine, args: argparse.Namespace) -> None:
 
 def _retry_dead_letters(engine: Engine, args: argparse.Namespace) -> None:
     """Put the dead letters back in their queue and say how many."""
-    count = engine.broker.retry_dead_letters(args.ids or None)
+    count = _in_batches(engine, args, engine.broker.retry_dead_letters, "Retried")
     _print_count(engine, args, "retried", f"Re-enqueued {count} dead letter(s)", count)
 
 
 def _purge_dead_letters(engine: Engine, args: argparse.Namespace) -> None:
     """Delete the dead letters and say how many."""
-    count = engine.broker.purge_dead_letters(args.ids or None)
+    count = _in_batches(engine, args, engine.broker.purge_dead_letters, "Purged")
     _print_count(engine, args, "purged", f"Purged {count} dead letter(s)", count)
+
+
+def _in_batches(
+    engine: Engine, args: argparse.Namespace, action: Callable[[list[str]], int], verb: str
+) -> int:
+    """Run ``action`` on the ``--id`` dead letters, else on all of them in batches of
+    ``DEAD_LETTER_BATCH``, printing the progress to stderr when there are several; how
+    many it handled. Dead letters arriving meanwhile wait for the next run."""
+    if args.ids:
+        return action(args.ids)
+    ids = [letter.id for letter in engine.broker.list_dead_letters()]
+    done = 0
+    for start in range(0, len(ids), DEAD_LETTER_BATCH):
+        done += action(ids[start : start + DEAD_LETTER_BATCH])
+        if len(ids) > DEAD_LETTER_BATCH:
+            percent = 100 * min(start + DEAD_LETTER_BATCH, len(ids)) // len(ids)
+            print(f"{verb} {done} of {len(ids)} dead letter(s) ({percent}%)",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    return done
 
 
 def _print_count(
@@ -560,6 +603,37 @@ def _remove_periodic(engine: Engine, args: argparse.Namespace) -> None:
         f"Removed {len(removed)} periodic task(s) of namespace '{engine.namespace}'"
         + (f"; not periodic there: {', '.join(unknown)}" if unknown else "")
     )
+
+
+# -- dashboard -----------------------------------------------------------------------------
+
+
+def run_dashboard(args: argparse.Namespace) -> int:
+    """``spinach dashboard``: serve the web dashboard until SIGINT or SIGTERM."""
+    configure_logging(args.log_level)
+    try:
+        from .dashboard.command import NotServable, run
+    except ImportError as exc:
+        raise CLIError(f"{DASHBOARD_MISSING} ({exc})") from exc
+
+    engine = _prepared_engine(args)
+    broker = engine.broker
+    if args.broker:
+        from .brokers.redis import RedisBroker
+
+        broker = RedisBroker(args.broker)
+        broker.set_namespace(engine.namespace)
+    try:
+        return run(broker, args)
+    except NotServable as exc:
+        raise CLIError(str(exc)) from exc
+
+
+#: What ``dashboard`` says when its dependencies are not installed.
+DASHBOARD_MISSING = (
+    "the dashboard needs its dependencies: pip install 'spinach-queue[dashboard]' "
+    "(Starlette, uvicorn, Jinja2)"
+)
 
 
 def _never_run() -> None:

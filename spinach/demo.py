@@ -4,7 +4,8 @@ It schedules plain jobs, a delayed job, a batch, a job that fails once then succ
 retry, a job that aborts and a periodic task on the in-process ``MemoryBroker``, runs them
 on real worker threads, follows them through the engine's signals and prints what ran
 when, then stops the workers and prints a summary. It takes about two seconds.
-``--verbose`` also shows the library's own logs.
+``--verbose`` also shows the library's own logs; ``--dashboard`` then serves the web
+dashboard of the demo's in-process broker until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
@@ -227,8 +228,14 @@ def following(recorder: Recorder, namespace: str) -> Iterator[None]:
             signal.disconnect(receiver, sender=namespace)
 
 
-def run(out: TextIO = sys.stdout, timeout: float = WAIT_TIMEOUT) -> DemoResult:
-    """Run the demo, printing to ``out``; what happened, ``complete`` if all did."""
+def run(
+    out: TextIO = sys.stdout,
+    timeout: float = WAIT_TIMEOUT,
+    then: Callable[[Engine], None] | None = None,
+) -> DemoResult:
+    """Run the demo, printing to ``out``; what happened, ``complete`` if all did. ``then``
+    is called with the engine once the demo is over, before the workers stop (``--dashboard``
+    serves the dashboard meanwhile)."""
     spin = build_engine()
     recorder = Recorder(out, time.time())
     recorder.say(
@@ -240,6 +247,8 @@ def run(out: TextIO = sys.stdout, timeout: float = WAIT_TIMEOUT) -> DemoResult:
         spin.start_workers(number=WORKER_THREADS, block=False)
         try:
             recorder.result.complete = recorder.done.wait(timeout)
+            if then is not None:
+                then(spin)
         finally:
             spin.stop_workers()
     result = recorder.result
@@ -277,17 +286,47 @@ def _count(result: DemoResult, task: str) -> int:
     return sum(a.outcome == "succeeded" for a in result.of(task))
 
 
+def serve_dashboard(
+    spin: Engine, port: int, out: TextIO, wait: Callable[[str], None] | None = None
+) -> None:
+    """Serve the dashboard of the demo's in-process broker on 127.0.0.1:``port`` (its
+    workers keep running: the periodic task goes on) until ``wait(url)`` returns, by
+    default at Ctrl-C. Needs the ``dashboard`` extra."""
+    from .dashboard import DashboardServer, dashboard_source
+    from .dashboard.app import Options
+
+    source = dashboard_source(spin.broker)
+    with DashboardServer(source, Options(namespace=spin.namespace), port=port) as server:
+        print(f"Dashboard of the demo: {server.url}/ (Ctrl-C to stop)", file=out, flush=True)
+        (wait or _until_interrupted)(server.url)
+
+
+def _until_interrupted(url: str) -> None:
+    with suppress(KeyboardInterrupt):
+        threading.Event().wait()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m spinach.demo [--verbose]``; 0 when everything expected happened."""
+    """``python -m spinach.demo [--verbose] [--dashboard [PORT]]``; 0 when everything
+    expected happened."""
     parser = argparse.ArgumentParser(prog="python -m spinach.demo", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="show the library's logs")
+    parser.add_argument(
+        "--dashboard", nargs="?", const=9181, type=int, metavar="PORT",
+        help="then serve the dashboard of the demo on 127.0.0.1:PORT (default 9181) until "
+        "Ctrl-C; needs pip install 'spinach-queue[dashboard]' (scripts/demo.sh does it)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     from .cli import configure_logging
 
     configure_logging("info" if args.verbose else "warning", stream=sys.stdout)
     if not args.verbose:  # the demo prints each job's outcome itself
         logging.getLogger("spinach.worker").setLevel(logging.CRITICAL)
-    return 0 if run().complete else 1
+    if args.dashboard is None:
+        return 0 if run().complete else 1
+    port = args.dashboard
+    result = run(then=lambda spin: serve_dashboard(spin, port, sys.stdout))
+    return 0 if result.complete else 1
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import const, signals
 from .brokers.base import Broker, normalize_queues
+from .history import HistorySettings
 from .job import Job, to_timestamp
 from .task import Batch, Task, TaskRef, Tasks, validate_queue
 from .worker_process import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # re-exported
@@ -52,6 +53,11 @@ class Engine:
     #: (an idle arbiter moves them as soon as they are due). Lower moves them sooner
     #: behind a backlog, at the cost of a round trip per check.
     future_check_interval = 0.05
+
+    #: The history of finished jobs the workers keep (``spinach.history``): whether, how
+    #: long, how many, and the log lines of each job. Each field says its trade-off;
+    #: ``HistorySettings(enabled=False)`` records nothing, ``capture_logs=False`` no lines.
+    history = HistorySettings()
 
     def __init__(self, broker: Broker, namespace: str = const.DEFAULT_NAMESPACE):
         self._broker = broker
@@ -213,7 +219,7 @@ class Engine:
                                  workers_class)  # fmt: skip
             tunables = Tunables(
                 self.shutdown_report_timeout, self.report_batch_size,
-                self.report_gather_delay, self.future_check_interval,
+                self.report_gather_delay, self.future_check_interval, self.history,
             )  # fmt: skip
             self._worker = worker = Worker(
                 self._broker, self._tasks, self.namespace, options, tunables

@@ -40,6 +40,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from .. import const
+from ..history import HistoryRecord
 from ..job import Job
 from ..task import Task
 
@@ -333,9 +334,58 @@ class Broker(ABC):
         """``(next run timestamp, task name)`` of each periodic task, soonest first."""
 
     @abstractmethod
+    def queue_jobs(self, queue: str, offset: int = 0, limit: int = 50) -> list[Job]:
+        """Up to ``limit`` jobs waiting in ``queue`` from position ``offset``, next first;
+        payloads that cannot be decoded are left out."""
+
+    def scheduled_counts(self) -> dict[str, int]:
+        """Jobs due in the future, per queue (brokers count without decoding them)."""
+        counts: dict[str, int] = {}
+        for job in self.scheduled_jobs():
+            counts[job.queue] = counts.get(job.queue, 0) + 1
+        return counts
+
+    def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
+        """Up to ``limit`` jobs due in the future from position ``offset``, soonest first,
+        and how many there are in all (brokers read only that page)."""
+        jobs = self.scheduled_jobs()
+        return jobs[offset : offset + limit], len(jobs)
+
+    def dead_letter_count(self) -> int:
+        """How many dead letters the namespace has (brokers count without reading them)."""
+        return len(self.list_dead_letters())
+
+    def running_since(self) -> dict[str, float]:
+        """When each running job was fetched, by job id (for run times); {} if unknown."""
+        return {}
+
+    # -- history (spinach.history) -----------------------------------------------------
+
+    @abstractmethod
+    def record_history(
+        self, records: Sequence[HistoryRecord], retention: float, max_records: int
+    ) -> None:
+        """Keep the records of finished jobs, then drop the records older than
+        ``retention`` seconds and the oldest beyond ``max_records``; count each record
+        in ``finished_counts``. Atomic; a call sent again keeps them once."""
+
+    @abstractmethod
+    def history(self, offset: int = 0, limit: int = 50) -> list[HistoryRecord]:
+        """Up to ``limit`` records of finished jobs from position ``offset``, newest first."""
+
+    @abstractmethod
+    def history_record(self, job_id: str) -> HistoryRecord | None:
+        """The record of the finished job ``job_id``, None if it has none (any more)."""
+
+    @abstractmethod
+    def finished_counts(self, minutes: int) -> dict[str, list[int]]:
+        """Jobs finished per queue in each of the last ``minutes`` minutes, oldest first
+        (the current minute last), from the records kept; queues without any left out."""
+
+    @abstractmethod
     def flush(self) -> None:
-        """Delete the jobs, workers, schedules and dead letters of the namespace (tests and
-        tooling); shared state (below) is left to its expiry."""
+        """Delete the jobs, workers, schedules, dead letters and history of the namespace
+        (tests and tooling); shared state (below) is left to its expiry."""
 
     # -- shared state ------------------------------------------------------------------
     #

@@ -7,6 +7,7 @@ process. Every operation takes the store's single lock, so each one is atomic.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import json
@@ -23,6 +24,7 @@ from typing import Any, NamedTuple
 
 from .. import job_codec
 from ..exc import InvalidPayloadError
+from ..history import FINISHED_COUNT_MINUTES, HistoryRecord, counts_by_queue
 from ..job import Job, JobStatus
 from ..task import Task
 from .base import Broker, Clock, DeadLetter, Watch, WorkerInfo, normalize_queues
@@ -53,6 +55,7 @@ class _Running(NamedTuple):
     task_name: str
     payload: str
     attempt: str
+    since: float = 0.0  #: when it was fetched
 
 
 @dataclass
@@ -79,6 +82,8 @@ class _Namespace:
     periodic: dict[str, _Periodic] = field(default_factory=dict)
     workers: dict[str, WorkerInfo] = field(default_factory=dict)
     dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
+    history: dict[str, tuple[float, str]] = field(default_factory=dict)  # id -> (at, JSON)
+    finished_counts: Counter[str] = field(default_factory=Counter)  # "<minute> <queue>"
 
 
 class _Store:
@@ -287,7 +292,9 @@ class MemoryBroker(Broker):
     ) -> None:
         if isinstance(payload, bytes):
             payload = payload.decode()  # it decoded as a job, so it is UTF-8
-        state.running[job.id] = _Running(self.worker_id, job.task_name, payload, attempt)
+        state.running[job.id] = _Running(
+            self.worker_id, job.task_name, payload, attempt, self.now()
+        )
         state.running_by_task[job.task_name] += 1
         job.status, job.attempt = JobStatus.RUNNING, attempt
 
@@ -496,6 +503,46 @@ class MemoryBroker(Broker):
         with self._store.lock:
             return sorted((p.next_at, p.name) for p in self._state().periodic.values())
 
+    def queue_jobs(self, queue: str, offset: int = 0, limit: int = 50) -> list[Job]:
+        with self._store.lock:
+            entries = list(itertools.islice(self._state().queues.get(queue, ()), offset,
+                                            offset + limit))  # fmt: skip
+        jobs = []
+        for entry in entries:
+            with contextlib.suppress(InvalidPayloadError):
+                jobs.append(_decoded(_as_text(entry.payload), JobStatus.QUEUED))
+        return jobs
+
+    def running_since(self) -> dict[str, float]:
+        with self._store.lock:
+            return {job_id: r.since for job_id, r in self._state().running.items()}
+
+    def record_history(
+        self, records: Sequence[HistoryRecord], retention: float, max_records: int
+    ) -> None:
+        with self._store.lock:
+            state = self._state()
+            for record in records:
+                state.history.pop(record.id, None)  # re-recorded: newest again
+                state.history[record.id] = (record.finished_at, record.to_json())
+                state.finished_counts[f"{int(record.finished_at // 60)} {record.queue}"] += 1
+            _trim_history(state, self.now(), retention, max_records)
+
+    def history(self, offset: int = 0, limit: int = 50) -> list[HistoryRecord]:
+        with self._store.lock:
+            newest = sorted(self._state().history.values(), key=lambda r: -r[0])
+        return [HistoryRecord.from_json(text) for _, text in newest[offset : offset + limit]]
+
+    def history_record(self, job_id: str) -> HistoryRecord | None:
+        with self._store.lock:
+            entry = self._state().history.get(job_id)
+        return None if entry is None else HistoryRecord.from_json(entry[1])
+
+    def finished_counts(self, minutes: int) -> dict[str, list[int]]:
+        with self._store.lock:
+            counts = dict(self._state().finished_counts)
+        return counts_by_queue(counts, self.now(), minutes)
+
     def flush(self) -> None:
         with self._store.lock:
             self._store.namespaces.pop(self.namespace, None)
@@ -596,6 +643,20 @@ def _payload_id(payload: str | bytes) -> str | None:
         return None
     job_id = data.get("id") if isinstance(data, dict) else None
     return job_id if isinstance(job_id, str) and job_id else None
+
+
+def _as_text(payload: str | bytes) -> str:
+    return payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+
+
+def _trim_history(state: _Namespace, now: float, retention: float, max_records: int) -> None:
+    """Drop records older than ``retention`` or beyond ``max_records``, and old counts."""
+    kept = sorted(state.history.items(), key=lambda item: item[1][0])
+    kept = [item for item in kept if item[1][0] >= now - retention][-max_records:]
+    state.history = dict(kept)
+    oldest = int(now // 60) - FINISHED_COUNT_MINUTES
+    for key in [k for k in state.finished_counts if int(k.split(" ", 1)[0]) < oldest]:
+        del state.finished_counts[key]
 
 
 def _decoded(payload: str, status: JobStatus) -> Job:

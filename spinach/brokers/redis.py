@@ -90,6 +90,7 @@ channels name db 0.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.resources
 import itertools
@@ -99,6 +100,7 @@ import re
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -114,6 +116,7 @@ from redis.retry import Retry
 from .. import job_codec
 from ..exc import InvalidPayloadError
 from ..forks import reset_after_fork
+from ..history import FINISHED_COUNT_MINUTES, HistoryRecord, counts_by_queue
 from ..job import Job, JobStatus
 from ..outage import Outage
 from ..task import Task
@@ -189,11 +192,16 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
         "dead", "dead_queue", "dead_reason", "dead_order", "dead_time", "replies",
         "replies_at",
     ),
+    "record_history": (
+        "history", "history_jobs", "finished_counts", "finished_fields", "replies",
+        "replies_at",
+    ),
     "flush": (
         "queues", "fetchers", "running_owners", "queued_ids", "future", "future_jobs",
         "future_queues", "running", "running_meta", "running_by_task", "limits",
         "periodic", "periodic_tasks", "workers", "heartbeats", "dead", "dead_queue",
         "dead_reason", "dead_order", "dead_time", "dead_seq", "replies", "replies_at",
+        "history", "history_jobs", "finished_counts", "finished_fields",
     ),
 }  # fmt: skip
 
@@ -706,6 +714,60 @@ class RedisBroker(Broker):
         entries = self._redis.zrange(self.key("periodic"), 0, -1, withscores=True)
         return [(score, _text(name)) for name, score in _scored(entries)]
 
+    def queue_jobs(self, queue: str, offset: int = 0, limit: int = 50) -> list[Job]:
+        payloads = self._redis.lrange(self.queue_key(queue), offset, offset + limit - 1)
+        return _decodable(cast("list[bytes]", payloads), JobStatus.QUEUED)
+
+    def scheduled_counts(self) -> dict[str, int]:
+        queues = self._redis.hvals(self.key("future_queues"))
+        return dict(Counter(_text(queue) for queue in cast("list[bytes]", queues)))
+
+    def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
+        pipe = self._snapshot()
+        pipe.zrange(self.key("future"), offset, offset + limit - 1)
+        pipe.zcard(self.key("future"))
+        ids, total = pipe.execute()
+        payloads = self._redis.hmget(self.key("future_jobs"), ids) if ids else []
+        jobs = [_decoded(p, JobStatus.WAITING) for p in payloads if p is not None]
+        return jobs, int(total)
+
+    def dead_letter_count(self) -> int:
+        return int(self._redis.zcard(self.key("dead_order")))
+
+    def running_since(self) -> dict[str, float]:
+        owners = [_text(w) for w in self._redis.hkeys(self.key("running_owners"))]
+        pipe = self._redis.pipeline(transaction=False)
+        for worker in owners:
+            pipe.zrange(self.key(f"running_of/{worker}"), 0, -1, withscores=True)
+        return {_text(i): at for entries in pipe.execute() for i, at in _scored(entries)}
+
+    def record_history(
+        self, records: Sequence[HistoryRecord], retention: float, max_records: int
+    ) -> None:
+        if not records:
+            return
+        items: list[Any] = []
+        for record in records:
+            items += [record.id, float(record.finished_at), record.queue, record.to_json()]
+        fixed = [float(retention), int(max_records), FINISHED_COUNT_MINUTES]
+        self._run_once("record_history", fixed, items)
+
+    def history(self, offset: int = 0, limit: int = 50) -> list[HistoryRecord]:
+        ids = self._redis.zrevrange(self.key("history"), offset, offset + limit - 1)
+        if not ids:
+            return []
+        texts = self._redis.hmget(self.key("history_jobs"), cast("list[bytes]", ids))
+        return [HistoryRecord.from_json(text) for text in texts if text is not None]
+
+    def history_record(self, job_id: str) -> HistoryRecord | None:
+        text = self._redis.hget(self.key("history_jobs"), job_id)
+        return None if text is None else HistoryRecord.from_json(cast("bytes", text))
+
+    def finished_counts(self, minutes: int) -> dict[str, list[int]]:
+        fields = self._redis.hgetall(self.key("finished_counts"))
+        counts = {_text(f): int(n) for f, n in cast("dict[bytes, bytes]", fields).items()}
+        return counts_by_queue(counts, self._now(), minutes)
+
     def flush(self) -> None:
         self._run("flush", [self.prefix])
 
@@ -870,6 +932,15 @@ def _deserialize_error(payload: bytes | str) -> str | None:
     except Exception as exc:
         return _reason(exc)
     return None
+
+
+def _decodable(payloads: Sequence[bytes], status: JobStatus) -> list[Job]:
+    """The jobs of ``payloads`` that decode, with ``status``; the others left out."""
+    jobs = []
+    for payload in payloads:
+        with contextlib.suppress(InvalidPayloadError):
+            jobs.append(_decoded(payload, status))
+    return jobs
 
 
 def _decoded(payload: bytes | str, status: JobStatus) -> Job:

@@ -9,6 +9,7 @@ from queue import Empty
 from .. import signals
 from ..brokers.base import Broker
 from ..exc import UnserializableArgumentError
+from ..history import HistoryRecord
 from ..job import Job, JobStatus
 from ..outage import Outage
 from ..workers import Workers
@@ -47,6 +48,7 @@ class ResultNotifier(threading.Thread):
         self._namespace = namespace
         self._batch_size = batch_size
         self._gather_delay = gather_delay
+        self._history_records: list[HistoryRecord] = []  # finished, not written yet
 
     def run(self) -> None:
         outage = Outage("result notifier")
@@ -57,6 +59,7 @@ class ResultNotifier(threading.Thread):
             if jobs:
                 self._report(jobs, outage)  # type: ignore[arg-type]
             if stopping:
+                self._record_history([], outage, flush=True)
                 return
 
     def stop(self) -> None:
@@ -107,7 +110,28 @@ class ResultNotifier(threading.Thread):
         if retried:
             what = f"retrying {len(retried)} job(s)"
             self._calls.call(what, outage, broker.enqueue_jobs, retried, True)
-        self._unreported.reported(len(jobs))
+        self._unreported.reported(len(jobs))  # the arbiter may fetch more meanwhile
+        self._record_history(jobs, outage)
+
+    def _record_history(self, jobs: list[Job], outage: Outage, flush: bool = False) -> None:
+        """Keep the records of the jobs that ended in the history (``spinach.history``):
+        written once no other report waits, or ``write_batch`` of them are pending, so
+        that a busy worker writes them in few round trips."""
+        history = self._workers.history
+        if history is None:
+            return
+        self._history_records.extend(history.take(jobs))
+        records, settings = self._history_records, history.settings
+        if not records:
+            return
+        if flush or len(records) >= settings.write_batch or self._workers.out_queue.empty():
+            self._history_records = []
+            what = f"recording {len(records)} finished job(s)"
+            self._calls.call(
+                what, outage, self._broker.record_history, records, settings.retention,
+                settings.max_records,
+            )  # fmt: skip
+            self._broker.notify_local()  # as a report does: who waits on the broker re-checks
 
     def _fail_if_unserializable(self, job: Job) -> None:
         """Fail a job to retry whose payload cannot be built (its task put a value JSON

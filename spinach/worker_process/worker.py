@@ -8,12 +8,13 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import stop_signals
 from ..brokers.base import Broker, WorkerInfo
 from ..context import current_job
+from ..history import HistoryRecorder, HistorySettings
 from ..job import Job
 from ..outage import Outage
 from ..stop_signals import StopSignals
@@ -41,6 +42,7 @@ class Tunables:
     report_batch_size: int
     report_gather_delay: float
     future_check_interval: float
+    history: HistorySettings = field(default_factory=HistorySettings)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Worker:
         self._subscriber_stop = threading.Event()
         self._stop_signals: StopSignals | None = None  # while a blocking run waits
         self._stop_error: Exception | None = None
+        self.history: HistoryRecorder | None = None  # once started, unless switched off
 
     @property
     def running(self) -> bool:
@@ -117,6 +120,7 @@ class Worker:
         self.pool = pool = options.workers_class(
             options.number, self.namespace, clock=broker.now, on_job_done=broker.notify_local
         )
+        self._start_history(pool)
         self.arbiter = self._arbiter(pool)
         self.notifier = ResultNotifier(
             broker, pool, self._calls, self.unreported, namespace=self.namespace,
@@ -132,6 +136,15 @@ class Worker:
             ", ".join(options.queues), self.namespace,
             ", ".join(sorted(self.tasks.names)) or "none",
         )  # fmt: skip
+
+    def _start_history(self, pool: Workers) -> None:
+        """Record finished jobs, with their log lines when captured (``spinach.history``)."""
+        settings = self.tunables.history
+        if not settings.enabled:
+            return
+        pool.history = self.history = HistoryRecorder(settings, self.broker.now)
+        if self.history.logs is not None:
+            self.history.logs.install()
 
     def _arbiter(self, pool: Workers) -> Arbiter:
         return Arbiter(
@@ -242,6 +255,8 @@ class Worker:
         self._give_back(self.pool.stop())
         self._give_back_unsettled()
         self.notifier.stop()
+        if self.history is not None and self.history.logs is not None:
+            self.history.logs.uninstall()
         self._calls.call("deregistering", Outage("shutdown"), self.broker.deregister_worker)
         self._subscriber_stop.set()
         self.subscriber.join()

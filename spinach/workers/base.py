@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from .. import const, signals
 from ..exc import AbortException, DeferException, RetryException
+from ..history import HistoryRecorder
 from ..job import Job, JobStatus, to_timestamp
 from ..retries import exponential_backoff
 
@@ -47,6 +48,8 @@ class Workers(ABC):
         self._backoff = backoff
         self._slots_lock = threading.Lock()
         self._in_flight = 0  # jobs submitted and not yet ended
+        #: Notes each attempt for the history of finished jobs (set by the worker process).
+        self.history: HistoryRecorder | None = None
 
     @property
     def available_slots(self) -> int:
@@ -74,6 +77,8 @@ class Workers(ABC):
     def _job_starting(self, job: Job) -> float:
         job.status = JobStatus.RUNNING
         logger.info("Starting %s, attempt %d", job, job.retries + 1)
+        if self.history is not None:
+            self.history.attempt_started(job)
         signals.job_started.send(self.namespace, job=job)
         return time.perf_counter()
 
@@ -84,6 +89,8 @@ class Workers(ABC):
         except Exception:  # a bug here must not strand the job as running forever
             logger.critical("Could not advance the status of %s: failing it", job, exc_info=True)
             job.status = JobStatus.FAILED
+        if self.history is not None:
+            self.history.attempt_ended(job, duration, err)
         signals.job_finished.send(self.namespace, job=job)
         self.out_queue.put(job)
         self._on_job_done()

@@ -138,12 +138,20 @@ def build_parser() -> argparse.ArgumentParser:
     _purge_parser(commands, common)
     _add_other_commands(commands, common)
     add_beat_parser(commands, common, _loglevel)
+    _dashboard_parser(commands, common)
     # handled by main() before parsing (it loads no app); here to be listed in --help
     check = commands.add_parser(
         "check", add_help=False, help="list the Celery APIs of a codebase (PATH [--json])"
     )
     check.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
+
+
+def _dashboard_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """``dashboard`` (bin/dashboard.py), imported here: it imports this module."""
+    from .dashboard import add_dashboard_parser
+
+    add_dashboard_parser(commands, common)
 
 
 def _add_other_commands(commands: Any, common: argparse.ArgumentParser) -> None:

@@ -17,7 +17,8 @@ REFUSED_COMMANDS = {
     "workers with `spinach-compat -A proj status` and `inspect active|scheduled|stats`, and "
     "the tasks with the task signals (" + _GUIDE + "control-and-inspection)",
     "flower": "Flower reads Celery's events, which are not sent: use `spinach-compat -A proj "
-    "inspect ...` and `status` (" + _GUIDE + "control-and-inspection)",
+    "dashboard` (a web dashboard of the queues, workers, results and finished tasks), or "
+    "`inspect ...` and `status` (" + _GUIDE + "dashboard)",
     "graph": "there is no bootsteps or worker graph to draw: `spinach-compat -A proj status` "
     "lists the workers (" + _GUIDE + "control-and-inspection)",
     "migrate": "jobs move between brokers as native jobs, not Celery messages: drain the old "

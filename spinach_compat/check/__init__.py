@@ -19,7 +19,7 @@ import argparse
 import ast
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from . import commands, pyparse, requirements
@@ -52,6 +52,10 @@ SKIPPED_DIRS = frozenset({
 #: follows one more level of re-exports (``from .celery import app`` in ``__init__``).
 LEARNING_PASSES = 2
 
+#: Files read between two progress lines of ``check`` on a terminal (stderr): a large tree
+#: shows it is moving; more often is noisier.
+PROGRESS_EVERY = 500
+
 
 def iter_files(root: Path) -> Iterator[Path]:
     """Every file under ``root`` (or ``root`` itself), skipping virtualenvs and caches."""
@@ -66,12 +70,15 @@ def iter_files(root: Path) -> Iterator[Path]:
                 yield path
 
 
-def check_path(root: str | Path) -> Report:
-    """Check every Python, deployment and requirements file under ``root``."""
+def check_path(root: str | Path, progress: Callable[[int], None] | None = None) -> Report:
+    """Check every Python, deployment and requirements file under ``root``; ``progress``
+    is called with the number of files read every ``PROGRESS_EVERY`` files."""
     root = Path(root)
     report = Report(str(root))
     trees: list[tuple[str, ast.Module]] = []
-    for path in iter_files(root):
+    for count, path in enumerate(iter_files(root), 1):
+        if progress is not None and count % PROGRESS_EVERY == 0:
+            progress(count)
         shown = str(path.relative_to(root)) if path != root else path.name
         if path.suffix == ".py":
             tree = _parse(report, path, shown)
@@ -143,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not os.path.exists(args.path):
         print(f"Error: no such file or directory: {args.path}", file=sys.stderr)
         return EXIT_USAGE
-    report = check_path(args.path)
+    report = check_path(args.path, _print_progress if sys.stderr.isatty() else None)
     print(format_json(report) if args.json else format_text(report))
     return EXIT_UNSUPPORTED if report.failed else EXIT_OK
+
+
+def _print_progress(count: int) -> None:
+    print(f"spinach-compat check: read {count} files...", file=sys.stderr, flush=True)

@@ -334,7 +334,7 @@ RULES.update({
         f"cli:{name}": _U(S_COMMANDS, f"no such sub-command: {why}")
         for name, why in {
             "events": "no task events; use status, inspect and the task signals",
-            "flower": "Flower needs task events; use status and inspect",
+            "flower": "Flower needs task events; use the dashboard command",
             "graph": "no worker graph; use status",
             "migrate": "drain the old broker with worker --celery-queues",
             "upgrade": "both setting names are read; run spinach-compat check",

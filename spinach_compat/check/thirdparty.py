@@ -66,8 +66,8 @@ PACKAGES: dict[str, Package] = {
     ),
     "flower": Package(
         REFUSED,
-        "needs task events (-E), refused; use spinach-compat inspect, and worker "
-        "--metrics-port for Prometheus metrics",
+        "needs task events (-E), refused; use spinach-compat -A proj dashboard, inspect, and "
+        "worker --metrics-port for Prometheus metrics",
         ("flower",),
     ),
     "django-structlog": Package(

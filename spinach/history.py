@@ -1,0 +1,167 @@
+"""The history of finished jobs: one record per job that ended (succeeded or failed for
+good), kept by the broker for a bounded time and number (``HistorySettings``), so that the
+dashboard, or any tool, shows what ran, how it ended and what it logged, across restarts.
+
+A worker notes each attempt as it ends (``HistoryRecorder.attempt_ended``, called by the
+worker pool) and the result notifier hands the records of the jobs it reports as ended to
+``Broker.record_history``, through the same outage-proof calls as the reports themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .job import Job, JobStatus
+from .job_logs import JobLogCapture
+
+#: Characters of a job's arguments kept in its record (and shown by the dashboard): more
+#: shows more of large arguments, at the cost of Redis memory per record.
+ARGS_PREVIEW_CHARS = 500
+
+#: Characters of an error message kept in a record: enough for a traceback's last line.
+ERROR_CHARS = 2000
+
+#: Minutes of finished-job counts a broker keeps per queue (``Broker.finished_counts``):
+#: the dashboard's rates look this far back; more costs a few hash fields per queue.
+FINISHED_COUNT_MINUTES = 15
+
+
+def counts_by_queue(counts: dict[str, int], now: float, minutes: int) -> dict[str, list[int]]:
+    """``{"<minute> <queue>": count}`` as ``{queue: [count per minute]}`` over the last
+    ``minutes`` minutes, oldest first; queues without any count in them left out."""
+    current = int(now // 60)
+    by_queue: dict[str, list[int]] = {}
+    for key, count in counts.items():
+        minute_text, _, queue = key.partition(" ")
+        age = current - int(minute_text)
+        if 0 <= age < minutes:
+            by_queue.setdefault(queue, [0] * minutes)[minutes - 1 - age] += count
+    return by_queue
+
+
+@dataclass(frozen=True)
+class HistorySettings:
+    """How much history a worker keeps (``Engine.history``): each field says its trade-off."""
+
+    #: Whether finished jobs are recorded at all: off saves a broker call per reported batch.
+    enabled: bool = True
+    #: Seconds a record is kept: longer shows more of the past, at the cost of memory.
+    retention: float = 24 * 3600.0
+    #: Most records kept per namespace, newest first: bounds memory under a heavy load.
+    max_records: int = 10_000
+    #: Most records a busy worker holds before writing them in one round trip (an idle one
+    #: writes at once): fewer round trips under load, or fewer records lost if the worker
+    #: process dies.
+    write_batch: int = 500
+    #: Whether the log records a job writes while it runs are kept in its record: off saves
+    #: a logging handler's work on every record and the memory of the lines.
+    capture_logs: bool = True
+    #: Most log lines kept per job: the first ones, then a note that the rest were dropped.
+    log_lines: int = 200
+    #: Most bytes of log lines kept per job, whatever their number.
+    log_bytes: int = 16 * 1024
+
+
+@dataclass
+class HistoryRecord:
+    """A finished job as the history keeps it."""
+
+    id: str
+    task: str
+    queue: str
+    status: str  #: "succeeded" or "failed"
+    attempts: int
+    scheduled_at: float
+    started_at: float
+    finished_at: float
+    duration: float  #: seconds the last attempt ran
+    args: str  #: a preview of the arguments, as JSON cut to ``ARGS_PREVIEW_CHARS``
+    error: str | None = None  #: ``Type: message`` of the last failure
+    logs: list[str] = field(default_factory=list)
+    logs_truncated: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> HistoryRecord:
+        data: dict[str, Any] = json.loads(text)
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def args_preview(job: Job, limit: int = ARGS_PREVIEW_CHARS) -> str:
+    """The arguments of ``job`` as JSON (``[args, kwargs]``), cut to ``limit`` characters."""
+    try:
+        text = json.dumps([list(job.task_args), job.task_kwargs], default=repr)
+    except (TypeError, ValueError) as exc:
+        text = f"<arguments not JSON: {exc}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass
+class _Attempt:
+    started_at: float
+    finished_at: float = 0.0
+    duration: float = 0.0
+    error: str | None = None
+
+
+class HistoryRecorder:
+    """What a worker process notes about the attempts of its jobs until they are reported.
+
+    Thread-safe: worker threads note attempts, the result notifier takes the records.
+    """
+
+    def __init__(self, settings: HistorySettings, clock: Any = time.time):
+        self.settings = settings
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._attempts: dict[str, _Attempt] = {}
+        self.logs: JobLogCapture | None = (
+            JobLogCapture(settings.log_lines, settings.log_bytes, self._attempts.__contains__)
+            if settings.capture_logs
+            else None
+        )
+
+    def attempt_started(self, job: Job) -> None:
+        with self._lock:
+            self._attempts[job.id] = _Attempt(started_at=self._clock())
+
+    def attempt_ended(self, job: Job, duration: float, err: BaseException | None) -> None:
+        error = None if err is None else f"{type(err).__name__}: {err}"[:ERROR_CHARS]
+        with self._lock:
+            attempt = self._attempts.get(job.id)
+            if attempt is not None:
+                attempt.finished_at, attempt.duration, attempt.error = (
+                    self._clock(),
+                    duration,
+                    error,
+                )
+
+    def take(self, jobs: Sequence[Job]) -> list[HistoryRecord]:
+        """The records of ``jobs`` that ended (the others are forgotten: a retry)."""
+        records = []
+        for job in jobs:
+            with self._lock:
+                attempt = self._attempts.pop(job.id, None)
+            lines, truncated = self.logs.pop(job.id) if self.logs else ([], False)
+            if attempt is None or job.status not in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+                continue
+            records.append(self._record(job, attempt, lines, truncated))
+        return records
+
+    @staticmethod
+    def _record(job: Job, attempt: _Attempt, lines: list[str], truncated: bool) -> HistoryRecord:
+        return HistoryRecord(
+            id=job.id, task=job.task_name, queue=job.queue,
+            status="succeeded" if job.status is JobStatus.SUCCEEDED else "failed",
+            attempts=job.retries + 1, scheduled_at=job.at_timestamp,
+            started_at=attempt.started_at, finished_at=attempt.finished_at or attempt.started_at,
+            duration=attempt.duration, args=args_preview(job), error=attempt.error,
+            logs=lines, logs_truncated=truncated,
+        )  # fmt: skip
