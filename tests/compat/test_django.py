@@ -27,14 +27,19 @@ APP_MODULE = f"{PROJECT}.djproj.celery"
 
 
 @pytest.fixture(scope="module")
-def django_settings() -> None:
-    """Django set up once with the project's settings (as ``manage.py`` would)."""
+def django_settings() -> Iterator[None]:
+    """Django set up once with the project's settings (as ``manage.py`` would); the
+    environment variable is gone afterwards, so later tests' subprocesses do not inherit it."""
     from django.conf import settings
 
+    added = "DJANGO_SETTINGS_MODULE" not in os.environ
     if not settings.configured:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS)
         django.setup()
     assert settings.SETTINGS_MODULE == SETTINGS
+    yield
+    if added:
+        os.environ.pop("DJANGO_SETTINGS_MODULE", None)
 
 
 @pytest.fixture
