@@ -39,6 +39,13 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("spinach_compat.worker.consumer")
 
+#: Celery's pool classes, as ``stats()['pool']['implementation']`` names them.
+POOL_CLASSES = {
+    "prefork": "celery.concurrency.prefork:TaskPool",
+    "threads": "celery.concurrency.thread:TaskPool",
+    "solo": "celery.concurrency.solo:TaskPool",
+}
+
 #: Environment variable of a prefork pool's children: JSON of the remote-control changes
 #: (``queues``, ``rate_limits``, ``time_limits``) they apply at start.
 OVERRIDES_VARIABLE = "SPINACH_COMPAT_POOL_OVERRIDES"
@@ -203,9 +210,14 @@ class ThreadsConsumer(NodeConsumer):
                 if w.id == broker.worker_id and w.last_heartbeat >= oldest]  # fmt: skip
 
     def pool_stats(self) -> dict[str, Any]:
+        """As Celery's thread pool (``-P threads``) or solo pool shows itself."""
         threads = sum(info.threads for info in self.infos())
-        return {"implementation": self.pool, "max-concurrency": threads,
-                "processes": [os.getpid()], "timeouts": self._timeouts()}  # fmt: skip
+        if self.pool == "solo":
+            return {"implementation": POOL_CLASSES["solo"], "max-concurrency": 1,
+                    "processes": [os.getpid()], "max-tasks-per-child": None,
+                    "put-guarded-by-semaphore": True, "timeouts": []}  # fmt: skip
+        return {"implementation": POOL_CLASSES["threads"], "max-concurrency": threads,
+                "threads": threads}  # fmt: skip
 
     def consume(self, queues: list[str]) -> None:
         self.app.engine.consume(band_queues(queues, priority_steps(self.app.conf)))
@@ -241,9 +253,13 @@ class PreforkConsumer(NodeConsumer):
                 and w.pid in pids and w.last_heartbeat >= oldest]  # fmt: skip
 
     def pool_stats(self) -> dict[str, Any]:
+        """As Celery's prefork pool shows itself."""
         processes = self._children()
-        return {"implementation": "prefork", "max-concurrency": len(processes),
-                "processes": processes, "timeouts": self._timeouts()}  # fmt: skip
+        limit = self.app.conf.get("worker_max_tasks_per_child") or "N/A"
+        return {"implementation": POOL_CLASSES["prefork"], "max-concurrency": len(processes),
+                "processes": processes, "max-tasks-per-child": limit,
+                "put-guarded-by-semaphore": False, "timeouts": self._timeouts(),
+                "writes": "N/A"}  # fmt: skip
 
     def _call(self, action: Callable[[Supervisor], Any]) -> bool:
         supervisor = self.supervisor

@@ -83,6 +83,7 @@ class Pidbox:
         if self._thread is not None:
             return
         self._stopping.clear()
+        self._listening.clear()
         self._thread = threading.Thread(
             target=self._run, name=f"pidbox-{self.hostname}", daemon=True
         )
@@ -117,11 +118,13 @@ class Pidbox:
                                                 handlers=Panel.data)  # fmt: skip
             node.channel = conn.channel()
             consumer = node.listen(callback=self._on_message(node))
-            self._listening.set()
             try:
                 while not self._stopping.is_set():
+                    listening = self._listening.is_set()
                     with contextlib.suppress(TimeoutError):
-                        conn.drain_events(timeout=DRAIN_TIMEOUT)
+                        conn.drain_events(timeout=DRAIN_TIMEOUT if listening else 0.01)
+                    # the first wait subscribed (Redis's fan-out is PUBLISH/SUBSCRIBE)
+                    self._listening.set()
             finally:
                 _quietly(consumer.cancel)
                 _quietly(node.channel.close)

@@ -7,11 +7,17 @@ import threading
 
 import pytest
 
+import spinach_compat
+from spinach_compat.bin.celery import main
 from spinach_compat.worker import control as worker_control
 from spinach_compat.worker.control import Panel, control_command, inspect_command
 
 from ..helpers import wait_until
 from .conftest import WAIT
+
+#: An app for the command line run in this process, with an in-process worker.
+cli_app = spinach_compat.Celery("cli", broker="memory://", backend="memory://",
+                                set_as_current=False)  # fmt: skip
 
 
 @pytest.fixture
@@ -65,9 +71,11 @@ def test_destination_and_pattern_limit_who_answers(make_app):
     assert by_pattern == {"a@host": {"ok": "pong"}}
 
 
-def test_another_control_exchange_does_not_answer(make_app):
-    ours = _node(make_app, "ours@host", control_exchange="ours")
-    _node(make_app, "theirs@host", control_exchange="theirs")
+@pytest.mark.parametrize("broker", ["memory", "redis"])
+def test_another_control_exchange_does_not_answer(make_app, broker, request):
+    url = "memory://" if broker == "memory" else request.getfixturevalue("redis_url")
+    ours = _node(make_app, "ours@host", control_exchange="ours", broker=url, backend=url)
+    _node(make_app, "theirs@host", control_exchange="theirs", broker=url, backend=url)
     assert ours.control.inspect(timeout=0.3, limit=5).ping() == {"ours@host": {"ok": "pong"}}
 
 
@@ -165,3 +173,36 @@ def test_revoke_replies_and_is_stored_for_later_workers(make_app):
     assert replies == [{"n1@host": {"ok": "tasks {'some-id'} flagged as revoked"}}]
     assert app.control.is_revoked("some-id")
     assert app.control.inspect().revoked() == {"n1@host": ["some-id"]}
+
+
+@pytest.fixture
+def cli_worker():
+    cli_app.start_worker(concurrency=1, block=False, nodename="cli@host")
+    yield cli_app
+    cli_app.stop_worker()
+
+
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    status = main(["-A", f"{__name__}:cli_app", *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_prints_replies_as_celerys(capsys, cli_worker):
+    status, out, _ = _cli(capsys, "inspect", "ping")
+    assert (status, out) == (0, "->  cli@host: OK\n        pong\n\n1 node online.\n")
+    status, out, _ = _cli(capsys, "control", "rate_limit", "nope", "1/s")
+    assert (status, out) == (0, "->  cli@host: ERROR\n        unknown task\n")
+    status, out, _ = _cli(capsys, "inspect", "--json", "query_task", "a", "b")
+    assert (status, out) == (0, '{"cli@host": {}}\n')
+    status, _, err = _cli(capsys, "inspect", "ping", "-d", "nobody@host", "-t", "0.1")
+    assert status == 69 and "No nodes replied within time constraint" in err
+
+
+def test_cli_usage_errors_and_list(capsys):
+    status, _, err = _cli(capsys, "control", "pool_grow", "two")
+    assert status == 2 and "pool_grow" in err
+    status, _, err = _cli(capsys, "inspect", "pool_grow")
+    assert status == 2 and "Available inspect commands:" in err
+    status, out, _ = _cli(capsys, "control", "--list")
+    assert status == 0 and "pool_grow [N=1]" in out and "add_consumer" in out
