@@ -27,6 +27,8 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from kombu.pidbox import Mailbox
+
 from .. import states
 from ..exceptions import DuplicateNodenameWarning, UnsupportedFeature
 from . import stamps
@@ -148,8 +150,13 @@ class Control:
 
     Commands are broadcast through Celery's mailbox (``spinach_compat.app.broadcast``), so
     the facade's worker nodes and Celery's answer them; ``revoke`` is also stored in the
-    broker for every worker, including those started later.
+    broker for every worker, including those started later. ``enable_events``,
+    ``disable_events``, ``heartbeat``, ``election`` and ``pool_restart`` raise
+    ``UnsupportedFeature`` (``surface.REFUSED``): a worker answers them with an error.
     """
+
+    #: kombu's mailbox class, as Celery's ``Control.Mailbox``.
+    Mailbox = Mailbox
 
     def __init__(self, app: Celery):
         self.app = app
@@ -316,32 +323,9 @@ class Control:
         """Tell autoscaled prefork workers their new bounds."""
         return self._command("autoscale", destination, kwargs, max=max, min=min)
 
-    def pool_restart(self, modules: Any = None, reload: bool = False, reloader: Any = None,
-                     destination: Any = None, **kwargs: Any) -> Any:  # fmt: skip
-        """Answered with an error by facade workers: restart them instead."""
-        return self._command("pool_restart", destination, kwargs, modules=modules,
-                             reload=reload, reloader=reloader)  # fmt: skip
-
     def shutdown(self, destination: Any = None, **kwargs: Any) -> Any:
         """Warm shutdown of the workers (they do not reply, as Celery's)."""
         return self._command("shutdown", destination, kwargs)
-
-    def enable_events(self, destination: Any = None, **kwargs: Any) -> Any:
-        """Answered with an error by facade workers: they send no events."""
-        return self._command("enable_events", destination, kwargs)
-
-    def disable_events(self, destination: Any = None, **kwargs: Any) -> Any:
-        """Answered with an error by facade workers: they send no events."""
-        return self._command("disable_events", destination, kwargs)
-
-    def heartbeat(self, destination: Any = None, **kwargs: Any) -> Any:
-        """Answered with an error by facade workers: they send no events."""
-        return self._command("heartbeat", destination, kwargs)
-
-    def election(self, id: str, topic: str, action: Any = None, connection: Any = None) -> Any:
-        """Answered with an error by facade workers: they hold no elections."""
-        return self.broadcast("election", {"id": id, "topic": topic, "action": action},
-                              connection=connection)  # fmt: skip
 
     def purge(self, connection: Any = None, queues: Iterable[str] | None = None) -> int:
         """Discard the jobs waiting in ``queues``; how many.

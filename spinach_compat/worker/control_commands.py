@@ -93,6 +93,19 @@ _NO_EVENTS = (
 )
 
 
+_NO_POOL_RESTART = (
+    "pool_restart is not supported by spinach_compat workers: restart the worker (a warm "
+    "shutdown with SIGTERM, then start it again) to load new code"
+)
+
+#: The commands a facade worker answers with an error: why, and what to do instead.
+REFUSED = {
+    "enable_events": _NO_EVENTS, "disable_events": _NO_EVENTS, "heartbeat": _NO_EVENTS,
+    "election": "elections (worker gossip) are not supported by spinach_compat workers",
+    "pool_restart": _NO_POOL_RESTART,
+}  # fmt: skip
+
+
 @control_command()
 def enable_events(state: State, **kwargs: Any) -> dict[str, Any]:
     """Refused: no events are sent."""
@@ -114,7 +127,7 @@ def heartbeat(state: State, **kwargs: Any) -> dict[str, Any]:
 @control_command()
 def election(state: State, id: str, topic: str, action: Any = None, **kwargs: Any) -> Any:
     """Refused: no gossip between workers."""
-    return nok("elections (worker gossip) are not supported by spinach_compat workers")
+    return nok(REFUSED["election"])
 
 
 @control_command(args=[("n", int)], signature="[N=1]")
@@ -132,10 +145,7 @@ def pool_shrink(state: State, n: int = 1, **kwargs: Any) -> dict[str, Any]:
 @control_command()
 def pool_restart(state: State, modules: Any = None, reload: bool = False, **kwargs: Any) -> Any:
     """Refused: restart the worker to load new code."""
-    return nok(
-        "pool_restart is not supported by spinach_compat workers: restart the worker (a warm "
-        "shutdown with SIGTERM, then start it again) to load new code"
-    )
+    return nok(_NO_POOL_RESTART)
 
 
 @control_command(args=[("max", int), ("min", int)], signature="[max [min]]")
