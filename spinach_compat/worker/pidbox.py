@@ -98,10 +98,6 @@ class Pidbox:
         self._stopping.set()
         thread.join()
 
-    # Celery's Service protocol of a worker: prepare, start, stop.
-    def prepare(self) -> None:
-        pass
-
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:

@@ -3,6 +3,7 @@ replies' shapes, custom commands, addressing, and the thread's start and stop.""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
@@ -10,6 +11,13 @@ import pytest
 import spinach_compat
 from spinach_compat.bin.celery import main
 from spinach_compat.worker import control as worker_control
+from spinach_compat.worker.autoscale import Autoscaler, Bounds
+from spinach_compat.worker.consumer import (
+    OVERRIDES_VARIABLE,
+    PreforkConsumer,
+    TaskTotals,
+    apply_overrides,
+)
 from spinach_compat.worker.control import Panel, control_command, inspect_command
 
 from ..helpers import wait_until
@@ -86,7 +94,7 @@ def test_unknown_and_refused_commands_reply_errors(make_app):
     ]
     [grow] = app.control.pool_grow(2, reply=True)
     assert "not supported by the threads pool" in grow["n1@host"]["error"]
-    [events] = app.control.enable_events(reply=True)
+    [events] = app.control.broadcast("enable_events", reply=True)
     assert "events" in events["n1@host"]["error"]
     assert "error" in app.control.inspect().memdump()["n1@host"]
 
@@ -206,3 +214,33 @@ def test_cli_usage_errors_and_list(capsys):
     assert status == 2 and "Available inspect commands:" in err
     status, out, _ = _cli(capsys, "control", "--list")
     assert status == 0 and "pool_grow [N=1]" in out and "add_consumer" in out
+
+
+def test_a_prefork_child_applies_its_parents_changes(make_app, monkeypatch):
+    app = make_app()
+
+    @app.task(name="add")
+    def add(a, b):
+        return a + b
+
+    changes = {"queues": ["extra"], "rate_limits": {"add": "1/s"}, "time_limits": {"add": [1, 2]}}
+    monkeypatch.setenv(OVERRIDES_VARIABLE, json.dumps(changes))
+    assert apply_overrides(app, ["celery"]) == ["extra"]
+    assert add.rate_limit == "1/s" and (add.soft_time_limit, add.time_limit) == (1, 2)
+    monkeypatch.delenv(OVERRIDES_VARIABLE)
+    assert apply_overrides(app, ["celery"]) == ["celery"]
+
+
+def test_prefork_autoscale_commands(make_app):
+    app = make_app()
+    scaler = Autoscaler(Bounds(4, 1), waiting=lambda: 0)
+    totals = TaskTotals(app, "p@host", shared_by=1)
+    node = PreforkConsumer(app, "p@host", ["celery"], totals, scaler)
+    assert node.autoscale(6, 2) == {"ok": "autoscale now max=6 min=2"}
+    assert scaler.bounds == Bounds(6, 2)
+    assert node.grow(1) == {
+        "error": "pool_grow is not supported with autoscale. Adjust autoscale range instead."
+    }
+    without = PreforkConsumer(app, "p@host", ["celery"], totals)
+    with pytest.raises(ValueError, match="Autoscale not enabled"):
+        without.autoscale(2, 1)
