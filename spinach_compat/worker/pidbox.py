@@ -31,12 +31,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger("spinach_compat.worker.pidbox")
 
 #: Seconds the mailbox thread waits for a message before looking whether it must stop.
-#: Lower stops the worker sooner; each wait is one blocking read on the broker.
-DRAIN_TIMEOUT = 0.25
+#: Lower stops the worker sooner; each wait is one poll of the connection's socket (no
+#: round trip to Redis).
+DRAIN_TIMEOUT = 0.1
 
-#: Seconds between polls of kombu's memory transport (``memory://``). Lower answers sooner
-#: in-process; each poll is a look at in-process queues (no network).
-MEMORY_POLLING_INTERVAL = 0.01
+#: Seconds between polls of kombu's memory transport (``memory://``), also its wait before
+#: looking whether to stop. Lower answers and stops sooner in-process; each poll is a look
+#: at in-process queues (no network), so a few per second cost little CPU.
+MEMORY_POLLING_INTERVAL = 0.02
 
 #: Seconds before reconnecting after a broker error. Lower comes back sooner; higher spares
 #: a broker in trouble.
@@ -115,10 +117,11 @@ class Pidbox:
             node.channel = conn.channel()
             consumer = node.listen(callback=self._on_message(node))
             try:
+                wait = MEMORY_POLLING_INTERVAL if conn.transport_cls == "memory" else DRAIN_TIMEOUT
                 while not self._stopping.is_set():
                     listening = self._listening.is_set()
                     with contextlib.suppress(TimeoutError):
-                        conn.drain_events(timeout=DRAIN_TIMEOUT if listening else 0.01)
+                        conn.drain_events(timeout=wait if listening else 0.01)
                     # the first wait subscribed (Redis's fan-out is PUBLISH/SUBSCRIBE)
                     self._listening.set()
             finally:
