@@ -131,6 +131,8 @@ def _command(args: argparse.Namespace, kind: str) -> dict[str, Any] | None:
         for name, info in known.items():
             print(f"  {name} {info.signature or ''}".rstrip().ljust(40) + f" {info.help}")
         return None
+    if args.action is None:
+        raise UsageError("Missing argument 'COMMAND'.")
     if args.action not in known:
         raise UsageError(f"Command {args.action} not recognized. Available {kind} commands: "
                          f"{', '.join(known)}")  # fmt: skip

@@ -212,6 +212,8 @@ def test_cli_usage_errors_and_list(capsys):
     assert status == 2 and "pool_grow" in err
     status, _, err = _cli(capsys, "inspect", "pool_grow")
     assert status == 2 and "Available inspect commands:" in err
+    status, _, err = _cli(capsys, "inspect")
+    assert status == 2 and "Missing argument 'COMMAND'" in err
     status, out, _ = _cli(capsys, "control", "--list")
     assert status == 0 and "pool_grow [N=1]" in out and "add_consumer" in out
 
