@@ -33,7 +33,7 @@ import redis
 from spinach_compat import Celery, signals
 
 URL = os.environ["{URL_VARIABLE}"]
-client = redis.Redis.from_url(URL)
+client = redis.Redis.from_url(URL, socket_timeout=90)  # blpop waits up to 60 s
 app = Celery("prefork", broker=URL, backend=URL)
 app.conf.update(broker_connection_retry_on_startup=True, worker_redirect_stdouts=False)
 app.conf.worker_concurrency = int(os.environ.get("PREFORK_CONCURRENCY", "0")) or None
