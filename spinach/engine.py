@@ -244,6 +244,13 @@ class Engine:
         if worker is not None:
             worker.stop(_join_arbiter)
 
+    def consume(self, queues: Sequence[str]) -> None:
+        """Change the queues the running workers fetch from (a remote ``add_consumer``)."""
+        worker = self._worker
+        if worker is None:
+            raise RuntimeError(f"the workers of namespace '{self.namespace}' do not run")
+        worker.consume(queues)
+
     def stop_fetching(self) -> None:
         """Fetch no more jobs; running ones go on, and ``stop_workers`` is still to be called.
 

@@ -54,6 +54,7 @@ code that could deadlock or see half-updated state.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import ctypes
 import functools
@@ -225,6 +226,8 @@ class Supervisor:
         self.stopping = False
         self._announced_ready = False
         self._scale_at: float | None = None
+        self._calls: collections.deque[Callable[[], Any]] = collections.deque()
+        self._wake_fd: int | None = None
 
     # -- main loop -----------------------------------------------------------------------
 
@@ -234,6 +237,7 @@ class Supervisor:
         os.set_blocking(wake_read, False)
         os.set_blocking(wake_write, False)
         previous = self._install_handlers(wake_write)
+        self._wake_fd = wake_write
         try:
             count = len(self.children)
             logger.info("Supervisor %d starting %d worker processes", os.getpid(), count)
@@ -243,16 +247,35 @@ class Supervisor:
             while not self._finished():
                 self._handle_signals(self._wait(wake_read, self._timeout()))
                 self._reap()
+                self._run_calls()
                 self._restart_due()
                 self._scale()
             status = self._exit_status()
             logger.info("All worker processes ended; supervisor exiting with status %d", status)
             return status
         finally:
+            self._wake_fd = None
             self._kill_leftovers()
             self._restore_handlers(previous)
             os.close(wake_read)
             os.close(wake_write)
+
+    def call_soon(self, action: Callable[[], Any]) -> None:
+        """Run ``action`` in the supervisor's loop (thread-safe: e.g. from a remote-control
+        thread); it wakes the loop."""
+        self._calls.append(action)
+        fd = self._wake_fd
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(fd, b"\0")  # not a forwarded signal's number: only wakes
+
+    def _run_calls(self) -> None:
+        while self._calls:
+            action = self._calls.popleft()
+            try:
+                action()
+            except Exception:
+                logger.exception("Supervisor call %r failed", action)
 
     def _install_handlers(self, wake_fd: int) -> dict[int, Any]:
         """Note forwarded signals and SIGCHLD; each also wakes the loop through ``wake_fd``."""
@@ -437,7 +460,18 @@ class Supervisor:
             retired += 1
         return retired
 
+    def retire(self, children: Sequence[Child]) -> None:
+        """Stop these children gracefully (each finishes its job), not restarting them."""
+        for child in children:
+            if child.process is not None and not child.done:
+                child.retiring = True
+                child.process.send_signal(signal.SIGTERM)
+
     # -- stopping ------------------------------------------------------------------------
+
+    def stop(self, name: str = "SIGTERM") -> None:
+        """Stop as the signal ``name`` received would (in the supervisor's loop)."""
+        self._handle_signals([int(signal.Signals[name])])
 
     def _handle_signals(self, received: list[int]) -> None:
         """Forward the signals received since the last look to the running children."""

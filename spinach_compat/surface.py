@@ -44,7 +44,9 @@ _KOMBU = (
 )
 _POOLS = (
     "choose the pool with -P (prefork, threads, gevent, solo) and size it with -c or "
-    "--autoscale; a running pool is not resized remotely; " + _GUIDE + "worker-pools"
+    "--autoscale; a prefork pool is resized remotely (pool_grow, pool_shrink, autoscale); "
+    + _GUIDE
+    + "worker-pools"
 )
 _EVENTS = (
     "Celery's event stream (celery events, flower) is not sent: watch spinach's "
@@ -101,10 +103,6 @@ REFUSED: dict[str, str] = {
     "celery.worker.WorkController": (
         "Celery's worker is not embedded: run spinach-compat -A "
         "proj worker, or app.start_worker() in tests"
-    ),
-    "celery.worker.control": (
-        "custom remote control commands (Panel.register) are not "
-        "supported: " + _GUIDE + "control-and-inspection"
     ),
     "celery.worker.request.Request": (
         "the worker runs tasks without Celery's Request objects, so a custom Task.Request is "
@@ -281,26 +279,9 @@ REFUSED.update(
         ),
         _GROUP + "then": _PROMISE,
         # -- Control, Inspect ----------------------------------------------------------------------
-        _CONTROL + "Mailbox": "kombu's pidbox mailbox is not used: "
-        + _GUIDE
-        + "control-and-inspection",
-        **_each(
-            _CONTROL,
-            "add_consumer cancel_consumer",
-            "workers consume the queues given at start: restart them with another -Q",
-        ),
-        **_each(_CONTROL, "autoscale pool_grow pool_restart pool_shrink", _POOLS),
+        _CONTROL + "pool_restart": "not supported: restart the workers to load new code",
         **_each(_CONTROL, "disable_events enable_events heartbeat", _EVENTS),
         _CONTROL + "election": _INTERNAL.format("remote control", "no replacement"),
-        _CONTROL + "rate_limit": "not supported at run time: set rate_limit on the task, restart",
-        _CONTROL + "time_limit": "not supported at run time: set time limits on the task, restart",
-        _CONTROL + "shutdown": "not supported: stop workers with SIGTERM (warm shutdown)",
-        **_each(_INSPECT, "clock hello", _INTERNAL.format("remote control", "no replacement")),
-        _INSPECT + "conf": "not supported: read app.conf in the process that needs it",
-        **_each(
-            _INSPECT, "memdump memsample objgraph", "memory debugging commands are not supported"
-        ),
-        _INSPECT + "report": "not supported: report spinach_compat.__version__",
     }
 )
 

@@ -569,8 +569,9 @@ def test_aliases_are_followed(facade_objects) -> None:
 def test_control_and_inspect_follow_the_facade(facade_objects) -> None:
     found = _corpus("control")
     with pytest.raises((AttributeError, UnsupportedFeature)):  # missing, or refused by name
-        facade_objects.app.control.rate_limit("proj.tasks.add", "1/s")
-    assert found["Control.rate_limit"] == {check.UNSUPPORTED}
+        facade_objects.app.control.enable_events()
+    assert found["Control.enable_events"] == {check.UNSUPPORTED}
+    assert found["Control.rate_limit"] == {check.SUPPORTED}  # sent to the workers
     assert found["Control.revoke"] == {check.SUPPORTED}
     assert found["revoke(destination)=['w1@host']"] == {check.DIFFERENT}  # shared by all
     assert found["Inspect.active"] == {check.SUPPORTED}  # app.control.inspect() followed

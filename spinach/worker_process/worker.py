@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import stop_signals
-from ..brokers.base import Broker, WorkerInfo
+from ..brokers.base import Broker, WorkerInfo, normalize_queues
 from ..context import current_job
 from ..history import HistoryRecorder, HistorySettings
 from ..job import Job
@@ -145,6 +146,17 @@ class Worker:
         pool.history = self.history = HistoryRecorder(settings, self.broker.now)
         if self.history.logs is not None:
             self.history.logs.install()
+
+    def consume(self, queues: Sequence[str]) -> None:
+        """Fetch from ``queues`` from now on (in this order), and say so in the broker."""
+        queues = normalize_queues(queues)
+        self.options = dataclasses.replace(self.options, queues=queues)
+        if self.arbiter is not None:  # it reads its list at each fetch: rebound, not changed
+            self.arbiter.queues = queues
+        pool = self.options.number
+        self.broker.register_worker(WorkerInfo(id=self.broker.worker_id, queues=queues,
+                                               threads=pool))  # fmt: skip
+        self.broker.notify_local()
 
     def _arbiter(self, pool: Workers) -> Arbiter:
         return Arbiter(

@@ -122,6 +122,7 @@ class Celery:
         self._task_base: type[Task] | None = None
         self._backend: Backend | None = None
         self._control: Control | None = None
+        self._node: Any = None  # the remote-control side of a running worker
         self._loader: Loader | None = None
         self._rate_limits: RateLimits | None = None
         self.hostname = f"celery@{socket.gethostname()}"
@@ -403,6 +404,7 @@ class Celery:
     def start_worker(
         self, concurrency: int = 4, queues: Sequence[str] | None = None, block: bool = True,
         nodename: str | None = None, pool: str = "threads",
+        on_shutdown: Callable[[], None] | None = None,
     ) -> None:  # fmt: skip
         """Run the engine's workers on ``queues`` (default: as Celery's worker, the queues
         declared in ``task_queues``, else ``task_default_queue``: see
@@ -411,8 +413,11 @@ class Celery:
         ``nodename`` (``-n``) names the worker in ``inspect()`` replies; ``pool`` is
         ``prefork`` in a child of a prefork pool (its stats say so), ``gevent`` to run the
         jobs as greenlets (the process must be patched by gevent: see
-        ``spinach.workers.gevent``).
+        ``spinach.workers.gevent``). The worker answers Celery's remote control
+        (``spinach_compat.worker.node``) until ``stop_worker``; ``on_shutdown`` is what a
+        remote ``shutdown`` does (default: ``stop_worker``).
         """
+        from ..worker.node import start_node
         from ..worker.queues import worker_queues
 
         self.loader.import_default_modules()  # imports, include, autodiscovered tasks
@@ -430,9 +435,17 @@ class Celery:
             from spinach.workers.gevent import GeventWorkers
 
             workers_class = GeventWorkers
-        engine.start_workers(
-            number=concurrency, queue=queues, block=block, workers_class=workers_class
-        )
+        node = start_node(self, nodename or self.hostname, queues, pool, on_shutdown)
+        self._node = node
+        try:
+            engine.start_workers(
+                number=concurrency, queue=queues, block=block, workers_class=workers_class
+            )
+        except BaseException:
+            self._stop_node()
+            raise
+        if block:
+            self._stop_node()
 
     def register_beat_schedule(self) -> list[str]:
         """Make the ``beat_schedule`` entries native periodic tasks (see ``app.beat``)."""
@@ -443,9 +456,15 @@ class Celery:
 
     def stop_worker(self) -> None:
         """Stop the workers gracefully (running tasks finish first)."""
+        self._stop_node()
         if self._engine is not None:
             self._engine.stop_workers()
             self.control.registry.forget(self._engine.broker.worker_id)
+
+    def _stop_node(self) -> None:
+        node, self._node = self._node, None
+        if node is not None:
+            node.stop()
 
     def all_queues(self, bands: bool = False) -> list[str]:
         """task_default_queue, then task_queues, then the queues of registered tasks (their

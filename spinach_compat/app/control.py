@@ -10,12 +10,12 @@ fetches it, and its result becomes REVOKED at once. A worker reads the revoked i
 every ``RevokedStore.refresh_interval`` (0.1 s), not once per job: a revocation made in
 another process reaches jobs that start after that (Celery's broadcast has a lag as well);
 one made in the worker's own process applies at once. ``revoke(terminate=True)`` also stops
-the task where it runs, see ``spinach_compat.app.terminate``; ``broadcast`` maps Celery's
-remote-control commands onto these, see ``spinach_compat.app.broadcast``.
+the task where it runs, see ``spinach_compat.app.terminate``; it is broadcast too, so
+that Celery's workers on the same broker honour it as well.
 
-``inspect()`` answers from the broker's bookkeeping (live workers and their heartbeats,
-running jobs, jobs due later), not by a broadcast round trip: a worker answers ``ping``
-while it heartbeats. Replies are keyed by node name (``-n``, default ``celery@<host>``).
+``inspect()`` and the other commands are Celery's broadcast round trip through its mailbox
+(see ``spinach_compat.app.broadcast``): the facade's worker nodes answer them
+(``spinach_compat.worker.control``), and so do Celery's on the same broker.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+
+from kombu.pidbox import Mailbox
 
 from .. import states
 from ..exceptions import DuplicateNodenameWarning, UnsupportedFeature
@@ -150,18 +152,30 @@ class Registry:
 
 
 class Control:
-    """What ``app.control`` offers: revoke, terminate, inspect, purge, ping, broadcast.
+    """``app.control``: Celery's remote-control client, plus the shared revocations.
 
-    Celery's other commands (``rate_limit``, ``shutdown``, ``pool_grow``, ...) raise
-    ``UnsupportedFeature`` with the reason when read (``spinach_compat.surface.REFUSED``), as
-    ``broadcast`` of them does.
+    Commands are broadcast through Celery's mailbox (``spinach_compat.app.broadcast``), so
+    the facade's worker nodes and Celery's answer them; ``revoke`` is also stored in the
+    broker for every worker, including those started later. ``enable_events``,
+    ``disable_events``, ``heartbeat``, ``election`` and ``pool_restart`` raise
+    ``UnsupportedFeature`` (``surface.REFUSED``): a worker answers them with an error.
     """
+
+    #: kombu's mailbox class, as Celery's ``Control.Mailbox``.
+    Mailbox = Mailbox
 
     def __init__(self, app: Celery):
         self.app = app
         self.revoked = RevokedStore(app)
         self.terminations = Terminations(app, self.revoked.expires)
         self.registry = Registry(app)
+
+    @property
+    def mailbox(self) -> Any:
+        """Celery's broadcast mailbox (kombu's ``Mailbox``) of the app."""
+        from ..worker.pidbox import mailbox
+
+        return mailbox(self.app)
 
     def revoke(
         self, task_id: str | Iterable[str], destination: Any = None, terminate: bool = False,
@@ -170,14 +184,17 @@ class Control:
         """Revoke task ids: each is discarded when fetched, and its result is REVOKED.
 
         With ``terminate``, a task already running is stopped too (its result REVOKED with
-        ``TaskRevokedError('terminated')``). With ``reply=True``, each live worker's reply,
-        as Celery's broadcast (see ``broadcast``). Unlike Celery's, a revocation is shared
-        by every worker: ``destination`` only limits who replies.
+        ``TaskRevokedError('terminated')``). The revocation is stored for every worker
+        (``destination`` only limits who is told and replies) and broadcast as Celery's;
+        with ``reply=True``, the workers' replies.
         """
         ids = [task_id] if isinstance(task_id, str) else list(task_id)
-        if kwargs.get("reply"):
-            arguments = {"task_id": ids, "terminate": terminate, "signal": signal}
-            return self.broadcast("revoke", arguments, destination, **kwargs)
+        self.store_revocation(ids, terminate=terminate, signal=signal)
+        arguments = {"task_id": ids, "terminate": terminate, "signal": signal}
+        return self.broadcast("revoke", arguments, destination, **kwargs)
+
+    def store_revocation(self, ids: list[str], terminate: bool = False, signal: Any = None) -> None:
+        """Revoke ``ids`` in the shared store (and ask for their termination)."""
         signum = signum_of(signal) if terminate else None  # a bad signal name: nothing done
         running = self.running_ids() if terminate else {}
         self.revoked.add(ids)
@@ -188,7 +205,6 @@ class Control:
                 self.app.backend.mark_as_revoked(one, "revoked")
         if signum is not None:
             self.terminations.request(ids, signum)
-        return None
 
     def terminate(
         self, task_id: str | Iterable[str], destination: Any = None, signal: Any = TERM_SIGNAME,
@@ -205,16 +221,18 @@ class Control:
     def broadcast(
         self, command: str, arguments: dict | None = None, destination: Any = None,
         connection: Any = None, reply: bool = False, timeout: float = 1.0,
-        limit: int | None = None, callback: Callable | None = None, pattern: Any = None,
-        matcher: Any = None, **extra: Any,
+        limit: int | None = None, callback: Callable | None = None, channel: Any = None,
+        pattern: Any = None, matcher: Any = None, **extra: Any,
     ) -> list[dict] | None:  # fmt: skip
-        """Celery's remote-control ``command``, done through the broker (see
-        ``spinach_compat.app.broadcast``); with ``reply``, ``[{node: reply}, ...]``."""
+        """Send Celery's remote-control ``command`` to the workers (those in
+        ``destination``, or matching ``pattern``); with ``reply``, ``[{node: reply}, ...]``
+        (see ``spinach_compat.app.broadcast``)."""
         from .broadcast import broadcast
 
         return broadcast(
-            self.app, command, arguments or {}, destination, reply=reply, limit=limit,
-            callback=callback, pattern=pattern, matcher=matcher,
+            self.app, command, arguments or {}, destination, reply=reply, timeout=timeout,
+            limit=limit, callback=callback, pattern=pattern, matcher=matcher,
+            connection=connection,
         )  # fmt: skip
 
     def is_revoked(self, task_id: str) -> bool:
@@ -227,11 +245,19 @@ class Control:
     ) -> list[dict] | None:  # fmt: skip
         """Revoke the tasks carrying one of these stamps (``{header: value or values}``):
         each is discarded when a worker fetches it (its result REVOKED); with
-        ``terminate``, the running ones are stopped too. Shared by every worker, as
-        ``revoke``; ``destination`` and ``reply`` are not honoured (None is returned)."""
+        ``terminate``, the running ones are stopped too. Stored for every worker, and
+        broadcast as Celery's (with ``reply=True``, the workers' replies)."""
+        self.store_stamped_revocation(headers, terminate=terminate, signal=signal)
+        arguments = {"headers": headers, "terminate": terminate, "signal": signal}
+        return self.broadcast("revoke_by_stamped_headers", arguments, destination, **kwargs)
+
+    def store_stamped_revocation(
+        self, headers: dict, terminate: bool = False, signal: Any = None
+    ) -> None:
+        """Revoke these stamps in the shared store (and terminate their running tasks)."""
         self.revoked.add(stamps.revoked_keys(headers))
         if not terminate:
-            return None
+            return
         wanted = set(stamps.revoked_keys(headers))
         running = self.app.engine.broker.running_jobs()
         ids = [
@@ -241,7 +267,6 @@ class Control:
         signum = signum_of(signal)  # a bad signal name raises before anything is stopped
         if ids:
             self.terminations.request(ids, signum)
-        return None
 
     def is_revoked_by_stamps(self, carried: dict | None) -> bool:
         """Whether one of the ``stamps`` a task carries was revoked; read from the broker,
@@ -253,14 +278,60 @@ class Control:
         self.revoked.read_again()
         return any(key in self.revoked for key in keys)
 
-    def inspect(self, destination: Iterable[str] | None = None, timeout: float = 1.0,
-                **kwargs: Any) -> Inspect:  # fmt: skip
-        """An ``Inspect`` of the live workers (those named in ``destination`` only)."""
-        return Inspect(self.app, destination)
+    def inspect(self, destination: Any = None, timeout: float = 1.0, callback: Any = None,
+                connection: Any = None, limit: int | None = None, pattern: Any = None,
+                matcher: Any = None, **kwargs: Any) -> Inspect:  # fmt: skip
+        """An ``Inspect`` of the workers (those in ``destination``, or matching ``pattern``)."""
+        return Inspect(destination, timeout, callback, connection, self.app, limit, pattern,
+                       matcher)  # fmt: skip
 
-    def ping(self, destination: Iterable[str] | None = None, **kwargs: Any) -> list[dict]:
-        """``[{node: {'ok': 'pong'}}, ...]`` of the live workers, as Celery's."""
-        return [{node: reply} for node, reply in (self.inspect(destination).ping() or {}).items()]
+    def ping(self, destination: Any = None, timeout: float = 1.0, **kwargs: Any) -> list | None:
+        """``[{node: {'ok': 'pong'}}, ...]`` of the workers that replied."""
+        return self.broadcast("ping", reply=True, destination=destination, timeout=timeout,
+                              **kwargs)  # fmt: skip
+
+    def _command(self, command: str, destination: Any, kwargs: dict, **arguments: Any) -> Any:
+        return self.broadcast(command, arguments, destination, **kwargs)
+
+    def rate_limit(self, task_name: str, rate_limit: Any, destination: Any = None,
+                   **kwargs: Any) -> Any:  # fmt: skip
+        """Tell the workers to change a task's rate limit."""
+        return self._command("rate_limit", destination, kwargs, task_name=task_name,
+                             rate_limit=rate_limit)  # fmt: skip
+
+    def time_limit(self, task_name: str, soft: Any = None, hard: Any = None,
+                   destination: Any = None, **kwargs: Any) -> Any:  # fmt: skip
+        """Tell the workers to change a task's time limits."""
+        return self._command("time_limit", destination, kwargs, task_name=task_name,
+                             soft=soft, hard=hard)  # fmt: skip
+
+    def add_consumer(self, queue: str, exchange: Any = None, exchange_type: str = "direct",
+                     routing_key: Any = None, options: dict | None = None,
+                     destination: Any = None, **kwargs: Any) -> Any:  # fmt: skip
+        """Tell the workers to consume one more queue."""
+        return self._command("add_consumer", destination, kwargs, queue=queue,
+                             exchange=exchange, exchange_type=exchange_type,
+                             routing_key=routing_key, **(options or {}))  # fmt: skip
+
+    def cancel_consumer(self, queue: str, destination: Any = None, **kwargs: Any) -> Any:
+        """Tell the workers to stop consuming a queue."""
+        return self._command("cancel_consumer", destination, kwargs, queue=queue)
+
+    def pool_grow(self, n: int = 1, destination: Any = None, **kwargs: Any) -> Any:
+        """Tell prefork workers to start n more children."""
+        return self._command("pool_grow", destination, kwargs, n=n)
+
+    def pool_shrink(self, n: int = 1, destination: Any = None, **kwargs: Any) -> Any:
+        """Tell prefork workers to stop n idle children."""
+        return self._command("pool_shrink", destination, kwargs, n=n)
+
+    def autoscale(self, max: int, min: int, destination: Any = None, **kwargs: Any) -> Any:
+        """Tell autoscaled prefork workers their new bounds."""
+        return self._command("autoscale", destination, kwargs, max=max, min=min)
+
+    def shutdown(self, destination: Any = None, **kwargs: Any) -> Any:
+        """Warm shutdown of the workers (they do not reply, as Celery's)."""
+        return self._command("shutdown", destination, kwargs)
 
     def purge(self, connection: Any = None, queues: Iterable[str] | None = None) -> int:
         """Discard the jobs waiting in ``queues``; how many.
@@ -278,133 +349,106 @@ class Control:
 
 
 class Inspect:
-    """Celery's ``inspect()`` built on the broker's inspection API.
+    """Celery's ``inspect()``: each method broadcasts its command and returns
+    ``{node name: reply}`` (the reply alone when ``destination`` is one name), or None
+    when no worker replied (as Celery's)."""
 
-    Every method returns ``{node name: reply}``, or None when no worker is alive (as
-    Celery when no node replied).
-    """
+    def __init__(
+        self, destination: Any = None, timeout: float = 1.0, callback: Any = None,
+        connection: Any = None, app: Any = None, limit: int | None = None,
+        pattern: Any = None, matcher: Any = None,
+    ):  # fmt: skip
+        if app is None:
+            from .._state import get_current_app
 
-    def __init__(self, app: Celery, destination: Iterable[str] | None = None):
+            app = get_current_app()
         self.app = app
-        self.destination = None if destination is None else set(destination)
+        self.destination = destination
+        self.timeout = timeout
+        self.callback = callback
+        self.connection = connection
+        self.limit = limit
+        self.pattern = pattern
+        self.matcher = matcher
 
-    @property
-    def broker(self) -> Broker:
-        return self.app.engine.broker
+    def _prepare(self, reply: list[dict] | None) -> Any:
+        if not reply:
+            return None
+        by_node = flatten_reply(reply)
+        if self.destination and not isinstance(self.destination, (list, tuple, set)):
+            return by_node.get(self.destination)
+        if self.pattern:
+            from kombu.matcher import match
 
-    def _live(self) -> list[WorkerInfo]:
-        broker = self.broker
-        oldest = broker.now() - broker.dead_worker_threshold
-        live = [w for w in broker.workers() if w.last_heartbeat >= oldest]
-        if self.destination is not None:
-            live = [w for w in live if node_of(w.id) in self.destination]
-        return sorted(live, key=lambda w: w.id)
+            return {n: r for n, r in by_node.items()
+                    if match(n, self.pattern, self.matcher)}  # type: ignore[arg-type]  # fmt: skip
+        return by_node
 
-    def _reply(self, make: Any) -> dict[str, Any] | None:
-        replies: dict[str, Any] = {}
-        for info in self._live():
-            replies.setdefault(node_of(info.id), make(info))
-        return replies or None
+    def _request(self, command: str, **kwargs: Any) -> Any:
+        destination = self.destination
+        if isinstance(destination, set):
+            destination = sorted(destination)
+        return self._prepare(self.app.control.broadcast(
+            command, arguments=kwargs, destination=destination, callback=self.callback,
+            connection=self.connection, limit=self.limit, timeout=self.timeout, reply=True,
+            pattern=self.pattern, matcher=self.matcher,
+        ))  # fmt: skip
 
-    def _nodes(self) -> dict[str, list[WorkerInfo]]:
-        """The live worker processes of each node (a prefork pool's children share one)."""
-        nodes: dict[str, list[WorkerInfo]] = {}
-        for info in self._live():
-            nodes.setdefault(node_of(info.id), []).append(info)
-        return nodes
+    def report(self) -> Any:
+        return self._request("report")
 
-    def ping(self) -> dict[str, Any] | None:
-        return self._reply(lambda info: {"ok": "pong"})
+    def clock(self) -> Any:
+        return self._request("clock")
 
-    def active(self, safe: Any = None) -> dict[str, Any] | None:
+    def active(self, safe: Any = None) -> Any:
         """The tasks running on each worker."""
-        running = self.broker.running_jobs()
-        replies = {
-            node: [_task_info(job, info) for info in infos for job in running.get(info.id, [])]
-            for node, infos in self._nodes().items()
-        }  # fmt: skip
-        return replies or None
+        return self._request("active", safe=safe)
 
-    def scheduled(self, safe: Any = None) -> dict[str, Any] | None:
-        """Tasks due later (countdown, eta, retries): listed under the first live worker
-        consuming their queue, as the broker holds them rather than a worker."""
-        live = self._live()
-        jobs = self.broker.scheduled_jobs()
-        replies: dict[str, list[dict[str, Any]]] = {node_of(info.id): [] for info in live}
-        for job in jobs:
-            owner = next((i for i in live if job.queue in i.queues), None)
-            if owner is not None:
-                replies[node_of(owner.id)].append(_scheduled_info(job, owner))
-        return replies or None
+    def scheduled(self, safe: Any = None) -> Any:
+        """Tasks due later (countdown, eta, retries) in each worker's queues."""
+        return self._request("scheduled")
 
-    def reserved(self, safe: Any = None) -> dict[str, Any] | None:
-        """Always empty lists: a native worker fetches only jobs it can start at once."""
-        return self._reply(lambda info: [])
+    def reserved(self, safe: Any = None) -> Any:
+        """Empty lists from facade workers: they fetch only jobs they start at once."""
+        return self._request("reserved")
 
-    def registered(self, *taskinfoitems: Any) -> dict[str, Any] | None:
-        """The tasks each worker registered when it started."""
-        return self._reply(lambda info: self.app.control.registry.of(info.id))
+    def stats(self) -> Any:
+        return self._request("stats")
+
+    def revoked(self) -> Any:
+        return self._request("revoked")
+
+    def registered(self, *taskinfoitems: Any) -> Any:
+        return self._request("registered", taskinfoitems=taskinfoitems)
 
     registered_tasks = registered
 
-    def stats(self) -> dict[str, Any] | None:
-        """Per worker: pid, pool size, uptime, broker URL."""
-        replies = {node: self._stats_of(infos) for node, infos in self._nodes().items()}
-        return replies or None
+    def ping(self, destination: Any = None) -> Any:
+        return self._request("ping")
 
-    def _stats_of(self, infos: list[WorkerInfo]) -> dict[str, Any]:
-        """One node's stats; a prefork pool's children summed up (their pids listed)."""
-        from kombu.utils.url import maybe_sanitize_url
+    def active_queues(self) -> Any:
+        return self._request("active_queues")
 
-        info = infos[0]
-        pool: dict[str, Any] = {"max-concurrency": sum(i.threads for i in infos),
-                                "implementation": pool_of(info.id)}  # fmt: skip
-        if pool["implementation"] == "prefork":
-            pool["processes"] = sorted(i.pid for i in infos)
-        return {
-            "pid": info.pid,
-            "hostname": info.hostname,
-            "pool": pool,
-            "uptime": max(0, int(self.broker.now() - info.started_at)) if info.started_at else 0,
-            "broker": {"url": maybe_sanitize_url(self.app.conf.broker_url)},
-            "queues": _base_queues(info.queues),
-            "total": {},
-        }
-
-    def active_queues(self) -> dict[str, Any] | None:
-        return self._reply(
-            lambda info: [{"name": q, "routing_key": q} for q in _base_queues(info.queues)]
-        )
-
-    def query_task(self, *ids: Any) -> dict[str, Any] | None:
-        """Per worker, ``{task id: [state, info]}`` of these ids: 'active' for a task it
-        runs, 'scheduled' for one due later that ``scheduled`` lists under it."""
+    def query_task(self, *ids: Any) -> Any:
+        """Per worker, ``{task id: [state, info]}`` of these ids."""
         if len(ids) == 1 and isinstance(ids[0], (list, tuple)):
             ids = tuple(ids[0])
-        wanted = set(ids)
-        running = self.broker.running_jobs()
-        live = self._live()
-        later: dict[str, list[tuple[Job, WorkerInfo]]] = {}
-        for job in self.broker.scheduled_jobs():
-            owner = next((i for i in live if job.queue in i.queues), None)
-            if job.id in wanted and owner is not None:
-                later.setdefault(node_of(owner.id), []).append((job, owner))
+        return self._request("query_task", ids=list(ids))
 
-        def found(info: WorkerInfo) -> dict[str, Any]:
-            reply = {
-                job.id: ["active", _task_info(job, info)]
-                for job in running.get(info.id, []) if job.id in wanted
-            }  # fmt: skip
-            for job, owner in later.pop(node_of(info.id), []):
-                reply[job.id] = ["scheduled", _task_info(job, owner)]
-            return reply
+    def conf(self, with_defaults: bool = False) -> Any:
+        return self._request("conf", with_defaults=with_defaults)
 
-        return self._reply(found)
+    def hello(self, from_node: str, revoked: Any = None) -> Any:
+        return self._request("hello", from_node=from_node, revoked=revoked)
 
-    def revoked(self) -> dict[str, Any] | None:
-        """The revoked task ids each worker honours: the same for all, as they share them."""
-        ids = self.app.control.revoked.ids()
-        return self._reply(lambda info: list(ids))
+    def memsample(self) -> Any:
+        return self._request("memsample")
+
+    def memdump(self, samples: int = 10) -> Any:
+        return self._request("memdump", samples=samples)
+
+    def objgraph(self, type: str = "Request", n: int = 200, max_depth: int = 10) -> Any:
+        return self._request("objgraph", num=n, max_depth=max_depth, type=type)
 
 
 def flatten_reply(reply: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -426,12 +470,7 @@ def flatten_reply(reply: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return nodes
 
 
-def _base_queues(queues: Iterable[str]) -> list[str]:
-    """The queues of these native queues, priority bands folded into their queue."""
-    return list(dict.fromkeys(base_queue(q) for q in queues))
-
-
-def _task_info(job: Job, info: WorkerInfo) -> dict[str, Any]:
+def task_info(job: Job, info: WorkerInfo) -> dict[str, Any]:
     return {
         "id": job.id, "name": job.task_name, "type": job.task_name,
         "args": list(job.task_args), "kwargs": dict(job.task_kwargs),
@@ -444,9 +483,9 @@ def _task_info(job: Job, info: WorkerInfo) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _scheduled_info(job: Job, info: WorkerInfo) -> dict[str, Any]:
+def scheduled_info(job: Job, info: WorkerInfo) -> dict[str, Any]:
     priority = (job.meta or {}).get("priority")
-    return {"eta": job.at.isoformat(), "priority": priority, "request": _task_info(job, info)}
+    return {"eta": job.at.isoformat(), "priority": priority, "request": task_info(job, info)}
 
 
 def _refuse_other_connection(app: Celery, connection: Any) -> None:

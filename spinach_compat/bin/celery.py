@@ -134,7 +134,6 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _global_options(common, argparse.SUPPRESS)
     _worker_parser(commands, common)
-    _inspect_parser(commands, common)
     _purge_parser(commands, common)
     _add_other_commands(commands, common)
     add_beat_parser(commands, common, _loglevel)
@@ -222,18 +221,6 @@ def _worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     add("-E", "--task-events", "--events", action="store_true", default=None,
         help=argparse.SUPPRESS)  # fmt: skip
     worker.set_defaults(handler=run_worker)
-
-
-def _inspect_parser(commands: Any, common: argparse.ArgumentParser) -> None:
-    inspect = commands.add_parser("inspect", parents=[common], help="inspect the workers")
-    inspect.add_argument(
-        "action", choices=["ping", "active", "scheduled", "reserved", "registered", "stats",
-                           "active_queues"],
-    )  # fmt: skip
-    inspect.add_argument("-d", "--destination", help="node names, comma separated")
-    inspect.add_argument("-t", "--timeout", type=float, default=1.0, help="accepted")
-    inspect.add_argument("-j", "--json", action="store_true", help="print JSON")
-    inspect.set_defaults(handler=run_inspect)
 
 
 def _purge_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -622,25 +609,6 @@ def _refuse_bridging_legacy_queues(app: Celery, celery_queues: list[str]) -> Non
             "tasks a queue of their own (see migration_guide/README.md"
             "#step-3-run-new-workers-beside-the-old-ones)"
         )
-
-
-def run_inspect(app: Celery, args: argparse.Namespace) -> int:
-    """``inspect ACTION``: each live worker's reply, as Celery prints them."""
-    destination = _split([args.destination]) if args.destination else None
-    replies = getattr(app.control.inspect(destination, timeout=args.timeout), args.action)()
-    if not replies:
-        print("Error: No nodes replied within time constraint", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    if args.json:
-        print(json.dumps(replies, default=str))
-        return EXIT_OK
-    for node, reply in replies.items():
-        status, text = pretty_reply(reply)
-        print(f"->  {node}: {status}")
-        print("\n".join(f"    {line}" for line in text.splitlines()))
-    count = len(replies)
-    print(f"\n{count} node{'s' if count != 1 else ''} online.")
-    return EXIT_OK
 
 
 def pretty_reply(reply: Any) -> tuple[str, str]:

@@ -134,19 +134,25 @@ def _multi_own(word: str) -> bool:
 
 
 def _add_control_action(report: Report, file: str, number: int, words: list[str]) -> None:
-    """``control COMMAND``: revoke and terminate are done, the others refused."""
-    from ..bin.remote import COMMANDS, REFUSED_COMMANDS
+    """``control COMMAND``: Celery's commands are sent to the workers; those they answer
+    with an error (no events, no pool restart) are refused, as unknown ones."""
+    from ..worker.control import Panel
+    from ..worker.control_commands import REFUSED
 
     skip = False
     for word in words:
         if skip or word.startswith("-"):
             skip = not skip and word in CONTROL_VALUE_FLAGS
             continue
-        if word in COMMANDS:
-            verdict = Verdict(SUPPORTED, "", rule_for("cli:control").section)
+        section = rule_for("cli:control").section
+        info = Panel.meta.get(word)
+        if word in REFUSED:
+            verdict = Verdict(UNSUPPORTED, REFUSED[word], section)
+        elif info is not None and info.type == "control":
+            verdict = Verdict(SUPPORTED, "", section)
         else:
-            why = REFUSED_COMMANDS.get(word, "no such control command")
-            verdict = Verdict(UNSUPPORTED, why, rule_for("cli:control").section)
+            why = "no such control command (unless the project registers it: control_command)"
+            verdict = Verdict(UNSUPPORTED, why, section)
         report.add_verdict(file, number, f"celery control {word}", verdict)
         return
 

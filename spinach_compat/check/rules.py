@@ -195,6 +195,11 @@ RULES: dict[str, Rule] = {
         "broker_connection_retry broker_connection_retry_on_startup broker_connection_max_retries "
         "broker_connection_timeout",
     ),
+    **_each(
+        "setting",
+        _S(S_CONTROL, "the workers' remote-control mailbox, as Celery's"),
+        "control_exchange control_queue_ttl control_queue_expires worker_enable_remote_control",
+    ),
     "setting:broker_transport_options": _D(
         S_RATES, "only priority_steps and the startup waits (interval_*) are read"
     ),
@@ -272,7 +277,7 @@ RULES: dict[str, Rule] = {
     "signal:*": _U(S_SIGNALS, "not defined by spinach_compat"),
     # -- command line ------------------------------------------------------------------
     "cli:worker": _S(S_CLI, "spinach-compat -A proj worker"),
-    "cli:inspect": _S(S_CONTROL, "answered from the broker's bookkeeping"),
+    "cli:inspect": _S(S_CONTROL, "answered by the workers through Celery's mailbox"),
     "cli:purge": _S(S_CONTROL),
     "cli:beat": _S(S_BEAT, "spinach-compat -A proj beat; one leads across replicas"),
     "cli:*": _U(S_CLI, "no such sub-command in spinach-compat"),
@@ -323,8 +328,8 @@ RULES: dict[str, Rule] = {
 
 #: Celery's other sub-commands (a block of its own, apart from the worker's flags).
 RULES.update({
-    "cli:status": _S(S_COMMANDS, "the live workers, from their heartbeats in the broker"),
-    "cli:control": _S(S_COMMANDS, "each command is judged: revoke and terminate are done"),
+    "cli:status": _S(S_COMMANDS, "the workers answering ping"),
+    "cli:control": _S(S_COMMANDS, "each command is judged: Celery's are sent to the workers"),
     "cli:call": _S(S_COMMANDS),
     "cli:result": _S(S_COMMANDS),
     "cli:report": _D(S_COMMANDS, "our versions and the Celery API followed, settings masked"),

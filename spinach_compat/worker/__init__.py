@@ -140,6 +140,10 @@ class Worker:
         self.import_modules()
         self.check_configuration()
         self.app.hostname = self.hostname
+        if self.role == "child":  # the parent's remote-control changes (queues, limits)
+            from .consumer import apply_overrides
+
+            self.queues = apply_overrides(self.app, self.queues) or []
         self.queues = self.queues or worker_queues(self.app)
         if worker:
             signals.worker_init.send(sender=self)
@@ -223,7 +227,7 @@ class Worker:
         try:
             self.app.start_worker(
                 concurrency=self.concurrency, queues=self.queues, block=False,
-                nodename=self.hostname, pool=self.pool,
+                nodename=self.hostname, pool=self.pool, on_shutdown=self.stop,
             )  # fmt: skip
             for service in self.services:
                 service.start()

@@ -35,6 +35,7 @@ from spinach import signals as native_signals
 from spinach.supervisor import BUSY, IDLE, READY, Supervisor, report_status
 
 from .. import signals
+from .node import start_prefork_node
 
 if TYPE_CHECKING:
     from ..app.base import Celery
@@ -192,6 +193,11 @@ def _supervise(
         environment={CHILD_VARIABLE: "1", **(metrics.environment if metrics else {})},
         on_exit=metrics.process_exited if metrics else None,
     )  # fmt: skip
-    status = supervisor.run()
+    node, consumer = start_prefork_node(worker.app, worker.hostname, worker.queues, scaler)
+    consumer.supervisor = supervisor  # the parent answers remote control for its children
+    try:
+        status = supervisor.run()
+    finally:
+        node.stop()
     signals.worker_shutdown.send(sender=worker)
     return status

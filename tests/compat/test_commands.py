@@ -169,20 +169,6 @@ def test_control_terminate_stops_a_running_task(url, worker, app):
         running.get(timeout=WAIT)
 
 
-@pytest.mark.parametrize(
-    ("command", "advice"),
-    [(["rate_limit", f"{TASKS}.add", "10/m"], "restart the workers"),
-     (["time_limit", f"{TASKS}.add", "10"], "restart the workers"),
-     (["shutdown"], "SIGTERM"), (["pool_grow", "2"], "-c"), (["autoscale", "4", "1"], "-c"),
-     (["add_consumer", "q"], "-Q"), (["cancel_consumer", "q"], "-Q")],
-)  # fmt: skip
-def test_control_commands_refused_say_what_to_do(capsys, command, advice):
-    status, out, err = run_here(capsys, "control", *command)
-    assert status == 69 and out == ""
-    assert f"Unable to run the `control {command[0]}` command" in err
-    assert "not supported by spinach_compat" in err and advice in err
-
-
 def test_control_usage_errors(capsys):
     status, _, err = run_here(capsys, "control", "frobnicate")
     assert status == 2 and "Command frobnicate not recognized" in err

@@ -139,6 +139,10 @@ def test_200_greenlets_run_200_jobs_at_once(project, app, client):
     assert sorted(r.get(timeout=TIMEOUT) for r in results) == list(range(200))
     assert "200 (gevent: one process, one task per greenlet" in log.text  # the banner
     assert "200 GeventWorkers" in log.text
+    [stats] = app.control.inspect(timeout=TIMEOUT).stats().values()
+    assert stats["pool"] == {"implementation": "celery.concurrency.gevent:TaskPool",
+                             "max-concurrency": 200}  # fmt: skip
+    assert stats["total"] == {"hold": 200}
     assert _stop(process, log) == 0
     assert "Traceback" not in log.text
 

@@ -10,7 +10,7 @@ import pytest
 
 from spinach_compat import signals
 from spinach_compat.app.terminate import Terminations, signum_of
-from spinach_compat.exceptions import TaskRevokedError, UnsupportedFeature
+from spinach_compat.exceptions import TaskRevokedError
 
 from ..helpers import wait_until
 from .conftest import WAIT
@@ -138,20 +138,3 @@ def test_broadcast_terminate_replies_from_the_node_running_it(looping):
     assert wait_until(lambda: result.id not in app.control.running_ids())
     again = app.control.revoke(result.id, terminate=True, reply=True)
     assert again == [{node: {"ok": "terminate: tasks unknown"}}]
-
-
-@pytest.mark.parametrize("command", ["rate_limit", "shutdown", "pool_grow", "no_such_command"])
-def test_other_commands_are_refused_by_name(app, command):
-    with pytest.raises(UnsupportedFeature, match=command):
-        app.control.broadcast(command, {"task_name": "x"}, reply=True)
-
-
-@pytest.mark.parametrize("method", ["rate_limit", "shutdown", "pool_grow", "add_consumer"])
-def test_celerys_other_control_methods_are_refused_by_name(app, method):
-    with pytest.raises(UnsupportedFeature, match=method):
-        getattr(app.control, method)("proj.add", "10/m")
-
-
-def test_broadcast_by_pattern_is_refused(app):
-    with pytest.raises(UnsupportedFeature, match="pattern"):
-        app.control.broadcast("ping", pattern="celery@*", reply=True)

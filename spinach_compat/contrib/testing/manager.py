@@ -3,8 +3,8 @@
 ``Manager(app)`` polls until something happens (``wait_for``), asserts it does not happen for
 a while (``ensure_not_for_a_while``), joins results with a report of those still missing
 (``join``), and follows tasks through the workers (``assert_received``,
-``assert_accepted``: built on ``inspect().query_task``, which answers from the broker's
-bookkeeping, see ``spinach_compat.app.control``). Differences from Celery's:
+``assert_accepted``: built on ``inspect().query_task``, which the workers answer from the
+broker's bookkeeping, see ``spinach_compat.worker.control``). Differences from Celery's:
 ``missing_results`` lists the results not stored yet (Celery's lists those its backend has
 not cached); a task waiting in the queue is not "received" (a facade worker fetches only the
 jobs it starts at once, so ``reserved`` is always empty).
