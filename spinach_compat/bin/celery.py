@@ -47,9 +47,7 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 69  #: no worker replied (as Celery's EX_UNAVAILABLE)
 
 #: Worker flags refused, with why: ``(dest, flag, why)``.
-UNSUPPORTED_WORKER_FLAGS = (
-    ("task_events", "-E/--task-events", "task events (Flower) come with a later release"),
-)
+UNSUPPORTED_WORKER_FLAGS: tuple[tuple[str, str, str], ...] = ()
 
 #: Pools the facade runs: ``-P`` (and ``worker_pool``) values, ``processes`` being Celery's
 #: other name of prefork.
@@ -202,7 +200,7 @@ def _worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     add("--executable", help="the Python of the detached worker (-D)")
     add("-S", "--statedb", help="accepted: revocations persist in the broker")
     add("-E", "--task-events", "--events", action="store_true", default=None,
-        help=argparse.SUPPRESS)  # fmt: skip
+        help="send task events (celery events, Flower): see spinach_compat.events")  # fmt: skip
     worker.set_defaults(handler=run_worker)
 
 
@@ -410,6 +408,7 @@ def run_worker(app: Celery, args: argparse.Namespace) -> int:
         concurrency = 1 if pool == "solo" else args.concurrency
         worker = Worker(app, concurrency=concurrency, **options)
     _celery_bridge(app, worker, _split(args.celery_queues))
+    _task_events(app, worker, args)
     _process_options(args, logfile, pidfile)  # every usage error was found: detach
     _embedded_beat(app, worker, args)
     return worker.start()
@@ -502,7 +501,25 @@ def _run_prefork_parent(worker: Any, argv: list[str], cwd: str, bounds: Any) -> 
 
         queues = band_queues(worker.queues, priority_steps(worker.app.conf))
         scaler = Autoscaler(bounds, queue_waiting(worker.app.engine.broker.queue_lengths, queues))
-    return run_parent(worker, argv, cwd, scaler, worker.concurrency)
+    from ..events.worker import WorkerEvents
+
+    events = next((s for s in worker.services if isinstance(s, WorkerEvents)), None)
+    return run_parent(worker, argv, cwd, scaler, worker.concurrency, events=events)
+
+
+def _task_events(app: Celery, worker: Any, args: argparse.Namespace) -> None:
+    """``-E`` (or ``worker_send_task_events``): a service sending the worker's events. A
+    prefork parent sends the worker events (``run_parent`` runs it), its children their
+    tasks'; ``--without-heartbeat`` sends no worker event, as Celery's."""
+    from ..events.worker import WorkerEvents, events_enabled
+
+    if not events_enabled(app, args.task_events):
+        return
+    role = worker.role
+    worker.services.append(WorkerEvents(
+        app, worker.hostname, tasks=role != "parent",
+        heartbeats=role != "child" and not args.without_heartbeat,
+    ))  # fmt: skip
 
 
 def _embedded_beat(app: Celery, worker: Any, args: argparse.Namespace) -> None:

@@ -23,6 +23,7 @@ opened in the parent (connections, threads) is shared across a fork.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import resource
@@ -38,6 +39,7 @@ from .. import signals
 
 if TYPE_CHECKING:
     from ..app.base import Celery
+    from ..events.worker import WorkerEvents
     from . import Worker
 
 logger = logging.getLogger("spinach_compat.worker.prefork")
@@ -160,9 +162,10 @@ def child_command(argv: Sequence[str]) -> list[str]:
 
 def run_parent(
     worker: Worker, argv: Sequence[str], cwd: str, scaler: Callable[..., Any] | None,
-    processes: int,
+    processes: int, events: WorkerEvents | None = None,
 ) -> int:  # fmt: skip
-    """The parent's run: supervise the children; the exit status."""
+    """The parent's run: supervise the children; the exit status. ``events`` (``-E``)
+    sends the worker events, counting the jobs the children report."""
 
     def ready() -> None:
         logger.info("%s ready.", worker.hostname)
@@ -177,6 +180,19 @@ def run_parent(
         scaler=scaler, on_ready=ready, on_stop=stopping, cwd=cwd,
         environment={CHILD_VARIABLE: "1"},
     )  # fmt: skip
-    status = supervisor.run()
+    if events is not None:
+        events.counts = functools.partial(_children_counts, supervisor)
+        events.start()
+    try:
+        status = supervisor.run()
+    finally:
+        if events is not None:
+            events.shutdown()
     signals.worker_shutdown.send(sender=worker)
     return status
+
+
+def _children_counts(supervisor: Supervisor) -> tuple[int, int]:
+    """``(active, processed)`` of the pool: children running a job, jobs they finished."""
+    children = list(supervisor.children)
+    return sum(c.busy for c in children), sum(c.finished for c in children)
