@@ -47,8 +47,10 @@ _POOLS = (
     "a running pool is not resized remotely; " + _GUIDE + "worker-pools"
 )
 _EVENTS = (
-    "Celery's event stream (celery events, flower) is not sent: watch spinach's "
-    "signals and dead letters; " + _GUIDE + "control-and-inspection"
+    "turning a running worker's events on and off remotely is not supported yet: start "
+    "the workers with -E (or worker_send_task_events=True); "
+    + _GUIDE
+    + "monitoring-events-and-flower"
 )
 _CLICK = (
     "Celery's click command line is not used: the command is spinach-compat "
@@ -222,7 +224,6 @@ REFUSED.update(
         _APP + "create_task_cls": _INTERNAL.format("app", "subclass spinach_compat.Task"),
         _APP + "subclass_with_self": _INTERNAL.format("app", "subclass the class directly"),
         _APP + "either": _INTERNAL.format("app", "read app.conf"),
-        _APP + "events": _EVENTS,
         _APP + "log": (
             "the app's Logging object is not supported: configure logging with -l/-f or "
             "a setup_logging receiver"
@@ -258,7 +259,6 @@ REFUSED.update(
             "an internal of Celery's Task, not read here: the options left unset follow the "
             "settings of spinach_compat.app.task.FROM_CONFIG; set other options on the task"
         ),
-        _TASK + "send_event": _EVENTS,
         _TASK + "subtask_from_request": "not supported: use signature_from_request",
         # -- Signature -----------------------------------------------------------------------------
         **_each(
@@ -296,7 +296,11 @@ REFUSED.update(
             "workers consume the queues given at start: restart them with another -Q",
         ),
         **_each(_CONTROL, "autoscale pool_grow pool_restart pool_shrink", _POOLS),
-        **_each(_CONTROL, "disable_events enable_events heartbeat", _EVENTS),
+        **_each(_CONTROL, "disable_events enable_events", _EVENTS),
+        _CONTROL + "heartbeat": (
+            "workers started with -E send a heartbeat event every 2 seconds on their own: "
+            "no need to ask; " + _GUIDE + "monitoring-events-and-flower"
+        ),
         _CONTROL + "election": _INTERNAL.format("remote control", "no replacement"),
         _CONTROL + "rate_limit": "not supported at run time: set rate_limit on the task, restart",
         _CONTROL + "time_limit": "not supported at run time: set time limits on the task, restart",

@@ -142,9 +142,9 @@ def _add_other_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """status, control, call, result, report, shell (multi and the sub-commands refused are
     run before parsing: see ``dispatch``). Their modules are not named as Celery's
     ``celery.bin`` modules, which the import shim keeps refusing."""
-    from . import calls, console, remote, report
+    from . import calls, console, monitor, remote, report
 
-    for module in (remote, calls, report, console):
+    for module in (remote, calls, report, console, monitor):
         module.add_parsers(commands, common)
     commands.add_parser("multi", help="start and stop several workers (see bin/cluster.py)")
 

@@ -23,7 +23,9 @@ from kombu import Connection, Producer
 from kombu.clocks import LamportClock
 from kombu.utils.url import maybe_sanitize_url
 
-from .event import EXCHANGE_NAME, Event, get_exchange, group_from, routing_key, utcoffset
+from .event import EXCHANGE_NAME, get_exchange, group_from, routing_key
+from .event import Event as make_event
+from .event import utcoffset as local_utcoffset
 
 if TYPE_CHECKING:
     from ..app.base import Celery
@@ -48,26 +50,33 @@ def anon_nodename() -> str:
 class EventDispatcher:
     """Sends events of ``hostname`` to the app's ``event_exchange`` (see the module doc).
 
-    ``groups`` limits the groups sent (``{"worker"}``); ``set_task_events`` turns the
-    ``task`` group on and off at run time (what the ``enable_events`` and
-    ``disable_events`` remote control commands do).
+    Celery's signature: ``connection`` (or ``channel``) is used when given, else the app's
+    broker (``app``: the current app by default); ``groups`` limits the groups sent
+    (``{"worker"}``). ``buffered`` (the workers') publishes from a thread of its own.
+    ``set_task_events`` turns the ``task`` group on and off at run time (what the
+    ``enable_events`` and ``disable_events`` remote control commands do).
     """
 
     def __init__(
-        self, app: Celery, hostname: str | None = None, enabled: bool = True,
-        groups: set[str] | None = None, buffered: bool = True,
+        self, connection: Connection | None = None, hostname: str | None = None,
+        enabled: bool = True, channel: Any = None, buffer_while_offline: bool = True,
+        app: Celery | None = None, serializer: str | None = None,
+        groups: set[str] | None = None, *, buffered: bool = False, **_: Any,
     ):  # fmt: skip
-        conf = app.conf
-        self.app = app
+        from .._state import get_current_app
+
+        self.app = app if app is not None else get_current_app()
+        conf = self.app.conf
         self.hostname = hostname or anon_nodename()
         self.enabled = enabled
         self.groups = set(groups or ())
-        self.serializer = conf.get("event_serializer") or "json"
+        self.serializer = serializer or conf.get("event_serializer") or "json"
         self.exchange_name = conf.get("event_exchange") or EXCHANGE_NAME
         self.pid = os.getpid()
         self.clock = LamportClock()
         self.buffered = buffered
         self.dropped = 0  #: events dropped since the outage began
+        self._given = connection or (channel.connection.client if channel is not None else None)
         self._task_events = True
         self._buffer: collections.deque[dict[str, Any]] = collections.deque(maxlen=BUFFER_LIMIT)
         self._wake = threading.Event()
@@ -78,10 +87,20 @@ class EventDispatcher:
         self._producer: Producer | None = None
         self._outage = False
 
+    def __enter__(self) -> EventDispatcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     # -- the sender's side ---------------------------------------------------------------
 
-    def send(self, type: str, **fields: Any) -> None:
-        """Send an event of ``type`` with ``fields`` (best effort: see the module doc)."""
+    def send(
+        self, type: str, blind: bool = False, utcoffset: Any = None, retry: bool = False,
+        retry_policy: Any = None, Event: Any = None, **fields: Any,
+    ) -> None:  # fmt: skip
+        """Send an event of ``type`` with ``fields`` (best effort: see the module doc).
+        Celery's other arguments are accepted: every event has a clock and is not retried."""
         if not self.enabled or self._closing.is_set():
             return
         group = group_from(type)
@@ -89,8 +108,8 @@ class EventDispatcher:
             group == "task" and not self._task_events
         ):
             return
-        event = Event(
-            type, hostname=self.hostname, utcoffset=utcoffset(), pid=self.pid,
+        event = make_event(
+            type, hostname=self.hostname, utcoffset=local_utcoffset(), pid=self.pid,
             clock=self.clock.forward(), **fields,
         )  # fmt: skip
         if not self.buffered:
@@ -167,8 +186,11 @@ class EventDispatcher:
             self.dropped = 0
         return True
 
+    def flush(self, *_: Any, **__: Any) -> None:
+        """Nothing to do: events are published as they come (Celery's API)."""
+
     def _connect(self) -> Producer:
-        connection = self.app.connection_for_write()
+        connection = self._given or self.app.connection_for_write()
         exchange = get_exchange(connection, self.exchange_name)
         producer = Producer(connection, exchange=exchange, serializer=self.serializer)
         self._connection, self._producer = connection, producer
@@ -176,7 +198,7 @@ class EventDispatcher:
 
     def _disconnect(self) -> None:
         connection, self._connection, self._producer = self._connection, None, None
-        if connection is not None:
+        if connection is not None and connection is not self._given:  # the caller's: kept
             with contextlib.suppress(Exception):  # closing a connection already gone
                 connection.close()
 

@@ -19,16 +19,20 @@ from .dispatcher import EventDispatcher
 if TYPE_CHECKING:
     from ..app.base import Celery
 
-_dispatchers: weakref.WeakKeyDictionary[Any, EventDispatcher] = weakref.WeakKeyDictionary()
+_dispatchers: weakref.WeakKeyDictionary[Any, dict[str | None, EventDispatcher]] = (
+    weakref.WeakKeyDictionary()
+)
 _lock = threading.Lock()
 
 
-def dispatcher_of(app: Celery) -> EventDispatcher:
-    """The app's producer-side dispatcher (one per app and process, made at first use)."""
+def dispatcher_of(app: Celery, hostname: str | None = None) -> EventDispatcher:
+    """The app's dispatcher publishing in the caller's thread as ``hostname`` (default:
+    this process's ``gen<pid>@host``), one per process, made at first use."""
     with _lock:
-        dispatcher = _dispatchers.get(app)
+        mine = _dispatchers.setdefault(app, {})
+        dispatcher = mine.get(hostname)
         if dispatcher is None or dispatcher.pid != os.getpid():
-            dispatcher = _dispatchers[app] = EventDispatcher(app, buffered=False)
+            dispatcher = mine[hostname] = EventDispatcher(app=app, hostname=hostname)
         return dispatcher
 
 

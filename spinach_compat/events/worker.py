@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from kombu.utils.encoding import safe_repr
 
-from .. import __version__, signals
+from spinach import __version__ as spinach_version
+
+from .. import signals
 from .._state import app_of
 from .dispatcher import EventDispatcher
 
@@ -34,9 +36,9 @@ HEARTBEAT_INTERVAL = 2.0
 RESULT_REPR_MAXSIZE = 1024
 
 #: The software fields of worker events (Flower shows them).
-SOFTWARE_INFO = {
+SOFTWARE_INFO: dict[str, Any] = {
     "sw_ident": "spinach-compat",
-    "sw_ver": __version__,
+    "sw_ver": spinach_version,
     "sw_sys": platform.system(),
 }
 
@@ -94,7 +96,7 @@ class WorkerEvents:
 
     def start(self) -> None:
         """Start sending: connect the task signals, send ``worker-online``, beat."""
-        self.dispatcher = EventDispatcher(self.app, self.hostname)
+        self.dispatcher = EventDispatcher(app=self.app, hostname=self.hostname, buffered=True)
         signals.worker_process_shutdown.connect(self.shutdown, weak=False)
         self._receivers.append((signals.worker_process_shutdown, self.shutdown))
         if self.tasks:

@@ -23,7 +23,7 @@ import pytest
 from celery.events.receiver import EventReceiver
 from celery.events.state import State
 
-from tests.compat.worker_process import ROOT, WorkerProcess, project_worker
+from tests.compat.worker_process import ROOT, project_worker
 from tests.helpers import wait_until
 
 TIMEOUT = 30.0  #: seconds an awaited event gets before the test gives up
@@ -171,3 +171,282 @@ def test_event_fields_are_celerys(facade_run, redis_server, tmp_path):
         return found
 
     assert fields(ours) == fields(theirs)
+
+
+def test_prefork_children_send_task_events_as_the_node(redis_server, tmp_path):
+    """Each child sends its tasks' events under the node's name and its own pid; the
+    parent sends the worker events, counting the children's jobs."""
+    url, args = redis_server.url_for(13), ["-P", "prefork", "-c", "2", "-E", "-n", NODE]
+    log = tmp_path / "w.log"
+    with Capture(url, redis_server, 13) as capture:  # noqa: SIM117 (it outlives the worker)
+        with project_worker("spinach_compat", redis_server, 13, log, args) as (worker, _):
+            client = _client("spinach_compat", url)
+            ids = [client.send_task(f"{TASKS}.add", (n, n)).id for n in range(4)]
+            for task_id in ids:
+                capture.wait_for(capture.ended(task_id, "task-succeeded"))
+            beat = capture.wait_for(lambda events: next((
+                e for e in events if e["type"] == "worker-heartbeat" and e["processed"] == 4
+            ), None))  # fmt: skip
+    task_events = [e for e in capture.events if e.get("uuid") in ids]
+    assert {e["hostname"] for e in task_events} == {NODE}
+    assert worker.process is not None and beat["pid"] == worker.process.pid
+    assert worker.process.pid not in {e["pid"] for e in task_events}
+    assert {capture.state.tasks[task_id].state for task_id in ids} == {"SUCCESS"}
+
+
+# -- Flower ------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+        return json.loads(response.read())
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def flower(redis_server) -> Iterator[str]:
+    """Real Flower (Celery's command line) on db 14; its base URL."""
+    url, port = redis_server.url_for(14), _free_port()
+    env = {**os.environ, "FLOWER_UNAUTHENTICATED_API": "true", "PYTHONPATH": str(ROOT)}
+    with redis_server.client(db=14) as client:
+        client.flushdb()
+        before = client.pubsub_numpat()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", f"--broker={url}", "flower", f"--port={port}",
+             "--address=127.0.0.1"], env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            base = f"http://127.0.0.1:{port}"
+            assert wait_until(lambda: _answers(f"{base}/healthcheck"), TIMEOUT)
+            assert wait_until(lambda: client.pubsub_numpat() > before, TIMEOUT)  # it listens
+            yield base
+        finally:
+            process.terminate()
+            process.wait(TIMEOUT)
+
+
+def test_flower_shows_facade_tasks_and_workers(flower, redis_server, tmp_path):
+    url = redis_server.url_for(14)
+    with project_worker("spinach_compat", redis_server, 14, tmp_path / "w.log",
+                        ["-P", "threads", "-E", "-n", NODE]):  # fmt: skip
+        client = _client("spinach_compat", url)
+        ok = client.send_task(f"{TASKS}.add", (2, 3))
+        failed = client.send_task(f"{TASKS}.fail", ("boom",))
+
+        def shown() -> dict[str, Any] | None:
+            tasks = _get(f"{flower}/api/tasks")
+            done = {ok.id: "SUCCESS", failed.id: "FAILURE"}
+            return (
+                tasks if all(tasks.get(i, {}).get("state") == s for i, s in done.items()) else None
+            )
+
+        assert wait_until(lambda: shown() is not None, TIMEOUT)
+        tasks = shown()
+        assert tasks is not None and tasks[ok.id]["result"] == "5"
+        assert tasks[ok.id]["worker"] == tasks[failed.id]["worker"] == NODE
+        assert tasks[failed.id]["exception"] == "ValueError('boom')"
+        workers = _get(f"{flower}/workers?json=1")["data"]  # from the events
+        assert [(w["hostname"], w["status"], w["processed"] >= 0) for w in workers] == [
+            (NODE, True, True)
+        ]
+
+
+def test_an_unreachable_event_broker_is_logged_and_jobs_still_run(make_app, caplog):
+    """Events are best effort: publishing failures are logged once, jobs run on."""
+    from spinach_compat.events.worker import WorkerEvents
+
+    app = make_app(broker="memory://")  # jobs in process; kombu's events go nowhere
+    app.conf.event_exchange = "events-nowhere"
+    app.conf.broker_transport_options = {"max_retries": 0}
+    app.connection_for_write = lambda: _unreachable()  # what kombu reaches for events
+
+    @app.task
+    def add(a, b):
+        return a + b
+
+    events = WorkerEvents(app, NODE, heartbeats=False)
+    events.start()
+    try:
+        app.start_worker(concurrency=1, block=False)
+        try:
+            assert [add.delay(n, n).get(timeout=TIMEOUT) for n in range(3)] == [0, 2, 4]
+        finally:
+            app.stop_worker()
+    finally:
+        events.shutdown()
+    warnings = [r for r in caplog.records if r.name == "spinach_compat.events"]
+    assert len(warnings) == 1 and "cannot be published" in warnings[0].getMessage()
+    assert "jobs are not affected" in warnings[0].getMessage()
+
+
+def _unreachable() -> Any:
+    import kombu
+
+    return kombu.Connection(f"redis://127.0.0.1:{_free_port()}/0", connect_timeout=0.2,
+                            transport_options={"max_retries": 0})  # fmt: skip
+
+
+# -- spinach-compat events ---------------------------------------------------------------
+
+
+def test_dump_prints_events_as_celerys_dumper():
+    from io import StringIO
+
+    from celery.events.dumper import Dumper as CeleryDumper
+
+    from spinach_compat.bin.monitor import Dumper
+
+    events = [
+        {"type": "worker-online", "hostname": NODE, "timestamp": 1.5e9, "freq": 2.0},
+        {"type": "task-received", "hostname": NODE, "timestamp": 1.5e9 + 1, "uuid": "id-1",
+         "name": "proj.add", "args": "(2, 3)", "kwargs": "{}", "retries": 0, "eta": None},
+        {"type": "task-succeeded", "hostname": NODE, "timestamp": 1.5e9 + 2, "uuid": "id-1",
+         "result": "5", "runtime": 0.25},
+        {"type": "task-started", "hostname": NODE, "timestamp": 1.5e9 + 3, "uuid": "unknown"},
+    ]  # fmt: skip
+    ours, theirs = StringIO(), StringIO()
+    dumper, celery_dumper = Dumper(ours), CeleryDumper(out=theirs)
+    for event in events:
+        dumper.on_event(dict(event))
+        celery_dumper.on_event(dict(event))
+    assert ours.getvalue() == theirs.getvalue()
+    assert "proj.add(id-1) args=(2, 3) kwargs={}" in ours.getvalue().splitlines()[2]
+
+
+def test_events_dump_prints_a_facade_workers_events(redis_server, tmp_path):
+    from tests.support.processes import LogReader
+
+    url = redis_server.url_for(15)
+    with project_worker("spinach_compat", redis_server, 15, tmp_path / "w.log",
+                        ["-P", "threads", "-E", "-n", NODE]):  # fmt: skip
+        env = {**os.environ, "PROJ_BROKER_URL": url, "PYTHONPATH": str(ROOT)}
+        with redis_server.client(db=15) as client:
+            before = client.pubsub_numpat()
+            dump = subprocess.Popen(
+                [sys.executable, "-m", "spinach_compat", "-A", "tests.compat.proj", "events",
+                 "--dump"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
+            assert dump.stdout is not None
+            log = LogReader(dump.stdout)
+            try:
+                assert wait_until(lambda: client.pubsub_numpat() > before, TIMEOUT)
+                task_id = _client("spinach_compat", url).send_task(f"{TASKS}.add", (2, 3)).id
+                log.wait_for(f"{NODE} .* task succeeded: {TASKS}.add\\({task_id}\\) "
+                             r"args=\(2, 3\) kwargs=\{\} .*result=5")  # fmt: skip
+            finally:
+                dump.terminate()
+                status = dump.wait(TIMEOUT)
+                log.join()
+                dump.stdout.close()
+    assert status == 0, log.text
+    assert log.text.startswith("-> evdump: starting capture...")
+    assert f"{NODE} [" in log.text and "task received:" in log.text
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    ((), "events --dump"), (("-c", "myapp.Camera"), "-c/--camera"),
+])  # fmt: skip
+def test_events_without_dump_or_with_a_camera_is_refused(capsys, args, named):
+    from spinach_compat.bin.celery import main
+
+    status = main(["-A", "tests.compat.proj", "events", *args])
+    err = capsys.readouterr().err
+    assert status == 2 and named in err and "migration_guide/features.md#monitoring" in err
+
+
+# -- app.events, task-sent, custom events ------------------------------------------------
+
+
+def test_task_sent_carries_celerys_fields(redis_server):
+    """``task_send_sent_event``: the facade's task-sent has the fields of Celery's."""
+    url = redis_server.url_for(10)
+    import spinach_compat
+
+    facade = spinach_compat.Celery("proj", broker=url, set_as_current=False)
+    real = celery.Celery("proj", broker=url, set_as_current=False)
+    for app in (facade, real):
+        app.conf.task_send_sent_event = True
+    with Capture(url, redis_server, 10) as capture:
+        ours = facade.send_task(f"{TASKS}.add", (1, 2), countdown=60).id
+        theirs = real.send_task(f"{TASKS}.add", (1, 2), countdown=60).id
+        capture.wait_for(lambda events: {ours, theirs} <= {e.get("uuid") for e in events})
+    by_id = {e["uuid"]: e for e in capture.events}
+    assert set(by_id[ours]) == set(by_id[theirs])
+    assert by_id[ours]["type"] == "task-sent" and by_id[ours]["name"] == f"{TASKS}.add"
+    assert by_id[ours]["args"] == "(1, 2)" and by_id[ours]["queue"] == "celery"
+    assert capture.state.tasks[ours].state == "PENDING"
+
+
+def test_celerys_real_time_processing_example_runs_on_the_facade(make_app, redis_server):
+    """The facade's ``app.events.Receiver`` and ``State`` (Celery's documented example), fed
+    by an in-process worker with events, which also sends a task's custom event."""
+    from spinach_compat.events.worker import WorkerEvents
+
+    url = redis_server.url_for(9)
+    app = make_app(broker=url, backend=url)
+
+    @app.task(bind=True)
+    def progress(self, n):
+        self.send_event("task-progress", done=n)
+        return n
+
+    @app.task
+    def broken():
+        raise KeyError("missing")
+
+    state, failed, custom = app.events.State(), [], []
+    receivers: list = []
+
+    def announce_failed_tasks(event):
+        state.event(event)
+        task = state.tasks.get(event["uuid"])
+        failed.append(f"TASK FAILED: {task.name}[{task.uuid}] {task.info()}")
+
+    def capture_all() -> None:
+        with app.connection() as connection:
+            handlers = {"task-failed": announce_failed_tasks, "task-progress": custom.append,
+                        "*": state.event}  # fmt: skip
+            receivers.append(app.events.Receiver(connection, handlers=handlers))
+            receivers[0].capture(limit=None, timeout=None, wakeup=True)
+
+    events = WorkerEvents(app, NODE, heartbeats=False)
+    thread = threading.Thread(target=capture_all)
+    with redis_server.client(db=9) as client:
+        before = client.pubsub_numpat()
+        thread.start()
+        assert wait_until(lambda: client.pubsub_numpat() > before, TIMEOUT)
+    events.start()
+    try:
+        app.start_worker(concurrency=1, block=False)
+        assert progress.delay(7).get(timeout=TIMEOUT) == 7
+        bad = broken.delay()
+        assert wait_until(lambda: len(failed) == 1 and bad.id in state.tasks, TIMEOUT)
+        assert wait_until(lambda: state.tasks[bad.id].state == "FAILURE", TIMEOUT)
+    finally:
+        app.stop_worker()
+        events.shutdown()
+        if receivers:
+            receivers[0].should_stop = True
+        thread.join(TIMEOUT)
+    assert failed[0].startswith(f"TASK FAILED: {broken.name}[{bad.id}] {{")
+    assert "KeyError('missing')" in failed[0]
+    assert [(e["done"], e["hostname"]) for e in custom] == [(7, app.hostname)]
+    assert [t.name for _, t in state.tasks_by_time()] == [broken.name, progress.name]
+    assert state.workers[NODE].hostname == NODE and state.task_types() == sorted(
+        [broken.name, progress.name]
+    )
