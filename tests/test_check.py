@@ -654,7 +654,7 @@ def test_requirements_in_setup_files_and_pipfile() -> None:
     assert {(f.file, f.line, f.api, f.status) for f in findings} == {
         ("Pipfile", 2, "requires django-structlog", check.SUPPORTED),
         ("setup.cfg", 7, "requires celery-once", check.CHECK),
-        ("setup.cfg", 10, "requires flower", check.UNSUPPORTED),
+        ("setup.cfg", 10, "requires flower", check.SUPPORTED),
         ("setup.py", 5, "requires django-celery-email", check.CHECK),
         ("setup.py", 6, "requires celery-progress", check.CHECK),
     }
@@ -671,6 +671,7 @@ def test_third_party_table_statuses() -> None:
         assert thirdparty.PACKAGES[name].status == thirdparty.REFUSED
         assert "spinach_compat.signals" in thirdparty.PACKAGES[name].note
     assert thirdparty.PACKAGES["django-celery-results"].status == thirdparty.REFUSED
+    assert thirdparty.PACKAGES["flower"].status == thirdparty.WORKS  # compat/test_events.py
     for name in ("django-celery-beat", "celery-redbeat"):  # tests/compat/test_beat_schedulers.py
         assert thirdparty.PACKAGES[name].status == thirdparty.WORKS
     step = thirdparty.package_of_module("django_structlog.celery.steps")

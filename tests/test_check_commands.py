@@ -26,7 +26,7 @@ def test_verdicts_on_command_lines(tmp_path) -> None:
     statuses = {key: finding.status for key, finding in found.items()}
     unsupported = {key for key, status in statuses.items() if status == check.UNSUPPORTED}
     assert unsupported == {
-        (4, "celery control shutdown"), (9, "celery events"),
+        (4, "celery control shutdown"), (9, "celery events --camera"),
     }  # fmt: skip
     assert statuses[(10, "--autoscale")] == check.SUPPORTED  # the prefork pool's
     for line, api in [(1, "celery multi"), (1, "-Q"), (1, "--pidfile"), (2, "celery multi"),
@@ -36,6 +36,7 @@ def test_verdicts_on_command_lines(tmp_path) -> None:
         assert statuses[(line, api)] == check.SUPPORTED, (line, api)
     assert statuses[(11, "celery report")] == check.DIFFERENT
     assert "SIGTERM" in found[(4, "celery control shutdown")].note
-    assert "status" in found[(9, "celery events")].note
-    assert found[(9, "celery events")].section.endswith("#commands")
+    assert statuses[(9, "celery events")] == check.SUPPORTED  # --dump; the camera refused
+    assert "--dump" in found[(9, "celery events --camera")].note
+    assert found[(9, "celery events")].section.endswith("#monitoring-events-and-flower")
     assert not any(api.endswith("-KILL") or api == "--nosplash" for _, api in found)

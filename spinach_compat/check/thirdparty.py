@@ -64,8 +64,10 @@ PACKAGES: dict[str, Package] = {
         ("redbeat",),
     ),
     "flower": Package(
-        REFUSED,
-        "needs task events (-E), refused; use spinach-compat inspect",
+        WORKS,
+        "run with real Celery's command on the same broker, it shows the tasks and workers "
+        "of workers started with -E (tests/compat/test_events.py); its views that ask the "
+        "workers (inspect) stay empty",
         ("flower",),
     ),
     "django-structlog": Package(

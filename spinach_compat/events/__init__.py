@@ -8,7 +8,7 @@ events (``task-received``, ``task-started``, ``task-succeeded``, ``task-failed``
 True`` makes ``delay()`` and ``apply_async()`` send ``task-sent``. They go through kombu
 to the broker's ``celeryev`` exchange in Celery's wire format (``event``), best effort
 (``dispatcher``). ``EventReceiver`` reads them (``spinach-compat events --dump``,
-``app.events.Receiver``).
+``app.events.Receiver``); ``State`` follows what they say.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from __future__ import annotations
 from .dispatcher import EventDispatcher
 from .event import Event, event_exchange, get_exchange, group_from
 from .receiver import EventReceiver
+from .state import State
 
 __all__ = [
-    "Event", "EventDispatcher", "EventReceiver", "event_exchange", "get_exchange", "group_from",
+    "Event", "EventDispatcher", "EventReceiver", "State", "event_exchange", "get_exchange",
+    "group_from",
 ]  # fmt: skip
 
 from ..surface import module_getattr  # Celery names refused: see surface
