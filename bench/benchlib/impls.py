@@ -33,6 +33,7 @@ class Impl:
     roundtrip: bool = False  #: takes part in workload 6 (``delay().get()``)
     ours: bool = False
     notes: tuple[str, ...] = field(default=())
+    by_default: bool = True  #: in a run without ``--only``
 
 
 def _ours(venv: Venv, threads: int, processes: int) -> list[list[str]]:
@@ -45,6 +46,12 @@ def _facade(venv: Venv, threads: int, processes: int) -> list[list[str]]:
     command = [str(venv.python), "-m", "spinach", "worker", "impl_facade:app.engine"]
     command += ["--queue", "celery", "--threads", str(threads), "--log-level", "warning"]
     return [command + (["--processes", str(processes)] if processes > 1 else [])]
+
+
+def _facade_events(venv: Venv, threads: int, processes: int) -> list[list[str]]:
+    """The facade's worker sending Celery's events (``-E``), to weigh their cost."""
+    commands = _facade(venv, threads, processes)
+    return [[word.replace("app.engine", "events_engine") for word in c] for c in commands]
 
 
 def _upstream(venv: Venv, threads: int, processes: int) -> list[list[str]]:
@@ -94,6 +101,12 @@ IMPLS = [
         "ours-facade", "ours-facade", VENVS["ours"], "facade", _facade, ours=True,
         roundtrip=True,
         notes=("ours-facade: the Celery facade (spinach_compat) over our engine",),
+    ),
+    Impl(
+        "ours-facade-events", "facade -E", VENVS["ours"], "facade", _facade_events, ours=True,
+        by_default=False,
+        notes=("facade -E: the facade's worker sending Celery's events (task and worker "
+               "events, as -E), against ours-facade to weigh their cost",),
     ),
     Impl(
         "spinach", "spinach-0.0.25", VENVS["spinach-upstream"], "upstream", _upstream,

@@ -508,17 +508,16 @@ def _run_prefork_parent(worker: Any, argv: list[str], cwd: str, bounds: Any) -> 
 
 
 def _task_events(app: Celery, worker: Any, args: argparse.Namespace) -> None:
-    """``-E`` (or ``worker_send_task_events``): a service sending the worker's events. A
-    prefork parent sends the worker events (``run_parent`` runs it), its children their
-    tasks'; ``--without-heartbeat`` sends no worker event, as Celery's."""
+    """The worker's events, as Celery's: worker events (online, heartbeats, offline) unless
+    ``--without-heartbeat``, task events with ``-E`` (or ``worker_send_task_events``, or
+    later ``enable_events``). A prefork parent sends the worker events (``run_parent`` runs
+    them), its children their tasks'."""
     from ..events.worker import WorkerEvents, events_enabled
 
-    if not events_enabled(app, args.task_events):
-        return
     role = worker.role
     worker.services.append(WorkerEvents(
-        app, worker.hostname, tasks=role != "parent",
-        heartbeats=role != "child" and not args.without_heartbeat,
+        app, worker.hostname, tasks=events_enabled(app, args.task_events),
+        runs_tasks=role != "parent", heartbeats=role != "child" and not args.without_heartbeat,
     ))  # fmt: skip
 
 

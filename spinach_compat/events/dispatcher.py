@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import logging
 import os
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from kombu import Connection, Producer
@@ -24,7 +26,6 @@ from kombu.clocks import LamportClock
 from kombu.utils.url import maybe_sanitize_url
 
 from .event import EXCHANGE_NAME, get_exchange, group_from, routing_key
-from .event import Event as make_event
 from .event import utcoffset as local_utcoffset
 
 if TYPE_CHECKING:
@@ -35,6 +36,14 @@ logger = logging.getLogger("spinach_compat.events")
 #: Events kept while the publisher thread catches up: more absorbs longer bursts, at the
 #: cost of memory (an event is a few hundred bytes); past it the oldest are dropped.
 BUFFER_LIMIT = 10_000
+_JSON = {"content_type": "application/json", "content_encoding": "utf-8"}
+_ENCODER = json.JSONEncoder(check_circular=False, separators=(",", ":"))
+#: Seconds between two publications of the buffered events: longer puts more events in
+#: each message (cheaper for the worker), at the cost of their delay.
+FLUSH_INTERVAL = 0.25
+#: Task events published as one message (a list) when they wait together: more means
+#: fewer messages under load, at the cost of bigger ones.
+BATCH_LIMIT = 1000
 #: Seconds between attempts to reach the broker again during an outage: shorter notices the
 #: end of an outage sooner, at the cost of more connection attempts.
 RETRY_INTERVAL = 1.0
@@ -79,7 +88,7 @@ class EventDispatcher:
         self._given = connection or (channel.connection.client if channel is not None else None)
         self._task_events = True
         self._buffer: collections.deque[dict[str, Any]] = collections.deque(maxlen=BUFFER_LIMIT)
-        self._wake = threading.Event()
+        self._offset, self._offset_until = 0.0, 0.0  # utcoffset(), until when it holds
         self._closing = threading.Event()
         self._lock = threading.Lock()  # the connection, in the publishing thread
         self._thread: threading.Thread | None = None
@@ -103,23 +112,29 @@ class EventDispatcher:
         Celery's other arguments are accepted: every event has a clock and is not retried."""
         if not self.enabled or self._closing.is_set():
             return
-        group = group_from(type)
-        if (self.groups and group not in self.groups) or (
-            group == "task" and not self._task_events
+        group = type.partition("-")[0]
+        if (group == "task" and not self._task_events) or (
+            self.groups and group not in self.groups
         ):
             return
-        event = make_event(
-            type, hostname=self.hostname, utcoffset=local_utcoffset(), pid=self.pid,
-            clock=self.clock.forward(), **fields,
-        )  # fmt: skip
+        fields["type"] = type
+        self.put(fields)
+
+    def put(self, event: dict[str, Any]) -> None:
+        """Stamp and send ``event`` (with its ``type``): the worker's fast path, which
+        checked ``task_events`` already."""
+        now = time.time()
+        if now >= self._offset_until:  # the offset changes twice a year: asked every minute
+            self._offset, self._offset_until = local_utcoffset(), now + 60
+        event["hostname"], event["utcoffset"], event["pid"] = self.hostname, self._offset, self.pid
+        event["clock"], event["timestamp"] = self.clock.forward(), now
         if not self.buffered:
             with self._lock:
-                self._publish(event)
+                self._publish(event, routing_key(event["type"]))
             return
         self._buffer.append(event)
         if self._thread is None:
             self._start_thread()
-        self._wake.set()
 
     def set_task_events(self, enabled: bool) -> None:
         """Send task events (``enable_events``), or stop sending them (``disable_events``);
@@ -134,7 +149,6 @@ class EventDispatcher:
     def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
         """Publish what is buffered (within ``timeout`` seconds), then close; idempotent."""
         self._closing.set()
-        self._wake.set()
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
@@ -152,29 +166,45 @@ class EventDispatcher:
                 self._thread.start()
 
     def _run(self) -> None:
-        """Publish the buffered events until closed (and the buffer is empty)."""
-        while True:
-            self._wake.wait()
-            self._wake.clear()
+        """Publish the buffered events every ``FLUSH_INTERVAL`` until closed, then the
+        rest."""
+        closing = False
+        while not closing:
+            closing = self._closing.wait(FLUSH_INTERVAL)
             while self._buffer:
+                size = min(BATCH_LIMIT, len(self._buffer))
+                batch = [self._buffer.popleft() for _ in range(size)]
                 with self._lock:
-                    published = self._publish(self._buffer.popleft())
+                    published = self._publish_batch(batch)
                 if not published:
                     self.dropped += len(self._buffer)
                     self._buffer.clear()
-                    if self._closing.wait(RETRY_INTERVAL):
-                        return
-            if self._closing.is_set():
-                return
+                    closing = closing or self._closing.wait(RETRY_INTERVAL)
 
-    def _publish(self, event: dict[str, Any]) -> bool:
-        """Publish one event (under ``_lock``); False, logged once per outage, if it failed."""
+    def _publish_batch(self, batch: list[dict[str, Any]]) -> bool:
+        """Publish ``batch``: its task events as one message (a list, routing key
+        ``task.multi``, as Celery's grouped events) when there are several, the others one
+        by one; False if publishing failed (the rest of the batch is dropped)."""
+        tasks = [event for event in batch if group_from(event["type"]) == "task"]
+        single = batch if len(tasks) < 2 else [e for e in batch if group_from(e["type"]) != "task"]
+        for event in single:
+            if not self._publish(event, routing_key(event["type"])):
+                self.dropped += len(batch) - 1
+                return False
+        if len(tasks) > 1 and not self._publish(tasks, "task.multi"):
+            self.dropped += len(tasks) - 1
+            return False
+        return True
+
+    def _publish(self, body: Any, key: str) -> bool:
+        """Publish one message (under ``_lock``); False, logged once per outage, if it
+        failed."""
         try:
             producer = self._producer or self._connect()
+            data, encoding = self._encoded(body)
             producer.publish(
-                event, routing_key=routing_key(event["type"]), exchange=self.exchange_name,
-                serializer=self.serializer, headers={"hostname": self.hostname},
-                delivery_mode=1, retry=False,
+                data, routing_key=key, exchange=self.exchange_name,
+                headers={"hostname": self.hostname}, delivery_mode=1, retry=False, **encoding,
             )  # fmt: skip
         except Exception as exc:
             self._disconnect()
@@ -185,6 +215,16 @@ class EventDispatcher:
             logger.warning("Events are published again (%d dropped meanwhile)", self.dropped)
             self.dropped = 0
         return True
+
+    def _encoded(self, body: Any) -> tuple[Any, dict[str, str]]:
+        """``publish``'s body and its encoding arguments: JSON encoded here (the C encoder,
+        for the usual values), else by kombu's ``event_serializer``."""
+        if self.serializer == "json":
+            try:
+                return _ENCODER.encode(body), _JSON
+            except (TypeError, ValueError):  # a value only kombu's encoder knows
+                pass
+        return body, {"serializer": self.serializer}
 
     def flush(self, *_: Any, **__: Any) -> None:
         """Nothing to do: events are published as they come (Celery's API)."""

@@ -15,6 +15,9 @@ from __future__ import annotations
 import os
 import platform
 import threading
+import time
+import traceback as traceback_module
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +25,7 @@ from kombu.utils.encoding import safe_repr
 
 from spinach import __version__ as spinach_version
 
-from .. import signals
+from .. import signals, states
 from .._state import app_of
 from .dispatcher import EventDispatcher
 
@@ -41,6 +44,20 @@ SOFTWARE_INFO: dict[str, Any] = {
     "sw_ver": spinach_version,
     "sw_sys": platform.system(),
 }
+
+
+#: The worker events of this process that run (``set_task_events`` acts on them).
+_running: weakref.WeakSet[WorkerEvents] = weakref.WeakSet()
+
+
+def set_task_events(enabled: bool) -> int:
+    """Turn the task events of this process's worker on or off (what the ``enable_events``
+    and ``disable_events`` remote control commands do, as Celery's); how many workers'
+    events were switched (0: none runs here)."""
+    running = list(_running)
+    for events in running:
+        events.set_task_events(enabled)
+    return len(running)
 
 
 def events_enabled(app: Celery, flag: bool | None) -> bool:
@@ -69,19 +86,21 @@ class TaskCounter:
 class WorkerEvents:
     """The events of one worker process (a service; see the module docstring).
 
-    ``tasks``: send task events (a prefork parent sends none); ``heartbeats``: send the
-    worker events (a prefork child sends none). ``counts`` gives ``(active, processed)``
-    for the heartbeats; by default the tasks of this process.
+    ``tasks``: send task events from the start (``-E``; ``set_task_events`` switches them
+    later); ``runs_tasks``: this process runs tasks (not a prefork parent); ``heartbeats``:
+    send the worker events (a prefork child sends none). ``counts`` gives ``(active,
+    processed)`` for the heartbeats; by default the tasks of this process.
     """
 
     def __init__(
         self, app: Celery, hostname: str, *, tasks: bool = True, heartbeats: bool = True,
-        interval: float = HEARTBEAT_INTERVAL,
+        runs_tasks: bool = True, interval: float = HEARTBEAT_INTERVAL,
         counts: Callable[[], tuple[int, int]] | None = None,
     ):  # fmt: skip
         self.app = app
         self.hostname = hostname
         self.tasks = tasks
+        self.runs_tasks = runs_tasks
         self.heartbeats = heartbeats
         self.interval = interval
         self.counter = TaskCounter()
@@ -90,6 +109,7 @@ class WorkerEvents:
         self._stop = threading.Event()
         self._heart: threading.Thread | None = None
         self._receivers: list[tuple[Any, Callable[..., None]]] = []
+        self._runs = threading.local()  # when the task of this thread started
 
     def prepare(self) -> None:
         """Nothing to prepare: the broker is reached when the first event is published."""
@@ -99,8 +119,10 @@ class WorkerEvents:
         self.dispatcher = EventDispatcher(app=self.app, hostname=self.hostname, buffered=True)
         signals.worker_process_shutdown.connect(self.shutdown, weak=False)
         self._receivers.append((signals.worker_process_shutdown, self.shutdown))
-        if self.tasks:
+        self.dispatcher.set_task_events(self.tasks)
+        if self.runs_tasks:
             self._connect()
+        _running.add(self)
         if self.heartbeats:
             self._send_worker("worker-online")
             self._heart = threading.Thread(target=self._beat, name="spinach-heartbeat",
@@ -116,6 +138,7 @@ class WorkerEvents:
 
     def shutdown(self, **_: Any) -> None:
         """Stop sending: ``worker-offline``, then the buffer is published; idempotent."""
+        _running.discard(self)
         for signal, receiver in self._receivers:
             signal.disconnect(receiver)
         self._receivers.clear()
@@ -130,6 +153,7 @@ class WorkerEvents:
 
     def set_task_events(self, enabled: bool) -> None:
         """Turn this worker's task events on or off (``enable_events``/``disable_events``)."""
+        self.tasks = enabled
         if self.dispatcher is not None:
             self.dispatcher.set_task_events(enabled)
 
@@ -150,83 +174,81 @@ class WorkerEvents:
     # -- task events -----------------------------------------------------------------------
 
     def _connect(self) -> None:
+        """Two signals per task (the task events are read from them), and revocations."""
         for signal, receiver in (
-            (signals.task_received, self._received), (signals.task_prerun, self._started),
-            (signals.task_success, self._succeeded), (signals.task_failure, self._failed),
-            (signals.task_retry, self._retried), (signals.task_revoked, self._revoked),
-            (signals.task_postrun, self._finished),
+            (signals.task_prerun, self._started), (signals.task_postrun, self._finished),
+            (signals.task_revoked, self._revoked),
         ):  # fmt: skip
             signal.connect(receiver, weak=False)
             self._receivers.append((signal, receiver))
 
-    def _send_task(self, task: Any, type: str, task_id: str | None, **fields: Any) -> None:
-        """Send a task event for ``task`` of this app, run by the worker (not eagerly)."""
+    def _sends_for(self, task: Any) -> EventDispatcher | None:
+        """The dispatcher if ``task``'s events are to be sent (this app's, ``send_events``)."""
         dispatcher = self.dispatcher
-        if dispatcher is None or task is None or app_of(task) is not self.app:
-            return
-        if not getattr(task, "send_events", True) or task.request.is_eager:
-            return
-        dispatcher.send(type, uuid=task_id, **fields)
+        if dispatcher is None or not dispatcher.task_events or not task.send_events:
+            return None
+        return dispatcher if app_of(task) is self.app else None
 
-    def _received(self, sender: Any = None, request: Any = None, **_: Any) -> None:
-        task = self.app.tasks.get(request.task) if request is not None else None
-        if task is None:
+    def _started(self, sender: Any = None, **_: Any) -> None:
+        """``task_prerun``: ``task-received`` (the worker takes the job as it runs it, so
+        both come together), then ``task-started``."""
+        request = sender.request
+        if request.is_eager:
             return
-        self._send_task(
-            task, "task-received", request.id, name=request.task, args=request.argsrepr,
-            kwargs=request.kwargsrepr, root_id=request.root_id, parent_id=request.parent_id,
-            retries=request.retries, eta=request.eta, expires=request.expires,
-        )  # fmt: skip
-
-    def _started(self, sender: Any = None, task_id: str | None = None, **_: Any) -> None:
-        if sender is not None and not sender.request.is_eager:
-            self.counter.started()
-        self._send_task(sender, "task-started", task_id)
+        self.counter.started()
+        self._runs.started = time.monotonic()
+        dispatcher = self._sends_for(sender)
+        if dispatcher is not None:
+            task_id = request.id
+            dispatcher.put({
+                "type": "task-received", "uuid": task_id, "name": sender.name,
+                "args": request.argsrepr, "kwargs": request.kwargsrepr,
+                "root_id": request.root_id, "parent_id": request.parent_id,
+                "retries": request.retries, "eta": request.eta, "expires": request.expires,
+            })  # fmt: skip
+            dispatcher.put({"type": "task-started", "uuid": task_id})
 
     def _finished(self, sender: Any = None, retval: Any = None, state: str = "", **_: Any) -> None:
-        if sender is None or sender.request.is_eager:
+        """``task_postrun``: the outcome's event (succeeded, failed, retried, rejected)."""
+        request = sender.request
+        if request.is_eager:
             return
         self.counter.finished()
-        if state == "REJECTED":
+        dispatcher = self._sends_for(sender)
+        if dispatcher is None:
+            return
+        if state == states.SUCCESS:
+            runtime = time.monotonic() - getattr(self._runs, "started", time.monotonic())
+            dispatcher.put({"type": "task-succeeded", "uuid": request.id,
+                            "result": _result_repr(retval), "runtime": runtime})  # fmt: skip
+        elif state in (states.FAILURE, states.RETRY):
+            exc = getattr(retval, "exc", None) if state == states.RETRY else retval
+            kind = "task-failed" if state == states.FAILURE else "task-retried"
+            dispatcher.send(kind, uuid=request.id, exception=safe_repr(exc),
+                            traceback=_traceback(retval))  # fmt: skip
+        elif state == states.REJECTED:
             requeue = bool(getattr(retval, "requeue", False))
-            self._send_task(sender, "task-rejected", sender.request.id, requeue=requeue)
-
-    def _succeeded(self, sender: Any = None, result: Any = None, runtime: float = 0.0,
-                   **_: Any) -> None:  # fmt: skip
-        if sender is not None:
-            text = safe_repr(result)
-            if len(text) > RESULT_REPR_MAXSIZE:
-                text = text[:RESULT_REPR_MAXSIZE] + "..."
-            self._send_task(sender, "task-succeeded", sender.request.id, result=text,
-                            runtime=runtime)  # fmt: skip
-
-    def _failed(self, sender: Any = None, task_id: str | None = None, exception: Any = None,
-                einfo: Any = None, **_: Any) -> None:  # fmt: skip
-        traceback = getattr(einfo, "traceback", None)
-        self._send_task(sender, "task-failed", task_id, exception=safe_repr(exception),
-                        traceback=traceback)  # fmt: skip
-
-    def _retried(self, sender: Any = None, request: Any = None, reason: Any = None,
-                 einfo: Any = None, **_: Any) -> None:  # fmt: skip
-        exc = getattr(reason, "exc", None)
-        self._send_task(
-            sender,
-            "task-retried",
-            getattr(request, "id", None),
-            exception=safe_repr(exc),
-            traceback=getattr(einfo, "traceback", ""),
-        )
+            dispatcher.send("task-rejected", uuid=request.id, requeue=requeue)
 
     def _revoked(self, sender: Any = None, request: Any = None, terminated: bool = False,
                  signum: Any = None, expired: bool = False, **_: Any) -> None:  # fmt: skip
-        self._send_task(
-            sender,
-            "task-revoked",
-            getattr(request, "id", None),
-            terminated=terminated,
-            signum=signum,
-            expired=expired,
-        )
+        dispatcher = self._sends_for(sender) if sender is not None else None
+        if dispatcher is not None:
+            dispatcher.send("task-revoked", uuid=getattr(request, "id", None),
+                            terminated=terminated, signum=signum, expired=expired)  # fmt: skip
+
+
+def _result_repr(value: Any) -> str:
+    """``repr(value)``, cut to ``RESULT_REPR_MAXSIZE`` characters (Celery's)."""
+    text = safe_repr(value)
+    return text if len(text) <= RESULT_REPR_MAXSIZE else f"{text[:RESULT_REPR_MAXSIZE]}..."
+
+
+def _traceback(exc: Any) -> str:
+    """The traceback of an exception, as Celery's events carry it."""
+    if not isinstance(exc, BaseException):
+        return ""
+    return "".join(traceback_module.format_exception(type(exc), exc, exc.__traceback__))
 
 
 def _load_average() -> tuple[float, ...]:

@@ -450,3 +450,39 @@ def test_celerys_real_time_processing_example_runs_on_the_facade(make_app, redis
     assert state.workers[NODE].hostname == NODE and state.task_types() == sorted(
         [broken.name, progress.name]
     )
+
+
+def test_without_e_only_worker_events_until_set_task_events(make_app, redis_server):
+    """As Celery's: a worker sends its worker events without -E; ``set_task_events`` (the
+    ``enable_events`` remote control command) turns the task events on, then off."""
+    from spinach_compat.events import worker as worker_events
+
+    url = redis_server.url_for(8)
+    app = make_app(broker=url, backend=url)
+
+    @app.task
+    def add(a, b):
+        return a + b
+
+    events = worker_events.WorkerEvents(app, NODE, tasks=False)
+    with Capture(url, redis_server, 8) as capture:
+        events.start()
+        try:
+            app.start_worker(concurrency=1, block=False)
+            quiet = add.delay(1, 1)
+            assert quiet.get(timeout=TIMEOUT) == 2
+            assert wait_until(lambda: events.counter.processed == 1, TIMEOUT)  # its postrun ran
+            assert worker_events.set_task_events(True) == 1
+            loud = add.delay(2, 2)
+            assert loud.get(timeout=TIMEOUT) == 4
+            capture.wait_for(capture.ended(loud.id, "task-succeeded"))
+            assert worker_events.set_task_events(False) == 1
+            assert add.delay(3, 3).get(timeout=TIMEOUT) == 6
+        finally:
+            app.stop_worker()
+            events.shutdown()
+        capture.wait_for(lambda found: found[-1]["type"] == "worker-offline")
+    assert worker_events.set_task_events(True) == 0  # none runs any more
+    tasks = {e["uuid"] for e in capture.events if e["type"].startswith("task-")}
+    assert tasks == {loud.id} and capture.events[0]["type"] == "worker-online"
+    assert capture.events[-1]["processed"] == 3
