@@ -3,10 +3,10 @@
 Runs a facade app's worker in this process (8 threads) on a throwaway Redis, draining
 ``--jobs`` no-op jobs enqueued beforehand, alternately without and with the worker's
 events (task and worker events, as ``spinach-compat worker -E``; no receiver is
-subscribed: a subscriber's cost is Redis's, in its own process). It prints the CPU seconds this process spent per 1,000
-jobs (every thread: the job threads and the events' publisher) and the wall time, the
-medians of ``--runs``: on a shared machine the CPU time is the steadier figure, as it does
-not count the time other processes took.
+subscribed: a subscriber's cost is Redis's, in its own process). It prints the CPU
+seconds this process spent per 1,000 jobs (every thread: the job threads and the events'
+publisher) and the jobs per second, the medians of ``--runs``: on a shared machine the CPU
+time is the steadier figure, as it does not count the time other processes took.
 
     .venv/bin/python bench/events_cost.py --jobs 20000 --runs 5
 """
