@@ -2,11 +2,12 @@
 
 Events are best effort, as Celery's: they must never break or slow the job that causes
 them. A worker's dispatcher is *buffered*: ``send`` stamps the event and appends it to an
-in-memory buffer, and one publisher thread publishes it; a publishing error (the broker is
-away) is logged once per outage, and the events of the outage are dropped (counted in the
-line saying it is over). The buffer holds at most ``BUFFER_LIMIT`` events: past that the
-oldest are dropped. An unbuffered dispatcher (``task-sent`` from ``delay()``) publishes in
-the caller's thread, with the same outage handling.
+in-memory buffer, and one publisher thread publishes the buffer every ``FLUSH_INTERVAL``
+(the task events in one message: a list, as Celery's grouped events); a publishing error
+(the broker is away) is logged once per outage, and the events of the outage are dropped
+(counted in the line saying it is over). The buffer holds at most ``BUFFER_LIMIT``
+events: past that the oldest are dropped. An unbuffered dispatcher (``task-sent`` from
+``delay()``) publishes in the caller's thread, with the same outage handling.
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
-"""A worker's events: task events from the process running the tasks, and the node's
-``worker-online``, ``worker-heartbeat`` (every ``HEARTBEAT_INTERVAL`` seconds) and
-``worker-offline``.
+"""A worker's events: task events from the process running the tasks (with ``-E``, or
+once ``set_task_events(True)``), and the node's ``worker-online``, ``worker-heartbeat``
+(every ``HEARTBEAT_INTERVAL`` seconds) and ``worker-offline``, sent by every worker unless
+``--without-heartbeat``, as Celery's.
 
 ``WorkerEvents`` is a worker service (see ``spinach_compat.worker``): started once the
-engine runs, stopped at a warm shutdown. The task events come from the facade's task
-signals, sent in the job's thread; each only stamps and buffers an event there (see
-``dispatcher``). In a prefork pool each child sends its tasks' events (under the node's
-name and its own pid, as Celery's pool children), and the parent sends the worker events,
-counting the children's jobs through their status pipes.
+engine runs, stopped at ``worker_process_shutdown``, once the running tasks finished. The
+task events are read from two task signals sent in the job's thread (``task_prerun``:
+received and started; ``task_postrun``: succeeded, failed, retried or rejected) and from
+``task_revoked``; each only stamps and buffers an event there (see ``dispatcher``). In a
+prefork pool each child sends its tasks' events (under the node's name and its own pid, as
+Celery's pool children), and the parent sends the worker events, counting the children's
+jobs through their status pipes.
 """
 
 from __future__ import annotations
