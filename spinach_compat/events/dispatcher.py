@@ -183,19 +183,26 @@ class EventDispatcher:
                     closing = closing or self._closing.wait(RETRY_INTERVAL)
 
     def _publish_batch(self, batch: list[dict[str, Any]]) -> bool:
-        """Publish ``batch``: its task events as one message (a list, routing key
-        ``task.multi``, as Celery's grouped events) when there are several, the others one
-        by one; False if publishing failed (the rest of the batch is dropped)."""
-        tasks = [event for event in batch if group_from(event["type"]) == "task"]
-        single = batch if len(tasks) < 2 else [e for e in batch if group_from(e["type"]) != "task"]
-        for event in single:
-            if not self._publish(event, routing_key(event["type"])):
-                self.dropped += len(batch) - 1
+        """Publish ``batch`` in order: each run of task events as one message (a list,
+        routing key ``task.multi``, as Celery's grouped events), the other events one by
+        one; False if publishing failed (the rest of the batch is dropped)."""
+        start = 0
+        for end, event in enumerate([*batch, None]):
+            if event is not None and group_from(event["type"]) == "task":
+                continue
+            if not (self._publish_run(batch[start:end]) and self._publish_single(event)):
+                self.dropped += len(batch) - start - 1
                 return False
-        if len(tasks) > 1 and not self._publish(tasks, "task.multi"):
-            self.dropped += len(tasks) - 1
-            return False
+            start = end + 1
         return True
+
+    def _publish_run(self, run: list[dict[str, Any]]) -> bool:
+        if len(run) > 1:
+            return self._publish(run, "task.multi")
+        return self._publish_single(run[0] if run else None)
+
+    def _publish_single(self, event: dict[str, Any] | None) -> bool:
+        return event is None or self._publish(event, routing_key(event["type"]))
 
     def _publish(self, body: Any, key: str) -> bool:
         """Publish one message (under ``_lock``); False, logged once per outage, if it

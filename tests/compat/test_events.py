@@ -486,3 +486,22 @@ def test_without_e_only_worker_events_until_set_task_events(make_app, redis_serv
     tasks = {e["uuid"] for e in capture.events if e["type"].startswith("task-")}
     assert tasks == {loud.id} and capture.events[0]["type"] == "worker-online"
     assert capture.events[-1]["processed"] == 3
+
+
+def test_buffered_events_keep_their_order_with_task_runs_grouped(make_app):
+    """Runs of task events go as one message (``task.multi``), in order with the others."""
+    from spinach_compat.events.dispatcher import EventDispatcher
+
+    dispatcher = EventDispatcher(app=make_app(), hostname=NODE)
+    sent: list[tuple[Any, str]] = []
+    dispatcher._publish = lambda body, key: sent.append((body, key)) or True  # type: ignore[method-assign]
+    types = ["worker-online", "task-received", "task-started", "worker-heartbeat",
+             "task-succeeded"]  # fmt: skip
+    assert dispatcher._publish_batch([{"type": t} for t in types])
+    assert [(b["type"] if isinstance(b, dict) else [e["type"] for e in b], key)
+            for b, key in sent] == [
+        ("worker-online", "worker.online"),
+        (["task-received", "task-started"], "task.multi"),
+        ("worker-heartbeat", "worker.heartbeat"),
+        ("task-succeeded", "task.succeeded"),
+    ]  # fmt: skip
