@@ -63,6 +63,15 @@ def set_task_events(enabled: bool) -> int:
     return len(running)
 
 
+def heartbeat_now() -> int:
+    """Send a ``worker-heartbeat`` at once (the ``heartbeat`` remote control command); how
+    many workers of this process sent one (a prefork child sends none: its parent does)."""
+    beating = [events for events in list(_running) if events.heartbeats]
+    for events in beating:
+        events._send_worker("worker-heartbeat")
+    return len(beating)
+
+
 def events_enabled(app: Celery, flag: bool | None) -> bool:
     """Whether a worker sends task events: ``-E``, else ``worker_send_task_events``."""
     return bool(flag) or bool(app.conf.get("worker_send_task_events"))

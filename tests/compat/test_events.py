@@ -478,6 +478,8 @@ def test_without_e_only_worker_events_until_set_task_events(make_app, redis_serv
             capture.wait_for(capture.ended(loud.id, "task-succeeded"))
             assert worker_events.set_task_events(False) == 1
             assert add.delay(3, 3).get(timeout=TIMEOUT) == 6
+            assert worker_events.heartbeat_now() == 1
+            capture.wait_for(lambda found: found[-1]["type"] == "worker-heartbeat")
         finally:
             app.stop_worker()
             events.shutdown()
