@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from kombu import Connection, Producer
 from kombu.clocks import LamportClock
+from kombu.exceptions import EncodeError
+from kombu.serialization import dumps
 from kombu.utils.url import maybe_sanitize_url
 
 from .event import EXCHANGE_NAME, get_exchange, group_from, routing_key
@@ -206,10 +208,17 @@ class EventDispatcher:
 
     def _publish(self, body: Any, key: str) -> bool:
         """Publish one message (under ``_lock``); False, logged once per outage, if it
-        failed."""
+        failed. An event that cannot be encoded raises ``EncodeError`` in the caller's
+        thread (unbuffered), else is logged and dropped."""
+        try:
+            data, encoding = self._encoded(body)
+        except EncodeError as exc:
+            if not self.buffered:
+                raise
+            logger.error("%s: dropped", exc)
+            return True
         try:
             producer = self._producer or self._connect()
-            data, encoding = self._encoded(body)
             producer.publish(
                 data, routing_key=key, exchange=self.exchange_name,
                 headers={"hostname": self.hostname}, delivery_mode=1, retry=False, **encoding,
@@ -226,13 +235,23 @@ class EventDispatcher:
 
     def _encoded(self, body: Any) -> tuple[Any, dict[str, str]]:
         """``publish``'s body and its encoding arguments: JSON encoded here (the C encoder,
-        for the usual values), else by kombu's ``event_serializer``."""
+        for the usual values), else by kombu's ``event_serializer``; ``EncodeError`` naming
+        the event, its task and the cause if neither can."""
         if self.serializer == "json":
             try:
                 return _ENCODER.encode(body), _JSON
             except (TypeError, ValueError):  # a value only kombu's encoder knows
                 pass
-        return body, {"serializer": self.serializer}
+        try:
+            content_type, content_encoding, data = dumps(body, serializer=self.serializer)
+        except Exception as exc:
+            first = body[0] if isinstance(body, list) and body else body
+            raise EncodeError(
+                f"event {first.get('type')!r} of task {first.get('uuid')} from "
+                f"{self.hostname} cannot be encoded with event_serializer "
+                f"{self.serializer!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return data, {"content_type": content_type, "content_encoding": content_encoding}
 
     def flush(self, *_: Any, **__: Any) -> None:
         """Nothing to do: events are published as they come (Celery's API)."""

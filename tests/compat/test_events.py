@@ -507,3 +507,19 @@ def test_buffered_events_keep_their_order_with_task_runs_grouped(make_app):
         ("worker-heartbeat", "worker.heartbeat"),
         ("task-succeeded", "task.succeeded"),
     ]  # fmt: skip
+
+
+def test_an_event_that_cannot_be_encoded_names_its_task_and_cause(make_app, caplog):
+    """``self.send_event`` with a value no serializer takes raises at the call, naming the
+    event, the task and the cause; a worker's buffered event is logged and dropped."""
+    from kombu.exceptions import EncodeError
+
+    from spinach_compat.events.dispatcher import EventDispatcher
+
+    app = make_app()
+    unbuffered = EventDispatcher(app=app, hostname=NODE)
+    with pytest.raises(EncodeError, match=r"'task-progress' of task id-7 from .*object"):
+        unbuffered.send("task-progress", uuid="id-7", value=object())
+    buffered = EventDispatcher(app=app, hostname=NODE, buffered=True)
+    assert buffered._publish({"type": "task-progress", "uuid": "id-8", "value": object()}, "k")
+    assert "'task-progress' of task id-8" in caplog.text and "dropped" in caplog.text
