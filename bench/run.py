@@ -95,7 +95,7 @@ def _add_sizes(parser: argparse.ArgumentParser) -> None:
 
 def _selected_impls(parser: argparse.ArgumentParser, only: list[str] | None) -> list[str]:
     if not only:
-        return [impl.name for impl in IMPLS]
+        return [impl.name for impl in IMPLS if impl.by_default]
     names = [name.strip() for item in only for name in item.split(",") if name.strip()]
     unknown = [name for name in names if name not in BY_NAME]
     if unknown:

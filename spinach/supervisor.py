@@ -179,6 +179,7 @@ class Child:
     status_fd: int | None = None  #: read end of its status pipe, while it runs
     ready: bool = False  #: reported READY (status pipes only)
     busy: bool = False  #: running a job (status pipes only)
+    finished: int = 0  #: jobs its processes reported finished (status pipes only)
     retiring: bool = False  #: stopped by ``shrink``: not restarted, then removed
     started_at: float = 0.0
     failures: int = 0  #: quick deaths in a row
@@ -318,6 +319,7 @@ class Supervisor:
             child.status_fd = None
             return
         child.ready = child.ready or READY in data
+        child.finished += data.count(IDLE)
         last = max(data.rfind(BUSY), data.rfind(IDLE))
         if last >= 0:
             child.busy = data[last : last + 1] == BUSY

@@ -48,10 +48,6 @@ _POOLS = (
     + _GUIDE
     + "worker-pools"
 )
-_EVENTS = (
-    "Celery's event stream (celery events, flower) is not sent: watch spinach's "
-    "signals and dead letters; " + _GUIDE + "control-and-inspection"
-)
 _CLICK = (
     "Celery's click command line is not used: the command is spinach-compat "
     "(spinach_compat.bin.celery.main); " + _GUIDE + "worker-command-line"
@@ -219,7 +215,6 @@ REFUSED.update(
         _APP + "create_task_cls": _INTERNAL.format("app", "subclass spinach_compat.Task"),
         _APP + "subclass_with_self": _INTERNAL.format("app", "subclass the class directly"),
         _APP + "either": _INTERNAL.format("app", "read app.conf"),
-        _APP + "events": _EVENTS,
         _APP + "log": (
             "the app's Logging object is not supported: configure logging with -l/-f or "
             "a setup_logging receiver"
@@ -255,7 +250,6 @@ REFUSED.update(
             "an internal of Celery's Task, not read here: the options left unset follow the "
             "settings of spinach_compat.app.task.FROM_CONFIG; set other options on the task"
         ),
-        _TASK + "send_event": _EVENTS,
         _TASK + "subtask_from_request": "not supported: use signature_from_request",
         # -- Signature -----------------------------------------------------------------------------
         **_each(
@@ -280,7 +274,6 @@ REFUSED.update(
         _GROUP + "then": _PROMISE,
         # -- Control, Inspect ----------------------------------------------------------------------
         _CONTROL + "pool_restart": "not supported: restart the workers to load new code",
-        **_each(_CONTROL, "disable_events enable_events heartbeat", _EVENTS),
         _CONTROL + "election": _INTERNAL.format("remote control", "no replacement"),
     }
 )

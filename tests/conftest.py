@@ -1,5 +1,7 @@
-"""Fixtures for every test: leaked threads fail the test that leaked them."""
+"""Fixtures for every test: leaked threads fail the test that leaked them; facade tasks
+stay in the test that declared them."""
 
+import sys
 import threading
 
 import pytest
@@ -22,3 +24,27 @@ def no_leaked_threads():
     still_alive = [t.name for t in leaked if t.is_alive()]
     if still_alive:
         pytest.fail(f"threads leaked by the test: {still_alive}")
+
+
+def _forget_shared_tasks_declared_meanwhile():
+    """Forget the ``@app.task(shared=True)`` tasks declared until the generator resumes:
+    as in Celery they would reach every app finalized later, so one test's ``job`` could
+    run in another's app."""
+    state = sys.modules.get("spinach_compat._state")
+    before = list(state._finalize_factories) if state is not None else []
+    yield
+    state = sys.modules.get("spinach_compat._state")
+    if state is not None:
+        state._finalize_factories[:] = before
+
+
+@pytest.fixture(autouse=True, scope="module")
+def facade_tasks_stay_in_their_module():
+    """A module's facade tasks (its imports and module fixtures) stay in it."""
+    yield from _forget_shared_tasks_declared_meanwhile()
+
+
+@pytest.fixture(autouse=True)
+def facade_tasks_stay_in_their_test(facade_tasks_stay_in_their_module):
+    """A test's facade tasks stay in it."""
+    yield from _forget_shared_tasks_declared_meanwhile()

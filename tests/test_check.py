@@ -569,8 +569,9 @@ def test_aliases_are_followed(facade_objects) -> None:
 def test_control_and_inspect_follow_the_facade(facade_objects) -> None:
     found = _corpus("control")
     with pytest.raises((AttributeError, UnsupportedFeature)):  # missing, or refused by name
-        facade_objects.app.control.enable_events()
-    assert found["Control.enable_events"] == {check.UNSUPPORTED}
+        facade_objects.app.control.pool_restart()
+    assert found["Control.pool_restart"] == {check.UNSUPPORTED}
+    assert found["Control.enable_events"] == {check.SUPPORTED}  # the workers' Celery events
     assert found["Control.rate_limit"] == {check.SUPPORTED}  # sent to the workers
     assert found["Control.revoke"] == {check.SUPPORTED}
     assert found["revoke(destination)=['w1@host']"] == {check.DIFFERENT}  # shared by all
@@ -668,7 +669,7 @@ def test_requirements_in_setup_files_and_pipfile() -> None:
     assert {(f.file, f.line, f.api, f.status) for f in findings} == {
         ("Pipfile", 2, "requires django-structlog", check.SUPPORTED),
         ("setup.cfg", 7, "requires celery-once", check.CHECK),
-        ("setup.cfg", 10, "requires flower", check.UNSUPPORTED),
+        ("setup.cfg", 10, "requires flower", check.SUPPORTED),
         ("setup.py", 5, "requires django-celery-email", check.CHECK),
         ("setup.py", 6, "requires celery-progress", check.CHECK),
     }
@@ -686,6 +687,7 @@ def test_third_party_table_statuses() -> None:
     for name, way_out in ways_out.items():
         assert thirdparty.PACKAGES[name].status == thirdparty.REFUSED
         assert way_out in thirdparty.PACKAGES[name].note
+    assert thirdparty.PACKAGES["flower"].status == thirdparty.WORKS  # compat/test_events.py
     for name in ("django-celery-beat", "celery-redbeat"):  # tests/compat/test_beat_schedulers.py
         assert thirdparty.PACKAGES[name].status == thirdparty.WORKS
     for name in ("django-celery-results",):  # tests/compat/test_django_results.py

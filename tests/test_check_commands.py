@@ -25,7 +25,10 @@ def test_verdicts_on_command_lines(tmp_path) -> None:
     found = {(f.line, f.api): f for f in check.check_path(tmp_path).findings}
     statuses = {key: finding.status for key, finding in found.items()}
     unsupported = {key for key, status in statuses.items() if status == check.UNSUPPORTED}
-    assert unsupported == {(9, "celery events")}
+    assert unsupported == {(9, "celery events --camera")}
+    assert statuses[(9, "celery events")] == check.SUPPORTED  # --dump; the camera refused
+    assert "--dump" in found[(9, "celery events --camera")].note
+    assert found[(9, "celery events")].section.endswith("#monitoring-events-and-flower")
     assert statuses[(10, "--autoscale")] == check.SUPPORTED  # the prefork pool's
     for line, api in [(1, "celery multi"), (1, "-Q"), (1, "--pidfile"), (2, "celery multi"),
                       (3, "celery status"), (4, "celery control shutdown"),
@@ -34,6 +37,8 @@ def test_verdicts_on_command_lines(tmp_path) -> None:
                       (8, "celery shell --python")]:  # fmt: skip
         assert statuses[(line, api)] == check.SUPPORTED, (line, api)
     assert statuses[(11, "celery report")] == check.DIFFERENT
-    assert "status" in found[(9, "celery events")].note
-    assert found[(9, "celery events")].section.endswith("#commands")
+    assert unsupported == {(9, "celery events --camera")}
+    assert statuses[(9, "celery events")] == check.SUPPORTED  # --dump; the camera refused
+    assert "--dump" in found[(9, "celery events --camera")].note
+    assert found[(9, "celery events")].section.endswith("#monitoring-events-and-flower")
     assert not any(api.endswith("-KILL") or api == "--nosplash" for _, api in found)

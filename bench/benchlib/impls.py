@@ -37,6 +37,7 @@ class Impl:
     pools: PoolCommand | None = None  #: takes part in workload 9 (Celery's pools)
     ours: bool = False
     notes: tuple[str, ...] = field(default=())
+    by_default: bool = True  #: in a run without ``--only``
 
 
 def _ours(venv: Venv, threads: int, processes: int) -> list[list[str]]:
@@ -68,6 +69,12 @@ def _celery_pool(venv: Venv, pool: str, concurrency: int) -> list[str]:
     command = [str(venv.path / "bin" / "celery"), "-A", "impl_celery", "worker"]
     command += ["--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
     return [*command, "--without-heartbeat", "-P", pool, "-c", str(concurrency)]
+
+
+def _facade_events(venv: Venv, threads: int, processes: int) -> list[list[str]]:
+    """The facade's worker sending Celery's events (``-E``), to weigh their cost."""
+    commands = _facade(venv, threads, processes)
+    return [[word.replace("app.engine", "events_engine") for word in c] for c in commands]
 
 
 def _upstream(venv: Venv, threads: int, processes: int) -> list[list[str]]:
@@ -122,6 +129,12 @@ IMPLS = [
         roundtrip=True, pools=_facade_pool,
         notes=("ours-facade: the Celery facade (spinach_compat) over our engine; workload 9 "
                "runs spinach-compat worker -P prefork / -P gevent",),
+    ),
+    Impl(
+        "ours-facade-events", "facade -E", VENVS["ours"], "facade", _facade_events, ours=True,
+        by_default=False,
+        notes=("facade -E: the facade's worker sending Celery's events (task and worker "
+               "events, as -E), against ours-facade to weigh their cost",),
     ),
     Impl(
         "spinach", "spinach-0.0.25", VENVS["spinach-upstream"], "upstream", _upstream,

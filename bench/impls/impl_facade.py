@@ -1,7 +1,9 @@
-"""Ours, Celery facade: ``spinach_compat.Celery``; ``spinach worker impl_facade:app.engine``."""
+"""Ours, Celery facade: ``spinach_compat.Celery``; ``spinach worker impl_facade:app.engine``
+(``impl_facade:events_engine``: the same worker sending Celery's events, as ``-E``)."""
 
 from __future__ import annotations
 
+import socket
 from datetime import datetime, timezone
 from typing import Any
 
@@ -71,3 +73,14 @@ def schedule_stamp(due: float) -> None:
 def roundtrip(value: int, timeout: float) -> Any:
     """``echo.delay(value).get()``."""
     return echo.delay(value).get(timeout=timeout)
+
+
+def __getattr__(name: str) -> Any:
+    """``events_engine``: the engine, once this worker process sends Celery's task and
+    worker events as ``spinach-compat worker -E`` does."""
+    if name != "events_engine":
+        raise AttributeError(f"module 'impl_facade' has no attribute {name!r}")
+    from spinach_compat.events.worker import WorkerEvents
+
+    WorkerEvents(app, f"bench@{socket.gethostname()}").start()
+    return app.engine

@@ -496,6 +496,14 @@ class Celery:
                 self._control = Control(self)
         return self._control
 
+    @functools.cached_property
+    def events(self) -> Any:
+        """``app.events``: Celery's event Receiver, State and Dispatcher for this app (see
+        ``spinach_compat.events``)."""
+        from ..events.app import AppEvents
+
+        return AppEvents(self)
+
     @property
     def backend(self) -> Backend:
         """The result backend of ``result_backend``, created at first use."""

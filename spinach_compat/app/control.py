@@ -156,9 +156,9 @@ class Control:
 
     Commands are broadcast through Celery's mailbox (``spinach_compat.app.broadcast``), so
     the facade's worker nodes and Celery's answer them; ``revoke`` is also stored in the
-    broker for every worker, including those started later. ``enable_events``,
-    ``disable_events``, ``heartbeat``, ``election`` and ``pool_restart`` raise
-    ``UnsupportedFeature`` (``surface.REFUSED``): a worker answers them with an error.
+    broker for every worker, including those started later. ``election`` and
+    ``pool_restart`` raise ``UnsupportedFeature`` (``surface.REFUSED``): a worker answers
+    them with an error.
     """
 
     #: kombu's mailbox class, as Celery's ``Control.Mailbox``.
@@ -332,6 +332,18 @@ class Control:
     def shutdown(self, destination: Any = None, **kwargs: Any) -> Any:
         """Warm shutdown of the workers (they do not reply, as Celery's)."""
         return self._command("shutdown", destination, kwargs)
+
+    def enable_events(self, destination: Any = None, **kwargs: Any) -> Any:
+        """Tell the workers to send task events (threads and solo pools; prefork refuses)."""
+        return self._command("enable_events", destination, kwargs)
+
+    def disable_events(self, destination: Any = None, **kwargs: Any) -> Any:
+        """Tell the workers to stop sending task events."""
+        return self._command("disable_events", destination, kwargs)
+
+    def heartbeat(self, destination: Any = None, **kwargs: Any) -> Any:
+        """Ask the workers for a worker-heartbeat event now (no reply, as Celery's)."""
+        return self._command("heartbeat", destination, kwargs)
 
     def purge(self, connection: Any = None, queues: Iterable[str] | None = None) -> int:
         """Discard the jobs waiting in ``queues``; how many.

@@ -112,6 +112,8 @@ def publish(app: Publisher, name: str, args: Any, kwargs: Any, options: dict) ->
     headers, body = _announce(message, policy)
     policy_if_retrying = policy if options.get("retry", app.conf.task_publish_retry) else None
     after = functools.partial(_after_publish, name, body, headers, message.routing_key)
+    if app.conf.task_send_sent_event:  # Celery's task-sent event (see spinach_compat.events)
+        after = functools.partial(_after_publish_and_event, app, message, after)
     if message.legacy:  # interop: run by a legacy Celery worker
         legacy.send(
             app, name, message.task_id, message.args, message.kwargs, message.routing_key,
@@ -442,6 +444,13 @@ def _after_publish(name: str, body: tuple, headers: dict, routing_key: str) -> N
     signals.after_task_publish.send(
         sender=name, body=body, headers=headers, exchange="", routing_key=routing_key
     )  # the message's headers, as Celery's (receivers read the task id there)
+
+
+def _after_publish_and_event(app: Any, message: Message, after: Callable[[], None]) -> None:
+    after()
+    from ..events.sent import send_task_sent
+
+    send_task_sent(app, message)
 
 
 def _result(app: Publisher, message: Message) -> AsyncResult:

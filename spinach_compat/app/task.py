@@ -109,7 +109,7 @@ class Task:
     acks_on_failure_or_timeout = True
     acks_on_failure = True  # Celery's default: acks_on_failure_or_timeout's (see ACCEPTED_VALUES)
     acks_on_timeout = True
-    #: Accepted, no effect: the facade sends no events.
+    #: False: a worker sends no task events for this task even with ``-E``.
     send_events = True
     #: Whether the results of the tasks sent while this task runs are stored with its own
     #: (``AsyncResult.children``), as Celery.
@@ -424,6 +424,15 @@ class Task:
             raise ValueError("update_state() outside a running task needs task_id=")
         # state None is stored as given, as Celery does (its signature defaults it so)
         self.backend.store_result(task_id, meta, state, request=self.request, **kw)  # type: ignore[arg-type]
+
+    def send_event(self, type_: str, retry: bool = True, retry_policy: Any = None,
+                   **fields: Any) -> None:  # fmt: skip
+        """Send a custom event ``type_`` about this run (``uuid``: its id), as Celery: even
+        without ``-E``, under the worker's name, best effort (see ``spinach_compat.events``)."""
+        from ..events.sent import dispatcher_of
+
+        request = self.request
+        dispatcher_of(self._get_app(), request.hostname).send(type_, uuid=request.id, **fields)
 
     def signature_from_request(
         self, request: Context | None = None, args: Any = None, kwargs: Any = None, **opts: Any

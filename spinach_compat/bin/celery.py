@@ -52,9 +52,7 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 69  #: no worker replied (as Celery's EX_UNAVAILABLE)
 
 #: Worker flags refused, with why: ``(dest, flag, why)``.
-UNSUPPORTED_WORKER_FLAGS = (
-    ("task_events", "-E/--task-events", "task events (Flower) come with a later release"),
-)
+UNSUPPORTED_WORKER_FLAGS: tuple[tuple[str, str, str], ...] = ()
 
 #: Pools the facade runs: ``-P`` (and ``worker_pool``) values, ``processes`` being Celery's
 #: other name of prefork.
@@ -157,9 +155,9 @@ def _add_other_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """status, control, call, result, report, shell (multi and the sub-commands refused are
     run before parsing: see ``dispatch``). Their modules are not named as Celery's
     ``celery.bin`` modules, which the import shim keeps refusing."""
-    from . import calls, console, remote, report
+    from . import calls, console, monitor, remote, report
 
-    for module in (remote, calls, report, console):
+    for module in (remote, calls, report, console, monitor):
         module.add_parsers(commands, common)
     commands.add_parser("multi", help="start and stop several workers (see bin/cluster.py)")
 
@@ -219,7 +217,7 @@ def _worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         help="serve Prometheus metrics of the tasks at :PORT/metrics (spinach-queue[prometheus]; "
         "a prefork parent serves the sum of its children)")  # fmt: skip
     add("-E", "--task-events", "--events", action="store_true", default=None,
-        help=argparse.SUPPRESS)  # fmt: skip
+        help="send task events (celery events, Flower): see spinach_compat.events")  # fmt: skip
     worker.set_defaults(handler=run_worker)
 
 
@@ -449,6 +447,7 @@ def run_worker(app: Celery, args: argparse.Namespace) -> int:
         worker = Worker(app, concurrency=concurrency, **options)
     _celery_bridge(app, worker, _split(args.celery_queues))
     _metrics(app, worker, args.metrics_port)
+    _task_events(app, worker, args)
     _process_options(args, logfile, pidfile)  # every usage error was found: detach
     _embedded_beat(app, worker, args)
     return worker.start()
@@ -560,7 +559,24 @@ def _run_prefork_parent(
 
         queues = band_queues(worker.queues, priority_steps(worker.app.conf))
         scaler = Autoscaler(bounds, queue_waiting(worker.app.engine.broker.queue_lengths, queues))
-    return run_parent(worker, argv, cwd, scaler, worker.concurrency, metrics_port)
+    from ..events.worker import WorkerEvents
+
+    events = next((s for s in worker.services if isinstance(s, WorkerEvents)), None)
+    return run_parent(worker, argv, cwd, scaler, worker.concurrency, metrics_port, events)
+
+
+def _task_events(app: Celery, worker: Any, args: argparse.Namespace) -> None:
+    """The worker's events, as Celery's: worker events (online, heartbeats, offline) unless
+    ``--without-heartbeat``, task events with ``-E`` (or ``worker_send_task_events``, or
+    later ``enable_events``). A prefork parent sends the worker events (``run_parent`` runs
+    them), its children their tasks'."""
+    from ..events.worker import WorkerEvents, events_enabled
+
+    role = worker.role
+    worker.services.append(WorkerEvents(
+        app, worker.hostname, tasks=events_enabled(app, args.task_events),
+        runs_tasks=role != "parent", heartbeats=role != "child" and not args.without_heartbeat,
+    ))  # fmt: skip
 
 
 def _embedded_beat(app: Celery, worker: Any, args: argparse.Namespace) -> None:

@@ -1,6 +1,6 @@
 """Celery's sub-commands the facade does not have: each names what to use instead.
 
-``spinach-compat events``, ``graph``, ``migrate``, ``upgrade``, ``amqp``, ``list`` and
+``spinach-compat graph``, ``migrate``, ``upgrade``, ``amqp``, ``list`` and
 ``logtool`` (and ``flower``, a separate program Celery users run as one) print
 ``Error: ...`` with the replacement and exit with status 2, a usage error, before any app
 is loaded: a deployment running one of them stops at once, with no Python traceback (see
@@ -13,12 +13,11 @@ _GUIDE = "see migration_guide/features.md#"
 
 #: Celery's sub-commands the facade refuses, and what to use instead.
 REFUSED_COMMANDS = {
-    "events": "task events are not sent (no event stream, no snapshot camera): watch the "
-    "workers with `spinach-compat -A proj status` and `inspect active|scheduled|stats`, and "
-    "the tasks with the task signals (" + _GUIDE + "control-and-inspection)",
-    "flower": "Flower reads Celery's events, which are not sent: use `spinach-compat -A proj "
-    "dashboard` (a web dashboard of the queues, workers, results and finished tasks), or "
-    "`inspect ...` and `status` (" + _GUIDE + "dashboard)",
+    "flower": "Flower is a program of its own: install it (pip install flower) and run it "
+    "with real Celery's command on the same broker, `celery --broker=redis://... flower`; it "
+    "shows the workers started with -E and their tasks ("
+    + _GUIDE
+    + "monitoring-events-and-flower)",
     "graph": "there is no bootsteps or worker graph to draw: `spinach-compat -A proj status` "
     "lists the workers (" + _GUIDE + "control-and-inspection)",
     "migrate": "jobs move between brokers as native jobs, not Celery messages: drain the old "

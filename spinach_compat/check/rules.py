@@ -79,6 +79,7 @@ S_DEPLOY = f"{F}#deployment"
 S_GUARANTEES = "README.md#delivery-guarantees-and-timing"
 S_INTEROP = f"{F}#interop-with-celery"
 S_COMMANDS = f"{F}#commands"
+S_EVENTS = f"{F}#monitoring-events-and-flower"
 
 #: The pools the worker command runs (``processes`` is Celery's other name of prefork).
 POOLS = ("prefork", "processes", "threads", "solo", "gevent")
@@ -186,9 +187,10 @@ RULES: dict[str, Rule] = {
         "setting",
         _D(S_SETTINGS, _NO_EFFECT),
         "worker_prefetch_multiplier result_backend_transport_options task_default_exchange "
-        "task_default_routing_key beat_max_loop_interval worker_send_task_events "
-        "task_send_sent_event",
+        "task_default_routing_key beat_max_loop_interval",
     ),
+    "setting:worker_send_task_events": _S(S_EVENTS, "task and worker events, as -E"),
+    "setting:task_send_sent_event": _S(S_EVENTS, "task-sent from delay() and apply_async()"),
     **_each(
         "setting",
         _D(S_SETTINGS, "read when a worker starts (retrying an unreachable broker) only"),
@@ -234,7 +236,8 @@ RULES: dict[str, Rule] = {
         _U(S_TASKS, "read by Celery's worker only: refused"),
         "Strategy start_strategy from_config annotate Request",
     ),
-    **_each("task", _D(S_TASKS, "accepted, no effect"), "send_events trail"),
+    "task:send_events": _S(S_EVENTS, "False: no task events for it"),
+    "task:trail": _D(S_TASKS, "accepted, no effect"),
     "task:*": _D(S_TASKS, "set as a task attribute, no effect"),
     # -- apply_async options: from the declaration publishing validates against ----------
     **_call_rules(),
@@ -320,7 +323,7 @@ RULES: dict[str, Rule] = {
     "flag:--pool": _U(S_POOLS, "prefork, threads, gevent or solo; eventlet refused", _in(*POOLS)),
     **_each(
         "flag",
-        _U(S_CLI, "refused by the worker command"),
+        _S(S_EVENTS, "task and worker events, for celery events and Flower"),
         "-E --task-events --events",
     ),
     "flag:*": _U(S_CLI, "unknown to spinach-compat"),
@@ -335,11 +338,18 @@ RULES.update({
     "cli:report": _D(S_COMMANDS, "our versions and the Celery API followed, settings masked"),
     "cli:shell": _S(S_COMMANDS),
     "cli:multi": _S(S_COMMANDS, "Celery's node names; the workers' flags are judged"),
+    "cli:events": _S(S_EVENTS, "--dump; the curses monitor (no --dump) is refused"),
+    **_each(
+        "flag:events",
+        _U(S_EVENTS, "snapshot cameras are refused: use --dump or your own receiver"),
+        "-c --camera -F --frequency --freq -r --maxrate",
+    ),
+    "flag:events:--detach": _U(S_EVENTS, "refused: run it under your supervisor"),
+    "cli:flower": _D(S_EVENTS, "Flower is a program of its own: run it with real Celery's "
+                     "command on the same broker; it reads the -E workers' events"),
     **{
         f"cli:{name}": _U(S_COMMANDS, f"no such sub-command: {why}")
         for name, why in {
-            "events": "no task events; use status, inspect and the task signals",
-            "flower": "Flower needs task events; use the dashboard command",
             "graph": "no worker graph; use status",
             "migrate": "drain the old broker with worker --celery-queues",
             "upgrade": "both setting names are read; run spinach-compat check",

@@ -65,9 +65,10 @@ PACKAGES: dict[str, Package] = {
         ("redbeat",),
     ),
     "flower": Package(
-        REFUSED,
-        "needs task events (-E), refused; use spinach-compat -A proj dashboard, inspect, and "
-        "worker --metrics-port for Prometheus metrics",
+        WORKS,
+        "run with real Celery's command on the same broker, it shows the tasks and workers "
+        "of workers started with -E, and its inspect views get the workers' replies "
+        "(tests/compat/test_events.py)",
         ("flower",),
     ),
     "django-structlog": Package(

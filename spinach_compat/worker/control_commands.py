@@ -87,9 +87,9 @@ def time_limit(
     return ok("time limits set successfully")
 
 
-_NO_EVENTS = (
-    "spinach_compat workers send no Celery events (task or worker events): watch spinach's "
-    "signals, inspect and the dashboard instead"
+_PREFORK_EVENTS = (
+    "switching task events remotely is not supported by the prefork pool of spinach_compat "
+    "(its children send them): start the worker with -E, or use -P threads"
 )
 
 
@@ -100,7 +100,6 @@ _NO_POOL_RESTART = (
 
 #: The commands a facade worker answers with an error: why, and what to do instead.
 REFUSED = {
-    "enable_events": _NO_EVENTS, "disable_events": _NO_EVENTS, "heartbeat": _NO_EVENTS,
     "election": "elections (worker gossip) are not supported by spinach_compat workers",
     "pool_restart": _NO_POOL_RESTART,
 }  # fmt: skip
@@ -108,20 +107,32 @@ REFUSED = {
 
 @control_command()
 def enable_events(state: State, **kwargs: Any) -> dict[str, Any]:
-    """Refused: no events are sent."""
-    return nok(_NO_EVENTS)
+    """Tell the worker to send task events (as ``-E``)."""
+    return _switch_task_events(state, True)
 
 
 @control_command()
 def disable_events(state: State, **kwargs: Any) -> dict[str, Any]:
-    """Refused: no events are sent."""
-    return nok(_NO_EVENTS)
+    """Tell the worker to stop sending task events."""
+    return _switch_task_events(state, False)
+
+
+def _switch_task_events(state: State, enabled: bool) -> dict[str, Any]:
+    from ..events.worker import set_task_events
+
+    if getattr(state.consumer, "pool", None) == "prefork":
+        return nok(_PREFORK_EVENTS)
+    if not set_task_events(enabled):
+        return nok("event dispatcher unavailable")
+    return ok(f"task events {'enabled' if enabled else 'disabled'}")
 
 
 @control_command()
-def heartbeat(state: State, **kwargs: Any) -> dict[str, Any]:
-    """Refused: no event heartbeats are sent (workers heartbeat in the broker)."""
-    return nok(_NO_EVENTS)
+def heartbeat(state: State, **kwargs: Any) -> None:
+    """Send a worker-heartbeat event at once (no reply, as Celery's)."""
+    from ..events.worker import heartbeat_now
+
+    heartbeat_now()
 
 
 @control_command()

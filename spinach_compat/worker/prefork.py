@@ -23,6 +23,7 @@ opened in the parent (connections, threads) is shared across a fork.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import resource
@@ -39,6 +40,7 @@ from .node import start_prefork_node
 
 if TYPE_CHECKING:
     from ..app.base import Celery
+    from ..events.worker import WorkerEvents
     from . import Worker
 
 logger = logging.getLogger("spinach_compat.worker.prefork")
@@ -161,21 +163,22 @@ def child_command(argv: Sequence[str]) -> list[str]:
 
 def run_parent(
     worker: Worker, argv: Sequence[str], cwd: str, scaler: Callable[..., Any] | None,
-    processes: int, metrics_port: int | None = None,
+    processes: int, metrics_port: int | None = None, events: WorkerEvents | None = None,
 ) -> int:  # fmt: skip
     """The parent's run: supervise the children; the exit status. With ``metrics_port``
-    it serves the sum of the children's metrics (``spinach.contrib.prometheus``)."""
+    it serves the sum of the children's metrics (``spinach.contrib.prometheus``); ``events``
+    (``-E``) sends the worker events, counting the jobs the children report."""
     if metrics_port is None:
-        return _supervise(worker, argv, cwd, scaler, processes)
+        return _supervise(worker, argv, cwd, scaler, processes, events=events)
     from spinach.contrib.prometheus import MultiprocessMetrics
 
     with MultiprocessMetrics(metrics_port) as metrics:
-        return _supervise(worker, argv, cwd, scaler, processes, metrics)
+        return _supervise(worker, argv, cwd, scaler, processes, metrics, events)
 
 
 def _supervise(
     worker: Worker, argv: Sequence[str], cwd: str, scaler: Callable[..., Any] | None,
-    processes: int, metrics: Any = None,
+    processes: int, metrics: Any = None, events: WorkerEvents | None = None,
 ) -> int:  # fmt: skip
     """Run the supervisor of the children (writing their metrics for ``metrics``)."""
 
@@ -195,9 +198,20 @@ def _supervise(
     )  # fmt: skip
     node, consumer = start_prefork_node(worker.app, worker.hostname, worker.queues, scaler)
     consumer.supervisor = supervisor  # the parent answers remote control for its children
+    if events is not None:
+        events.counts = functools.partial(_children_counts, supervisor)
+        events.start()
     try:
         status = supervisor.run()
     finally:
         node.stop()
+        if events is not None:
+            events.shutdown()
     signals.worker_shutdown.send(sender=worker)
     return status
+
+
+def _children_counts(supervisor: Supervisor) -> tuple[int, int]:
+    """``(active, processed)`` of the pool: children running a job, jobs they finished."""
+    children = list(supervisor.children)
+    return sum(c.busy for c in children), sum(c.finished for c in children)

@@ -20,15 +20,6 @@ collect_ignore = ["testing_proj"]
 _names = itertools.count()
 
 
-@pytest.fixture(autouse=True)
-def _tasks_stay_in_their_test() -> Iterator[None]:
-    """Forget the ``@app.task(shared=True)`` tasks a test declared: as in Celery they
-    would reach every app finalized later, so one test's ``job`` could run in another's."""
-    before = list(_state._finalize_factories)
-    yield
-    _state._finalize_factories[:] = before
-
-
 @pytest.fixture
 def make_app() -> Iterator[Callable[..., spinach_compat.Celery]]:
     """Make facade apps (memory broker and backend by default); workers stopped at teardown."""

@@ -216,7 +216,7 @@ def test_shell_without_tasks(url):
     assert "False" in done.stdout
 
 
-@pytest.mark.parametrize("command", ["events", "graph", "migrate", "upgrade", "amqp", "list",
+@pytest.mark.parametrize("command", ["graph", "migrate", "upgrade", "amqp", "list",
                                      "logtool", "flower"])  # fmt: skip
 def test_other_celery_commands_name_what_to_use(capsys, command):
     status, _, err = run_here(capsys, command, "-l", "info", "--whatever")
@@ -225,7 +225,7 @@ def test_other_celery_commands_name_what_to_use(capsys, command):
 
 
 def test_a_refused_command_loads_no_app(url):
-    done = run(url, "events", "-l", "info", impl="spinach_compat")
+    done = run(url, "graph", "-l", "info", impl="spinach_compat")
     assert done.returncode == 2 and "Traceback" not in done.stderr
 
 

@@ -203,7 +203,7 @@ def test_purge_command_discards_waiting_tasks(facade):
 
 @pytest.mark.parametrize(
     ("flag", "named"),
-    [(["-P", "eventlet"], "-P eventlet"), (["-E"], "-E/--task-events")],
+    [(["-P", "eventlet"], "-P eventlet"), (["-P", "thread-pool"], "unknown pool")],
 )  # fmt: skip
 def test_unsupported_worker_flags_exit_with_a_clear_error(facade, flag, named):
     done = run_command(facade.url, "worker", *flag)

@@ -1,0 +1,281 @@
+"""``EventDispatcher``: publishes Celery events through kombu on the app's broker.
+
+Events are best effort, as Celery's: they must never break or slow the job that causes
+them. A worker's dispatcher is *buffered*: ``send`` stamps the event and appends it to an
+in-memory buffer, and one publisher thread publishes the buffer every ``FLUSH_INTERVAL``
+(the task events in one message: a list, as Celery's grouped events); a publishing error
+(the broker is away) is logged once per outage, and the events of the outage are dropped
+(counted in the line saying it is over). The buffer holds at most ``BUFFER_LIMIT``
+events: past that the oldest are dropped. An unbuffered dispatcher (``task-sent`` from
+``delay()``) publishes in the caller's thread, with the same outage handling.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from kombu import Connection, Producer
+from kombu.clocks import LamportClock
+from kombu.exceptions import EncodeError
+from kombu.serialization import dumps
+from kombu.utils.url import maybe_sanitize_url
+
+from .event import EXCHANGE_NAME, get_exchange, group_from, routing_key
+from .event import utcoffset as local_utcoffset
+
+if TYPE_CHECKING:
+    from ..app.base import Celery
+
+logger = logging.getLogger("spinach_compat.events")
+
+#: Events kept while the publisher thread catches up: more absorbs longer bursts, at the
+#: cost of memory (an event is a few hundred bytes); past it the oldest are dropped.
+BUFFER_LIMIT = 10_000
+_JSON = {"content_type": "application/json", "content_encoding": "utf-8"}
+_ENCODER = json.JSONEncoder(check_circular=False, separators=(",", ":"))
+#: Seconds between two publications of the buffered events: longer puts more events in
+#: each message (cheaper for the worker), at the cost of their delay.
+FLUSH_INTERVAL = 0.25
+#: Task events published as one message (a list) when they wait together: more means
+#: fewer messages under load, at the cost of bigger ones.
+BATCH_LIMIT = 1000
+#: Seconds between attempts to reach the broker again during an outage: shorter notices the
+#: end of an outage sooner, at the cost of more connection attempts.
+RETRY_INTERVAL = 1.0
+#: Seconds ``close`` waits for buffered events (``worker-offline``) to be published.
+CLOSE_TIMEOUT = 5.0
+
+
+def anon_nodename() -> str:
+    """``gen<pid>@<host>``: the name of a process that is not a worker (as Celery's)."""
+    return f"gen{os.getpid()}@{socket.gethostname()}"
+
+
+class EventDispatcher:
+    """Sends events of ``hostname`` to the app's ``event_exchange`` (see the module doc).
+
+    Celery's signature: ``connection`` (or ``channel``) is used when given, else the app's
+    broker (``app``: the current app by default); ``groups`` limits the groups sent
+    (``{"worker"}``). ``buffered`` (the workers') publishes from a thread of its own.
+    ``set_task_events`` turns the ``task`` group on and off at run time (what the
+    ``enable_events`` and ``disable_events`` remote control commands do).
+    """
+
+    def __init__(
+        self, connection: Connection | None = None, hostname: str | None = None,
+        enabled: bool = True, channel: Any = None, buffer_while_offline: bool = True,
+        app: Celery | None = None, serializer: str | None = None,
+        groups: set[str] | None = None, *, buffered: bool = False, **_: Any,
+    ):  # fmt: skip
+        from .._state import get_current_app
+
+        self.app = app if app is not None else get_current_app()
+        conf = self.app.conf
+        self.hostname = hostname or anon_nodename()
+        self.enabled = enabled
+        self.groups = set(groups or ())
+        self.serializer = serializer or conf.get("event_serializer") or "json"
+        self.exchange_name = conf.get("event_exchange") or EXCHANGE_NAME
+        self.pid = os.getpid()
+        self.clock = LamportClock()
+        self.buffered = buffered
+        self.dropped = 0  #: events dropped since the outage began
+        self._given = connection or (channel.connection.client if channel is not None else None)
+        self._task_events = True
+        self._buffer: collections.deque[dict[str, Any]] = collections.deque(maxlen=BUFFER_LIMIT)
+        self._offset, self._offset_until = 0.0, 0.0  # utcoffset(), until when it holds
+        self._closing = threading.Event()
+        self._lock = threading.Lock()  # the connection, in the publishing thread
+        self._thread: threading.Thread | None = None
+        self._connection: Connection | None = None
+        self._producer: Producer | None = None
+        self._outage = False
+
+    def __enter__(self) -> EventDispatcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- the sender's side ---------------------------------------------------------------
+
+    def send(
+        self, type: str, blind: bool = False, utcoffset: Any = None, retry: bool = False,
+        retry_policy: Any = None, Event: Any = None, **fields: Any,
+    ) -> None:  # fmt: skip
+        """Send an event of ``type`` with ``fields`` (best effort: see the module doc).
+        Celery's other arguments are accepted: every event has a clock and is not retried."""
+        if not self.enabled or self._closing.is_set():
+            return
+        group = type.partition("-")[0]
+        if (group == "task" and not self._task_events) or (
+            self.groups and group not in self.groups
+        ):
+            return
+        fields["type"] = type
+        self.put(fields)
+
+    def put(self, event: dict[str, Any]) -> None:
+        """Stamp and send ``event`` (with its ``type``): the worker's fast path, which
+        checked ``task_events`` already."""
+        now = time.time()
+        if now >= self._offset_until:  # the offset changes twice a year: asked every minute
+            self._offset, self._offset_until = local_utcoffset(), now + 60
+        event["hostname"], event["utcoffset"], event["pid"] = self.hostname, self._offset, self.pid
+        event["clock"], event["timestamp"] = self.clock.forward(), now
+        if not self.buffered:
+            with self._lock:
+                self._publish(event, routing_key(event["type"]))
+            return
+        self._buffer.append(event)
+        if self._thread is None:
+            self._start_thread()
+
+    def set_task_events(self, enabled: bool) -> None:
+        """Send task events (``enable_events``), or stop sending them (``disable_events``);
+        worker events (heartbeats) go on either way, as in Celery."""
+        self._task_events = enabled
+
+    @property
+    def task_events(self) -> bool:
+        """Whether task events are sent."""
+        return self.enabled and self._task_events and (not self.groups or "task" in self.groups)
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Publish what is buffered (within ``timeout`` seconds), then close; idempotent."""
+        self._closing.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        with self._lock:
+            self._disconnect()
+
+    # -- the publisher's side ------------------------------------------------------------
+
+    def _start_thread(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="spinach-events", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        """Publish the buffered events every ``FLUSH_INTERVAL`` until closed, then the
+        rest."""
+        closing = False
+        while not closing:
+            closing = self._closing.wait(FLUSH_INTERVAL)
+            while self._buffer:
+                size = min(BATCH_LIMIT, len(self._buffer))
+                batch = [self._buffer.popleft() for _ in range(size)]
+                with self._lock:
+                    published = self._publish_batch(batch)
+                if not published:
+                    self.dropped += len(self._buffer)
+                    self._buffer.clear()
+                    closing = closing or self._closing.wait(RETRY_INTERVAL)
+
+    def _publish_batch(self, batch: list[dict[str, Any]]) -> bool:
+        """Publish ``batch`` in order: each run of task events as one message (a list,
+        routing key ``task.multi``, as Celery's grouped events), the other events one by
+        one; False if publishing failed (the rest of the batch is dropped)."""
+        start = 0
+        for end, event in enumerate([*batch, None]):
+            if event is not None and group_from(event["type"]) == "task":
+                continue
+            if not (self._publish_run(batch[start:end]) and self._publish_single(event)):
+                self.dropped += len(batch) - start - 1
+                return False
+            start = end + 1
+        return True
+
+    def _publish_run(self, run: list[dict[str, Any]]) -> bool:
+        if len(run) > 1:
+            return self._publish(run, "task.multi")
+        return self._publish_single(run[0] if run else None)
+
+    def _publish_single(self, event: dict[str, Any] | None) -> bool:
+        return event is None or self._publish(event, routing_key(event["type"]))
+
+    def _publish(self, body: Any, key: str) -> bool:
+        """Publish one message (under ``_lock``); False, logged once per outage, if it
+        failed. An event that cannot be encoded raises ``EncodeError`` in the caller's
+        thread (unbuffered), else is logged and dropped."""
+        try:
+            data, encoding = self._encoded(body)
+        except EncodeError as exc:
+            if not self.buffered:
+                raise
+            logger.error("%s: dropped", exc)
+            return True
+        try:
+            producer = self._producer or self._connect()
+            producer.publish(
+                data, routing_key=key, exchange=self.exchange_name,
+                headers={"hostname": self.hostname}, delivery_mode=1, retry=False, **encoding,
+            )  # fmt: skip
+        except Exception as exc:
+            self._disconnect()
+            self._on_outage(exc)
+            return False
+        if self._outage:
+            self._outage = False
+            logger.warning("Events are published again (%d dropped meanwhile)", self.dropped)
+            self.dropped = 0
+        return True
+
+    def _encoded(self, body: Any) -> tuple[Any, dict[str, str]]:
+        """``publish``'s body and its encoding arguments: JSON encoded here (the C encoder,
+        for the usual values), else by kombu's ``event_serializer``; ``EncodeError`` naming
+        the event, its task and the cause if neither can."""
+        if self.serializer == "json":
+            try:
+                return _ENCODER.encode(body), _JSON
+            except (TypeError, ValueError):  # a value only kombu's encoder knows
+                pass
+        try:
+            content_type, content_encoding, data = dumps(body, serializer=self.serializer)
+        except Exception as exc:
+            first = body[0] if isinstance(body, list) and body else body
+            raise EncodeError(
+                f"event {first.get('type')!r} of task {first.get('uuid')} from "
+                f"{self.hostname} cannot be encoded with event_serializer "
+                f"{self.serializer!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return data, {"content_type": content_type, "content_encoding": content_encoding}
+
+    def flush(self, *_: Any, **__: Any) -> None:
+        """Nothing to do: events are published as they come (Celery's API)."""
+
+    def _connect(self) -> Producer:
+        connection = self._given or self.app.connection_for_write()
+        exchange = get_exchange(connection, self.exchange_name)
+        producer = Producer(connection, exchange=exchange, serializer=self.serializer)
+        self._connection, self._producer = connection, producer
+        return producer
+
+    def _disconnect(self) -> None:
+        connection, self._connection, self._producer = self._connection, None, None
+        if connection is not None and connection is not self._given:  # the caller's: kept
+            with contextlib.suppress(Exception):  # closing a connection already gone
+                connection.close()
+
+    def _on_outage(self, exc: Exception) -> None:
+        self.dropped += 1
+        if self._outage:
+            return
+        self._outage = True
+        url = maybe_sanitize_url(self.app.conf.broker_url)
+        logger.warning(
+            "Events cannot be published to %s (%s: %s): dropping them until it is "
+            "reachable again (jobs are not affected)", url, type(exc).__name__, exc,
+        )  # fmt: skip

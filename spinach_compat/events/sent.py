@@ -1,0 +1,48 @@
+"""``task-sent``: sent by ``delay()``, ``apply_async()`` and ``send_task()`` once a task's
+message is published, when ``task_send_sent_event`` is True (Celery's producer side).
+
+Published in the caller's thread (one Redis ``PUBLISH``), best effort as every event: an
+error is logged once per outage and never reaches the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from kombu.utils.encoding import safe_repr
+
+from .dispatcher import EventDispatcher
+
+if TYPE_CHECKING:
+    from ..app.base import Celery
+
+_dispatchers: weakref.WeakKeyDictionary[Any, dict[str | None, EventDispatcher]] = (
+    weakref.WeakKeyDictionary()
+)
+_lock = threading.Lock()
+
+
+def dispatcher_of(app: Celery, hostname: str | None = None) -> EventDispatcher:
+    """The app's dispatcher publishing in the caller's thread as ``hostname`` (default:
+    this process's ``gen<pid>@host``), one per process, made at first use."""
+    with _lock:
+        mine = _dispatchers.setdefault(app, {})
+        dispatcher = mine.get(hostname)
+        if dispatcher is None or dispatcher.pid != os.getpid():
+            dispatcher = mine[hostname] = EventDispatcher(app=app, hostname=hostname)
+        return dispatcher
+
+
+def send_task_sent(app: Celery, message: Any) -> None:
+    """Send ``task-sent`` for ``message`` (a ``spinach_compat.app.publish.Message``)."""
+    meta = message.meta
+    dispatcher_of(app).send(
+        "task-sent", uuid=message.task_id, root_id=meta.get("root_id"),
+        parent_id=meta.get("parent_id"), name=message.name,
+        args=safe_repr(tuple(message.args)), kwargs=safe_repr(message.kwargs), retries=0,
+        eta=meta.get("eta"), expires=meta.get("expires"), queue=message.routing_key,
+        exchange="", routing_key=message.routing_key,
+    )  # fmt: skip
