@@ -85,9 +85,7 @@ def _transaction(job: Job) -> contextlib.AbstractContextManager:
     start_transaction = getattr(sentry_sdk, "start_transaction", None)
     if start_transaction is not None:
         return start_transaction(op=OP, name=job.task_name, source="task")
-    return sentry_sdk.start_span(
-        name=job.task_name, parent_span=None, attributes={"sentry.op": OP}
-    )
+    return sentry_sdk.start_span(name=job.task_name, parent_span=None, attributes={"sentry.op": OP})
 
 
 def _tags(namespace: str, job: Job) -> dict[str, str]:
