@@ -28,7 +28,7 @@ from ..job import Job
 try:
     import sentry_sdk
     from sentry_sdk.integrations import Integration
-    from sentry_sdk.integrations.logging import ignore_logger
+    from sentry_sdk.integrations import logging as sentry_logging
 except ImportError as exc:  # pragma: no cover - the message is the point
     raise ImportError(
         "spinach.contrib.sentry needs sentry-sdk: pip install 'spinach-queue[sentry]'"
@@ -52,11 +52,19 @@ class SpinachIntegration(Integration):
 
     @staticmethod
     def setup_once() -> None:
-        ignore_logger("spinach.worker")  # its failure lines: the capture below reports them
+        _ignore_for_events("spinach.worker")  # its failure lines: the captures report them
         signals.job_started.connect(_job_started)
         signals.job_failed.connect(_job_failed)
         signals.job_schedule_retry.connect(_job_schedule_retry)
         signals.job_finished.connect(_job_finished)
+
+
+def _ignore_for_events(logger_name: str) -> None:
+    """Keep the logging integration from making events of ``logger_name``'s lines:
+    ``ignore_logger_for_events`` on sentry-sdk 3 (its ``ignore_logger`` is for Sentry Logs),
+    ``ignore_logger`` on sentry-sdk 2."""
+    ignore = getattr(sentry_logging, "ignore_logger_for_events", None)
+    (ignore or sentry_logging.ignore_logger)(logger_name)
 
 
 def _integration() -> SpinachIntegration | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -58,7 +59,7 @@ def transport():
         dsn="http://public@localhost/1",
         transport=collecting,
         # the logging integration too: the worker's error line must not be a second event
-        integrations=[SpinachIntegration(), LoggingIntegration()],
+        integrations=[SpinachIntegration(), LoggingIntegration(event_level=logging.ERROR)],
         default_integrations=False,
         traces_sample_rate=1.0,
         enable_backpressure_handling=False,  # its monitor thread sleeps 10 s before ending
