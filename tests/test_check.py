@@ -667,7 +667,7 @@ def test_third_party_table_statuses() -> None:
         "opentelemetry-instrumentation-celery", "celery-redbeat", "flower", "celery-once",
         "celery-singleton", "django-celery-email", "celery-progress", "openwisp-utils",
     }  # fmt: skip
-    ways_out = {"sentry-sdk": "spinach_compat.signals",
+    ways_out = {"sentry-sdk": "spinach.contrib.sentry",
                 "opentelemetry-instrumentation-celery": "spinach.contrib.otel"}  # fmt: skip
     for name, way_out in ways_out.items():
         assert thirdparty.PACKAGES[name].status == thirdparty.REFUSED
