@@ -8,6 +8,7 @@ to what upstream 0.0.25 offers (no type hints of newer syntax, no API of ours on
 import json
 import sys
 import threading
+from datetime import datetime, timedelta, timezone
 
 from redis import Redis
 
@@ -55,7 +56,18 @@ def registry():
         "duplicate": error_name(lambda: local.add(record, name="again")),
         "unnamed_lambda": error_name(lambda: local.add(lambda: None, name="")),
         "reserved_queue": error_name(lambda: local.add(record, name="x", queue="_q")),
+        "periodic": str(periodic_registry().tasks["tick"].periodicity),
     }
+
+
+def periodic_registry():
+    local = Tasks(periodicity=timedelta(minutes=5))
+    local.add(tick, name="tick")
+    return local
+
+
+def tick():
+    pass
 
 
 def engine_calls():
@@ -74,6 +86,9 @@ def engine_calls():
         "unknown": error_name(lambda: spin.schedule("nope")),
         "bad_arguments": error_name(lambda: spin.schedule(add, 1)),
         "unattached": error_name(lambda: Tasks().schedule("add", 1, 2)),
+        "schedule_at": spin.schedule_at(
+            add, datetime.now(timezone.utc) + timedelta(hours=1), 1, 2
+        ).status.name,
     }
 
 
