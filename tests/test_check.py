@@ -645,7 +645,7 @@ def test_requirements_built_on_celery() -> None:
         ("pyproject.toml", "requires celery-redbeat"),
     }
     sentry = required[("requirements.txt", "requires sentry-sdk")]
-    assert sentry.status == check.UNSUPPORTED and "task_failure" in sentry.note
+    assert sentry.status == check.UNSUPPORTED and "SpinachIntegration" in sentry.note
     assert required[("requirements.txt", "requires django-celery-beat")].line == 2
 
 
