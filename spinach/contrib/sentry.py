@@ -6,7 +6,8 @@ is. Add the integration where the workers run::
     sentry_sdk.init(dsn=..., integrations=[SpinachIntegration()], traces_sample_rate=...)
 
 Each job runs in a Sentry isolation scope of its own, with a transaction named after its
-task when tracing is on (a root span on sentry-sdk 3). A job failing for good is captured
+task when tracing is on (a root span on sentry-sdk 3), its status an error when the
+attempt failed. A job failing for good is captured
 once, tagged ``spinach.job_id``, ``spinach.task``, ``spinach.queue`` and ``spinach.attempt``
 (a Celery facade job also carries CeleryIntegration's ``celery_task_id`` tag and
 ``celery-job`` extra, so existing Sentry searches and alerts keep working); an attempt
@@ -83,7 +84,7 @@ def _job_started(namespace: str, job: Job, **kwargs: Any) -> None:
     if celery is not None:
         scope.set_tag("celery_task_id", celery[0])
         scope.set_extra("celery-job", {"task_name": celery[1]})
-    stack.enter_context(_transaction(job))
+    _running.span = stack.enter_context(_transaction(job))
     _running.stack = stack
 
 
@@ -114,13 +115,27 @@ def _celery_ids(job: Job) -> tuple[str, str] | None:
     return str(headers.get("id") or job.id), str(headers.get("task") or job.task_name)
 
 
+def _mark_failed() -> None:
+    """Give the running job's transaction an error status (its attempt failed)."""
+    span = getattr(_running, "span", None)
+    if span is None:
+        return
+    if hasattr(span, "set_status"):  # sentry-sdk 2
+        span.set_status("internal_error")
+    else:  # sentry-sdk 3
+        span.status = "error"
+
+
 def _job_failed(namespace: str, job: Job, err: Any = None, **kwargs: Any) -> None:
     if _integration() is not None and err is not None:
         sentry_sdk.capture_exception(err)  # in the job's scope, with its tags
+        _mark_failed()
 
 
 def _job_schedule_retry(namespace: str, job: Job, err: Any = None, **kwargs: Any) -> None:
     integration = _integration()
+    if integration is not None:
+        _mark_failed()
     if integration is not None and integration.send_retries and err is not None:
         # the retry count is advanced already: the failed attempt is the one before
         sentry_sdk.set_tag("spinach.attempt", str(job.retries))
@@ -130,5 +145,5 @@ def _job_schedule_retry(namespace: str, job: Job, err: Any = None, **kwargs: Any
 def _job_finished(namespace: str, job: Job, **kwargs: Any) -> None:
     stack = getattr(_running, "stack", None)
     if stack is not None:
-        _running.stack = None
+        _running.stack = _running.span = None
         stack.close()

@@ -111,10 +111,15 @@ def test_each_run_is_a_transaction_when_tracing_is_on(transport):
     run_jobs((flaky, "traced"))
     sentry_sdk.flush()
     # sentry-sdk 2 sends transactions; 3 sends root spans ("segments") in span envelopes
-    names = [t.get("transaction") for t in transport.of_type("transaction")]
-    names += [s["name"] for spans in transport.of_type("span") for s in spans["items"]
-              if s.get("is_segment")]  # fmt: skip
-    assert names == ["flaky", "flaky"]  # the failed attempt and the successful one
+    runs = [
+        (t.get("transaction"), t["contexts"]["trace"].get("status"))
+        for t in transport.of_type("transaction")
+    ]
+    runs += [(s["name"], s.get("status")) for spans in transport.of_type("span")
+             for s in spans["items"] if s.get("is_segment")]  # fmt: skip
+    # the failed attempt and the successful one
+    assert [name for name, _ in runs] == ["flaky", "flaky"]
+    assert [status != "ok" for _, status in runs] == [True, False]
 
 
 def test_send_retries_captures_each_failed_attempt(transport):
