@@ -24,6 +24,7 @@ import threading
 from typing import Any
 
 from .. import signals
+from ..exc import AbortException
 from ..job import Job
 
 try:
@@ -40,6 +41,9 @@ __all__ = ["SpinachIntegration"]
 #: The ``op`` of a job's transaction (Sentry's name for processing a queued message).
 OP = "queue.process"
 
+#: The loggers whose failure lines the captures replace (the facade logs Celery's).
+_FAILURE_LOGGERS = ("spinach.worker", "celery.app.trace", "celery.worker.job")
+
 _running = threading.local()  # the ExitStack of the job this thread runs
 
 
@@ -53,7 +57,9 @@ class SpinachIntegration(Integration):
 
     @staticmethod
     def setup_once() -> None:
-        _ignore_for_events("spinach.worker")  # its failure lines: the captures report them
+        # their failure lines (the worker's, the facade's as Celery's): the captures report them
+        for logger_name in _FAILURE_LOGGERS:
+            _ignore_for_events(logger_name)
         signals.job_started.connect(_job_started)
         signals.job_failed.connect(_job_failed)
         signals.job_schedule_retry.connect(_job_schedule_retry)
@@ -126,9 +132,17 @@ def _mark_failed() -> None:
         span.status = "error"
 
 
+def _cause(err: BaseException) -> BaseException:
+    """The error to report: a facade task's own error rather than the ``AbortException``
+    the facade raises ``from`` it to fail the job without a native retry."""
+    if isinstance(err, AbortException) and err.__cause__ is not None:
+        return err.__cause__
+    return err
+
+
 def _job_failed(namespace: str, job: Job, err: Any = None, **kwargs: Any) -> None:
     if _integration() is not None and err is not None:
-        sentry_sdk.capture_exception(err)  # in the job's scope, with its tags
+        sentry_sdk.capture_exception(_cause(err))  # in the job's scope, with its tags
         _mark_failed()
 
 
