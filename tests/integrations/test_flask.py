@@ -91,9 +91,13 @@ def test_the_app_context_is_popped_after_each_job():
     engine = app.extensions["spinach"]
     contexts_left = []
 
-    @tasks.task(name="after")
+    local = Tasks()  # not the module's registry: other tests' engines need not see it
+
+    @local.task(name="after")
     def after() -> None:
         contexts_left.append(flask.has_app_context())
+
+    engine.attach_tasks(local)
 
     engine.schedule(after)
     engine.schedule(whoami, "x")
