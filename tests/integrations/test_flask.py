@@ -86,24 +86,22 @@ def test_flask_spinach_command_refuses_a_bad_thread_count():
     assert "--threads" in result.output
 
 
-def test_the_app_context_is_popped_after_each_job():
+def test_each_job_gets_a_fresh_app_context_popped_after_it():
     app = create_app("popped", SPINACH_BROKER=MemoryBroker())
     engine = app.extensions["spinach"]
-    contexts_left = []
-
+    found: list[object] = []
     local = Tasks()  # not the module's registry: other tests' engines need not see it
 
-    @local.task(name="after")
-    def after() -> None:
-        contexts_left.append(flask.has_app_context())
+    @local.task(name="mark")
+    def mark(label: str) -> None:
+        found.append(flask.g.get("left_by"))  # a context left over would still hold it
+        flask.g.left_by = label
 
     engine.attach_tasks(local)
-
-    engine.schedule(after)
-    engine.schedule(whoami, "x")
-    engine.start_workers(number=1, stop_when_queue_empty=True)
-    assert contexts_left == [True]
-    assert seen == [("popped", "x")]
+    for label in ("first", "second", "third"):
+        engine.schedule(mark, label)
+    engine.start_workers(number=1, stop_when_queue_empty=True)  # one thread: each in turn
+    assert found == [None, None, None]
 
 
 def test_eager_mode_runs_jobs_at_once_inside_the_app_context():
