@@ -28,11 +28,13 @@ and extensions work in tasks. ``flask spinach`` starts the workers.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from .. import const, signals
+from ..brokers.base import Broker
 from ..engine import Engine
 from ..job import Job, JobStatus
 from ..task import Batch, TaskRef, Tasks
@@ -65,6 +67,7 @@ class Spinach:
         where = f"the config of Flask app {app.name!r}"
         broker = broker_from_setting(app.config.get("SPINACH_BROKER"), "SPINACH_BROKER", where)
         namespace = app.config.setdefault("SPINACH_NAMESPACE", app.name)
+        _bind(broker, namespace, where)
         engine_class = EagerEngine if app.config.get("SPINACH_EAGER") else Engine
         engine = engine_class(broker, namespace=namespace)
         app.extensions[EXTENSION] = engine
@@ -122,6 +125,21 @@ class Spinach:
 
     def schedule_batch(self, batch: Batch) -> list[Job]:
         return self.spin.schedule_batch(batch)
+
+
+#: The namespace each broker object given to ``init_app`` serves (a broker has one).
+_bound: weakref.WeakKeyDictionary[Broker, str] = weakref.WeakKeyDictionary()
+
+
+def _bind(broker: Broker, namespace: str, where: str) -> None:
+    """Refuse a broker object already serving another namespace (a ``Broker`` shared by
+    two apps' configs): the second engine would move the first one's jobs."""
+    bound = _bound.setdefault(broker, namespace)
+    if bound != namespace:
+        raise ValueError(
+            f"SPINACH_BROKER in {where} is a broker object already serving namespace "
+            f"{bound!r}, not {namespace!r}: give each app a broker of its own (a URL builds one)"
+        )
 
 
 def _current_app() -> flask.Flask:

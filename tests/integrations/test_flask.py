@@ -152,6 +152,14 @@ def test_an_unknown_broker_scheme_is_refused_naming_it():
         Spinach(app)
 
 
+def test_one_broker_object_for_two_namespaces_is_refused():
+    broker = MemoryBroker()
+    create_app("owner", SPINACH_BROKER=broker)
+    create_app("owner", SPINACH_BROKER=broker)  # the same namespace again: fine
+    with pytest.raises(ValueError, match="already serving namespace 'owner', not 'thief'"):
+        create_app("thief", SPINACH_BROKER=broker)
+
+
 def test_spin_outside_an_app_context_says_what_to_do():
     with pytest.raises(RuntimeError, match="inside an app context"):
         _ = Spinach().spin
