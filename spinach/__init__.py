@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from .brokers.base import Broker, DeadLetter, WorkerInfo
 from .brokers.memory import MemoryBroker
-from .const import DEFAULT_NAMESPACE, DEFAULT_QUEUE
+from .const import DEFAULT_NAMESPACE, DEFAULT_QUEUE, VERSION
 from .context import current_job
 from .engine import Engine
 from .exc import AbortException, DeferException, RetryException
@@ -26,7 +26,7 @@ from .workers import AsyncioWorkers, ThreadWorkers
 if TYPE_CHECKING:  # imported lazily at run time (``__getattr__``)
     from .brokers.redis import RedisBroker
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "DEFAULT_NAMESPACE",

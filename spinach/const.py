@@ -1,5 +1,8 @@
 """Defaults shared by the engine, the workers and the brokers."""
 
+#: The version of the package (upstream Spinach code imports it from here).
+VERSION = "0.1.0"
+
 #: Queue used when neither the task nor the registry names one.
 DEFAULT_QUEUE = "spinach"
 

@@ -106,11 +106,16 @@ class Engine:
     # -- tasks ---------------------------------------------------------------------
 
     def attach_tasks(self, tasks: Tasks) -> None:
-        """Attach a set of tasks: they can then be scheduled and executed."""
+        """Attach a set of tasks: they can then be scheduled and executed.
+
+        A registry can be attached to several engines (an app factory makes one per app):
+        each runs its tasks in its own namespace, and scheduling through the registry goes
+        to the engine attached last, as in upstream Spinach (which logs a warning).
+        """
         if tasks is self._tasks:
             return
-        tasks._attach(self)
         self._tasks.update(tasks)
+        tasks._attach(self)
 
     def task(self, func: Callable | None = None, **options: Any) -> Callable:
         """Decorator registering a task directly on the engine; options as ``Tasks.task``."""

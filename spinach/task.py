@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
+import logging
 import operator
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import field
 from datetime import datetime, timedelta
@@ -19,6 +22,8 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 __all__ = ["AbortException", "Batch", "RetryException", "Task", "TaskOptions", "Tasks"]
+
+logger = logging.getLogger(__name__)
 
 TaskRef = Union[str, Callable, "Task"]
 
@@ -128,6 +133,11 @@ class Task:
         if options.periodicity is not None:
             self._check_periodic_arguments()
 
+    @property
+    def task_name(self) -> str:
+        """The task's name, as on the functions ``Tasks.task`` decorates."""
+        return self.name
+
     def new_job(
         self,
         at: float,
@@ -215,8 +225,9 @@ _COMPARED_ATTRIBUTES = ("func", "name", *OPTION_NAMES)
 class Tasks:
     """A registry of tasks, with defaults for the tasks added to it.
 
-    Tasks can be declared before any engine exists, then attached to one with
-    ``Engine.attach_tasks``; scheduling through the registry needs that engine.
+    Tasks can be declared before any engine exists, then attached to engines with
+    ``Engine.attach_tasks``: each engine runs them in its own namespace, tasks added later
+    reach every one, and scheduling through the registry goes to the last one attached.
     """
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -225,7 +236,8 @@ class Tasks:
         self._by_func: dict[int, str] = {}  # id of a registered function -> its task name
         for option in OPTION_NAMES:
             setattr(self, option, defaults[option])
-        self._engine: Engine | None = None
+        self._engine: Engine | None = None  # the last engine attached: schedule() uses it
+        self._engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
     @property
     def names(self) -> list[str]:
@@ -260,17 +272,16 @@ class Tasks:
         ``task(func=None, name=None, queue=None, max_retries=None, periodicity=None,
         max_concurrency=None)``, the options of ``TaskOptions``.
 
-        The decorated function is returned unchanged, so it can still be called directly.
+        The decorated function is returned, still callable directly, with a ``task_name``
+        attribute (as upstream Spinach): ``spin.schedule(func)`` and ``func.task_name`` work.
         """
         options = _bind(_TASK_SIGNATURE, "task", args, kwargs)
         func = options.pop("func")
         if func is not None:
-            self.add(func, **options)
-            return func
+            return _named(func, self.add(func, **options))
 
         def register(f: Callable) -> Callable:
-            self.add(f, **options)
-            return f
+            return _named(f, self.add(f, **options))
 
         return register
 
@@ -299,13 +310,18 @@ class Tasks:
             raise ValueError(f"a task named '{task.name}' is already registered")
         self._tasks[task.name] = task
         self._by_func[id(task.func)] = task.name
-        if self._engine is not None:
-            self._engine.attach_tasks(_single(task))
+        for engine in list(self._engines):
+            engine.attach_tasks(_single(task))
 
     def _attach(self, engine: Engine) -> None:
+        """Attach to ``engine`` too; it becomes the one ``schedule`` goes through."""
         if self._engine is not None and self._engine is not engine:
-            raise RuntimeError("these tasks are already attached to another engine")
+            logger.warning(
+                "Tasks already attached to a different Engine: %r, now also attached to %r "
+                "(scheduling through the tasks goes to the latter)", self._engine, engine,
+            )  # fmt: skip
         self._engine = engine
+        self._engines.add(engine)
 
     def _attached_engine(self) -> Engine:
         if self._engine is None:
@@ -391,6 +407,14 @@ def _single(task: Task) -> Tasks:
     return tasks
 
 
+def _named(func: Callable, task: Task) -> Callable:
+    """``func`` with the ``task_name`` attribute of upstream Spinach, when it takes one."""
+    # a bound method or a builtin takes none: it is found by its id instead
+    with contextlib.suppress(AttributeError, TypeError):
+        func.task_name = task.name  # type: ignore[attr-defined]
+    return func
+
+
 def _first(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
 
@@ -401,7 +425,8 @@ def _name_of(ref: object) -> str:
     if isinstance(ref, Task):
         return ref.name
     if callable(ref):
-        return _default_name(ref)
+        name = getattr(ref, "task_name", None)  # decorated by another registry
+        return name if isinstance(name, str) else _default_name(ref)
     raise TypeError(f"a task is named by a string, a function or a Task, not {ref!r}")
 
 

@@ -660,7 +660,7 @@ def test_requirements_built_on_celery() -> None:
         ("pyproject.toml", "requires celery-redbeat"),
     }
     sentry = required[("requirements.txt", "requires sentry-sdk")]
-    assert sentry.status == check.UNSUPPORTED and "task_failure" in sentry.note
+    assert sentry.status == check.UNSUPPORTED and "SpinachIntegration" in sentry.note
     assert required[("requirements.txt", "requires django-celery-beat")].line == 2
 
 
@@ -682,7 +682,7 @@ def test_third_party_table_statuses() -> None:
         "opentelemetry-instrumentation-celery", "celery-redbeat", "flower", "celery-once",
         "celery-singleton", "django-celery-email", "celery-progress", "openwisp-utils",
     }  # fmt: skip
-    ways_out = {"sentry-sdk": "spinach_compat.signals",
+    ways_out = {"sentry-sdk": "spinach.contrib.sentry",
                 "opentelemetry-instrumentation-celery": "spinach.contrib.otel"}  # fmt: skip
     for name, way_out in ways_out.items():
         assert thirdparty.PACKAGES[name].status == thirdparty.REFUSED

@@ -155,11 +155,37 @@ def test_tasks_added_after_attaching_reach_the_engine():
     assert "late" in engine.tasks
 
 
-def test_a_registry_attaches_to_one_engine_only():
+def test_a_registry_attached_to_a_second_engine_warns_naming_both(caplog):
     tasks = Tasks()
-    Engine(MemoryBroker()).attach_tasks(tasks)
-    with pytest.raises(RuntimeError, match="another engine"):
-        Engine(MemoryBroker()).attach_tasks(tasks)
+    first, second = Engine(MemoryBroker(), "first"), Engine(MemoryBroker(), "second")
+    first.attach_tasks(tasks)
+    second.attach_tasks(tasks)
+    tasks.add(compute, name="late")
+    [record] = [r for r in caplog.records if r.name == "spinach.task"]
+    assert record.levelname == "WARNING"
+    assert "Tasks already attached to a different Engine" in record.getMessage()
+    assert "'first'" in record.getMessage() and "'second'" in record.getMessage()
+    assert "late" in first.tasks and "late" in second.tasks
+    assert tasks.schedule("late", 1).task_name == "late"
+    assert second.broker.queue_lengths() == {"spinach": 1}
+    assert first.broker.queue_lengths() == {}
+
+
+def test_decorated_functions_carry_their_task_name():
+    tasks = Tasks()
+
+    @tasks.task(name="named")
+    def named() -> None: ...
+
+    @tasks.task
+    def unnamed() -> None: ...
+
+    assert named.task_name == "named"
+    assert unnamed.task_name == unnamed.__module__ + "." + unnamed.__qualname__
+    assert tasks.get("named").task_name == "named"
+    engine = Engine(MemoryBroker())
+    engine.attach_tasks(tasks)
+    assert engine.schedule(named).task_name == "named"
 
 
 def test_task_declares_the_types_of_exactly_the_task_options():

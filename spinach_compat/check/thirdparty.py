@@ -46,9 +46,9 @@ PACKAGES: dict[str, Package] = {
     ),
     "sentry-sdk": Package(
         REFUSED,
-        "its CeleryIntegration (enabled by itself when celery imports) is refused: the "
-        "worker logs each task failure at ERROR (Sentry's LoggingIntegration reports it), or "
-        "call sentry_sdk.capture_exception in a spinach_compat.signals.task_failure receiver",
+        "its CeleryIntegration (enabled by itself when celery imports) is refused: use "
+        "integrations=[spinach.contrib.sentry.SpinachIntegration()] instead (task failures "
+        "captured once, with Celery's celery_task_id tag)",
         ("sentry_sdk.integrations.celery",),
     ),
     "opentelemetry-instrumentation-celery": Package(

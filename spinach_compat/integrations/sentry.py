@@ -16,13 +16,12 @@ from ..exceptions import UnsupportedFeature
 from . import logger
 
 MESSAGE = (
-    "sentry-sdk's CeleryIntegration is not supported by spinach_compat yet (a "
-    "spinach.contrib.sentry integration is planned): it patches Celery's worker internals, "
-    "which the facade does not have. What works today: the worker logs every task failure "
-    "at ERROR with its traceback, which Sentry's LoggingIntegration reports as an event (by "
-    "default in sentry-sdk 2; sentry-sdk 3 needs LoggingIntegration(event_level=logging.ERROR)"
-    "); or call sentry_sdk.capture_exception() in a celery.signals.task_failure receiver. Pass "
-    "disabled_integrations=[CeleryIntegration] to sentry_sdk.init() to silence this "
+    "sentry-sdk's CeleryIntegration is not supported by spinach_compat: it patches Celery's "
+    "worker internals, which the facade does not have. Use "
+    "integrations=[spinach.contrib.sentry.SpinachIntegration()] instead (pip install "
+    "'spinach-queue[sentry]'): it captures each final task failure once, with Celery's "
+    "celery_task_id tag, and traces each run. Pass disabled_integrations=[CeleryIntegration] "
+    "to sentry_sdk.init() to silence this "
     "(see migration_guide/features.md#the-celery-import-shim)"
 )
 
