@@ -56,6 +56,44 @@ class DisabledBackend:
         return exception_to_python(data)
 
 
+class StateMarks:
+    """Celery's ``mark_as_*`` calls of a backend, each one ``store_result``."""
+
+    def store_result(
+        self, task_id: str, result: Any, state: str, traceback: str | None = None,
+        request: Context | None = None, **kwargs: Any,
+    ) -> Any:  # fmt: skip
+        raise NotImplementedError
+
+    def mark_as_started(self, task_id: str, **meta: Any) -> Any:
+        return self.store_result(task_id, meta, states.STARTED)
+
+    def mark_as_done(
+        self, task_id: str, result: Any, request: Context | None = None, **kw: Any
+    ) -> Any:
+        return self.store_result(task_id, result, states.SUCCESS, request=request)
+
+    def mark_as_failure(
+        self, task_id: str, exc: BaseException, traceback: str | None = None,
+        request: Context | None = None, **kw: Any,
+    ) -> Any:  # fmt: skip
+        return self.store_result(task_id, exc, states.FAILURE, traceback, request)
+
+    def mark_as_retry(
+        self, task_id: str, exc: BaseException | None, traceback: str | None = None,
+        request: Context | None = None, **kw: Any,
+    ) -> Any:  # fmt: skip
+        return self.store_result(task_id, exc, states.RETRY, traceback, request)
+
+    def mark_as_revoked(
+        self, task_id: str, reason: str = "", request: Context | None = None
+    ) -> Any:
+        from ..exceptions import TaskRevokedError
+
+        exc = TaskRevokedError(reason)
+        return self.store_result(task_id, exc, states.REVOKED, None, request)
+
+
 def next_wait(deadline: float | None, interval: float) -> float:
     """How long the next wait for a notification may last: ``interval`` (at least 1 s),
     cut to what is left before ``deadline`` (``time.monotonic``); TimeoutError past it."""

@@ -29,6 +29,7 @@ from ..app import codec
 from ..exceptions import TimeoutError
 from ..interop.results import CeleryResults, celery_key, decode_celery_meta, wants_celery_result
 from .base import (
+    StateMarks,
     exception_to_python,
     next_wait,
     pending_meta,
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 GROUP_KEY_PREFIX = "celery-taskset-meta-"
 
 
-class KeyValueBackend:
+class KeyValueBackend(StateMarks):
     """Results as values of ``broker``'s shared state, in the app's namespace."""
 
     #: As Celery's Redis backend: results are waited for on the backend's notifications.
@@ -101,34 +102,6 @@ class KeyValueBackend:
         if wants_celery_result(request):
             self.celery_results.store(task_id, meta, self.expires, self.serializer)
         return result
-
-    def mark_as_started(self, task_id: str, **meta: Any) -> Any:
-        return self.store_result(task_id, meta, states.STARTED)
-
-    def mark_as_done(
-        self, task_id: str, result: Any, request: Context | None = None, **kw: Any
-    ) -> Any:
-        return self.store_result(task_id, result, states.SUCCESS, request=request)
-
-    def mark_as_failure(
-        self, task_id: str, exc: BaseException, traceback: str | None = None,
-        request: Context | None = None, **kw: Any,
-    ) -> Any:  # fmt: skip
-        return self.store_result(task_id, exc, states.FAILURE, traceback, request)
-
-    def mark_as_retry(
-        self, task_id: str, exc: BaseException | None, traceback: str | None = None,
-        request: Context | None = None, **kw: Any,
-    ) -> Any:  # fmt: skip
-        return self.store_result(task_id, exc, states.RETRY, traceback, request)
-
-    def mark_as_revoked(
-        self, task_id: str, reason: str = "", request: Context | None = None
-    ) -> Any:
-        from ..exceptions import TaskRevokedError
-
-        exc = TaskRevokedError(reason)
-        return self.store_result(task_id, exc, states.REVOKED, None, request)
 
     # -- result_serializer ---------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from spinach.brokers.base import Broker
 
 from .. import states
 from ..exceptions import TimeoutError
-from .base import exception_to_python, next_wait
+from .base import StateMarks, exception_to_python, next_wait
 
 if TYPE_CHECKING:
     from ..app.base import Celery
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 NOTICE_TTL = 60.0
 
 
-class NotifiedBackend:
+class NotifiedBackend(StateMarks):
     """What the Django backends share: notices, waiting, Celery's ``mark_as_*`` calls.
 
     Subclasses store and read (``store_result``'s ``_store``, ``get_task_meta``, ...);
@@ -80,34 +80,6 @@ class NotifiedBackend:
         request: Context | None,
     ) -> None:  # fmt: skip
         raise NotImplementedError
-
-    def mark_as_started(self, task_id: str, **meta: Any) -> Any:
-        return self.store_result(task_id, meta, states.STARTED)
-
-    def mark_as_done(
-        self, task_id: str, result: Any, request: Context | None = None, **kw: Any
-    ) -> Any:
-        return self.store_result(task_id, result, states.SUCCESS, request=request)
-
-    def mark_as_failure(
-        self, task_id: str, exc: BaseException, traceback: str | None = None,
-        request: Context | None = None, **kw: Any,
-    ) -> Any:  # fmt: skip
-        return self.store_result(task_id, exc, states.FAILURE, traceback, request)
-
-    def mark_as_retry(
-        self, task_id: str, exc: BaseException | None, traceback: str | None = None,
-        request: Context | None = None, **kw: Any,
-    ) -> Any:  # fmt: skip
-        return self.store_result(task_id, exc, states.RETRY, traceback, request)
-
-    def mark_as_revoked(
-        self, task_id: str, reason: str = "", request: Context | None = None
-    ) -> Any:
-        from ..exceptions import TaskRevokedError
-
-        exc = TaskRevokedError(reason)
-        return self.store_result(task_id, exc, states.REVOKED, None, request)
 
     # -- reading ---------------------------------------------------------------------------
 
