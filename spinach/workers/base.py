@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import queue
 import threading
@@ -11,6 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from .. import const, signals
+from ..context import _current_job
 from ..exc import AbortException, DeferException, RetryException
 from ..history import HistoryRecorder
 from ..job import Job, JobStatus, to_timestamp
@@ -81,6 +84,22 @@ class Workers(ABC):
             self.history.attempt_started(job)
         signals.job_started.send(self.namespace, job=job)
         return time.perf_counter()
+
+    def _run_job(self, job: Job) -> None:
+        """Run ``job`` in this thread (or greenlet) from start to report."""
+        started = self._job_starting(job)
+        err = None
+        token = _current_job.set(job)
+        try:
+            result = job.task_func(*job.task_args, **job.task_kwargs)
+            if inspect.iscoroutine(result):  # a coroutine task: on a loop of its own
+                asyncio.run(result)
+        except BaseException as exc:  # a task's failure is the job's, never the pool's
+            err = exc
+        finally:
+            _current_job.reset(token)
+        self._count_in_flight(-1)
+        self._job_ended(job, started, err)
 
     def _job_ended(self, job: Job, started: float, err: BaseException | None) -> None:
         duration = time.perf_counter() - started

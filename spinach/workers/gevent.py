@@ -15,8 +15,6 @@ does for a thread, but delivered at once to a greenlet blocked in I/O.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from typing import Any
 
 import gevent
@@ -24,7 +22,6 @@ from gevent import monkey
 from gevent.pool import Group
 
 from .. import signals
-from ..context import _current_job
 from ..job import Job
 from .base import Workers
 
@@ -77,19 +74,7 @@ class GeventWorkers(Workers):
 
     def _run(self, job: Job) -> None:
         self._waiting.pop(gevent.getcurrent(), None)
-        started = self._job_starting(job)
-        err = None
-        token = _current_job.set(job)
-        try:
-            result = job.task_func(*job.task_args, **job.task_kwargs)
-            if inspect.iscoroutine(result):  # a coroutine task: on a loop of its own
-                asyncio.run(result)
-        except BaseException as exc:  # a task's failure is the job's, never the pool's
-            err = exc
-        finally:
-            _current_job.reset(token)
-        self._count_in_flight(-1)
-        self._job_ended(job, started, err)
+        self._run_job(job)
 
 
 class GreenletTarget:

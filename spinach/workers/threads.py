@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import queue
 import threading
 from typing import Any
 
 from .. import signals
-from ..context import _current_job
 from ..job import Job
 from .base import Workers
 
@@ -69,16 +66,4 @@ class ThreadWorkers(Workers):
             signals.worker_terminated.send(self.namespace, worker_name=name)
 
     def _run(self, job: Job) -> None:
-        started = self._job_starting(job)
-        err = None
-        token = _current_job.set(job)
-        try:
-            result = job.task_func(*job.task_args, **job.task_kwargs)
-            if inspect.iscoroutine(result):  # a coroutine task: on a loop of its own
-                asyncio.run(result)
-        except BaseException as exc:  # a task's failure is the job's, never the worker's
-            err = exc
-        finally:
-            _current_job.reset(token)
-        self._count_in_flight(-1)
-        self._job_ended(job, started, err)
+        self._run_job(job)
