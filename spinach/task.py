@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Union
 from . import const
 from .exc import AbortException, InvalidJobSignatureError, RetryException, UnknownTask
 from .job import Job
+from .rate_limit import RateLimit, check_burst, parse_rate
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -55,6 +56,10 @@ def _validate_max_concurrency(name: str, max_concurrency: object) -> None:
         )
 
 
+def _validate_rate_limit(name: str, rate_limit: object) -> None:
+    parse_rate(name, rate_limit)
+
+
 def validate_queue(queue: object) -> None:
     if not isinstance(queue, str) or not queue:
         raise ValueError(f"a queue name must be a non-empty string, not {queue!r}")
@@ -88,6 +93,9 @@ class TaskOptions:
     max_concurrency: int | None = field(
         default=None, metadata=_about(_validate_max_concurrency, True)
     )
+    #: A global rate limit, "<count>/<s|m|h>" (spinach.rate_limit), and its burst.
+    rate_limit: str | None = field(default=None, metadata=_about(_validate_rate_limit, False))
+    rate_burst: int = field(default=1, metadata=_about(check_burst, False))
 
     def validate(self, task_name: str) -> None:
         """Raise ``ValueError`` naming the task and the first invalid option."""
@@ -109,8 +117,9 @@ _carried_options = operator.attrgetter(*JOB_OPTIONS)
 class Task:
     """A function jobs run, with how its jobs are queued, retried and limited.
 
-    Its options (``TaskOptions``: queue, max_retries, periodicity, max_concurrency) are
-    given after the name, positionally or by keyword, and are attributes of the task.
+    Its options (``TaskOptions``: queue, max_retries, periodicity, max_concurrency,
+    rate_limit, rate_burst) are given after the name, positionally or by keyword, and are
+    attributes of the task.
     """
 
     # The options as attributes, typed for mypy (tests/test_tasks.py checks they are
@@ -119,6 +128,8 @@ class Task:
     max_retries: int
     periodicity: timedelta | None
     max_concurrency: int | None
+    rate_limit: str | None
+    rate_burst: int
 
     def __init__(self, func: Callable, name: str, *args: Any, **kwargs: Any):
         _validate_name(name)
@@ -158,6 +169,11 @@ class Task:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
+
+    @property
+    def rate(self) -> RateLimit | None:
+        """The parsed global rate limit of the task (``rate_limit``, ``rate_burst``)."""
+        return parse_rate(self.name, self.rate_limit, self.rate_burst)
 
     @functools.cached_property
     def _signature(self) -> inspect.Signature | None:
@@ -270,7 +286,8 @@ class Tasks:
     def task(self, *args: Any, **kwargs: Any) -> Callable:
         """Decorator registering a function as a task, used with or without arguments:
         ``task(func=None, name=None, queue=None, max_retries=None, periodicity=None,
-        max_concurrency=None)``, the options of ``TaskOptions``.
+        max_concurrency=None, rate_limit=None, rate_burst=None)``, the options of
+        ``TaskOptions``.
 
         The decorated function is returned, still callable directly, with a ``task_name``
         attribute (as upstream Spinach): ``spin.schedule(func)`` and ``func.task_name`` work.
@@ -287,8 +304,8 @@ class Tasks:
 
     def add(self, *args: Any, **kwargs: Any) -> Task:
         """Register ``func`` as a task: ``add(func, name=None, queue=None, max_retries=None,
-        periodicity=None, max_concurrency=None)``; options left out (None) take the
-        registry's defaults, then those of ``TaskOptions``."""
+        periodicity=None, max_concurrency=None, rate_limit=None, rate_burst=None)``; options
+        left out (None) take the registry's defaults, then those of ``TaskOptions``."""
         given = _bind(_ADD_SIGNATURE, "add", args, kwargs)
         func, name = given.pop("func"), given.pop("name")
         options = {

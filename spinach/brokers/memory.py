@@ -26,6 +26,7 @@ from .. import job_codec
 from ..exc import InvalidPayloadError
 from ..history import FINISHED_COUNT_MINUTES, HistoryRecord, counts_by_queue
 from ..job import Job, JobStatus
+from ..rate_limit import RateLimit, gcra
 from ..task import Task
 from .base import Broker, Clock, DeadLetter, Watch, WorkerInfo, normalize_queues
 from .memory_shared import Inbox, SharedEntries
@@ -79,6 +80,9 @@ class _Namespace:
     running: dict[str, _Running] = field(default_factory=dict)
     running_by_task: Counter[str] = field(default_factory=Counter)
     limits: dict[str, int] = field(default_factory=dict)
+    rate_limits: dict[str, RateLimit] = field(default_factory=dict)
+    rate_tat: dict[str, float] = field(default_factory=dict)  # task -> GCRA's TAT
+    rate_deferred: dict[str, float] = field(default_factory=dict)  # task -> deferred until
     periodic: dict[str, _Periodic] = field(default_factory=dict)
     workers: dict[str, WorkerInfo] = field(default_factory=dict)
     dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
@@ -253,9 +257,12 @@ class MemoryBroker(Broker):
         while entries and len(taken) < max_jobs:
             entry = entries.popleft()
             job = self._decode(state, queue, entry)
-            if job is not None and self._at_limit(state, job.task_name):
+            if job is None:
+                continue
+            runs = not self._at_limit(state, job.task_name) and self._rate(state, queue, job, entry)
+            if runs is False:  # at a limit: it keeps its place
                 kept.append(entry)
-            elif job is not None:
+            elif runs:  # (None: deferred to the future jobs by its rate limit)
                 self._discount(state, entry.job_id)
                 self._start_running(state, job, entry.payload, attempt)
                 taken.append(job)
@@ -280,6 +287,29 @@ class MemoryBroker(Broker):
             payload = payload.decode("utf-8", errors="replace")
         letter = DeadLetter(entry.job_id or uuid.uuid4().hex, queue, payload, reason, self.now())
         self._add_dead_letter(state, letter)
+        return None
+
+    def _rate(self, state: _Namespace, queue: str, job: Job, entry: _Entry) -> bool | None:
+        """Whether the task's rate limit lets ``job`` start now (counting it if so). When
+        not, the first such job is deferred to the future jobs at the time one may start
+        (None: it left its queue); the others stay queued (False) until that time."""
+        limit = state.rate_limits.get(job.task_name)
+        if limit is None:
+            return True
+        now = self.now()
+        allowed, at = gcra(state.rate_tat.get(job.task_name), now, limit)
+        if allowed:
+            state.rate_tat[job.task_name] = at
+            return True
+        if state.rate_deferred.get(job.task_name, now) > now:
+            return False  # a job of the task is deferred already: it wakes the workers
+        state.rate_deferred[job.task_name] = at
+        self._discount(state, entry.job_id)
+        payload = entry.payload
+        payload = payload.decode() if isinstance(payload, bytes) else payload
+        seq = next(self._store.sequence)
+        heapq.heappush(state.future, _Future(at, seq, job.id, queue, payload))
+        state.future_ids.add(job.id)
         return None
 
     @staticmethod
@@ -381,12 +411,17 @@ class MemoryBroker(Broker):
 
     def set_concurrency_keys(self, tasks: Iterable[Task]) -> None:
         with self._store.lock:
-            limits = self._state().limits
+            state = self._state()
             for task in tasks:
                 if task.max_concurrency is None:
-                    limits.pop(task.name, None)
+                    state.limits.pop(task.name, None)
                 else:
-                    limits[task.name] = task.max_concurrency
+                    state.limits[task.name] = task.max_concurrency
+                rate = task.rate
+                if rate is None:
+                    state.rate_limits.pop(task.name, None)
+                else:
+                    state.rate_limits[task.name] = rate
         self._notify_peers()  # a raised limit may let queued jobs run
 
     def is_queue_empty(self, queue: str) -> bool:

@@ -156,7 +156,8 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "fetch": (
         "queues", "queued_ids", "running", "running_meta", "running_by_task",
         "running_owners", "limits", "dead", "dead_queue", "dead_reason", "dead_order",
-        "fetchers", "dead_time", "dead_seq",
+        "fetchers", "dead_time", "dead_seq", "future", "future_jobs", "future_queues",
+        "rate_limits", "rate_tat", "rate_deferred",
     ),
     "finish": ("running", "running_meta", "running_by_task", "running_owners", "limits"),
     "return_jobs": (
@@ -174,7 +175,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "next_due": ("future", "periodic"),
     "register_periodic_tasks": ("periodic", "periodic_tasks"),
-    "set_concurrency_keys": ("limits",),
+    "set_concurrency_keys": ("limits", "rate_limits"),
     "register_worker": ("workers", "heartbeats"),
     "heartbeat": ("workers", "heartbeats"),
     "deregister_worker": ("workers", "heartbeats", "fetchers"),
@@ -201,7 +202,8 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
         "future_queues", "running", "running_meta", "running_by_task", "limits",
         "periodic", "periodic_tasks", "workers", "heartbeats", "dead", "dead_queue",
         "dead_reason", "dead_order", "dead_time", "dead_seq", "replies", "replies_at",
-        "history", "history_jobs", "finished_counts", "finished_fields",
+        "history", "history_jobs", "finished_counts", "finished_fields", "rate_limits",
+        "rate_tat", "rate_deferred",
     ),
 }  # fmt: skip
 
@@ -581,8 +583,9 @@ class RedisBroker(Broker):
     def set_concurrency_keys(self, tasks: Iterable[Task]) -> None:
         args: list[Any] = [self.channel]
         for task in tasks:
-            limit = task.max_concurrency
+            limit, rate = task.max_concurrency, task.rate
             args += [task.name, "" if limit is None else limit]
+            args += ["", ""] if rate is None else [repr(rate.interval), repr(rate.tolerance)]
         self._run("set_concurrency_keys", args)
 
     def is_queue_empty(self, queue: str) -> bool:
