@@ -83,6 +83,8 @@ class _Namespace:
     rate_limits: dict[str, RateLimit] = field(default_factory=dict)
     rate_tat: dict[str, float] = field(default_factory=dict)  # task -> GCRA's TAT
     rate_deferred: dict[str, float] = field(default_factory=dict)  # task -> deferred until
+    unique: dict[str, tuple[str, float]] = field(default_factory=dict)  # key -> (id, expiry)
+    unique_of: dict[str, str] = field(default_factory=dict)  # job id -> its unique key
     periodic: dict[str, _Periodic] = field(default_factory=dict)
     workers: dict[str, WorkerInfo] = field(default_factory=dict)
     dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
@@ -169,6 +171,8 @@ class MemoryBroker(Broker):
     def _store_job(self, state: _Namespace, job: Job, payload: str, now: float) -> None:
         """Put a job in its queue or the future set, once."""
         where = self._location(state, job.id)
+        if where is None and job.unique_key is not None:
+            where = self._hold_unique(state, job, now)
         if where is not None:
             job.status = where
         elif job.at_timestamp <= now:
@@ -179,6 +183,28 @@ class MemoryBroker(Broker):
             heapq.heappush(state.future, _Future(job.at_timestamp, seq, job.id, job.queue, payload))
             state.future_ids.add(job.id)
             job.status = JobStatus.WAITING
+
+    def _hold_unique(self, state: _Namespace, job: Job, now: float) -> JobStatus | None:
+        """Let ``job`` hold its unique key (None), or make it the stored job holding the
+        key already and return that job's status."""
+        key = job.unique_key
+        assert key is not None
+        holder, expiry = state.unique.get(key, ("", math.inf))
+        where = self._location(state, holder) if holder and expiry > now else None
+        if where is not None:
+            job.id = holder
+            return where
+        ttl = job.unique_ttl
+        state.unique[key] = (job.id, math.inf if ttl is None else now + ttl)
+        state.unique_of[job.id] = key
+        return None
+
+    @staticmethod
+    def _release_unique(state: _Namespace, job_id: str) -> None:
+        """Release the unique key a job that ended holds, if any."""
+        key = state.unique_of.pop(job_id, None)
+        if key is not None and state.unique.get(key, ("",))[0] == job_id:
+            del state.unique[key]
 
     def _release(
         self, state: _Namespace, job_id: str, worker_id: str, attempt: str | None = None
@@ -335,6 +361,9 @@ class MemoryBroker(Broker):
         with self._store.lock:
             state = self._state()
             released = [self._release_own(state, job) for job in jobs]
+            for job, running in zip(jobs, released, strict=True):
+                if running is not None and state.unique_of:
+                    self._release_unique(state, job.id)
             limited = any(r is not None and r.task_name in state.limits for r in released)
         if limited:
             self._notify_peers()  # a slot of a limited task is free: a waiting job may run
@@ -360,6 +389,7 @@ class MemoryBroker(Broker):
             state = self._state()
             if self._release_own(state, job) is None:
                 return  # a late worker's job: recovery took it already, it stays there
+            self._release_unique(state, job.id)
             self._add_dead_letter(state, DeadLetter(job.id, job.queue, payload, reason, self.now()))
         self._notify_peers()  # a concurrency slot is free
 
@@ -479,6 +509,7 @@ class MemoryBroker(Broker):
             job.status = JobStatus.QUEUED
         else:
             job.status = JobStatus.FAILED
+            self._release_unique(state, job_id)
         return job
 
     # -- dead letters ------------------------------------------------------------------

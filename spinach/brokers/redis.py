@@ -151,6 +151,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "enqueue": (
         "queues", "queued_ids", "future", "future_jobs", "future_queues", "running",
         "running_meta", "running_by_task", "running_owners", "replies", "replies_at",
+        "unique_of",
     ),
     "push_raw": ("queues", "queued_ids", "replies", "replies_at"),
     "fetch": (
@@ -159,14 +160,16 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
         "fetchers", "dead_time", "dead_seq", "future", "future_jobs", "future_queues",
         "rate_limits", "rate_tat", "rate_deferred",
     ),
-    "finish": ("running", "running_meta", "running_by_task", "running_owners", "limits"),
+    "finish": (
+        "running", "running_meta", "running_by_task", "running_owners", "limits", "unique_of",
+    ),
     "return_jobs": (
         "queues", "queued_ids", "future", "running", "running_meta", "running_by_task",
         "running_owners", "replies", "replies_at",
     ),
     "dead_letter": (
         "running", "running_meta", "running_by_task", "running_owners", "dead",
-        "dead_queue", "dead_reason", "dead_order", "dead_time", "dead_seq",
+        "dead_queue", "dead_reason", "dead_order", "dead_time", "dead_seq", "unique_of",
     ),
     "set_dead_letter_reasons": ("dead", "dead_reason"),
     "move_future_jobs": (
@@ -183,7 +186,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "recover_jobs": (
         "workers", "queues", "queued_ids", "running", "running_meta", "running_by_task",
         "running_owners", "dead", "dead_queue", "dead_reason", "dead_order", "fetchers",
-        "dead_time", "dead_seq", "replies", "replies_at",
+        "dead_time", "dead_seq", "replies", "replies_at", "unique_of",
     ),
     "retry_dead_letters": (
         "queues", "queued_ids", "dead", "dead_queue", "dead_reason", "dead_order",
@@ -198,7 +201,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
         "replies_at",
     ),
     "flush": (
-        "queues", "fetchers", "running_owners", "queued_ids", "future", "future_jobs",
+        "queues", "fetchers", "running_owners", "unique_of", "queued_ids", "future", "future_jobs",
         "future_queues", "running", "running_meta", "running_by_task", "limits",
         "periodic", "periodic_tasks", "workers", "heartbeats", "dead", "dead_queue",
         "dead_reason", "dead_order", "dead_time", "dead_seq", "replies", "replies_at",
@@ -470,9 +473,14 @@ class RedisBroker(Broker):
         items: list[Any] = []
         for job, payload in zip(jobs, payloads, strict=True):
             items += [job.id, job.queue, float(job.at_timestamp), payload, job.attempt or ""]
+            ttl = job.unique_ttl
+            items += [job.unique_key or "", "" if ttl is None else repr(float(ttl))]
         statuses = self._run_once("enqueue", fixed, items)
         for job, status in zip(jobs, statuses, strict=True):
-            job.status = JobStatus[_text(status)]
+            where, _, holder = _text(status).partition("/")
+            job.status = JobStatus[where]
+            if holder:  # a unique job whose key another job holds: that job is the one
+                job.id = holder
 
     def push_raw(self, queue: str, payload: str | bytes) -> None:
         self._run_once("push_raw", [self.channel, queue], [payload])
