@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Union
 from . import const
 from .exc import AbortException, InvalidJobSignatureError, RetryException, UnknownTask
 from .job import Job
+from .priority import band, check_priority
 from .rate_limit import RateLimit, check_burst, parse_rate
 from .unique import check_unique, check_unique_key, check_unique_ttl, ttl_seconds, unique_key_of
 
@@ -97,6 +98,8 @@ class TaskOptions:
     #: A global rate limit, "<count>/<s|m|h>" (spinach.rate_limit), and its burst.
     rate_limit: str | None = field(default=None, metadata=_about(_validate_rate_limit, False))
     rate_burst: int = field(default=1, metadata=_about(check_burst, False))
+    #: Priority within the queue (spinach.priority): 0 (first, the default) to 9 (last).
+    priority: int | None = field(default=None, metadata=_about(check_priority, False))
     #: Unique jobs (spinach.unique): by arguments, or by a function of them, and for how
     #: long at most (seconds or timedelta; None: while the job lives).
     unique: bool = field(default=False, metadata=_about(check_unique, False))
@@ -128,7 +131,7 @@ class Task:
     """A function jobs run, with how its jobs are queued, retried and limited.
 
     Its options (``TaskOptions``: queue, max_retries, periodicity, max_concurrency,
-    rate_limit, rate_burst, unique, unique_key, unique_ttl) are given after the name,
+    rate_limit, rate_burst, priority, unique, unique_key, unique_ttl) are given after the name,
     positionally or by keyword, and are attributes of the task.
     """
 
@@ -140,6 +143,7 @@ class Task:
     max_concurrency: int | None
     rate_limit: str | None
     rate_burst: int
+    priority: int | None
     unique: bool
     unique_key: Callable[..., str] | None
     unique_ttl: float | timedelta | None
@@ -175,10 +179,13 @@ class Task:
         """A job of this task due at timestamp ``at``, carrying the task's options
         (``overrides``: the options set otherwise for this job only)."""
         carried = dict(zip(JOB_OPTIONS, _carried_options(self), strict=True))
+        level = overrides.pop("priority", self.priority)
         if overrides:
             carried.update(overrides)
         job = Job(task_name=self.name, at=at, task_args=args, task_kwargs=kwargs,
                   id=id, meta=meta, **carried)  # fmt: skip
+        if level:
+            job.queue = band(job.queue, level)
         if self.unique or self.unique_key is not None:
             job.unique_key = unique_key_of(self.name, self.unique, self.unique_key, args, kwargs)
             job.unique_ttl = ttl_seconds(self.unique_ttl)
@@ -303,7 +310,7 @@ class Tasks:
     def task(self, *args: Any, **kwargs: Any) -> Callable:
         """Decorator registering a function as a task, used with or without arguments:
         ``task(func=None, name=None, queue=None, max_retries=None, periodicity=None,
-        max_concurrency=None, rate_limit=None, rate_burst=None, unique=None,
+        max_concurrency=None, rate_limit=None, rate_burst=None, priority=None, unique=None,
         unique_key=None, unique_ttl=None)``, the options of ``TaskOptions``.
 
         The decorated function is returned, still callable directly, with a ``task_name``
@@ -322,8 +329,8 @@ class Tasks:
     def add(self, *args: Any, **kwargs: Any) -> Task:
         """Register ``func`` as a task: ``add(func, name=None, queue=None, max_retries=None,
         periodicity=None, max_concurrency=None, rate_limit=None, rate_burst=None,
-        unique=None, unique_key=None, unique_ttl=None)``; options left out (None) take the
-        registry's defaults, then those of ``TaskOptions``."""
+        priority=None, unique=None, unique_key=None, unique_ttl=None)``; options left out
+        (None) take the registry's defaults, then those of ``TaskOptions``."""
         given = _bind(_ADD_SIGNATURE, "add", args, kwargs)
         func, name = given.pop("func"), given.pop("name")
         options = {

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
-from .. import job_codec
+from .. import job_codec, priority
 from ..exc import InvalidPayloadError
 from ..history import FINISHED_COUNT_MINUTES, HistoryRecord, counts_by_queue
 from ..job import Job, JobStatus
@@ -267,7 +267,7 @@ class MemoryBroker(Broker):
         attempt = uuid.uuid4().hex  # this fetch's id, as RedisBroker's
         with self._store.lock:
             state = self._state()
-            for name in normalize_queues(queue):
+            for name in _with_bands(normalize_queues(queue), state.queues):
                 if len(jobs) >= max_jobs:
                     break
                 jobs += self._take(state, name, max_jobs - len(jobs), attempt)
@@ -456,7 +456,8 @@ class MemoryBroker(Broker):
 
     def is_queue_empty(self, queue: str) -> bool:
         with self._store.lock:
-            return not self._state().queues.get(queue)
+            queues = self._state().queues
+            return not any(queues.get(name) for name in [queue, *priority.bands(queue)])
 
     # -- worker liveness ---------------------------------------------------------------
 
@@ -759,3 +760,13 @@ def _next_run(last_due: float, period: float, now: float) -> float:
     while next_at <= now:  # float rounding
         next_at += period
     return next_at
+
+
+def _with_bands(queues: list[str], existing: Mapping[str, Any]) -> list[str]:
+    """The queues to fetch from: each one, then its priority bands that hold jobs and are
+    not named (``spinach.priority``), as the Redis fetch script does."""
+    named, names = set(queues), []
+    for queue in queues:
+        names.append(queue)
+        names += [b for b in priority.bands(queue) if b in existing and b not in named]
+    return names

@@ -113,7 +113,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from .. import job_codec
+from .. import job_codec, priority
 from ..exc import InvalidPayloadError
 from ..forks import reset_after_fork
 from ..history import FINISHED_COUNT_MINUTES, HistoryRecord, counts_by_queue
@@ -597,7 +597,10 @@ class RedisBroker(Broker):
         self._run("set_concurrency_keys", args)
 
     def is_queue_empty(self, queue: str) -> bool:
-        return self._redis.llen(self.queue_key(queue)) == 0
+        pipe = self._snapshot()
+        for name in [queue, *priority.bands(queue)]:
+            pipe.llen(self.queue_key(name))
+        return not any(pipe.execute())
 
     # -- worker liveness -----------------------------------------------------------------
 

@@ -43,7 +43,9 @@
 -- ARGV[6] maximum number of payloads to look at per queue
 -- ARGV[7] number n of acknowledged fetch ids that follow
 -- ARGV[8 .. 7+n] acknowledged fetch ids, whose cached replies are deleted
--- ARGV[8+n ..] queue names, in priority order
+-- ARGV[8+n ..] queue names, in priority order; each queue's priority bands
+--               (spinach/priority.py) that ever held a job and are not named are scanned
+--               right after it
 -- Returns {taken, dead}: taken is job id, payload, job id, payload... of the jobs taken;
 -- dead is dead letter id, payload... of the payloads dead-lettered.
 local k = {
@@ -170,9 +172,17 @@ local function scan(queue)
   remove_indexes(key, removed)
 end
 
+local named = {}
+for i = 8 + acks, #ARGV do named[ARGV[i]] = true end
 for i = 8 + acks, #ARGV do
   if left <= 0 then break end
   scan(ARGV[i])
+  for level = 1, 9 do -- the priority bands of the queue, most urgent first
+    local band = ARGV[i] .. '\6\22' .. level
+    if left > 0 and not named[band] and redis.call('SISMEMBER', k.queues, band) == 1 then
+      scan(band)
+    end
+  end
 end
 local reply = {taken, dead}
 if #taken > 0 then
