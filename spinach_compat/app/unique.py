@@ -20,6 +20,9 @@ from spinach.unique import (
     unique_key_of,
 )
 
+#: The task options (not settings) of unique jobs.
+OPTIONS = ("spinach_unique", "spinach_unique_key", "spinach_unique_ttl")
+
 
 def mark_unique(job: Job, task: Any, name: str, args: list, kwargs: dict) -> None:
     """Give ``job`` its unique key when its Celery task asks for one; a bad option or key
