@@ -982,8 +982,8 @@ def _periodic_info(task: Task, period: float) -> str:
     """What move_future_jobs needs to fire a periodic task: its period, its queue, and the
     template of its jobs (``job_codec.template``: every field but the id and due time,
     which the script fills in)."""
-    tail = job_codec.template(task.new_job(0.0))
-    return json.dumps({"period": period, "queue": task.queue, "tail": tail})
+    job = task.new_job(0.0)  # its queue is the task's priority band (spinach.priority)
+    return json.dumps({"period": period, "queue": job.queue, "tail": job_codec.template(job)})
 
 
 def _scored(entries: Any) -> list[tuple[bytes, float]]:

@@ -3,8 +3,11 @@ urgent first; bands named in the fetch keep the order given (the Celery facade's
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from spinach.brokers.base import Broker
 from spinach.priority import band
+from spinach.task import Task
 
 from .support import ids
 
@@ -25,3 +28,14 @@ def test_bands_named_in_the_fetch_keep_their_place(broker: Broker, make_job) -> 
 
     named = ["a", "b", band("a", 3), band("b", 3)]  # step-major, as the facade's workers
     assert ids(broker.get_jobs_from_queue(named, 10)) == ids([b0, a3])
+
+
+def test_a_periodic_task_fires_into_its_priority_band(broker: Broker, make_job) -> None:
+    periodic = Task(lambda: None, "tick", "q", 0, timedelta(seconds=10), priority=5)
+    broker.register_periodic_tasks([periodic])
+    broker.enqueue_jobs([plain := make_job()])
+    broker.move_future_jobs()
+
+    [first, second] = broker.get_jobs_from_queue("q", 10)
+    assert first.id == plain.id
+    assert (second.task_name, second.queue) == ("tick", band("q", 5))
