@@ -118,13 +118,6 @@ def test_most_in_a_window_slides_over_the_times() -> None:
 @pytest.mark.timeout(180)
 def test_two_worker_processes_keep_the_global_rate(redis_url: str, redis_broker_factory) -> None:
     jobs = 400
-    client = Engine(redis_broker_factory(namespace="rate"), namespace="rate")
-    client.task(_noop, name="limited")  # the client needs the name only
-    batch = Batch()
-    for _ in range(jobs):
-        batch.schedule("limited")
-    client.schedule_batch(batch)
-
     command = [sys.executable, "-m", "spinach", "worker", "tests.cli_apps.rate_app:spin",
                "--processes", "2", "--threads", "4"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CLI_REDIS_URL": redis_url}
@@ -134,6 +127,13 @@ def test_two_worker_processes_keep_the_global_rate(redis_url: str, redis_broker_
     reader = LogReader(process.stdout, name="rate-worker")
     store = redis.Redis.from_url(redis_url)
     try:
+        reader.wait_for(" started: ", count=2)  # both processes run: no start-up in the runs
+        client = Engine(redis_broker_factory(namespace="rate"), namespace="rate")
+        client.task(_noop, name="limited")  # the client needs the name only
+        batch = Batch()
+        for _ in range(jobs):
+            batch.schedule("limited")
+        client.schedule_batch(batch)
         assert wait_until(lambda: store.llen(STARTS) >= jobs, timeout=120), reader.text
     finally:
         process.send_signal(signal.SIGTERM)
