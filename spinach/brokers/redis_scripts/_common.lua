@@ -131,7 +131,7 @@ local function release(k, id, worker, attempt)
   return meta
 end
 
--- Unique jobs: the string key k.prefix .. 'unique/' .. <unique key> holds "<job id> <expiry>"
+-- Unique jobs: the string key k.prefix .. 'unique/' .. <unique key> holds "<expiry> <job id>"
 -- of the job holding the key (expiry: the broker time the key is released at, "" for none;
 -- the key also expires in Redis a second after, to clean up); k.unique_of maps that job id
 -- back to its key, so the scripts ending a job release the key.
@@ -140,7 +140,8 @@ end
 local function unique_entry(k, key)
   local value = redis.call('GET', k.prefix .. 'unique/' .. key)
   if not value then return nil, '' end
-  return string.match(value, '^(%S+) (.*)$')
+  local expiry, id = string.match(value, '^(%S*) (.*)$')
+  return id, expiry
 end
 
 -- The status and id of the job holding a unique key at `now`, "<status>/<id>", while that
@@ -157,11 +158,11 @@ end
 local function hold_unique(k, id, key, now, ttl)
   local name = k.prefix .. 'unique/' .. key
   if ttl == '' then
-    redis.call('SET', name, id .. ' ')
+    redis.call('SET', name, ' ' .. id)
   else
     local seconds = tonumber(ttl)
     local expiry = string.format('%.17g', now + seconds)
-    redis.call('SET', name, id .. ' ' .. expiry, 'PX', math.ceil(seconds * 1000) + 1000)
+    redis.call('SET', name, expiry .. ' ' .. id, 'PX', math.ceil(seconds * 1000) + 1000)
   end
   redis.call('HSET', k.unique_of, id, key)
 end
