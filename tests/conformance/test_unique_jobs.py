@@ -106,3 +106,9 @@ def test_jobs_without_a_key_are_never_merged(broker: Broker, make_job) -> None:
     jobs = [make_job(), make_job()]
     broker.enqueue_jobs(jobs)
     assert broker.queue_lengths() == {"q": 2}
+
+
+def test_any_job_id_holds_a_key(broker: Broker, make_job) -> None:
+    broker.enqueue_jobs([first := unique_job(make_job, id="a task id / with spaces")])
+    broker.enqueue_jobs([again := unique_job(make_job)])
+    assert again.id == first.id == "a task id / with spaces"
