@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from .brokers.base import Broker, DeadLetter, WorkerInfo
 from .brokers.memory import MemoryBroker
+from .call import Call, options
 from .const import DEFAULT_NAMESPACE, DEFAULT_QUEUE, VERSION
 from .context import current_job
 from .engine import Engine
@@ -35,6 +36,7 @@ __all__ = [
     "AsyncioWorkers",
     "Batch",
     "Broker",
+    "Call",
     "DeadLetter",
     "DeferException",
     "Engine",
@@ -48,6 +50,7 @@ __all__ = [
     "ThreadWorkers",
     "WorkerInfo",
     "current_job",
+    "options",
 ]
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import const, signals
 from .brokers.base import Broker, normalize_queues
+from .call import Call
 from .history import HistorySettings
 from .job import Job, to_timestamp
 from .task import Batch, Task, TaskRef, Tasks, validate_queue
@@ -163,17 +164,21 @@ class Engine:
         The keyword options override the task's settings for this job only (extensions
         such as the Celery facade use them).
         """
+        overrides: dict[str, Any] = {}
+        if isinstance(task, Call):  # per-call options (spinach.call)
+            overrides = task.overrides()
+            at = at if at is not None else task.due(self._broker.now())
+            task = task.task
         task = self._tasks.get(task)
         kwargs = kwargs or {}
         task.check_arguments(args, kwargs)
-        if queue is not None:
-            validate_queue(queue)
+        for name, value in (("queue", queue), ("max_retries", max_retries)):
+            if value is not None:
+                overrides[name] = value
+        if overrides.get("queue") is not None:
+            validate_queue(overrides["queue"])
         at_timestamp = self._broker.now() if at is None else to_timestamp(at)
-        job = task.new_job(at_timestamp, args, kwargs, id=id, meta=meta)
-        if queue:
-            job.queue = queue
-        if max_retries is not None:
-            job.max_retries = max_retries
+        job = task.new_job(at_timestamp, args, kwargs, id=id, meta=meta, **overrides)
         return job
 
     def schedule_jobs(self, jobs: list[Job]) -> list[Job]:

@@ -71,6 +71,8 @@ class Job:
         "task_func",
         "task_kwargs",
         "task_name",
+        "unique_key",
+        "unique_ttl",
     )
 
     def __init__(
@@ -103,6 +105,10 @@ class Job:
         #: The id of the fetch that started this attempt (set by the broker, not stored):
         #: the reports of an attempt touch that attempt only.
         self.attempt: str | None = None
+        #: The unique key of a job of a unique task, and the seconds it holds it at most
+        #: (None: while it lives); set when the job is built, not stored in its payload.
+        self.unique_key: str | None = None
+        self.unique_ttl: float | None = None
 
     @property
     def at(self) -> datetime:

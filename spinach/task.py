@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any, Union
 from . import const
 from .exc import AbortException, InvalidJobSignatureError, RetryException, UnknownTask
 from .job import Job
+from .priority import band, check_priority
+from .rate_limit import RateLimit, check_burst, parse_rate
+from .unique import check_unique, check_unique_key, check_unique_ttl, ttl_seconds, unique_key_of
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -55,6 +58,10 @@ def _validate_max_concurrency(name: str, max_concurrency: object) -> None:
         )
 
 
+def _validate_rate_limit(name: str, rate_limit: object) -> None:
+    parse_rate(name, rate_limit)
+
+
 def validate_queue(queue: object) -> None:
     if not isinstance(queue, str) or not queue:
         raise ValueError(f"a queue name must be a non-empty string, not {queue!r}")
@@ -88,6 +95,20 @@ class TaskOptions:
     max_concurrency: int | None = field(
         default=None, metadata=_about(_validate_max_concurrency, True)
     )
+    #: A global rate limit, "<count>/<s|m|h>" (spinach.rate_limit), and its burst.
+    rate_limit: str | None = field(default=None, metadata=_about(_validate_rate_limit, False))
+    rate_burst: int = field(default=1, metadata=_about(check_burst, False))
+    #: Priority within the queue (spinach.priority): 0 (first, the default) to 9 (last).
+    priority: int | None = field(default=None, metadata=_about(check_priority, False))
+    #: Unique jobs (spinach.unique): by arguments, or by a function of them, and for how
+    #: long at most (seconds or timedelta; None: while the job lives).
+    unique: bool = field(default=False, metadata=_about(check_unique, False))
+    unique_key: Callable[..., str] | None = field(
+        default=None, metadata=_about(check_unique_key, False)
+    )
+    unique_ttl: float | timedelta | None = field(
+        default=None, metadata=_about(check_unique_ttl, False)
+    )
 
     def validate(self, task_name: str) -> None:
         """Raise ``ValueError`` naming the task and the first invalid option."""
@@ -109,8 +130,9 @@ _carried_options = operator.attrgetter(*JOB_OPTIONS)
 class Task:
     """A function jobs run, with how its jobs are queued, retried and limited.
 
-    Its options (``TaskOptions``: queue, max_retries, periodicity, max_concurrency) are
-    given after the name, positionally or by keyword, and are attributes of the task.
+    Its options (``TaskOptions``: queue, max_retries, periodicity, max_concurrency,
+    rate_limit, rate_burst, priority, unique, unique_key, unique_ttl) are given after the name,
+    positionally or by keyword, and are attributes of the task.
     """
 
     # The options as attributes, typed for mypy (tests/test_tasks.py checks they are
@@ -119,6 +141,12 @@ class Task:
     max_retries: int
     periodicity: timedelta | None
     max_concurrency: int | None
+    rate_limit: str | None
+    rate_burst: int
+    priority: int | None
+    unique: bool
+    unique_key: Callable[..., str] | None
+    unique_ttl: float | timedelta | None
 
     def __init__(self, func: Callable, name: str, *args: Any, **kwargs: Any):
         _validate_name(name)
@@ -151,13 +179,25 @@ class Task:
         """A job of this task due at timestamp ``at``, carrying the task's options
         (``overrides``: the options set otherwise for this job only)."""
         carried = dict(zip(JOB_OPTIONS, _carried_options(self), strict=True))
+        level = overrides.pop("priority", self.priority)
         if overrides:
             carried.update(overrides)
-        return Job(task_name=self.name, at=at, task_args=args, task_kwargs=kwargs,
-                   id=id, meta=meta, **carried)  # fmt: skip
+        job = Job(task_name=self.name, at=at, task_args=args, task_kwargs=kwargs,
+                  id=id, meta=meta, **carried)  # fmt: skip
+        if level:
+            job.queue = band(job.queue, level)
+        if self.unique or self.unique_key is not None:
+            job.unique_key = unique_key_of(self.name, self.unique, self.unique_key, args, kwargs)
+            job.unique_ttl = ttl_seconds(self.unique_ttl)
+        return job
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
+
+    @property
+    def rate(self) -> RateLimit | None:
+        """The parsed global rate limit of the task (``rate_limit``, ``rate_burst``)."""
+        return parse_rate(self.name, self.rate_limit, self.rate_burst)
 
     @functools.cached_property
     def _signature(self) -> inspect.Signature | None:
@@ -270,7 +310,8 @@ class Tasks:
     def task(self, *args: Any, **kwargs: Any) -> Callable:
         """Decorator registering a function as a task, used with or without arguments:
         ``task(func=None, name=None, queue=None, max_retries=None, periodicity=None,
-        max_concurrency=None)``, the options of ``TaskOptions``.
+        max_concurrency=None, rate_limit=None, rate_burst=None, priority=None, unique=None,
+        unique_key=None, unique_ttl=None)``, the options of ``TaskOptions``.
 
         The decorated function is returned, still callable directly, with a ``task_name``
         attribute (as upstream Spinach): ``spin.schedule(func)`` and ``func.task_name`` work.
@@ -287,8 +328,9 @@ class Tasks:
 
     def add(self, *args: Any, **kwargs: Any) -> Task:
         """Register ``func`` as a task: ``add(func, name=None, queue=None, max_retries=None,
-        periodicity=None, max_concurrency=None)``; options left out (None) take the
-        registry's defaults, then those of ``TaskOptions``."""
+        periodicity=None, max_concurrency=None, rate_limit=None, rate_burst=None,
+        priority=None, unique=None, unique_key=None, unique_ttl=None)``; options left out
+        (None) take the registry's defaults, then those of ``TaskOptions``."""
         given = _bind(_ADD_SIGNATURE, "add", args, kwargs)
         func, name = given.pop("func"), given.pop("name")
         options = {

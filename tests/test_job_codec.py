@@ -215,7 +215,10 @@ def test_a_periodic_task_registered_by_the_previous_version_still_fires(
 
 
 def test_the_options_are_the_keywords_of_tasks_and_task() -> None:
-    assert OPTION_NAMES == ("queue", "max_retries", "periodicity", "max_concurrency")
+    assert OPTION_NAMES == (
+        "queue", "max_retries", "periodicity", "max_concurrency", "rate_limit", "rate_burst",
+        "priority", "unique", "unique_key", "unique_ttl",
+    )  # fmt: skip
     for method, leading in (
         (Tasks.task, ["self", "func", "name"]),
         (Tasks.add, ["self", "func", "name"]),
@@ -227,6 +230,8 @@ def test_the_options_are_the_keywords_of_tasks_and_task() -> None:
 #: A value other than the default for each option.
 OTHER_VALUES = {
     "queue": "other", "max_retries": 7, "periodicity": timedelta(seconds=5), "max_concurrency": 3,
+    "rate_limit": "5/m", "rate_burst": 4, "unique": True, "unique_key": lambda *a, **kw: "k",
+    "unique_ttl": 60.0, "priority": 4,
 }  # fmt: skip
 
 
@@ -260,6 +265,12 @@ def test_each_option_goes_from_the_registry_default_to_the_task_and_its_jobs(
         ("max_retries", -1, "max_retries of task 'bad' must be an int >= 0"),
         ("periodicity", timedelta(0), "periodicity of task 'bad' must be a positive timedelta"),
         ("max_concurrency", 0, "max_concurrency of task 'bad' must be None or an int >= 1"),
+        ("rate_limit", "10/parsec", "rate_limit of task 'bad' must be '<count>/<s|m|h>'"),
+        ("rate_burst", 0, "rate_burst of task 'bad' must be an int >= 1"),
+        ("unique", "yes", "unique of task 'bad' must be True or False"),
+        ("priority", 10, "priority of task 'bad' must be None or an int from 0"),
+        ("unique_key", "args", "unique_key of task 'bad' must be None or a function"),
+        ("unique_ttl", -1, "unique_ttl of task 'bad' must be None or a positive number"),
     ],
 )
 def test_each_option_is_checked_wherever_it_is_given(option: str, bad: Any, message: str) -> None:
@@ -275,7 +286,7 @@ def test_each_option_is_checked_wherever_it_is_given(option: str, bad: Any, mess
 
 
 def test_an_unknown_option_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="unexpected keyword argument 'priority'"):
-        Tasks().task(name="t", priority=3)
-    with pytest.raises(TypeError, match="unexpected keyword argument 'priority'"):
-        Tasks(priority=3)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'urgency'"):
+        Tasks().task(name="t", urgency=3)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'urgency'"):
+        Tasks(urgency=3)

@@ -93,14 +93,16 @@ def test_errors_pointing_to_the_guide_land_on_it() -> None:
 
 
 def test_settings_and_flags_the_guide_names_exist() -> None:
-    """``spinach_*`` settings and worker flags named by the guide are the facade's own."""
+    """``spinach_*`` settings (and task options) and worker flags named by the guide are the
+    facade's own."""
     from spinach_compat.app.defaults import DEFAULTS
+    from spinach_compat.app.unique import OPTIONS
     from spinach_compat.bin.celery import build_parser
 
     text = "\n".join(path.read_text() for path in GUIDE.glob("*.md"))
     settings = set(re.findall(r"\b(spinach_(?!compat)\w+)", text))
     assert {"spinach_namespace", "spinach_legacy_tasks"} <= settings
-    assert settings <= set(DEFAULTS), settings - set(DEFAULTS)
+    assert settings <= {*DEFAULTS, *OPTIONS}, settings - {*DEFAULTS, *OPTIONS}
     commands = next(a for a in build_parser()._actions if a.dest == "command")
     flags = {f for a in commands.choices["worker"]._actions for f in a.option_strings}
     assert "--celery-queues" in text and "--celery-queues" in flags

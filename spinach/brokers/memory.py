@@ -22,10 +22,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
-from .. import job_codec
+from .. import job_codec, priority
 from ..exc import InvalidPayloadError
 from ..history import FINISHED_COUNT_MINUTES, HistoryRecord, counts_by_queue
 from ..job import Job, JobStatus
+from ..rate_limit import RateLimit, gcra
 from ..task import Task
 from .base import Broker, Clock, DeadLetter, Watch, WorkerInfo, normalize_queues
 from .memory_shared import Inbox, SharedEntries
@@ -79,6 +80,11 @@ class _Namespace:
     running: dict[str, _Running] = field(default_factory=dict)
     running_by_task: Counter[str] = field(default_factory=Counter)
     limits: dict[str, int] = field(default_factory=dict)
+    rate_limits: dict[str, RateLimit] = field(default_factory=dict)
+    rate_tat: dict[str, float] = field(default_factory=dict)  # task -> GCRA's TAT
+    rate_deferred: dict[str, float] = field(default_factory=dict)  # task -> deferred until
+    unique: dict[str, tuple[str, float]] = field(default_factory=dict)  # key -> (id, expiry)
+    unique_of: dict[str, str] = field(default_factory=dict)  # job id -> its unique key
     periodic: dict[str, _Periodic] = field(default_factory=dict)
     workers: dict[str, WorkerInfo] = field(default_factory=dict)
     dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
@@ -165,6 +171,8 @@ class MemoryBroker(Broker):
     def _store_job(self, state: _Namespace, job: Job, payload: str, now: float) -> None:
         """Put a job in its queue or the future set, once."""
         where = self._location(state, job.id)
+        if where is None and job.unique_key is not None:
+            where = self._hold_unique(state, job, now)
         if where is not None:
             job.status = where
         elif job.at_timestamp <= now:
@@ -175,6 +183,28 @@ class MemoryBroker(Broker):
             heapq.heappush(state.future, _Future(job.at_timestamp, seq, job.id, job.queue, payload))
             state.future_ids.add(job.id)
             job.status = JobStatus.WAITING
+
+    def _hold_unique(self, state: _Namespace, job: Job, now: float) -> JobStatus | None:
+        """Let ``job`` hold its unique key (None), or make it the stored job holding the
+        key already and return that job's status."""
+        key = job.unique_key
+        assert key is not None
+        holder, expiry = state.unique.get(key, ("", math.inf))
+        where = self._location(state, holder) if holder and expiry > now else None
+        if where is not None:
+            job.id = holder
+            return where
+        ttl = job.unique_ttl
+        state.unique[key] = (job.id, math.inf if ttl is None else now + ttl)
+        state.unique_of[job.id] = key
+        return None
+
+    @staticmethod
+    def _release_unique(state: _Namespace, job_id: str) -> None:
+        """Release the unique key a job that ended holds, if any."""
+        key = state.unique_of.pop(job_id, None)
+        if key is not None and state.unique.get(key, ("",))[0] == job_id:
+            del state.unique[key]
 
     def _release(
         self, state: _Namespace, job_id: str, worker_id: str, attempt: str | None = None
@@ -237,7 +267,7 @@ class MemoryBroker(Broker):
         attempt = uuid.uuid4().hex  # this fetch's id, as RedisBroker's
         with self._store.lock:
             state = self._state()
-            for name in normalize_queues(queue):
+            for name in _with_bands(normalize_queues(queue), state.queues):
                 if len(jobs) >= max_jobs:
                     break
                 jobs += self._take(state, name, max_jobs - len(jobs), attempt)
@@ -253,9 +283,12 @@ class MemoryBroker(Broker):
         while entries and len(taken) < max_jobs:
             entry = entries.popleft()
             job = self._decode(state, queue, entry)
-            if job is not None and self._at_limit(state, job.task_name):
+            if job is None:
+                continue
+            runs = not self._at_limit(state, job.task_name) and self._rate(state, queue, job, entry)
+            if runs is False:  # at a limit: it keeps its place
                 kept.append(entry)
-            elif job is not None:
+            elif runs:  # (None: deferred to the future jobs by its rate limit)
                 self._discount(state, entry.job_id)
                 self._start_running(state, job, entry.payload, attempt)
                 taken.append(job)
@@ -282,6 +315,29 @@ class MemoryBroker(Broker):
         self._add_dead_letter(state, letter)
         return None
 
+    def _rate(self, state: _Namespace, queue: str, job: Job, entry: _Entry) -> bool | None:
+        """Whether the task's rate limit lets ``job`` start now (counting it if so). When
+        not, the first such job is deferred to the future jobs at the time one may start
+        (None: it left its queue); the others stay queued (False) until that time."""
+        limit = state.rate_limits.get(job.task_name)
+        if limit is None:
+            return True
+        now = self.now()
+        allowed, at = gcra(state.rate_tat.get(job.task_name), now, limit)
+        if allowed:
+            state.rate_tat[job.task_name] = at
+            return True
+        if state.rate_deferred.get(job.task_name, now) > now:
+            return False  # a job of the task is deferred already: it wakes the workers
+        state.rate_deferred[job.task_name] = at
+        self._discount(state, entry.job_id)
+        payload = entry.payload
+        payload = payload.decode() if isinstance(payload, bytes) else payload
+        seq = next(self._store.sequence)
+        heapq.heappush(state.future, _Future(at, seq, job.id, queue, payload))
+        state.future_ids.add(job.id)
+        return None
+
     @staticmethod
     def _at_limit(state: _Namespace, task_name: str) -> bool:
         limit = state.limits.get(task_name)
@@ -305,6 +361,9 @@ class MemoryBroker(Broker):
         with self._store.lock:
             state = self._state()
             released = [self._release_own(state, job) for job in jobs]
+            for job, running in zip(jobs, released, strict=True):
+                if running is not None and state.unique_of:
+                    self._release_unique(state, job.id)
             limited = any(r is not None and r.task_name in state.limits for r in released)
         if limited:
             self._notify_peers()  # a slot of a limited task is free: a waiting job may run
@@ -330,6 +389,7 @@ class MemoryBroker(Broker):
             state = self._state()
             if self._release_own(state, job) is None:
                 return  # a late worker's job: recovery took it already, it stays there
+            self._release_unique(state, job.id)
             self._add_dead_letter(state, DeadLetter(job.id, job.queue, payload, reason, self.now()))
         self._notify_peers()  # a concurrency slot is free
 
@@ -381,17 +441,23 @@ class MemoryBroker(Broker):
 
     def set_concurrency_keys(self, tasks: Iterable[Task]) -> None:
         with self._store.lock:
-            limits = self._state().limits
+            state = self._state()
             for task in tasks:
                 if task.max_concurrency is None:
-                    limits.pop(task.name, None)
+                    state.limits.pop(task.name, None)
                 else:
-                    limits[task.name] = task.max_concurrency
+                    state.limits[task.name] = task.max_concurrency
+                rate = task.rate
+                if rate is None:
+                    state.rate_limits.pop(task.name, None)
+                else:
+                    state.rate_limits[task.name] = rate
         self._notify_peers()  # a raised limit may let queued jobs run
 
     def is_queue_empty(self, queue: str) -> bool:
         with self._store.lock:
-            return not self._state().queues.get(queue)
+            queues = self._state().queues
+            return not any(queues.get(name) for name in [queue, *priority.bands(queue)])
 
     # -- worker liveness ---------------------------------------------------------------
 
@@ -444,6 +510,7 @@ class MemoryBroker(Broker):
             job.status = JobStatus.QUEUED
         else:
             job.status = JobStatus.FAILED
+            self._release_unique(state, job_id)
         return job
 
     # -- dead letters ------------------------------------------------------------------
@@ -693,3 +760,13 @@ def _next_run(last_due: float, period: float, now: float) -> float:
     while next_at <= now:  # float rounding
         next_at += period
     return next_at
+
+
+def _with_bands(queues: list[str], existing: Mapping[str, Any]) -> list[str]:
+    """The queues to fetch from: each one, then its priority bands that hold jobs and are
+    not named (``spinach.priority``), as the Redis fetch script does."""
+    named, names = set(queues), []
+    for queue in queues:
+        names.append(queue)
+        names += [b for b in priority.bands(queue) if b in existing and b not in named]
+    return names

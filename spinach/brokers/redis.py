@@ -113,7 +113,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from .. import job_codec
+from .. import job_codec, priority
 from ..exc import InvalidPayloadError
 from ..forks import reset_after_fork
 from ..history import FINISHED_COUNT_MINUTES, HistoryRecord, counts_by_queue
@@ -151,21 +151,25 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "enqueue": (
         "queues", "queued_ids", "future", "future_jobs", "future_queues", "running",
         "running_meta", "running_by_task", "running_owners", "replies", "replies_at",
+        "unique_of",
     ),
     "push_raw": ("queues", "queued_ids", "replies", "replies_at"),
     "fetch": (
         "queues", "queued_ids", "running", "running_meta", "running_by_task",
         "running_owners", "limits", "dead", "dead_queue", "dead_reason", "dead_order",
-        "fetchers", "dead_time", "dead_seq",
+        "fetchers", "dead_time", "dead_seq", "future", "future_jobs", "future_queues",
+        "rate_limits", "rate_tat", "rate_deferred",
     ),
-    "finish": ("running", "running_meta", "running_by_task", "running_owners", "limits"),
+    "finish": (
+        "running", "running_meta", "running_by_task", "running_owners", "limits", "unique_of",
+    ),
     "return_jobs": (
         "queues", "queued_ids", "future", "running", "running_meta", "running_by_task",
         "running_owners", "replies", "replies_at",
     ),
     "dead_letter": (
         "running", "running_meta", "running_by_task", "running_owners", "dead",
-        "dead_queue", "dead_reason", "dead_order", "dead_time", "dead_seq",
+        "dead_queue", "dead_reason", "dead_order", "dead_time", "dead_seq", "unique_of",
     ),
     "set_dead_letter_reasons": ("dead", "dead_reason"),
     "move_future_jobs": (
@@ -174,7 +178,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "next_due": ("future", "periodic"),
     "register_periodic_tasks": ("periodic", "periodic_tasks"),
-    "set_concurrency_keys": ("limits",),
+    "set_concurrency_keys": ("limits", "rate_limits"),
     "register_worker": ("workers", "heartbeats"),
     "heartbeat": ("workers", "heartbeats"),
     "deregister_worker": ("workers", "heartbeats", "fetchers"),
@@ -182,7 +186,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "recover_jobs": (
         "workers", "queues", "queued_ids", "running", "running_meta", "running_by_task",
         "running_owners", "dead", "dead_queue", "dead_reason", "dead_order", "fetchers",
-        "dead_time", "dead_seq", "replies", "replies_at",
+        "dead_time", "dead_seq", "replies", "replies_at", "unique_of",
     ),
     "retry_dead_letters": (
         "queues", "queued_ids", "dead", "dead_queue", "dead_reason", "dead_order",
@@ -197,11 +201,12 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
         "replies_at",
     ),
     "flush": (
-        "queues", "fetchers", "running_owners", "queued_ids", "future", "future_jobs",
+        "queues", "fetchers", "running_owners", "unique_of", "queued_ids", "future", "future_jobs",
         "future_queues", "running", "running_meta", "running_by_task", "limits",
         "periodic", "periodic_tasks", "workers", "heartbeats", "dead", "dead_queue",
         "dead_reason", "dead_order", "dead_time", "dead_seq", "replies", "replies_at",
-        "history", "history_jobs", "finished_counts", "finished_fields",
+        "history", "history_jobs", "finished_counts", "finished_fields", "rate_limits",
+        "rate_tat", "rate_deferred",
     ),
 }  # fmt: skip
 
@@ -468,9 +473,14 @@ class RedisBroker(Broker):
         items: list[Any] = []
         for job, payload in zip(jobs, payloads, strict=True):
             items += [job.id, job.queue, float(job.at_timestamp), payload, job.attempt or ""]
+            ttl = job.unique_ttl
+            items += [job.unique_key or "", "" if ttl is None else repr(float(ttl))]
         statuses = self._run_once("enqueue", fixed, items)
         for job, status in zip(jobs, statuses, strict=True):
-            job.status = JobStatus[_text(status)]
+            where, _, holder = _text(status).partition("/")
+            job.status = JobStatus[where]
+            if holder:  # a unique job whose key another job holds: that job is the one
+                job.id = holder
 
     def push_raw(self, queue: str, payload: str | bytes) -> None:
         self._run_once("push_raw", [self.channel, queue], [payload])
@@ -581,12 +591,16 @@ class RedisBroker(Broker):
     def set_concurrency_keys(self, tasks: Iterable[Task]) -> None:
         args: list[Any] = [self.channel]
         for task in tasks:
-            limit = task.max_concurrency
+            limit, rate = task.max_concurrency, task.rate
             args += [task.name, "" if limit is None else limit]
+            args += ["", ""] if rate is None else [repr(rate.interval), repr(rate.tolerance)]
         self._run("set_concurrency_keys", args)
 
     def is_queue_empty(self, queue: str) -> bool:
-        return self._redis.llen(self.queue_key(queue)) == 0
+        pipe = self._snapshot()
+        for name in [queue, *priority.bands(queue)]:
+            pipe.llen(self.queue_key(name))
+        return not any(pipe.execute())
 
     # -- worker liveness -----------------------------------------------------------------
 
@@ -968,8 +982,8 @@ def _periodic_info(task: Task, period: float) -> str:
     """What move_future_jobs needs to fire a periodic task: its period, its queue, and the
     template of its jobs (``job_codec.template``: every field but the id and due time,
     which the script fills in)."""
-    tail = job_codec.template(task.new_job(0.0))
-    return json.dumps({"period": period, "queue": task.queue, "tail": tail})
+    job = task.new_job(0.0)  # its queue is the task's priority band (spinach.priority)
+    return json.dumps({"period": period, "queue": job.queue, "tail": job_codec.template(job)})
 
 
 def _scored(entries: Any) -> list[tuple[bytes, float]]:

@@ -37,7 +37,7 @@ from .engine import UnknownTaskReporter, compat_engine
 from .loader import Loader, autodiscover, django_task_cls
 from .priority import band_queues, priority_steps
 from .publish import publish
-from .ratelimit import RateLimits
+from .ratelimit import RateLimits, apply_global_rate_limits
 from .retry import add_autoretry
 from .task import Task
 from .trace import run_job
@@ -323,6 +323,8 @@ class Celery:
             _entry_point(task), name=task.name, queue=self._declared_queue(task),
             max_retries=NATIVE_MAX_RETRIES,
         )  # fmt: skip
+        if self._engine is not None:  # else applied when the engine is made
+            apply_global_rate_limits(self, [task.name])
         return task
 
     def queue_of(
@@ -393,6 +395,7 @@ class Celery:
                 self._unknown_tasks = UnknownTaskReporter(self)
                 self._unknown_tasks.connect(self.namespace)
                 engine.attach_tasks(self._native)
+                apply_global_rate_limits(self)
                 self._engine = engine
         return self._engine
 

@@ -8,7 +8,8 @@ does: see ``OLD_NAMES``; a configuration mixing both styles is refused, as by Ce
 Honoured: broker_url, result_backend, result_expires, task_default_queue, task_always_eager,
 task_eager_propagates, task_ignore_result, task_track_started, task_routes (see ``.routes``),
 task_queues (their names), task_default_priority (see ``spinach_compat.app.priority``),
-task_default_rate_limit (see ``spinach_compat.app.ratelimit``), task_time_limit and
+task_default_rate_limit (see ``spinach_compat.app.ratelimit``; spinach_global_rate_limits
+makes the rate limits hold for the whole namespace, not per worker), task_time_limit and
 task_soft_time_limit (see ``spinach_compat.app.timelimits``), beat_schedule (see
 ``spinach_compat.app.beat``), timezone, enable_utc, spinach_namespace (the engine's
 namespace; default: the app's ``main`` name or 'celery').
@@ -102,6 +103,7 @@ DEFAULTS: dict[str, Any] = {
     "include": (),
     "spinach_namespace": None,
     "spinach_legacy_tasks": (),  #: task name patterns run by legacy Celery workers (interop)
+    "spinach_global_rate_limits": False,  #: rate_limit for the namespace, not per worker
     "spinach_beat_lease_term": None,  #: seconds of a beat lease term (None: see app.beat_lease)
 }
 

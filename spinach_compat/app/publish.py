@@ -44,6 +44,7 @@ from . import codec, links, routes, stamps
 from .call_options import MUST_BE_NONE as MUST_BE_NONE  # where it was read before
 from .call_options import check_options
 from .priority import band_queue, priority_steps
+from .unique import mark_unique
 
 if TYPE_CHECKING:
     from spinach.engine import Engine
@@ -365,10 +366,12 @@ def _enqueue_native(
     """Enqueue the message's native job now, or leave it to the ``batch()`` collecting it."""
     job = _native_job(app, message)
     pending = _batch.get()
-    if pending is not None:  # sent with the rest of the batch, in one round trip
+    if pending is not None and job.unique_key is None:  # sent with the rest of the batch
         pending.append((job, after))
         return
     _enqueue(app, [job], policy)
+    if job.unique_key is not None:  # the stored job of its key (app.unique)
+        message.task_id = job.id
     after()
 
 
@@ -381,7 +384,9 @@ def _native_job(app: Publisher, message: Message) -> Job:
         meta[codec.BODY] = body
     at = _parse(meta["eta"]) if meta["eta"] else app.now()
     job_id = job_id_of(message.task_id, meta)
-    return app.build_native_job(message.name, at, args, kwargs, job_id, message.queue, meta)
+    job = app.build_native_job(message.name, at, args, kwargs, job_id, message.queue, meta)
+    mark_unique(job, message.task, message.name, message.args, message.kwargs)
+    return job
 
 
 def _encode(

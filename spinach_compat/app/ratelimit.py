@@ -8,6 +8,11 @@ runs at once; a job over it reserves the next free slot and is deferred to it
 (``spinach.exc.DeferException``: no thread is blocked and no retry is counted). The slot is
 kept in the job's meta, so the job runs when it comes back, and a burst runs in order,
 ``1/rate`` seconds apart.
+
+With the setting ``spinach_global_rate_limits = True`` the limit holds for the whole
+namespace instead (every worker process together): each task's ``rate_limit`` becomes its
+native task's (``spinach.rate_limit``, checked by the broker as it hands jobs out) and the
+per-worker limiter stands aside.
 """
 
 from __future__ import annotations
@@ -73,3 +78,25 @@ class RateLimits:
             if known is None or known[0] != rate:
                 known = self._limiters[name] = (rate, RateLimiter(rate, self.clock))
             return known[1]
+
+
+def native_rate(limit: Any) -> str | None:
+    """A Celery ``rate_limit`` as a native one, ``"<count>/<s|m|h>"``; None for no limit."""
+    rate = parse_rate(limit)
+    if rate <= 0:
+        return None
+    if isinstance(limit, str) and "/" in limit:
+        count, _, modifier = limit.partition("/")
+        return f"{count.strip()}/{modifier.strip()[0]}"
+    return f"{rate:.9f}/s"
+
+
+def apply_global_rate_limits(app: Any, names: Any = None) -> None:
+    """Give the native tasks of ``names`` (all when None) their Celery task's rate limit,
+    when ``spinach_global_rate_limits`` is set; a task whose limit is invalid raises."""
+    if not app.conf.spinach_global_rate_limits:
+        return
+    for name in list(app._tasks) if names is None else names:
+        native = app._native.get(name)
+        native.rate_limit = native_rate(app._tasks[name].rate_limit)
+        native.rate  # noqa: B018 - parses it: a bad limit fails here, naming the task

@@ -371,8 +371,8 @@ def _check_rate_limit(task: Task, job: Job) -> None:
 
     A deferred job keeps its reserved slot in its meta and runs when it comes back.
     """
-    if not task.rate_limit:
-        return
+    if not task.rate_limit or app_of(task).conf.spinach_global_rate_limits:
+        return  # (global limits are the broker's: spinach_compat.app.ratelimit)
     meta = job.meta or {}
     if meta.get("rate_slot") is not None:
         job.meta = {k: v for k, v in meta.items() if k != "rate_slot"}

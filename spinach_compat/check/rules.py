@@ -146,12 +146,15 @@ RULES: dict[str, Rule] = {
     "setting:result_extended": _S(S_RESULTS, "name, args, kwargs, worker, retries, queue"),
     "setting:task_compression": _S(S_SERIAL, "kombu's compressions"),
     "setting:result_compression": _U(S_SERIAL, "compressed results are refused", _is_none),
-    "setting:task_default_rate_limit": _S(S_RATES, "a token bucket per worker process"),
+    "setting:task_default_rate_limit": _S(
+        S_RATES, "a token bucket per worker process (spinach_global_rate_limits: per namespace)"
+    ),
     "setting:task_annotations": _U(S_TASKS, "annotations are refused", _is_none),
     "setting:task_default_priority": _S(S_RATES, "kombu's Redis priority bands"),
     "setting:beat_scheduler": _S(S_BEAT, "run by spinach-compat beat (third parties: the shim)"),
     "setting:beat_schedule": _D(S_BEAT, "fired by the workers, or by beat while one leads"),
     "setting:spinach_beat_lease_term": _S(S_BEAT, "a standby beat takes over within 2 terms"),
+    "setting:spinach_global_rate_limits": _S(S_RATES, "rate limits for the whole namespace"),
     "setting:worker_pool": _U(
         S_POOLS, "prefork, threads, gevent or solo; eventlet refused", _in(*POOLS)
     ),
@@ -218,7 +221,9 @@ RULES: dict[str, Rule] = {
     "task:acks_late": _D(S_GUARANTEES, "tasks are always run again after a crash"),
     "task:time_limit": _D(S_LIMITS, "enforced in threads"),
     "task:soft_time_limit": _D(S_LIMITS, "enforced in threads"),
-    "task:rate_limit": _S(S_RATES, "a token bucket per worker process"),
+    "task:rate_limit": _S(
+        S_RATES, "a token bucket per worker process (spinach_global_rate_limits: per namespace)"
+    ),
     "task:priority": _S(S_RATES, "kombu's Redis priority bands"),
     "task:reject_on_worker_lost": _U(S_GUARANTEES, "always run again", _is_none),
     "task:compression": _S(S_SERIAL, "kombu's compressions"),

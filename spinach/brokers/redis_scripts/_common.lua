@@ -131,6 +131,50 @@ local function release(k, id, worker, attempt)
   return meta
 end
 
+-- Unique jobs: the string key k.prefix .. 'unique/' .. <unique key> holds "<expiry> <job id>"
+-- of the job holding the key (expiry: the broker time the key is released at, "" for none;
+-- the key also expires in Redis a second after, to clean up); k.unique_of maps that job id
+-- back to its key, so the scripts ending a job release the key.
+
+-- The id of the job holding a unique key (expired or not) and its expiry ("": none).
+local function unique_entry(k, key)
+  local value = redis.call('GET', k.prefix .. 'unique/' .. key)
+  if not value then return nil, '' end
+  local expiry, id = string.match(value, '^(%S*) (.*)$')
+  return id, expiry
+end
+
+-- The status and id of the job holding a unique key at `now`, "<status>/<id>", while that
+-- job is stored (queued, waiting or running) and its hold not expired; nil when free.
+local function unique_holder(k, key, now)
+  local id, expiry = unique_entry(k, key)
+  local expired = expiry ~= '' and tonumber(expiry) <= now
+  local where = id and not expired and location(k, id)
+  if where then return where .. '/' .. id end
+  return nil
+end
+
+-- Let job `id` hold a unique key at `now`, for `ttl` seconds at most ("": while it lives).
+local function hold_unique(k, id, key, now, ttl)
+  local name = k.prefix .. 'unique/' .. key
+  if ttl == '' then
+    redis.call('SET', name, ' ' .. id)
+  else
+    local seconds = tonumber(ttl)
+    local expiry = string.format('%.17g', now + seconds)
+    redis.call('SET', name, expiry .. ' ' .. id, 'PX', math.ceil(seconds * 1000) + 1000)
+  end
+  redis.call('HSET', k.unique_of, id, key)
+end
+
+-- Release the unique key a job that ended holds, if any.
+local function release_unique(k, id)
+  local key = redis.call('HGET', k.unique_of, id)
+  if not key then return end
+  redis.call('HDEL', k.unique_of, id)
+  if unique_entry(k, key) == id then redis.call('DEL', k.prefix .. 'unique/' .. key) end
+end
+
 -- Keep a dead letter; a different payload under a known id gets `fresh_id` instead. The
 -- same payload under the same id only gets the new reason and time, keeping its place,
 -- so a call sent twice leaves one dead letter. Returns the id it is stored under.

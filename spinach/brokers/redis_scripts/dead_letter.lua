@@ -13,6 +13,7 @@
 -- KEYS[8] dead_order       zset  dead letter ids, scored by arrival (oldest first)
 -- KEYS[9] dead_time        hash  dead letter id -> failure time
 -- KEYS[10] dead_seq        string counter of dead letter arrivals
+-- KEYS[11] unique_of       hash  job id -> unique key it holds (released here)
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] now, seconds since the epoch
 -- ARGV[3] notification channel of the namespace
@@ -26,11 +27,12 @@
 local k = {
   prefix = ARGV[1], running = KEYS[1], running_meta = KEYS[2], running_by_task = KEYS[3],
   running_owners = KEYS[4], dead = KEYS[5], dead_queue = KEYS[6], dead_reason = KEYS[7],
-  dead_order = KEYS[8], dead_time = KEYS[9], dead_seq = KEYS[10],
+  dead_order = KEYS[8], dead_time = KEYS[9], dead_seq = KEYS[10], unique_of = KEYS[11],
 }
 
 local meta = release(k, ARGV[5], ARGV[4], ARGV[9])
 if not meta then return nil end -- a late report, or a call sent again: nothing to do
+release_unique(k, ARGV[5])
 local id = add_dead_letter(k, ARGV[5], meta.q, ARGV[6], ARGV[7], ARGV[2], ARGV[8])
 notify(ARGV[3]) -- a concurrency slot is free
 return id

@@ -4,7 +4,8 @@
 -- again; a job the caller's worker does not run any more (recovery took it from a worker
 -- declared dead: it was queued again or failed) is a late report: nothing is stored,
 -- wherever the job is. A call sent again (same call id) does nothing and returns the first
--- reply, even if the jobs ran and finished in between.
+-- reply, even if the jobs ran and finished in between. A unique job whose key a stored job
+-- holds is not stored: the reply gives that job's status and id instead.
 --
 -- KEYS[1]  queues           set   names of the queues that ever held a payload
 -- KEYS[2]  queued_ids       hash  job id -> number of its payloads waiting in queues
@@ -17,6 +18,7 @@
 -- KEYS[9]  running_owners   hash  worker id -> number of its running jobs
 -- KEYS[10] replies          hash  call id -> JSON of its reply
 -- KEYS[11] replies_at       zset  call ids, scored by call time
+-- KEYS[12] unique_of        hash  job id -> unique key it holds
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] now, seconds since the epoch
 -- ARGV[3] call id, unique per call (the same when a call is sent again)
@@ -24,25 +26,32 @@
 -- ARGV[5] notification channel of the namespace
 -- ARGV[6] "1" when the jobs come back from a failed attempt, else "0"
 -- ARGV[7] worker id of the caller
--- ARGV[8..] five per job: job id, queue, due time, payload, and with from_failure the id of
---           the fetch that started the failed attempt ("": any attempt)
+-- ARGV[8..] seven per job: job id, queue, due time, payload, with from_failure the id of
+--           the fetch that started the failed attempt ("": any attempt), its unique key
+--           ("": not unique) and the seconds it holds the key at most ("": while it lives)
 -- Returns where each job is after the call: "QUEUED", "WAITING" or "RUNNING"; "NOT_SET"
--- for a late report (from_failure, not the caller's job any more).
+-- for a late report (from_failure, not the caller's job any more); "<status>/<id>" for a
+-- unique job not stored, the key being held by job <id>.
 local k = {
   prefix = ARGV[1], queues = KEYS[1], queued_ids = KEYS[2], future = KEYS[3],
   future_jobs = KEYS[4], future_queues = KEYS[5], running = KEYS[6],
   running_meta = KEYS[7], running_by_task = KEYS[8], running_owners = KEYS[9],
-  replies = KEYS[10], replies_at = KEYS[11],
+  replies = KEYS[10], replies_at = KEYS[11], unique_of = KEYS[12],
 }
 local now, channel, from_failure, worker = tonumber(ARGV[2]), ARGV[5], ARGV[6] == '1', ARGV[7]
 
 local earlier = earlier_reply(k, ARGV[3])
 if earlier then return earlier end
 
--- Store a job unless it is stored already; where it is then.
-local function store(id, queue, at, payload)
+-- Store a job unless it is stored already, or its unique key is held; where it is then.
+local function store(id, queue, at, payload, unique, ttl)
   local where = location(k, id)
   if where then return where end
+  if unique ~= '' then
+    local holder = unique_holder(k, unique, now)
+    if holder then return holder end
+    hold_unique(k, id, unique, now, ttl)
+  end
   if tonumber(at) <= now then
     push(k, queue, payload, id, false)
     return 'QUEUED'
@@ -52,12 +61,12 @@ local function store(id, queue, at, payload)
 end
 
 local statuses = {}
-for i = 8, #ARGV, 5 do
+for i = 8, #ARGV, 7 do
   local id, queue, at, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if from_failure and not release(k, id, worker, ARGV[i + 4]) then
     statuses[#statuses + 1] = 'NOT_SET' -- a late report: recovery took the job already
   else
-    statuses[#statuses + 1] = store(id, queue, at, payload)
+    statuses[#statuses + 1] = store(id, queue, at, payload, ARGV[i + 5], ARGV[i + 6])
   end
 end
 notify(channel)

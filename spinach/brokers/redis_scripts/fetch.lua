@@ -2,7 +2,10 @@
 -- under the caller's worker id.
 --
 -- Each payload is decoded and checked (in pcall) before it leaves its queue: a bad one
--- goes to the dead letters, a job whose task is at its max_concurrency stays in place.
+-- goes to the dead letters, a job whose task is at its max_concurrency stays in place. A
+-- job whose task is over its global rate limit (GCRA, spinach/rate_limit.py) is deferred:
+-- the first one goes to the future jobs at the time one may start, the others stay in
+-- place until then (that job's move wakes the workers).
 -- At most ARGV[6] payloads of each queue are looked at, so a queue full of jobs at their
 -- limit does not make the script long.
 --
@@ -26,6 +29,12 @@
 -- KEYS[12] fetchers         set   worker ids that may have a fetch cache
 -- KEYS[13] dead_time        hash  dead letter id -> failure time
 -- KEYS[14] dead_seq         string counter of dead letter arrivals
+-- KEYS[15] future           zset  job ids due later, scored by due time
+-- KEYS[16] future_jobs      hash  job id -> payload of a future job
+-- KEYS[17] future_queues    hash  job id -> queue of a future job
+-- KEYS[18] rate_limits      hash  task name -> JSON [interval, tolerance] of its GCRA
+-- KEYS[19] rate_tat         hash  task name -> its GCRA's theoretical arrival time
+-- KEYS[20] rate_deferred    hash  task name -> due time of its job deferred last
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] now, seconds since the epoch
 -- ARGV[3] worker id of the caller
@@ -34,7 +43,9 @@
 -- ARGV[6] maximum number of payloads to look at per queue
 -- ARGV[7] number n of acknowledged fetch ids that follow
 -- ARGV[8 .. 7+n] acknowledged fetch ids, whose cached replies are deleted
--- ARGV[8+n ..] queue names, in priority order
+-- ARGV[8+n ..] queue names, in priority order; each queue's priority bands
+--               (spinach/priority.py) that ever held a job and are not named are scanned
+--               right after it
 -- Returns {taken, dead}: taken is job id, payload, job id, payload... of the jobs taken;
 -- dead is dead letter id, payload... of the payloads dead-lettered.
 local k = {
@@ -42,6 +53,8 @@ local k = {
   running_meta = KEYS[4], running_by_task = KEYS[5], running_owners = KEYS[6],
   limits = KEYS[7], dead = KEYS[8], dead_queue = KEYS[9], dead_reason = KEYS[10],
   dead_order = KEYS[11], fetchers = KEYS[12], dead_time = KEYS[13], dead_seq = KEYS[14],
+  future = KEYS[15], future_jobs = KEYS[16], future_queues = KEYS[17],
+  rate_limits = KEYS[18], rate_tat = KEYS[19], rate_deferred = KEYS[20],
 }
 local now, worker, fetch_id = ARGV[2], ARGV[3], ARGV[4]
 local left, scan_limit, acks = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -58,6 +71,43 @@ local function at_limit(task)
   if not limit then return false end
   local running = tonumber(redis.call('HGET', k.running_by_task, task) or '0')
   return running >= tonumber(limit)
+end
+
+-- Global rate limits: the GCRA {interval, tolerance} of a task, false without one (read
+-- once per task and fetch; nothing at all when no task has a limit).
+local now_n, any_rate = tonumber(now), redis.call('EXISTS', k.rate_limits) == 1
+local rates, over = {}, {}
+local function rate_of(task)
+  if not any_rate then return false end
+  if rates[task] == nil then
+    local raw = redis.call('HGET', k.rate_limits, task)
+    rates[task] = raw and cjson.decode(raw) or false
+  end
+  return rates[task]
+end
+
+-- One GCRA check of `task` now: true when a job may start (counted), else false and the
+-- time one may. A task over its limit stays so for the rest of the fetch.
+local function within_rate(task, rate)
+  if over[task] then return false, over[task] end
+  local tat = tonumber(redis.call('HGET', k.rate_tat, task) or '0')
+  if tat < now_n then tat = now_n end
+  if tat - now_n > rate[2] then
+    over[task] = tat - rate[2]
+    return false, over[task]
+  end
+  redis.call('HSET', k.rate_tat, task, tat + rate[1])
+  return true
+end
+
+-- A job over its task's rate limit: the first goes to the future jobs at `at` (true: it
+-- left its queue) unless one is deferred already; the others stay in place (false).
+local function defer(queue, id, payload, task, at)
+  if tonumber(redis.call('HGET', k.rate_deferred, task) or '0') > now_n then return false end
+  redis.call('HSET', k.rate_deferred, task, at)
+  unqueue_id(k, id)
+  schedule(k, id, queue, at, payload)
+  return true
 end
 
 local function bury(queue, payload, id, reason)
@@ -80,6 +130,11 @@ local function visit(queue, payload)
     return true
   end
   if at_limit(job.task_name) then return false end
+  local rate = rate_of(job.task_name)
+  if rate then
+    local allowed, at = within_rate(job.task_name, rate)
+    if not allowed then return defer(queue, id, payload, job.task_name, at) end
+  end
   unqueue_id(k, id)
   start_running(k, id, payload, job.task_name, queue, worker, now, fetch_id)
   taken[#taken + 1] = id
@@ -117,9 +172,17 @@ local function scan(queue)
   remove_indexes(key, removed)
 end
 
+local named = {}
+for i = 8 + acks, #ARGV do named[ARGV[i]] = true end
 for i = 8 + acks, #ARGV do
   if left <= 0 then break end
   scan(ARGV[i])
+  for level = 1, 9 do -- the priority bands of the queue, most urgent first
+    local band = ARGV[i] .. '\6\22' .. level
+    if left > 0 and not named[band] and redis.call('SISMEMBER', k.queues, band) == 1 then
+      scan(band)
+    end
+  end
 end
 local reply = {taken, dead}
 if #taken > 0 then

@@ -7,6 +7,7 @@
 -- KEYS[3] running_by_task  hash  task name -> number of its running jobs
 -- KEYS[4] running_owners   hash  worker id -> number of its running jobs
 -- KEYS[5] limits           hash  task name -> max_concurrency
+-- KEYS[6] unique_of        hash  job id -> unique key it holds (released here)
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] notification channel of the namespace
 -- ARGV[3] worker id of the caller
@@ -15,13 +16,14 @@
 -- Returns the number of jobs released.
 local k = {
   prefix = ARGV[1], running = KEYS[1], running_meta = KEYS[2], running_by_task = KEYS[3],
-  running_owners = KEYS[4], limits = KEYS[5],
+  running_owners = KEYS[4], limits = KEYS[5], unique_of = KEYS[6],
 }
 
 local released, limited = 0, false
 for i = 4, #ARGV, 2 do
   local meta = release(k, ARGV[i], ARGV[3], ARGV[i + 1])
   if meta then
+    release_unique(k, ARGV[i])
     released = released + 1
     limited = limited or redis.call('HEXISTS', k.limits, meta.t) == 1
   end

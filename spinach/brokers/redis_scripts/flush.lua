@@ -6,9 +6,13 @@
 -- KEYS[1] queues          set   names of the queues that ever held a payload
 -- KEYS[2] fetchers        set   worker ids that may have a fetch cache
 -- KEYS[3] running_owners  hash  worker id -> number of its running jobs
+-- KEYS[4] unique_of       hash  job id -> unique key it holds
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- Returns the number of keys deleted.
-local k = {prefix = ARGV[1], queues = KEYS[1], fetchers = KEYS[2], running_owners = KEYS[3]}
+local k = {
+  prefix = ARGV[1], queues = KEYS[1], fetchers = KEYS[2], running_owners = KEYS[3],
+  unique_of = KEYS[4],
+}
 
 local deleted = 0
 local function delete(key) deleted = deleted + redis.call('DEL', key) end
@@ -21,6 +25,9 @@ for _, worker in ipairs(redis.call('SMEMBERS', k.fetchers)) do
 end
 for _, worker in ipairs(redis.call('HKEYS', k.running_owners)) do
   delete(k.prefix .. 'running_of/' .. worker)
+end
+for _, key in ipairs(redis.call('HVALS', k.unique_of)) do
+  delete(k.prefix .. 'unique/' .. key)
 end
 for _, key in ipairs(KEYS) do delete(key) end
 return deleted

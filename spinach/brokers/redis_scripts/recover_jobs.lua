@@ -24,6 +24,8 @@
 -- KEYS[14] dead_seq         string counter of dead letter arrivals
 -- KEYS[15] replies          hash  call id -> JSON of its reply
 -- KEYS[16] replies_at       zset  call ids, scored by call time
+-- KEYS[17] unique_of        hash  job id -> unique key it holds (kept by a job queued
+--                                  again, released by one that ends)
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] now, seconds since the epoch
 -- ARGV[3] call id, unique per call (the same when a call is sent again)
@@ -37,7 +39,7 @@ local k = {
   running = KEYS[4], running_meta = KEYS[5], running_by_task = KEYS[6],
   running_owners = KEYS[7], dead = KEYS[8], dead_queue = KEYS[9], dead_reason = KEYS[10],
   dead_order = KEYS[11], fetchers = KEYS[12], dead_time = KEYS[13], dead_seq = KEYS[14],
-  replies = KEYS[15], replies_at = KEYS[16],
+  replies = KEYS[15], replies_at = KEYS[16], unique_of = KEYS[17],
 }
 
 local earlier = earlier_reply(k, ARGV[3])
@@ -52,8 +54,11 @@ for i = 6, #ARGV, 6 do
     if action == 'retry' then
       push(k, queue, payload, id, false)
       requeued = true
-    elseif action == 'dead' then
-      add_dead_letter(k, id, meta.q, payload, reason, ARGV[2], id .. '/' .. owner)
+    else
+      release_unique(k, id)
+      if action == 'dead' then
+        add_dead_letter(k, id, meta.q, payload, reason, ARGV[2], id .. '/' .. owner)
+      end
     end
     recovered[#recovered + 1] = id
     owners[owner] = true

@@ -1,0 +1,136 @@
+"""Unique jobs through the engine: concurrent producers (threads, processes) on a real
+Redis get one job, whose id every one of them is given; a second job once it ended; bad
+keys refused at schedule time, nothing enqueued (the broker behaviour is in
+tests/conformance/test_unique_jobs.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from spinach import Engine, MemoryBroker, const
+from spinach.brokers.base import Broker
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEDULES = 1_000
+
+
+def send_report(to: str, *, week: int) -> None:
+    """A unique task: one report per recipient and week."""
+
+
+def declare(engine: Engine) -> None:
+    engine.task(send_report, name="report", unique=True)
+    engine.task(send_report, name="keyed", unique_key=lambda to, week: f"{to}/{week}")
+
+
+def ids_of_threads(engine: Engine, count: int) -> set[str]:
+    def schedule(_: int) -> str:
+        return engine.schedule("report", "ada@example.com", week=7).id
+
+    with ThreadPoolExecutor(8, thread_name_prefix="producer") as pool:
+        return set(pool.map(schedule, range(count)))
+
+
+def end(broker: Broker, dead: bool = False) -> str:
+    """Fetch the one queued job and end it (finished, or dead-lettered); its id."""
+    [job] = broker.get_jobs_from_queue(const.DEFAULT_QUEUE, 10)
+    if dead:
+        broker.dead_letter(job, "its task is unknown")
+    else:
+        broker.remove_job_from_running(job)
+    return job.id
+
+
+def test_concurrent_threads_get_one_job(redis_broker_factory) -> None:
+    engine = Engine(redis_broker_factory(namespace="unique"), namespace="unique")
+    declare(engine)
+    [first] = ids_of_threads(engine, SCHEDULES)
+    assert engine.broker.queue_lengths() == {const.DEFAULT_QUEUE: 1}
+
+    assert end(engine.broker) == first
+    [second] = ids_of_threads(engine, SCHEDULES)  # the key was released: a second job
+    assert second != first
+    assert end(engine.broker, dead=True) == second
+    [third] = ids_of_threads(engine, 10)  # after a dead letter too
+    assert third not in (first, second)
+
+
+PRODUCER = """
+import json, sys
+from spinach import Engine, RedisBroker
+from tests.test_unique_jobs import declare
+engine = Engine(RedisBroker(sys.argv[1]), namespace="unique")
+declare(engine)
+ids = {engine.schedule("report", "ada@example.com", week=7).id for _ in range(int(sys.argv[2]))}
+print(json.dumps(sorted(ids)))
+"""
+
+
+def test_two_producer_processes_get_one_job(redis_url: str, redis_broker_factory) -> None:
+    command = [sys.executable, "-c", PRODUCER, redis_url, str(SCHEDULES // 2)]
+    producers = [
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outputs = [producer.communicate(timeout=60)[0] for producer in producers]
+    assert [producer.returncode for producer in producers] == [0, 0]
+
+    ids = {job_id for output in outputs for job_id in json.loads(output)}
+    broker = redis_broker_factory(namespace="unique")
+    assert len(ids) == 1 and broker.queue_lengths() == {const.DEFAULT_QUEUE: 1}
+    assert end(broker) == ids.pop()
+
+
+def test_the_returned_job_is_the_stored_one() -> None:
+    engine = Engine(MemoryBroker(), namespace="unique")
+    declare(engine)
+    first = engine.schedule("keyed", "ada@example.com", week=7)
+    again = engine.schedule("keyed", to="ada@example.com", week=7)
+    other = engine.schedule("keyed", "ada@example.com", week=8)
+
+    assert again.id == first.id != other.id
+    assert again.status.name == "QUEUED"
+    assert engine.broker.queue_lengths() == {const.DEFAULT_QUEUE: 2}
+
+
+def test_equal_arguments_in_any_keyword_order_share_a_key() -> None:
+    engine = Engine(MemoryBroker(), namespace="unique")
+    engine.task(lambda a, b: None, name="pair", unique=True)
+    assert engine.schedule("pair", a=1, b=2).id == engine.schedule("pair", b=2, a=1).id
+    assert engine.schedule("pair", 1, 2).id != engine.schedule("pair", a=1, b=2).id
+
+
+def failing_key(to: str, week: int) -> str:
+    raise KeyError(to)
+
+
+@pytest.mark.parametrize(
+    ("unique_key", "cause"),
+    [
+        (failing_key, "unique_key of task 'bad' raised KeyError('ada@example.com')"),
+        (lambda to, week: week, "unique_key of task 'bad' must return a non-empty string, not 7"),
+        (lambda to, week: [to], "must return a non-empty string, not ['ada@example.com']"),
+        (lambda to, week: "", "must return a non-empty string, not ''"),
+    ],
+)
+def test_a_bad_unique_key_is_refused_at_schedule_time(unique_key, cause: str) -> None:
+    engine = Engine(MemoryBroker(), namespace="unique")
+    engine.task(send_report, name="bad", unique_key=unique_key)
+    with pytest.raises(ValueError) as raised:
+        engine.schedule("bad", "ada@example.com", week=7)
+    assert cause in str(raised.value)
+    assert "nothing was scheduled" in str(raised.value)
+    assert engine.broker.queue_lengths() == {}
+
+
+def test_unique_arguments_without_a_json_form_are_refused() -> None:
+    engine = Engine(MemoryBroker(), namespace="unique")
+    engine.task(lambda value: None, name="raw", unique=True)
+    with pytest.raises(ValueError, match="arguments of unique task 'raw' have no JSON form"):
+        engine.schedule("raw", object())
+    assert engine.broker.queue_lengths() == {}
