@@ -29,12 +29,12 @@ def no_leaked_threads():
 def _forget_shared_tasks_declared_meanwhile():
     """Forget the ``@app.task(shared=True)`` tasks declared until the generator resumes:
     as in Celery they would reach every app finalized later, so one test's ``job`` could
-    run in another's app."""
+    run in another's app. (``@shared_task`` is left alone: the test projects' modules,
+    imported once, declare theirs for every app made after.)"""
     state = sys.modules.get("spinach_compat._state")
-    before = list(state._finalize_factories) if state is not None else []
+    before = list(state._finalize_factories) if state is not None else None
     yield
-    state = sys.modules.get("spinach_compat._state")
-    if state is not None:
+    if state is not None and before is not None:
         state._finalize_factories[:] = before
 
 
@@ -48,3 +48,11 @@ def facade_tasks_stay_in_their_module():
 def facade_tasks_stay_in_their_test(facade_tasks_stay_in_their_module):
     """A test's facade tasks stay in it."""
     yield from _forget_shared_tasks_declared_meanwhile()
+
+
+def pytest_collection_finish(session):
+    """The ``@app.task`` tasks test modules declared when imported stay in their apps: no
+    other test's app is finalized with them (as it would be under Celery's sharing)."""
+    state = sys.modules.get("spinach_compat._state")
+    if state is not None:
+        state._finalize_factories.clear()

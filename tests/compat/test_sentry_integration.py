@@ -46,7 +46,7 @@ def transport():
     )
     yield collecting
     sentry_sdk.get_client().close()
-    sentry_sdk.init()
+    sentry_sdk.get_global_scope().set_client(None)  # later tests report nothing, start nothing
 
 
 def test_a_failing_facade_task_is_captured_once_with_celery_s_tags(app, run_worker, transport):
