@@ -5,10 +5,11 @@ header job a descriptor (``meta["chord"]``: chord id, size, body signature). The
 the counter are in the broker's shared state, ``chord/<id>/ids`` and ``chord/<id>/count``
 (with a Redis broker the keys ``{<namespace>}/chord/<id>/...``), expiring after
 ``result_expires``. Each header task increments the counter (atomically) once its final
-state (success or failure) is stored. The task that brings it to the size reads the header results
-in order and sends the body with them, or, when one failed (or reading them or sending the
-body failed), stores a ``ChordError`` as the body's result and calls the body's errbacks
-(as Celery). The body's options are checked when the chord is sent.
+state (success, failure, or REVOKED when discarded or terminated) is stored. The task that
+brings it to the size reads the header results in order and sends the body with them, or,
+when one failed (or reading them or sending the body failed), stores a ``ChordError`` as
+the body's result and calls the body's errbacks (as Celery). The body's options are
+checked when the chord is sent.
 
 A header task grows its chord with ``Task.add_to_chord`` (``add``): the added task's
 position (its adder's) and id join the expiring set ``chord/<id>/added`` before it is

@@ -8,6 +8,7 @@ One worker per implementation serves the whole module (Celery's starts slowly).
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
@@ -244,6 +245,18 @@ def test_a_failed_header_task_fails_the_body_with_a_chord_error(proj):
     assert noted.result == result.id
 
 
+def test_an_expired_header_task_fails_the_body(proj):
+    past = datetime.now(timezone.utc) - timedelta(minutes=1)
+    expired = _sig(proj, "add", 2, 2).set(expires=past)
+    result = proj.impl.chord([_sig(proj, "add", 1, 1), expired], _sig(proj, "total")).delay()
+    body_error = result.get(timeout=WAIT, propagate=False)
+    culprit = result.parent.results[1]
+    assert (type(body_error).__name__, str(body_error)) == (
+        "ChordError", f"Dependency {culprit.id} raised TaskRevokedError('expired')",
+    )  # fmt: skip
+    assert (culprit.state, result.state) == ("REVOKED", "FAILURE")
+
+
 def test_revoke_by_stamped_headers_terminates_a_running_task(proj):
     if proj.name != "spinach_compat":
         pytest.skip("facade only: Celery's thread pool does not terminate tasks")
@@ -323,3 +336,17 @@ def test_iter_native_yields_each_task_meta(proj):
         "FAILURE", "ValueError", "x",
     )  # fmt: skip
     assert failed["task_id"] == ids[1] and "ValueError" in failed["traceback"]
+
+
+def test_a_terminated_header_task_fails_the_body(proj):
+    if proj.name != "spinach_compat":
+        pytest.skip("facade only: Celery's thread pool does not terminate tasks")
+    header = [_sig(proj, "spin", WAIT), _sig(proj, "add", 1, 1)]
+    result = proj.impl.chord(header, _sig(proj, "total")).delay()
+    running = result.parent.results[0]
+    assert wait_until(lambda: running.state == "PROGRESS", timeout=WAIT)
+    running.revoke(terminate=True, signal="SIGKILL")
+    body_error = result.get(timeout=WAIT, propagate=False)
+    assert (type(body_error).__name__, str(body_error)) == (
+        "ChordError", f"Dependency {running.id} raised TaskRevokedError('terminated')",
+    )  # fmt: skip
