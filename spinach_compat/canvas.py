@@ -11,6 +11,7 @@ built-in tasks: ``spinach_compat.app.builtins``).
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
 import uuid
@@ -22,7 +23,6 @@ from .app import stamps
 from .app.call_options import check_options
 from .app.publish import batch
 from .app.stamps import StampingVisitor as StampingVisitor  # Celery's canvas has it
-from .exceptions import UnsupportedFeature
 from .result import allow_join_result
 from .surface import module_getattr, refuse_missing
 
@@ -396,6 +396,8 @@ class group(_Canvas):
         from .result import GroupResult
 
         group_id = self["options"].setdefault("task_id", _id or str(uuid.uuid4()))
+        if any(isinstance(task, group) for task in self.tasks):
+            self["kwargs"]["tasks"] = _unrolled(self.tasks)
         return GroupResult(group_id, [task.freeze() for task in self.tasks], app=self.app)
 
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
@@ -454,17 +456,41 @@ class group(_Canvas):
         from .result import GroupResult
 
         sig = self._fresh()
-        group_id = sig.freeze(options.get("task_id")).id
-        results = [task.apply(args, kwargs, **sig._options(options)) for task in sig.tasks]
+        tasks = _flattened(sig.tasks)  # as Celery: in order (not as freeze inlines them)
+        group_id = sig["options"].setdefault("task_id", options.get("task_id") or str(uuid.uuid4()))
+        results = [task.apply(args, kwargs, **sig._options(options)) for task in tasks]
         return GroupResult(group_id, results, app=sig.app)
 
     def __or__(self, other: Any) -> Any:
-        """``group | signature``: a chord."""
-        if isinstance(other, group):
-            raise UnsupportedFeature("group | group is not supported (see migration_guide/)")
+        """``group | signature``: a chord; ``group | group`` too (each member of the second
+        gets the list of the first's values), as Celery, except an empty second group,
+        which leaves this group as is."""
+        if isinstance(other, group) and not other.tasks:
+            return self
         if isinstance(other, Signature):
             return chord(self, other, app=self._app)
         return NotImplemented
+
+
+def _unrolled(tasks: list[Signature]) -> list[Signature]:
+    """The tasks of a group, those of its groups (nested too) inlined in the order
+    Celery's ``group.freeze`` gives them: each inner group's tasks reversed."""
+    stack, flat = collections.deque(tasks), []
+    while stack:
+        task = stack.popleft()
+        if isinstance(task, group):
+            stack.extendleft(task.tasks)
+        else:
+            flat.append(task)
+    return flat
+
+
+def _flattened(tasks: list[Signature]) -> list[Signature]:
+    """The tasks of a group, those of its groups (nested too) inlined in order."""
+    flat: list[Signature] = []
+    for task in tasks:
+        flat.extend(_flattened(task.tasks) if isinstance(task, group) else [task])
+    return flat
 
 
 class chain(_Canvas):
@@ -701,10 +727,6 @@ class chord(_Canvas):
         if not header.tasks:
             body.apply_async(([],), **_step_options(options))
             return result
-        if any(isinstance(task, group) for task in header.tasks):
-            raise UnsupportedFeature(
-                "a group inside a chord's header is not supported: put its tasks in the header"
-            )
         chords.requires_backend(app)
         chord_id = result.parent.id
         chords.start(app, chord_id, [member.id for member in result.parent.results])

@@ -461,6 +461,15 @@ class EagerResult(AsyncResult):
         self._state = states.REVOKED
 
 
+def _native_meta(result: AsyncResult) -> dict[str, Any]:
+    """The stored meta of an ended task, a failure's result rebuilt as an exception."""
+    meta = dict(result.backend.get_task_meta(result.id))
+    stored = meta.get("result")
+    if meta.get("status") in states.EXCEPTION_STATES and not isinstance(stored, BaseException):
+        meta["result"] = result.backend.exception_to_python(stored)
+    return meta
+
+
 class ResultSet(ResultBase):
     """Several results, read together (in the order given)."""
 
@@ -528,6 +537,30 @@ class ResultSet(ResultBase):
             timeout, propagate, interval, callback, no_ack, on_message,
             disable_sync_subtasks, on_interval,
         )  # fmt: skip
+
+    def iter_native(
+        self, timeout: float | None = None, interval: float = 0.5, no_ack: bool = True,
+        on_message: Callable | None = None, on_interval: Callable | None = None,
+    ) -> Iterator[tuple[str | None, Any]]:  # fmt: skip
+        """``(task_id, meta)`` of each task as it ends (the stored meta, a failure's result
+        an exception), as Celery's Redis backend; a nested group first, as ``(group_id,
+        its results)``. ``timeout`` bounds the whole wait (``TimeoutError``)."""
+        _refuse_on_message(on_message, f"{type(self).__name__}.iter_native")
+        pending = []
+        for result in self.results:
+            if isinstance(result, ResultSet):
+                yield getattr(result, "id", None), result.results
+            else:
+                pending.append(result)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while pending:
+            for result in [result for result in pending if result.ready()]:
+                pending.remove(result)
+                yield result.id, _native_meta(result)
+            if pending:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                pending[0].get(timeout=remaining, propagate=False, interval=interval,
+                               on_interval=on_interval, disable_sync_subtasks=False)  # fmt: skip
 
     @property
     def supports_native_join(self) -> bool:

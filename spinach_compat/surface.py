@@ -244,7 +244,6 @@ REFUSED.update(
             "retried as retry() would: remove the option; " + _GUIDE + "task-options"
         ),
         _TASK + "add_around": _INTERNAL.format("tracer", "override __call__"),
-        _TASK + "add_to_chord": "not supported: " + _GUIDE + "canvas",
         _TASK + "annotate": "task_annotations are not supported: set the options on the task",
         _TASK + "from_config": (
             "an internal of Celery's Task, not read here: the options left unset follow the "
@@ -265,11 +264,6 @@ REFUSED.update(
             _GROUP,
             "add discard remove update clear",
             "a GroupResult's results are fixed: build a new GroupResult",
-        ),
-        **_each(
-            _GROUP,
-            "iter_native",
-            _INTERNAL.format("result backends", "use join() or get()"),
         ),
         _GROUP + "then": _PROMISE,
         # -- Control, Inspect ----------------------------------------------------------------------

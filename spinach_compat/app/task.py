@@ -391,6 +391,15 @@ class Task:
 
         return replace(self, sig)
 
+    def add_to_chord(self, sig: Signature, lazy: bool = False) -> Any:
+        """Make ``sig`` (a task's signature) a member of the chord this header task is in:
+        the body waits for it too and gets its value after this task's (see
+        ``app.chords``); sends it and returns its result, or returns ``sig`` unsent with
+        ``lazy`` (then call ``sig.delay()``). Outside a chord: ``ValueError``."""
+        from . import chords
+
+        return chords.add(self, sig, lazy)
+
     def on_replace(self, sig: Signature) -> Any:
         """Called by ``replace`` with the prepared signature: it sends it (overrides must
         return ``super().on_replace(sig)``)."""

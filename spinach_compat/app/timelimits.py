@@ -217,6 +217,10 @@ class _Guard:
         task, request = self.task, self.request
         if should_store(task, request, eager=False) or task.store_errors_even_if_ignored:
             task.backend.mark_as_revoked(self.task_id, "terminated", request=request)
+        if request.chord:  # as Celery: a terminated header task fails its chord's body
+            from . import chords
+
+            chords.on_part_return(task, request)
         signals.task_revoked.send(
             sender=task, request=request, terminated=True, signum=signum, expired=False
         )

@@ -398,6 +398,8 @@ def _revoked(task: Task, request: Context) -> bool:
     task.backend.mark_as_revoked(
         _task_id(request), "expired" if expired else "revoked", request=request
     )
+    if request.chord:  # as Celery: a discarded header task fails its chord's body
+        chords.on_part_return(task, request)
     if expired:
         logger.info("Task %s[%s] expired: discarded", task.name, request.id)
     else:

@@ -2,8 +2,10 @@
 
 Every test runs twice (``impl`` is ``celery`` or ``spinach_compat``) with the same expected
 outcome: ``chunks``, ``xmap``/``xstarmap`` (``task.map``/``starmap``, ``~sig``),
-``group.skew`` and ``Task.replace``. Their runs on real workers are in
-``test_canvas_corners_worker.py``.
+``group.skew``, ``Task.replace``, groups inside groups and chord headers, ``group | group``
+and ``add_to_chord`` outside a chord. Their runs on real workers are in
+``test_canvas_corners_worker.py``; ``add_to_chord``'s facade-only corners (an added task
+adding more, failing, or being a group) run on the facade's in-process worker here.
 """
 
 from __future__ import annotations
@@ -11,6 +13,11 @@ from __future__ import annotations
 import importlib
 
 import pytest
+
+from spinach_compat import chord
+from spinach_compat.exceptions import ChordError, UnsupportedFeature
+
+from .conftest import WAIT
 
 
 def _canvas(impl):
@@ -283,3 +290,96 @@ def test_register_type_makes_travelled_dicts_of_the_class(eager_app, impl):
     assert type(canvas.Signature.from_dict(dict(add.s(1, 2)))) is canvas.Signature
     assert type(canvas.Signature.from_dict(dict(canvas.group(add.s(1, 2))))) is canvas.group
     assert canvas.Signature.TYPES[f"doubled-{impl.name}"] is doubled
+
+
+# -- groups in groups and chord headers, group | group, add_to_chord -----------------------
+
+
+def test_inner_groups_are_inlined_as_celery_does(eager_app, impl):
+    canvas = _canvas(impl)
+    add, double, _ = _tasks(eager_app, impl)
+    nested = canvas.group(add.s(1, 1), canvas.group(add.s(2, 2), canvas.group(double.s(5))))
+    assert nested.apply().get() == [2, 4, 10]  # run here: in order
+    frozen = nested.clone()
+    results = frozen.freeze().results  # frozen: each inner group's tasks reversed
+    assert [task.args for task in frozen.tasks] == [(1, 1), (5,), (2, 2)]
+    assert [r.id for r in results] == [task.id for task in frozen.tasks]
+    header = [canvas.group(add.s(1, 1), add.s(2, 2)), add.s(3, 3)]
+    assert canvas.chord(header, add.si(0, 0)).apply().get() == 0
+
+
+def test_group_or_group_is_a_chord_of_the_first(eager_app, impl):
+    canvas = _canvas(impl)
+    add, _, _ = _tasks(eager_app, impl)
+
+    @eager_app.task(shared=False)
+    def total(values):
+        return sum(values)
+
+    first = canvas.group(add.s(1, 1), add.s(2, 2))
+    piped = first | canvas.group(total.s(), total.s())
+    assert type(piped).__name__ in ("chord", "_chord")  # Celery's class is _chord
+    assert piped.apply().get() == [6, 6]
+    assert (first | canvas.group()) is first
+    nested = canvas.chord([canvas.group(add.s(1, 1), add.s(2, 2)), add.s(3, 3)], total.s())
+    assert nested.apply().get() == 12
+
+
+def test_add_to_chord_outside_a_chord_raises_value_error(eager_app, impl):
+    add, _, _ = _tasks(eager_app, impl)
+
+    @eager_app.task(bind=True, shared=False)
+    def grow(self):
+        return self.add_to_chord(add.s(1, 1))
+
+    result = grow.apply()
+    assert (type(result.result).__name__, str(result.result)) == (
+        "ValueError", "Current task is not member of any chord",
+    )  # fmt: skip
+
+
+def _growing(app):
+    """Header tasks adding to their chord: ``add(n, n)``, an ``add`` that itself grows
+    (``depth`` more), a failing task, or a group (refused)."""
+    from spinach_compat import group
+
+    @app.task(shared=False)
+    def add(a, b):
+        return a + b
+
+    @app.task(shared=False)
+    def fail(message):
+        raise ValueError(message)
+
+    @app.task(bind=True, shared=False)
+    def grow(self, n, kind="add", depth=0):
+        added = {
+            "add": lambda: add.s(n, n),
+            "deeper": lambda: grow.s(n + 1, "deeper" if depth > 1 else "add", depth - 1),
+            "fail": lambda: fail.s("added"),
+            "group": lambda: group(add.s(n, n)),
+        }[kind]()
+        self.add_to_chord(added)
+        return n
+
+    @app.task(shared=False)
+    def collect(values):
+        return values
+
+    return grow, add, collect
+
+
+def test_added_tasks_may_add_more_and_fail_the_chord(app, run_worker):
+    grow, add, collect = _growing(app)
+    run_worker()
+    header = [grow.s(1, "deeper", 2), add.s(10, 10)]
+    result = chord(header, collect.s()).apply_async()
+    values = result.get(timeout=WAIT)  # grow(1) adds grow(2), which adds grow(3), adding 3+3
+    assert sorted(values[:4]) == [1, 2, 3, 6] and values[4:] == [20]
+    failing = chord([grow.s(1, "fail")], collect.s()).apply_async()
+    with pytest.raises(ChordError, match=r"Dependency .* raised ValueError\('added'\)"):
+        failing.get(timeout=WAIT, follow_parents=False)
+    refused = chord([grow.s(1, "group")], collect.s()).apply_async()
+    with pytest.raises(UnsupportedFeature, match="only a task's signature can join a chord"):
+        refused.get(timeout=WAIT)
+    assert not app.engine.broker.members(f"chord/{result.parent.id}/added")  # forgotten

@@ -7,6 +7,8 @@ One worker per implementation serves the whole module (Celery's starts slowly).
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
@@ -243,6 +245,18 @@ def test_a_failed_header_task_fails_the_body_with_a_chord_error(proj):
     assert noted.result == result.id
 
 
+def test_an_expired_header_task_fails_the_body(proj):
+    past = datetime.now(timezone.utc) - timedelta(minutes=1)
+    expired = _sig(proj, "add", 2, 2).set(expires=past)
+    result = proj.impl.chord([_sig(proj, "add", 1, 1), expired], _sig(proj, "total")).delay()
+    body_error = result.get(timeout=WAIT, propagate=False)
+    culprit = result.parent.results[1]
+    assert (type(body_error).__name__, str(body_error)) == (
+        "ChordError", f"Dependency {culprit.id} raised TaskRevokedError('expired')",
+    )  # fmt: skip
+    assert (culprit.state, result.state) == ("REVOKED", "FAILURE")
+
+
 def test_revoke_by_stamped_headers_terminates_a_running_task(proj):
     if proj.name != "spinach_compat":
         pytest.skip("facade only: Celery's thread pool does not terminate tasks")
@@ -256,3 +270,83 @@ def test_revoke_by_stamped_headers_terminates_a_running_task(proj):
         "TaskRevokedError", ("terminated",), "REVOKED",
     )  # fmt: skip
     assert _sig(proj, "add", 2, 2).delay().get(timeout=WAIT) == 4
+
+
+# -- add_to_chord, groups in a chord's header, group | group, iter_native ------------------
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_add_to_chord_makes_the_body_wait_for_the_added_tasks(proj, lazy):
+    p = uuid.uuid4().hex
+    header = [
+        _sig(proj, "grow", 1, f"{p}-g1-late", lazy, task_id=f"{p}-g1"),
+        _sig(proj, "grow", 2, f"{p}-a-early", lazy, task_id=f"{p}-g2"),
+        _sig(proj, "add", 10, 10),
+    ]
+    result = proj.impl.chord(header, _sig(proj, "collect")).apply_async()
+    # as Celery's Redis backend: by the adder's position, a tie ordered by task id
+    assert result.get(timeout=WAIT) == [1, 2, 4, 2, 20]
+    assert proj.app.AsyncResult(f"{p}-a-early").get(timeout=WAIT) == 4
+
+
+def test_add_to_chord_outside_a_chord_fails_the_task(proj):
+    result = _sig(proj, "grow", 1, f"{uuid.uuid4().hex}-x").delay()
+    exc = _exception_of(result)
+    message = "Current task is not member of any chord"
+    assert (type(exc).__name__, str(exc)) == ("ValueError", message)
+
+
+def test_groups_in_a_chord_header_are_inlined(proj):
+    inner = proj.impl.group(_sig(proj, "add", 1, 1), _sig(proj, "add", 2, 2))
+    deeper = proj.impl.group(_sig(proj, "add", 4, 4), proj.impl.group(_sig(proj, "double", 5)))
+    chord = proj.impl.chord([inner, _sig(proj, "add", 3, 3), deeper], _sig(proj, "collect"))
+    result = chord.apply_async()
+    # as Celery: the header's result is flat, each inner group's tasks in reverse order
+    assert [type(r).__name__ for r in result.parent.results] == ["AsyncResult"] * 5
+    assert result.get(timeout=WAIT) == [4, 2, 6, 10, 8]
+
+
+def test_group_or_group_and_chord_called_with_its_body(proj):
+    first = proj.impl.group(_sig(proj, "add", 1, 1), _sig(proj, "add", 2, 2))
+    second = proj.impl.group(_sig(proj, "total"), _sig(proj, "collect"))
+    piped = first | second
+    assert type(piped).__name__ in ("chord", "_chord")  # Celery's class is _chord
+    result = piped.apply_async()
+    assert type(result).__name__ == "GroupResult"
+    assert result.get(timeout=WAIT) == [6, [2, 4]]
+    assert (first | proj.impl.group()) is first
+    called = proj.impl.chord([_sig(proj, "add", 5, 5)])(_sig(proj, "total"))
+    assert called.get(timeout=WAIT) == 10
+
+
+def test_iter_native_yields_each_task_meta(proj):
+    group = proj.impl.group(
+        _sig(proj, "add", 1, 1), _sig(proj, "fail", "x"), proj.impl.group(_sig(proj, "add", 5, 5))
+    )
+    result = group.apply_async()
+    ids = [r.id for r in result.results]
+    assert len(ids) == 3  # as Celery: the inner group is inlined
+    metas = dict(result.iter_native(timeout=WAIT))
+    assert sorted(metas) == sorted(ids)
+    assert [(metas[i]["status"], metas[i]["result"]) for i in (ids[0], ids[2])] == [
+        ("SUCCESS", 2), ("SUCCESS", 10),
+    ]  # fmt: skip
+    failed = metas[ids[1]]
+    assert (failed["status"], type(failed["result"]).__name__, str(failed["result"])) == (
+        "FAILURE", "ValueError", "x",
+    )  # fmt: skip
+    assert failed["task_id"] == ids[1] and "ValueError" in failed["traceback"]
+
+
+def test_a_terminated_header_task_fails_the_body(proj):
+    if proj.name != "spinach_compat":
+        pytest.skip("facade only: Celery's thread pool does not terminate tasks")
+    header = [_sig(proj, "spin", WAIT), _sig(proj, "add", 1, 1)]
+    result = proj.impl.chord(header, _sig(proj, "total")).delay()
+    running = result.parent.results[0]
+    assert wait_until(lambda: running.state == "PROGRESS", timeout=WAIT)
+    running.revoke(terminate=True, signal="SIGKILL")
+    body_error = result.get(timeout=WAIT, propagate=False)
+    assert (type(body_error).__name__, str(body_error)) == (
+        "ChordError", f"Dependency {running.id} raised TaskRevokedError('terminated')",
+    )  # fmt: skip

@@ -103,3 +103,13 @@ def spin(self, seconds):
     while time.monotonic() < deadline:
         pass
     return "finished"
+
+
+@app.task(bind=True)
+def grow(self, n, added_id, lazy=False):
+    """A chord header task adding ``add(n, n)`` (task id ``added_id``) to its chord."""
+    sig = add.s(n, n).set(task_id=added_id)
+    added = self.add_to_chord(sig, lazy=lazy)
+    if lazy:
+        added.delay()
+    return n
