@@ -1,6 +1,6 @@
-"""The eight workloads, run for one implementation at a time against the harness's Redis.
+"""The workloads, run for one implementation at a time against the harness's Redis.
 
-One repetition of an implementation has three phases, each with fresh Redis data:
+One repetition of an implementation has up to five phases, each with fresh Redis data:
 
 - **A**: enqueue ``jobs`` no-op jobs one at a time (workload 1), then start the workers of
   workload 3 and time them from process start until the last job is done (workload 3; its
@@ -12,7 +12,12 @@ One repetition of an implementation has three phases, each with fresh Redis data
 - **pools** (workload 9, the facade and Celery only): ``pool_jobs`` CPU-bound, then
   I/O-bound jobs drained by one worker started with the Celery command line's ``-P
   prefork -c 2``, then I/O-bound ones with ``-P gevent -c 100``; jobs per second from the
-  end of the first job to the end of the last (the worker's start left out).
+  end of the first job to the end of the last (the worker's start left out);
+- **cluster** (workload 10, ours only, when named): ``jobs`` drained by one worker whose
+  broker is a Redis Cluster of three masters; each node's CPU and commands per job.
+
+Enqueues and drains also read the Redis CPU they took (``INFO cpu``), per job. A column
+without a broker (``Impl.brokerless``, the bare threads) runs the drains only.
 
 Each job proves it ran by counting itself in Redis; the job reaching the target pushes its
 end time, which the harness waits on. Workers that run one job at a time per process
