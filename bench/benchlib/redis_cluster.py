@@ -34,6 +34,10 @@ class ClusterNode(RedisServer):
         ]  # fmt: skip
 
 
+#: Commands of the harness itself (its snapshots), left out of what a node served.
+HARNESS_COMMANDS = frozenset({"info", "flushall", "ping"})
+
+
 @dataclass
 class NodeUsage:
     """What one node had spent at a snapshot: CPU seconds and calls per command."""
@@ -50,6 +54,10 @@ class NodeUsage:
             if count > before.calls.get(name, 0)
         }
         return NodeUsage(self.port, self.cpu - before.cpu, calls)
+
+    def served(self) -> int:
+        """The calls made by others than the harness (its ``INFO`` snapshots left out)."""
+        return sum(n for name, n in self.calls.items() if name not in HARNESS_COMMANDS)
 
 
 class RedisCluster:

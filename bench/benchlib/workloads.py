@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 from . import DEFAULT_WORKLOADS
 from .impls import REDIS_URL_PLACEHOLDER, Impl
 from .procs import RssSampler, WorkerGroup
-from .redis_cluster import NodeUsage, RedisCluster
+from .redis_cluster import RedisCluster
 from .redis_server import RedisServer
 from .stats import percentile
 
@@ -317,7 +317,7 @@ class Bench:
         spent.sort(key=lambda node: node.cpu, reverse=True)
         for rank, node in enumerate(spent, 1):
             result.add(f"cluster_node{rank}_us", 1e6 * node.cpu / jobs)
-            result.add(f"cluster_node{rank}_calls", _broker_calls(node) / jobs)
+            result.add(f"cluster_node{rank}_calls", node.served() / jobs)
         result.cluster_nodes.append([vars(node) for node in spent])
 
     # -- processes -----------------------------------------------------------------------
@@ -418,15 +418,6 @@ class Bench:
             process.kill()
             process.communicate()
             raise
-
-
-#: Commands of the harness itself (its snapshots), left out of a node's calls per job.
-HARNESS_COMMANDS = frozenset({"info", "flushall", "ping"})
-
-
-def _broker_calls(node: NodeUsage) -> int:
-    """The calls a node served for the broker (the harness's own ``INFO`` left out)."""
-    return sum(n for name, n in node.calls.items() if name not in HARNESS_COMMANDS)
 
 
 def _log(message: str) -> None:
