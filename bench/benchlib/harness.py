@@ -68,6 +68,7 @@ def show(path: Path) -> int:
         saved = data["implementations"][name]
         results[name] = ImplResult(saved["metrics"], saved["notes"], saved["errors"])
         results[name].samples = saved.get("samples", {})
+        results[name].cluster_nodes = saved.get("cluster_nodes", [])
     options = Options(**{**data["options"], "workloads": frozenset(data["options"]["workloads"])})
     print(f"{data['date']}, {data['machine']['cores']} cores, {data['machine']['cpu_model']}")
     print(table(impls, summarize(results), results))

@@ -36,6 +36,8 @@ class Impl:
     roundtrip: bool = False  #: takes part in workload 6 (``delay().get()``)
     pools: PoolCommand | None = None  #: takes part in workload 9 (Celery's pools)
     ours: bool = False
+    brokerless: bool = False  #: no broker: only the execution workloads (3, 7, 8)
+    cluster: bool = False  #: takes part in workload 10 (a Redis Cluster of three masters)
     notes: tuple[str, ...] = field(default=())
     by_default: bool = True  #: in a run without ``--only``
 
@@ -75,6 +77,12 @@ def _facade_events(venv: Venv, threads: int, processes: int) -> list[list[str]]:
     """The facade's worker sending Celery's events (``-E``), to weigh their cost."""
     commands = _facade(venv, threads, processes)
     return [[word.replace("app.engine", "events_engine") for word in c] for c in commands]
+
+
+def _bare(venv: Venv, threads: int, processes: int) -> list[list[str]]:
+    """The bare-thread ceiling: ``processes`` processes sharing the jobs, no broker."""
+    command = [str(venv.python), "bare_threads.py", "--threads", str(threads)]
+    return [[*command, "--part", str(n), "--parts", str(processes)] for n in range(processes)]
 
 
 def _upstream(venv: Venv, threads: int, processes: int) -> list[list[str]]:
@@ -119,7 +127,7 @@ def _rq(worker_class: str | None) -> WorkerCommands:
 
 
 IMPLS = [
-    Impl("ours", "ours", VENVS["ours"], "ours", _ours, ours=True),
+    Impl("ours", "ours", VENVS["ours"], "ours", _ours, ours=True, cluster=True),
     Impl(
         "ours-metrics", "ours+metrics", VENVS["ours"], "ours", _ours_metrics, ours=True,
         notes=("ours+metrics: ours with --metrics-port (Prometheus metrics counted per job)",),
@@ -135,6 +143,12 @@ IMPLS = [
         by_default=False,
         notes=("facade -E: the facade's worker sending Celery's events (task and worker "
                "events, as -E), against ours-facade to weigh their cost",),
+    ),
+    Impl(
+        "bare", "bare threads", VENVS["ours"], "bare", _bare, brokerless=True,
+        notes=("bare threads: the ceiling of a threaded worker, no broker: each thread calls "
+               "the no-op job's own function in a loop (bench/impls/bare_threads.py); its "
+               "ratio is the share of it ours reaches",),
     ),
     Impl(
         "spinach", "spinach-0.0.25", VENVS["spinach-upstream"], "upstream", _upstream,

@@ -28,6 +28,13 @@ def free_port() -> int:
             return port
 
 
+def cpu_seconds(client: redis.Redis) -> float:
+    """CPU seconds the server of ``client`` used so far: ``used_cpu_sys + used_cpu_user``
+    of ``INFO cpu`` (its main thread and background threads, microsecond resolution)."""
+    info = client.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
 class RedisServer:
     """``redis-server --save '' --appendonly no`` on 127.0.0.1 in a temporary directory."""
 
@@ -42,11 +49,7 @@ class RedisServer:
     def start(self) -> None:
         """Start the server and wait until it answers."""
         self._process = subprocess.Popen(
-            [
-                self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self._dir),
-                "--logfile", str(self._dir / "redis.log"),
-            ],
+            self._arguments(),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -59,8 +62,20 @@ class RedisServer:
                     raise RuntimeError(f"redis-server did not start on port {self.port}") from None
                 time.sleep(0.05)
 
+    def _arguments(self) -> list[str]:
+        """The server's command line."""
+        return [
+            self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(self._dir),
+            "--logfile", str(self._dir / "redis.log"),
+        ]  # fmt: skip
+
     def version(self) -> str:
         return str(self.client.info("server")["redis_version"])
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the server used so far, system and user (``INFO cpu``)."""
+        return cpu_seconds(self.client)
 
     def close(self) -> None:
         """Stop the server and remove its directory."""

@@ -18,8 +18,12 @@ from .workloads import ImplResult, Options
 #: Rows of the table: label, metric, unit, whether higher is better.
 ROWS: list[tuple[str, str, str, bool]] = [
     ("1 enqueue one at a time", "enqueue_single", "jobs/s", True),
+    ("1 Redis CPU per job", "redis_us_enqueue_single", "us", False),
     ("2 enqueue in batches", "enqueue_batch", "jobs/s", True),
+    ("2 Redis CPU per job", "redis_us_enqueue_batch", "us", False),
     ("3 execute, 1 process", "exec", "jobs/s", True),
+    ("3 Redis CPU per job", "redis_us_exec", "us", False),
+    ("3 jobs/s per Redis core", "jobs_per_redis_core", "jobs/s", True),
     ("4 latency p50", "latency_p50", "ms", False),
     ("4 latency p99", "latency_p99", "ms", False),
     ("5 lateness p50", "timing_p50", "ms", False),
@@ -29,10 +33,21 @@ ROWS: list[tuple[str, str, str, bool]] = [
     ("6 delay().get() p99", "roundtrip_p99", "ms", False),
     ("7 peak RSS, workload 3", "rss_peak", "MiB", False),
     ("8 execute, 1 process", "exec_p1", "jobs/s", True),
+    ("8 Redis CPU per job, 1 proc", "redis_us_exec_p1", "us", False),
     ("8 execute, 2 processes", "exec_p2", "jobs/s", True),
+    ("8 Redis CPU per job, 2 procs", "redis_us_exec_p2", "us", False),
     ("9 CPU jobs, -P prefork -c 2", "pool_cpu_prefork", "jobs/s", True),
     ("9 10 ms I/O jobs, prefork -c 2", "pool_io_prefork", "jobs/s", True),
     ("9 10 ms I/O jobs, gevent -c 100", "pool_io_gevent", "jobs/s", True),
+    ("10 cluster: execute", "cluster_exec", "jobs/s", True),
+    *(
+        row
+        for n in (1, 2, 3)
+        for row in (
+            (f"10 node {n} CPU per job", f"cluster_node{n}_us", "us", False),
+            (f"10 node {n} commands per job", f"cluster_node{n}_calls", "calls", False),
+        )
+    ),
 ]
 
 #: Metrics that count jobs: no ratio, no decimals.
@@ -63,11 +78,16 @@ def machine_info(redis_version: str) -> dict[str, Any]:
 
 
 def summarize(results: dict[str, ImplResult]) -> dict[str, dict[str, float]]:
-    """The median over the repetitions of each metric of each implementation."""
-    return {
+    """The median over the repetitions of each metric of each implementation, and the
+    figures derived from the medians."""
+    summary = {
         name: {metric: median(values) for metric, values in result.metrics.items() if values}
         for name, result in results.items()
     }
+    for medians in summary.values():
+        if medians.get("redis_us_exec", 0) > 0:
+            medians["jobs_per_redis_core"] = 1e6 / medians["redis_us_exec"]
+    return summary
 
 
 def _number(value: float) -> str:
@@ -141,6 +161,7 @@ def legend(impls: Sequence[Impl], results: dict[str, ImplResult], options: Optio
     ]
     lines += [note for impl in impls for note in impl.notes]
     lines += _grouped_notes(impls, results)
+    lines += _cluster_lines(impls, results, options.jobs)
     for impl in impls:
         for error in results[impl.name].errors:
             lines.append(f"ERROR {impl.name} {error}")
@@ -161,6 +182,29 @@ def _grouped_notes(impls: Sequence[Impl], results: dict[str, ImplResult]) -> lis
         f"n/a in workload {', '.join(sorted(workloads))} for {', '.join(names)}: {note}"
         for note, (workloads, names) in grouped.items()
     ]
+
+
+#: Commands per node shown under the table for workload 10 (the most called first).
+CLUSTER_TOP_COMMANDS = 8
+
+
+def _cluster_lines(impls: Sequence[Impl], results: dict[str, ImplResult], jobs: int) -> list[str]:
+    """Workload 10: the commands each node served per job, in the last run."""
+    lines = []
+    for impl in impls:
+        runs = results[impl.name].cluster_nodes
+        if not runs:
+            continue
+        lines.append(
+            f"10 {impl.name}: nodes by CPU (node 1 holds the namespace's slot); "
+            f"commands per job of the last run (INFO commandstats: the scripts' own calls "
+            f"count too):"
+        )
+        for rank, node in enumerate(runs[-1], 1):
+            top = sorted(node["calls"].items(), key=lambda item: -item[1])[:CLUSTER_TOP_COMMANDS]
+            calls = ", ".join(f"{name} {count / jobs:.2f}" for name, count in top) or "none"
+            lines.append(f"   node {rank} (port {node['port']}): {calls}")
+    return lines
 
 
 def write_json(

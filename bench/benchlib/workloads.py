@@ -1,6 +1,6 @@
-"""The eight workloads, run for one implementation at a time against the harness's Redis.
+"""The workloads, run for one implementation at a time against the harness's Redis.
 
-One repetition of an implementation has three phases, each with fresh Redis data:
+One repetition of an implementation has up to five phases, each with fresh Redis data:
 
 - **A**: enqueue ``jobs`` no-op jobs one at a time (workload 1), then start the workers of
   workload 3 and time them from process start until the last job is done (workload 3; its
@@ -12,7 +12,12 @@ One repetition of an implementation has three phases, each with fresh Redis data
 - **pools** (workload 9, the facade and Celery only): ``pool_jobs`` CPU-bound, then
   I/O-bound jobs drained by one worker started with the Celery command line's ``-P
   prefork -c 2``, then I/O-bound ones with ``-P gevent -c 100``; jobs per second from the
-  end of the first job to the end of the last (the worker's start left out).
+  end of the first job to the end of the last (the worker's start left out);
+- **cluster** (workload 10, ours only, when named): ``jobs`` drained by one worker whose
+  broker is a Redis Cluster of three masters; each node's CPU and commands per job.
+
+Enqueues and drains also read the Redis CPU they took (``INFO cpu``), per job. A column
+without a broker (``Impl.brokerless``, the bare threads) runs the drains only.
 
 Each job proves it ran by counting itself in Redis; the job reaching the target pushes its
 end time, which the harness waits on. Workers that run one job at a time per process
@@ -30,11 +35,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from . import WORKLOADS
+from . import DEFAULT_WORKLOADS
 from .impls import REDIS_URL_PLACEHOLDER, Impl
 from .procs import RssSampler, WorkerGroup
+from .redis_cluster import RedisCluster
 from .redis_server import RedisServer
 from .stats import percentile
 
@@ -48,6 +54,28 @@ POOL_RUNS = (
     ("pool_io_prefork", "io", "prefork", 2),
     ("pool_io_gevent", "io", "gevent", 100),
 )
+
+
+#: Why the bare-thread column has no figure for the workloads needing a broker.
+BROKERLESS_NOTE = "no broker: nothing to enqueue, wait for or schedule"
+
+#: Metrics, by workload, that a column without a broker cannot have (``Impl.brokerless``).
+BROKER_METRICS = {
+    1: ("enqueue_single", "redis_us_enqueue_single"),
+    2: ("enqueue_batch", "redis_us_enqueue_batch"),
+    4: ("latency_p50", "latency_p99"),
+    5: ("timing_p50", "timing_max", "timing_early"),
+}
+
+
+class Drained(NamedTuple):
+    """What one drain measured: seconds from the workers' start to the last job's end,
+    their peak memory (bytes, 0 unless sampled) and the Redis CPU seconds it took."""
+
+    seconds: float
+    rss: int
+    redis_cpu: float
+    at_done: Any = None  #: what the drain's ``at_done`` returned, the last job just done
 
 
 @dataclass
@@ -66,7 +94,7 @@ class Options:
     roundtrips: int = 200
     pool_jobs: int = 1_000  #: jobs of each measurement of workload 9
     phase_timeout: float = 600.0  #: seconds one drain or driver call may take
-    workloads: frozenset[int] = frozenset(WORKLOADS)
+    workloads: frozenset[int] = DEFAULT_WORKLOADS
 
 
 @dataclass
@@ -77,6 +105,8 @@ class ImplResult:
     notes: dict[str, str] = field(default_factory=dict)  #: metric -> why it is n/a
     errors: list[str] = field(default_factory=list)
     samples: dict[str, list[list[float]]] = field(default_factory=dict)  #: raw, per run
+    #: Workload 10, per run: each node's port, CPU seconds and calls per command.
+    cluster_nodes: list[list[dict[str, Any]]] = field(default_factory=list)
 
     def add(self, metric: str, value: float) -> None:
         self.metrics.setdefault(metric, []).append(value)
@@ -102,14 +132,20 @@ class Bench:
     def run_once(self, impl: Impl, result: ImplResult, rep: int) -> None:
         """Every selected workload of ``impl``, once; errors are noted in ``result``."""
         wanted = self.options.workloads
+        if impl.brokerless:
+            for workload in wanted & BROKER_METRICS.keys():
+                result.notes.update(dict.fromkeys(BROKER_METRICS[workload], BROKERLESS_NOTE))
         phases: list[tuple[str, set[int], Callable]] = [
             ("A", {1, 3, 7, 8}, self._phase_a),
             ("B", {2, 8}, self._phase_b),
             ("idle", {4, 5, 6}, self._phase_idle),
             ("pools", {9}, self._phase_pools),
+            ("cluster", {10}, self._phase_cluster),
         ]
+        skipped = {"pools": impl.pools is None, "idle": impl.brokerless}
+        skipped["cluster"] = not impl.cluster
         for name, needs, phase in phases:
-            if name == "pools" and impl.pools is None:
+            if skipped.get(name):
                 continue
             if wanted & needs:
                 self._guarded(impl, result, f"r{rep}-{name}", phase)
@@ -133,25 +169,43 @@ class Bench:
         """Workload 1, then 3 and 7 (and 8 for the process count of 3)."""
         wanted, jobs, exec_jobs = self.options.workloads, self.options.jobs, self.exec_jobs(impl)
         self._reset(exec_jobs)
-        if 1 in wanted:
+        enqueues = 1 in wanted and not impl.brokerless
+        if enqueues:
+            cpu = self.server.cpu_seconds()
             enqueued = self.driver(impl, "enqueue-single", label, count=jobs)
             result.add("enqueue_single", jobs / enqueued["seconds"])
+            result.add("redis_us_enqueue_single", self._per_job(cpu, jobs))
         if not wanted & {3, 7, 8}:
             return
-        if 1 not in wanted or exec_jobs != jobs:
+        if not enqueues or exec_jobs != jobs:
             self._reset(exec_jobs)
             self._prefill(impl, label, exec_jobs)
         processes = impl.exec_processes
-        seconds, rss = self.drain(impl, processes, label, exec_jobs, sample_rss=True)
+        drained = self.drain(impl, processes, label, exec_jobs, sample_rss=True)
         if 3 in wanted:
-            result.add("exec", exec_jobs / seconds)
+            result.add("exec", exec_jobs / drained.seconds)
+            result.add("redis_us_exec", 1e6 * drained.redis_cpu / exec_jobs)
         if 7 in wanted:
-            result.add("rss_peak", rss / 2**20)
+            result.add("rss_peak", drained.rss / 2**20)
         if 8 in wanted:
-            result.add(f"exec_p{processes}", exec_jobs / seconds)
+            self._add_scaling(result, processes, exec_jobs, drained)
+
+    def _add_scaling(
+        self, result: ImplResult, processes: int, jobs: int, drained: Drained
+    ) -> None:  # fmt: skip
+        """Workload 8 for ``processes`` worker processes: jobs/s and Redis CPU per job."""
+        result.add(f"exec_p{processes}", jobs / drained.seconds)
+        result.add(f"redis_us_exec_p{processes}", 1e6 * drained.redis_cpu / jobs)
+
+    def _per_job(self, cpu_before: float, jobs: int) -> float:
+        """Microseconds of Redis CPU per job since ``cpu_before`` (``cpu_seconds()``)."""
+        return 1e6 * (self.server.cpu_seconds() - cpu_before) / jobs
 
     def _prefill(self, impl: Impl, label: str, count: int) -> None:
-        """Enqueue the jobs of a drain, untimed: in batches where possible."""
+        """Enqueue the jobs of a drain, untimed: in batches where possible (none without a
+        broker: the bare threads read ``count`` from the target)."""
+        if impl.brokerless:
+            return
         size = self.options.batch_size
         if not self.driver(impl, "enqueue-batch", label, count=count, batch_size=size)["supported"]:
             self.driver(impl, "enqueue-single", label, count=count)
@@ -160,21 +214,27 @@ class Bench:
         """Workload 2, then 8 for the other process count."""
         wanted, jobs, exec_jobs = self.options.workloads, self.options.jobs, self.exec_jobs(impl)
         self._reset(exec_jobs)
-        if 2 in wanted:
-            size = self.options.batch_size
-            batch = self.driver(impl, "enqueue-batch", label, count=jobs, batch_size=size)
-            if batch["supported"]:
-                result.add("enqueue_batch", jobs / batch["seconds"])
-            else:
-                result.notes["enqueue_batch"] = batch["note"]
+        if 2 in wanted and not impl.brokerless:
+            self._batch(impl, result, label)
         if 8 not in wanted:
             return
         if 2 not in wanted or "enqueue_batch" in result.notes or exec_jobs != jobs:
             self._reset(exec_jobs)
             self._prefill(impl, label, exec_jobs)
         processes = 1 if impl.exec_processes == 2 else 2
-        seconds, _ = self.drain(impl, processes, label, exec_jobs)
-        result.add(f"exec_p{processes}", exec_jobs / seconds)
+        drained = self.drain(impl, processes, label, exec_jobs)
+        self._add_scaling(result, processes, exec_jobs, drained)
+
+    def _batch(self, impl: Impl, result: ImplResult, label: str) -> None:
+        """Workload 2: ``jobs`` enqueued in batches, with the Redis CPU it took."""
+        jobs, size = self.options.jobs, self.options.batch_size
+        cpu = self.server.cpu_seconds()
+        batch = self.driver(impl, "enqueue-batch", label, count=jobs, batch_size=size)
+        if batch["supported"]:
+            result.add("enqueue_batch", jobs / batch["seconds"])
+            result.add("redis_us_enqueue_batch", self._per_job(cpu, jobs))
+        else:
+            result.notes["enqueue_batch"] = result.notes["redis_us_enqueue_batch"] = batch["note"]
 
     def _phase_idle(self, impl: Impl, result: ImplResult, label: str) -> None:
         wanted, options = self.options.workloads, self.options
@@ -231,9 +291,34 @@ class Bench:
             command = impl.pools(impl.venv, pool, concurrency)
             log = self.log_dir / f"{impl.name}-{label}-{metric}.log"
             group = WorkerGroup([command], IMPLS_DIR, self.env, log)
-            seconds, _ = self._drain(group, jobs)
+            seconds = self._drain(group, jobs).seconds
             first = float(self.server.client.get(_jobs.FIRST_KEY) or group.started_at)
             result.add(metric, (jobs - 1) / (group.started_at + seconds - first))
+
+    def _phase_cluster(self, impl: Impl, result: ImplResult, label: str) -> None:
+        """Workload 10: ``jobs`` enqueued in batches on a cluster of three masters, then
+        drained by one worker process; jobs/s, and each node's CPU and commands per job
+        (the jobs count themselves on the harness's server, not on the cluster)."""
+        jobs, base_env = self.options.jobs, self.env
+        with RedisCluster(executable=self.server.executable) as cluster:
+            self.env = {**base_env, "BENCH_BROKER_URL": cluster.url}
+            try:
+                self._reset(jobs)
+                self._prefill(impl, label, jobs)
+                before = cluster.usage()
+                drained = self.drain(
+                    impl, impl.exec_processes, f"{label}-cluster", jobs, at_done=cluster.usage
+                )
+                pairs = zip(drained.at_done, before, strict=True)
+                spent = [after.since(old) for after, old in pairs]
+            finally:
+                self.env = base_env
+        result.add("cluster_exec", jobs / drained.seconds)
+        spent.sort(key=lambda node: node.cpu, reverse=True)
+        for rank, node in enumerate(spent, 1):
+            result.add(f"cluster_node{rank}_us", 1e6 * node.cpu / jobs)
+            result.add(f"cluster_node{rank}_calls", node.served() / jobs)
+        result.cluster_nodes.append([vars(node) for node in spent])
 
     # -- processes -----------------------------------------------------------------------
 
@@ -253,24 +338,35 @@ class Bench:
         return WorkerGroup(commands, IMPLS_DIR, self.env, log)
 
     def drain(
-        self, impl: Impl, processes: int, label: str, jobs: int, sample_rss: bool = False
-    ) -> tuple[float, int]:
-        """Run the enqueued jobs with fresh workers: seconds from start to the last job
-        done, and the peak memory of the workers (0 unless ``sample_rss``)."""
-        return self._drain(self.start_workers(impl, processes, label), jobs, sample_rss)
+        self, impl: Impl, processes: int, label: str, jobs: int, sample_rss: bool = False,
+        at_done: Callable[[], Any] | None = None,
+    ) -> Drained:  # fmt: skip
+        """Run the enqueued jobs with fresh workers (the peak memory of the workers only
+        with ``sample_rss``; ``at_done`` called once the last job is done, before the
+        workers stop)."""
+        cpu = self.server.cpu_seconds()
+        group = self.start_workers(impl, processes, label)
+        return self._drain(group, jobs, sample_rss, cpu, at_done)
 
-    def _drain(self, group: WorkerGroup, jobs: int, sample_rss: bool = False) -> tuple[float, int]:
-        """``drain`` with the workers of ``group``, just started."""
+    def _drain(
+        self, group: WorkerGroup, jobs: int, sample_rss: bool = False, cpu: float | None = None,
+        at_done: Callable[[], Any] | None = None,
+    ) -> Drained:  # fmt: skip
+        """``drain`` with the workers of ``group``, just started; Redis CPU counted from
+        ``cpu`` (``cpu_seconds()`` before they started), else from now, to the last job."""
+        cpu = self.server.cpu_seconds() if cpu is None else cpu
         sampler = RssSampler(group) if sample_rss else None
         try:
             done_at = self._wait_done(group)
+            redis_cpu = self.server.cpu_seconds() - cpu
+            snapshot = at_done() if at_done else None
         finally:
             peak = sampler.stop() if sampler else 0
             group.stop()
         ran = int(self.server.client.get(_jobs.COUNT_KEY) or 0)
         if ran != jobs:
             raise RuntimeError(f"{ran} jobs ran instead of {jobs}")
-        return done_at - group.started_at, peak
+        return Drained(done_at - group.started_at, peak, redis_cpu, snapshot)
 
     def _wait_done(self, group: WorkerGroup) -> float:
         """The Unix time the last job ended, waiting for it while the workers live."""
