@@ -115,6 +115,7 @@ class Pidbox:
             node = mailbox(self.app)(conn).Node(self.hostname, state=self.state,
                                                 handlers=Panel.data)  # fmt: skip
             node.channel = conn.channel()
+            _forget_stale_commands(node, self.hostname)
             consumer = node.listen(callback=self._on_message(node))
             try:
                 wait = MEMORY_POLLING_INTERVAL if conn.transport_cls == "memory" else DRAIN_TIMEOUT
@@ -139,6 +140,18 @@ class Pidbox:
                 logger.exception("Remote-control command %r failed", _method(body))
 
         return on_message
+
+
+def _forget_stale_commands(node: Any, hostname: str) -> None:
+    """Empty the node's queue before listening: on kombu's memory transport (one per
+    process) a queue outlives its node, so commands sent to an earlier node of the same
+    name (a ``shutdown``) would reach this one. On Redis the fan-out keeps nothing."""
+    queue = node.mailbox.get_queue(hostname)(node.channel)
+    queue.declare()
+    discarded = queue.purge()
+    if discarded:
+        logger.debug("%s: %d remote-control commands sent before it started discarded",
+                     hostname, discarded)  # fmt: skip
 
 
 def _method(body: Any) -> Any:
