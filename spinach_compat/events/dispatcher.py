@@ -20,6 +20,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kombu import Connection, Producer
@@ -28,6 +29,7 @@ from kombu.exceptions import EncodeError
 from kombu.serialization import dumps
 from kombu.utils.url import maybe_sanitize_url
 
+from . import records
 from .event import EXCHANGE_NAME, get_exchange, group_from, routing_key
 from .event import utcoffset as local_utcoffset
 
@@ -35,6 +37,9 @@ if TYPE_CHECKING:
     from ..app.base import Celery
 
 logger = logging.getLogger("spinach_compat.events")
+
+#: A buffered entry: when it was recorded, and what makes its events of which values.
+_Entry = tuple[float, Callable[..., list[dict[str, Any]]], tuple[Any, ...]]
 
 #: Events kept while the publisher thread catches up: more absorbs longer bursts, at the
 #: cost of memory (an event is a few hundred bytes); past it the oldest are dropped.
@@ -90,7 +95,7 @@ class EventDispatcher:
         self.dropped = 0  #: events dropped since the outage began
         self._given = connection or (channel.connection.client if channel is not None else None)
         self._task_events = True
-        self._buffer: collections.deque[dict[str, Any]] = collections.deque(maxlen=BUFFER_LIMIT)
+        self._buffer: collections.deque[_Entry] = collections.deque(maxlen=BUFFER_LIMIT)
         self._offset, self._offset_until = 0.0, 0.0  # utcoffset(), until when it holds
         self._closing = threading.Event()
         self._lock = threading.Lock()  # the connection, in the publishing thread
@@ -124,20 +129,33 @@ class EventDispatcher:
         self.put(fields)
 
     def put(self, event: dict[str, Any]) -> None:
-        """Stamp and send ``event`` (with its ``type``): the worker's fast path, which
-        checked ``task_events`` already."""
-        now = time.time()
-        if now >= self._offset_until:  # the offset changes twice a year: asked every minute
-            self._offset, self._offset_until = local_utcoffset(), now + 60
-        event["hostname"], event["utcoffset"], event["pid"] = self.hostname, self._offset, self.pid
-        event["clock"], event["timestamp"] = self.clock.forward(), now
+        """Stamp and send ``event`` (with its ``type``)."""
+        self.record(records.given, event)
+
+    def record(self, make: Callable[..., list[dict[str, Any]]], *values: Any) -> None:
+        """Send the events ``make(*values)`` returns, stamped with the time of this call.
+        Buffered, they are made, stamped and encoded in the publisher thread (the worker's
+        fast path: ``records``; the caller checked ``task_events``)."""
+        entry = (time.time(), make, values)
         if not self.buffered:
             with self._lock:
-                self._publish(event, routing_key(event["type"]))
+                for event in self._stamped(entry):
+                    self._publish(event, routing_key(event["type"]))
             return
-        self._buffer.append(event)
+        self._buffer.append(entry)
         if self._thread is None:
             self._start_thread()
+
+    def _stamped(self, entry: _Entry) -> list[dict[str, Any]]:
+        """The events of a buffer entry, with their hostname, offset, pid, clock and time."""
+        now, make, values = entry
+        if now >= self._offset_until:  # the offset changes twice a year: asked every minute
+            self._offset, self._offset_until = local_utcoffset(), now + 60
+        events = make(*values)
+        for event in events:
+            event["hostname"], event["utcoffset"] = self.hostname, self._offset
+            event["pid"], event["clock"], event["timestamp"] = self.pid, self.clock.forward(), now
+        return events
 
     def set_task_events(self, enabled: bool) -> None:
         """Send task events (``enable_events``), or stop sending them (``disable_events``);
@@ -176,7 +194,8 @@ class EventDispatcher:
             closing = self._closing.wait(FLUSH_INTERVAL)
             while self._buffer:
                 size = min(BATCH_LIMIT, len(self._buffer))
-                batch = [self._buffer.popleft() for _ in range(size)]
+                pop = self._buffer.popleft
+                batch = [event for _ in range(size) for event in self._stamped(pop())]
                 with self._lock:
                     published = self._publish_batch(batch)
                 if not published:
