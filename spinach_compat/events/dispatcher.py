@@ -59,6 +59,10 @@ RETRY_INTERVAL = 1.0
 CLOSE_TIMEOUT = 5.0
 
 
+class _Encoded(str):
+    """A message body encoded in JSON already."""
+
+
 def anon_nodename() -> str:
     """``gen<pid>@<host>``: the name of a process that is not a worker (as Celery's)."""
     return f"gen{os.getpid()}@{socket.gethostname()}"
@@ -97,6 +101,7 @@ class EventDispatcher:
         self._task_events = True
         self._buffer: collections.deque[_Entry] = collections.deque(maxlen=BUFFER_LIMIT)
         self._offset, self._offset_until = 0.0, 0.0  # utcoffset(), until when it holds
+        self._stamp_json: tuple[float | None, str] = (None, "")  # an offset, its JSON stamp
         self._closing = threading.Event()
         self._lock = threading.Lock()  # the connection, in the publishing thread
         self._thread: threading.Thread | None = None
@@ -195,13 +200,65 @@ class EventDispatcher:
             while self._buffer:
                 size = min(BATCH_LIMIT, len(self._buffer))
                 pop = self._buffer.popleft
-                batch = [event for _ in range(size) for event in self._stamped(pop())]
+                entries = [pop() for _ in range(size)]
                 with self._lock:
-                    published = self._publish_batch(batch)
+                    published = self._publish_entries(entries)
                 if not published:
                     self.dropped += len(self._buffer)
                     self._buffer.clear()
                     closing = closing or self._closing.wait(RETRY_INTERVAL)
+
+    def _publish_entries(self, entries: list[_Entry]) -> bool:
+        """Publish buffered ``entries`` in order: each run of task records JSON knows as
+        one message made directly (``records.JSON_MAKERS``), the others as events; False
+        if publishing failed (the rest is dropped)."""
+        start = 0
+        while start < len(entries):
+            end = self._run_end(entries, start, fast=True)
+            body = self._json_body(entries[start:end]) if end > start else None
+            if body is None:
+                end = max(end, self._run_end(entries, start, fast=False))
+                batch = [event for entry in entries[start:end] for event in self._stamped(entry)]
+                published = self._publish_batch(batch)
+            else:
+                published = self._publish(body, "task.multi")
+            if not published:
+                self.dropped += len(entries) - end
+                return False
+            start = end
+        return True
+
+    def _run_end(self, entries: list[_Entry], start: int, fast: bool) -> int:
+        """Where the run from ``start`` of entries JSON knows (``fast``), or not, ends."""
+        end, json_known = start, self.serializer == "json"
+        while (
+            end < len(entries) and (json_known and entries[end][1] in records.JSON_MAKERS) is fast
+        ):
+            end += 1
+        return end
+
+    def _json_body(self, run: list[_Entry]) -> _Encoded | None:
+        """The ``task.multi`` message of a run of task records, made directly in JSON; None
+        if a value is not one it takes as is (the run then goes the usual way)."""
+        now = run[-1][0]
+        if now >= self._offset_until:
+            self._offset, self._offset_until = local_utcoffset(), now + 60
+        if self._stamp_json[0] != self._offset:
+            self._stamp_json = (
+                self._offset,
+                records.stamp_json(self.hostname, self._offset, self.pid),
+            )
+        stamp, clock, parts = self._stamp_json[1], self.clock, []
+        try:
+            for when, make, values in run:
+                to_json, count = records.JSON_MAKERS[make]
+                with clock.mutex:
+                    clock.value += count
+                    first = clock.value - count + 1
+                parts.append(to_json(stamp, first, when, *values))
+        except TypeError:
+            return None
+        return _Encoded(f"[{','.join(parts)}]")
 
     def _publish_batch(self, batch: list[dict[str, Any]]) -> bool:
         """Publish ``batch`` in order: each run of task events as one message (a list,
@@ -256,6 +313,8 @@ class EventDispatcher:
         """``publish``'s body and its encoding arguments: JSON encoded here (the C encoder,
         for the usual values), else by kombu's ``event_serializer``; ``EncodeError`` naming
         the event, its task and the cause if neither can."""
+        if isinstance(body, _Encoded):
+            return str(body), _JSON
         if self.serializer == "json":
             try:
                 return _ENCODER.encode(body), _JSON

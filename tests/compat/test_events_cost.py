@@ -80,3 +80,46 @@ def test_a_watcher_that_raises_never_fails_the_task(make_app, caplog):
         trace.watchers.pop()
     assert outcome.retval == 4 and seen == ["started", "finished"]
     assert "broken watcher" in caplog.text
+
+
+def _entries(dispatcher: EventDispatcher, eta: Any) -> list[Any]:
+    dispatcher._start_thread = lambda: None  # type: ignore[method-assign]
+    dispatcher.record(records.received, "id-\u00e9\"1", "proj.add", "('\u00e9\\n',)", "{}",
+                      "id-0", "id-p", 2, eta, None)  # fmt: skip
+    dispatcher.record(records.succeeded, 'id-\u00e9"1', "'x\\ty'", 0.25)
+    return list(dispatcher._buffer)
+
+
+def test_a_run_of_task_records_is_one_json_message_decoding_to_the_same_events(make_app):
+    """The publisher writes the JSON of a run of task records directly: kombu decodes the
+    ``task.multi`` message to the events the usual path makes, clocks in order."""
+    from kombu.serialization import loads
+
+    dispatcher = EventDispatcher(app=make_app(), hostname=NODE, buffered=True)
+    entries = _entries(dispatcher, "2026-12-07T10:00:00+00:00")
+    sent = _capturing(dispatcher)
+    assert dispatcher._publish_entries(entries)
+    [(body, key)] = sent
+    events = loads(dispatcher._encoded(body)[0], "application/json", "utf-8")
+    usual = [event for entry in entries for event in dispatcher._stamped(entry)]
+    assert key == "task.multi" and [e["clock"] for e in events] == [1, 2, 3]
+    for event in [*events, *usual]:
+        del event["clock"]
+    assert events == usual
+
+
+def test_a_run_with_a_value_json_does_not_take_goes_the_usual_way(make_app):
+    """A value the direct JSON does not take (an eta given as a datetime) sends the run
+    through the event dicts and kombu's serializer, which encodes it."""
+    from datetime import datetime, timezone
+
+    dispatcher = EventDispatcher(app=make_app(), hostname=NODE, buffered=True)
+    eta = datetime(2026, 12, 7, 10, tzinfo=timezone.utc)
+    entries = _entries(dispatcher, eta)
+    sent = _capturing(dispatcher)
+    assert dispatcher._publish_entries(entries)
+    [(body, key)] = sent
+    assert key == "task.multi" and [e["type"] for e in body] == [
+        "task-received", "task-started", "task-succeeded",
+    ]  # fmt: skip
+    assert body[0]["eta"] is eta
