@@ -1,12 +1,13 @@
 """``EventDispatcher``: publishes Celery events through kombu on the app's broker.
 
 Events are best effort, as Celery's: they must never break or slow the job that causes
-them. A worker's dispatcher is *buffered*: ``send`` stamps the event and appends it to an
-in-memory buffer, and one publisher thread publishes the buffer every ``FLUSH_INTERVAL``
-(the task events in one message: a list, as Celery's grouped events); a publishing error
+them. A worker's dispatcher is *buffered*: ``send`` (or ``record``, the raw values of a
+task's events) appends to an in-memory buffer with the time, and one publisher thread makes,
+stamps and publishes the buffer every ``FLUSH_INTERVAL`` (the task events in one message: a
+list, as Celery's grouped events, its JSON written directly); a publishing error
 (the broker is away) is logged once per outage, and the events of the outage are dropped
 (counted in the line saying it is over). The buffer holds at most ``BUFFER_LIMIT``
-events: past that the oldest are dropped. An unbuffered dispatcher (``task-sent`` from
+records: past that the oldest are dropped. An unbuffered dispatcher (``task-sent`` from
 ``delay()``) publishes in the caller's thread, with the same outage handling.
 """
 
@@ -41,15 +42,16 @@ logger = logging.getLogger("spinach_compat.events")
 #: A buffered entry: when it was recorded, and what makes its events of which values.
 _Entry = tuple[float, Callable[..., list[dict[str, Any]]], tuple[Any, ...]]
 
-#: Events kept while the publisher thread catches up: more absorbs longer bursts, at the
-#: cost of memory (an event is a few hundred bytes); past it the oldest are dropped.
+#: Records (an event, or a task's start: received and started) kept while the publisher
+#: thread catches up: more absorbs longer bursts, at the cost of memory (a record is a few
+#: hundred bytes); past it the oldest are dropped.
 BUFFER_LIMIT = 10_000
 _JSON = {"content_type": "application/json", "content_encoding": "utf-8"}
 _ENCODER = json.JSONEncoder(check_circular=False, separators=(",", ":"))
 #: Seconds between two publications of the buffered events: longer puts more events in
 #: each message (cheaper for the worker), at the cost of their delay.
 FLUSH_INTERVAL = 0.25
-#: Task events published as one message (a list) when they wait together: more means
+#: Records published at most as one message (a list) when they wait together: more means
 #: fewer messages under load, at the cost of bigger ones.
 BATCH_LIMIT = 1000
 #: Seconds between attempts to reach the broker again during an outage: shorter notices the
