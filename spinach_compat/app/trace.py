@@ -46,6 +46,12 @@ IGNORE_STATES = frozenset({states.IGNORED, states.RETRY, states.REJECTED})
 #: away). Shorter sets it aside sooner once the broker is back, at the cost of more tries.
 _REFUSAL_RETRY = timedelta(seconds=5)
 
+#: What watches every worker attempt in its thread (the task events of running workers,
+#: ``spinach_compat.events.worker``): ``started(task, request)`` before the body,
+#: ``finished(task, request, state, retval)`` after it. Called directly rather than through
+#: signals, as they are on every job; an error of one is logged, never the task's.
+watchers: list[Any] = []
+
 
 class ExceptionInfo:
     """An exception with its traceback, as handed to ``on_failure`` and ``on_retry``."""
@@ -81,6 +87,8 @@ def trace_task(task: Task, request: Context, *, eager: bool, propagate: bool) ->
         signals.task_prerun.send(
             sender=task, task_id=request.id, task=task, args=request.args, kwargs=request.kwargs
         )
+        if watchers and not eager:
+            _watch("started", task, request)
         outcome = _attempt(task, request, eager, propagate)
         if outcome.state not in IGNORE_STATES:
             _call_handler(
@@ -90,6 +98,8 @@ def trace_task(task: Task, request: Context, *, eager: bool, propagate: bool) ->
         return outcome
     finally:
         try:
+            if watchers and not eager:
+                _watch("finished", task, request, outcome.state, outcome.retval)
             signals.task_postrun.send(
                 sender=task, task_id=request.id, task=task, args=request.args,
                 kwargs=request.kwargs, retval=outcome.retval, state=outcome.state,
@@ -97,6 +107,15 @@ def trace_task(task: Task, request: Context, *, eager: bool, propagate: bool) ->
         finally:
             task.pop_request()
             pop_task()
+
+
+def _watch(method: str, *args: Any) -> None:
+    """Call ``method`` of every watcher with ``args``; one that raises is logged."""
+    for watcher in list(watchers):
+        try:
+            getattr(watcher, method)(*args)
+        except Exception:
+            logger.exception("%s of %r raised (the task is not affected)", method, watcher)
 
 
 def _attempt(task: Task, request: Context, eager: bool, propagate: bool) -> Outcome:

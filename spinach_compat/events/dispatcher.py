@@ -1,12 +1,13 @@
 """``EventDispatcher``: publishes Celery events through kombu on the app's broker.
 
 Events are best effort, as Celery's: they must never break or slow the job that causes
-them. A worker's dispatcher is *buffered*: ``send`` stamps the event and appends it to an
-in-memory buffer, and one publisher thread publishes the buffer every ``FLUSH_INTERVAL``
-(the task events in one message: a list, as Celery's grouped events); a publishing error
+them. A worker's dispatcher is *buffered*: ``send`` (or ``record``, the raw values of a
+task's events) appends to an in-memory buffer with the time, and one publisher thread makes,
+stamps and publishes the buffer every ``FLUSH_INTERVAL`` (the task events in one message: a
+list, as Celery's grouped events, its JSON written directly); a publishing error
 (the broker is away) is logged once per outage, and the events of the outage are dropped
 (counted in the line saying it is over). The buffer holds at most ``BUFFER_LIMIT``
-events: past that the oldest are dropped. An unbuffered dispatcher (``task-sent`` from
+records: past that the oldest are dropped. An unbuffered dispatcher (``task-sent`` from
 ``delay()``) publishes in the caller's thread, with the same outage handling.
 """
 
@@ -20,6 +21,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kombu import Connection, Producer
@@ -28,6 +30,7 @@ from kombu.exceptions import EncodeError
 from kombu.serialization import dumps
 from kombu.utils.url import maybe_sanitize_url
 
+from . import records
 from .event import EXCHANGE_NAME, get_exchange, group_from, routing_key
 from .event import utcoffset as local_utcoffset
 
@@ -36,15 +39,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("spinach_compat.events")
 
-#: Events kept while the publisher thread catches up: more absorbs longer bursts, at the
-#: cost of memory (an event is a few hundred bytes); past it the oldest are dropped.
+#: A buffered entry: when it was recorded, and what makes its events of which values.
+_Entry = tuple[float, Callable[..., list[dict[str, Any]]], tuple[Any, ...]]
+
+#: Records (an event, or a task's start: received and started) kept while the publisher
+#: thread catches up: more absorbs longer bursts, at the cost of memory (a record is a few
+#: hundred bytes); past it the oldest are dropped.
 BUFFER_LIMIT = 10_000
 _JSON = {"content_type": "application/json", "content_encoding": "utf-8"}
 _ENCODER = json.JSONEncoder(check_circular=False, separators=(",", ":"))
 #: Seconds between two publications of the buffered events: longer puts more events in
 #: each message (cheaper for the worker), at the cost of their delay.
 FLUSH_INTERVAL = 0.25
-#: Task events published as one message (a list) when they wait together: more means
+#: Records published at most as one message (a list) when they wait together: more means
 #: fewer messages under load, at the cost of bigger ones.
 BATCH_LIMIT = 1000
 #: Seconds between attempts to reach the broker again during an outage: shorter notices the
@@ -52,6 +59,10 @@ BATCH_LIMIT = 1000
 RETRY_INTERVAL = 1.0
 #: Seconds ``close`` waits for buffered events (``worker-offline``) to be published.
 CLOSE_TIMEOUT = 5.0
+
+
+class _Encoded(str):
+    """A message body encoded in JSON already."""
 
 
 def anon_nodename() -> str:
@@ -90,8 +101,9 @@ class EventDispatcher:
         self.dropped = 0  #: events dropped since the outage began
         self._given = connection or (channel.connection.client if channel is not None else None)
         self._task_events = True
-        self._buffer: collections.deque[dict[str, Any]] = collections.deque(maxlen=BUFFER_LIMIT)
+        self._buffer: collections.deque[_Entry] = collections.deque(maxlen=BUFFER_LIMIT)
         self._offset, self._offset_until = 0.0, 0.0  # utcoffset(), until when it holds
+        self._stamp_json: tuple[float | None, str] = (None, "")  # an offset, its JSON stamp
         self._closing = threading.Event()
         self._lock = threading.Lock()  # the connection, in the publishing thread
         self._thread: threading.Thread | None = None
@@ -124,20 +136,33 @@ class EventDispatcher:
         self.put(fields)
 
     def put(self, event: dict[str, Any]) -> None:
-        """Stamp and send ``event`` (with its ``type``): the worker's fast path, which
-        checked ``task_events`` already."""
-        now = time.time()
-        if now >= self._offset_until:  # the offset changes twice a year: asked every minute
-            self._offset, self._offset_until = local_utcoffset(), now + 60
-        event["hostname"], event["utcoffset"], event["pid"] = self.hostname, self._offset, self.pid
-        event["clock"], event["timestamp"] = self.clock.forward(), now
+        """Stamp and send ``event`` (with its ``type``)."""
+        self.record(records.given, event)
+
+    def record(self, make: Callable[..., list[dict[str, Any]]], *values: Any) -> None:
+        """Send the events ``make(*values)`` returns, stamped with the time of this call.
+        Buffered, they are made, stamped and encoded in the publisher thread (the worker's
+        fast path: ``records``; the caller checked ``task_events``)."""
+        entry = (time.time(), make, values)
         if not self.buffered:
             with self._lock:
-                self._publish(event, routing_key(event["type"]))
+                for event in self._stamped(entry):
+                    self._publish(event, routing_key(event["type"]))
             return
-        self._buffer.append(event)
+        self._buffer.append(entry)
         if self._thread is None:
             self._start_thread()
+
+    def _stamped(self, entry: _Entry) -> list[dict[str, Any]]:
+        """The events of a buffer entry, with their hostname, offset, pid, clock and time."""
+        now, make, values = entry
+        if now >= self._offset_until:  # the offset changes twice a year: asked every minute
+            self._offset, self._offset_until = local_utcoffset(), now + 60
+        events = make(*values)
+        for event in events:
+            event["hostname"], event["utcoffset"] = self.hostname, self._offset
+            event["pid"], event["clock"], event["timestamp"] = self.pid, self.clock.forward(), now
+        return events
 
     def set_task_events(self, enabled: bool) -> None:
         """Send task events (``enable_events``), or stop sending them (``disable_events``);
@@ -176,13 +201,66 @@ class EventDispatcher:
             closing = self._closing.wait(FLUSH_INTERVAL)
             while self._buffer:
                 size = min(BATCH_LIMIT, len(self._buffer))
-                batch = [self._buffer.popleft() for _ in range(size)]
+                pop = self._buffer.popleft
+                entries = [pop() for _ in range(size)]
                 with self._lock:
-                    published = self._publish_batch(batch)
+                    published = self._publish_entries(entries)
                 if not published:
                     self.dropped += len(self._buffer)
                     self._buffer.clear()
                     closing = closing or self._closing.wait(RETRY_INTERVAL)
+
+    def _publish_entries(self, entries: list[_Entry]) -> bool:
+        """Publish buffered ``entries`` in order: each run of task records JSON knows as
+        one message made directly (``records.JSON_MAKERS``), the others as events; False
+        if publishing failed (the rest is dropped)."""
+        start = 0
+        while start < len(entries):
+            end = self._run_end(entries, start, fast=True)
+            body = self._json_body(entries[start:end]) if end > start else None
+            if body is None:
+                end = max(end, self._run_end(entries, start, fast=False))
+                batch = [event for entry in entries[start:end] for event in self._stamped(entry)]
+                published = self._publish_batch(batch)
+            else:
+                published = self._publish(body, "task.multi")
+            if not published:
+                self.dropped += len(entries) - end
+                return False
+            start = end
+        return True
+
+    def _run_end(self, entries: list[_Entry], start: int, fast: bool) -> int:
+        """Where the run from ``start`` of entries JSON knows (``fast``), or not, ends."""
+        end, json_known = start, self.serializer == "json"
+        while (
+            end < len(entries) and (json_known and entries[end][1] in records.JSON_MAKERS) is fast
+        ):
+            end += 1
+        return end
+
+    def _json_body(self, run: list[_Entry]) -> _Encoded | None:
+        """The ``task.multi`` message of a run of task records, made directly in JSON; None
+        if a value is not one it takes as is (the run then goes the usual way)."""
+        now = run[-1][0]
+        if now >= self._offset_until:
+            self._offset, self._offset_until = local_utcoffset(), now + 60
+        if self._stamp_json[0] != self._offset:
+            self._stamp_json = (
+                self._offset,
+                records.stamp_json(self.hostname, self._offset, self.pid),
+            )
+        stamp, clock, parts = self._stamp_json[1], self.clock, []
+        try:
+            for when, make, values in run:
+                to_json, count = records.JSON_MAKERS[make]
+                with clock.mutex:
+                    clock.value += count
+                    first = clock.value - count + 1
+                parts.append(to_json(stamp, first, when, *values))
+        except TypeError:
+            return None
+        return _Encoded(f"[{','.join(parts)}]")
 
     def _publish_batch(self, batch: list[dict[str, Any]]) -> bool:
         """Publish ``batch`` in order: each run of task events as one message (a list,
@@ -237,6 +315,8 @@ class EventDispatcher:
         """``publish``'s body and its encoding arguments: JSON encoded here (the C encoder,
         for the usual values), else by kombu's ``event_serializer``; ``EncodeError`` naming
         the event, its task and the cause if neither can."""
+        if isinstance(body, _Encoded):
+            return str(body), _JSON
         if self.serializer == "json":
             try:
                 return _ENCODER.encode(body), _JSON

@@ -5,9 +5,10 @@ once ``set_task_events(True)``), and the node's ``worker-online``, ``worker-hear
 
 ``WorkerEvents`` is a worker service (see ``spinach_compat.worker``): started once the
 engine runs, stopped at ``worker_process_shutdown``, once the running tasks finished. The
-task events are read from two task signals sent in the job's thread (``task_prerun``:
-received and started; ``task_postrun``: succeeded, failed, retried or rejected) and from
-``task_revoked``; each only stamps and buffers an event there (see ``dispatcher``). In a
+task events come from the job's thread, where the trace calls the service directly (a
+``trace.watchers`` entry: ``started`` gives received and started, ``finished`` succeeded,
+failed, retried or rejected), and from ``task_revoked``; a job only records raw values
+there, made into events by the publisher thread (see ``records`` and ``dispatcher``). In a
 prefork pool each child sends its tasks' events (under the node's name and its own pid, as
 Celery's pool children), and the parent sends the worker events, counting the children's
 jobs through their status pipes.
@@ -15,6 +16,7 @@ jobs through their status pipes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import threading
@@ -30,6 +32,8 @@ from spinach import __version__ as spinach_version
 
 from .. import signals, states
 from .._state import app_of
+from ..app import trace
+from . import records
 from .dispatcher import EventDispatcher
 
 if TYPE_CHECKING:
@@ -151,6 +155,8 @@ class WorkerEvents:
     def shutdown(self, **_: Any) -> None:
         """Stop sending: ``worker-offline``, then the buffer is published; idempotent."""
         _running.discard(self)
+        with contextlib.suppress(ValueError):  # not watching, or removed already
+            trace.watchers.remove(self)
         for signal, receiver in self._receivers:
             signal.disconnect(receiver)
         self._receivers.clear()
@@ -186,13 +192,11 @@ class WorkerEvents:
     # -- task events -----------------------------------------------------------------------
 
     def _connect(self) -> None:
-        """Two signals per task (the task events are read from them), and revocations."""
-        for signal, receiver in (
-            (signals.task_prerun, self._started), (signals.task_postrun, self._finished),
-            (signals.task_revoked, self._revoked),
-        ):  # fmt: skip
-            signal.connect(receiver, weak=False)
-            self._receivers.append((signal, receiver))
+        """Watch every attempt of the worker's tasks (``trace.watchers``, called in the job's
+        thread), and revocations (a signal)."""
+        trace.watchers.append(self)
+        signals.task_revoked.connect(self._revoked, weak=False)
+        self._receivers.append((signals.task_revoked, self._revoked))
 
     def _sends_for(self, task: Any) -> EventDispatcher | None:
         """The dispatcher if ``task``'s events are to be sent (this app's, ``send_events``)."""
@@ -201,38 +205,28 @@ class WorkerEvents:
             return None
         return dispatcher if app_of(task) is self.app else None
 
-    def _started(self, sender: Any = None, **_: Any) -> None:
-        """``task_prerun``: ``task-received`` (the worker takes the job as it runs it, so
-        both come together), then ``task-started``."""
-        request = sender.request
-        if request.is_eager:
-            return
+    def started(self, task: Any, request: Any) -> None:
+        """A job starts: ``task-received`` (the worker takes the job as it runs it, so both
+        come together), then ``task-started``; recorded raw (see ``records``)."""
         self.counter.started()
         self._runs.started = time.monotonic()
-        dispatcher = self._sends_for(sender)
+        dispatcher = self._sends_for(task)
         if dispatcher is not None:
-            task_id = request.id
-            dispatcher.put({
-                "type": "task-received", "uuid": task_id, "name": sender.name,
-                "args": request.argsrepr, "kwargs": request.kwargsrepr,
-                "root_id": request.root_id, "parent_id": request.parent_id,
-                "retries": request.retries, "eta": request.eta, "expires": request.expires,
-            })  # fmt: skip
-            dispatcher.put({"type": "task-started", "uuid": task_id})
+            dispatcher.record(
+                records.received, request.id, task.name, request.argsrepr, request.kwargsrepr,
+                request.root_id, request.parent_id, request.retries, request.eta,
+                request.expires,
+            )  # fmt: skip
 
-    def _finished(self, sender: Any = None, retval: Any = None, state: str = "", **_: Any) -> None:
-        """``task_postrun``: the outcome's event (succeeded, failed, retried, rejected)."""
-        request = sender.request
-        if request.is_eager:
-            return
+    def finished(self, task: Any, request: Any, state: str, retval: Any) -> None:
+        """A job ends: the outcome's event (succeeded, failed, retried, rejected)."""
         self.counter.finished()
-        dispatcher = self._sends_for(sender)
+        dispatcher = self._sends_for(task)
         if dispatcher is None:
             return
         if state == states.SUCCESS:
             runtime = time.monotonic() - getattr(self._runs, "started", time.monotonic())
-            dispatcher.put({"type": "task-succeeded", "uuid": request.id,
-                            "result": _result_repr(retval), "runtime": runtime})  # fmt: skip
+            dispatcher.record(records.succeeded, request.id, _result_repr(retval), runtime)
         elif state in (states.FAILURE, states.RETRY):
             exc = getattr(retval, "exc", None) if state == states.RETRY else retval
             kind = "task-failed" if state == states.FAILURE else "task-retried"
