@@ -136,6 +136,7 @@ from .redis_client import (
     disconnect,
     log_hidden_retries,
 )
+from .redis_layout import check_layout, resolve_count, split_url
 from .redis_settings import RedisSettings, settings_from
 from .redis_watch import Watchers
 
@@ -267,6 +268,8 @@ class RedisBroker(Broker):
     engine (``spinach.const``).
     """
 
+    _partitioned = False  #: whether the class spreads a namespace over partitions
+
     #: What a broker call raises when Redis cannot be reached; callers retry on these. A
     #: cluster adds a node that is down (``ClusterDownError``) or a slot nobody serves yet.
     connection_errors: tuple[type[Exception], ...] = (
@@ -276,6 +279,15 @@ class RedisBroker(Broker):
         SlotNotCoveredError,
     )
 
+    def __new__(cls, redis: Client | str | None = None, *args: Any, **kwargs: Any) -> Any:
+        """``partitions=N > 1`` (or ``?partitions=N``) makes a ``PartitionedRedisBroker``."""
+        url_count = split_url(redis)[1] if isinstance(redis, str) else None
+        if cls is RedisBroker and resolve_count(url_count, kwargs.get("partitions")) > 1:
+            from .redis_partitions import PartitionedRedisBroker
+
+            return super().__new__(PartitionedRedisBroker)
+        return super().__new__(cls)
+
     def __init__(
         self,
         redis: Client | str | None = None,
@@ -283,8 +295,16 @@ class RedisBroker(Broker):
         clock: Clock = time.time,
         worker_id: str | None = None,
         settings: RedisSettings | None = None,
+        partitions: int | None = None,
         **tunables: Any,
     ):
+        url_count = None
+        if isinstance(redis, str):
+            redis, url_count = split_url(redis)
+        #: How many partitions the namespace is spread over (``redis_partitions``).
+        self.partition_count = resolve_count(url_count, partitions)
+        if self.partition_count > 1 and not self._partitioned:
+            raise ValueError(f"{type(self).__name__} cannot spread a namespace over partitions")
         settings = settings_from(settings, tunables)
         super().__init__(clock=clock, worker_id=worker_id, **settings.liveness())
         #: The tunables this broker runs with (see ``RedisSettings``).
@@ -444,9 +464,11 @@ class RedisBroker(Broker):
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load the scripts now, so a server that cannot run them fails the start."""
+        """Load the scripts now, so a server that cannot run them fails the start; refuse
+        a partition count other than the namespace's (``redis_layout``)."""
         for script in self._scripts.values():
             script.sha = self._redis.script_load(script.script)
+        check_layout(self._redis, self.namespace, self.partition_count)
 
     def allow_connections(self, count: int) -> None:
         """Raise the pool's limit (redis-py's default: 100) to ``count`` if lower: a pool
