@@ -545,3 +545,15 @@ def test_redis_py_never_sees_the_partitions_parameter(redis_url) -> None:
         assert isinstance(made.redis, redis.Redis)
     finally:
         made.stop()
+
+
+def test_the_dashboard_s_quick_broker_reads_every_partition(broker) -> None:
+    from spinach.dashboard.server import _quick_broker
+
+    broker.enqueue_jobs([job(key=key_on(i)) for i in range(N)])
+    quick = _quick_broker(broker)
+    try:
+        assert isinstance(quick, PartitionedRedisBroker) and quick.partition_count == N
+        assert quick.queue_lengths() == {"q": N}
+    finally:
+        quick.stop()
