@@ -17,6 +17,16 @@ with Redis's own TTLs; ``flush`` leaves it to them. ``publish_value`` also PUBLI
 value on a channel named after its key, which ``watch`` subscribes to (``redis_watch``);
 an ``Unscoped`` name is a key outside the namespace, in a slot of its own.
 
+Partitions
+----------
+``RedisBroker(..., partitions=N)`` (or ``?partitions=N`` in the URL) with N > 1 spreads the
+namespace over N hash tags: partition ``i`` has every key above under ``{<ns>~i}/``
+instead of ``{<ns>}/`` (a complete one-slot layout, with the same scripts), while the
+shared state, the channel ``{<ns>}/notifications/<db>`` and the count itself
+(``{<ns>}/partitions``, see ``redis_layout``) stay under ``{<ns>}/``. The fan-out, routing
+and merged inspection are in ``redis_partitions``. One partition, the default, is the
+layout above unchanged.
+
 Atomicity
 ---------
 Every state change is one Lua script (``redis_scripts/<name>.lua``, with the helpers of
@@ -253,7 +263,9 @@ class RedisBroker(Broker):
     Redis Cluster, a ``redis.cluster.RedisCluster`` client or a ``redis+cluster://`` URL
     (``rediss+cluster://`` for TLS) naming one node, e.g.
     ``redis+cluster://:password@10.0.0.1:7000``: the client connects to it at once to
-    discover the others.
+    discover the others. ``partitions=N`` (or ``?partitions=N`` in the URL), an int >= 1,
+    spreads the namespace over N hash tags: N > 1 builds a ``PartitionedRedisBroker``
+    (``redis_partitions``), a subclass.
 
     The tunables come in one ``settings`` object (``RedisSettings``: each field says what
     it trades off), or as keywords of the same names (``RedisBroker(url,
