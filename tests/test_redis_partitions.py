@@ -306,6 +306,23 @@ def test_an_idle_fetch_asks_every_partition_once(broker) -> None:
     assert broker.is_queue_empty("q")
 
 
+def test_an_unreachable_partition_does_not_strand_the_jobs_of_the_others(broker, monkeypatch):
+    broker.enqueue_jobs([job(key=key_on(i)) for i in range(N)])
+
+    def down(*args: Any) -> list[Job]:
+        raise redis.ConnectionError("a node is down")
+
+    monkeypatch.setattr(broker.partitions[1], "get_jobs_from_queue", down)
+    monkeypatch.setattr(broker.partitions[1], "unsettled_jobs", down)
+    assert len(broker.get_jobs_from_queue("q", 10)) == N - 1  # the others' jobs, not lost
+    with pytest.raises(redis.ConnectionError):  # nothing came: the error is raised
+        broker.get_jobs_from_queue("q", 10)
+    with pytest.raises(redis.ConnectionError):
+        broker.unsettled_jobs()
+    monkeypatch.undo()
+    assert len(broker.get_jobs_from_queue("q", 10)) == 1
+
+
 # -- the layout guard ------------------------------------------------------------------------
 
 

@@ -17,13 +17,16 @@ stay in order on one partition), else its id: jobs spread evenly, and a job sent
 (a lost reply) lands where it was, so it is still stored once. A job taken from a
 partition goes back to it (retry, give back, dead letter, finish): the fetch ids of
 partition ``i`` end in ``~i``, and ``Job.attempt`` is one. ``push_raw`` (tests, tooling)
-puts payloads on partition 0.
+puts payloads on partition 0. A batch is one script per partition it touches: every
+payload is serialized first (all or none), but a connection lost midway may leave part of
+it stored; sending it again stores the rest, each job once.
 
 Fetching, liveness, schedules
 -----------------------------
 A fetch asks the partitions in turn, from a partition that moves on by one at every fetch
 (a random one first), until it has ``max_jobs``: none is starved, and an idle poll costs up
-to N fetch calls. Order within a queue, and priority order, hold within a partition only.
+to N fetch calls. A partition that cannot be reached is passed by while others give jobs
+(on a cluster, workers go on with the nodes still up). Order within a queue, and priority order, hold within a partition only.
 Worker registration, heartbeats and recovery run on every partition (N scripts each);
 ``workers()`` reads partition 0. A periodic task lives on the partition of its name, so it
 still fires once per period. The shared state (claims, counters, values: ``key()``) stays
@@ -190,17 +193,38 @@ class PartitionedRedisBroker(RedisBroker):
     def get_jobs_from_queue(self, queue: str | Sequence[str], max_jobs: int) -> list[Job]:
         queues = normalize_queues(queue)
         max_jobs = min(max_jobs, self.max_fetch_size)
-        jobs: list[Job] = []
         if max_jobs <= 0:
-            return jobs
-        for part in self._turn():
-            jobs += part.get_jobs_from_queue(queues, max_jobs - len(jobs))
-            if len(jobs) >= max_jobs:
-                break
-        return jobs
+            return []
+        return self._gather(
+            self._turn(), lambda part, room: part.get_jobs_from_queue(queues, room), max_jobs
+        )
 
     def unsettled_jobs(self) -> list[Job]:
-        return [job for part in self.partitions for job in part.unsettled_jobs()]
+        return self._gather(self.partitions, lambda part, _: part.unsettled_jobs())
+
+    def _gather(
+        self,
+        parts: Sequence[_Partition],
+        take: Callable[[_Partition, int], list[Job]],
+        max_jobs: int | None = None,
+    ) -> list[Job]:
+        """The jobs ``take`` gets from ``parts`` in turn, until ``max_jobs``. A partition
+        that cannot be reached is passed by: the jobs the others gave are returned (they
+        run under this worker now), and its error is raised only when none came (that
+        partition keeps its fetch id, so a lost reply is delivered by a later call)."""
+        jobs: list[Job] = []
+        failure: Exception | None = None
+        for part in parts:
+            room = max_jobs - len(jobs) if max_jobs is not None else 0
+            try:
+                jobs += take(part, room)
+            except self.connection_errors as exc:
+                failure = failure or exc
+            if max_jobs is not None and len(jobs) >= max_jobs:
+                break
+        if failure is not None and not jobs:
+            raise failure
+        return jobs
 
     def remove_job_from_running(self, job: Job) -> None:
         self.holder(job).remove_jobs_from_running([job])
