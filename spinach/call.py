@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .priority import check_priority
+from .routing import check_partition_key
 
 if TYPE_CHECKING:
     from .task import TaskRef
@@ -30,10 +31,13 @@ class Call:
     max_retries: int | None = None
     countdown: float | None = None  #: seconds from now the job is due at
     eta: datetime | None = None  #: when the job is due (a naive datetime is UTC)
+    #: Routes the job in a partitioned Redis namespace (``spinach.routing``).
+    partition_key: str | None = None
 
     def __post_init__(self) -> None:
         name = getattr(self.task, "name", None) or getattr(self.task, "__name__", self.task)
         check_priority(str(name), self.priority)
+        check_partition_key(str(name), self.partition_key)
         if self.countdown is not None and self.eta is not None:
             raise ValueError(f"options of task '{name}': give countdown or eta, not both")
         if self.countdown is not None and (
@@ -51,11 +55,13 @@ class Call:
 
     def overrides(self) -> dict[str, Any]:
         """The job options set for this call."""
-        given = {"queue": self.queue, "priority": self.priority, "max_retries": self.max_retries}
+        given = {"queue": self.queue, "priority": self.priority, "max_retries": self.max_retries,
+                 "partition_key": self.partition_key}  # fmt: skip
         return {name: value for name, value in given.items() if value is not None}
 
 
 def options(task: TaskRef, **kwargs: Any) -> Call:
     """``task`` with options for one call: ``queue``, ``priority`` (0 first to 9 last),
-    ``max_retries``, ``countdown`` (seconds) or ``eta`` (a datetime)."""
+    ``max_retries``, ``countdown`` (seconds) or ``eta`` (a datetime), ``partition_key``
+    (jobs with one key stay in order on one partition of a partitioned Redis namespace)."""
     return Call(task, **kwargs)

@@ -64,6 +64,7 @@ class Job:
         "max_concurrency",
         "max_retries",
         "meta",
+        "partition_key",
         "queue",
         "retries",
         "status",
@@ -109,6 +110,9 @@ class Job:
         #: (None: while it lives); set when the job is built, not stored in its payload.
         self.unique_key: str | None = None
         self.unique_ttl: float | None = None
+        #: What a partitioned Redis namespace routes the job by (``spinach.routing``); not
+        #: stored in its payload. None: spread by its id.
+        self.partition_key: str | None = None
 
     @property
     def at(self) -> datetime:

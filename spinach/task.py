@@ -19,6 +19,7 @@ from .exc import AbortException, InvalidJobSignatureError, RetryException, Unkno
 from .job import Job
 from .priority import band, check_priority
 from .rate_limit import RateLimit, check_burst, parse_rate
+from .routing import check_partition_key, routing_key
 from .unique import check_unique, check_unique_key, check_unique_ttl, ttl_seconds, unique_key_of
 
 if TYPE_CHECKING:
@@ -109,6 +110,9 @@ class TaskOptions:
     unique_ttl: float | timedelta | None = field(
         default=None, metadata=_about(check_unique_ttl, False)
     )
+    #: Jobs with one partition key stay on one partition, in order, in a partitioned Redis
+    #: namespace (spinach.routing); None: spread round-robin.
+    partition_key: str | None = field(default=None, metadata=_about(check_partition_key, False))
 
     def validate(self, task_name: str) -> None:
         """Raise ``ValueError`` naming the task and the first invalid option."""
@@ -131,8 +135,8 @@ class Task:
     """A function jobs run, with how its jobs are queued, retried and limited.
 
     Its options (``TaskOptions``: queue, max_retries, periodicity, max_concurrency,
-    rate_limit, rate_burst, priority, unique, unique_key, unique_ttl) are given after the name,
-    positionally or by keyword, and are attributes of the task.
+    rate_limit, rate_burst, priority, unique, unique_key, unique_ttl, partition_key) are
+    given after the name, positionally or by keyword, and are attributes of the task.
     """
 
     # The options as attributes, typed for mypy (tests/test_tasks.py checks they are
@@ -147,6 +151,7 @@ class Task:
     unique: bool
     unique_key: Callable[..., str] | None
     unique_ttl: float | timedelta | None
+    partition_key: str | None
 
     def __init__(self, func: Callable, name: str, *args: Any, **kwargs: Any):
         _validate_name(name)
@@ -180,6 +185,7 @@ class Task:
         (``overrides``: the options set otherwise for this job only)."""
         carried = dict(zip(JOB_OPTIONS, _carried_options(self), strict=True))
         level = overrides.pop("priority", self.priority)
+        partition_key = overrides.pop("partition_key", self.partition_key)
         if overrides:
             carried.update(overrides)
         job = Job(task_name=self.name, at=at, task_args=args, task_kwargs=kwargs,
@@ -189,6 +195,8 @@ class Task:
         if self.unique or self.unique_key is not None:
             job.unique_key = unique_key_of(self.name, self.unique, self.unique_key, args, kwargs)
             job.unique_ttl = ttl_seconds(self.unique_ttl)
+        job.partition_key = partition_key
+        job.partition_key = routing_key(job, limited=self.rate_limit is not None)
         return job
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -311,7 +319,8 @@ class Tasks:
         """Decorator registering a function as a task, used with or without arguments:
         ``task(func=None, name=None, queue=None, max_retries=None, periodicity=None,
         max_concurrency=None, rate_limit=None, rate_burst=None, priority=None, unique=None,
-        unique_key=None, unique_ttl=None)``, the options of ``TaskOptions``.
+        unique_key=None, unique_ttl=None, partition_key=None)``, the options of
+        ``TaskOptions``.
 
         The decorated function is returned, still callable directly, with a ``task_name``
         attribute (as upstream Spinach): ``spin.schedule(func)`` and ``func.task_name`` work.
@@ -329,8 +338,9 @@ class Tasks:
     def add(self, *args: Any, **kwargs: Any) -> Task:
         """Register ``func`` as a task: ``add(func, name=None, queue=None, max_retries=None,
         periodicity=None, max_concurrency=None, rate_limit=None, rate_burst=None,
-        priority=None, unique=None, unique_key=None, unique_ttl=None)``; options left out
-        (None) take the registry's defaults, then those of ``TaskOptions``."""
+        priority=None, unique=None, unique_key=None, unique_ttl=None, partition_key=None)``;
+        options left out (None) take the registry's defaults, then those of
+        ``TaskOptions``."""
         given = _bind(_ADD_SIGNATURE, "add", args, kwargs)
         func, name = given.pop("func"), given.pop("name")
         options = {

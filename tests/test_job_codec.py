@@ -217,7 +217,7 @@ def test_a_periodic_task_registered_by_the_previous_version_still_fires(
 def test_the_options_are_the_keywords_of_tasks_and_task() -> None:
     assert OPTION_NAMES == (
         "queue", "max_retries", "periodicity", "max_concurrency", "rate_limit", "rate_burst",
-        "priority", "unique", "unique_key", "unique_ttl",
+        "priority", "unique", "unique_key", "unique_ttl", "partition_key",
     )  # fmt: skip
     for method, leading in (
         (Tasks.task, ["self", "func", "name"]),
@@ -231,7 +231,7 @@ def test_the_options_are_the_keywords_of_tasks_and_task() -> None:
 OTHER_VALUES = {
     "queue": "other", "max_retries": 7, "periodicity": timedelta(seconds=5), "max_concurrency": 3,
     "rate_limit": "5/m", "rate_burst": 4, "unique": True, "unique_key": lambda *a, **kw: "k",
-    "unique_ttl": 60.0, "priority": 4,
+    "unique_ttl": 60.0, "priority": 4, "partition_key": "customer-42",
 }  # fmt: skip
 
 
@@ -271,6 +271,7 @@ def test_each_option_goes_from_the_registry_default_to_the_task_and_its_jobs(
         ("priority", 10, "priority of task 'bad' must be None or an int from 0"),
         ("unique_key", "args", "unique_key of task 'bad' must be None or a function"),
         ("unique_ttl", -1, "unique_ttl of task 'bad' must be None or a positive number"),
+        ("partition_key", 3, "partition_key of task 'bad' must be None or a non-empty string"),
     ],
 )
 def test_each_option_is_checked_wherever_it_is_given(option: str, bad: Any, message: str) -> None:

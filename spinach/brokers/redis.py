@@ -17,6 +17,16 @@ with Redis's own TTLs; ``flush`` leaves it to them. ``publish_value`` also PUBLI
 value on a channel named after its key, which ``watch`` subscribes to (``redis_watch``);
 an ``Unscoped`` name is a key outside the namespace, in a slot of its own.
 
+Partitions
+----------
+``RedisBroker(..., partitions=N)`` (or ``?partitions=N`` in the URL) with N > 1 spreads the
+namespace over N hash tags: partition ``i`` has every key above under ``{<ns>~i}/``
+instead of ``{<ns>}/`` (a complete one-slot layout, with the same scripts), while the
+shared state, the channel ``{<ns>}/notifications/<db>`` and the count itself
+(``{<ns>}/partitions``, see ``redis_layout``) stay under ``{<ns>}/``. The fan-out, routing
+and merged inspection are in ``redis_partitions``. One partition, the default, is the
+layout above unchanged.
+
 Atomicity
 ---------
 Every state change is one Lua script (``redis_scripts/<name>.lua``, with the helpers of
@@ -136,6 +146,7 @@ from .redis_client import (
     disconnect,
     log_hidden_retries,
 )
+from .redis_layout import check_layout, resolve_count, split_url
 from .redis_settings import RedisSettings, settings_from
 from .redis_watch import Watchers
 
@@ -252,7 +263,9 @@ class RedisBroker(Broker):
     Redis Cluster, a ``redis.cluster.RedisCluster`` client or a ``redis+cluster://`` URL
     (``rediss+cluster://`` for TLS) naming one node, e.g.
     ``redis+cluster://:password@10.0.0.1:7000``: the client connects to it at once to
-    discover the others.
+    discover the others. ``partitions=N`` (or ``?partitions=N`` in the URL), an int >= 1,
+    spreads the namespace over N hash tags: N > 1 builds a ``PartitionedRedisBroker``
+    (``redis_partitions``), a subclass.
 
     The tunables come in one ``settings`` object (``RedisSettings``: each field says what
     it trades off), or as keywords of the same names (``RedisBroker(url,
@@ -267,6 +280,8 @@ class RedisBroker(Broker):
     engine (``spinach.const``).
     """
 
+    _partitioned = False  #: whether the class spreads a namespace over partitions
+
     #: What a broker call raises when Redis cannot be reached; callers retry on these. A
     #: cluster adds a node that is down (``ClusterDownError``) or a slot nobody serves yet.
     connection_errors: tuple[type[Exception], ...] = (
@@ -276,6 +291,15 @@ class RedisBroker(Broker):
         SlotNotCoveredError,
     )
 
+    def __new__(cls, redis: Client | str | None = None, *args: Any, **kwargs: Any) -> Any:
+        """``partitions=N > 1`` (or ``?partitions=N``) makes a ``PartitionedRedisBroker``."""
+        url_count = split_url(redis)[1] if isinstance(redis, str) else None
+        if cls is RedisBroker and resolve_count(url_count, kwargs.get("partitions")) > 1:
+            from .redis_partitions import PartitionedRedisBroker
+
+            return super().__new__(PartitionedRedisBroker)
+        return super().__new__(cls)
+
     def __init__(
         self,
         redis: Client | str | None = None,
@@ -283,8 +307,16 @@ class RedisBroker(Broker):
         clock: Clock = time.time,
         worker_id: str | None = None,
         settings: RedisSettings | None = None,
+        partitions: int | None = None,
         **tunables: Any,
     ):
+        url_count = None
+        if isinstance(redis, str):
+            redis, url_count = split_url(redis)
+        #: How many partitions the namespace is spread over (``redis_partitions``).
+        self.partition_count = resolve_count(url_count, partitions)
+        if self.partition_count > 1 and not self._partitioned:
+            raise ValueError(f"{type(self).__name__} cannot spread a namespace over partitions")
         settings = settings_from(settings, tunables)
         super().__init__(clock=clock, worker_id=worker_id, **settings.liveness())
         #: The tunables this broker runs with (see ``RedisSettings``).
@@ -444,9 +476,11 @@ class RedisBroker(Broker):
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load the scripts now, so a server that cannot run them fails the start."""
+        """Load the scripts now, so a server that cannot run them fails the start; refuse
+        a partition count other than the namespace's (``redis_layout``)."""
         for script in self._scripts.values():
             script.sha = self._redis.script_load(script.script)
+        check_layout(self._redis, self.namespace, self.partition_count)
 
     def allow_connections(self, count: int) -> None:
         """Raise the pool's limit (redis-py's default: 100) to ``count`` if lower: a pool

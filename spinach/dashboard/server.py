@@ -47,7 +47,7 @@ def _quick_broker(broker: Broker) -> Broker:
     }  # fmt: skip
     options.pop("retry_on_error", None)
     client = redis.Redis(connection_pool=pool_class(**options))
-    quick = RedisBroker(client, clock=broker.now)
+    quick = RedisBroker(client, clock=broker.now, partitions=getattr(broker, "partition_count", 1))
     quick.set_namespace(broker.namespace)
     return quick
 

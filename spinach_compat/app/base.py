@@ -390,7 +390,8 @@ class Celery:
         with self._lock:
             if self._engine is None:
                 self.conf.check_supported()
-                broker = broker_from_url(self.conf.broker_url)
+                options = self.conf.get("broker_transport_options")
+                broker = broker_from_url(self.conf.broker_url, options)
                 engine = compat_engine(broker, self.namespace)
                 self._unknown_tasks = UnknownTaskReporter(self)
                 self._unknown_tasks.connect(self.namespace)

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from kombu import Connection
 from kombu.utils.url import url_to_parts
 
+from spinach.brokers.redis_layout import split_url
+
 from ..exceptions import ImproperlyConfigured, UnsupportedFeature
 from .brokers import REDIS_SCHEMES
 
@@ -54,8 +56,8 @@ def broker_connection(
 
 
 def kombu_url(url: str | None) -> str:
-    """The broker URL as kombu names it (``unix://`` is kombu's ``redis+socket://``);
-    a clear error for what the facade does not take as a broker."""
+    """The broker URL as kombu names it (``unix://`` is kombu's ``redis+socket://``, no
+    ``partitions`` parameter); a clear error for what the facade does not take as a broker."""
     if not url:
         raise ImproperlyConfigured(
             "no broker_url configured: app.connection() needs 'memory://' or 'redis://...' "
@@ -69,7 +71,7 @@ def kombu_url(url: str | None) -> str:
             f"broker scheme {scheme!r} is not supported by spinach_compat: use redis:// or "
             "memory:// (see migration_guide/)"
         )
-    return url
+    return split_url(url)[0]  # kombu refuses the native broker's ?partitions=N
 
 
 @contextlib.contextmanager

@@ -206,7 +206,7 @@ RULES: dict[str, Rule] = {
         "control_exchange control_queue_ttl control_queue_expires worker_enable_remote_control",
     ),
     "setting:broker_transport_options": _D(
-        S_RATES, "only priority_steps and the startup waits (interval_*) are read"
+        S_RATES, "only priority_steps, partitions and the startup waits (interval_*) are read"
     ),
     "setting:*": _D(S_SETTINGS, "not read by spinach_compat"),
     # -- task options (@app.task / @shared_task / Task subclasses) -------------------------

@@ -36,6 +36,7 @@ import redis
 from kombu.utils.url import url_to_parts
 
 from spinach.brokers.redis import RedisBroker
+from spinach.brokers.redis_layout import split_url
 from spinach.outage import Outage
 
 from ..exceptions import UnsupportedFeature
@@ -99,8 +100,10 @@ class CeleryBridge:
         broker = app.engine.broker
         if not isinstance(broker, RedisBroker):  # check_bridgeable saw a redis:// URL
             raise UnsupportedFeature(f"the Celery bridge needs a Redis broker, not {broker!r}")
-        self.prefix, self.channel = broker.prefix, broker.channel
-        self.client = redis.Redis.from_url(url)
+        # A partitioned namespace (spinach.brokers.redis_partitions): onto partition 0.
+        layout = getattr(broker, "partitions", [broker])[0]
+        self.prefix, self.channel = layout.prefix, layout.channel
+        self.client = redis.Redis.from_url(split_url(url)[0])
         self._take = self.client.register_script(TAKE)
         self._commit = self.client.register_script(with_helpers(COMMIT))
         self._stopping = threading.Event()

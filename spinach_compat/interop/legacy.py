@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from kombu import Connection, pools
 
+from spinach.brokers.redis_layout import split_url
+
 from ..app import routes
 from ..exceptions import UnsupportedFeature
 
@@ -115,5 +117,5 @@ def _connection(url: str) -> Connection:
     """One kombu connection per broker URL, the key of kombu's producer pool."""
     with _lock:
         if url not in _connections:
-            _connections[url] = Connection(url)
+            _connections[url] = Connection(split_url(url)[0])  # no native ?partitions=N
         return _connections[url]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from kombu.utils.url import url_to_parts
 
+from spinach.brokers.redis_layout import split_url
 from spinach.worker_process.startup import ConnectionRetry
 
 from ..app.connections import DEFAULT_CONNECT_TIMEOUT
@@ -51,7 +52,9 @@ def broker_connect(app: Celery) -> Callable[[], None]:
     def connect() -> None:
         import redis
 
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client = redis.Redis.from_url(
+            split_url(url)[0], socket_connect_timeout=timeout, socket_timeout=timeout
+        )
         try:
             client.ping()
         finally:

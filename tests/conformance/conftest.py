@@ -7,6 +7,7 @@ time with ``clock``. Tests only use the public ``Broker`` API plus ``push_raw``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -22,13 +23,24 @@ from spinach.testing import FakeClock
 NAMESPACE = "conformance"
 OTHER_NAMESPACE = "conformance-other"
 START = 1_700_000_000.0  #: the fake clock's start, a round recent timestamp
+#: The partition key of the jobs of a test marked ``one_partition``: its CRC-32 is a multiple
+#: of 12, so it routes to partition 0 of 3 or 4, where ``push_raw`` puts raw payloads.
+ONE_PARTITION_KEY = "p6"
+
+
+#: The partition count of each Redis flavour (``redis_partitions``): today's one-slot layout,
+#: and a namespace spread over partitions, on one server and on a cluster.
+PARTITIONS = {"redis": 1, "redis-cluster": 1, "redis-p4": 4, "redis-cluster-p3": 3}
 
 
 def _redis_factory(request: pytest.FixtureRequest) -> Callable[..., Broker]:
-    """The factory of the Redis flavour this test runs on: one server or a cluster."""
+    """The factory of the Redis flavour this test runs on: one server or a cluster, with
+    its partition count."""
     kind = request.node.callspec.params.get("broker", "redis")
-    name = "redis_cluster_broker_factory" if kind == "redis-cluster" else "redis_broker_factory"
-    return request.getfixturevalue(name)
+    cluster = kind.startswith("redis-cluster")
+    name = "redis_cluster_broker_factory" if cluster else "redis_broker_factory"
+    factory = request.getfixturevalue(name)
+    return functools.partial(factory, partitions=PARTITIONS[kind])
 
 
 @pytest.fixture
@@ -36,7 +48,7 @@ def clock() -> FakeClock:
     return FakeClock(start=START)
 
 
-@pytest.fixture(params=["memory", "redis", "redis-cluster"])
+@pytest.fixture(params=["memory", *PARTITIONS])
 def broker(request: pytest.FixtureRequest, clock: FakeClock) -> Broker:
     if request.param == "memory":
         memory = MemoryBroker(clock=clock)
@@ -63,14 +75,31 @@ def other_namespace(request: pytest.FixtureRequest, broker: Broker, clock: FakeC
     return _redis_factory(request)(clock=clock, namespace=OTHER_NAMESPACE)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "one_partition: the test asserts an order between jobs, which a partitioned "
+        "namespace keeps within a partition only: its jobs share one partition key",
+    )
+
+
 @pytest.fixture
-def make_job(clock: FakeClock) -> Callable[..., Job]:
-    """Build a job due now (or ``delay`` seconds from now) of task ``task`` in queue ``q``."""
+def make_job(request: pytest.FixtureRequest, clock: FakeClock) -> Callable[..., Job]:
+    """Build a job due now (or ``delay`` seconds from now) of task ``task`` in queue ``q``;
+    in a test marked ``one_partition``, with the partition key the test's jobs share."""
+    shared_key = ONE_PARTITION_KEY if request.node.get_closest_marker("one_partition") else None
 
     def make(
-        task: str = "task", queue: str = "q", delay: float = 0.0, max_retries: int = 0, **kw: Any
+        task: str = "task",
+        queue: str = "q",
+        delay: float = 0.0,
+        max_retries: int = 0,
+        partition_key: str | None = shared_key,
+        **kw: Any,
     ) -> Job:
-        return Job(task, queue, clock() + delay, max_retries, **kw)
+        job = Job(task, queue, clock() + delay, max_retries, **kw)
+        job.partition_key = partition_key
+        return job
 
     return make
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from spinach.brokers.base import Broker, WorkerInfo
 
 from .support import THRESHOLD, ids
@@ -35,6 +37,7 @@ def test_limit_above_one(broker: Broker, peer: Broker, make_task, make_job) -> N
     assert broker.get_jobs_from_queue("q", 10) == []
 
 
+@pytest.mark.one_partition
 def test_a_job_at_its_limit_keeps_its_place(broker: Broker, make_task, make_job) -> None:
     limited(broker, make_task)
     l1, a, l2, b, l3 = (make_job(name) for name in ["limited", "a", "limited", "b", "limited"])
@@ -49,6 +52,7 @@ def test_a_job_at_its_limit_keeps_its_place(broker: Broker, make_task, make_job)
     assert ids(broker.get_jobs_from_queue("q", 10)) == [l3.id]
 
 
+@pytest.mark.one_partition
 def test_tasks_without_a_limit_are_not_limited(broker: Broker, make_task, make_job) -> None:
     limited(broker, make_task)
     broker.set_concurrency_keys([make_task("free", max_concurrency=None)])
@@ -129,6 +133,7 @@ def test_recovery_frees_the_slot(broker: Broker, peer: Broker, clock, make_task,
     assert ids(broker.get_jobs_from_queue("q", 10)) == [waiting.id]
 
 
+@pytest.mark.one_partition
 def test_limits_are_per_task(broker: Broker, make_task, make_job) -> None:
     broker.set_concurrency_keys(
         [make_task("a", max_concurrency=1), make_task("b", max_concurrency=1)]
@@ -139,6 +144,7 @@ def test_limits_are_per_task(broker: Broker, make_task, make_job) -> None:
     assert ids(broker.get_jobs_from_queue("q", 10)) == ids([a1, b1])
 
 
+@pytest.mark.one_partition
 def test_many_jobs_end_in_one_call(broker: Broker, peer: Broker, make_task, make_job) -> None:
     limited(broker, make_task, limit=2)
     mine = [make_job("limited"), make_job("limited"), make_job("free")]

@@ -19,6 +19,7 @@ def decode_error(payload: str) -> str:
     return str(raised.value)
 
 
+@pytest.mark.one_partition
 @pytest.mark.parametrize(
     "payload",
     [
@@ -131,6 +132,7 @@ def test_a_payload_dead_lettered_again_keeps_its_place(broker: Broker, clock) ->
     assert letters[0].failed_at == clock() - 1  # its time is the latest one
 
 
+@pytest.mark.one_partition
 def test_retry_some_dead_letters_goes_by_arrival(broker: Broker, make_job) -> None:
     jobs = [make_job(), make_job(), make_job()]
     broker.enqueue_jobs(jobs)
@@ -142,6 +144,7 @@ def test_retry_some_dead_letters_goes_by_arrival(broker: Broker, make_job) -> No
     assert ids(broker.get_jobs_from_queue("q", 10)) == [jobs[0].id, jobs[2].id]
 
 
+@pytest.mark.one_partition
 def test_retry_dead_letters_puts_them_back_at_the_end(broker: Broker, clock, make_job):
     dead_first, dead_second, waiting = make_job(), make_job(), make_job()
     broker.enqueue_jobs([dead_first, dead_second])
@@ -180,6 +183,7 @@ def test_a_retried_bad_payload_comes_back_as_a_dead_letter(broker: Broker) -> No
     assert letter.payload == "{not json"
 
 
+@pytest.mark.one_partition
 def test_purge_dead_letters(broker: Broker, make_job) -> None:
     jobs = [make_job() for _ in range(3)]
     broker.enqueue_jobs(jobs)
@@ -195,6 +199,7 @@ def test_purge_dead_letters(broker: Broker, make_job) -> None:
     assert broker.queue_lengths() == {}
 
 
+@pytest.mark.one_partition
 def test_a_raw_copy_of_a_running_job_is_dead_lettered(broker: Broker, make_job) -> None:
     job = make_job(max_concurrency=None)
     broker.enqueue_jobs([job])

@@ -37,6 +37,7 @@ def test_scheduled_jobs_soonest_first(broker: Broker, make_job) -> None:
     assert scheduled[1].to_dict() == late.to_dict()
 
 
+@pytest.mark.one_partition
 def test_running_jobs_by_worker(broker: Broker, peer: Broker, make_job) -> None:
     assert broker.running_jobs() == {}
     mine, theirs = make_job(), make_job()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from spinach.brokers.base import Broker, WorkerInfo
+from spinach.job import Job
 
 from .support import ids
 
@@ -63,17 +64,22 @@ def test_periodic_tasks_are_per_namespace(
 def test_concurrency_limits_and_counters_are_per_namespace(
     broker: Broker, other_namespace: Broker, make_task, make_job
 ) -> None:
+    # The jobs carry the limit of their task, as Task.new_job makes them: a partitioned
+    # namespace keeps them on the partition of the task's name, where it is counted.
+    def limited() -> Job:
+        return make_job("limited", max_concurrency=1)
+
     broker.set_concurrency_keys([make_task("limited", max_concurrency=1)])
-    broker.enqueue_jobs([make_job("limited")])
+    broker.enqueue_jobs([limited()])
     assert len(broker.get_jobs_from_queue("q", 10)) == 1
 
-    other_namespace.enqueue_jobs([make_job("limited"), make_job("limited")])
+    other_namespace.enqueue_jobs([limited(), limited()])
     assert len(other_namespace.get_jobs_from_queue("q", 10)) == 2  # no limit there
 
     other_namespace.set_concurrency_keys([make_task("limited", max_concurrency=1)])
-    other_namespace.enqueue_jobs([make_job("limited")])
+    other_namespace.enqueue_jobs([limited()])
     assert other_namespace.get_jobs_from_queue("q", 10) == []  # its own two run
-    broker.enqueue_jobs([make_job("limited")])
+    broker.enqueue_jobs([limited()])
     assert broker.get_jobs_from_queue("q", 10) == []  # its own one runs
 
 

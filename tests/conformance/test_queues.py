@@ -39,6 +39,7 @@ def test_fetched_job_is_running_with_all_its_fields(broker: Broker, make_job) ->
     assert ids(broker.running_jobs()[broker.worker_id]) == [job.id]
 
 
+@pytest.mark.one_partition
 def test_queue_is_fifo(broker: Broker, make_job) -> None:
     jobs = [make_job() for _ in range(5)]
     broker.enqueue_jobs(jobs[:2])
@@ -47,6 +48,7 @@ def test_queue_is_fifo(broker: Broker, make_job) -> None:
     assert ids(broker.get_jobs_from_queue("q", 10)) == ids(jobs)
 
 
+@pytest.mark.one_partition
 def test_queues_are_taken_in_the_order_given(broker: Broker, make_job) -> None:
     low = [make_job(queue="low") for _ in range(2)]
     high = [make_job(queue="high") for _ in range(2)]
@@ -56,6 +58,7 @@ def test_queues_are_taken_in_the_order_given(broker: Broker, make_job) -> None:
     assert ids(broker.get_jobs_from_queue(["high", "low"], 3)) == ids(low[1:])
 
 
+@pytest.mark.one_partition
 def test_a_queue_can_be_named_alone_or_in_a_list(broker: Broker, make_job) -> None:
     jobs = [make_job(), make_job()]
     broker.enqueue_jobs(jobs)
@@ -76,6 +79,7 @@ def test_no_queue_is_an_error(broker: Broker) -> None:
         broker.get_jobs_from_queue([], 10)
 
 
+@pytest.mark.one_partition
 def test_max_jobs_bounds_a_fetch(broker: Broker, make_job) -> None:
     jobs = [make_job() for _ in range(5)]
     broker.enqueue_jobs(jobs)
@@ -110,6 +114,7 @@ def test_future_job_waits_until_due(broker: Broker, clock, make_job) -> None:
     assert ids(broker.get_jobs_from_queue("q", 10)) == [job.id]
 
 
+@pytest.mark.one_partition
 def test_future_jobs_become_queued_in_due_order(broker: Broker, clock, make_job) -> None:
     late, soon, middle = make_job(delay=30), make_job(delay=10), make_job(delay=20)
     broker.enqueue_jobs([late, soon, middle])
@@ -122,6 +127,7 @@ def test_future_jobs_become_queued_in_due_order(broker: Broker, clock, make_job)
     assert ids(broker.get_jobs_from_queue("q", 10)) == ids([soon, middle, late])
 
 
+@pytest.mark.one_partition
 def test_due_future_job_goes_to_the_end_of_its_queue(broker: Broker, clock, make_job) -> None:
     queued, future = make_job(), make_job(delay=5)
     broker.enqueue_jobs([future, queued])
@@ -232,6 +238,7 @@ def test_a_retry_sent_twice_is_stored_once(broker: Broker, clock, make_job) -> N
     assert broker.running_jobs() == {}
 
 
+@pytest.mark.one_partition
 def test_returned_jobs_go_back_to_the_front_in_order(broker: Broker, make_job) -> None:
     jobs = [make_job(max_retries=2) for _ in range(4)]
     broker.enqueue_jobs(jobs)
@@ -246,6 +253,7 @@ def test_returned_jobs_go_back_to_the_front_in_order(broker: Broker, make_job) -
     assert [job.retries for job in again] == [0] * 4
 
 
+@pytest.mark.one_partition
 def test_returned_jobs_go_back_to_their_own_queues(broker: Broker, make_job) -> None:
     a, b = make_job(queue="a"), make_job(queue="b")
     waiting_a = make_job(queue="a")
@@ -258,6 +266,7 @@ def test_returned_jobs_go_back_to_their_own_queues(broker: Broker, make_job) -> 
     assert ids(broker.get_jobs_from_queue("a", 10)) == ids([a, waiting_a])
 
 
+@pytest.mark.one_partition
 def test_push_raw_of_a_valid_payload_is_fetched(broker: Broker, make_job) -> None:
     as_text, as_bytes = make_job(), make_job()
     broker.push_raw("q", as_text.serialize())

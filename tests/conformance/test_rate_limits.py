@@ -73,6 +73,7 @@ def test_the_burst_starts_back_to_back_then_the_rate_applies(
     assert len(broker.get_jobs_from_queue("q", 10)) == 2  # the last two jobs
 
 
+@pytest.mark.one_partition
 def test_other_tasks_pass_a_limited_one(broker: Broker, make_job) -> None:
     limited(broker, "1/h")
     jobs = [make_job("limited"), make_job("limited"), make_job("limited"), make_job("free")]

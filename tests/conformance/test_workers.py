@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from spinach.brokers.base import Broker, WorkerInfo
 from spinach.job import JobStatus
 
@@ -76,6 +78,7 @@ def test_jobs_of_a_dead_worker_are_recovered(broker: Broker, peer: Broker, clock
     assert (again.id, again.retries) == (at_least_once.id, 1)
 
 
+@pytest.mark.one_partition
 def test_recovered_job_goes_to_the_end_of_its_queue(
     broker: Broker, peer: Broker, clock, make_job
 ) -> None:
