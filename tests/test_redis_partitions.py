@@ -358,6 +358,26 @@ def test_flush_forgets_the_partition_count(make) -> None:
     make(partitions=2).start()
 
 
+def test_a_worker_started_with_another_count_exits_at_once(
+    make, redis_url, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from spinach import cli
+
+    make(partitions=3).start()
+    source = f"""from spinach import Engine, RedisBroker
+spin = Engine(RedisBroker({redis_url!r}, partitions=2), namespace="ns")
+"""
+    (tmp_path / "recounted_app.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "recounted_app", raising=False)
+
+    assert cli.main(["worker", "recounted_app:spin", "--broker-retries", "50"]) == 1
+    err = capsys.readouterr().err
+    assert "refused this worker: namespace 'ns' runs with partitions=3, not the 2 asked" in err
+    assert "attempt" not in err  # not retried as an unreachable broker
+    sys.modules["recounted_app"].spin.broker.stop()
+
+
 # -- inspection, merged over the partitions ------------------------------------------------
 
 

@@ -26,7 +26,8 @@ Fetching, liveness, schedules
 A fetch asks the partitions in turn, from a partition that moves on by one at every fetch
 (a random one first), until it has ``max_jobs``: none is starved, and an idle poll costs up
 to N fetch calls. A partition that cannot be reached is passed by while others give jobs
-(on a cluster, workers go on with the nodes still up). Order within a queue, and priority order, hold within a partition only.
+(on a cluster, workers go on with the nodes still up). Order within a queue, and priority
+order, hold within a partition only.
 Worker registration, heartbeats and recovery run on every partition (N scripts each);
 ``workers()`` reads partition 0. A periodic task lives on the partition of its name, so it
 still fires once per period. The shared state (claims, counters, values: ``key()``) stays
