@@ -19,11 +19,18 @@ from typing import Any
 
 import pytest
 import redis
+from redis.crc import key_slot
 
 from spinach import Engine, RetryException, options
 from spinach.brokers.base import WorkerInfo
 from spinach.brokers.redis import RedisBroker
-from spinach.brokers.redis_layout import PartitionLayoutError, partition_of, split_url
+from spinach.brokers.redis_layout import (
+    MAX_PARTITIONS,
+    PartitionLayoutError,
+    partition_of,
+    partition_tags,
+    split_url,
+)
 from spinach.brokers.redis_partitions import PartitionedRedisBroker
 from spinach.history import HistoryRecord
 from spinach.job import Job, JobStatus
@@ -116,24 +123,34 @@ def test_a_partitioned_broker_is_a_redis_broker(redis_url, how) -> None:
         made.set_namespace("ns")
         assert isinstance(made, RedisBroker) and isinstance(made, PartitionedRedisBroker)
         assert made.partition_count == 3
-        assert [part.prefix for part in made.partitions] == ["{ns~0}/", "{ns~1}/", "{ns~2}/"]
+        tags = partition_tags("ns", 3)
+        assert [part.prefix for part in made.partitions] == [f"{{{tag}}}/" for tag in tags]
+        assert [tag.split("~")[1] for tag in tags] == ["0", "1", "2"]
         assert {part.channel for part in made.partitions} == {"{ns}/notifications/0"}
         assert made.key("results/1") == "{ns}/results/1"  # shared state: the namespace's
     finally:
         made.stop()
 
 
-@pytest.mark.parametrize("bad", [0, -1, True, False, "3", 2.0, "three"])
+@pytest.mark.parametrize("bad", [0, -1, True, False, "3", 2.0, "three", MAX_PARTITIONS + 1])
 def test_a_bad_partition_count_is_refused(redis_url, bad) -> None:
-    with pytest.raises(ValueError, match=r"partitions must be an int >= 1, not "):
+    with pytest.raises(ValueError, match=r"partitions must be an int from 1 to 1024, not "):
         RedisBroker(redis_url, partitions=bad)
 
 
 @pytest.mark.parametrize("query", ["partitions=three", "partitions=0", "partitions=-2",
                                    "partitions=", "partitions=2&partitions=3"])  # fmt: skip
 def test_a_bad_partition_count_in_the_url_is_refused(redis_url, query) -> None:
-    with pytest.raises(ValueError, match=r"partitions in the Redis URL must be an int >= 1"):
+    with pytest.raises(ValueError, match=r"partitions in the Redis URL must be an int from 1"):
         RedisBroker(f"{redis_url}?{query}")
+
+
+@pytest.mark.parametrize("count", [2, 3, 4, 7, 64])
+def test_the_tags_spread_over_the_slots(count: int) -> None:
+    tags = partition_tags("orders", count)
+    for index, tag in enumerate(tags):
+        assert index * 16384 // count <= key_slot(tag.encode()) < (index + 1) * 16384 // count
+        assert tag == f"orders~{index}" or tag.startswith(f"orders~{index}~")
 
 
 def test_a_count_given_twice_must_agree(redis_url) -> None:
@@ -594,3 +611,16 @@ def test_the_dashboard_s_quick_broker_reads_every_partition(broker) -> None:
         assert quick.queue_lengths() == {"q": N}
     finally:
         quick.stop()
+
+
+def test_the_partitions_spread_over_the_nodes_of_a_cluster(
+    redis_cluster_broker_factory, redis_cluster
+) -> None:
+    broker = redis_cluster_broker_factory(namespace="orders", partitions=3)
+    tags = partition_tags("orders", 3)
+    assert len({redis_cluster.port_of_tag(tag) for tag in tags}) == 3
+
+    broker.enqueue_jobs([job() for _ in range(60)])
+    for tag in tags:  # each node holds its partition's share of the jobs
+        with redis_cluster.node_client(redis_cluster.port_of_tag(tag)) as node:
+            assert node.llen(f"{{{tag}}}/queue/q") > 0

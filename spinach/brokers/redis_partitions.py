@@ -1,9 +1,11 @@
 """A Redis namespace spread over N partitions, hence over the nodes of a Redis Cluster.
 
 ``RedisBroker(url, partitions=N)`` (or ``?partitions=N`` in the URL) with N > 1 builds a
-``PartitionedRedisBroker``. Partition ``i`` keeps every key under ``{<ns>~i}/``: a complete
-copy of the one-slot layout (queues, future, running and dead jobs, fetch caches, limits),
-so each state change is still one script on one slot, and the scripts are the same. The
+``PartitionedRedisBroker``. Partition ``i`` keeps every key under ``{<ns>~i}/`` (or
+``{<ns>~i~k}/``: ``redis_layout.partition_tags`` picks tags in N equal ranges of the
+cluster's slots, so the partitions spread over its nodes): a complete copy of the
+one-slot layout (queues, future, running and dead jobs, fetch caches, limits), so each
+state change is still one script on one slot, and the scripts are the same. The
 partitions share the client, the scripts, the worker id, the clock and the settings; they
 publish their wake-ups on the namespace's one channel ``{<ns>}/notifications/<db>``.
 
@@ -56,7 +58,7 @@ from ..routing import routing_key
 from ..task import Task
 from .base import DeadLetter, WorkerInfo, normalize_queues
 from .redis import RedisBroker
-from .redis_layout import MARKER, partition_of
+from .redis_layout import MARKER, partition_of, partition_tags
 
 logger = logging.getLogger("spinach.brokers.redis")
 
@@ -99,7 +101,7 @@ def _partition(owner: PartitionedRedisBroker, index: int) -> _Partition:
     part._fetch_lock, part._calls_lock = threading.Lock(), threading.Lock()
     part._pending_fetch, part._acks, part._failed_calls = None, [], {}
     part._info_json = None
-    RedisBroker.set_namespace(part, f"{owner.namespace}{ID_SEPARATOR}{index}")
+    RedisBroker.set_namespace(part, partition_tags(owner.namespace, owner.partition_count)[index])
     part.namespace, part.channel = owner.namespace, owner.channel
     return part
 
