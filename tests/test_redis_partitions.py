@@ -533,6 +533,24 @@ def test_a_worker_is_registered_and_recovered_on_every_partition(make, clock) ->
     assert [w.id for w in survivor.workers()] == [survivor.worker_id]
 
 
+def test_a_worker_declared_dead_says_so_once(make, clock, caplog) -> None:
+    slow, other = make(), make()
+    for worker in (slow, other):
+        worker.register_worker(WorkerInfo(id=worker.worker_id, queues=["q"], threads=1))
+    clock.advance(THRESHOLD + 1)
+    other.heartbeat()
+    other.recover_dead_workers(THRESHOLD)  # drops the slow one from every partition
+    assert [w.id for w in other.workers()] == [other.worker_id]
+
+    with caplog.at_level("WARNING", logger="spinach.brokers.redis"):
+        slow.heartbeat()  # registers again, on every partition
+    assert [r.message for r in caplog.records].count(
+        f"Worker {slow.worker_id} was declared dead (no heartbeat for too long) and "
+        "registered again; its running jobs may have been recovered by other workers"
+    ) == 1
+    assert all(slow.worker_id in [w.id for w in p.workers()] for p in slow.partitions)
+
+
 def test_a_worker_id_set_later_reaches_the_partitions(broker) -> None:
     broker.worker_id = "renamed"
     broker.register_worker(WorkerInfo(id="renamed", queues=["q"], threads=1))
