@@ -69,7 +69,7 @@ T = TypeVar("T")
 
 
 class _Partition(RedisBroker):
-    """One partition: a ``RedisBroker`` bound to ``{<ns>~i}/``, made by copying its owner
+    """One partition: a ``RedisBroker`` bound to ``{<tag i>}/``, made by copying its owner
     (never by ``__init__``), so that it shares the owner's client, scripts and settings."""
 
     owner: PartitionedRedisBroker
@@ -118,7 +118,6 @@ class PartitionedRedisBroker(RedisBroker):
         super().set_namespace(namespace)
         count = self.partition_count
         self.partitions = [_partition(self, index) for index in range(count)]
-        # Calls inherited as they are (shared state, workers(), queue_key) are partition 0's.
         #: Tasks ``set_concurrency_keys`` gave a limit: the home of jobs built by hand.
         self._limited: frozenset[str] = frozenset()
         self._new_turns()
