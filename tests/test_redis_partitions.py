@@ -19,11 +19,18 @@ from typing import Any
 
 import pytest
 import redis
+from redis.crc import key_slot
 
 from spinach import Engine, RetryException, options
 from spinach.brokers.base import WorkerInfo
 from spinach.brokers.redis import RedisBroker
-from spinach.brokers.redis_layout import PartitionLayoutError, partition_of, split_url
+from spinach.brokers.redis_layout import (
+    MAX_PARTITIONS,
+    PartitionLayoutError,
+    partition_of,
+    partition_tags,
+    split_url,
+)
 from spinach.brokers.redis_partitions import PartitionedRedisBroker
 from spinach.history import HistoryRecord
 from spinach.job import Job, JobStatus
@@ -116,24 +123,34 @@ def test_a_partitioned_broker_is_a_redis_broker(redis_url, how) -> None:
         made.set_namespace("ns")
         assert isinstance(made, RedisBroker) and isinstance(made, PartitionedRedisBroker)
         assert made.partition_count == 3
-        assert [part.prefix for part in made.partitions] == ["{ns~0}/", "{ns~1}/", "{ns~2}/"]
+        tags = partition_tags("ns", 3)
+        assert [part.prefix for part in made.partitions] == [f"{{{tag}}}/" for tag in tags]
+        assert [tag.split("~")[1] for tag in tags] == ["0", "1", "2"]
         assert {part.channel for part in made.partitions} == {"{ns}/notifications/0"}
         assert made.key("results/1") == "{ns}/results/1"  # shared state: the namespace's
     finally:
         made.stop()
 
 
-@pytest.mark.parametrize("bad", [0, -1, True, False, "3", 2.0, "three"])
+@pytest.mark.parametrize("bad", [0, -1, True, False, "3", 2.0, "three", MAX_PARTITIONS + 1])
 def test_a_bad_partition_count_is_refused(redis_url, bad) -> None:
-    with pytest.raises(ValueError, match=r"partitions must be an int >= 1, not "):
+    with pytest.raises(ValueError, match=r"partitions must be an int from 1 to 1024, not "):
         RedisBroker(redis_url, partitions=bad)
 
 
 @pytest.mark.parametrize("query", ["partitions=three", "partitions=0", "partitions=-2",
                                    "partitions=", "partitions=2&partitions=3"])  # fmt: skip
 def test_a_bad_partition_count_in_the_url_is_refused(redis_url, query) -> None:
-    with pytest.raises(ValueError, match=r"partitions in the Redis URL must be an int >= 1"):
+    with pytest.raises(ValueError, match=r"partitions in the Redis URL must be an int from 1"):
         RedisBroker(f"{redis_url}?{query}")
+
+
+@pytest.mark.parametrize("count", [2, 3, 4, 7, 64])
+def test_the_tags_spread_over_the_slots(count: int) -> None:
+    tags = partition_tags("orders", count)
+    for index, tag in enumerate(tags):
+        assert index * 16384 // count <= key_slot(tag.encode()) < (index + 1) * 16384 // count
+        assert tag == f"orders~{index}" or tag.startswith(f"orders~{index}~")
 
 
 def test_a_count_given_twice_must_agree(redis_url) -> None:
@@ -358,6 +375,26 @@ def test_flush_forgets_the_partition_count(make) -> None:
     make(partitions=2).start()
 
 
+def test_a_worker_started_with_another_count_exits_at_once(
+    make, redis_url, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from spinach import cli
+
+    make(partitions=3).start()
+    source = f"""from spinach import Engine, RedisBroker
+spin = Engine(RedisBroker({redis_url!r}, partitions=2), namespace="ns")
+"""
+    (tmp_path / "recounted_app.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "recounted_app", raising=False)
+
+    assert cli.main(["worker", "recounted_app:spin", "--broker-retries", "50"]) == 1
+    err = capsys.readouterr().err
+    assert "refused this worker: namespace 'ns' runs with partitions=3, not the 2 asked" in err
+    assert "attempt" not in err  # not retried as an unreachable broker
+    sys.modules["recounted_app"].spin.broker.stop()
+
+
 # -- inspection, merged over the partitions ------------------------------------------------
 
 
@@ -496,6 +533,24 @@ def test_a_worker_is_registered_and_recovered_on_every_partition(make, clock) ->
     assert [w.id for w in survivor.workers()] == [survivor.worker_id]
 
 
+def test_a_worker_declared_dead_says_so_once(make, clock, caplog) -> None:
+    slow, other = make(), make()
+    for worker in (slow, other):
+        worker.register_worker(WorkerInfo(id=worker.worker_id, queues=["q"], threads=1))
+    clock.advance(THRESHOLD + 1)
+    other.heartbeat()
+    other.recover_dead_workers(THRESHOLD)  # drops the slow one from every partition
+    assert [w.id for w in other.workers()] == [other.worker_id]
+
+    with caplog.at_level("WARNING", logger="spinach.brokers.redis"):
+        slow.heartbeat()  # registers again, on every partition
+    assert [r.message for r in caplog.records].count(
+        f"Worker {slow.worker_id} was declared dead (no heartbeat for too long) and "
+        "registered again; its running jobs may have been recovered by other workers"
+    ) == 1
+    assert all(slow.worker_id in [w.id for w in p.workers()] for p in slow.partitions)
+
+
 def test_a_worker_id_set_later_reaches_the_partitions(broker) -> None:
     broker.worker_id = "renamed"
     broker.register_worker(WorkerInfo(id="renamed", queues=["q"], threads=1))
@@ -574,3 +629,16 @@ def test_the_dashboard_s_quick_broker_reads_every_partition(broker) -> None:
         assert quick.queue_lengths() == {"q": N}
     finally:
         quick.stop()
+
+
+def test_the_partitions_spread_over_the_nodes_of_a_cluster(
+    redis_cluster_broker_factory, redis_cluster
+) -> None:
+    broker = redis_cluster_broker_factory(namespace="orders", partitions=3)
+    tags = partition_tags("orders", 3)
+    assert len({redis_cluster.port_of_tag(tag) for tag in tags}) == 3
+
+    broker.enqueue_jobs([job() for _ in range(60)])
+    for tag in tags:  # each node holds its partition's share of the jobs
+        with redis_cluster.node_client(redis_cluster.port_of_tag(tag)) as node:
+            assert node.llen(f"{{{tag}}}/queue/q") > 0

@@ -20,8 +20,9 @@ an ``Unscoped`` name is a key outside the namespace, in a slot of its own.
 Partitions
 ----------
 ``RedisBroker(..., partitions=N)`` (or ``?partitions=N`` in the URL) with N > 1 spreads the
-namespace over N hash tags: partition ``i`` has every key above under ``{<ns>~i}/``
-instead of ``{<ns>}/`` (a complete one-slot layout, with the same scripts), while the
+namespace over N hash tags: partition ``i`` has every key above under ``{<ns>~i}/`` (or
+``{<ns>~i~k}/``, see ``redis_layout.partition_tags``) instead of ``{<ns>}/`` (a complete
+one-slot layout, with the same scripts), while the
 shared state, the channel ``{<ns>}/notifications/<db>`` and the count itself
 (``{<ns>}/partitions``, see ``redis_layout``) stay under ``{<ns>}/``. The fan-out, routing
 and merged inspection are in ``redis_partitions``. One partition, the default, is the
@@ -263,7 +264,7 @@ class RedisBroker(Broker):
     Redis Cluster, a ``redis.cluster.RedisCluster`` client or a ``redis+cluster://`` URL
     (``rediss+cluster://`` for TLS) naming one node, e.g.
     ``redis+cluster://:password@10.0.0.1:7000``: the client connects to it at once to
-    discover the others. ``partitions=N`` (or ``?partitions=N`` in the URL), an int >= 1,
+    discover the others. ``partitions=N`` (or ``?partitions=N`` in the URL), 1 to 1024,
     spreads the namespace over N hash tags: N > 1 builds a ``PartitionedRedisBroker``
     (``redis_partitions``), a subclass.
 

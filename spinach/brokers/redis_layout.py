@@ -1,7 +1,8 @@
 """How many partitions a Redis namespace is spread over, and the guard against changing it.
 
 A namespace of one partition keeps every key under ``{<ns>}/``; one of N > 1 partitions
-under ``{<ns>~0}/`` ... ``{<ns>~N-1}/`` (``redis_partitions``). The count is asked for with
+under ``{<tag i>}/`` for partition i (``partition_tags``: ``<ns>~i``, with a suffix that
+spreads the tags over the cluster's slots; see ``redis_partitions``). The count is asked for with
 ``RedisBroker(..., partitions=N)`` or ``?partitions=N`` in the URL, and recorded at
 ``start()`` in ``{<ns>}/partitions``: a broker started with another count on a live
 namespace is refused (``PartitionLayoutError``), as jobs stored under one layout are not
@@ -10,6 +11,9 @@ seen under another.
 
 from __future__ import annotations
 
+import binascii
+import functools
+import itertools
 import re
 import zlib
 from typing import Any
@@ -19,6 +23,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 URL_PARAMETER = "partitions"
 #: The key (after ``{<ns>}/``) recording the count of a partitioned namespace.
 MARKER = "partitions"
+#: Most partitions of a namespace: each costs a script per heartbeat and per idle poll.
+MAX_PARTITIONS = 1024
+#: Hash slots of a Redis Cluster.
+SLOTS = 16384
 #: Keys (after ``{<ns>}/``) whose presence says a one-partition namespace is in use:
 #: jobs queued, due later, running or dead, or worker processes registered.
 LIVE_KEYS = ("queued_ids", "future", "running", "dead_order", "workers")
@@ -31,9 +39,10 @@ class PartitionLayoutError(RuntimeError):
 
 
 def check_count(value: Any) -> int:
-    """``value`` as a partition count (an int >= 1), else a ``ValueError`` saying why."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"partitions must be an int >= 1, not {value!r}")
+    """``value`` as a partition count (an int from 1 to ``MAX_PARTITIONS``), else a
+    ``ValueError`` saying why."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PARTITIONS:
+        raise ValueError(f"partitions must be an int from 1 to {MAX_PARTITIONS}, not {value!r}")
     return value
 
 
@@ -47,7 +56,9 @@ def split_url(url: str) -> tuple[str, int | None]:
     if not given:
         return url, None
     if len(given) > 1 or not _DIGITS.fullmatch(given[0]) or int(given[0]) < 1:
-        raise ValueError(f"partitions in the Redis URL must be an int >= 1, not {given!r}")
+        raise ValueError(
+            f"partitions in the Redis URL must be an int from 1 to {MAX_PARTITIONS}, not {given!r}"
+        )
     rest = urlencode([(name, value) for name, value in pairs if name != URL_PARAMETER])
     return urlunsplit(parts._replace(query=rest)), check_count(int(given[0]))
 
@@ -63,6 +74,28 @@ def resolve_count(url_count: int | None, partitions: Any) -> int:
             "give the count once"
         )
     return count
+
+
+@functools.lru_cache(maxsize=64)
+def partition_tags(namespace: str, count: int) -> tuple[str, ...]:
+    """The hash tag of each partition: ``<ns>~i``, or ``<ns>~i~k`` with the smallest ``k``
+    that puts it in the i-th of ``count`` equal ranges of the cluster's slots. A cluster
+    hands out its slots in ranges, so the partitions spread over its nodes (with random
+    slots, three partitions share one of three nodes more often than not)."""
+    tags = []
+    for index in range(count):
+        low, high = index * SLOTS // count, (index + 1) * SLOTS // count
+        base = f"{namespace}~{index}"
+        for tag in itertools.chain([base], (f"{base}~{k}" for k in itertools.count(1))):
+            if low <= _slot(tag) < high:
+                tags.append(tag)
+                break
+    return tuple(tags)
+
+
+def _slot(tag: str) -> int:
+    """The Redis Cluster slot of a hash tag: CRC-16 (XMODEM), mod 16384."""
+    return binascii.crc_hqx(tag.encode("utf-8"), 0) % SLOTS
 
 
 def partition_of(key: str, count: int) -> int:

@@ -1,9 +1,11 @@
 """A Redis namespace spread over N partitions, hence over the nodes of a Redis Cluster.
 
 ``RedisBroker(url, partitions=N)`` (or ``?partitions=N`` in the URL) with N > 1 builds a
-``PartitionedRedisBroker``. Partition ``i`` keeps every key under ``{<ns>~i}/``: a complete
-copy of the one-slot layout (queues, future, running and dead jobs, fetch caches, limits),
-so each state change is still one script on one slot, and the scripts are the same. The
+``PartitionedRedisBroker``. Partition ``i`` keeps every key under ``{<ns>~i}/`` (or
+``{<ns>~i~k}/``: ``redis_layout.partition_tags`` picks tags in N equal ranges of the
+cluster's slots, so the partitions spread over its nodes): a complete copy of the
+one-slot layout (queues, future, running and dead jobs, fetch caches, limits), so each
+state change is still one script on one slot, and the scripts are the same. The
 partitions share the client, the scripts, the worker id, the clock and the settings; they
 publish their wake-ups on the namespace's one channel ``{<ns>}/notifications/<db>``.
 
@@ -26,7 +28,8 @@ Fetching, liveness, schedules
 A fetch asks the partitions in turn, from a partition that moves on by one at every fetch
 (a random one first), until it has ``max_jobs``: none is starved, and an idle poll costs up
 to N fetch calls. A partition that cannot be reached is passed by while others give jobs
-(on a cluster, workers go on with the nodes still up). Order within a queue, and priority order, hold within a partition only.
+(on a cluster, workers go on with the nodes still up). Order within a queue, and priority
+order, hold within a partition only.
 Worker registration, heartbeats and recovery run on every partition (N scripts each);
 ``workers()`` reads partition 0. A periodic task lives on the partition of its name, so it
 still fires once per period. The shared state (claims, counters, values: ``key()``) stays
@@ -55,7 +58,7 @@ from ..routing import routing_key
 from ..task import Task
 from .base import DeadLetter, WorkerInfo, normalize_queues
 from .redis import RedisBroker
-from .redis_layout import MARKER, partition_of
+from .redis_layout import MARKER, partition_of, partition_tags
 
 logger = logging.getLogger("spinach.brokers.redis")
 
@@ -66,7 +69,7 @@ T = TypeVar("T")
 
 
 class _Partition(RedisBroker):
-    """One partition: a ``RedisBroker`` bound to ``{<ns>~i}/``, made by copying its owner
+    """One partition: a ``RedisBroker`` bound to ``{<tag i>}/``, made by copying its owner
     (never by ``__init__``), so that it shares the owner's client, scripts and settings."""
 
     owner: PartitionedRedisBroker
@@ -98,7 +101,7 @@ def _partition(owner: PartitionedRedisBroker, index: int) -> _Partition:
     part._fetch_lock, part._calls_lock = threading.Lock(), threading.Lock()
     part._pending_fetch, part._acks, part._failed_calls = None, [], {}
     part._info_json = None
-    RedisBroker.set_namespace(part, f"{owner.namespace}{ID_SEPARATOR}{index}")
+    RedisBroker.set_namespace(part, partition_tags(owner.namespace, owner.partition_count)[index])
     part.namespace, part.channel = owner.namespace, owner.channel
     return part
 
@@ -115,7 +118,6 @@ class PartitionedRedisBroker(RedisBroker):
         super().set_namespace(namespace)
         count = self.partition_count
         self.partitions = [_partition(self, index) for index in range(count)]
-        # Calls inherited as they are (shared state, workers(), queue_key) are partition 0's.
         #: Tasks ``set_concurrency_keys`` gave a limit: the home of jobs built by hand.
         self._limited: frozenset[str] = frozenset()
         self._new_turns()

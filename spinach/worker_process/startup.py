@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ..brokers.redis_layout import PartitionLayoutError
 from ..stop_signals import StopSignals
 
 logger = logging.getLogger("spinach.worker_process")
@@ -63,6 +64,19 @@ class BrokerUnreachable(Exception):
         )
 
 
+class BrokerRefused(BrokerUnreachable):
+    """The broker answered, but refuses this worker (another partition count): retrying
+    cannot help, so the first attempt ends the wait."""
+
+    def __init__(self, url: str, cause: BaseException):
+        Exception.__init__(self, f"the broker at {url} refused this worker: {cause}")
+        self.url, self.attempts, self.cause = url, 1, cause
+
+
+#: Errors of a broker that answered, which no retry can cure.
+REFUSALS: tuple[type[Exception], ...] = (PartitionLayoutError,)
+
+
 def wait_for_broker(
     connect: Callable[[], object],
     url: str,
@@ -73,13 +87,15 @@ def wait_for_broker(
     """Call ``connect`` until it returns (True), as ``retry`` allows; ``url`` is for the
     logs (masked here). A ``sleep`` returning true (a stop signal came: see
     ``signal_aware_sleep``) ends the wait: False. Raises ``BrokerUnreachable`` after the
-    last failed attempt."""
+    last failed attempt, ``BrokerRefused`` (one of them) at once for one of ``REFUSALS``."""
     url = mask_password(url)
     limit = retry.limit
     intervals = retry.intervals()
     for attempt in itertools.count(1):
         try:
             connect()
+        except REFUSALS as exc:
+            raise BrokerRefused(url, exc) from exc
         except Exception as exc:
             if limit is not None and attempt >= limit:
                 _log_attempt(attempt, limit, url, exc, None)

@@ -79,3 +79,19 @@ def test_the_celery_bridge_feeds_a_partitioned_namespace(make_app, redis_url) ->
     finally:
         client.close()
         bridge.stop()
+
+
+def test_a_globally_limited_task_keeps_its_jobs_on_one_partition(make_app, redis_url) -> None:
+    from spinach.brokers.redis_layout import partition_of
+
+    url = f"{redis_url}?partitions=3"
+    app = make_app(broker=url, backend=url, spinach_global_rate_limits=True)
+
+    @app.task(rate_limit="10/s")
+    def limited() -> None: ...
+
+    for _ in range(6):
+        limited.delay()
+    broker = app.engine.broker
+    home = broker.partitions[partition_of(limited.name, 3)]
+    assert sum(home.queue_lengths().values()) == 6
