@@ -73,6 +73,14 @@ def test_failure_type_state_and_traceback(proj):
     assert "ValueError" in result.traceback
 
 
+def test_group_members_know_their_group_and_position(proj):
+    canvas = pytest.importorskip("celery" if proj.impl == "celery" else "spinach_compat")
+    member = proj.app.signature(f"{TASKS}.membership")
+    result = canvas.group(member.clone() for _ in range(3)).apply_async()
+    assert result.get(timeout=WAIT) == [[result.id, index] for index in range(3)]
+    assert _send(proj, "membership").get(timeout=WAIT) == [None, None]
+
+
 def test_retry_counts(proj):
     assert _send(proj, "flaky", 2).get(timeout=WAIT) == 2
     assert _send(proj, "auto").get(timeout=WAIT) == 2
