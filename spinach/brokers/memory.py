@@ -546,9 +546,14 @@ class MemoryBroker(Broker):
             return {name: len(q) for name, q in self._state().queues.items() if q}
 
     def scheduled_jobs(self) -> list[Job]:
+        """Each due when the future heap says (a job deferred by its rate limit keeps its
+        old ``at`` in its payload)."""
         with self._store.lock:
-            payloads = [future.payload for future in sorted(self._state().future)]
-        return [_decoded(payload, JobStatus.WAITING) for payload in payloads]
+            futures = sorted(self._state().future)
+        jobs = [_decoded(future.payload, JobStatus.WAITING) for future in futures]
+        for job, future in zip(jobs, futures, strict=True):
+            job.at_timestamp = future.at
+        return jobs
 
     def running_jobs(self) -> dict[str, list[Job]]:
         with self._store.lock:
