@@ -520,6 +520,10 @@ class MemoryBroker(Broker):
             letters = list(self._state().dead_letters.values())
         return [replace(letter) for letter in letters]  # in arrival order, as in Redis
 
+    def dead_letter_count(self) -> int:
+        with self._store.lock:
+            return len(self._state().dead_letters)
+
     def retry_dead_letters(self, ids: Iterable[str] | None = None) -> int:
         with self._store.lock:
             state = self._state()
@@ -554,6 +558,10 @@ class MemoryBroker(Broker):
         for job, future in zip(jobs, futures, strict=True):
             job.at_timestamp = future.at
         return jobs
+
+    def scheduled_count(self) -> int:
+        with self._store.lock:
+            return len(self._state().future)
 
     def running_jobs(self) -> dict[str, list[Job]]:
         with self._store.lock:

@@ -752,6 +752,9 @@ class RedisBroker(Broker):
         entries, total = pipe.execute()
         return self._future_jobs(entries), int(total)
 
+    def scheduled_count(self) -> int:
+        return int(self._redis.zcard(self.key("future")))
+
     def dead_letter_count(self) -> int:
         return int(self._redis.zcard(self.key("dead_order")))
 
