@@ -24,6 +24,7 @@ def test_scheduled_counts_and_pages(broker):
     broker.enqueue_jobs([*jobs, Job("t", "a", now, 0)])  # the last one is due: queued
     assert broker.scheduled_counts() == {"a": 4, "b": 3}
     assert broker.scheduled_count() == 7
+    assert broker.scheduled_page(0, 0) == ([], 7)
     page, total = broker.scheduled_page(2, 3)
     assert total == 7
     assert [j.task_args for j in page] == [(4,), (3,), (2,)]  # soonest first

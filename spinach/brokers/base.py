@@ -346,8 +346,9 @@ class Broker(ABC):
         return counts
 
     def scheduled_count(self) -> int:
-        """How many jobs are due in the future (brokers count without reading them)."""
-        return sum(self.scheduled_counts().values())
+        """How many jobs are due in the future: the total of an empty ``scheduled_page``
+        (brokers count without reading them)."""
+        return self.scheduled_page(0, 0)[1]
 
     def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
         """Up to ``limit`` jobs due in the future from position ``offset``, soonest first,

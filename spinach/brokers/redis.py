@@ -746,14 +746,13 @@ class RedisBroker(Broker):
         return dict(Counter(_text(queue) for queue in cast("list[bytes]", queues)))
 
     def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
+        if limit <= 0:  # only the count (ZRANGE 0 -1 would read them all)
+            return [], int(self._redis.zcard(self.key("future")))
         pipe = self._snapshot()
         pipe.zrange(self.key("future"), offset, offset + limit - 1, withscores=True)
         pipe.zcard(self.key("future"))
         entries, total = pipe.execute()
         return self._future_jobs(entries), int(total)
-
-    def scheduled_count(self) -> int:
-        return int(self._redis.zcard(self.key("future")))
 
     def dead_letter_count(self) -> int:
         return int(self._redis.zcard(self.key("dead_order")))
