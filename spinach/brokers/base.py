@@ -345,14 +345,10 @@ class Broker(ABC):
             counts[job.queue] = counts.get(job.queue, 0) + 1
         return counts
 
-    def scheduled_count(self) -> int:
-        """How many jobs are due in the future: the total of an empty ``scheduled_page``
-        (brokers count without reading them)."""
-        return self.scheduled_page(0, 0)[1]
-
     def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
         """Up to ``limit`` jobs due in the future from position ``offset``, soonest first,
-        and how many there are in all (brokers read only that page)."""
+        and how many there are in all (brokers read only that page: a ``limit`` of 0 only
+        counts them)."""
         jobs = self.scheduled_jobs()
         return jobs[offset : offset + limit], len(jobs)
 

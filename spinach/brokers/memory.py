@@ -550,18 +550,17 @@ class MemoryBroker(Broker):
             return {name: len(q) for name, q in self._state().queues.items() if q}
 
     def scheduled_jobs(self) -> list[Job]:
-        """Each due when the future heap says (a job deferred by its rate limit keeps its
-        old ``at`` in its payload)."""
         with self._store.lock:
             futures = sorted(self._state().future)
-        jobs = [_decoded(future.payload, JobStatus.WAITING) for future in futures]
-        for job, future in zip(jobs, futures, strict=True):
-            job.at_timestamp = future.at
-        return jobs
+        return _future_jobs(futures)
 
-    def scheduled_count(self) -> int:
+    def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
+        """Only that page is decoded; a ``limit`` of 0 only counts."""
         with self._store.lock:
-            return len(self._state().future)
+            futures = self._state().future
+            page = heapq.nsmallest(offset + limit, futures)[offset:] if limit > 0 else []
+            total = len(futures)
+        return _future_jobs(page), total
 
     def running_jobs(self) -> dict[str, list[Job]]:
         with self._store.lock:
@@ -737,6 +736,15 @@ def _trim_history(state: _Namespace, now: float, retention: float, max_records: 
     oldest = int(now // 60) - FINISHED_COUNT_MINUTES
     for key in [k for k in state.finished_counts if int(k.split(" ", 1)[0]) < oldest]:
         del state.finished_counts[key]
+
+
+def _future_jobs(futures: list[_Future]) -> list[Job]:
+    """The jobs of future entries, each due when its entry says (a job deferred by its rate
+    limit keeps its old ``at`` in its payload)."""
+    jobs = [_decoded(future.payload, JobStatus.WAITING) for future in futures]
+    for job, future in zip(jobs, futures, strict=True):
+        job.at_timestamp = future.at
+    return jobs
 
 
 def _decoded(payload: str, status: JobStatus) -> Job:

@@ -321,8 +321,9 @@ class BrokerCollector:
     """Gauges of a broker's namespace, read at each scrape: ``registry.register(it)``.
 
     Each scrape reads the queues' lengths, the running jobs and the workers, and counts the
-    future jobs and the dead letters without reading them (``scheduled_count``,
-    ``dead_letter_count``: on Redis one ZCARD each), so its cost does not grow with them.
+    future jobs and the dead letters without reading them (the total of an empty
+    ``scheduled_page``, ``dead_letter_count``: on Redis one ZCARD each), so its cost does
+    not grow with them.
     A queue seen once is reported at 0 when it empties again.
     """
 
@@ -359,7 +360,7 @@ class BrokerCollector:
             (gauge("spinach_queue_jobs", "Jobs waiting in each queue.",
                    ("namespace", "queue")), None),
             (gauge("spinach_future_jobs", "Jobs due in the future (delayed or retrying)."),
-             broker.scheduled_count),
+             lambda: broker.scheduled_page(0, 0)[1]),
             (gauge("spinach_running_jobs", "Jobs running on any worker."),
              lambda: sum(len(jobs) for jobs in broker.running_jobs().values())),
             (gauge("spinach_workers_alive", "Live worker processes."),
