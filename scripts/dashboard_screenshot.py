@@ -5,7 +5,8 @@
 Runs an engine on the in-process broker with a worker on two queues, finishes a few dozen
 jobs (some fail), leaves jobs waiting in a queue no worker consumes and jobs due later,
 one job running and one dead letter, then serves the dashboard on a free port and screenshots
-its overview with Debian's chromium (as the browser tests do). Needs the test extras.
+its overview with Debian's chromium (``SPINACH_CHROMIUM``: another), launched as the browser
+tests launch it (``tests/support/browser.py``). Needs the test extras and the checkout.
 """
 
 from __future__ import annotations
@@ -23,14 +24,9 @@ from spinach.dashboard import DashboardServer, dashboard_source
 from spinach.dashboard.app import Options
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the tests' browser)
 
 
 def build(gate: threading.Event) -> Engine:
@@ -93,7 +89,7 @@ def main() -> int:
 def shoot(url: str, output: Path) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         page = browser.new_page(viewport={"width": 1100, "height": 520})
         page.goto(url)

@@ -637,9 +637,11 @@ class BeatThread(threading.Thread):
         self.service = Service(app, **kwargs)
 
     def prepare(self) -> None:
-        """Build the scheduler; one that fails stops the worker with one line, status 1."""
+        """Build the scheduler; one that fails stops the worker with one line, status 1.
+        The app is finalized first: ``on_after_finalize`` receivers may add entries."""
         from .bin.beat import prepare
 
+        self.app.finalize(auto=True)
         error = prepare(self.service)
         if error:
             raise SystemExit(f"ERROR: {error}")

@@ -282,7 +282,9 @@ _EXECUTION_ONLY = ("retries", "replaced_task_nesting", "group_index", "group_id"
 
 
 def _publishable(options: dict) -> dict:
-    return {k: v for k, v in options.items() if k not in _EXECUTION_ONLY or v}
+    """``options`` without the execution-only ones left unset (a group's first member
+    keeps its ``group_index`` of 0)."""
+    return {k: v for k, v in options.items() if k not in _EXECUTION_ONLY or v is not None}
 
 
 def signature(varies: Any, *args: Any, **kwargs: Any) -> Signature:

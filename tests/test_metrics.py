@@ -237,6 +237,32 @@ def test_broker_collector_gauges_equal_the_broker_state(redis_url):
         broker.stop()
 
 
+class CountingOnlyBroker(MemoryBroker):
+    """A memory broker whose future jobs and dead letters may be counted, never listed."""
+
+    def scheduled_jobs(self):
+        raise AssertionError("a scrape listed the future jobs")
+
+    def list_dead_letters(self):
+        raise AssertionError("a scrape listed the dead letters")
+
+
+def test_a_scrape_counts_future_jobs_and_dead_letters_without_listing_them():
+    broker = CountingOnlyBroker()
+    broker.set_namespace("counted")
+    later = broker.now() + 3600
+    broker.enqueue_jobs([Job("t", "q", later, 0, [i]) for i in range(3)])
+    broker.register_worker(WorkerInfo(id=broker.worker_id, queues=["q"], threads=1))
+    broker.enqueue_jobs([Job("t", "q", broker.now(), 0)])
+    (doomed,) = broker.get_jobs_from_queue("q", 1)
+    broker.dead_letter(doomed, "a test's dead letter")
+    registry = prometheus.CollectorRegistry()
+    registry.register(prometheus.BrokerCollector(broker))
+    labels = {"namespace": "counted"}
+    assert registry.get_sample_value("spinach_future_jobs", labels) == 3
+    assert registry.get_sample_value("spinach_dead_letters", labels) == 1
+
+
 def test_serve_metrics_with_broker_adds_the_broker_gauges(spin):
     with spin.serve_metrics(0, "127.0.0.1", broker=True) as server:
         spin.schedule("ok", 1)

@@ -31,11 +31,12 @@ from spinach.brokers.redis import (
     script_source,
 )
 from spinach.job import Job, JobStatus
+from spinach.priority import band
 from spinach.task import Task
 from spinach.testing import FakeClock
 from tests.helpers import Subscriber, wait_until
 from tests.support.broker_usage import job, use_everything
-from tests.support.redis_fixtures import require_redis_server
+from tests.support.redis_fixtures import broker_factory, require_redis_server
 from tests.support.redis_server import RedisServer
 
 START = 1_700_000_000.0
@@ -602,6 +603,21 @@ def test_jobs_at_their_limit_beyond_the_scan_limit_are_not_looked_at(make) -> No
     assert broker.get_jobs_from_queue("q", 10) == []  # "free" is 5th, past the 3 looked at
     broker.remove_job_from_running(jobs[0])
     assert ids(broker.get_jobs_from_queue("q", 10)) == [jobs[1].id]
+
+
+def test_a_server_without_smismember_still_has_the_bands_fetched() -> None:
+    # SMISMEMBER came with Redis 6.2: renamed away, the fetch checks one band at a time.
+    executable = require_redis_server()
+    old = ["--rename-command", "SMISMEMBER", ""]
+    with (
+        RedisServer(executable=executable, extra_args=old) as server,
+        broker_factory(server.url) as make_broker,
+    ):
+        broker = make_broker()
+        urgent, plain, low = job(queue=band("q", 1)), job(), job(queue=band("q", 9))
+        broker.enqueue_jobs([low, plain, urgent])
+        taken = broker.get_jobs_from_queue("q", 10)
+    assert [j.id for j in taken] == [plain.id, urgent.id, low.id]
 
 
 def test_max_fetch_size_caps_a_fetch(make) -> None:

@@ -1,38 +1,33 @@
-"""A throwaway Redis Cluster for the cluster workload: three masters on loopback, no replica,
-and what each node spent (CPU, commands) between two snapshots."""
+"""The cluster workload's Redis Cluster, and what each node spent (CPU, commands) between
+two snapshots.
+
+The cluster itself is the tests' starter (``tests/support/redis_cluster.py``: three masters
+on loopback, no replica), one definition for both. It lives with the tests rather than in
+``spinach`` so that the wheel ships no test code, and the bench always runs from a checkout
+(it installs that checkout into its ``ours`` venv), where ``tests/support`` is on disk: the
+module needs only redis-py, which that venv has, so the checkout's root is put on the path
+here and nothing of pytest is imported.
+"""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
-from .redis_server import RedisServer, cpu_seconds, free_port
+import redis
 
-#: Seconds ``redis-cli --cluster create`` gets, then the nodes to agree the cluster is ok.
-JOIN_TIMEOUT = 30.0
+from .redis_server import cpu_seconds
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # before any installed package named ``tests``
+
+from tests.support.redis_cluster import RedisClusterServers  # noqa: E402
 
 #: ``cluster-node-timeout`` in milliseconds: lower joins sooner; too low lets a node
 #: stalled on a loaded machine be declared failed in the middle of a measurement.
 NODE_TIMEOUT_MS = 5000
-
-
-class ClusterNode(RedisServer):
-    """One ``--cluster-enabled yes`` redis-server, its bus on a free port of its own."""
-
-    def __init__(self, executable: str | None = None):
-        super().__init__(executable)
-        self.bus_port = free_port()
-
-    def _arguments(self) -> list[str]:
-        return [
-            *super()._arguments(), "--cluster-enabled", "yes",
-            "--cluster-port", str(self.bus_port),
-            "--cluster-config-file", str(self._dir / "nodes.conf"),
-            "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-        ]  # fmt: skip
-
 
 #: Commands of the harness itself (its snapshots), left out of what a node served.
 HARNESS_COMMANDS = frozenset({"info", "flushall", "ping"})
@@ -60,70 +55,31 @@ class NodeUsage:
         return sum(n for name, n in self.calls.items() if name not in HARNESS_COMMANDS)
 
 
-class RedisCluster:
+class RedisCluster(RedisClusterServers):
     """``size`` nodes joined in one cluster, the slots spread evenly; a context manager."""
 
     def __init__(self, size: int = 3, executable: str | None = None):
-        self.nodes = [ClusterNode(executable) for _ in range(size)]
+        super().__init__(size, executable, node_timeout_ms=NODE_TIMEOUT_MS)
+        self.clients: dict[int, redis.Redis] = {}
 
-    @property
-    def url(self) -> str:
-        """The ``redis+cluster://`` URL ``RedisBroker`` takes (the others are discovered)."""
-        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
-
-    def __enter__(self) -> RedisCluster:
-        try:
-            for node in self.nodes:
-                node.start()
-            self._create()
-            self._wait_until_ok()
-        except BaseException:
-            self.close()
-            raise
+    def start(self) -> RedisCluster:
+        """Start and join the nodes; one client each for the snapshots (opened once, so
+        that no snapshot adds a connection's handshake to what a node served)."""
+        super().start()
+        self.clients = {port: self.node_client(port, decode_responses=True) for port in self.ports}
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def close(self) -> None:
-        for node in self.nodes:
-            node.close()
-
-    def flush(self) -> None:
-        """Empty every node."""
-        for node in self.nodes:
-            node.client.flushall()
+        for client in self.clients.values():
+            client.close()
+        super().close()
 
     def usage(self) -> list[NodeUsage]:
         """A snapshot of every node's CPU seconds and command calls (``INFO``)."""
         return [
-            NodeUsage(node.port, cpu_seconds(node.client), _calls(node.client.info("commandstats")))
-            for node in self.nodes
+            NodeUsage(port, cpu_seconds(client), _calls(client.info("commandstats")))
+            for port, client in self.clients.items()
         ]
-
-    def _create(self) -> None:
-        cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
-        command = [cli, "--cluster", "create", *(f"127.0.0.1:{node.port}" for node in self.nodes)]
-        command += ["--cluster-replicas", "0", "--cluster-yes"]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=JOIN_TIMEOUT)
-        if done.returncode != 0:
-            raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout}{done.stderr}")
-
-    def _wait_until_ok(self) -> None:
-        deadline = time.monotonic() + JOIN_TIMEOUT
-        while not all(self._is_ok(node) for node in self.nodes):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the cluster nodes did not agree the cluster is ok")
-            time.sleep(0.05)  # polling processes that are starting
-
-    def _is_ok(self, node: ClusterNode) -> bool:
-        reply = node.client.execute_command("CLUSTER INFO")
-        if isinstance(reply, str):
-            reply = dict(line.split(":", 1) for line in reply.split() if ":" in line)
-        fields = {str(key): str(value) for key, value in reply.items()}
-        return fields.get("cluster_state") == "ok" and fields.get("cluster_known_nodes") == str(
-            len(self.nodes)
-        )
 
 
 def _calls(stats: dict) -> dict[str, int]:

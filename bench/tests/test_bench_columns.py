@@ -114,13 +114,14 @@ def test_table_shows_ours_as_a_share_of_the_bare_threads():
 
 def test_cluster_usage_counts_each_nodes_commands():
     with RedisCluster() as cluster:
-        first = cluster.nodes[0]
-        key = _key_on(first.client, first.port)
+        first = cluster.ports[0]
+        client = cluster.clients[first]
+        key = _key_on(client, first)
         before = cluster.usage()
         for _ in range(50):
-            first.client.execute_command("INCR", key)
+            client.execute_command("INCR", key)
         spent = [after.since(old) for after, old in zip(cluster.usage(), before, strict=True)]
-    assert [usage.port for usage in spent] == [node.port for node in cluster.nodes]
+    assert [usage.port for usage in spent] == cluster.ports
     assert spent[0].calls["incr"] == 50
     assert spent[0].served() == 50  # the snapshots' own INFO left out
     assert all("incr" not in usage.calls for usage in spent[1:])

@@ -347,7 +347,8 @@ class Broker(ABC):
 
     def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
         """Up to ``limit`` jobs due in the future from position ``offset``, soonest first,
-        and how many there are in all (brokers read only that page)."""
+        and how many there are in all (brokers read only that page: a ``limit`` of 0 only
+        counts them)."""
         jobs = self.scheduled_jobs()
         return jobs[offset : offset + limit], len(jobs)
 

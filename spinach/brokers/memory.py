@@ -520,6 +520,10 @@ class MemoryBroker(Broker):
             letters = list(self._state().dead_letters.values())
         return [replace(letter) for letter in letters]  # in arrival order, as in Redis
 
+    def dead_letter_count(self) -> int:
+        with self._store.lock:
+            return len(self._state().dead_letters)
+
     def retry_dead_letters(self, ids: Iterable[str] | None = None) -> int:
         with self._store.lock:
             state = self._state()
@@ -547,8 +551,16 @@ class MemoryBroker(Broker):
 
     def scheduled_jobs(self) -> list[Job]:
         with self._store.lock:
-            payloads = [future.payload for future in sorted(self._state().future)]
-        return [_decoded(payload, JobStatus.WAITING) for payload in payloads]
+            futures = sorted(self._state().future)
+        return _future_jobs(futures)
+
+    def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
+        """Only that page is decoded; a ``limit`` of 0 only counts."""
+        with self._store.lock:
+            futures = self._state().future
+            page = heapq.nsmallest(offset + limit, futures)[offset:] if limit > 0 else []
+            total = len(futures)
+        return _future_jobs(page), total
 
     def running_jobs(self) -> dict[str, list[Job]]:
         with self._store.lock:
@@ -724,6 +736,15 @@ def _trim_history(state: _Namespace, now: float, retention: float, max_records: 
     oldest = int(now // 60) - FINISHED_COUNT_MINUTES
     for key in [k for k in state.finished_counts if int(k.split(" ", 1)[0]) < oldest]:
         del state.finished_counts[key]
+
+
+def _future_jobs(futures: list[_Future]) -> list[Job]:
+    """The jobs of future entries, each due when its entry says (a job deferred by its rate
+    limit keeps its old ``at`` in its payload)."""
+    jobs = [_decoded(future.payload, JobStatus.WAITING) for future in futures]
+    for job, future in zip(jobs, futures, strict=True):
+        job.at_timestamp = future.at
+    return jobs
 
 
 def _decoded(payload: str, status: JobStatus) -> Job:

@@ -729,11 +729,20 @@ class RedisBroker(Broker):
         return {name: length for name, length in zip(names, pipe.execute(), strict=True) if length}
 
     def scheduled_jobs(self) -> list[Job]:
-        ids: list[bytes] = cast("list[bytes]", self._redis.zrange(self.key("future"), 0, -1))
-        if not ids:
+        return self._future_jobs(self._redis.zrange(self.key("future"), 0, -1, withscores=True))
+
+    def _future_jobs(self, entries: Any) -> list[Job]:
+        """The jobs of the future set's ``(id, due time)`` entries, each due when its score
+        says (a job deferred by its rate limit keeps its old ``at`` in its payload)."""
+        scored = _scored(entries)
+        if not scored:
             return []
-        payloads = self._redis.hmget(self.key("future_jobs"), ids)
-        return [_decoded(p, JobStatus.WAITING) for p in payloads if p is not None]
+        payloads = self._redis.hmget(self.key("future_jobs"), [job_id for job_id, _ in scored])
+        return [
+            _due(_decoded(payload, JobStatus.WAITING), at)
+            for (_, at), payload in zip(scored, payloads, strict=True)
+            if payload is not None
+        ]
 
     def running_jobs(self) -> dict[str, list[Job]]:
         pipe = self._snapshot()
@@ -772,13 +781,13 @@ class RedisBroker(Broker):
         return dict(Counter(_text(queue) for queue in cast("list[bytes]", queues)))
 
     def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
+        if limit <= 0:  # only the count (ZRANGE 0 -1 would read them all)
+            return [], int(self._redis.zcard(self.key("future")))
         pipe = self._snapshot()
-        pipe.zrange(self.key("future"), offset, offset + limit - 1)
+        pipe.zrange(self.key("future"), offset, offset + limit - 1, withscores=True)
         pipe.zcard(self.key("future"))
-        ids, total = pipe.execute()
-        payloads = self._redis.hmget(self.key("future_jobs"), ids) if ids else []
-        jobs = [_decoded(p, JobStatus.WAITING) for p in payloads if p is not None]
-        return jobs, int(total)
+        entries, total = pipe.execute()
+        return self._future_jobs(entries), int(total)
 
     def dead_letter_count(self) -> int:
         return int(self._redis.zcard(self.key("dead_order")))
@@ -1019,6 +1028,12 @@ def _periodic_info(task: Task, period: float) -> str:
     which the script fills in)."""
     job = task.new_job(0.0)  # its queue is the task's priority band (spinach.priority)
     return json.dumps({"period": period, "queue": job.queue, "tail": job_codec.template(job)})
+
+
+def _due(job: Job, at: float) -> Job:
+    """``job`` due at ``at``, its score in the future set."""
+    job.at_timestamp = at
+    return job
 
 
 def _scored(entries: Any) -> list[tuple[bytes, float]]:

@@ -320,9 +320,11 @@ class MultiprocessMetrics:
 class BrokerCollector:
     """Gauges of a broker's namespace, read at each scrape: ``registry.register(it)``.
 
-    Each scrape reads the queues, the future and running jobs, the workers and the dead
-    letters (the future jobs and dead letters are listed whole: a scrape costs in
-    proportion to them). A queue seen once is reported at 0 when it empties again.
+    Each scrape reads the queues' lengths, the running jobs and the workers, and counts the
+    future jobs and the dead letters without reading them (the total of an empty
+    ``scheduled_page``, ``dead_letter_count``: on Redis one ZCARD each), so its cost does
+    not grow with them.
+    A queue seen once is reported at 0 when it empties again.
     """
 
     def __init__(self, broker: Broker):
@@ -358,11 +360,11 @@ class BrokerCollector:
             (gauge("spinach_queue_jobs", "Jobs waiting in each queue.",
                    ("namespace", "queue")), None),
             (gauge("spinach_future_jobs", "Jobs due in the future (delayed or retrying)."),
-             lambda: len(broker.scheduled_jobs())),
+             lambda: broker.scheduled_page(0, 0)[1]),
             (gauge("spinach_running_jobs", "Jobs running on any worker."),
              lambda: sum(len(jobs) for jobs in broker.running_jobs().values())),
             (gauge("spinach_workers_alive", "Live worker processes."),
              lambda: len(broker.workers())),
             (gauge("spinach_dead_letters", "Payloads set aside as dead letters."),
-             lambda: len(broker.list_dead_letters())),
+             broker.dead_letter_count),
         ]  # fmt: skip

@@ -98,6 +98,8 @@ OPTIONS: Mapping[str, CallOption] = _declare(
     CallOption("time_limit", DIFFERENT, META, "enforced in threads", LIMITS),
     CallOption("soft_time_limit", DIFFERENT, META, "enforced in threads", LIMITS),
     CallOption("add_to_parent", SUPPORTED, META, "False: no child of the running task", CANVAS),
+    CallOption("group_id", SUPPORTED, META, "the task's request.group", CANVAS),
+    CallOption("group_index", SUPPORTED, META, "the task's request.group_index", CANVAS),
     CallOption("replaced_task_nesting", DIFFERENT, META, "its own native job id", CANVAS),
     CallOption("link", SUPPORTED, LINKS, "Celery's callbacks", CANVAS),
     CallOption("link_error", SUPPORTED, LINKS, "Celery's errback calling rule", CANVAS),
@@ -119,7 +121,7 @@ OPTIONS: Mapping[str, CallOption] = _declare(
     _refused("connection", "custom connections are not supported: jobs go to the app's engine"),
     *_no_effect(
         "shadow exchange exchange_type declare delivery_mode mandatory "
-        "group_id group_index reply_to retries result_cls origin"
+        "reply_to retries result_cls origin"
     ),
 )
 

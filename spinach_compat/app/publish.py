@@ -189,9 +189,9 @@ def _meta(app: Publisher, message: Message) -> dict:
     eta = _eta(app, options.get("countdown"), options.get("eta"))
     expires = options.get("expires", task.expires if task is not None else None)
     root_id, parent_id = _lineage(options)
-    replacing = _replacing(message)
     return {
-        **replacing,
+        **_replacing(message),
+        **_group(options),
         "eta": eta.isoformat() if eta else None,
         "expires": _expires(app, expires),
         "headers": dict(options.get("headers") or {}),
@@ -214,6 +214,13 @@ def _replacing(message: Message) -> dict:
     the broker would not store a second job of its id)."""
     nesting = message.options.get("replaced_task_nesting")
     return {"task_id": message.task_id, "replaced_task_nesting": nesting} if nesting else {}
+
+
+def _group(options: dict) -> dict:
+    """A group member's ``group`` (the group's id) and ``group_index`` (its position), the
+    request's fields of those names; nothing outside a group."""
+    group_id = options.get("group_id")
+    return {"group": group_id, "group_index": options.get("group_index")} if group_id else {}
 
 
 def job_id_of(task_id: str, meta: dict) -> str:

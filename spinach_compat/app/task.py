@@ -253,6 +253,7 @@ class Task:
             is_eager=False, hostname=self._get_app().hostname, headers=meta.get("headers"),
             ignore_result=meta.get("ignore_result"), root_id=meta.get("root_id") or task_id,
             parent_id=meta.get("parent_id"), origin=meta.get("origin"), reply_to=None,
+            group=meta.get("group"), group_index=meta.get("group_index"),
             correlation_id=task_id, timelimit=meta.get("timelimit"),
             replaced_task_nesting=meta.get("replaced_task_nesting") or 0,
             delivery_info=_delivery_info(meta.get("routing_key") or job.queue, meta),

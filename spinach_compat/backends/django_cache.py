@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from .. import states
 from . import django_checks
-from .base import pending_meta, prepare_exception, request_meta
-from .django_db import as_celery_exception, as_facade_exception
-from .notified import NotifiedBackend
+from .base import pending_meta, request_meta
+from .notified import NotifiedBackend, as_facade_exception
 
 if TYPE_CHECKING:
     from ..app.base import Celery
@@ -71,8 +70,6 @@ class CacheBackend(NotifiedBackend):
         self, task_id: str, result: Any, state: str, traceback: str | None,
         request: Context | None,
     ) -> None:  # fmt: skip
-        if state in states.EXCEPTION_STATES and isinstance(result, BaseException):
-            result = as_celery_exception(prepare_exception(result))
         ready = state in states.READY_STATES
         meta = {
             "status": state, "result": result, "traceback": traceback,

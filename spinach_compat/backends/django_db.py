@@ -28,12 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 from kombu.serialization import dumps, loads
 
-from .. import exceptions, states
+from .. import states
 from ..app import codec
-from ..interop.results import _celery_module
 from . import django_checks
-from .base import prepare_exception
-from .notified import NotifiedBackend
+from .notified import NotifiedBackend, as_facade_exception
 
 if TYPE_CHECKING:
     from ..app.base import Celery
@@ -107,8 +105,6 @@ class DatabaseBackend(NotifiedBackend):
         self, task_id: str, result: Any, state: str, traceback: str | None,
         request: Context | None,
     ) -> None:  # fmt: skip
-        if state in states.EXCEPTION_STATES and isinstance(result, BaseException):
-            result = as_celery_exception(prepare_exception(result))
         content_type, content_encoding, encoded = self.encode_content(result)
         meta = {**(getattr(request, "meta", None) or {}), "children": _children(request)}
         fields: dict[str, Any] = {
@@ -219,24 +215,6 @@ def _periodic_task_name(request: Context) -> str | None:
     """The beat entry that sent the task (Celery's ``periodic_task_name`` header)."""
     name = getattr(request, "periodic_task_name", None)
     return name if name is not None else (request.headers or {}).get("periodic_task_name")
-
-
-def as_celery_exception(data: dict[str, Any]) -> dict[str, Any]:
-    """A facade exception named as Celery's (``celery.exceptions``), as Celery stores it."""
-    if data.get("exc_module") == exceptions.__name__:
-        return {**data, "exc_module": _celery_module(data.get("exc_type"))}
-    return data
-
-
-def as_facade_exception(value: Any) -> Any:
-    """A stored ``celery.exceptions`` exception read as the facade's class of that name."""
-    if (
-        isinstance(value, dict)
-        and value.get("exc_module") == "celery.exceptions"
-        and hasattr(exceptions, str(value.get("exc_type")))
-    ):
-        return {**value, "exc_module": exceptions.__name__}
-    return value
 
 
 def _iso(value: datetime | None) -> str | None:

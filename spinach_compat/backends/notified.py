@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from spinach.brokers.base import Broker
 
-from .. import states
+from .. import exceptions, states
 from ..exceptions import TimeoutError
-from .base import StateMarks, exception_to_python, next_wait
+from ..interop.results import _celery_module
+from .base import StateMarks, exception_to_python, next_wait, prepare_exception
 
 if TYPE_CHECKING:
     from ..app.base import Celery
@@ -70,8 +71,13 @@ class NotifiedBackend(StateMarks):
         self, task_id: str, result: Any, state: str, traceback: str | None = None,
         request: Context | None = None, **kwargs: Any,
     ) -> Any:  # fmt: skip
-        """Store the state of ``task_id``, then notify its waiters once committed."""
-        self._store(task_id, result, state, traceback, request)
+        """Store the state of ``task_id``, then notify its waiters once committed. A failure's
+        exception is stored as ``{exc_type, exc_message, exc_module}``, the facade's own
+        exceptions under ``celery.exceptions`` (as Celery stores them)."""
+        stored = result
+        if state in states.EXCEPTION_STATES and isinstance(result, BaseException):
+            stored = as_celery_exception(prepare_exception(result))
+        self._store(task_id, stored, state, traceback, request)
         self._notify_on_commit(task_id, state)
         return result
 
@@ -140,3 +146,21 @@ class NotifiedBackend(StateMarks):
             if meta["status"] not in states.READY_STATES:
                 raise TimeoutError("The operation timed out.") from None
             return meta
+
+
+def as_celery_exception(data: dict[str, Any]) -> dict[str, Any]:
+    """A facade exception named as Celery's (``celery.exceptions``), as Celery stores it."""
+    if data.get("exc_module") == exceptions.__name__:
+        return {**data, "exc_module": _celery_module(data.get("exc_type"))}
+    return data
+
+
+def as_facade_exception(value: Any) -> Any:
+    """A stored ``celery.exceptions`` exception read as the facade's class of that name."""
+    if (
+        isinstance(value, dict)
+        and value.get("exc_module") == "celery.exceptions"
+        and hasattr(exceptions, str(value.get("exc_type")))
+    ):
+        return {**value, "exc_module": exceptions.__name__}
+    return value

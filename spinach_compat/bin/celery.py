@@ -559,10 +559,12 @@ def _run_prefork_parent(
 
         queues = band_queues(worker.queues, priority_steps(worker.app.conf))
         scaler = Autoscaler(bounds, queue_waiting(worker.app.engine.broker.queue_lengths, queues))
+    from ..beat import BeatThread
     from ..events.worker import WorkerEvents
 
     events = next((s for s in worker.services if isinstance(s, WorkerEvents)), None)
-    return run_parent(worker, argv, cwd, scaler, worker.concurrency, metrics_port, events)
+    beat = next((s for s in worker.services if isinstance(s, BeatThread)), None)
+    return run_parent(worker, argv, cwd, scaler, worker.concurrency, metrics_port, events, beat)
 
 
 def _task_events(app: Celery, worker: Any, args: argparse.Namespace) -> None:
@@ -580,8 +582,9 @@ def _task_events(app: Celery, worker: Any, args: argparse.Namespace) -> None:
 
 
 def _embedded_beat(app: Celery, worker: Any, args: argparse.Namespace) -> None:
-    """``-B``: beat in a thread of the worker, a service (see ``spinach_compat.beat``)."""
-    if args.beat:
+    """``-B``: beat in a thread of the worker, a service (see ``spinach_compat.beat``). A
+    prefork pool has one, in its parent (``run_parent`` runs it), as Celery's has one."""
+    if args.beat and worker.role != "child":
         from ..beat import BeatThread
 
         scheduler = args.scheduler or app.conf.get("beat_scheduler")

@@ -9,7 +9,8 @@ the commands are ``spinach_compat.worker.control.Panel``'s, the reply ``{nodenam
 
 A ``memory://`` broker uses kombu's in-process memory transport, so in-process workers and
 clients of one process talk too. The thread starts with the node's worker and stops with it,
-within ``DRAIN_TIMEOUT`` plus a reconnection; a broker outage is logged and retried.
+within ``DRAIN_TIMEOUT`` plus a reconnection, deleting the node's queue (and its binding to
+the exchange); a broker outage is logged and retried.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ class Pidbox:
             node = mailbox(self.app)(conn).Node(self.hostname, state=self.state,
                                                 handlers=Panel.data)  # fmt: skip
             node.channel = conn.channel()
-            _forget_stale_commands(node, self.hostname)
+            queue = _forget_stale_commands(node, self.hostname)
             consumer = node.listen(callback=self._on_message(node))
             try:
                 wait = MEMORY_POLLING_INTERVAL if conn.transport_cls == "memory" else DRAIN_TIMEOUT
@@ -127,6 +128,7 @@ class Pidbox:
                     self._listening.set()
             finally:
                 _quietly(consumer.cancel)
+                _quietly(lambda: _delete_queue(queue))
                 _quietly(node.channel.close)
 
     def _on_message(self, node: Any) -> Any:
@@ -142,16 +144,28 @@ class Pidbox:
         return on_message
 
 
-def _forget_stale_commands(node: Any, hostname: str) -> None:
-    """Empty the node's queue before listening: on kombu's memory transport (one per
-    process) a queue outlives its node, so commands sent to an earlier node of the same
-    name (a ``shutdown``) would reach this one. On Redis the fan-out keeps nothing."""
+def _forget_stale_commands(node: Any, hostname: str) -> Any:
+    """The node's queue (a kombu ``Queue`` bound to the channel), emptied before listening:
+    on kombu's memory transport (one per process) a queue outlives its node, so commands
+    sent to an earlier node of the same name (a ``shutdown``) would reach this one. On
+    Redis the fan-out keeps nothing. The node deletes it when it stops (kombu's Redis
+    channel deletes it on closing too; its memory channel never does)."""
     queue = node.mailbox.get_queue(hostname)(node.channel)
     queue.declare()
     discarded = queue.purge()
     if discarded:
         logger.debug("%s: %d remote-control commands sent before it started discarded",
                      hostname, discarded)  # fmt: skip
+    return queue
+
+
+def _delete_queue(queue: Any) -> None:
+    """Delete the node's queue, then unbind it from the exchange: kombu's memory transport
+    keeps both otherwise (its queues outlive the node; its ``queue_delete`` leaves the
+    exchange's table, whose fan-out would make the queue again, and deletes nothing once
+    the binding is gone, hence this order)."""
+    queue.delete()
+    queue.queue_unbind()
 
 
 def _method(body: Any) -> Any:

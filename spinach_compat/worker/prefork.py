@@ -7,7 +7,9 @@ the same command line and ``CHILD_VARIABLE`` set: a facade worker of concurrency
 sends ``worker_process_init`` and ``worker_process_shutdown``, and tells the parent through
 its status pipe when it is ready, busy and idle. The parent sends ``worker_ready`` once every
 child is ready, ``worker_shutting_down`` at the first SIGTERM/SIGINT (forwarded to the
-children, which finish their job), and ``worker_shutdown`` once they all ended.
+children, which finish their job), and ``worker_shutdown`` once they all ended. With ``-B``
+the parent runs the pool's one beat, in a thread (the children run none), as Celery's pool
+has one beat beside its children.
 
 As Celery's children, each is replaced when it dies, and also after the job that crosses
 ``--max-tasks-per-child`` or ``--max-memory-per-child``: the child stops taking jobs, stops
@@ -40,6 +42,7 @@ from .node import start_prefork_node
 
 if TYPE_CHECKING:
     from ..app.base import Celery
+    from ..beat import BeatThread
     from ..events.worker import WorkerEvents
     from . import Worker
 
@@ -164,21 +167,26 @@ def child_command(argv: Sequence[str]) -> list[str]:
 def run_parent(
     worker: Worker, argv: Sequence[str], cwd: str, scaler: Callable[..., Any] | None,
     processes: int, metrics_port: int | None = None, events: WorkerEvents | None = None,
+    beat: BeatThread | None = None,
 ) -> int:  # fmt: skip
     """The parent's run: supervise the children; the exit status. With ``metrics_port``
     it serves the sum of the children's metrics (``spinach.contrib.prometheus``); ``events``
-    (``-E``) sends the worker events, counting the jobs the children report."""
+    (``-E``) sends the worker events, counting the jobs the children report; ``beat``
+    (``-B``) is the pool's one beat, run here while the children run."""
+    if beat is not None:
+        beat.prepare()  # a bad scheduler stops the worker before any child starts
     if metrics_port is None:
-        return _supervise(worker, argv, cwd, scaler, processes, events=events)
+        return _supervise(worker, argv, cwd, scaler, processes, events=events, beat=beat)
     from spinach.contrib.prometheus import MultiprocessMetrics
 
     with MultiprocessMetrics(metrics_port) as metrics:
-        return _supervise(worker, argv, cwd, scaler, processes, metrics, events)
+        return _supervise(worker, argv, cwd, scaler, processes, metrics, events, beat)
 
 
 def _supervise(
     worker: Worker, argv: Sequence[str], cwd: str, scaler: Callable[..., Any] | None,
     processes: int, metrics: Any = None, events: WorkerEvents | None = None,
+    beat: BeatThread | None = None,
 ) -> int:  # fmt: skip
     """Run the supervisor of the children (writing their metrics for ``metrics``)."""
 
@@ -201,9 +209,13 @@ def _supervise(
     if events is not None:
         events.counts = functools.partial(_children_counts, supervisor)
         events.start()
+    if beat is not None:
+        beat.start()
     try:
         status = supervisor.run()
     finally:
+        if beat is not None:
+            beat.stop()
         node.stop()
         if events is not None:
             events.shutdown()

@@ -21,7 +21,9 @@ import pytest
 import redis
 
 from spinach_compat import signature
+from spinach_compat.app import publish
 from spinach_compat.exceptions import UnsupportedFeature
+from spinach_compat.interop import legacy
 from spinach_compat.interop.bridge import CeleryBridge, celery_lists
 from spinach_compat.interop.results import celery_key
 
@@ -233,6 +235,14 @@ def test_what_legacy_workers_would_not_get_is_refused(make_app, redis_url, rclie
     with pytest.raises(UnsupportedFeature, match="priority"):
         app.send_task("interop.legacy_mul", args=(6, 7), priority=6)
     assert rclient.llen("celery") == 0  # nothing half sent
+
+
+def test_a_group_member_sent_to_legacy_workers_carries_its_group(make_app):
+    app = make_app("producer", spinach_legacy_tasks=["interop.legacy_*"])
+    options = {"group_id": "the-group", "group_index": 0}
+    message = publish.resolve(app, "interop.legacy_mul", (6, 7), {}, options)
+    headers = legacy.headers_of(message.name, message.task_id, [6, 7], {}, message.meta)
+    assert (headers["group"], headers["group_index"]) == ("the-group", 0)  # Celery's headers
 
 
 # -- crash safety --------------------------------------------------------------------------

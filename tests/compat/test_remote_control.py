@@ -7,6 +7,8 @@ import json
 import threading
 
 import pytest
+from kombu import Connection
+from kombu.exceptions import ChannelError
 
 import spinach_compat
 from spinach_compat.bin.celery import main
@@ -167,6 +169,19 @@ def test_the_mailbox_thread_stops_with_the_worker(make_app):
     assert any(t.name == "pidbox-n1@host" for t in threading.enumerate())
     app.stop_worker()
     assert not any(t.name == "pidbox-n1@host" for t in threading.enumerate())
+
+
+def test_a_stopped_node_deletes_its_mailbox_queue(make_app):
+    app = _node(make_app, "gone@host")
+    name = "gone@host.celery.pidbox"
+    with Connection("memory://") as conn:
+        assert conn.default_channel.queue_declare(name, passive=True).queue == name
+        app.stop_worker()
+        with pytest.raises(ChannelError):
+            conn.default_channel.queue_declare(name, passive=True)
+        app.control.broadcast("shutdown")  # unbound too: nothing keeps it for a later node
+        with pytest.raises(ChannelError):
+            conn.channel().queue_declare(name, passive=True)
 
 
 def test_remote_control_can_be_disabled(make_app):

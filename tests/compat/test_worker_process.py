@@ -73,6 +73,14 @@ def test_failure_type_state_and_traceback(proj):
     assert "ValueError" in result.traceback
 
 
+def test_group_members_know_their_group_and_position(proj):
+    canvas = pytest.importorskip("celery" if proj.impl == "celery" else "spinach_compat")
+    member = proj.app.signature(f"{TASKS}.membership")
+    result = canvas.group(member.clone() for _ in range(3)).apply_async()
+    assert result.get(timeout=WAIT) == [[result.id, index] for index in range(3)]
+    assert _send(proj, "membership").get(timeout=WAIT) == [None, None]
+
+
 def test_retry_counts(proj):
     assert _send(proj, "flaky", 2).get(timeout=WAIT) == 2
     assert _send(proj, "auto").get(timeout=WAIT) == 2
@@ -230,7 +238,7 @@ def test_beat_schedule_runs_on_the_worker(redis_server, tmp_path):
         client.flushdb()
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         pubsub.psubscribe("{proj}/result/*")
-        args = ["-B", "-c", "2", "-s", str(tmp_path / "schedule")]
+        args = ["-B", "-c", "2", "-s", str(tmp_path / "schedule"), "-l", "info"]
         worker = WorkerProcess("spinach_compat", url, args, tmp_path / "beat.log",
                                beat=True).start()  # fmt: skip
         try:
@@ -241,6 +249,15 @@ def test_beat_schedule_runs_on_the_worker(redis_server, tmp_path):
         metas = [json.loads(client.get(key)) for key in keys]
     assert [(m["status"], m["result"]) for m in metas] == [("SUCCESS", "beat")] * 2
     assert "beat:        on (1 entries)" in worker.banner
+    log = worker.log.read_text()
+    assert log.count("beat: Starting") == 1, log  # one for the pool, not one per child
+
+
+def test_a_bad_beat_scheduler_stops_a_prefork_worker_before_its_children(redis_server):
+    done = run_command(redis_server.url_for(7), "worker", "-B", "--scheduler", "nope.Scheduler")
+    assert done.returncode == 1
+    assert "ERROR: " in done.stderr and "nope.Scheduler" in done.stderr
+    assert "starting" not in done.stderr  # no child was started
 
 
 def _published_keys(pubsub, count: int) -> list[str]:

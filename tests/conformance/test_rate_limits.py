@@ -57,6 +57,21 @@ def test_a_job_over_the_limit_is_deferred_to_its_slot(
     assert ids(broker.get_jobs_from_queue("q", 10)) == [second.id]
 
 
+def test_inspection_shows_a_deferred_job_due_at_its_slot(
+    broker: Broker, clock: FakeClock, start: float, make_job
+) -> None:
+    limited(broker, "1/m")
+    broker.enqueue_jobs([make_job("limited"), make_job("limited"), make_job("later", delay=30)])
+    broker.get_jobs_from_queue("q", 10)
+
+    # Its payload keeps the time it was sent at; what inspection shows is when it is due.
+    expected = [("later", start + 30), ("limited", start + 60)]
+    scheduled = broker.scheduled_jobs()
+    assert [(job.task_name, job.at_timestamp) for job in scheduled] == expected
+    page, total = broker.scheduled_page(0, 10)
+    assert [(job.task_name, job.at_timestamp) for job in page] == expected and total == 2
+
+
 def test_the_burst_starts_back_to_back_then_the_rate_applies(
     broker: Broker, clock: FakeClock, make_job
 ) -> None:

@@ -3,6 +3,10 @@
 Each node is a ``redis-server --cluster-enabled yes`` in its own temporary directory, on a
 free port of 127.0.0.1 (never 6379) with its cluster bus on another free port; ``redis-cli
 --cluster create`` joins them and hands out the 16384 slots.
+
+The bench's cluster workload starts its cluster with this module too
+(``bench/benchlib/redis_cluster.py``): keep it to the standard library and redis-py (no
+pytest, nothing else of the tests), which is all the bench's environment has.
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ class ClusterNodeServer(RedisServer):
     """One cluster-enabled redis-server; its cluster bus gets a free port of its own (the
     default, port + 10000, may be taken or beyond 65535)."""
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, node_timeout_ms: int = NODE_TIMEOUT_MS, **kwargs: Any):
         super().__init__(**kwargs)
+        self.node_timeout_ms = node_timeout_ms
         self.bus_port = 0
 
     def start(self) -> ClusterNodeServer:
@@ -49,7 +54,7 @@ class ClusterNodeServer(RedisServer):
         args = super()._arguments()
         args += ["--cluster-enabled", "yes", "--cluster-port", str(self.bus_port)]
         args += ["--cluster-config-file", str(self.dir / "nodes.conf")]
-        args += ["--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--appendonly", "no"]
+        args += ["--cluster-node-timeout", str(self.node_timeout_ms), "--appendonly", "no"]
         return args
 
 
@@ -58,12 +63,19 @@ class RedisClusterServers:
 
     Use it as a context manager, or ``start`` then ``close``; ``url`` is the
     ``redis+cluster://`` URL ``RedisBroker`` takes, ``client()`` a ``RedisCluster``.
+    ``node_timeout_ms`` is each node's ``cluster-node-timeout`` (``NODE_TIMEOUT_MS``).
     """
 
-    def __init__(self, size: int = 3, executable: str | None = None):
+    def __init__(
+        self, size: int = 3, executable: str | None = None,
+        node_timeout_ms: int = NODE_TIMEOUT_MS,
+    ):  # fmt: skip
         if size < 3:
             raise ValueError("redis-cli --cluster create needs at least three masters")
-        self.nodes = [ClusterNodeServer(executable=executable) for _ in range(size)]
+        self.nodes = [
+            ClusterNodeServer(executable=executable, node_timeout_ms=node_timeout_ms)
+            for _ in range(size)
+        ]
 
     # -- addresses -------------------------------------------------------------------------
 

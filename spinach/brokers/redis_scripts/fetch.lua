@@ -172,15 +172,30 @@ local function scan(queue)
   remove_indexes(key, removed)
 end
 
+-- The priority bands of `queue` that ever held a job, most urgent first: one SMISMEMBER
+-- (Redis 6.2+), else one SISMEMBER per band (an older server refuses SMISMEMBER).
+local function bands_of(queue)
+  local bands, held = {}, {}
+  for level = 1, 9 do bands[level] = queue .. '\6\22' .. level end
+  local found = redis.pcall('SMISMEMBER', k.queues, unpack(bands))
+  if type(found) ~= 'table' or found.err then
+    found = {}
+    for level = 1, 9 do found[level] = redis.call('SISMEMBER', k.queues, bands[level]) end
+  end
+  for level = 1, 9 do
+    if found[level] == 1 then held[#held + 1] = bands[level] end
+  end
+  return held
+end
+
 local named = {}
 for i = 8 + acks, #ARGV do named[ARGV[i]] = true end
 for i = 8 + acks, #ARGV do
   if left <= 0 then break end
   scan(ARGV[i])
-  for level = 1, 9 do -- the priority bands of the queue, most urgent first
-    local band = ARGV[i] .. '\6\22' .. level
-    if left > 0 and not named[band] and redis.call('SISMEMBER', k.queues, band) == 1 then
-      scan(band)
+  if left > 0 then
+    for _, band in ipairs(bands_of(ARGV[i])) do
+      if left > 0 and not named[band] then scan(band) end
     end
   end
 end

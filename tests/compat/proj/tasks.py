@@ -89,3 +89,9 @@ def spin(seconds):
     while time.monotonic() < deadline:
         pass
     return "finished"
+
+
+@app.task(bind=True)
+def membership(self):
+    """The group this run belongs to and its position in it (None, None outside a group)."""
+    return [self.request.group, self.request.group_index]
