@@ -22,7 +22,7 @@ from benchlib.redis_cluster import RedisCluster  # noqa: E402
 from benchlib.redis_server import RedisServer  # noqa: E402
 from benchlib.report import legend, summarize, table  # noqa: E402
 from benchlib.venvs import Venv  # noqa: E402
-from benchlib.workloads import BROKERLESS_NOTE, Bench, ImplResult, Options  # noqa: E402
+from benchlib.workloads import BROKERLESS_NOTE, Bench, ImplResult, Options, partitioned  # noqa: E402
 
 sys.path.insert(0, str(BENCH / "impls"))
 import bare_threads  # noqa: E402
@@ -154,4 +154,39 @@ def test_cluster_workload_runs_ours_on_three_masters(server, tmp_path):
 
 def test_the_cluster_workload_runs_only_when_named():
     assert 10 not in DEFAULT_WORKLOADS
-    assert [impl.name for impl in BY_NAME.values() if impl.cluster] == ["ours"]
+    assert [impl.name for impl in BY_NAME.values() if impl.cluster] == ["ours", "ours-part"]
+
+
+# -- the partitioned column ------------------------------------------------------------------
+
+
+def test_the_partition_count_goes_in_the_broker_url():
+    ours, part = BY_NAME["ours"], BY_NAME["ours-part"]
+    assert partitioned("redis://h:1/0", ours) == "redis://h:1/0"
+    assert partitioned("redis://h:1/0", part) == "redis://h:1/0?partitions=4"
+    assert partitioned("redis+cluster://h:1", part, on_cluster=True).endswith("?partitions=3")
+    assert not BY_NAME["ours-part"].by_default  # a variant, run when named
+
+
+def test_the_partitioned_column_runs_on_partitions_of_the_one_redis(server, tmp_path):
+    result = ImplResult()
+    runner = bench(server, tmp_path, {3})
+    runner.run_once(here("ours-part"), result, 1)
+    assert result.errors == []
+    assert result.metrics["exec"][0] > 0
+    assert server.client.get("{bench}/partitions") == "4"  # the namespace's recorded count
+    assert runner.env.get("BENCH_BROKER_URL") is None  # the next column gets the one slot
+
+
+def test_the_partitioned_column_spreads_the_cluster_workload_over_the_nodes(server, tmp_path):
+    result = ImplResult()
+    runner = bench(server, tmp_path, {10}, jobs=300)
+    runner.run_once(here("ours-part"), result, 1)
+    assert result.errors == []
+    assert len(result.cluster_nodes) == 1
+    calls = [result.metrics[f"cluster_node{n}_calls"][0] for n in (1, 2, 3)]
+    # "bench~0", "bench~1" and "bench~2" hash to slots of three different nodes
+    assert {key_slot(f"bench~{i}".encode()) * 3 // 16384 for i in range(3)} == {0, 1, 2}
+    assert min(calls) > sum(calls) / 5, calls
+    text = legend([BY_NAME["ours-part"]], {"ours-part": result}, runner.options)
+    assert "3 partitions spread by their hash tags" in text
