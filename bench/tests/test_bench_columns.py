@@ -1,7 +1,8 @@
-"""The bench's bare-thread column, Redis CPU per job and cluster workload, on real servers.
+"""The bench's bare-thread and partitioned columns, Redis CPU per job and cluster workload,
+on real servers.
 
-Run with ``bash scripts/test.sh bench/tests -q`` (outside the default ``tests`` path: they
-start the bench's own redis-servers and workers, about half a minute).
+In the default test paths (pyproject.toml); alone: ``bash scripts/test.sh bench/tests -q``
+(they start the bench's own redis-servers and workers, under a minute).
 """
 
 from __future__ import annotations
