@@ -185,7 +185,8 @@ def test_thirty_thousand_jobs_over_three_partitions_of_a_cluster(
         assert wait_until(lambda: records.hlen(app.RUNS) >= len(everything), DEADLINE)
         assert wait_until(lambda: everything <= ran(records).keys(), DEADLINE), "jobs lost"
         grid = {name: at for at, name in broker.inspect_periodic_tasks()}["tick"]
-        for process, _ in live:
+        for process, log in live:
+            log.wait_for(STARTED)  # a stop, not a start cut short
             process.send_signal(signal.SIGTERM)
         for process, log in live:
             assert process.wait(60) == 0, log.text
