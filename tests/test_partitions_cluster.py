@@ -43,7 +43,7 @@ import redis
 
 from spinach import DEFAULT_QUEUE, Batch, Engine
 from spinach import options as call_options
-from spinach.brokers.redis_layout import partition_of
+from spinach.brokers.redis_layout import partition_of, partition_tags
 from spinach.brokers.redis_partitions import PartitionedRedisBroker
 from tests.cli_apps import partitions_app as app
 from tests.helpers import wait_until
@@ -51,7 +51,7 @@ from tests.support.processes import LogReader, StartedProcesses
 from tests.support.redis_cluster import RedisClusterServers
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTITIONS, WORKERS, THREADS = 3, 2, 4
+NAMESPACE, PARTITIONS, WORKERS, THREADS = "parts", 3, 2, 4
 JOBS = 30_000
 #: Jobs per ``schedule_batch``: one script per partition per batch.
 BATCH = 1_000
@@ -70,14 +70,12 @@ QUEUE_CATEGORIES = {"@list", "@sortedset"}
 SCRIPT_COMMANDS = {"evalsha", "eval", "evalsha_ro", "eval_ro"}
 
 
-def namespace_on_every_node(cluster: RedisClusterServers) -> str:
-    """A namespace whose partitions' hash tags ``{<ns>~i}`` live on distinct nodes."""
-    for index in range(1000):
-        name = f"parts{index}"
-        ports = {cluster.port_of_tag(f"{name}~{i}") for i in range(PARTITIONS)}
-        if len(ports) == PARTITIONS:
-            return name
-    raise AssertionError("no candidate namespace spreads over every node")
+def spread_namespace(cluster: RedisClusterServers) -> str:
+    """The test's namespace, once its partitions' hash tags are seen on distinct nodes (the
+    layout picks each tag in its own range of the slots: ``partition_tags``)."""
+    ports = [cluster.port_of_tag(tag) for tag in partition_tags(NAMESPACE, PARTITIONS)]
+    assert len(set(ports)) == PARTITIONS, ports
+    return NAMESPACE
 
 
 def key_of_partition(index: int) -> str:
@@ -166,7 +164,7 @@ def schedule_all(client: Engine) -> tuple[list[str], list[str]]:
 def test_thirty_thousand_jobs_over_three_partitions_of_a_cluster(
     redis_cluster: RedisClusterServers, redis_cluster_url: str, redis_url: str, records, processes
 ) -> None:
-    namespace = namespace_on_every_node(redis_cluster)
+    namespace = spread_namespace(redis_cluster)
     url = f"{redis_cluster_url}?partitions={PARTITIONS}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CLI_REDIS_URL": url,
            "PART_RECORD_URL": redis_url, "PART_NAMESPACE": namespace, **LIVENESS}  # fmt: skip
