@@ -12,6 +12,7 @@ import inspect
 import itertools
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -151,6 +152,16 @@ def test_the_tags_spread_over_the_slots(count: int) -> None:
     for index, tag in enumerate(tags):
         assert index * 16384 // count <= key_slot(tag.encode()) < (index + 1) * 16384 // count
         assert tag == f"orders~{index}" or tag.startswith(f"orders~{index}~")
+
+
+def test_the_tags_keep_off_the_edges_of_their_range() -> None:
+    # redis-cli gives the second of three nodes the slots 5461-10922: a tag of the third
+    # partition on slot 10922, the first of its range, was on the second node. "ns4632"
+    # had it (found by search); its third tag now moves on to another suffix.
+    for count in (3, 6, 1024):
+        for index, tag in enumerate(partition_tags("ns4632", count)):
+            low, high = index * 16384 // count, (index + 1) * 16384 // count
+            assert low < key_slot(tag.encode()) < high - 1
 
 
 def test_a_count_given_twice_must_agree(redis_url) -> None:
@@ -629,6 +640,14 @@ def test_the_dashboard_s_quick_broker_reads_every_partition(broker) -> None:
         assert quick.queue_lengths() == {"q": N}
     finally:
         quick.stop()
+
+
+@pytest.mark.parametrize("namespace", ["ns4632", "ns7063", "ns15445"])
+def test_tags_on_a_range_s_edge_still_spread_over_the_nodes(redis_cluster, namespace) -> None:
+    # These namespaces' third tag, before tags kept off the edges, was on slot 10922.
+    for count in (3, 6):
+        ports = [redis_cluster.port_of_tag(tag) for tag in partition_tags(namespace, count)]
+        assert Counter(ports) == dict.fromkeys(redis_cluster.ports, count // 3), ports
 
 
 def test_the_partitions_spread_over_the_nodes_of_a_cluster(

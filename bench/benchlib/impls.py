@@ -38,6 +38,10 @@ class Impl:
     ours: bool = False
     brokerless: bool = False  #: no broker: only the execution workloads (3, 7, 8)
     cluster: bool = False  #: takes part in workload 10 (a Redis Cluster of three masters)
+    #: Partitions of the namespace on the one Redis (``?partitions=N``; 1: one slot).
+    partitions: int = 1
+    #: Partitions of the namespace on the cluster of workload 10 (1: one slot, one node).
+    cluster_partitions: int = 1
     notes: tuple[str, ...] = field(default=())
     by_default: bool = True  #: in a run without ``--only``
 
@@ -128,6 +132,13 @@ def _rq(worker_class: str | None) -> WorkerCommands:
 
 IMPLS = [
     Impl("ours", "ours", VENVS["ours"], "ours", _ours, ours=True, cluster=True),
+    Impl(
+        "ours-part", "ours-part", VENVS["ours"], "ours", _ours, ours=True, cluster=True,
+        partitions=4, cluster_partitions=3, by_default=False,
+        notes=("ours-part: ours on a partitioned namespace: ?partitions=4 on the one Redis "
+               "(against ours' one slot: does spreading the hot keys help?), ?partitions=3 "
+               "on the cluster of workload 10 (one partition per node)",),
+    ),
     Impl(
         "ours-metrics", "ours+metrics", VENVS["ours"], "ours", _ours_metrics, ours=True,
         notes=("ours+metrics: ours with --metrics-port (Prometheus metrics counted per job)",),

@@ -195,8 +195,13 @@ def _cluster_lines(impls: Sequence[Impl], results: dict[str, ImplResult], jobs: 
         runs = results[impl.name].cluster_nodes
         if not runs:
             continue
+        where = (
+            f"the namespace's {impl.cluster_partitions} partitions spread by their hash tags"
+            if impl.cluster_partitions > 1
+            else "node 1 holds the namespace's slot"
+        )
         lines.append(
-            f"10 {impl.name}: nodes by CPU (node 1 holds the namespace's slot); "
+            f"10 {impl.name}: nodes by CPU ({where}); "
             f"commands per job of the last run (INFO commandstats: the scripts' own calls "
             f"count too):"
         )

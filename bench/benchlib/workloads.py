@@ -16,6 +16,9 @@ One repetition of an implementation has up to five phases, each with fresh Redis
 - **cluster** (workload 10, ours only, when named): ``jobs`` drained by one worker whose
   broker is a Redis Cluster of three masters; each node's CPU and commands per job.
 
+A column with ``partitions`` (``cluster_partitions``) runs its broker on a partitioned
+namespace of the one Redis (of the cluster): ``?partitions=N`` in ``BENCH_BROKER_URL``.
+
 Enqueues and drains also read the Redis CPU they took (``INFO cpu``), per job. A column
 without a broker (``Impl.brokerless``, the bare threads) runs the drains only.
 
@@ -144,11 +147,15 @@ class Bench:
         ]
         skipped = {"pools": impl.pools is None, "idle": impl.brokerless}
         skipped["cluster"] = not impl.cluster
-        for name, needs, phase in phases:
-            if skipped.get(name):
-                continue
-            if wanted & needs:
-                self._guarded(impl, result, f"r{rep}-{name}", phase)
+        base_env = self.env
+        if impl.partitions > 1:
+            self.env = {**base_env, "BENCH_BROKER_URL": partitioned(self.server.url, impl)}
+        try:
+            for name, needs, phase in phases:
+                if not skipped.get(name) and wanted & needs:
+                    self._guarded(impl, result, f"r{rep}-{name}", phase)
+        finally:
+            self.env = base_env
 
     def _guarded(self, impl: Impl, result: ImplResult, label: str, phase: Callable) -> None:
         started = time.monotonic()
@@ -301,7 +308,8 @@ class Bench:
         (the jobs count themselves on the harness's server, not on the cluster)."""
         jobs, base_env = self.options.jobs, self.env
         with RedisCluster(executable=self.server.executable) as cluster:
-            self.env = {**base_env, "BENCH_BROKER_URL": cluster.url}
+            url = partitioned(cluster.url, impl, on_cluster=True)
+            self.env = {**base_env, "BENCH_BROKER_URL": url}
             try:
                 self._reset(jobs)
                 self._prefill(impl, label, jobs)
@@ -418,6 +426,12 @@ class Bench:
             process.kill()
             process.communicate()
             raise
+
+
+def partitioned(url: str, impl: Impl, on_cluster: bool = False) -> str:
+    """``url`` with the partition count of ``impl`` (none for one partition)."""
+    count = impl.cluster_partitions if on_cluster else impl.partitions
+    return url if count == 1 else f"{url}?partitions={count}"
 
 
 def _log(message: str) -> None:

@@ -1,7 +1,8 @@
-"""The bench's bare-thread column, Redis CPU per job and cluster workload, on real servers.
+"""The bench's bare-thread and partitioned columns, Redis CPU per job and cluster workload,
+on real servers.
 
-Run with ``bash scripts/test.sh bench/tests -q`` (outside the default ``tests`` path: they
-start the bench's own redis-servers and workers, about half a minute).
+In the default test paths (pyproject.toml); alone: ``bash scripts/test.sh bench/tests -q``
+(they start the bench's own redis-servers and workers, under a minute).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 from redis.crc import key_slot
 
+from spinach.brokers.redis_layout import partition_tags
+
 BENCH = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BENCH))
 
@@ -22,7 +25,7 @@ from benchlib.redis_cluster import RedisCluster  # noqa: E402
 from benchlib.redis_server import RedisServer  # noqa: E402
 from benchlib.report import legend, summarize, table  # noqa: E402
 from benchlib.venvs import Venv  # noqa: E402
-from benchlib.workloads import BROKERLESS_NOTE, Bench, ImplResult, Options  # noqa: E402
+from benchlib.workloads import BROKERLESS_NOTE, Bench, ImplResult, Options, partitioned  # noqa: E402
 
 sys.path.insert(0, str(BENCH / "impls"))
 import bare_threads  # noqa: E402
@@ -154,4 +157,39 @@ def test_cluster_workload_runs_ours_on_three_masters(server, tmp_path):
 
 def test_the_cluster_workload_runs_only_when_named():
     assert 10 not in DEFAULT_WORKLOADS
-    assert [impl.name for impl in BY_NAME.values() if impl.cluster] == ["ours"]
+    assert [impl.name for impl in BY_NAME.values() if impl.cluster] == ["ours", "ours-part"]
+
+
+# -- the partitioned column ------------------------------------------------------------------
+
+
+def test_the_partition_count_goes_in_the_broker_url():
+    ours, part = BY_NAME["ours"], BY_NAME["ours-part"]
+    assert partitioned("redis://h:1/0", ours) == "redis://h:1/0"
+    assert partitioned("redis://h:1/0", part) == "redis://h:1/0?partitions=4"
+    assert partitioned("redis+cluster://h:1", part, on_cluster=True).endswith("?partitions=3")
+    assert not BY_NAME["ours-part"].by_default  # a variant, run when named
+
+
+def test_the_partitioned_column_runs_on_partitions_of_the_one_redis(server, tmp_path):
+    result = ImplResult()
+    runner = bench(server, tmp_path, {3})
+    runner.run_once(here("ours-part"), result, 1)
+    assert result.errors == []
+    assert result.metrics["exec"][0] > 0
+    assert server.client.get("{bench}/partitions") == "4"  # the namespace's recorded count
+    assert runner.env.get("BENCH_BROKER_URL") is None  # the next column gets the one slot
+
+
+def test_the_partitioned_column_spreads_the_cluster_workload_over_the_nodes(server, tmp_path):
+    result = ImplResult()
+    runner = bench(server, tmp_path, {10}, jobs=300)
+    runner.run_once(here("ours-part"), result, 1)
+    assert result.errors == []
+    assert len(result.cluster_nodes) == 1
+    calls = [result.metrics[f"cluster_node{n}_calls"][0] for n in (1, 2, 3)]
+    # the partitions' hash tags are in three thirds of the slots: one per node
+    assert {key_slot(tag.encode()) * 3 // 16384 for tag in partition_tags("bench", 3)} == {0, 1, 2}
+    assert min(calls) > sum(calls) / 5, calls
+    text = legend([BY_NAME["ours-part"]], {"ours-part": result}, runner.options)
+    assert "3 partitions spread by their hash tags" in text

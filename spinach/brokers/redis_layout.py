@@ -27,6 +27,10 @@ MARKER = "partitions"
 MAX_PARTITIONS = 1024
 #: Hash slots of a Redis Cluster.
 SLOTS = 16384
+#: Slots a partition's tag keeps off each end of its range: a cluster may round the bounds
+#: of its nodes' ranges the other way (``redis-cli --cluster create`` gives node j of M the
+#: slots from round(j * 16384 / M)), which puts a tag on the edge on the neighbouring node.
+EDGE_SLOTS = 1
 #: Keys (after ``{<ns>}/``) whose presence says a one-partition namespace is in use:
 #: jobs queued, due later, running or dead, or worker processes registered.
 LIVE_KEYS = ("queued_ids", "future", "running", "dead_order", "workers")
@@ -79,15 +83,16 @@ def resolve_count(url_count: int | None, partitions: Any) -> int:
 @functools.lru_cache(maxsize=64)
 def partition_tags(namespace: str, count: int) -> tuple[str, ...]:
     """The hash tag of each partition: ``<ns>~i``, or ``<ns>~i~k`` with the smallest ``k``
-    that puts it in the i-th of ``count`` equal ranges of the cluster's slots. A cluster
-    hands out its slots in ranges, so the partitions spread over its nodes (with random
-    slots, three partitions share one of three nodes more often than not)."""
+    that puts it in the i-th of ``count`` equal ranges of the cluster's slots, ``EDGE_SLOTS``
+    off its ends. A cluster hands out its slots in ranges, so the partitions spread over
+    its nodes (with random slots, three partitions share one of three nodes more often
+    than not)."""
     tags = []
     for index in range(count):
         low, high = index * SLOTS // count, (index + 1) * SLOTS // count
         base = f"{namespace}~{index}"
         for tag in itertools.chain([base], (f"{base}~{k}" for k in itertools.count(1))):
-            if low <= _slot(tag) < high:
+            if low + EDGE_SLOTS <= _slot(tag) < high - EDGE_SLOTS:
                 tags.append(tag)
                 break
     return tuple(tags)
