@@ -128,6 +128,7 @@ class Worker:
             batch_size=self.tunables.report_batch_size,
             gather_delay=self.tunables.report_gather_delay,
         )  # fmt: skip
+        broker.on_notification = self.arbiter.on_notification  # fetches while it idles
         self.subscriber = self._thread(broker.run_subscriber, "subscriber", self._subscriber_stop)
         for thread in (self.notifier, self.subscriber, self.arbiter):  # arbiter last:
             thread.start()  # it may stop the workers at once, joining the other two
@@ -264,6 +265,7 @@ class Worker:
         self.broker.notify_local()
         if join_arbiter and threading.current_thread() is not self.arbiter:
             self.arbiter.join()
+        self.arbiter.finish_turns()  # a fetch of the subscriber's is handed over by now
         self._give_back(self.pool.stop())
         self._give_back_unsettled()
         self.notifier.stop()
@@ -272,6 +274,7 @@ class Worker:
         self._calls.call("deregistering", Outage("shutdown"), self.broker.deregister_worker)
         self._subscriber_stop.set()
         self.subscriber.join()
+        self.broker.on_notification = None
         self.broker.stop()
         logger.info("Worker %s stopped", self.broker.worker_id)
         self.stopped.set()
