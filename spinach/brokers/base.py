@@ -180,6 +180,10 @@ class Broker(ABC):
         """Wake this process's arbiter: something may be ready to fetch."""
         self._something_happened.set()
 
+    def event_pending(self) -> bool:
+        """Whether a notification came that ``wait_for_event`` has not taken in yet."""
+        return self._something_happened.is_set()
+
     def relay_notification(self) -> None:
         """A notification from the broker (another process enqueued, say), heard by the
         subscriber thread: ``on_notification`` if set, else ``notify_local``."""

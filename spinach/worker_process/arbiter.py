@@ -71,6 +71,9 @@ class Arbiter(threading.Thread):
         self._future_check_at = 0.0
         self._last_future_move = 0.0
         self._turn = threading.RLock()  # held by whichever thread runs a round
+        #: Whether a job ending should wake the arbiter: not after a round that left free
+        #: workers (the queues had fewer jobs), as a job queued since notifies anyway.
+        self.wants_slot = True
         self._idle_until: float | None = None  # while idle: when the arbiter wakes anyway
 
     def run(self) -> None:
@@ -108,6 +111,8 @@ class Arbiter(threading.Thread):
         """How long to wait after a round that ended so (None: no wait); an idle wait lets
         the subscriber take the next turn."""
         if outcome is _Round.DRAINED:
+            if self._broker.event_pending():  # news came during the round: no wait, and
+                return 0.0  # no round trip to learn when the next future job is due
             timeout, self._future_check_at = self._idle_wait()
             self._idle_until = self._broker.now() + timeout
             return timeout
@@ -127,6 +132,7 @@ class Arbiter(threading.Thread):
 
     def _fetch_round(self) -> _Round:
         """Fetch as many jobs as there are free workers and hand them over."""
+        self.wants_slot = True  # before reading the slots: a job ending now wakes it
         slots = self._workers.available_slots
         if slots <= 0 or self._stopping.is_set():  # set before the slot freed: fetch none
             return _Round.NO_FREE_WORKER
@@ -134,7 +140,10 @@ class Arbiter(threading.Thread):
         unknown = [failure for job in jobs if (failure := self._dispatch(job))]
         for job, reason in unknown:
             self._dead_letter(job, reason)
-        return _Round.MAY_HAVE_MORE if len(jobs) == slots else _Round.DRAINED
+        if len(jobs) == slots:
+            return _Round.MAY_HAVE_MORE
+        self.wants_slot = False  # fewer jobs than free workers: one more free adds nothing
+        return _Round.DRAINED
 
     # -- the subscriber's turn -----------------------------------------------------
 

@@ -119,7 +119,7 @@ class Worker:
         options, broker = self.options, self.broker
         self._prepare_broker()
         self.pool = pool = options.workers_class(
-            options.number, self.namespace, clock=broker.now, on_job_done=broker.notify_local
+            options.number, self.namespace, clock=broker.now, on_job_done=self._on_job_done
         )
         self._start_history(pool)
         self.arbiter = self._arbiter(pool)
@@ -138,6 +138,13 @@ class Worker:
             ", ".join(options.queues), self.namespace,
             ", ".join(sorted(self.tasks.names)) or "none",
         )  # fmt: skip
+
+    def _on_job_done(self) -> None:
+        """A job ended, in its worker thread: wake the arbiter if it waits for a free
+        worker (its report wakes it anyway, later)."""
+        arbiter = self.arbiter
+        if arbiter is None or arbiter.wants_slot:
+            self.broker.notify_local()
 
     def _start_history(self, pool: Workers) -> None:
         """Record finished jobs, with their log lines when captured (``spinach.history``)."""
