@@ -151,9 +151,10 @@ class Arbiter(threading.Thread):
         """A broker notification, in the subscriber thread: if the arbiter waits idle,
         fetch and hand over the jobs here, else (or if anything is left) wake it.
 
-        Only fetching happens here; bookkeeping, future moves and outages stay the
-        arbiter's. A fetch whose reply an outage lost keeps its fetch id for the arbiter's
-        next fetch (the broker's idempotency), so no job is stranded.
+        Only fetching happens here (and the dead-lettering of jobs no task here can run);
+        bookkeeping, future moves and outages stay the arbiter's. A fetch whose reply an
+        outage lost keeps its fetch id for the arbiter's next fetch (the broker's
+        idempotency), so no job is stranded.
         """
         if not self._turn.acquire(blocking=False):  # the arbiter is in a round: it re-checks
             self._broker.notify_local()
