@@ -158,6 +158,9 @@ class Broker(ABC):
         self.idle_poll_interval = idle_poll_interval
         self._clock = clock
         self._something_happened = threading.Event()
+        #: What ``relay_notification`` calls instead of ``notify_local`` when set: the
+        #: worker process's arbiter, which may fetch in the subscriber thread at once.
+        self.on_notification: Callable[[], None] | None = None
 
     # -- time and wake-ups -------------------------------------------------------------
 
@@ -177,6 +180,19 @@ class Broker(ABC):
         """Wake this process's arbiter: something may be ready to fetch."""
         self._something_happened.set()
 
+    def event_pending(self) -> bool:
+        """Whether a notification came that ``wait_for_event`` has not taken in yet."""
+        return self._something_happened.is_set()
+
+    def relay_notification(self) -> None:
+        """A notification from the broker (another process enqueued, say), heard by the
+        subscriber thread: ``on_notification`` if set, else ``notify_local``."""
+        handler = self.on_notification
+        if handler is None:
+            self.notify_local()
+        else:
+            handler()
+
     def wait_for_event(self, timeout: float) -> None:
         """Block the arbiter until a notification arrives or ``timeout`` seconds pass."""
         if self._something_happened.wait(timeout=max(timeout, 0)):
@@ -190,7 +206,7 @@ class Broker(ABC):
         self.notify_local()
 
     def run_subscriber(self, stopping: threading.Event) -> None:
-        """Body of the subscriber thread: relay broker notifications to ``notify_local``.
+        """Body of the subscriber thread: relay broker notifications (``relay_notification``).
 
         Returns once ``stopping`` is set. A broker without remote notifications just waits.
         """

@@ -905,7 +905,7 @@ class RedisBroker(Broker):
     # -- notifications -------------------------------------------------------------------
 
     def run_subscriber(self, stopping: threading.Event) -> None:
-        """Relay the namespace's notifications to ``notify_local`` until ``stopping``.
+        """Relay the namespace's notifications (``relay_notification``) until ``stopping``.
 
         Reconnects after a connection error, with capped exponential backoff and jitter,
         logging once when an outage starts and once when it ends. Every (re)subscription
@@ -947,7 +947,7 @@ class RedisBroker(Broker):
             while not stopping.is_set():
                 if pubsub.get_message(timeout=self.subscriber_poll_interval) is not None:
                     self.notifications_received += 1
-                    self.notify_local()
+                    self.relay_notification()
 
     def _subscriber_client(self) -> Client:
         """A client for the subscriber alone, whose errors reach ``run_subscriber`` at once,

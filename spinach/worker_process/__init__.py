@@ -8,14 +8,22 @@ Thread model of a worker process
 - **The arbiter thread** (``arbiter.Arbiter``) talks to the broker for the workers: it
   moves due future jobs to their queues, fetches as many jobs as there are free workers,
   hands them over, heartbeats and recovers the jobs of dead worker processes, each on its
-  own cadence. Idle, it sleeps until a broker notification, a finished job, the next
+  own cadence. Idle, it sleeps until a broker notification the subscriber does not take
+  in itself (below), a job's report (or its end, while every worker is busy), the next
   future job or the next bookkeeping, whichever comes first.
 - **The result notifier thread** (``notifier.ResultNotifier``) reports each finished job
   to the broker (finished, failed, or to retry), in order, retrying through broker
   outages so no outcome is lost; while other jobs run, outcomes ending within
   ``report_gather_delay`` share one round trip.
 - **The broker subscriber thread** listens to the broker's notifications (a job was
-  enqueued) and wakes the arbiter, so an idle worker starts a new job within milliseconds.
+  enqueued). While the arbiter waits idle, it takes the arbiter's turn
+  (``Arbiter.on_notification``): it fetches as many jobs as there are free workers and
+  hands them over itself, saving a hand-off between threads on an idle worker's way to a
+  job; otherwise (the arbiter is in a round or every worker is busy, or more jobs may
+  wait) it wakes the arbiter. A lock makes their rounds one at a time, and a stop ends the
+  subscriber's turns before it gives back the jobs never started. A broker without
+  remote notifications (``MemoryBroker``: an enqueue wakes its peers' arbiters directly)
+  has an idle subscriber thread.
 - **The main thread** starts all of the above (``worker.Worker.run``), then waits for
   SIGTERM or SIGINT (or ``stop_workers``) to shut down gracefully: stop fetching, let
   running jobs finish, report them, give back jobs fetched but not started, deregister. A

@@ -32,6 +32,11 @@ class Arbiter(threading.Thread):
     threads and hands them over, heartbeats and recovers the jobs of dead workers, each on
     its own cadence, until ``stopping`` is set; an outage only pauses it.
 
+    While it waits idle, the broker subscriber thread takes its turn on a notification
+    (``on_notification``): it fetches and hands the jobs over itself, one thread hand-off
+    fewer on an idle worker's way to a job. ``_turn`` makes the rounds of the two threads
+    one at a time; ``finish_turns`` ends the subscriber's for good.
+
     With ``stop_when_empty``, it calls ``on_empty`` (and ends) once the queues are empty
     and every job handed over was reported.
     """
@@ -65,6 +70,11 @@ class Arbiter(threading.Thread):
         self._next_dead_check = now
         self._future_check_at = 0.0
         self._last_future_move = 0.0
+        self._turn = threading.RLock()  # held by whichever thread runs a round
+        #: Whether a job ending should wake the arbiter: not after a round that left free
+        #: workers (the queues had fewer jobs), as a job queued since notifies anyway.
+        self.wants_slot = True
+        self._idle_until: float | None = None  # while idle: when the arbiter wakes anyway
 
     def run(self) -> None:
         """Fetch and dispatch until told to stop; an outage only pauses it, never ends it."""
@@ -82,28 +92,47 @@ class Arbiter(threading.Thread):
 
     def _step(self) -> bool:
         """One round, then the wait for more work; whether the arbiter should end now."""
-        outcome = self._round()
-        if self._stopping.is_set():
-            return True
-        if self._on_empty is not None and self._is_idle():
-            logger.info("Queue(s) %s empty and nothing running: stopping", ", ".join(self.queues))
-            self._on_empty()
-            return True
-        if outcome is _Round.DRAINED:
-            timeout, self._future_check_at = self._idle_wait()
+        with self._turn:
+            self._idle_until = None  # the subscriber takes no turn during this one
+            outcome = self._round()
+            if self._stopping.is_set():
+                return True
+            if self._on_empty is not None and self._is_idle():
+                logger.info("Queue(s) %s empty and nothing running: stopping",
+                            ", ".join(self.queues))  # fmt: skip
+                self._on_empty()
+                return True
+            timeout = self._next_wait(outcome)
+        if timeout is not None:
             self._broker.wait_for_event(timeout)
-        else:  # busy: move due jobs at least every future_check_interval
-            self._future_check_at = min(
-                self._future_check_at, self._last_future_move + self._future_check_interval
-            )
-            if outcome is _Round.NO_FREE_WORKER:  # until a job ends
-                self._broker.wait_for_event(self._idle_timeout())
         return False
+
+    def _next_wait(self, outcome: _Round) -> float | None:
+        """How long to wait after a round that ended so (None: no wait); an idle wait lets
+        the subscriber take the next turn."""
+        if outcome is _Round.DRAINED:
+            if self._broker.event_pending():  # news came during the round: no wait, and
+                return 0.0  # no round trip to learn when the next future job is due
+            timeout, self._future_check_at = self._idle_wait()
+            self._idle_until = self._broker.now() + timeout
+            return timeout
+        # busy: move due jobs at least every future_check_interval
+        self._future_check_at = min(
+            self._future_check_at, self._last_future_move + self._future_check_interval
+        )
+        if outcome is _Round.NO_FREE_WORKER:  # until a job ends
+            return self._idle_timeout()
+        return None
 
     def _round(self) -> _Round:
         """One round of bookkeeping and fetching."""
         self._bookkeeping()
         self._move_future_jobs()
+        return self._fetch_round()
+
+    def _fetch_round(self) -> _Round:
+        """Fetch as many jobs as there are free workers and hand them over."""
+        self.wants_slot = True  # before reading the slots: a job ending now wakes it
         slots = self._workers.available_slots
         if slots <= 0 or self._stopping.is_set():  # set before the slot freed: fetch none
             return _Round.NO_FREE_WORKER
@@ -111,7 +140,50 @@ class Arbiter(threading.Thread):
         unknown = [failure for job in jobs if (failure := self._dispatch(job))]
         for job, reason in unknown:
             self._dead_letter(job, reason)
-        return _Round.MAY_HAVE_MORE if len(jobs) == slots else _Round.DRAINED
+        if len(jobs) == slots:
+            return _Round.MAY_HAVE_MORE
+        self.wants_slot = False  # fewer jobs than free workers: one more free adds nothing
+        return _Round.DRAINED
+
+    # -- the subscriber's turn -----------------------------------------------------
+
+    def on_notification(self) -> None:
+        """A broker notification, in the subscriber thread: if the arbiter waits idle,
+        fetch and hand over the jobs here, else (or if anything is left) wake it.
+
+        Only fetching happens here (and the dead-lettering of jobs no task here can run);
+        bookkeeping, future moves and outages stay the arbiter's. A fetch whose reply an
+        outage lost keeps its fetch id for the arbiter's next fetch (the broker's
+        idempotency), so no job is stranded.
+        """
+        if not self._turn.acquire(blocking=False):  # the arbiter is in a round: it re-checks
+            self._broker.notify_local()
+            return
+        try:
+            if not self._take_turn():
+                self._broker.notify_local()
+        except Exception:  # an outage: the arbiter meets it in its round and rides it out
+            logger.debug("The subscriber's fetch failed; waking the arbiter", exc_info=True)
+            self._broker.notify_local()
+        finally:
+            self._turn.release()
+
+    def _take_turn(self) -> bool:
+        """The subscriber's round (under ``_turn``); whether the arbiter may sleep on."""
+        idle_until = self._idle_until
+        if idle_until is None or self._stopping.is_set():
+            return False  # not idle: busy, waiting for a free worker, or stopped
+        if self._fetch_round() is not _Round.DRAINED:
+            return False  # more may wait: the arbiter fetches on
+        # the notification may be a job due later: wake the arbiter if it is due sooner
+        timeout, _ = self._idle_wait()
+        return self._broker.now() + timeout >= idle_until
+
+    def finish_turns(self) -> None:
+        """Let the subscriber take no more turns: once this returns, no job is handed over
+        by it (the stop then gives back what the workers never started)."""
+        with self._turn:
+            self._idle_until = None
 
     def _move_future_jobs(self) -> None:
         """Move due future jobs to their queues: when the next one is due, and every

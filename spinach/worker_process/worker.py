@@ -119,7 +119,7 @@ class Worker:
         options, broker = self.options, self.broker
         self._prepare_broker()
         self.pool = pool = options.workers_class(
-            options.number, self.namespace, clock=broker.now, on_job_done=broker.notify_local
+            options.number, self.namespace, clock=broker.now, on_job_done=self._on_job_done
         )
         self._start_history(pool)
         self.arbiter = self._arbiter(pool)
@@ -128,6 +128,7 @@ class Worker:
             batch_size=self.tunables.report_batch_size,
             gather_delay=self.tunables.report_gather_delay,
         )  # fmt: skip
+        broker.on_notification = self.arbiter.on_notification  # fetches while it idles
         self.subscriber = self._thread(broker.run_subscriber, "subscriber", self._subscriber_stop)
         for thread in (self.notifier, self.subscriber, self.arbiter):  # arbiter last:
             thread.start()  # it may stop the workers at once, joining the other two
@@ -137,6 +138,13 @@ class Worker:
             ", ".join(options.queues), self.namespace,
             ", ".join(sorted(self.tasks.names)) or "none",
         )  # fmt: skip
+
+    def _on_job_done(self) -> None:
+        """A job ended, in its worker thread: wake the arbiter if it waits for a free
+        worker (its report wakes it anyway, later)."""
+        arbiter = self.arbiter
+        if arbiter is None or arbiter.wants_slot:
+            self.broker.notify_local()
 
     def _start_history(self, pool: Workers) -> None:
         """Record finished jobs, with their log lines when captured (``spinach.history``)."""
@@ -264,6 +272,7 @@ class Worker:
         self.broker.notify_local()
         if join_arbiter and threading.current_thread() is not self.arbiter:
             self.arbiter.join()
+        self.arbiter.finish_turns()  # a fetch of the subscriber's is handed over by now
         self._give_back(self.pool.stop())
         self._give_back_unsettled()
         self.notifier.stop()
@@ -272,6 +281,7 @@ class Worker:
         self._calls.call("deregistering", Outage("shutdown"), self.broker.deregister_worker)
         self._subscriber_stop.set()
         self.subscriber.join()
+        self.broker.on_notification = None
         self.broker.stop()
         logger.info("Worker %s stopped", self.broker.worker_id)
         self.stopped.set()
