@@ -1,5 +1,6 @@
 """The engine end to end on the MemoryBroker, through real worker threads."""
 
+import queue
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -13,6 +14,7 @@ from spinach import (
     MemoryBroker,
     RetryException,
     Tasks,
+    ThreadWorkers,
     signals,
 )
 from spinach.exc import InvalidJobSignatureError, UnknownTask, UnserializableArgumentError
@@ -507,6 +509,26 @@ def test_a_job_ending_alone_is_reported_at_once(clock):
         spin.stop_workers()
 
 
+class GatherSpyQueue(queue.SimpleQueue):
+    """An out_queue telling when the result notifier waits, with a timeout, for more
+    finished jobs to gather (it took the first one and saw others running)."""
+
+    def __init__(self):
+        super().__init__()
+        self.gathering = threading.Event()
+
+    def get(self, block=True, timeout=None):
+        if block and timeout is not None:
+            self.gathering.set()
+        return super().get(block, timeout)
+
+
+class GatherSpyWorkers(ThreadWorkers):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.out_queue = GatherSpyQueue()
+
+
 def test_jobs_ending_close_together_are_reported_together(clock):
     broker = ReportRecordingBroker(clock=clock)
     spin = Engine(broker, namespace="together")
@@ -515,15 +537,14 @@ def test_jobs_ending_close_together_are_reported_together(clock):
     spin.task(lambda: None, name="quick")
     spin.task(lambda: release.wait(WAIT_TIMEOUT), name="slow")
     slow, quick = spin.schedule("slow"), spin.schedule("quick")
-    finished = SignalRecorder(spin.namespace)
-    spin.start_workers(number=2, block=False)
+    spin.start_workers(number=2, block=False, workers_class=GatherSpyWorkers)
     try:
-        finished.wait_for_count("job_finished", 1, task_name="quick")
+        # quick ended and the notifier waits for slow, which is still running: end it
+        assert spin.worker.pool.out_queue.gathering.wait(WAIT_TIMEOUT)
         release.set()
         wait_until_broker(broker, lambda: broker.reports != [])
     finally:
         spin.stop_workers()
-        finished.close()
 
     assert broker.reports == [[quick.id, slow.id]]
 
