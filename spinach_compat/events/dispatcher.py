@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -219,8 +220,7 @@ class EventDispatcher:
         if publishing failed (the rest is dropped)."""
         start = 0
         while start < len(entries):
-            end = self._run_end(entries, start, fast=True)
-            body = self._json_body(entries[start:end]) if end > start else None
+            body, end = self._json_run(entries, start)
             if body is None:
                 end = max(end, self._run_end(entries, start, fast=False))
                 batch = [event for entry in entries[start:end] for event in self._stamped(entry)]
@@ -242,23 +242,29 @@ class EventDispatcher:
             end += 1
         return end
 
-    def _json_body(self, run: list[_Entry]) -> _Encoded | None:
-        """The ``task.multi`` message of a run of task records, made directly in JSON; None
-        if a value is not one it takes as is (the run then goes the usual way)."""
-        writer, writers, clock = self._writer(run[-1][0]), records.JSON_WRITERS, self.clock
+    def _json_run(self, entries: list[_Entry], start: int) -> tuple[_Encoded | None, int]:
+        """The ``task.multi`` message, made directly in JSON, of the run of task records from
+        ``start``, and where the run ends; no message if there is no such run, or if a value
+        is not one JSON takes as is (the run then goes the usual way)."""
+        if self.serializer != "json":
+            return None, start
+        writer, writers, clock = self._writer(entries[start][0]), records.JSON_WRITERS, self.clock
         parts: list[str] = []
         append = parts.append
         try:
             with clock.mutex:  # the clocks of the run's events follow each other
                 value = clock.value
-                for when, make, values in run:
-                    write, count = writers[make]
-                    append(write(writer, value + 1, when, *values))
-                    value += count
+                for when, make, values in itertools.islice(entries, start, None):
+                    known = writers.get(make)
+                    if known is None:
+                        break
+                    append(known[0](writer, value + 1, when, *values))
+                    value += known[1]
                 clock.value = value
         except TypeError:
-            return None
-        return _Encoded(f"[{','.join(parts)}]")
+            return None, self._run_end(entries, start, fast=True)
+        end = start + len(parts)
+        return (_Encoded(f"[{','.join(parts)}]") if parts else None), end
 
     def _writer(self, now: float) -> records.JsonWriter:
         """The JSON writer of the current stamp (the offset is asked every minute)."""

@@ -137,8 +137,8 @@ def test_task_templates_give_each_task_its_own_members(make_app, monkeypatch):
         dispatcher.record(records.received, f"id-{number}", name, "()", "{}", "r", "p",
                           retries, eta, expires)  # fmt: skip
     entries = list(dispatcher._buffer)
-    body = dispatcher._json_body(entries)
-    assert body is not None
+    body, end = dispatcher._json_run(entries, 0)
+    assert body is not None and end == len(entries)
     events = loads(str(body), "application/json", "utf-8")
     usual = [event for entry in entries for event in dispatcher._stamped(entry)]
     assert [e["clock"] for e in events] == list(range(1, 11))
