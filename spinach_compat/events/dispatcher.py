@@ -199,20 +199,30 @@ class EventDispatcher:
 
     def _run(self) -> None:
         """Publish the buffered events every ``FLUSH_INTERVAL`` until closed, then the
-        rest."""
+        rest. Records arriving during a flush wait for the next one: a message has a fixed
+        cost (a round trip, the lock taken back from busy job threads), so fewer, bigger
+        messages cost the worker less."""
         closing = False
         while not closing:
             closing = self._closing.wait(FLUSH_INTERVAL)
-            while self._buffer:
-                size = min(BATCH_LIMIT, len(self._buffer))
-                pop = self._buffer.popleft
-                entries = [pop() for _ in range(size)]
-                with self._lock:
-                    published = self._publish_entries(entries)
-                if not published:
-                    self.dropped += len(self._buffer)
-                    self._buffer.clear()
-                    closing = closing or self._closing.wait(RETRY_INTERVAL)
+            if not self._flush(None if closing else len(self._buffer)):
+                self.dropped += len(self._buffer)
+                self._buffer.clear()
+                closing = closing or self._closing.wait(RETRY_INTERVAL)
+
+    def _flush(self, count: int | None) -> bool:
+        """Publish the first ``count`` buffered records (every one: None), ``BATCH_LIMIT`` at
+        a time; False if publishing failed."""
+        left = len(self._buffer) if count is None else count
+        while left > 0 and self._buffer:
+            size = min(BATCH_LIMIT, len(self._buffer), left)
+            pop = self._buffer.popleft
+            entries = [pop() for _ in range(size)]
+            left = left - size if count is not None else len(self._buffer)
+            with self._lock:
+                if not self._publish_entries(entries):
+                    return False
+        return True
 
     def _publish_entries(self, entries: list[_Entry]) -> bool:
         """Publish buffered ``entries`` in order: each run of task records JSON knows as

@@ -30,6 +30,7 @@ class RedisFanout:
         self.exchange = exchange
         self._headers = _dumps(headers)
         self._topics: dict[str, list[str]] = {}
+        self._client: Any = None
 
     @classmethod
     def for_connection(
@@ -67,9 +68,12 @@ class RedisFanout:
                 self.channel._get_publish_topics(self.exchange, routing_key)
             )
         payload = self.envelope(body, routing_key)
-        with self.channel.conn_or_acquire() as client:
-            for topic in topics:
-                client.publish(topic, payload)
+        client = self._client
+        if client is None:  # kombu makes one per message, on the channel's pool: kept here
+            with self.channel.conn_or_acquire() as client:
+                self._client = client
+        for topic in topics:
+            client.publish(topic, payload)
 
 
 def _dumps(value: Any) -> str:

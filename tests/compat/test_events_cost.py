@@ -177,3 +177,24 @@ def test_a_run_s_succeeded_event_follows_its_started_one(make_app):
     assert [(event["type"], event["uuid"]) for event in sent] == [
         ("task-received", "id-1"), ("task-started", "id-1"), ("task-succeeded", "id-1"),
     ]  # fmt: skip
+
+
+def test_a_flush_publishes_what_waited_and_leaves_what_came_since(make_app, monkeypatch):
+    """The publisher takes the records waiting when it wakes, ``BATCH_LIMIT`` at a time;
+    those recorded meanwhile wait for the next flush (fewer, bigger messages); closing
+    publishes them all."""
+    from spinach_compat.events import dispatcher as dispatcher_module
+
+    monkeypatch.setattr(dispatcher_module, "BATCH_LIMIT", 2)
+    dispatcher = EventDispatcher(app=make_app(), hostname=NODE, buffered=True)
+    dispatcher._start_thread = lambda: None  # type: ignore[method-assign]
+    batches: list[list[str]] = []
+    dispatcher._publish_entries = lambda entries: (  # type: ignore[method-assign]
+        batches.append([values[0] for _, _, values in entries]) or True
+    )
+    for number in range(5):
+        dispatcher.record(records.succeeded, f"id-{number}", "None", 0.1)
+    assert dispatcher._flush(3)
+    assert batches == [["id-0", "id-1"], ["id-2"]] and len(dispatcher._buffer) == 2
+    assert dispatcher._flush(None)
+    assert batches[2:] == [["id-3", "id-4"]] and not dispatcher._buffer
