@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kombu.utils.encoding import safe_repr
+
 
 class Context:
     """What a task knows about the current run; fields default as in Celery."""
@@ -91,3 +93,31 @@ class Context:
         if children is None:
             children = self.__dict__["_children"] = []
         return children
+
+
+class JobContext(Context):
+    """The request of a worker's job: ``argsrepr`` and ``kwargsrepr`` (the reprs of its
+    arguments, which task events and some result backends show) are made when first read,
+    from the arguments as they are then: most jobs never need them."""
+
+    @property
+    def argsrepr(self) -> str:
+        value = self.__dict__.get("argsrepr")
+        if value is None:
+            value = self.__dict__["argsrepr"] = safe_repr(tuple(self.args or ()))
+        return value
+
+    @argsrepr.setter
+    def argsrepr(self, value: str | None) -> None:
+        self.__dict__["argsrepr"] = value
+
+    @property
+    def kwargsrepr(self) -> str:
+        value = self.__dict__.get("kwargsrepr")
+        if value is None:
+            value = self.__dict__["kwargsrepr"] = safe_repr(self.kwargs or {})
+        return value
+
+    @kwargsrepr.setter
+    def kwargsrepr(self, value: str | None) -> None:
+        self.__dict__["kwargsrepr"] = value

@@ -10,8 +10,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from kombu.utils.encoding import safe_repr
-
 from .. import exceptions
 from .._state import app_of, pop_task, push_task
 from ..canvas import Signature
@@ -20,7 +18,7 @@ from ..result import denied_join_result
 from ..surface import refuse_missing, refuse_overrides
 from . import codec, links, stamps
 from .call_options import check_options
-from .context import Context
+from .context import Context, JobContext
 from .eager import apply_eagerly
 from .ratelimit import parse_rate
 from .retry import retry
@@ -243,10 +241,11 @@ class Task:
         return stack[-1] if stack else Context()
 
     def request_from_job(self, job: Job, args: list, kwargs: dict) -> Context:
-        """The request of a native job: its id, retries, and the headers in its meta."""
+        """The request of a native job: its id, retries, and the headers in its meta (the
+        reprs of its arguments made when first read: ``JobContext``)."""
         meta = job.meta or {}
         task_id = meta.get("task_id") or job.id  # a replacing task's job has its own id
-        return Context(
+        request = JobContext(
             meta.get("headers") or {},
             id=task_id, task=self.name, args=args, kwargs=kwargs, retries=job.retries,
             eta=meta.get("eta"), expires=meta.get("expires"), called_directly=False,
@@ -260,8 +259,9 @@ class Task:
             callbacks=links.decode(meta.get("callbacks")),
             errbacks=links.decode(meta.get("errbacks")), chord=meta.get("chord"),
             stamped_headers=meta.get("stamped_headers"), stamps=meta.get("stamps") or {},
-            argsrepr=safe_repr(tuple(args)), kwargsrepr=safe_repr(kwargs),
         )  # fmt: skip
+        request.argsrepr = request.kwargsrepr = None  # not the headers': made from the arguments
+        return request
 
     # -- calling -------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ Events are best effort, as Celery's: they must never break or slow the job that 
 them. A worker's dispatcher is *buffered*: ``send`` (or ``record``, the raw values of a
 task's events) appends to an in-memory buffer with the time, and one publisher thread makes,
 stamps and publishes the buffer every ``FLUSH_INTERVAL`` (the task events in one message: a
-list, as Celery's grouped events, its JSON written directly); a publishing error
+list, as Celery's grouped events, its JSON written directly; on Redis, the message kombu
+would publish is written and published without kombu: see ``fanout``); a publishing error
 (the broker is away) is logged once per outage, and the events of the outage are dropped
 (counted in the line saying it is over). The buffer holds at most ``BUFFER_LIMIT``
 records: past that the oldest are dropped. An unbuffered dispatcher (``task-sent`` from
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -33,6 +35,7 @@ from kombu.utils.url import maybe_sanitize_url
 from . import records
 from .event import EXCHANGE_NAME, get_exchange, group_from, routing_key
 from .event import utcoffset as local_utcoffset
+from .fanout import RedisFanout
 
 if TYPE_CHECKING:
     from ..app.base import Celery
@@ -103,12 +106,13 @@ class EventDispatcher:
         self._task_events = True
         self._buffer: collections.deque[_Entry] = collections.deque(maxlen=BUFFER_LIMIT)
         self._offset, self._offset_until = 0.0, 0.0  # utcoffset(), until when it holds
-        self._stamp_json: tuple[float | None, str] = (None, "")  # an offset, its JSON stamp
+        self._json_writer: tuple[float, records.JsonWriter | None] = (0.0, None)  # and its offset
         self._closing = threading.Event()
         self._lock = threading.Lock()  # the connection, in the publishing thread
         self._thread: threading.Thread | None = None
         self._connection: Connection | None = None
         self._producer: Producer | None = None
+        self._fanout: RedisFanout | None = None  # JSON messages on Redis, without kombu
         self._outage = False
 
     def __enter__(self) -> EventDispatcher:
@@ -195,29 +199,38 @@ class EventDispatcher:
 
     def _run(self) -> None:
         """Publish the buffered events every ``FLUSH_INTERVAL`` until closed, then the
-        rest."""
+        rest. Records arriving during a flush wait for the next one: a message has a fixed
+        cost (a round trip, the lock taken back from busy job threads), so fewer, bigger
+        messages cost the worker less."""
         closing = False
         while not closing:
             closing = self._closing.wait(FLUSH_INTERVAL)
-            while self._buffer:
-                size = min(BATCH_LIMIT, len(self._buffer))
-                pop = self._buffer.popleft
-                entries = [pop() for _ in range(size)]
-                with self._lock:
-                    published = self._publish_entries(entries)
-                if not published:
-                    self.dropped += len(self._buffer)
-                    self._buffer.clear()
-                    closing = closing or self._closing.wait(RETRY_INTERVAL)
+            if not self._flush(None if closing else len(self._buffer)):
+                self.dropped += len(self._buffer)
+                self._buffer.clear()
+                closing = closing or self._closing.wait(RETRY_INTERVAL)
+
+    def _flush(self, count: int | None) -> bool:
+        """Publish the first ``count`` buffered records (every one: None), ``BATCH_LIMIT`` at
+        a time; False if publishing failed."""
+        left = len(self._buffer) if count is None else count
+        while left > 0 and self._buffer:
+            size = min(BATCH_LIMIT, len(self._buffer), left)
+            pop = self._buffer.popleft
+            entries = [pop() for _ in range(size)]
+            left = left - size if count is not None else len(self._buffer)
+            with self._lock:
+                if not self._publish_entries(entries):
+                    return False
+        return True
 
     def _publish_entries(self, entries: list[_Entry]) -> bool:
         """Publish buffered ``entries`` in order: each run of task records JSON knows as
-        one message made directly (``records.JSON_MAKERS``), the others as events; False
+        one message made directly (``records.JSON_WRITERS``), the others as events; False
         if publishing failed (the rest is dropped)."""
         start = 0
         while start < len(entries):
-            end = self._run_end(entries, start, fast=True)
-            body = self._json_body(entries[start:end]) if end > start else None
+            body, end = self._json_run(entries, start)
             if body is None:
                 end = max(end, self._run_end(entries, start, fast=False))
                 batch = [event for entry in entries[start:end] for event in self._stamped(entry)]
@@ -234,33 +247,44 @@ class EventDispatcher:
         """Where the run from ``start`` of entries JSON knows (``fast``), or not, ends."""
         end, json_known = start, self.serializer == "json"
         while (
-            end < len(entries) and (json_known and entries[end][1] in records.JSON_MAKERS) is fast
+            end < len(entries) and (json_known and entries[end][1] in records.JSON_WRITERS) is fast
         ):
             end += 1
         return end
 
-    def _json_body(self, run: list[_Entry]) -> _Encoded | None:
-        """The ``task.multi`` message of a run of task records, made directly in JSON; None
-        if a value is not one it takes as is (the run then goes the usual way)."""
-        now = run[-1][0]
+    def _json_run(self, entries: list[_Entry], start: int) -> tuple[_Encoded | None, int]:
+        """The ``task.multi`` message, made directly in JSON, of the run of task records from
+        ``start``, and where the run ends; no message if there is no such run, or if a value
+        is not one JSON takes as is (the run then goes the usual way)."""
+        if self.serializer != "json":
+            return None, start
+        writer, writers, clock = self._writer(entries[start][0]), records.JSON_WRITERS, self.clock
+        parts: list[str] = []
+        append = parts.append
+        try:
+            with clock.mutex:  # the clocks of the run's events follow each other
+                value = clock.value
+                for when, make, values in itertools.islice(entries, start, None):
+                    known = writers.get(make)
+                    if known is None:
+                        break
+                    append(known[0](writer, value + 1, when, *values))
+                    value += known[1]
+                clock.value = value
+        except TypeError:
+            return None, self._run_end(entries, start, fast=True)
+        end = start + len(parts)
+        return (_Encoded(f"[{','.join(parts)}]") if parts else None), end
+
+    def _writer(self, now: float) -> records.JsonWriter:
+        """The JSON writer of the current stamp (the offset is asked every minute)."""
         if now >= self._offset_until:
             self._offset, self._offset_until = local_utcoffset(), now + 60
-        if self._stamp_json[0] != self._offset:
-            self._stamp_json = (
-                self._offset,
-                records.stamp_json(self.hostname, self._offset, self.pid),
-            )
-        stamp, clock, parts = self._stamp_json[1], self.clock, []
-        try:
-            for when, make, values in run:
-                to_json, count = records.JSON_MAKERS[make]
-                with clock.mutex:
-                    clock.value += count
-                    first = clock.value - count + 1
-                parts.append(to_json(stamp, first, when, *values))
-        except TypeError:
-            return None
-        return _Encoded(f"[{','.join(parts)}]")
+        offset, writer = self._json_writer
+        if writer is None or offset != self._offset:
+            writer = records.JsonWriter(self.hostname, self._offset, self.pid)
+            self._json_writer = (self._offset, writer)
+        return writer
 
     def _publish_batch(self, batch: list[dict[str, Any]]) -> bool:
         """Publish ``batch`` in order: each run of task events as one message (a list,
@@ -297,10 +321,13 @@ class EventDispatcher:
             return True
         try:
             producer = self._producer or self._connect()
-            producer.publish(
-                data, routing_key=key, exchange=self.exchange_name,
-                headers={"hostname": self.hostname}, delivery_mode=1, retry=False, **encoding,
-            )  # fmt: skip
+            if self._fanout is not None and encoding is _JSON:
+                self._fanout.publish(data, key)
+            else:
+                producer.publish(
+                    data, routing_key=key, exchange=self.exchange_name, retry=False,
+                    headers={"hostname": self.hostname}, delivery_mode=1, **encoding,
+                )  # fmt: skip
         except Exception as exc:
             self._disconnect()
             self._on_outage(exc)
@@ -341,10 +368,13 @@ class EventDispatcher:
         exchange = get_exchange(connection, self.exchange_name)
         producer = Producer(connection, exchange=exchange, serializer=self.serializer)
         self._connection, self._producer = connection, producer
+        headers = {"hostname": self.hostname}
+        self._fanout = RedisFanout.for_connection(connection, self.exchange_name, headers)
         return producer
 
     def _disconnect(self) -> None:
         connection, self._connection, self._producer = self._connection, None, None
+        self._fanout = None
         if connection is not None and connection is not self._given:  # the caller's: kept
             with contextlib.suppress(Exception):  # closing a connection already gone
                 connection.close()

@@ -125,7 +125,7 @@ class WorkerEvents:
         self._stop = threading.Event()
         self._heart: threading.Thread | None = None
         self._receivers: list[tuple[Any, Callable[..., None]]] = []
-        self._runs = threading.local()  # when the task of this thread started
+        self._runs = threading.local()  # the run of this thread's task: see started
 
     def prepare(self) -> None:
         """Nothing to prepare: the broker is reached when the first event is published."""
@@ -209,8 +209,8 @@ class WorkerEvents:
         """A job starts: ``task-received`` (the worker takes the job as it runs it, so both
         come together), then ``task-started``; recorded raw (see ``records``)."""
         self.counter.started()
-        self._runs.started = time.monotonic()
         dispatcher = self._sends_for(task)
+        self._runs.run = (request, dispatcher, time.monotonic())  # what ``finished`` needs
         if dispatcher is not None:
             dispatcher.record(
                 records.received, request.id, task.name, request.argsrepr, request.kwargsrepr,
@@ -219,13 +219,18 @@ class WorkerEvents:
             )  # fmt: skip
 
     def finished(self, task: Any, request: Any, state: str, retval: Any) -> None:
-        """A job ends: the outcome's event (succeeded, failed, retried, rejected)."""
+        """A job ends: the outcome's event (succeeded, failed, retried, rejected), if its
+        start's were sent."""
         self.counter.finished()
-        dispatcher = self._sends_for(task)
+        run = getattr(self._runs, "run", None)
+        if run is not None and run[0] is request:
+            _, dispatcher, started = run
+        else:  # the service started during the job
+            dispatcher, started = self._sends_for(task), time.monotonic()
         if dispatcher is None:
             return
         if state == states.SUCCESS:
-            runtime = time.monotonic() - getattr(self._runs, "started", time.monotonic())
+            runtime = time.monotonic() - started
             dispatcher.record(records.succeeded, request.id, _result_repr(retval), runtime)
         elif state in (states.FAILURE, states.RETRY):
             exc = getattr(retval, "exc", None) if state == states.RETRY else retval

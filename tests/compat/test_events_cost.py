@@ -123,3 +123,78 @@ def test_a_run_with_a_value_json_does_not_take_goes_the_usual_way(make_app):
         "task-received", "task-started", "task-succeeded",
     ]  # fmt: skip
     assert body[0]["eta"] is eta
+
+
+def test_a_jobs_argument_reprs_are_made_when_first_read(make_app):
+    """A worker job's ``argsrepr`` and ``kwargsrepr`` are the reprs of its arguments, made
+    on first read (not those of the message's headers); set ones are kept."""
+    from datetime import datetime, timezone
+
+    from spinach.job import Job
+
+    app = make_app()
+
+    @app.task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    job = Job(add.name, "celery", datetime.now(timezone.utc), 0)
+    job.meta = {"task_id": "id-3", "headers": {"argsrepr": "(secret)", "kwargsrepr": "{}"}}
+    request = add.request_from_job(job, [1, "\u00e9"], {"y": None})
+    assert request.__dict__["argsrepr"] is None  # nothing made yet
+    assert (request.argsrepr, request.kwargsrepr) == ("(1, '\u00e9')", "{'y': None}")
+    request.argsrepr = "(hidden)"
+    assert request.argsrepr == "(hidden)" and request.get("kwargsrepr") == "{'y': None}"
+
+
+def test_a_run_s_succeeded_event_follows_its_started_one(make_app):
+    """Events turned off during a run: the run whose start was sent still sends its end;
+    a run started while they were off sends none."""
+    service = WorkerEvents(make_app(), NODE, heartbeats=False)
+    service.start()
+    try:
+        dispatcher = service.dispatcher
+        assert dispatcher is not None
+        dispatcher._start_thread = lambda: None  # type: ignore[method-assign]
+        app = service.app
+
+        @app.task
+        def noop() -> None:
+            return None
+
+        first = Context(id="id-1", args=[], kwargs={}, is_eager=False, root_id="id-1")
+        second = Context(id="id-2", args=[], kwargs={}, is_eager=False, root_id="id-2")
+        service.started(noop, first)
+        service.set_task_events(False)
+        service.finished(noop, first, "SUCCESS", None)
+        service.started(noop, second)
+        service.set_task_events(True)
+        service.finished(noop, second, "SUCCESS", None)
+        sent = [event for entry in dispatcher._buffer for event in dispatcher._stamped(entry)]
+        dispatcher._buffer.clear()
+    finally:
+        service.shutdown()
+    assert [(event["type"], event["uuid"]) for event in sent] == [
+        ("task-received", "id-1"), ("task-started", "id-1"), ("task-succeeded", "id-1"),
+    ]  # fmt: skip
+
+
+def test_a_flush_publishes_what_waited_and_leaves_what_came_since(make_app, monkeypatch):
+    """The publisher takes the records waiting when it wakes, ``BATCH_LIMIT`` at a time;
+    those recorded meanwhile wait for the next flush (fewer, bigger messages); closing
+    publishes them all."""
+    from spinach_compat.events import dispatcher as dispatcher_module
+
+    monkeypatch.setattr(dispatcher_module, "BATCH_LIMIT", 2)
+    dispatcher = EventDispatcher(app=make_app(), hostname=NODE, buffered=True)
+    dispatcher._start_thread = lambda: None  # type: ignore[method-assign]
+    batches: list[list[str]] = []
+    dispatcher._publish_entries = lambda entries: (  # type: ignore[method-assign]
+        batches.append([values[0] for _, _, values in entries]) or True
+    )
+    for number in range(5):
+        dispatcher.record(records.succeeded, f"id-{number}", "None", 0.1)
+    assert dispatcher._flush(3)
+    assert batches == [["id-0", "id-1"], ["id-2"]] and len(dispatcher._buffer) == 2
+    assert dispatcher._flush(None)
+    assert batches[2:] == [["id-3", "id-4"]] and not dispatcher._buffer
