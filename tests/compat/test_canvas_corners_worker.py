@@ -158,6 +158,13 @@ def test_children_and_collect_follow_the_tasks_sent(proj):
     assert graph[result] == [group_result]
 
 
+def test_a_call_with_add_to_parent_false_is_no_child(proj):
+    result = _sig(proj, "adopts_one", 2, 3).delay()
+    adopted, orphan = result.get(timeout=WAIT)
+    assert [child.id for child in result.children] == [adopted]
+    assert orphan != adopted
+
+
 def test_a_chain_result_has_the_next_task_as_child(proj):
     chain = proj.impl.chain(_sig(proj, "add", 1, 2), _sig(proj, "double"))
     last = chain.apply_async()

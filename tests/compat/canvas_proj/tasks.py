@@ -86,6 +86,12 @@ def fan_out(how_many):
     return group(squared_later.s(i) for i in range(how_many))().id
 
 
+@app.task
+def adopts_one(a, b):
+    """Sends ``add`` twice, the second with ``add_to_parent=False``: the ids, in order."""
+    return [add.delay(a, b).id, add.apply_async((a, b), add_to_parent=False).id]
+
+
 @app.task(bind=True)
 def stamps_seen(self, *args):
     """The stamps of this run, as the worker gives them."""
