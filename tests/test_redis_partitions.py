@@ -37,6 +37,7 @@ from spinach.history import HistoryRecord
 from spinach.job import Job, JobStatus
 from spinach.task import Task
 from spinach.testing import FakeClock
+from tests.conformance.support import ids
 
 START = 1_700_000_000.0
 N = 3
@@ -50,10 +51,6 @@ def _noop() -> None:
 def key_on(index: int, count: int = N) -> str:
     """A partition key routed to partition ``index`` of ``count``."""
     return next(k for k in (f"k{i}" for i in itertools.count()) if partition_of(k, count) == index)
-
-
-def ids(jobs: list[Job]) -> list[str]:
-    return [job.id for job in jobs]
 
 
 @pytest.fixture
