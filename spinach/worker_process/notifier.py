@@ -110,7 +110,7 @@ class ResultNotifier(threading.Thread):
         if retried:
             what = f"retrying {len(retried)} job(s)"
             self._calls.call(what, outage, broker.enqueue_jobs, retried, True)
-        self._unreported.reported(len(jobs))  # the arbiter may fetch more meanwhile
+        self._unreported.reported(len(jobs))
         self._record_history(jobs, outage)
 
     def _record_history(self, jobs: list[Job], outage: Outage, flush: bool = False) -> None:
@@ -131,7 +131,6 @@ class ResultNotifier(threading.Thread):
                 what, outage, self._broker.record_history, records, settings.retention,
                 settings.max_records,
             )  # fmt: skip
-            self._broker.notify_local()  # as a report does: who waits on the broker re-checks
 
     def _fail_if_unserializable(self, job: Job) -> None:
         """Fail a job to retry whose payload cannot be built (its task put a value JSON
