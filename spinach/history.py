@@ -54,10 +54,13 @@ class HistorySettings:
     retention: float = 24 * 3600.0
     #: Most records kept per namespace, newest first: bounds memory under a heavy load.
     max_records: int = 10_000
-    #: Most records a busy worker holds before writing them in one round trip (an idle one
-    #: writes at once): fewer round trips under load, or fewer records lost if the worker
-    #: process dies.
+    #: Most records a worker holds before writing them in one round trip: fewer round trips
+    #: under load, or fewer records lost if the worker process dies.
     write_batch: int = 500
+    #: Seconds the first record held waits for others before they are written together
+    #: (0: each batch of reports is written at once): fewer round trips and less Redis work
+    #: per job, or the history showing a finished job that much later.
+    write_delay: float = 0.1
     #: Whether the log records a job writes while it runs are kept in its record: off saves
     #: a logging handler's work on every record and the memory of the lines.
     capture_logs: bool = True

@@ -75,29 +75,12 @@ class SignalRecorder:
 
 
 def wait_until_broker(broker, predicate: Callable[[], bool], timeout: float = WAIT_TIMEOUT):
-    """Wait until ``predicate()`` holds, re-checked each time the broker wakes its arbiter.
-
-    The engine wakes the arbiter after each job it reports to the broker, so this waits for
-    the broker's state rather than for the signals sent before it changes.
-    """
-    woken = threading.Event()
-    original = broker.notify_local
-
-    def notify_local():
-        original()
-        woken.set()
-
-    broker.notify_local = notify_local
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            woken.clear()
-            if predicate():
-                return
-            if not woken.wait(max(deadline - time.monotonic(), 0)):
-                raise AssertionError("timed out waiting for the broker")
-    finally:
-        del broker.notify_local
+    """Wait until ``predicate()`` holds: a check of the broker's state, which changes when
+    a worker reports its jobs, after the signals sent before it changes. Polled, as only
+    the broker (or another process) knows when it holds."""
+    del broker  # the state is read through ``predicate``
+    if not wait_until(predicate, timeout):
+        raise AssertionError("timed out waiting for the broker")
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = WAIT_TIMEOUT) -> bool:

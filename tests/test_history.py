@@ -16,7 +16,7 @@ from spinach.job import Job
 from spinach.job_logs import JobLogCapture
 from spinach.testing import FakeClock
 
-from .helpers import wait_until_broker
+from .helpers import wait_until, wait_until_broker
 
 task_logger = logging.getLogger("tests.history.task")
 
@@ -163,6 +163,45 @@ def test_log_capture_is_bounded_in_bytes_and_off_switch(make_broker):
     (record,) = _run_until_recorded(engine, 1)
     assert record.logs == [] and not record.logs_truncated
     assert not any(isinstance(h, JobLogCapture) for h in logging.getLogger().handlers)
+
+
+def _held(engine: Engine) -> int:
+    """How many records the engine's result notifier holds, not written yet."""
+    worker = engine._worker
+    assert worker is not None and worker.notifier is not None
+    return len(worker.notifier._history_records)
+
+
+def test_records_wait_for_their_delay_or_a_full_batch_and_the_stop_writes_the_rest():
+    broker = MemoryBroker()
+    engine, _, _ = _engine(broker, write_delay=3600.0, write_batch=3)
+    engine.start_workers(number=1, block=False)
+    try:
+        engine.schedule("chatty", 0)
+        assert wait_until(lambda: _held(engine) == 1)
+        assert broker.history() == []  # held: neither its delay nor a batch is over
+        engine.schedule("chatty", 0)
+        engine.schedule("chatty", 0)
+        wait_until_broker(broker, lambda: len(broker.history()) == 3)  # a full batch
+        engine.schedule("chatty", 0)
+        assert wait_until(lambda: _held(engine) == 1)
+        assert len(broker.history()) == 3
+    finally:
+        engine.stop_workers()
+    assert len(broker.history()) == 4  # the stop wrote the one held
+
+
+def test_a_record_held_is_written_once_its_delay_is_over(make_broker):
+    engine, _, _ = _engine(make_broker(time.time), write_delay=0.05, write_batch=100)
+    job = engine.schedule("chatty", 0)
+    engine.start_workers(number=1, block=False)
+    try:
+        wait_until_broker(
+            engine.broker, lambda: [r.id for r in engine.broker.history()] == [job.id]
+        )
+        assert _held(engine) == 0
+    finally:
+        engine.stop_workers()
 
 
 def test_history_off_records_nothing():

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from spinach import Engine, Job, RedisBroker
-from spinach.history import HistorySettings
 from spinach.worker_process import Worker
 
 from .helpers import WAIT_TIMEOUT, wait_until
@@ -54,14 +53,13 @@ Made = tuple[Engine, RedisBroker, "Quiet"]
 
 @pytest.fixture
 def make_engine(redis_broker_factory) -> Iterator[Callable[..., Made]]:
-    """An engine on the test's Redis (no history: see ``Quiet``), a peer broker (another
-    process's) to enqueue from and its ``Quiet``; the engines are stopped after."""
+    """An engine on the test's Redis, a peer broker (another process's) to enqueue from
+    and its ``Quiet``; the engines are stopped after."""
     engines: list[Engine] = []
 
     def make(**tunables: Any) -> Made:
         settings = {**QUIET, **tunables}
         engine = Engine(redis_broker_factory(namespace="notified", **settings), "notified")
-        engine.history = HistorySettings(enabled=False)
         engines.append(engine)
         producer = redis_broker_factory(namespace="notified", **settings)
         return engine, producer, Quiet(engine)
@@ -83,9 +81,9 @@ def worker_of(engine: Engine) -> Worker:
 
 class Quiet:
     """Counts the local wake-ups of an engine's arbiter by who sent them, so that a test can
-    wait until the arbiter has taken in every wake-up of the jobs done so far and waits
-    idle: the subscriber then takes the next turn. Needs the history off (its writes wake
-    the arbiter too) and to be made before the workers start."""
+    wait until the jobs done so far are reported and the arbiter waits idle with no
+    wake-up pending: the subscriber then takes the next turn. To be made before the
+    workers start."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -100,17 +98,17 @@ class Quiet:
 
         self.broker.notify_local = counting  # type: ignore[method-assign]
 
-    def wait(self, jobs_done: int) -> None:
-        """Wait until the subscriber listens, each job done woke the arbiter with its
-        report and the arbiter waits idle with no wake-up pending (a job ending after a
-        round that left free workers does not wake it: ``Arbiter.wants_slot``)."""
+    def wait(self) -> None:
+        """Wait until the subscriber listens, every job handed over was reported, and the
+        arbiter waits idle with no wake-up pending (neither a report nor a job
+        ending after a round that left free workers wakes it: ``Arbiter.wants_slot``)."""
         assert wait_until(
-            lambda: (
-                self.woken_by["subscriber"] >= 1
-                and self.woken_by["result"] >= jobs_done
-                and self._idle()
-            )
+            lambda: self.woken_by["subscriber"] >= 1 and self._reported() and self._idle()
         )
+
+    def _reported(self) -> bool:
+        worker = worker_of(self.engine)
+        return worker.unreported.none and self.engine._broker.running_jobs() == {}
 
     def _idle(self) -> bool:
         arbiter = worker_of(self.engine).arbiter
@@ -146,11 +144,12 @@ def test_jobs_sent_to_an_idle_worker_are_fetched_by_the_subscriber_and_run_once(
     engine.start_workers(4, block=False)
 
     for value in range(10):
-        quiet.wait(jobs_done=value)
+        quiet.wait()
         producer.enqueue_jobs([job("record", value)])
         runs.wait_for([value])
 
     assert fetchers == ["notified-subscriber"] * 10, fetchers
+    assert quiet.woken_by["result"] == 0  # a report wakes no arbiter: nothing to do then
     engine.stop_workers()
     assert runs.counts == Counter(range(10))
     assert engine._broker.running_jobs() == {}
@@ -163,7 +162,7 @@ def test_a_lost_notification_is_made_up_by_the_arbiters_poll(make_engine):
     heard = threading.Event()
     engine._broker.relay_notification = heard.set  # type: ignore[method-assign]
     engine.start_workers(2, block=False)
-    quiet.wait(jobs_done=0)
+    quiet.wait()
 
     producer.enqueue_jobs([job("record", 1)])
 
@@ -193,7 +192,7 @@ def test_a_notification_while_every_thread_is_busy_runs_the_job_once_one_is_free
         relayed.set()
 
     engine.start_workers(1, block=False)
-    quiet.wait(jobs_done=0)
+    quiet.wait()
     producer.enqueue_jobs([job("block")])
     assert started.wait(WAIT_TIMEOUT)
     engine._broker.relay_notification = relay_and_note  # type: ignore[method-assign]
@@ -227,7 +226,7 @@ def test_a_stop_during_the_subscribers_fetch_loses_nothing(make_engine):
     broker.get_jobs_from_queue = slow_fetch  # type: ignore[method-assign]
     engine.start_workers(2, block=False)
     worker = worker_of(engine)
-    quiet.wait(jobs_done=0)
+    quiet.wait()
     producer.enqueue_jobs([job("record", 1)])
     assert fetched.wait(WAIT_TIMEOUT)
 
@@ -243,3 +242,60 @@ def test_a_stop_during_the_subscribers_fetch_loses_nothing(make_engine):
     assert producer.running_jobs() == {}
     ran, given_back = runs.counts[1], producer.queue_lengths().get("spinach", 0)
     assert (ran, given_back) in {(1, 0), (0, 1)}  # run by the stopping worker, or given back
+
+
+def test_a_fetch_capped_below_the_free_threads_fetches_again_at_once(make_engine):
+    """A fetch returning ``max_fetch_size`` jobs may have left more: the arbiter fetches
+    again, though no report nor job end wakes it and one notification came for them all."""
+    engine, producer, quiet = make_engine(max_fetch_size=2)
+    runs = Runs()
+    engine.task(name="record")(runs.add)
+    engine.start_workers(4, block=False)
+    quiet.wait()
+
+    producer.enqueue_jobs([job("record", value) for value in range(7)])
+
+    runs.wait_for(range(7))  # the idle poll (120 s) is not what fetched them
+    engine.stop_workers()
+    assert runs.counts == Counter(range(7))
+
+
+def test_a_job_ending_while_a_round_fetches_for_free_workers_wakes_no_arbiter(make_engine):
+    """A round with free workers fetches for them (and again at once if it fills them): a
+    job ending during its fetch gives the arbiter nothing to do, so it is not woken."""
+    engine, producer, quiet = make_engine()
+    runs, holding, release, ended = Runs(), threading.Event(), threading.Event(), threading.Event()
+    engine.task(name="record")(runs.add)
+
+    @engine.task(name="hold")
+    def hold() -> None:
+        holding.set()
+        assert release.wait(WAIT_TIMEOUT)
+
+    engine.start_workers(2, block=False)
+    worker, broker = worker_of(engine), engine._broker
+    assert worker.pool is not None
+    job_done = worker.pool._on_job_done
+
+    def noting_the_end() -> None:
+        job_done()
+        ended.set()
+
+    worker.pool._on_job_done = noting_the_end  # type: ignore[method-assign]
+    fetch = broker.get_jobs_from_queue
+
+    def fetch_while_a_job_ends(queues: Any, max_jobs: int) -> list[Job]:
+        if not release.is_set():  # the fetch of "record", one worker free
+            release.set()
+            assert ended.wait(WAIT_TIMEOUT)
+        return fetch(queues, max_jobs)
+
+    quiet.wait()
+    producer.enqueue_jobs([job("hold")])
+    assert holding.wait(WAIT_TIMEOUT)
+    broker.get_jobs_from_queue = fetch_while_a_job_ends  # type: ignore[method-assign]
+    producer.enqueue_jobs([job("record", 1)])
+
+    runs.wait_for([1])
+    engine.stop_workers()
+    assert quiet.woken_by["worker"] == 0

@@ -187,6 +187,7 @@ def test_every_public_method_is_fanned_out_or_meant_to_be_inherited() -> None:
     inherited = {
         "add_members", "allow_connections", "claim", "connection_errors", "delete",
         "get_bytes", "get_values", "hash_delete", "hash_get", "hash_set", "increment", "key",
+        "max_fetch_size",
         "event_pending", "members", "notify_local", "now", "publish_value", "redis",
         "relay_notification", "run_subscriber",
         "set_values", "start", "stop", "wait_for_event", "watch",

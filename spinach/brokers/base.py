@@ -134,6 +134,10 @@ class Broker(ABC):
     ``spinach.const``.
     """
 
+    #: Most jobs one ``get_jobs_from_queue`` returns, whatever it is asked (None: no cap).
+    #: A fetch returning that many may have left more behind: the arbiter fetches again.
+    max_fetch_size: int | None = None
+
     def __init__(
         self,
         *,

@@ -322,7 +322,7 @@ class RedisBroker(Broker):
         super().__init__(clock=clock, worker_id=worker_id, **settings.liveness())
         #: The tunables this broker runs with (see ``RedisSettings``).
         self.settings = settings
-        self.max_fetch_size = settings.max_fetch_size
+        self.max_fetch_size: int = settings.max_fetch_size
         self.fetch_scan_limit = settings.fetch_scan_limit
         self.move_batch_size = settings.move_batch_size
         self.resend_window = settings.resend_window

@@ -9,8 +9,11 @@ Thread model of a worker process
   moves due future jobs to their queues, fetches as many jobs as there are free workers,
   hands them over, heartbeats and recovers the jobs of dead worker processes, each on its
   own cadence. Idle, it sleeps until a broker notification the subscriber does not take
-  in itself (below), a job's report (or its end, while every worker is busy), the next
-  future job or the next bookkeeping, whichever comes first.
+  in itself (below), a job's end while every worker is busy, the next future job or the
+  next bookkeeping, whichever comes first (with ``stop_when_queue_empty`` also each
+  report: it stops once every job is reported). A report wakes it for nothing else: a
+  freed concurrency slot notifies through the broker, and a round it would run then
+  would compete with the next job's fetch.
 - **The result notifier thread** (``notifier.ResultNotifier``) reports each finished job
   to the broker (finished, failed, or to retry), in order, retrying through broker
   outages so no outcome is lost; while other jobs run, outcomes ending within

@@ -19,6 +19,12 @@ from .broker_calls import BrokerCalls, Unreported
 logger = logging.getLogger("spinach.engine")  # the name these records always had
 
 
+#: Seconds a future job may be due before the idle arbiter wakes anyway without the
+#: subscriber waking it sooner: absorbs rounding (its wake time and the job's due time are
+#: computed apart); a job due within it is moved that much late at most.
+DUE_TOLERANCE = 0.001
+
+
 class _Round(enum.Enum):
     """How an arbiter round ended, which says how long to wait before the next one."""
 
@@ -71,8 +77,9 @@ class Arbiter(threading.Thread):
         self._future_check_at = 0.0
         self._last_future_move = 0.0
         self._turn = threading.RLock()  # held by whichever thread runs a round
-        #: Whether a job ending should wake the arbiter: not after a round that left free
-        #: workers (the queues had fewer jobs), as a job queued since notifies anyway.
+        #: Whether a job ending should wake the arbiter: only once a round found every
+        #: worker busy. Not during or after a round that had free workers: it fetches again
+        #: at once if it filled them, and a job queued since notifies anyway.
         self.wants_slot = True
         self._idle_until: float | None = None  # while idle: when the arbiter wakes anyway
 
@@ -136,14 +143,16 @@ class Arbiter(threading.Thread):
         slots = self._workers.available_slots
         if slots <= 0 or self._stopping.is_set():  # set before the slot freed: fetch none
             return _Round.NO_FREE_WORKER
+        # Free workers: this round fetches for them, and goes on if it fills them all; a
+        # job ending meanwhile adds nothing to wake it for.
+        self.wants_slot = False
         jobs = self._broker.get_jobs_from_queue(self.queues, slots)
         unknown = [failure for job in jobs if (failure := self._dispatch(job))]
         for job, reason in unknown:
             self._dead_letter(job, reason)
-        if len(jobs) == slots:
-            return _Round.MAY_HAVE_MORE
-        self.wants_slot = False  # fewer jobs than free workers: one more free adds nothing
-        return _Round.DRAINED
+        if len(jobs) >= min(slots, self._broker.max_fetch_size or slots):
+            return _Round.MAY_HAVE_MORE  # all it asked for, or all a fetch gives
+        return _Round.DRAINED  # fewer jobs than free workers: one more free adds nothing
 
     # -- the subscriber's turn -----------------------------------------------------
 
@@ -176,8 +185,8 @@ class Arbiter(threading.Thread):
         if self._fetch_round() is not _Round.DRAINED:
             return False  # more may wait: the arbiter fetches on
         # the notification may be a job due later: wake the arbiter if it is due sooner
-        timeout, _ = self._idle_wait()
-        return self._broker.now() + timeout >= idle_until
+        delta = self._broker.next_future_job_delta()
+        return delta is None or self._broker.now() + delta >= idle_until - DUE_TOLERANCE
 
     def finish_turns(self) -> None:
         """Let the subscriber take no more turns: once this returns, no job is handed over

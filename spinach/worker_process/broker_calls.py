@@ -53,7 +53,8 @@ class BrokerCalls:
 
 class Unreported:
     """How many jobs were handed to the worker threads and not yet reported to the broker
-    (nor given back); each report wakes the arbiter, which may fetch more or stop."""
+    (nor given back); ``on_reported`` is called after each report (the worker wakes the
+    arbiter with it when the arbiter waits for every job to be reported)."""
 
     def __init__(self, on_reported: Callable[[], None]):
         self._lock = threading.Lock()

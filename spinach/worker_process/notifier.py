@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from queue import Empty
 
 from .. import signals
@@ -49,17 +50,18 @@ class ResultNotifier(threading.Thread):
         self._batch_size = batch_size
         self._gather_delay = gather_delay
         self._history_records: list[HistoryRecord] = []  # finished, not written yet
+        self._history_due = 0.0  # monotonic time the records held must be written by
+        self._outage = Outage("result notifier")
 
     def run(self) -> None:
-        outage = Outage("result notifier")
         while True:
             batch = self._next_reports()
             stopping = batch[-1] is STOP
             jobs = batch[:-1] if stopping else batch
             if jobs:
-                self._report(jobs, outage)  # type: ignore[arg-type]
+                self._report(jobs)  # type: ignore[arg-type]
             if stopping:
-                self._record_history([], outage, flush=True)
+                self._record_history([], flush=True)
                 return
 
     def stop(self) -> None:
@@ -71,7 +73,7 @@ class ResultNotifier(threading.Thread):
         """Wait for one finished job, then take those already waiting, up to a batch; while
         other jobs run, wait ``gather_delay`` for them once."""
         out_queue = self._workers.out_queue
-        batch = self._drained_into([out_queue.get()])
+        batch = self._drained_into([self._next_finished()])
         if self._batch_open(batch) and self._jobs_running():
             try:
                 batch.append(out_queue.get(timeout=self._gather_delay))
@@ -79,6 +81,17 @@ class ResultNotifier(threading.Thread):
                 return batch
             self._drained_into(batch)
         return batch
+
+    def _next_finished(self) -> Job | None:
+        """Wait for the next finished job (or ``STOP``); history records held meanwhile are
+        written once their delay is over."""
+        out_queue = self._workers.out_queue
+        while self._history_records:
+            try:
+                return out_queue.get(timeout=max(0.0, self._history_due - time.monotonic()))
+            except Empty:
+                self._record_history([], flush=True)
+        return out_queue.get()
 
     def _drained_into(self, batch: list[Job | None]) -> list[Job | None]:
         """``batch`` with the finished jobs already waiting added, up to a batch."""
@@ -96,42 +109,43 @@ class ResultNotifier(threading.Thread):
     def _jobs_running(self) -> bool:
         return self._workers.available_slots < self._workers.number
 
-    def _report(self, jobs: list[Job], outage: Outage) -> None:
+    def _report(self, jobs: list[Job]) -> None:
         """Tell the broker how ``jobs`` ended, retrying through outages."""
         for job in jobs:
             if job.status not in _ENDED:
                 self._fail_if_unserializable(job)
         ended = [job for job in jobs if job.status in _ENDED]
         retried = [job for job in jobs if job.status not in _ENDED]
-        broker = self._broker
+        broker, outage = self._broker, self._outage
         if ended:
             what = f"reporting {len(ended)} job(s)"
             self._calls.call(what, outage, broker.remove_jobs_from_running, ended)
         if retried:
             what = f"retrying {len(retried)} job(s)"
             self._calls.call(what, outage, broker.enqueue_jobs, retried, True)
-        self._unreported.reported(len(jobs))  # the arbiter may fetch more meanwhile
-        self._record_history(jobs, outage)
+        self._unreported.reported(len(jobs))
+        self._record_history(jobs)
 
-    def _record_history(self, jobs: list[Job], outage: Outage, flush: bool = False) -> None:
+    def _record_history(self, jobs: list[Job], flush: bool = False) -> None:
         """Keep the records of the jobs that ended in the history (``spinach.history``):
-        written once no other report waits, or ``write_batch`` of them are pending, so
-        that a busy worker writes them in few round trips."""
+        held, then written together once ``write_batch`` of them are held or the first
+        has waited ``write_delay`` (``_next_finished`` sees to that), and at stop."""
         history = self._workers.history
         if history is None:
             return
-        self._history_records.extend(history.take(jobs))
         records, settings = self._history_records, history.settings
         if not records:
+            self._history_due = time.monotonic() + settings.write_delay
+        records.extend(history.take(jobs))
+        if not records:
             return
-        if flush or len(records) >= settings.write_batch or self._workers.out_queue.empty():
+        if flush or len(records) >= settings.write_batch or time.monotonic() >= self._history_due:
             self._history_records = []
             what = f"recording {len(records)} finished job(s)"
             self._calls.call(
-                what, outage, self._broker.record_history, records, settings.retention,
+                what, self._outage, self._broker.record_history, records, settings.retention,
                 settings.max_records,
             )  # fmt: skip
-            self._broker.notify_local()  # as a report does: who waits on the broker re-checks
 
     def _fail_if_unserializable(self, job: Job) -> None:
         """Fail a job to retry whose payload cannot be built (its task put a value JSON

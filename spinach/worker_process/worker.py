@@ -75,7 +75,7 @@ class Worker:
         self.tunables = tunables
         self.stopping = threading.Event()  # no more fetching: the stop began or is asked
         self.stopped = threading.Event()
-        self.unreported = Unreported(lambda: broker.notify_local())  # looked up at each call
+        self.unreported = Unreported(self._on_reported)
         self.pool: Workers | None = None  # the worker threads, once started
         self.arbiter: Arbiter | None = None
         self.notifier: ResultNotifier | None = None
@@ -141,9 +141,18 @@ class Worker:
 
     def _on_job_done(self) -> None:
         """A job ended, in its worker thread: wake the arbiter if it waits for a free
-        worker (its report wakes it anyway, later)."""
+        worker."""
         arbiter = self.arbiter
         if arbiter is None or arbiter.wants_slot:
+            self.broker.notify_local()
+
+    def _on_reported(self) -> None:
+        """Jobs were reported to the broker, in the result notifier's thread: wake the
+        arbiter only if it waits for that (to stop once the queues are empty and every job
+        is reported). Otherwise a report changes nothing it acts on: a freed worker woke it
+        already if it waited for one, and a freed concurrency slot notifies through the
+        broker. Not waking it keeps its round off an idle worker's way to the next job."""
+        if self.options.stop_when_queue_empty:
             self.broker.notify_local()
 
     def _start_history(self, pool: Workers) -> None:
