@@ -92,6 +92,8 @@ OPTIONS: Mapping[str, CallOption] = _declare(
     CallOption("eta", SUPPORTED, META, "held in Redis until due"),
     CallOption("expires", SUPPORTED, META, "over the task's expires"),
     CallOption("headers", SUPPORTED, META, "in the task's request"),
+    CallOption("argsrepr", SUPPORTED, META, "shown for args: events, request, result rows"),
+    CallOption("kwargsrepr", SUPPORTED, META, "shown for kwargs: events, request, result rows"),
     CallOption("ignore_result", SUPPORTED, META, "over the task's ignore_result"),
     CallOption("root_id", SUPPORTED, META, "else the calling task's root, else the id"),
     CallOption("parent_id", SUPPORTED, META, "else the calling task's id"),
@@ -136,8 +138,9 @@ MUST_BE_NONE: Mapping[str, str] = {
 }
 
 
-def check_options(options: Mapping[str, Any]) -> None:
-    """Raise ``UnsupportedFeature`` for an option the facade cannot honour (as declared)."""
+def check_options(options: Mapping[str, Any], task: str | None = None) -> None:
+    """Raise ``UnsupportedFeature`` for an option the facade cannot honour (as declared),
+    ``TypeError`` for a value of the wrong type (``task``: the name its error gives)."""
     for name, why in MUST_BE_NONE.items():
         if options.get(name) is not None:
             raise UnsupportedFeature(
@@ -149,5 +152,21 @@ def check_options(options: Mapping[str, Any]) -> None:
             f"apply_async options not supported by spinach_compat: {sorted(unknown)} "
             "(see migration_guide/)"
         )
+    for name in REPRS:
+        _check_repr(name, options.get(name), task)
     codec.check_serializer(options.get("serializer"), "apply_async() option serializer")
     codec.check_compression(options.get("compression"), "apply_async() option compression")
+
+
+#: The options shown in place of the arguments (events, logs, result rows), as Celery's.
+REPRS = ("argsrepr", "kwargsrepr")
+
+
+def _check_repr(name: str, value: Any, task: str | None) -> None:
+    """``TypeError`` unless ``value`` (option ``name``) is a string or None."""
+    if value is not None and not isinstance(value, str):
+        of = f"task {task!r}: " if task else ""
+        raise TypeError(
+            f"{of}apply_async({name}={value!r}): must be a string, the text shown in place of "
+            f"the {name[:-4]} (events, logs, result rows), not {type(value).__name__}"
+        )

@@ -42,7 +42,7 @@ from ..exceptions import UnsupportedFeature
 from ..interop import legacy
 from . import codec, links, routes, stamps
 from .call_options import MUST_BE_NONE as MUST_BE_NONE  # where it was read before
-from .call_options import check_options
+from .call_options import REPRS, check_options
 from .priority import band_queue, priority_steps
 from .unique import mark_unique
 
@@ -140,7 +140,7 @@ def resolve(app: Publisher, name: str, args: Any, kwargs: Any, options: dict) ->
     """Every decision about a message, each made once, in the pipeline's order."""
     task = options.pop("task_type", None) or app.registered_task(name)  # never finalizes, as Celery
     options, stamped_headers, stamped = stamps.split(options)
-    check_options(options)
+    check_options(options, name)
     task_id = options.get("task_id") or app.uuid()
     message = Message(name, task, task_id, list(args or ()), dict(kwargs or {}), options)
     _route(app, message, args, kwargs)
@@ -192,6 +192,7 @@ def _meta(app: Publisher, message: Message) -> dict:
     return {
         **_replacing(message),
         **_group(options),
+        **_reprs(options),
         "eta": eta.isoformat() if eta else None,
         "expires": _expires(app, expires),
         "headers": dict(options.get("headers") or {}),
@@ -221,6 +222,13 @@ def _group(options: dict) -> dict:
     request's fields of those names; nothing outside a group."""
     group_id = options.get("group_id")
     return {"group": group_id, "group_index": options.get("group_index")} if group_id else {}
+
+
+def _reprs(options: dict) -> dict:
+    """The ``argsrepr``/``kwargsrepr`` given (shown in place of the arguments by events,
+    logs and result rows, as Celery's headers); none given: nothing (the worker makes them
+    from the arguments, only if read)."""
+    return {name: options[name] for name in REPRS if options.get(name) is not None}
 
 
 def job_id_of(task_id: str, meta: dict) -> str:
@@ -361,9 +369,11 @@ def _announce(message: Message, policy: dict) -> tuple[dict, tuple]:
 
 def _carry_added_headers(headers: dict, meta: dict) -> None:
     """Headers ``before_task_publish`` receivers added or changed travel with the message
-    to ``self.request``, as Celery's (django-structlog and tracers put their context there)."""
+    to ``self.request``, as Celery's (django-structlog and tracers put their context there);
+    so does an ``argsrepr``/``kwargsrepr`` they changed (the worker reads it over the meta's)."""
     for key, value in headers.items():
-        if key not in meta and key not in ("lang", "task", "id", "retries"):
+        added = key not in meta and key not in ("lang", "task", "id", "retries")
+        if added or (key in REPRS and value != meta[key]):
             meta["headers"][key] = value
 
 

@@ -241,12 +241,16 @@ class Task:
         return stack[-1] if stack else Context()
 
     def request_from_job(self, job: Job, args: list, kwargs: dict) -> Context:
-        """The request of a native job: its id, retries, and the headers in its meta (the
-        reprs of its arguments made when first read: ``JobContext``)."""
+        """The request of a native job: its id, retries, and the headers in its meta.
+
+        ``argsrepr``/``kwargsrepr``: the message's (a header added by the caller or
+        ``before_task_publish`` over the ``apply_async`` option, as Celery's), else made from
+        the arguments when first read (``JobContext``)."""
         meta = job.meta or {}
+        headers = meta.get("headers") or {}
         task_id = meta.get("task_id") or job.id  # a replacing task's job has its own id
         request = JobContext(
-            meta.get("headers") or {},
+            headers,
             id=task_id, task=self.name, args=args, kwargs=kwargs, retries=job.retries,
             eta=meta.get("eta"), expires=meta.get("expires"), called_directly=False,
             is_eager=False, hostname=self._get_app().hostname, headers=meta.get("headers"),
@@ -260,7 +264,8 @@ class Task:
             errbacks=links.decode(meta.get("errbacks")), chord=meta.get("chord"),
             stamped_headers=meta.get("stamped_headers"), stamps=meta.get("stamps") or {},
         )  # fmt: skip
-        request.argsrepr = request.kwargsrepr = None  # not the headers': made from the arguments
+        request.argsrepr = headers.get("argsrepr", meta.get("argsrepr"))
+        request.kwargsrepr = headers.get("kwargsrepr", meta.get("kwargsrepr"))
         return request
 
     # -- calling -------------------------------------------------------------------------
@@ -295,7 +300,8 @@ class Task:
         app = self._get_app()
         options.setdefault("ignore_result", self.ignore_result)
         if app.conf.task_always_eager:
-            check_options(stamps.split(options)[0])  # as publish: an eager suite validates
+            # as publish: an eager suite validates
+            check_options(stamps.split(options)[0], self.name)
             serializer = options.get("serializer") or self.serializer
             args, kwargs = codec.roundtrip(args, kwargs, serializer)
             with denied_join_result():  # as Celery: the task must not wait on a result

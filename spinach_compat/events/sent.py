@@ -37,12 +37,15 @@ def dispatcher_of(app: Celery, hostname: str | None = None) -> EventDispatcher:
 
 
 def send_task_sent(app: Celery, message: Any) -> None:
-    """Send ``task-sent`` for ``message`` (a ``spinach_compat.app.publish.Message``)."""
+    """Send ``task-sent`` for ``message`` (a ``spinach_compat.app.publish.Message``): its
+    ``argsrepr``/``kwargsrepr`` options for args and kwargs, else their reprs (as Celery's)."""
     meta = message.meta
+    args, kwargs = meta.get("argsrepr"), meta.get("kwargsrepr")
     dispatcher_of(app).send(
         "task-sent", uuid=message.task_id, root_id=meta.get("root_id"),
         parent_id=meta.get("parent_id"), name=message.name,
-        args=safe_repr(tuple(message.args)), kwargs=safe_repr(message.kwargs), retries=0,
+        args=safe_repr(tuple(message.args)) if args is None else args,
+        kwargs=safe_repr(message.kwargs) if kwargs is None else kwargs, retries=0,
         eta=meta.get("eta"), expires=meta.get("expires"), queue=message.routing_key,
         exchange="", routing_key=message.routing_key,
     )  # fmt: skip

@@ -80,11 +80,18 @@ def headers_of(name: str, task_id: str, args: list, kwargs: dict, meta: dict) ->
         "timelimit": meta["timelimit"] or [None, None],
         "root_id": meta["root_id"],
         "parent_id": meta["parent_id"],
-        "argsrepr": repr(tuple(args)),
-        "kwargsrepr": repr(kwargs),
+        "argsrepr": _shown(meta, "argsrepr", tuple(args)),
+        "kwargsrepr": _shown(meta, "kwargsrepr", kwargs),
         "origin": meta["origin"],
         "ignore_result": bool(meta["ignore_result"]),
     }
+
+
+def _shown(meta: dict, name: str, value: object) -> str:
+    """The ``argsrepr``/``kwargsrepr`` header: the caller's (a header over the option, as
+    Celery's), else the repr of the arguments."""
+    given = meta["headers"].get(name, meta.get(name))
+    return repr(value) if given is None else given
 
 
 def refuse_what_is_not_carried(name: str, meta: dict) -> None:

@@ -21,6 +21,7 @@ from kombu.exceptions import KombuError
 from spinach.job import Job
 
 from ..app import codec
+from ..app.call_options import REPRS
 
 if TYPE_CHECKING:
     from ..app.base import Celery
@@ -151,7 +152,8 @@ def _args_of(decoded: Any) -> tuple[list, dict]:
 
 
 def _meta(headers: dict, eta: str | None) -> dict:
-    """The job's meta as ``publish`` writes it, read back by ``Task.request_from_job``."""
+    """The job's meta as ``publish`` writes it, read back by ``Task.request_from_job``; the
+    producer's ``argsrepr``/``kwargsrepr`` kept, shown in place of the arguments."""
     limit = headers.get("timelimit")
     extra = {k: v for k, v in headers.items() if k not in _HANDLED}
     return {
@@ -163,6 +165,7 @@ def _meta(headers: dict, eta: str | None) -> dict:
         "parent_id": headers.get("parent_id"),
         "origin": headers.get("origin"),
         "timelimit": list(limit) if isinstance(limit, list) and any(limit) else None,
+        **{name: headers[name] for name in REPRS if headers.get(name) is not None},
     }
 
 

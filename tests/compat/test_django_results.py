@@ -148,12 +148,14 @@ def runs(project, facade) -> dict[str, Any]:
 
 
 def test_the_rows_are_those_celery_writes(runs) -> None:
-    for name in ("add", "fail", "periodic"):
+    for name in ("add", "fail", "periodic", "hidden"):
         ours, theirs = runs["spinach_compat"]["rows"][name], runs["celery"]["rows"][name]
         for field in set(theirs) - UNCOMPARED:
             assert ours[field] == theirs[field], (name, field)
         assert ours["worker"].startswith("celery@")
     assert runs["spinach_compat"]["rows"]["add"]["task_args"] == '"(2, 3)"'
+    hidden = runs["spinach_compat"]["rows"]["hidden"]  # argsrepr/kwargsrepr, not the arguments
+    assert (hidden["task_args"], hidden["task_kwargs"]) == ('"(<x>, <y>)"', '""')
     assert runs["spinach_compat"]["rows"]["periodic"]["periodic_task_name"] == "every-minute"
     ours, theirs = runs["spinach_compat"]["rows"]["opaque"], runs["celery"]["rows"]["opaque"]
     assert ours["status"] == theirs["status"] == "FAILURE"  # the result cannot be encoded

@@ -88,24 +88,38 @@ def _client(impl: str, url: str) -> Any:
     return spinach_compat.Celery("proj", broker=url, backend=url, set_as_current=False)
 
 
-def _scenario(client: Any, capture: Capture) -> dict[str, str]:
-    """A succeeded, a failed, a retried and a revoked task; their ids once all ended."""
+#: What the hidden call of the scenario shows for its arguments ("4111", cvv="123").
+SHOWN = ("('<card>',)", "{'cvv': '<cvv>'}")
+
+
+def _scenario(client: Any, capture: Capture) -> dict[str, Any]:
+    """A succeeded, a failed, a retried and a revoked task, and one whose arguments are
+    hidden (``argsrepr``/``kwargsrepr``, its task-sent sent); their ids once all ended, and
+    what the hidden one's request showed."""
     revoked = str(uuid.uuid4())
     client.control.revoke(revoked)
-    ids = {
+    ids: dict[str, Any] = {
         "succeeded": client.send_task(f"{TASKS}.add", (2, 3)).id,
         "failed": client.send_task(f"{TASKS}.fail", ("boom",)).id,
         "retried": client.send_task(f"{TASKS}.flaky", (1,)).id,
         "revoked": client.send_task(f"{TASKS}.add", (1, 1), task_id=revoked).id,
     }
+    client.conf.task_send_sent_event = True  # for the hidden call only: the others were sent
+    hidden = client.send_task(f"{TASKS}.reprs", ("4111",), {"cvv": "123"},
+                              argsrepr=SHOWN[0], kwargsrepr=SHOWN[1])  # fmt: skip
+    ids["hidden"] = hidden.id
     for name, last in (("succeeded", "task-succeeded"), ("failed", "task-failed"),
-                       ("retried", "task-succeeded"), ("revoked", "task-revoked")):  # fmt: skip
+                       ("retried", "task-succeeded"), ("revoked", "task-revoked"),
+                       ("hidden", "task-succeeded")):  # fmt: skip
         capture.wait_for(capture.ended(ids[name], last))
+    stored = lambda: client.backend.get_task_meta(hidden.id)  # noqa: E731 (no result listener)
+    assert wait_until(lambda: stored()["status"] == "SUCCESS", TIMEOUT)
+    ids["hidden_request"] = stored()["result"]
     capture.wait_for(lambda events: any(e["type"] == "worker-heartbeat" for e in events))
     return ids
 
 
-def _run(impl: str, redis_server: Any, db: int, log: Path) -> tuple[Capture, dict[str, str]]:
+def _run(impl: str, redis_server: Any, db: int, log: Path) -> tuple[Capture, dict[str, Any]]:
     url = redis_server.url_for(db)
     with redis_server.client(db=db) as client:
         client.flushdb()
@@ -120,8 +134,14 @@ def _run(impl: str, redis_server: Any, db: int, log: Path) -> tuple[Capture, dic
 
 
 @pytest.fixture(scope="module")
-def facade_run(redis_server, tmp_path_factory) -> tuple[Capture, dict[str, str]]:
+def facade_run(redis_server, tmp_path_factory) -> tuple[Capture, dict[str, Any]]:
     return _run("spinach_compat", redis_server, 11, tmp_path_factory.mktemp("ev") / "w.log")
+
+
+@pytest.fixture(scope="module")
+def celery_run(redis_server, tmp_path_factory) -> tuple[Capture, dict[str, Any]]:
+    """The same scenario with a real Celery 5.7 client and worker."""
+    return _run("celery", redis_server, 12, tmp_path_factory.mktemp("ev") / "celery.log")
 
 
 def test_celery_state_follows_a_facade_worker(facade_run):
@@ -154,15 +174,15 @@ def test_the_worker_is_online_beats_and_goes_offline(facade_run):
     beat = next(e for e in capture.events if e["type"] == "worker-heartbeat")
     assert beat["freq"] == 2.0 and beat["sw_ident"] == "spinach-compat"
     offline = capture.events[-1]
-    assert offline["processed"] == 4 and offline["active"] == 0  # ran twice, once, none
+    assert offline["processed"] == 5 and offline["active"] == 0  # once, once, twice, none, once
     worker = capture.state.workers[NODE]
-    assert worker.processed == 4 and not worker.alive  # offline now
+    assert worker.processed == 5 and not worker.alive  # offline now
 
 
-def test_event_fields_are_celerys(facade_run, redis_server, tmp_path):
+def test_event_fields_are_celerys(facade_run, celery_run):
     """Each type of event carries the fields a real Celery worker sends for it."""
     ours, _ = facade_run
-    theirs, _ = _run("celery", redis_server, 12, tmp_path / "celery.log")
+    theirs, _ = celery_run
 
     def fields(capture: Capture) -> dict[str, set[str]]:
         found: dict[str, set[str]] = {}
@@ -400,6 +420,22 @@ def test_events_without_dump_or_with_a_camera_is_refused(capsys, args, named):
     status = main(["-A", "tests.compat.proj", "events", *args])
     err = capsys.readouterr().err
     assert status == 2 and named in err and "migration_guide/features.md#monitoring" in err
+
+
+def test_argsrepr_and_kwargsrepr_hide_the_arguments_as_celerys(facade_run, celery_run):
+    """A call's ``argsrepr``/``kwargsrepr`` are what its task-sent and task-received events
+    (Flower's args and kwargs) and its request show, never the arguments, as with real
+    Celery 5.7 (its producer and worker) on the same scenario."""
+
+    def shown(run: tuple[Capture, dict[str, Any]]) -> tuple[dict, Any, str]:
+        capture, ids = run
+        events = [e for e in capture.events if e.get("uuid") == ids["hidden"]]
+        reprs = {e["type"]: (e["args"], e["kwargs"]) for e in events if "args" in e}
+        return reprs, ids["hidden_request"], capture.state.tasks[ids["hidden"]].args
+
+    ours, theirs = shown(facade_run), shown(celery_run)
+    assert ours == theirs
+    assert ours == ({"task-sent": SHOWN, "task-received": SHOWN}, list(SHOWN), SHOWN[0])
 
 
 # -- app.events, task-sent, custom events ------------------------------------------------

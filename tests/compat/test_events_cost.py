@@ -126,8 +126,8 @@ def test_a_run_with_a_value_json_does_not_take_goes_the_usual_way(make_app):
 
 
 def test_a_jobs_argument_reprs_are_made_when_first_read(make_app):
-    """A worker job's ``argsrepr`` and ``kwargsrepr`` are the reprs of its arguments, made
-    on first read (not those of the message's headers); set ones are kept."""
+    """A worker job's ``argsrepr`` and ``kwargsrepr`` without the message's are the reprs of
+    its arguments, made on first read; set ones are kept."""
     from datetime import datetime, timezone
 
     from spinach.job import Job
@@ -139,12 +139,33 @@ def test_a_jobs_argument_reprs_are_made_when_first_read(make_app):
         return x + y
 
     job = Job(add.name, "celery", datetime.now(timezone.utc), 0)
-    job.meta = {"task_id": "id-3", "headers": {"argsrepr": "(secret)", "kwargsrepr": "{}"}}
+    job.meta = {"task_id": "id-3", "headers": {"trace": "t-1"}}
     request = add.request_from_job(job, [1, "\u00e9"], {"y": None})
     assert request.__dict__["argsrepr"] is None  # nothing made yet
     assert (request.argsrepr, request.kwargsrepr) == ("(1, '\u00e9')", "{'y': None}")
     request.argsrepr = "(hidden)"
     assert request.argsrepr == "(hidden)" and request.get("kwargsrepr") == "{'y': None}"
+
+
+def test_a_jobs_argument_reprs_are_the_message_s_when_it_has_them(make_app):
+    """The ``argsrepr``/``kwargsrepr`` a caller gave (in the job's meta) are the request's;
+    a header of that name wins over them, as in Celery's message; none is made."""
+    from datetime import datetime, timezone
+
+    from spinach.job import Job
+
+    app = make_app()
+
+    @app.task
+    def pay(card: str) -> None: ...
+
+    job = Job(pay.name, "celery", datetime.now(timezone.utc), 0)
+    job.meta = {"task_id": "id-4", "headers": {}, "argsrepr": "(<card>,)", "kwargsrepr": ""}
+    request = pay.request_from_job(job, ["4111"], {})
+    assert (request.argsrepr, request.kwargsrepr) == ("(<card>,)", "")  # "" is kept, as Celery
+    job.meta["headers"] = {"argsrepr": "(secret)"}
+    request = pay.request_from_job(job, ["4111"], {})
+    assert (request.argsrepr, request.kwargsrepr) == ("(secret)", "")
 
 
 def test_a_run_s_succeeded_event_follows_its_started_one(make_app):

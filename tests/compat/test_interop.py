@@ -127,6 +127,18 @@ def test_retries_and_request_headers(bridged, celery_client):
                        "retries": 0, "timelimit": [30, 20]}  # fmt: skip
 
 
+def test_a_celery_producer_s_argument_reprs_are_the_request_s(bridged, celery_client):
+    """A Celery producer's ``argsrepr``/``kwargsrepr`` headers, given or made by it (its
+    ``saferepr`` of the arguments), are what the facade's worker shows, as Celery's."""
+    hidden = celery_client.send_task(
+        "interop.reprs", args=("4111",), kwargs={"cvv": "123"}, argsrepr="(<card>,)",
+        kwargsrepr="{'cvv': '<cvv>'}",
+    )  # fmt: skip
+    plain = celery_client.send_task("interop.reprs", args=("4111",))
+    assert hidden.get(timeout=WAIT) == ["(<card>,)", "{'cvv': '<cvv>'}"]
+    assert plain.get(timeout=WAIT) == ["('4111',)", "{}"]
+
+
 def test_priorities_are_taken_highest_first(facade, celery_client, rclient):
     sent = [celery_client.send_task("interop.add", args=(p, 0), priority=p) for p in (9, 6, 0)]
     assert [rclient.llen(name) for name in celery_lists("celery")] == [1, 0, 1, 1]
@@ -219,6 +231,8 @@ def test_legacy_tasks_run_on_a_celery_worker(make_app, redis_url, tmp_path, rcli
         with pytest.raises(KeyError):
             failed.get(timeout=WAIT)
         assert failed.state == "FAILURE" and rclient.exists(celery_key(failed.id))
+        hidden = app.send_task("interop.legacy_reprs", args=("4111",), argsrepr="(<card>,)")
+        assert hidden.get(timeout=WAIT) == ["(<card>,)", "{}"]  # the reprs Celery's worker read
         app.conf.spinach_legacy_tasks = []  # moved back: now a native job
         native = app.send_task("interop.legacy_mul", args=(2, 2))
         assert app.engine.broker.queue_lengths() == {"celery": 1} and native.state == "PENDING"
@@ -243,6 +257,23 @@ def test_a_group_member_sent_to_legacy_workers_carries_its_group(make_app):
     message = publish.resolve(app, "interop.legacy_mul", (6, 7), {}, options)
     headers = legacy.headers_of(message.name, message.task_id, [6, 7], {}, message.meta)
     assert (headers["group"], headers["group_index"]) == ("the-group", 0)  # Celery's headers
+
+
+def test_a_message_to_legacy_workers_carries_the_given_reprs(make_app):
+    """Celery's ``argsrepr``/``kwargsrepr`` headers: the call's (a header of that name over
+    the option, as Celery's), else the reprs of the arguments."""
+    app = make_app("producer", spinach_legacy_tasks=["interop.legacy_*"])
+
+    def headers(options: dict) -> dict:
+        message = publish.resolve(app, "interop.legacy_mul", (6, 7), {}, options)
+        return legacy.headers_of(message.name, message.task_id, [6, 7], {}, message.meta)
+
+    given = headers({"argsrepr": "(<a>, <b>)", "kwargsrepr": ""})
+    assert (given["argsrepr"], given["kwargsrepr"]) == ("(<a>, <b>)", "")
+    plain = headers({})
+    assert (plain["argsrepr"], plain["kwargsrepr"]) == ("(6, 7)", "{}")
+    overridden = headers({"argsrepr": "(<a>, <b>)", "headers": {"argsrepr": "(<x>,)"}})
+    assert overridden["argsrepr"] == "(<x>,)"
 
 
 # -- crash safety --------------------------------------------------------------------------

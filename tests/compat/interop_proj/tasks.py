@@ -41,6 +41,10 @@ def register(app):
         return {"id": r.id, "root_id": r.root_id, "parent_id": r.parent_id,
                 "retries": r.retries, "timelimit": list(r.timelimit or ())}  # fmt: skip
 
+    @app.task(name="interop.reprs", bind=True)
+    def reprs(self, *args, **kwargs):
+        return [self.request.argsrepr, self.request.kwargsrepr]
+
     @app.task(name="interop.record")
     def record(number):
         client = redis.Redis.from_url(app.conf.broker_url)
@@ -55,6 +59,10 @@ def register(app):
     @app.task(name="interop.legacy_mul")
     def legacy_mul(a, b):
         return a * b
+
+    @app.task(name="interop.legacy_reprs", bind=True)
+    def legacy_reprs(self, *args, **kwargs):
+        return [self.request.argsrepr, self.request.kwargsrepr]
 
     @app.task(name="interop.legacy_fail")
     def legacy_fail(message):

@@ -95,3 +95,9 @@ def spin(seconds):
 def membership(self):
     """The group this run belongs to and its position in it (None, None outside a group)."""
     return [self.request.group, self.request.group_index]
+
+
+@app.task(bind=True)
+def reprs(self, card, cvv=None):
+    """What this run shows for its arguments (``argsrepr``, ``kwargsrepr``)."""
+    return [self.request.argsrepr, self.request.kwargsrepr]

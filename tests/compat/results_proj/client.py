@@ -87,8 +87,10 @@ def run():
         seen["opaque"] = type(exc).__name__
     periodic = tasks.add.apply_async((1, 1), headers={"periodic_task_name": "every-minute"})
     periodic.get(timeout=WAIT)  # sent as django-celery-beat's entries are
+    hidden = tasks.add.apply_async((4, 5), {"scale": 3}, argsrepr="(<x>, <y>)", kwargsrepr="")
+    hidden.get(timeout=WAIT)
     seen["rows"] = {"add": row(added.id), "fail": row(failed.id), "periodic": row(periodic.id),
-                    "opaque": row(opaque.id)}  # fmt: skip
+                    "opaque": row(opaque.id), "hidden": row(hidden.id)}  # fmt: skip
     seen["group_row"] = _group_row(group.id)
     group.delete()
     seen["group_deleted"] = app.GroupResult.restore(group.id) is None
