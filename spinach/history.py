@@ -97,13 +97,34 @@ class HistoryRecord:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
+#: Keys of a job's meta (or of its ``headers``, which win) holding a text shown in place of
+#: its arguments: the Celery facade's ``apply_async(argsrepr=..., kwargsrepr=...)``, which
+#: hides sensitive arguments from every view of the job.
+REPR_KEYS = ("argsrepr", "kwargsrepr")
+
+
 def args_preview(job: Job, limit: int = ARGS_PREVIEW_CHARS) -> str:
-    """The arguments of ``job`` as JSON (``[args, kwargs]``), cut to ``limit`` characters."""
+    """The arguments of ``job`` as JSON (``[args, kwargs]``), cut to ``limit`` characters;
+    each part the job's meta gives a text for (``REPR_KEYS``) is that text instead."""
+    args_text, kwargs_text = _shown_instead(job.meta)
+    args = list(job.task_args) if args_text is None else args_text
+    kwargs = job.task_kwargs if kwargs_text is None else kwargs_text
     try:
-        text = json.dumps([list(job.task_args), job.task_kwargs], default=repr)
+        text = json.dumps([args, kwargs], default=repr)
     except (TypeError, ValueError) as exc:
         text = f"<arguments not JSON: {exc}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shown_instead(meta: dict | None) -> tuple[str | None, str | None]:
+    """The texts ``meta`` gives to show in place of the arguments and keyword arguments."""
+    if not isinstance(meta, dict):
+        return None, None
+    headers = meta.get("headers")
+    headers = headers if isinstance(headers, dict) else {}
+    shown = [headers.get(key, meta.get(key)) for key in REPR_KEYS]
+    args, kwargs = (text if isinstance(text, str) else None for text in shown)
+    return args, kwargs
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 
 from spinach import Engine, MemoryBroker, RetryException, Tasks, current_job
 from spinach.brokers.base import WorkerInfo
-from spinach.history import HistoryRecord, HistorySettings, counts_by_queue
+from spinach.history import HistoryRecord, HistorySettings, args_preview, counts_by_queue
 from spinach.job import Job
 from spinach.job_logs import JobLogCapture
 from spinach.testing import FakeClock
@@ -262,3 +262,14 @@ def test_coroutine_jobs_of_asyncio_workers_have_their_own_lines():
         assert record is not None and record.status == "succeeded"
         lines = [line for line in record.logs if task_logger.name in line]  # its own only
         assert [line.rsplit(": ", 1)[1] for line in lines] == [f"coroutine {n}"]
+
+
+def test_the_preview_shows_the_texts_a_job_gives_in_place_of_its_arguments():
+    job = Job("t", "q", 0.0, 0, task_args=("4111 1111", "123"), task_kwargs={"pin": 42})
+    assert args_preview(job) == '[["4111 1111", "123"], {"pin": 42}]'
+    job.meta = {"argsrepr": "(<card>, <cvv>)"}
+    assert args_preview(job) == '["(<card>, <cvv>)", {"pin": 42}]'
+    job.meta = {"argsrepr": "(<card>, <cvv>)", "headers": {"kwargsrepr": "{'pin': '<pin>'}"}}
+    assert args_preview(job) == "[\"(<card>, <cvv>)\", \"{'pin': '<pin>'}\"]"
+    job.meta = {"argsrepr": 5, "headers": "not a dict"}  # not texts: the arguments are shown
+    assert args_preview(job) == '[["4111 1111", "123"], {"pin": 42}]'
