@@ -64,6 +64,14 @@ local function job_from_template(template, id, at)
   return '{' .. table.concat(head, ',') .. ',' .. template
 end
 
+-- Run `command key items...` in as few calls as Lua's unpack allows: an even number of
+-- items per call, so field/value and score/member pairs stay whole.
+local function call_many(command, key, items)
+  for first = 1, #items, 4000 do
+    redis.call(command, key, unpack(items, first, math.min(first + 3999, #items)))
+  end
+end
+
 -- Wake the arbiters of the namespace.
 local function notify(channel)
   redis.call('PUBLISH', channel, '1')
