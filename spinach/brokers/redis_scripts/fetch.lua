@@ -213,8 +213,9 @@ end
 -- The priority bands of `queue` that ever held a job, most urgent first: one SMISMEMBER
 -- (Redis 6.2+), else one SISMEMBER per band (an older server refuses SMISMEMBER).
 local function bands_of(queue)
-  local bands, held = {}, {}
-  for level = 1, 9 do bands[level] = queue .. '\6\22' .. level end
+  local stem, held = queue .. '\6\22', {} -- levels spelled out: cheaper than tostring
+  local bands = {stem .. '1', stem .. '2', stem .. '3', stem .. '4', stem .. '5', stem .. '6',
+           stem .. '7', stem .. '8', stem .. '9'}
   local found = redis.pcall('SMISMEMBER', k.queues, unpack(bands))
   if type(found) ~= 'table' or found.err then
     found = {}
