@@ -31,7 +31,7 @@ layout above unchanged.
 Atomicity
 ---------
 Every state change is one Lua script (``redis_scripts/<name>.lua``, with the helpers of
-``_common.lua`` prepended), run with EVALSHA through ``redis_calls`` (loaded again after
+``_common.lua`` it calls prepended), run with EVALSHA through ``redis_calls`` (loaded again after
 a server restart). Scripts take the current time as an argument, from the broker's injected clock,
 never from Redis ``TIME``: tests move time with a ``FakeClock``. Job payloads are the JSON
 of ``job_codec.encode``; the scripts decode them with cjson only to read and check fields,

@@ -1,4 +1,7 @@
--- _common.lua: helpers prepended to every script of this directory; not a script itself.
+-- _common.lua: helpers for the scripts of this directory; not a script itself. Each script
+-- gets those it calls, directly or through another (redis.script_source): a helper is a
+-- closure Redis builds at every call. One paragraph per helper (a comment, then its
+-- `local function`), paragraphs separated by blank lines: that is how they are told apart.
 --
 -- Every script starts with `local k = {...}` naming its KEYS; the helpers below read key
 -- names from that table. Keys that depend on data (a queue, a worker) are built from the
