@@ -6,6 +6,7 @@ The behaviour shared with every broker is in tests/conformance.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import logging
 import os
@@ -24,6 +25,7 @@ from redis.retry import Retry
 from spinach.brokers.base import WorkerInfo
 from spinach.brokers.redis import (
     SCRIPT_KEYS,
+    SHARED_SCRIPTS,
     HiddenRetries,
     LoggedRetry,
     RedisBroker,
@@ -243,6 +245,22 @@ def test_script_headers_name_the_keys_given(name: str) -> None:
     source = script_source(name)
     for index, key in given.items():
         assert re.search(rf"\b{key} = KEYS\[{index}\]", source), f"{key} is not KEYS[{index}]"
+
+
+@pytest.mark.parametrize("name", sorted({*SCRIPT_KEYS, *SHARED_SCRIPTS}))
+def test_scripts_get_the_helpers_they_call_and_no_other(name: str) -> None:
+    """Each helper of _common.lua is a closure built at every call: a script's source
+    defines those its code calls, directly or through another helper, before their use."""
+    common = importlib.resources.files("spinach.brokers") / "redis_scripts" / "_common.lua"
+    helpers = set(re.findall(r"^local function (\w+)", common.read_text(), re.MULTILINE))
+    source = script_source(name)
+    code = "\n".join(line.split("--", 1)[0] for line in source.splitlines())
+    defined = re.findall(r"^local function (\w+)", code, re.MULTILINE)
+    for helper in set(defined) & helpers:  # each one prepended is called after its definition
+        definition = code.index(f"local function {helper}(")
+        assert re.search(rf"\b{helper}\(", code[definition + len(helper) + 16 :]), helper
+    for called in set(re.findall(r"\b(\w+)\(", code)) & helpers:
+        assert called in defined, f"{name} calls {called} without its definition"
 
 
 def test_flush_is_given_every_fixed_key() -> None:

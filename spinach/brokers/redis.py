@@ -31,7 +31,7 @@ layout above unchanged.
 Atomicity
 ---------
 Every state change is one Lua script (``redis_scripts/<name>.lua``, with the helpers of
-``_common.lua`` prepended), run with EVALSHA through ``redis_calls`` (loaded again after
+``_common.lua`` it calls prepended), run with EVALSHA through ``redis_calls`` (loaded again after
 a server restart). Scripts take the current time as an argument, from the broker's injected clock,
 never from Redis ``TIME``: tests move time with a ``FakeClock``. Job payloads are the JSON
 of ``job_codec.encode``; the scripts decode them with cjson only to read and check fields,
@@ -232,16 +232,48 @@ _SCRIPT_DIR = "redis_scripts"
 #: Failed calls whose call id is remembered for a retry of the same call.
 _MAX_FAILED_CALLS = 256
 _HEADER_KEY = re.compile(r"^-- KEYS\[(\d+)\]\s+(\w+)", re.MULTILINE)
+_HELPER_DEF = re.compile(r"^local function (\w+)", re.MULTILINE)
+_CODEC_NAMES = re.compile(r"\b(JOB_FIELDS|JOB_NONEMPTY|JOB_HEAD)\b")
 
 
 @functools.cache
 def script_source(name: str) -> str:
-    """The Lua source run for script ``name``: the job fields of the codec, the shared
-    helpers, then the script."""
+    """The Lua source run for script ``name``: the job fields of the codec if it reads
+    them, the shared helpers it calls (directly or through another), then the script.
+
+    Redis runs a script's whole body at every call: each helper prepended is a closure
+    built per call (and garbage to collect), so a script gets only those it uses."""
     directory = importlib.resources.files(__package__) / _SCRIPT_DIR
-    common = (directory / "_common.lua").read_text(encoding="utf-8")
     script = (directory / f"{name}.lua").read_text(encoding="utf-8")
-    return f"{job_codec.lua_declarations()}{common}\n{script}"
+    helpers = _common_helpers((directory / "_common.lua").read_text(encoding="utf-8"))
+    needed = _called(script, helpers)
+    while more := {c for n in needed for c in _called(helpers[n], helpers)} - needed:
+        needed |= more
+    chunks = [chunk for helper, chunk in helpers.items() if helper in needed]
+    common = "\n".join(chunks)
+    fields = _CODEC_NAMES.search(_code(common + script)) is not None
+    return f"{job_codec.lua_declarations() if fields else ''}{common}\n{script}"
+
+
+def _common_helpers(common: str) -> dict[str, str]:
+    """The helpers of ``_common.lua``, in order: name -> its paragraph (comment and
+    function; paragraphs are separated by blank lines, those defining none are prose)."""
+    helpers = {}
+    for paragraph in common.split("\n\n"):
+        if found := _HELPER_DEF.search(paragraph):
+            helpers[found.group(1)] = paragraph + "\n"
+    return helpers
+
+
+def _called(text: str, helpers: Mapping[str, str]) -> set[str]:
+    """The helpers whose names the code of ``text`` (comments left out) mentions."""
+    words = set(re.findall(r"\w+", _code(text)))
+    return {name for name in helpers if name in words}
+
+
+def _code(text: str) -> str:
+    """Lua text without its ``--`` comments."""
+    return "\n".join(line.split("--", 1)[0] for line in text.splitlines())
 
 
 def header_keys(name: str) -> dict[int, str]:

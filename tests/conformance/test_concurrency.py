@@ -37,6 +37,16 @@ def test_limit_above_one(broker: Broker, peer: Broker, make_task, make_job) -> N
     assert broker.get_jobs_from_queue("q", 10) == []
 
 
+def test_a_limit_holds_within_one_fetch(broker: Broker, make_task, make_job) -> None:
+    limited(broker, make_task, limit=2)
+    jobs = [make_job("limited") for _ in range(4)]
+    broker.enqueue_jobs(jobs)
+
+    assert len(broker.get_jobs_from_queue("q", 10)) == 2
+    assert broker.get_jobs_from_queue("q", 10) == []
+    assert sum(broker.queue_lengths().values()) == 2
+
+
 @pytest.mark.one_partition
 def test_a_job_at_its_limit_keeps_its_place(broker: Broker, make_task, make_job) -> None:
     limited(broker, make_task)

@@ -211,3 +211,17 @@ def test_a_raw_copy_of_a_running_job_is_dead_lettered(broker: Broker, make_job) 
     assert (letter.id, letter.reason) == (job.id, f"job {job.id} is already running")
     running = [j.id for jobs in broker.running_jobs().values() for j in jobs]
     assert running == [job.id]  # the running job is untouched
+
+
+@pytest.mark.one_partition
+def test_two_copies_of_a_job_in_one_fetch_start_it_once(broker: Broker, make_job) -> None:
+    job = make_job(max_concurrency=None)
+    broker.push_raw("q", job.serialize())
+    broker.push_raw("q", job.serialize())  # the same job twice, fetched in one call
+
+    (fetched,) = broker.get_jobs_from_queue("q", 10)
+    assert fetched.id == job.id
+    (letter,) = broker.list_dead_letters()
+    assert (letter.id, letter.reason) == (job.id, f"job {job.id} is already running")
+    broker.remove_job_from_running(fetched)
+    assert broker.running_jobs() == {} and broker.queue_lengths() == {}

@@ -1,4 +1,7 @@
--- _common.lua: helpers prepended to every script of this directory; not a script itself.
+-- _common.lua: helpers for the scripts of this directory; not a script itself. Each script
+-- gets those it calls, directly or through another (redis.script_source): a helper is a
+-- closure Redis builds at every call. One paragraph per helper (a comment, then its
+-- `local function`), paragraphs separated by blank lines: that is how they are told apart.
 --
 -- Every script starts with `local k = {...}` naming its KEYS; the helpers below read key
 -- names from that table. Keys that depend on data (a queue, a worker) are built from the
@@ -62,6 +65,14 @@ local function job_from_template(template, id, at)
   local head = {cjson.encode(JOB_HEAD[1]) .. ':' .. cjson.encode(id)}
   head[2] = cjson.encode(JOB_HEAD[2]) .. ':' .. at
   return '{' .. table.concat(head, ',') .. ',' .. template
+end
+
+-- Run `command key items...` in as few calls as Lua's unpack allows: an even number of
+-- items per call, so field/value and score/member pairs stay whole.
+local function call_many(command, key, items)
+  for first = 1, #items, 4000 do
+    redis.call(command, key, unpack(items, first, math.min(first + 3999, #items)))
+  end
 end
 
 -- Wake the arbiters of the namespace.

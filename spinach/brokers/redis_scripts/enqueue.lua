@@ -43,9 +43,25 @@ local now, channel, from_failure, worker = tonumber(ARGV[2]), ARGV[5], ARGV[6] =
 local earlier = earlier_reply(k, ARGV[3])
 if earlier then return earlier end
 
+-- With several jobs, keys known empty are not searched for each (the future set fills as
+-- jobs are scheduled; nothing here adds to running); payloads are pushed in one RPUSH per
+-- queue at the end, their ids counted at once (a job id given twice is stored once), each
+-- queue named once.
+local several = #ARGV >= 7 + 3 * 7
+local future_empty = several and redis.call('EXISTS', k.future) == 0
+local running_empty = several and redis.call('EXISTS', k.running) == 0
+local pushes, queue_order = {}, {}
+
+local function stored_at(id)
+  if redis.call('HEXISTS', k.queued_ids, id) == 1 then return 'QUEUED' end
+  if not future_empty and redis.call('ZSCORE', k.future, id) then return 'WAITING' end
+  if not running_empty and redis.call('HEXISTS', k.running, id) == 1 then return 'RUNNING' end
+  return nil
+end
+
 -- Store a job unless it is stored already, or its unique key is held; where it is then.
 local function store(id, queue, at, payload, unique, ttl)
-  local where = location(k, id)
+  local where = stored_at(id)
   if where then return where end
   if unique ~= '' then
     local holder = unique_holder(k, unique, now)
@@ -53,10 +69,16 @@ local function store(id, queue, at, payload, unique, ttl)
     hold_unique(k, id, unique, now, ttl)
   end
   if tonumber(at) <= now then
-    push(k, queue, payload, id, false)
+    if not pushes[queue] then
+      pushes[queue] = {}
+      queue_order[#queue_order + 1] = queue
+    end
+    table.insert(pushes[queue], payload)
+    redis.call('HINCRBY', k.queued_ids, id, 1)
     return 'QUEUED'
   end
   schedule(k, id, queue, at, payload)
+  future_empty = false
   return 'WAITING'
 end
 
@@ -68,6 +90,10 @@ for i = 8, #ARGV, 7 do
   else
     statuses[#statuses + 1] = store(id, queue, at, payload, ARGV[i + 5], ARGV[i + 6])
   end
+end
+for _, queue in ipairs(queue_order) do
+  call_many('RPUSH', k.prefix .. 'queue/' .. queue, pushes[queue])
+  redis.call('SADD', k.queues, queue)
 end
 notify(channel)
 return keep_reply(k, ARGV[3], statuses, ARGV[2], ARGV[4])

@@ -66,11 +66,46 @@ if cached then return cjson.decode(cached) end
 
 local taken, dead = {}, {}
 
+-- The jobs started, written to running (as start_running does) in one call per key once
+-- a queue is scanned, before they leave it: pending holds {id, payload, task, queue} of
+-- each, started[task] their count, taken_ids all those this fetch took; emptied the job
+-- ids no payload in a queue counts any more (one HDEL).
+local pending, started, taken_ids, emptied = {}, {}, {}, {}
+
+local function unqueue(id)
+  if id and redis.call('HINCRBY', k.queued_ids, id, -1) <= 0 then emptied[#emptied + 1] = id end
+end
+
+local function write_started()
+  call_many('HDEL', k.queued_ids, emptied)
+  emptied = {}
+  if #pending == 0 then return end
+  local payloads, metas, scored = {}, {}, {}
+  for _, job in ipairs(pending) do
+    local id = job[1]
+    payloads[#payloads + 1], payloads[#payloads + 2] = id, job[2]
+    local meta = {w = worker, t = job[3], q = job[4], a = fetch_id}
+    metas[#metas + 1], metas[#metas + 2] = id, cjson.encode(meta)
+    scored[#scored + 1], scored[#scored + 2] = now, id
+  end
+  call_many('HSET', k.running, payloads)
+  call_many('HSET', k.running_meta, metas)
+  for task, count in pairs(started) do redis.call('HINCRBY', k.running_by_task, task, count) end
+  redis.call('HINCRBY', k.running_owners, worker, #pending)
+  call_many('ZADD', k.prefix .. 'running_of/' .. worker, scored)
+  pending, started = {}, {}
+end
+
+-- Whether `task` is at its max_concurrency (its limit read once per fetch).
+local limits = {}
 local function at_limit(task)
-  local limit = redis.call('HGET', k.limits, task)
+  if limits[task] == nil then
+    limits[task] = tonumber(redis.call('HGET', k.limits, task)) or false
+  end
+  local limit = limits[task]
   if not limit then return false end
   local running = tonumber(redis.call('HGET', k.running_by_task, task) or '0')
-  return running >= tonumber(limit)
+  return running + (started[task] or 0) >= limit
 end
 
 -- Global rate limits: the GCRA {interval, tolerance} of a task, false without one (read
@@ -105,14 +140,14 @@ end
 local function defer(queue, id, payload, task, at)
   if tonumber(redis.call('HGET', k.rate_deferred, task) or '0') > now_n then return false end
   redis.call('HSET', k.rate_deferred, task, at)
-  unqueue_id(k, id)
+  unqueue(id)
   schedule(k, id, queue, at, payload)
   return true
 end
 
 local function bury(queue, payload, id, reason)
   local fresh = fetch_id .. '/' .. (#dead / 2 + 1)
-  unqueue_id(k, id)
+  unqueue(id)
   local dead_id = add_dead_letter(k, id or fresh, queue, payload, reason, now, fresh)
   dead[#dead + 1] = dead_id
   dead[#dead + 1] = payload
@@ -122,7 +157,7 @@ end
 local function visit(queue, payload)
   local job, reason, data = decode_job(payload)
   local id = payload_id(data)
-  if job and redis.call('HEXISTS', k.running, id) == 1 then
+  if job and (taken_ids[id] or redis.call('HEXISTS', k.running, id) == 1) then
     job, reason = nil, 'job ' .. id .. ' is already running'
   end
   if not job then
@@ -135,8 +170,10 @@ local function visit(queue, payload)
     local allowed, at = within_rate(job.task_name, rate)
     if not allowed then return defer(queue, id, payload, job.task_name, at) end
   end
-  unqueue_id(k, id)
-  start_running(k, id, payload, job.task_name, queue, worker, now, fetch_id)
+  unqueue(id)
+  pending[#pending + 1] = {id, payload, job.task_name, queue}
+  started[job.task_name] = (started[job.task_name] or 0) + 1
+  taken_ids[id] = true
   taken[#taken + 1] = id
   taken[#taken + 1] = payload
   left = left - 1
@@ -169,14 +206,16 @@ local function scan(queue)
     if #payloads < last - position + 1 then break end -- the end of the queue
     position, chunk = last + 1, chunk * 2
   end
+  write_started()
   remove_indexes(key, removed)
 end
 
 -- The priority bands of `queue` that ever held a job, most urgent first: one SMISMEMBER
 -- (Redis 6.2+), else one SISMEMBER per band (an older server refuses SMISMEMBER).
 local function bands_of(queue)
-  local bands, held = {}, {}
-  for level = 1, 9 do bands[level] = queue .. '\6\22' .. level end
+  local stem, held = queue .. '\6\22', {} -- levels spelled out: cheaper than tostring
+  local bands = {stem .. '1', stem .. '2', stem .. '3', stem .. '4', stem .. '5', stem .. '6',
+           stem .. '7', stem .. '8', stem .. '9'}
   local found = redis.pcall('SMISMEMBER', k.queues, unpack(bands))
   if type(found) ~= 'table' or found.err then
     found = {}

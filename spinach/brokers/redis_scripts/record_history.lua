@@ -27,34 +27,38 @@ local earlier = earlier_reply(k, ARGV[3])
 if earlier then return earlier end
 
 local now = tonumber(ARGV[2])
-local added = 0
+-- One call per command for the whole batch, the counts summed per field first.
+local scored, records, counts, fields = {}, {}, {}, {}
 for i = 8, #ARGV, 4 do
   local id, finished_at, queue = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  redis.call('ZADD', k.history, finished_at, id)
-  redis.call('HSET', k.history_jobs, id, ARGV[i + 3])
+  scored[#scored + 1], scored[#scored + 2] = finished_at, id
+  records[#records + 1], records[#records + 2] = id, ARGV[i + 3]
   local minute = math.floor(finished_at / 60)
   local field = minute .. ' ' .. queue
-  redis.call('HINCRBY', k.finished_counts, field, 1)
-  redis.call('ZADD', k.finished_fields, minute, field)
-  added = added + 1
+  if not counts[field] then
+    fields[#fields + 1], fields[#fields + 2] = minute, field
+  end
+  counts[field] = (counts[field] or 0) + 1
 end
-
-local function drop_records(ids)
-  for _, id in ipairs(ids) do redis.call('HDEL', k.history_jobs, id) end
+local added = #records / 2
+if added > 0 then
+  call_many('ZADD', k.history, scored)
+  call_many('HSET', k.history_jobs, records)
+  for field, count in pairs(counts) do redis.call('HINCRBY', k.finished_counts, field, count) end
+  call_many('ZADD', k.finished_fields, fields)
 end
 
 local cutoff = now - tonumber(ARGV[5])
-drop_records(redis.call('ZRANGEBYSCORE', k.history, '-inf', '(' .. cutoff))
+call_many('HDEL', k.history_jobs, redis.call('ZRANGEBYSCORE', k.history, '-inf', '(' .. cutoff))
 redis.call('ZREMRANGEBYSCORE', k.history, '-inf', '(' .. cutoff)
 local over = redis.call('ZCARD', k.history) - tonumber(ARGV[6])
 if over > 0 then
-  drop_records(redis.call('ZRANGE', k.history, 0, over - 1))
+  call_many('HDEL', k.history_jobs, redis.call('ZRANGE', k.history, 0, over - 1))
   redis.call('ZREMRANGEBYRANK', k.history, 0, over - 1)
 end
 
 local oldest_minute = math.floor(now / 60) - tonumber(ARGV[7])
-for _, field in ipairs(redis.call('ZRANGEBYSCORE', k.finished_fields, '-inf', '(' .. oldest_minute)) do
-  redis.call('HDEL', k.finished_counts, field)
-end
+local old_fields = redis.call('ZRANGEBYSCORE', k.finished_fields, '-inf', '(' .. oldest_minute)
+call_many('HDEL', k.finished_counts, old_fields)
 redis.call('ZREMRANGEBYSCORE', k.finished_fields, '-inf', '(' .. oldest_minute)
 return keep_reply(k, ARGV[3], added, ARGV[2], ARGV[4])
