@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from kombu.pidbox import Mailbox
+from kombu.utils.encoding import safe_repr
 
 from .. import states
 from ..exceptions import DuplicateNodenameWarning, UnsupportedFeature
@@ -482,10 +483,16 @@ def flatten_reply(reply: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return nodes
 
 
-def task_info(job: Job, info: WorkerInfo) -> dict[str, Any]:
+def task_info(job: Job, info: WorkerInfo, safe: bool = False) -> dict[str, Any]:
+    """Celery's request info of a running job; ``safe``: its arguments as the texts shown
+    in their place (``argsrepr``/``kwargsrepr``, given or made), as Celery's ``safe``."""
+    args: Any = list(job.task_args)
+    kwargs: Any = dict(job.task_kwargs)
+    if safe:
+        args, kwargs = reprs_of(job)
     return {
         "id": job.id, "name": job.task_name, "type": job.task_name,
-        "args": list(job.task_args), "kwargs": dict(job.task_kwargs),
+        "args": args, "kwargs": kwargs,
         "hostname": node_of(info.id), "worker_pid": info.pid, "acknowledged": True,
         "delivery_info": {
             "exchange": "", "routing_key": base_queue(job.queue), "redelivered": False,
@@ -498,6 +505,20 @@ def task_info(job: Job, info: WorkerInfo) -> dict[str, Any]:
 def scheduled_info(job: Job, info: WorkerInfo) -> dict[str, Any]:
     priority = (job.meta or {}).get("priority")
     return {"eta": job.at.isoformat(), "priority": priority, "request": task_info(job, info)}
+
+
+def reprs_of(job: Job) -> tuple[str, str]:
+    """The ``argsrepr``/``kwargsrepr`` of a job: its message's (headers first, as the
+    worker's request reads them), else the reprs of its arguments."""
+    meta = job.meta or {}
+    headers = meta.get("headers") or {}
+    args = headers.get("argsrepr", meta.get("argsrepr"))
+    kwargs = headers.get("kwargsrepr", meta.get("kwargsrepr"))
+    if not isinstance(args, str):
+        args = safe_repr(tuple(job.task_args))
+    if not isinstance(kwargs, str):
+        kwargs = safe_repr(dict(job.task_kwargs))
+    return args, kwargs
 
 
 def _refuse_other_connection(app: Celery, connection: Any) -> None:

@@ -121,9 +121,9 @@ class NodeConsumer:
     def queues(self) -> list[str]:
         return list(self._queues)
 
-    def active_requests(self) -> list[dict[str, Any]]:
+    def active_requests(self, safe: bool = False) -> list[dict[str, Any]]:
         running = self.app.engine.broker.running_jobs()
-        return [task_info(job, info) for info in self.infos()
+        return [task_info(job, info, safe) for info in self.infos()
                 for job in running.get(info.id, [])]  # fmt: skip
 
     def scheduled_requests(self) -> list[dict[str, Any]]:

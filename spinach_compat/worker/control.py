@@ -191,8 +191,8 @@ def stats(state: State, **kwargs: Any) -> dict[str, Any]:
 
 @inspect_command(alias="dump_active")
 def active(state: State, safe: bool = False, **kwargs: Any) -> list[dict[str, Any]]:
-    """The tasks running on the node."""
-    return state.consumer.active_requests()
+    """The tasks running on the node; ``safe``: their arguments as ``argsrepr``/``kwargsrepr``."""
+    return state.consumer.active_requests(bool(safe))
 
 
 @inspect_command(alias="dump_reserved")

@@ -14,6 +14,8 @@ from spinach_compat import _state, surface
 from spinach_compat.exceptions import ImproperlyConfigured, UnsupportedFeature
 from spinach_compat.result import AsyncResult, GroupResult, result_from_tuple
 
+from ..helpers import wait_until
+from .conftest import WAIT
 from .surface.test_surface import FIXTURE, inventory
 
 celery = pytest.importorskip("celery")
@@ -317,6 +319,34 @@ def test_inspect_query_task_finds_running_and_scheduled_tasks(app) -> None:
     finally:
         release.set()
     assert running.get(timeout=15) is None
+
+
+def test_inspect_active_safe_shows_the_reprs_in_place_of_the_arguments(app) -> None:
+    """As Celery's ``Request.info(safe=True)``: the given ``argsrepr``/``kwargsrepr``, else
+    the reprs of the arguments; without ``safe`` the arguments themselves."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+
+    @app.task
+    def holding(card, pin=None):
+        started.set()
+        release.wait(30)
+
+    app.start_worker(concurrency=2, block=False, nodename="n1@host")
+    try:
+        hidden = holding.apply_async(("4111",), {"pin": 1}, argsrepr="(<card>,)")
+        shown = holding.apply_async(("5500",))
+        assert wait_until(lambda: len(app.control.inspect().active()["n1@host"]) == 2, WAIT)
+        plain = {i["id"]: i for i in app.control.inspect().active()["n1@host"]}
+        safe = {i["id"]: i for i in app.control.inspect().active(safe=True)["n1@host"]}
+        assert (plain[hidden.id]["args"], plain[hidden.id]["kwargs"]) == (["4111"], {"pin": 1})
+        assert (safe[hidden.id]["args"], safe[hidden.id]["kwargs"]) == ("(<card>,)", "{'pin': 1}")
+        assert (safe[shown.id]["args"], safe[shown.id]["kwargs"]) == ("('5500',)", "{}")
+        assert started.is_set()
+    finally:
+        release.set()
+    assert hidden.get(timeout=WAIT) is None and shown.get(timeout=WAIT) is None
 
 
 # -- signatures --------------------------------------------------------------------------------
