@@ -134,3 +134,55 @@ def test_unique_arguments_without_a_json_form_are_refused() -> None:
     with pytest.raises(ValueError, match="arguments of unique task 'raw' have no JSON form"):
         engine.schedule("raw", object())
     assert engine.broker.queue_lengths() == {}
+
+
+def _corrupt_the_queued_payload(broker: Broker) -> None:
+    """Replace the one payload queued in the default queue by a copy a fetch refuses (its
+    task name a number), keeping its job id, as a payload damaged in the broker would."""
+    if isinstance(broker, MemoryBroker):
+        entries = broker._state().queues[const.DEFAULT_QUEUE]
+        [entry] = entries
+        data = json.loads(entry.payload)
+        entries[0] = entry._replace(payload=json.dumps({**data, "task_name": 5}))
+        return
+    key = broker.key(f"queue/{const.DEFAULT_QUEUE}")
+    [payload] = broker.redis.lrange(key, 0, -1)
+    broker.redis.lset(key, 0, json.dumps({**json.loads(payload), "task_name": 5}))
+
+
+def _holds_a_key(broker: Broker, job_id: str) -> bool:
+    """Whether the broker still notes ``job_id`` as holding a unique key."""
+    if isinstance(broker, MemoryBroker):
+        return job_id in broker._state().unique_of
+    return bool(broker.redis.hexists(broker.key("unique_of"), job_id))
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_a_payload_dead_lettered_at_fetch_releases_its_jobs_key(kind, redis_broker_factory):
+    """The job of a payload a fetch sets aside is stored nowhere else: it ended, and its
+    unique key is released (not left behind until its TTL, or for ever without one)."""
+    broker = MemoryBroker() if kind == "memory" else redis_broker_factory(namespace="unique")
+    engine = Engine(broker, namespace="unique")
+    declare(engine)
+    first = engine.schedule("report", "ada@example.com", week=7)
+    _corrupt_the_queued_payload(broker)
+
+    assert broker.get_jobs_from_queue(const.DEFAULT_QUEUE, 10) == []
+    assert [letter.id for letter in broker.list_dead_letters()] == [first.id]
+    assert not _holds_a_key(broker, first.id)
+    second = engine.schedule("report", "ada@example.com", week=7)
+    assert second.id != first.id
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_a_copy_of_a_running_job_dead_lettered_at_fetch_keeps_its_key(kind, redis_broker_factory):
+    broker = MemoryBroker() if kind == "memory" else redis_broker_factory(namespace="unique")
+    engine = Engine(broker, namespace="unique")
+    declare(engine)
+    first = engine.schedule("report", "ada@example.com", week=7)
+    [running] = broker.get_jobs_from_queue(const.DEFAULT_QUEUE, 10)
+    broker.push_raw(const.DEFAULT_QUEUE, running.serialize())  # a copy pushed by hand
+
+    assert broker.get_jobs_from_queue(const.DEFAULT_QUEUE, 10) == []  # dead-lettered
+    assert _holds_a_key(broker, first.id)
+    assert engine.schedule("report", "ada@example.com", week=7).id == first.id

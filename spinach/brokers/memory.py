@@ -313,6 +313,8 @@ class MemoryBroker(Broker):
             payload = payload.decode("utf-8", errors="replace")
         letter = DeadLetter(entry.job_id or uuid.uuid4().hex, queue, payload, reason, self.now())
         self._add_dead_letter(state, letter)
+        if entry.job_id and self._location(state, entry.job_id) is None:  # no other copy:
+            self._release_unique(state, entry.job_id)  # the job ends with its dead letter
         return None
 
     def _rate(self, state: _Namespace, queue: str, job: Job, entry: _Entry) -> bool | None:

@@ -170,7 +170,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
         "queues", "queued_ids", "running", "running_meta", "running_by_task",
         "running_owners", "limits", "dead", "dead_queue", "dead_reason", "dead_order",
         "fetchers", "dead_time", "dead_seq", "future", "future_jobs", "future_queues",
-        "rate_limits", "rate_tat", "rate_deferred",
+        "rate_limits", "rate_tat", "rate_deferred", "unique_of",
     ),
     "finish": (
         "running", "running_meta", "running_by_task", "running_owners", "limits", "unique_of",

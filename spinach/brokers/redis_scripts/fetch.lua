@@ -35,6 +35,8 @@
 -- KEYS[18] rate_limits      hash  task name -> JSON [interval, tolerance] of its GCRA
 -- KEYS[19] rate_tat         hash  task name -> its GCRA's theoretical arrival time
 -- KEYS[20] rate_deferred    hash  task name -> due time of its job deferred last
+-- KEYS[21] unique_of        hash  job id -> unique key it holds (released with a payload
+--                                  dead-lettered whose job is stored nowhere else)
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] now, seconds since the epoch
 -- ARGV[3] worker id of the caller
@@ -54,7 +56,7 @@ local k = {
   limits = KEYS[7], dead = KEYS[8], dead_queue = KEYS[9], dead_reason = KEYS[10],
   dead_order = KEYS[11], fetchers = KEYS[12], dead_time = KEYS[13], dead_seq = KEYS[14],
   future = KEYS[15], future_jobs = KEYS[16], future_queues = KEYS[17],
-  rate_limits = KEYS[18], rate_tat = KEYS[19], rate_deferred = KEYS[20],
+  rate_limits = KEYS[18], rate_tat = KEYS[19], rate_deferred = KEYS[20], unique_of = KEYS[21],
 }
 local now, worker, fetch_id = ARGV[2], ARGV[3], ARGV[4]
 local left, scan_limit, acks = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -145,12 +147,22 @@ local function defer(queue, id, payload, task, at)
   return true
 end
 
+-- Whether job `id` is stored besides a payload being buried (a job that payload copies):
+-- taken by this fetch, queued (a count above 0: zeroed ones are deleted later), due
+-- later or running. If not, the job ends with its dead letter.
+local function stored_elsewhere(id)
+  if taken_ids[id] or redis.call('HEXISTS', k.running, id) == 1 then return true end
+  if tonumber(redis.call('HGET', k.queued_ids, id) or '0') > 0 then return true end
+  return redis.call('ZSCORE', k.future, id) ~= false
+end
+
 local function bury(queue, payload, id, reason)
   local fresh = fetch_id .. '/' .. (#dead / 2 + 1)
   unqueue(id)
   local dead_id = add_dead_letter(k, id or fresh, queue, payload, reason, now, fresh)
   dead[#dead + 1] = dead_id
   dead[#dead + 1] = payload
+  if id and not stored_elsewhere(id) then release_unique(k, id) end
 end
 
 -- Handle one queued payload; true when it leaves its queue.
