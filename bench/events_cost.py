@@ -1,16 +1,25 @@
-"""The CPU cost of Celery's events (``-E``) in a facade worker, on workload 3's jobs.
+"""The CPU cost of Celery's events (``-E``) and of Prometheus metrics on workload 3's jobs.
 
-Runs a facade app's worker in this process (8 threads) on a throwaway Redis, draining
-``--jobs`` no-op jobs enqueued beforehand, alternately without and with the worker's
-events (task and worker events, as ``spinach-compat worker -E``; no receiver is
-subscribed: a subscriber's cost is Redis's, in its own process). It prints the CPU
-seconds this process spent per 1,000 jobs (every thread: the job threads and the events'
-publisher), the jobs per second, and the CPU time of the events' publisher thread per job,
-the medians of ``--runs``: on a shared machine the CPU times are the steadier figures, as
-they do not count the time other processes took (the publisher's, of one thread, is the
-steadiest).
+Runs a worker in this process (8 threads) on a throwaway Redis, draining ``--jobs`` no-op
+jobs enqueued beforehand, alternately without and with the feature (the order swapped every
+run, so that a change in the machine's load falls on both):
 
-    .venv/bin/python bench/events_cost.py --jobs 20000 --runs 5
+- ``--compare events`` (the default): a facade app's worker without and with its events
+  (task and worker events, as ``spinach-compat worker -E``; no receiver is subscribed: a
+  subscriber's cost is Redis's, in its own process);
+- ``--compare metrics``: a native engine's worker without and with ``JobMetrics`` counting
+  its jobs (what ``spinach worker --metrics-port`` connects; the server, scraped every 15 s
+  or so, costs nothing next to it).
+
+It prints the medians of ``--runs``: the CPU seconds this process spent per 1,000 jobs
+(every thread), Redis's CPU per job (``INFO cpu``), the jobs per second, and for the events
+the CPU time of their publisher thread per job. On a shared machine the CPU times are the
+figures to compare: they do not count the time other processes took (the publisher's, of
+one thread, is the steadiest); the jobs per second move with the load. Each run's pair is
+printed too: a cost is real when most pairs agree.
+
+    .venv/bin/python bench/events_cost.py --jobs 20000 --runs 7
+    .venv/bin/python bench/events_cost.py --compare metrics --jobs 20000 --runs 7
 """
 
 from __future__ import annotations
@@ -20,46 +29,106 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib.redis_server import RedisServer
+from benchlib.redis_server import RedisServer, cpu_seconds
 
 THREADS = 8  #: worker threads, as workload 3's
 
 
-def measure(url: str, jobs: int, events: bool, run: int) -> tuple[float, float, float]:
-    """``(cpu seconds, wall seconds, the events' publisher thread's cpu seconds)`` of one
-    worker draining ``jobs`` no-op jobs."""
+class Figures(NamedTuple):
+    """One worker's drain: CPU seconds of this process and of Redis, wall seconds, and the
+    events' publisher thread's CPU seconds (0 without events)."""
+
+    cpu: float
+    redis_cpu: float
+    wall: float
+    publisher: float
+
+
+def measure(url: str, jobs: int, events: bool, run: int) -> Figures:
+    """A facade worker, with its events or not, draining ``jobs`` no-op jobs."""
     from spinach_compat import Celery, group
     from spinach_compat.events.worker import WorkerEvents
 
     app = Celery(f"cost{run}{int(events)}", broker=url, set_as_current=False)
+    done, count = _counter(jobs)
+    app.task(ignore_result=True, name="noop")(count)
+    noop = app.tasks["noop"]
+    for start in range(0, jobs, 1000):
+        group(noop.s() for _ in range(min(1000, jobs - start))).apply_async()
+    service = WorkerEvents(app, f"cost@{run}", tasks=True) if events else None
+
+    def start() -> None:
+        if service is not None:
+            service.start()
+        app.start_worker(concurrency=THREADS, block=False)
+
+    figures = _drain(url, start, done, jobs)
+    app.stop_worker()
+    if service is not None:
+        service.shutdown()
+    return figures
+
+
+def measure_metrics(url: str, jobs: int, metrics: bool, run: int) -> Figures:
+    """A native worker, counting its jobs for Prometheus or not, draining ``jobs`` no-op
+    jobs."""
+    from spinach import Batch, Engine, RedisBroker
+    from spinach.contrib.prometheus import JobMetrics
+
+    spin = Engine(RedisBroker(url), namespace=f"cost{run}{int(metrics)}")
+    done, count = _counter(jobs)
+    spin.task(name="noop")(count)
+    for start in range(0, jobs, 1000):
+        batch = Batch()
+        for _ in range(min(1000, jobs - start)):
+            batch.schedule("noop")
+        spin.schedule_batch(batch)
+    counting = JobMetrics(spin.namespace) if metrics else None
+
+    def start() -> None:
+        if counting is not None:
+            counting.connect()
+        spin.start_workers(number=THREADS, block=False)
+
+    figures = _drain(url, start, done, jobs)
+    spin.stop_workers()
+    if counting is not None:
+        counting.disconnect()
+    return figures
+
+
+def _counter(jobs: int) -> tuple[threading.Event, Callable[[], None]]:
+    """An event set when the returned no-op task has run ``jobs`` times."""
     done, count, lock = threading.Event(), [0], threading.Lock()
 
-    @app.task(ignore_result=True)
     def noop() -> None:
         with lock:
             count[0] += 1
             if count[0] == jobs:
                 done.set()
 
-    for start in range(0, jobs, 1000):
-        group(noop.s() for _ in range(min(1000, jobs - start))).apply_async()
-    service = WorkerEvents(app, f"cost@{run}", tasks=True) if events else None
-    cpu, wall = time.process_time(), time.perf_counter()
-    if service is not None:
-        service.start()
-    app.start_worker(concurrency=THREADS, block=False)
+    return done, noop
+
+
+def _drain(url: str, start: Callable[[], None], done: threading.Event, jobs: int) -> Figures:
+    """Start the worker and measure until ``done`` (all ``jobs`` ran)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    redis_cpu, cpu, wall = cpu_seconds(client), time.process_time(), time.perf_counter()
+    start()
     if not done.wait(600):
-        raise SystemExit(f"only {count[0]} of {jobs} jobs ran")
+        raise SystemExit(f"not all of {jobs} jobs ran in 600 s")
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    publisher = _thread_cpu("spinach-events")
-    app.stop_worker()
-    if service is not None:
-        service.shutdown()
-    return cpu, wall, publisher
+    redis_cpu = cpu_seconds(client) - redis_cpu
+    client.close()
+    return Figures(cpu, redis_cpu, wall, _thread_cpu("spinach-events"))
 
 
 def _thread_cpu(name: str) -> float:
@@ -72,27 +141,41 @@ def _thread_cpu(name: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--compare", choices=("events", "metrics"), default="events")
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    figures: dict[bool, list[tuple[float, float, float]]] = {False: [], True: []}
+    run_one = measure if args.compare == "events" else measure_metrics
+    figures: dict[bool, list[Figures]] = {False: [], True: []}
     with RedisServer() as server:
         for run in range(args.runs):
-            for events in (False, True) if run % 2 == 0 else (True, False):
-                figures[events].append(measure(server.url, args.jobs, events, run))
-    _report(figures, args.jobs)
+            for on in (False, True) if run % 2 == 0 else (True, False):
+                figures[on].append(run_one(server.url, args.jobs, on, run))
+    _report(figures, args.jobs, args.compare)
 
 
-def _report(figures: dict[bool, list[tuple[float, float, float]]], jobs: int) -> None:
-    per_k = {e: statistics.median(r[0] for r in runs) * 1000 / jobs for e, runs in figures.items()}
-    rate = {e: jobs / statistics.median(r[1] for r in runs) for e, runs in figures.items()}
-    publisher = statistics.median(r[2] for r in figures[True]) * 1e6 / jobs
-    print(f"{'':28}{'events off':>12}{'events on':>12}{'cost':>8}")
-    print(f"{'CPU seconds per 1000 jobs':28}{per_k[False]:12.3f}{per_k[True]:12.3f}"
-          f"{(per_k[True] / per_k[False] - 1) * 100:+7.1f}%")  # fmt: skip
-    print(f"{'jobs/s (wall)':28}{rate[False]:12.0f}{rate[True]:12.0f}"
+def _report(figures: dict[bool, list[Figures]], jobs: int, feature: str) -> None:
+    def median(on: bool, field: str, scale: float) -> float:
+        return statistics.median(getattr(r, field) for r in figures[on]) * scale
+
+    rows = [
+        ("CPU seconds per 1000 jobs", "cpu", 1000 / jobs, ".3f"),
+        ("Redis CPU, us per job", "redis_cpu", 1e6 / jobs, ".1f"),
+    ]
+    print(f"{'':28}{feature + ' off':>14}{feature + ' on':>14}{'cost':>8}")
+    for label, field, scale, spec in rows:
+        off, on = median(False, field, scale), median(True, field, scale)
+        print(f"{label:28}{off:14{spec}}{on:14{spec}}{(on / off - 1) * 100:+7.1f}%")
+    rate = {on: jobs / median(on, "wall", 1) for on in (False, True)}
+    print(f"{'jobs/s (wall)':28}{rate[False]:14.0f}{rate[True]:14.0f}"
           f"{(rate[False] / rate[True] - 1) * 100:+7.1f}%")  # fmt: skip
-    print(f"{'publisher thread, us per job':28}{'':12}{publisher:12.1f}")
+    if feature == "events":
+        publisher = median(True, "publisher", 1e6 / jobs)
+        print(f"{'publisher thread, us per job':28}{'':14}{publisher:14.1f}")
+    pairs = zip(figures[False], figures[True], strict=True)
+    print("CPU per job, each run's pair (on against off): " + ", ".join(
+        f"{(on.cpu / off.cpu - 1) * 100:+.0f}%" for off, on in pairs
+    ))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ they must be quick and thread-safe.
 """
 
 import logging
+import weakref
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from blinker import ANY, NamedSignal
@@ -17,14 +19,55 @@ logger = logging.getLogger(__name__)
 
 
 class SafeNamedSignal(NamedSignal):
-    """A blinker signal whose failing receivers are logged instead of propagated."""
+    """A blinker signal whose failing receivers are logged instead of propagated.
+
+    The receivers of a sender that is a str (an engine's namespace) or ``ANY`` are looked up
+    once and kept until a receiver connects or disconnects: the job signals are sent twice
+    per job, and blinker's lookup (a set union and a weak reference check per receiver)
+    costs more than a metrics receiver's work. A sender with a weakly connected receiver
+    keeps blinker's lookup, which drops dead references.
+    """
+
+    def __init__(self, name: str, doc: str | None = None):
+        super().__init__(name, doc)
+        #: sender -> its receivers (None: use blinker's lookup); emptied on any change.
+        self._cached: dict[Hashable, tuple[Callable[..., Any], ...] | None] = {}
+
+    def connect(self, receiver: Any, sender: Any = ANY, weak: bool = True) -> Any:
+        self._cached = {}
+        try:
+            return super().connect(receiver, sender, weak)
+        finally:
+            self._cached = {}
+
+    def _disconnect(self, receiver_id: Hashable, sender_id: Hashable) -> None:
+        self._cached = {}
+        super()._disconnect(receiver_id, sender_id)
+        self._cached = {}
+
+    def _clear_state(self) -> None:
+        self._cached = {}
+        super()._clear_state()
+
+    def _receivers_of(self, subject: Any) -> Any:
+        """The receivers to call for ``subject``: kept (see the class doc) or blinker's."""
+        if type(subject) is not str and subject is not ANY:
+            return self.receivers_for(subject)
+        cached = self._cached
+        try:
+            receivers = cached[subject]
+        except KeyError:
+            strong = not any(isinstance(r, weakref.ref) for r in self.receivers.values())
+            receivers = tuple(self.receivers_for(subject)) if strong else None
+            cached[subject] = receivers
+        return self.receivers_for(subject) if receivers is None else receivers
 
     def send(self, *sender: Any, **kwargs: Any) -> list[tuple[Any, Any]]:
         if not self.receivers:  # the common case, kept cheap for the job hot path
             return []
         subject = sender[0] if sender else ANY
         results = []
-        for receiver in self.receivers_for(subject):
+        for receiver in self._receivers_of(subject):
             try:
                 results.append((receiver, receiver(subject, **kwargs)))
             except Exception:

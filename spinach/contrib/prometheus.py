@@ -74,7 +74,8 @@ class JobMetrics:
     def __init__(self, namespace: str | None = None, registry: CollectorRegistry | None = None):
         self.namespace = namespace
         self.registry = CollectorRegistry() if registry is None else registry
-        self._started: dict[int, tuple[float, str]] = {}  # id(job) -> (its start, namespace)
+        #: id(job) -> its start, namespace and series (the receivers look it up once per job)
+        self._started: dict[int, tuple[float, str, _Series]] = {}
         #: Under a supervisor the running gauge is counted per job (summed from files);
         #: else it is read at each scrape from ``_started``, costing the jobs nothing.
         self._multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
@@ -138,7 +139,7 @@ class JobMetrics:
 
     def _running_in(self, namespace: str) -> int:
         """Jobs of ``namespace`` running now (the gauge's value at a scrape)."""
-        return sum(1 for _, of in list(self._started.values()) if of == namespace)
+        return sum(1 for _, of, _ in list(self._started.values()) if of == namespace)
 
     # -- receivers ---------------------------------------------------------------------
 
@@ -148,24 +149,27 @@ class JobMetrics:
                 self._series(namespace, job).enqueued.inc()
 
     def _on_job_started(self, namespace: str, job: Job, **kwargs: Any) -> None:
-        self._started[id(job)] = (time.perf_counter(), namespace)
         series = self._series(namespace, job)
+        self._started[id(job)] = (time.perf_counter(), namespace, series)
         series.started.inc()
-        series.queue_wait.observe(max(0.0, time.time() - job.at_timestamp))
+        wait = time.time() - job.at_timestamp
+        series.queue_wait.observe(wait if wait > 0.0 else 0.0)
         if self._multiprocess:
             series.running.inc()
 
     def _on_job_finished(self, namespace: str, job: Job, **kwargs: Any) -> None:
-        series = self._series(namespace, job)
         started = self._started.pop(id(job), None)
-        if started is not None:
+        if started is None:  # counting began during the job
+            series = self._series(namespace, job)
+        else:
+            series = started[2]
             series.run_time.observe(time.perf_counter() - started[0])
             if self._multiprocess:
                 series.running.dec()
-        revoked = id(job) in self._revoked
+        revoked = bool(self._revoked) and id(job) in self._revoked
         if revoked:
             self._revoked.discard(id(job))
-        if job.status is JobStatus.SUCCEEDED and not revoked:
+        elif job.status is JobStatus.SUCCEEDED:
             series.succeeded.inc()
 
     def _on_job_failed(self, namespace: str, job: Job, **kwargs: Any) -> None:
