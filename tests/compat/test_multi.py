@@ -3,6 +3,7 @@ real detached workers started, listed, restarted and stopped through their pidfi
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -27,17 +28,39 @@ def multi(*args: str, impl: str = "spinach_compat", url: str = "memory://"):
     )  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "args",
-    [["w1", "w2"], ["3"], ["3", "--range-prefix=worker"], ["2", "--hostname=example.com"],
-     ["foo@%h", "bar@example.com"], ["image", "video", "--prefix=x-", "--suffix=h.org"]],
-)  # fmt: skip
-def test_node_names_as_celery(args):
-    template = "%n|%h|%d|%N|%p|%i%I|%%"
-    ours = (multi("names", *args), multi("expand", template, *args))
-    theirs = (multi("names", *args, impl="celery"), multi("expand", template, *args,
-                                                          impl="celery"))  # fmt: skip
-    assert [(d.returncode, d.stdout) for d in ours] == [(d.returncode, d.stdout) for d in theirs]
+#: Argument sets of ``multi names`` and ``multi expand``, compared with real ``celery multi``.
+NAMING_ARGS = [
+    ["w1", "w2"], ["3"], ["3", "--range-prefix=worker"], ["2", "--hostname=example.com"],
+    ["foo@%h", "bar@example.com"], ["image", "video", "--prefix=x-", "--suffix=h.org"],
+]  # fmt: skip
+TEMPLATE = "%n|%h|%d|%N|%p|%i%I|%%"
+
+
+def _naming_outputs(impl: str) -> list[tuple[int, str]]:
+    """``IMPL multi names ARGS`` then ``IMPL multi expand TEMPLATE ARGS`` for each set of
+    ``NAMING_ARGS``: ``[status, stdout]`` each, all run in one process (tests.compat.cli_batch)."""
+    commands = [c for a in NAMING_ARGS for c in (["multi", "names", *a],
+                                                 ["multi", "expand", TEMPLATE, *a])]  # fmt: skip
+    env = {**os.environ, "PROJ_IMPL": impl, "PROJ_BROKER_URL": "memory://", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.compat.cli_batch", impl], input=json.dumps(commands),
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return [tuple(pair) for pair in json.loads(done.stdout)]
+
+
+@pytest.fixture(scope="module")
+def naming_outputs() -> dict[str, list[tuple[int, str]]]:
+    """The facade's and Celery's outputs of every naming command (two processes in all)."""
+    return {impl: _naming_outputs(impl) for impl in ("spinach_compat", "celery")}
+
+
+@pytest.mark.parametrize("index", range(len(NAMING_ARGS)), ids=[" ".join(a) for a in NAMING_ARGS])
+def test_node_names_as_celery(naming_outputs, index):
+    ours, theirs = (naming_outputs[impl][2 * index : 2 * index + 2]
+                    for impl in ("spinach_compat", "celery"))  # fmt: skip
+    assert ours == theirs
 
 
 def test_per_node_options():

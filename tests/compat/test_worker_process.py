@@ -120,7 +120,9 @@ def test_an_unregistered_task_fails_with_not_registered_at_once(proj):
 
 
 def test_inspect_ping_and_registered(proj):
-    inspect = proj.app.control.inspect(timeout=5)
+    # limit=1: the module's worker is the only one on its db, and Celery's client would
+    # otherwise wait the whole timeout for more replies
+    inspect = proj.app.control.inspect(timeout=5, limit=1)
     [(node, reply)] = inspect.ping().items()
     assert node.startswith(f"{proj.impl}@") and reply == {"ok": "pong"}
     registered = inspect.registered()[node]
@@ -129,10 +131,12 @@ def test_inspect_ping_and_registered(proj):
 
 def test_broadcast_replies(proj):
     control = proj.app.control
-    [(node, pong)] = control.broadcast("ping", reply=True, timeout=5)[0].items()
+    # limit=1: one worker replies; Celery's client would otherwise wait the whole timeout
+    [(node, pong)] = control.broadcast("ping", reply=True, timeout=5, limit=1)[0].items()
     assert node.startswith(f"{proj.impl}@") and pong == {"ok": "pong"}
     result = _send(proj, "add", 1, 1, countdown=60)
-    replies = control.broadcast("revoke", {"task_id": result.id}, reply=True, timeout=5)
+    replies = control.broadcast("revoke", {"task_id": result.id}, reply=True, timeout=5,
+                                limit=1)  # fmt: skip
     assert replies == [{node: {"ok": f"tasks {{'{result.id}'}} flagged as revoked"}}]
     assert control.broadcast("ping") is None  # no reply asked
 
