@@ -117,7 +117,7 @@ def test_most_in_a_window_slides_over_the_times() -> None:
 
 @pytest.mark.timeout(180)
 def test_two_worker_processes_keep_the_global_rate(redis_url: str, redis_broker_factory) -> None:
-    jobs = 200  # about 10 s of starts at RATE: ten full one-second windows and more
+    jobs = 400
     command = [sys.executable, "-m", "spinach", "worker", "tests.cli_apps.rate_app:spin",
                "--processes", "2", "--threads", "4"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "CLI_REDIS_URL": redis_url}
