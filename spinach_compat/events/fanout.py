@@ -38,6 +38,8 @@ class RedisFanout:
     ) -> RedisFanout | None:
         """A publisher on ``connection``'s default channel, or None if its transport is not
         kombu's Redis (or its ``body_encoding`` is not the default, base64)."""
+        if getattr(connection.transport, "driver_type", None) != "redis":
+            return None  # before importing kombu's Redis transport, which takes a second
         from kombu.transport import redis as kombu_redis
 
         if not isinstance(connection.transport, kombu_redis.Transport):

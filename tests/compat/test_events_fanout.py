@@ -4,7 +4,10 @@ is the one kombu's Redis transport publishes, and real Celery's receiver reads i
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import celery
@@ -15,6 +18,8 @@ from spinach_compat.events import records
 from spinach_compat.events.dispatcher import EventDispatcher, _Encoded
 from spinach_compat.events.fanout import RedisFanout
 from tests.helpers import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
 
 NODE = "fanout@testhost"
 TIMEOUT = 10.0  #: seconds a message or an event gets before the test gives up
@@ -58,6 +63,20 @@ def test_other_transports_keep_kombus_publishing():
     """Only kombu's Redis transport is published to directly."""
     with Connection("memory://") as connection:
         assert RedisFanout.for_connection(connection, "celeryev", {"hostname": NODE}) is None
+
+
+def test_another_transport_does_not_import_kombus_redis_transport():
+    """Telling a memory:// worker apart costs no import of kombu's Redis transport (and
+    redis.asyncio behind it): about a second, which delayed such a worker's exit."""
+    code = (
+        "import sys\n"
+        "from kombu import Connection\n"
+        "from spinach_compat.events.fanout import RedisFanout\n"
+        "with Connection('memory://') as connection:\n"
+        "    assert RedisFanout.for_connection(connection, 'celeryev', {}) is None\n"
+        "assert 'kombu.transport.redis' not in sys.modules, 'imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=TIMEOUT)
 
 
 class _Receiver:
