@@ -62,17 +62,10 @@ def measure(url: str, jobs: int, events: bool, run: int) -> Figures:
     for start in range(0, jobs, 1000):
         group(noop.s() for _ in range(min(1000, jobs - start))).apply_async()
     service = WorkerEvents(app, f"cost@{run}", tasks=True) if events else None
-
-    def start() -> None:
-        if service is not None:
-            service.start()
-        app.start_worker(concurrency=THREADS, block=False)
-
-    figures = _drain(url, start, done, jobs)
-    app.stop_worker()
-    if service is not None:
-        service.shutdown()
-    return figures
+    return _run_worker(
+        url, done, jobs, lambda: app.start_worker(concurrency=THREADS, block=False),
+        app.stop_worker, (service.start, service.shutdown) if service else None,
+    )  # fmt: skip
 
 
 def measure_metrics(url: str, jobs: int, metrics: bool, run: int) -> Figures:
@@ -90,16 +83,32 @@ def measure_metrics(url: str, jobs: int, metrics: bool, run: int) -> Figures:
             batch.schedule("noop")
         spin.schedule_batch(batch)
     counting = JobMetrics(spin.namespace) if metrics else None
+    return _run_worker(
+        url, done, jobs, lambda: spin.start_workers(number=THREADS, block=False),
+        spin.stop_workers, (counting.connect, counting.disconnect) if counting else None,
+    )  # fmt: skip
+
+
+def _run_worker(
+    url: str,
+    done: threading.Event,
+    jobs: int,
+    start_workers: Callable[[], object],
+    stop_workers: Callable[[], object],
+    around: tuple[Callable[[], object], Callable[[], object]] | None,
+) -> Figures:
+    """The figures of a worker draining ``jobs`` jobs, with ``around``'s start and stop
+    (the feature measured) around its own, when given."""
 
     def start() -> None:
-        if counting is not None:
-            counting.connect()
-        spin.start_workers(number=THREADS, block=False)
+        if around is not None:
+            around[0]()
+        start_workers()
 
     figures = _drain(url, start, done, jobs)
-    spin.stop_workers()
-    if counting is not None:
-        counting.disconnect()
+    stop_workers()
+    if around is not None:
+        around[1]()
     return figures
 
 
