@@ -35,6 +35,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kombu.exceptions import EncodeError
+from kombu.utils.encoding import safe_repr
 
 from .. import signals
 from .._state import get_current_task, get_current_worker_task
@@ -351,8 +352,9 @@ def _retry_policy(app: Publisher, policy: dict | None) -> dict:
 def _announce(message: Message, policy: dict) -> tuple[dict, tuple]:
     """Send ``before_task_publish`` with the message's Celery headers and body; both."""
     meta, name = message.meta, message.name
-    headers = {"lang": "py", "task": name, "id": message.task_id, "retries": 0, **meta,
-               **meta["headers"]}  # fmt: skip
+    defaults = _default_reprs(message)
+    headers = {"lang": "py", "task": name, "id": message.task_id, "retries": 0, **defaults,
+               **meta, **meta["headers"]}  # fmt: skip
     for embedded in ("headers", "callbacks", "errbacks", "priority", "routing_key", "chord"):
         del headers[embedded]
     headers.pop("task_id", None)  # a replacing task's, kept in the meta: Celery's is "id"
@@ -363,15 +365,28 @@ def _announce(message: Message, policy: dict) -> tuple[dict, tuple]:
         properties={"correlation_id": message.task_id, "reply_to": None}, declare=[],
         retry_policy=policy,
     )  # fmt: skip
-    _carry_added_headers(headers, meta)
+    _carry_added_headers(headers, meta, defaults)
     return headers, body
 
 
-def _carry_added_headers(headers: dict, meta: dict) -> None:
+def _default_reprs(message: Message) -> dict:
+    """The ``argsrepr``/``kwargsrepr`` headers Celery always sends, made from the arguments
+    when none is given, only if a publish signal has a receiver to read them (else the
+    worker makes them, only if read)."""
+    if not (signals.before_task_publish.receivers or signals.after_task_publish.receivers):
+        return {}
+    return {"argsrepr": safe_repr(tuple(message.args or ())),
+            "kwargsrepr": safe_repr(dict(message.kwargs or {}))}  # fmt: skip
+
+
+def _carry_added_headers(headers: dict, meta: dict, defaults: dict) -> None:
     """Headers ``before_task_publish`` receivers added or changed travel with the message
     to ``self.request``, as Celery's (django-structlog and tracers put their context there);
-    so does an ``argsrepr``/``kwargsrepr`` they changed (the worker reads it over the meta's)."""
+    so does an ``argsrepr``/``kwargsrepr`` they changed (the worker reads it over the meta's).
+    A default repr left as made stays behind: the worker makes the same one if read."""
     for key, value in headers.items():
+        if key in defaults and value is defaults[key]:
+            continue
         added = key not in meta and key not in ("lang", "task", "id", "retries")
         if added or (key in REPRS and value != meta[key]):
             meta["headers"][key] = value

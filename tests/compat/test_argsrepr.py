@@ -115,3 +115,48 @@ def test_a_retried_run_still_hides_the_arguments(make_app, run_worker):
     run_worker(target=app)
     result = charge.apply_async((CARD,), argsrepr="(<card>,)")
     assert result.get(timeout=TIMEOUT) == ["(<card>,)", "(<card>,)"]
+
+
+def test_publish_receivers_see_the_reprs_celery_sends(impl):
+    """Celery's message headers always carry ``argsrepr``/``kwargsrepr`` (given, else made
+    from the arguments), so a ``before_task_publish`` or ``after_task_publish`` receiver
+    may read them; the facade makes them only while such a receiver is connected."""
+    app = impl.Celery("reprs", broker="memory://", set_as_current=False)
+    pay = _pay_task(app)
+    seen: list[tuple[str, str, str]] = []
+
+    def before(headers: dict, **kwargs: Any) -> None:
+        seen.append(("before", headers["argsrepr"], headers["kwargsrepr"]))
+
+    def after(headers: dict, **kwargs: Any) -> None:
+        seen.append(("after", headers["argsrepr"], headers["kwargsrepr"]))
+
+    impl.signals.before_task_publish.connect(before, weak=False)
+    impl.signals.after_task_publish.connect(after, weak=False)
+    try:
+        pay.apply_async((CARD,), {"cvv": "123"})
+        pay.apply_async((CARD,), argsrepr="(<card>,)")
+    finally:
+        impl.signals.before_task_publish.disconnect(before)
+        impl.signals.after_task_publish.disconnect(after)
+    made, given = (f"('{CARD}',)", "{'cvv': '123'}"), ("(<card>,)", "{}")
+    assert seen == [("before", *made), ("after", *made), ("before", *given), ("after", *given)]
+
+
+def test_reprs_made_for_a_receiver_are_not_stored_with_the_job(make_app):
+    """Made only for the receivers, an unchanged repr is not kept in the job's meta: the
+    worker makes the same one, only if something reads it."""
+    app = make_app()
+    pay = _pay_task(app)
+
+    def reading(headers: dict, **kwargs: Any) -> None:
+        assert headers["argsrepr"] == f"('{CARD}',)"
+
+    signals.before_task_publish.connect(reading, weak=False)
+    try:
+        result = pay.delay(CARD)
+    finally:
+        signals.before_task_publish.disconnect(reading)
+    [job] = app.engine.broker.queue_jobs("celery")
+    assert job.id == result.id
+    assert not {"argsrepr", "kwargsrepr"} & (set(job.meta) | set(job.meta["headers"]))
