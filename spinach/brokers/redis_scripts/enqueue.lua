@@ -48,20 +48,15 @@ if earlier then return earlier end
 -- queue at the end, their ids counted at once (a job id given twice is stored once), each
 -- queue named once.
 local several = #ARGV >= 7 + 3 * 7
-local future_empty = several and redis.call('EXISTS', k.future) == 0
-local running_empty = several and redis.call('EXISTS', k.running) == 0
+local empty = {
+  future = several and redis.call('EXISTS', k.future) == 0,
+  running = several and redis.call('EXISTS', k.running) == 0,
+}
 local pushes, queue_order = {}, {}
-
-local function stored_at(id)
-  if redis.call('HEXISTS', k.queued_ids, id) == 1 then return 'QUEUED' end
-  if not future_empty and redis.call('ZSCORE', k.future, id) then return 'WAITING' end
-  if not running_empty and redis.call('HEXISTS', k.running, id) == 1 then return 'RUNNING' end
-  return nil
-end
 
 -- Store a job unless it is stored already, or its unique key is held; where it is then.
 local function store(id, queue, at, payload, unique, ttl)
-  local where = stored_at(id)
+  local where = location(k, id, empty)
   if where then return where end
   if unique ~= '' then
     local holder = unique_holder(k, unique, now)
@@ -78,7 +73,7 @@ local function store(id, queue, at, payload, unique, ttl)
     return 'QUEUED'
   end
   schedule(k, id, queue, at, payload)
-  future_empty = false
+  empty.future = false
   return 'WAITING'
 end
 

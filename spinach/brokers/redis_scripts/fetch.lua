@@ -68,7 +68,7 @@ if cached then return cjson.decode(cached) end
 
 local taken, dead = {}, {}
 
--- The jobs started, written to running (as start_running does) in one call per key once
+-- The jobs started, written to running (start_running) in one call per key once
 -- a queue is scanned, before they leave it: pending holds {id, payload, task, queue} of
 -- each, started[task] their count, taken_ids all those this fetch took; emptied the job
 -- ids no payload in a queue counts any more (one HDEL).
@@ -80,22 +80,8 @@ end
 
 local function write_started()
   call_many('HDEL', k.queued_ids, emptied)
-  emptied = {}
-  if #pending == 0 then return end
-  local payloads, metas, scored = {}, {}, {}
-  for _, job in ipairs(pending) do
-    local id = job[1]
-    payloads[#payloads + 1], payloads[#payloads + 2] = id, job[2]
-    local meta = {w = worker, t = job[3], q = job[4], a = fetch_id}
-    metas[#metas + 1], metas[#metas + 2] = id, cjson.encode(meta)
-    scored[#scored + 1], scored[#scored + 2] = now, id
-  end
-  call_many('HSET', k.running, payloads)
-  call_many('HSET', k.running_meta, metas)
-  for task, count in pairs(started) do redis.call('HINCRBY', k.running_by_task, task, count) end
-  redis.call('HINCRBY', k.running_owners, worker, #pending)
-  call_many('ZADD', k.prefix .. 'running_of/' .. worker, scored)
-  pending, started = {}, {}
+  start_running(k, pending, worker, now, fetch_id)
+  emptied, pending, started = {}, {}, {}
 end
 
 -- Whether `task` is at its max_concurrency (its limit read once per fetch).
@@ -147,22 +133,14 @@ local function defer(queue, id, payload, task, at)
   return true
 end
 
--- Whether job `id` is stored besides a payload being buried (a job that payload copies):
--- taken by this fetch, queued (a count above 0: zeroed ones are deleted later), due
--- later or running. If not, the job ends with its dead letter.
-local function stored_elsewhere(id)
-  if taken_ids[id] or redis.call('HEXISTS', k.running, id) == 1 then return true end
-  if tonumber(redis.call('HGET', k.queued_ids, id) or '0') > 0 then return true end
-  return redis.call('ZSCORE', k.future, id) ~= false
-end
-
 local function bury(queue, payload, id, reason)
   local fresh = fetch_id .. '/' .. (#dead / 2 + 1)
   unqueue(id)
   local dead_id = add_dead_letter(k, id or fresh, queue, payload, reason, now, fresh)
   dead[#dead + 1] = dead_id
   dead[#dead + 1] = payload
-  if id and not stored_elsewhere(id) then release_unique(k, id) end
+  -- its job ends here unless stored elsewhere (taken by this fetch, or a job it copies)
+  if id and not taken_ids[id] and not location(k, id) then release_unique(k, id) end
 end
 
 -- Handle one queued payload; true when it leaves its queue.

@@ -19,43 +19,19 @@ local k = {
   running_owners = KEYS[4], limits = KEYS[5], unique_of = KEYS[6],
 }
 
-local worker = ARGV[3]
-
--- The jobs to release: those `worker` runs in the attempt named (one HMGET for all).
-local ids = {}
-for i = 4, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
-local metas = {}
-for first = 1, #ids, 4000 do
-  local last = math.min(first + 3999, #ids)
-  local part = redis.call('HMGET', k.running_meta, unpack(ids, first, last))
-  for n = 1, last - first + 1 do metas[first + n - 1] = part[n] end
+local ids, attempts = {}, {}
+for i = 4, #ARGV, 2 do
+  ids[#ids + 1], attempts[#attempts + 1] = ARGV[i], ARGV[i + 1]
 end
-local gone, per_task, seen = {}, {}, {}
-for n, id in ipairs(ids) do
-  local raw, attempt = metas[n], ARGV[3 + 2 * n]
-  local meta = raw and not seen[id] and cjson.decode(raw)
-  if meta and meta.w == worker and (attempt == '' or not meta.a or meta.a == attempt) then
-    seen[id] = true
-    gone[#gone + 1] = id
-    per_task[meta.t] = (per_task[meta.t] or 0) + 1
-  end
-end
+local owned, gone = release_all(k, ARGV[3], ids, attempts)
 if #gone == 0 then return 0 end
-
--- Release them as `release` does, one call per key (and per task) for all.
-call_many('HDEL', k.running, gone)
-call_many('HDEL', k.running_meta, gone)
-local limited = false
-for task, count in pairs(per_task) do
-  if redis.call('HINCRBY', k.running_by_task, task, -count) <= 0 then
-    redis.call('HDEL', k.running_by_task, task)
+local limited, checked = false, {}
+for _, meta in pairs(owned) do
+  if not checked[meta.t] then
+    checked[meta.t] = true
+    limited = limited or redis.call('HEXISTS', k.limits, meta.t) == 1
   end
-  limited = limited or redis.call('HEXISTS', k.limits, task) == 1
 end
-if redis.call('HINCRBY', k.running_owners, worker, -#gone) <= 0 then
-  redis.call('HDEL', k.running_owners, worker)
-end
-call_many('ZREM', k.prefix .. 'running_of/' .. worker, gone)
 if redis.call('EXISTS', k.unique_of) == 1 then
   for _, id in ipairs(gone) do release_unique(k, id) end
 end
