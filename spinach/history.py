@@ -106,9 +106,9 @@ REPR_KEYS = ("argsrepr", "kwargsrepr")
 def args_preview(job: Job, limit: int = ARGS_PREVIEW_CHARS) -> str:
     """The arguments of ``job`` as JSON (``[args, kwargs]``), cut to ``limit`` characters;
     each part the job's meta gives a text for (``REPR_KEYS``) is that text instead."""
-    args_text, kwargs_text = _shown_instead(job.meta)
-    args = list(job.task_args) if args_text is None else args_text
-    kwargs = job.task_kwargs if kwargs_text is None else kwargs_text
+    args_text, kwargs_text = given_reprs(job.meta)
+    args = args_text if isinstance(args_text, str) else list(job.task_args)
+    kwargs = kwargs_text if isinstance(kwargs_text, str) else job.task_kwargs
     try:
         text = json.dumps([args, kwargs], default=repr)
     except (TypeError, ValueError) as exc:
@@ -116,14 +116,15 @@ def args_preview(job: Job, limit: int = ARGS_PREVIEW_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _shown_instead(meta: dict | None) -> tuple[str | None, str | None]:
-    """The texts ``meta`` gives to show in place of the arguments and keyword arguments."""
+def given_reprs(meta: dict | None) -> tuple[Any, Any]:
+    """The values ``meta`` gives for ``REPR_KEYS`` (its ``headers``' first), None for those
+    it does not give; not checked: each reader decides what it shows of a value that is
+    not a text."""
     if not isinstance(meta, dict):
         return None, None
     headers = meta.get("headers")
     headers = headers if isinstance(headers, dict) else {}
-    shown = [headers.get(key, meta.get(key)) for key in REPR_KEYS]
-    args, kwargs = (text if isinstance(text, str) else None for text in shown)
+    args, kwargs = (headers.get(key, meta.get(key)) for key in REPR_KEYS)
     return args, kwargs
 
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from spinach.history import REPR_KEYS
+
 from ..exceptions import UnsupportedFeature
 from . import codec
 
@@ -158,8 +160,9 @@ def check_options(options: Mapping[str, Any], task: str | None = None) -> None:
     codec.check_compression(options.get("compression"), "apply_async() option compression")
 
 
-#: The options shown in place of the arguments (events, logs, result rows), as Celery's.
-REPRS = ("argsrepr", "kwargsrepr")
+#: The options shown in place of the arguments (events, logs, result rows), as Celery's:
+#: the meta keys the engine's views read (``spinach.history.REPR_KEYS``).
+REPRS = REPR_KEYS
 
 
 def _check_repr(name: str, value: Any, task: str | None) -> None:

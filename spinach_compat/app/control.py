@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 from kombu.pidbox import Mailbox
 from kombu.utils.encoding import safe_repr
 
+from spinach.history import given_reprs
+
 from .. import states
 from ..exceptions import DuplicateNodenameWarning, UnsupportedFeature
 from . import stamps
@@ -510,10 +512,7 @@ def scheduled_info(job: Job, info: WorkerInfo) -> dict[str, Any]:
 def reprs_of(job: Job) -> tuple[str, str]:
     """The ``argsrepr``/``kwargsrepr`` of a job: its message's (headers first, as the
     worker's request reads them), else the reprs of its arguments."""
-    meta = job.meta or {}
-    headers = meta.get("headers") or {}
-    args = headers.get("argsrepr", meta.get("argsrepr"))
-    kwargs = headers.get("kwargsrepr", meta.get("kwargsrepr"))
+    args, kwargs = given_reprs(job.meta)
     if not isinstance(args, str):
         args = safe_repr(tuple(job.task_args))
     if not isinstance(kwargs, str):

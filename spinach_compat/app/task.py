@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from spinach.history import given_reprs
+
 from .. import exceptions
 from .._state import app_of, pop_task, push_task
 from ..canvas import Signature
@@ -264,8 +266,7 @@ class Task:
             errbacks=links.decode(meta.get("errbacks")), chord=meta.get("chord"),
             stamped_headers=meta.get("stamped_headers"), stamps=meta.get("stamps") or {},
         )  # fmt: skip
-        request.argsrepr = headers.get("argsrepr", meta.get("argsrepr"))
-        request.kwargsrepr = headers.get("kwargsrepr", meta.get("kwargsrepr"))
+        request.argsrepr, request.kwargsrepr = given_reprs(meta)
         return request
 
     # -- calling -------------------------------------------------------------------------

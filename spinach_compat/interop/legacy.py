@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from kombu import Connection, pools
 
 from spinach.brokers.redis_layout import split_url
+from spinach.history import given_reprs
 
 from ..app import routes
 from ..exceptions import UnsupportedFeature
@@ -65,7 +66,9 @@ def legacy_queues(app: Celery) -> set[str]:
 
 
 def headers_of(name: str, task_id: str, args: list, kwargs: dict, meta: dict) -> dict:
-    """Celery protocol 2 headers of a task sent by ``publish`` (its meta)."""
+    """Celery protocol 2 headers of a task sent by ``publish`` (its meta); its reprs are
+    the caller's (a header over the option, as Celery's), else those of the arguments."""
+    given_args, given_kwargs = given_reprs(meta)
     return {
         **meta["headers"],
         "lang": "py",
@@ -80,18 +83,11 @@ def headers_of(name: str, task_id: str, args: list, kwargs: dict, meta: dict) ->
         "timelimit": meta["timelimit"] or [None, None],
         "root_id": meta["root_id"],
         "parent_id": meta["parent_id"],
-        "argsrepr": _shown(meta, "argsrepr", tuple(args)),
-        "kwargsrepr": _shown(meta, "kwargsrepr", kwargs),
+        "argsrepr": repr(tuple(args)) if given_args is None else given_args,
+        "kwargsrepr": repr(kwargs) if given_kwargs is None else given_kwargs,
         "origin": meta["origin"],
         "ignore_result": bool(meta["ignore_result"]),
     }
-
-
-def _shown(meta: dict, name: str, value: object) -> str:
-    """The ``argsrepr``/``kwargsrepr`` header: the caller's (a header over the option, as
-    Celery's), else the repr of the arguments."""
-    given = meta["headers"].get(name, meta.get(name))
-    return repr(value) if given is None else given
 
 
 def refuse_what_is_not_carried(name: str, meta: dict) -> None:
