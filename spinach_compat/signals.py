@@ -100,9 +100,15 @@ class Signal:
             refs = [ref for _, _, ref in self._receivers]
         return [r for r in (ref() for ref in refs) if r is not None]
 
+    @property
+    def has_receivers(self) -> bool:
+        """Whether any receiver is connected (one garbage-collected may still count): the
+        cheap check of a hot path, before it prepares what a send would pass."""
+        return bool(self._receivers)
+
     def send(self, sender: Any, **named: Any) -> list[tuple[Callable, Any]]:
         """Call the receivers of ``sender``; a failing one is logged and skipped."""
-        if not self._receivers:
+        if not self.has_receivers:
             return []
         key = _sender_key(sender)
         with self._lock:

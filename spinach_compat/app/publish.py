@@ -373,7 +373,7 @@ def _default_reprs(message: Message) -> dict:
     """The ``argsrepr``/``kwargsrepr`` headers Celery always sends, made from the arguments
     when none is given, only if a publish signal has a receiver to read them (else the
     worker makes them, only if read)."""
-    if not (signals.before_task_publish.receivers or signals.after_task_publish.receivers):
+    if not (signals.before_task_publish.has_receivers or signals.after_task_publish.has_receivers):
         return {}
     return {"argsrepr": safe_repr(tuple(message.args or ())),
             "kwargsrepr": safe_repr(dict(message.kwargs or {}))}  # fmt: skip
