@@ -74,15 +74,6 @@ class SignalRecorder:
         return self.of(signal, task_name)
 
 
-def wait_until_broker(broker, predicate: Callable[[], bool], timeout: float = WAIT_TIMEOUT):
-    """Wait until ``predicate()`` holds: a check of the broker's state, which changes when
-    a worker reports its jobs, after the signals sent before it changes. Polled, as only
-    the broker (or another process) knows when it holds."""
-    del broker  # the state is read through ``predicate``
-    if not wait_until(predicate, timeout):
-        raise AssertionError("timed out waiting for the broker")
-
-
 def wait_until(condition: Callable[[], bool], timeout: float = WAIT_TIMEOUT) -> bool:
     """Poll ``condition`` until true or ``timeout``, for state only polling can observe
     (a Redis server's counters): it waits for another process or thread, times nothing."""

@@ -20,7 +20,7 @@ from spinach import (
 from spinach.exc import InvalidJobSignatureError, UnknownTask, UnserializableArgumentError
 from spinach.testing import FakeClock
 
-from .helpers import WAIT_TIMEOUT, SignalRecorder, wait_until_broker
+from .helpers import WAIT_TIMEOUT, SignalRecorder, wait_until
 
 
 @pytest.fixture
@@ -233,7 +233,7 @@ def test_retry_exception_chooses_the_time(engine, tasks, clock, broker, recorder
 
     engine.schedule("later")
     engine.start_workers(number=1, block=False)
-    wait_until_broker(broker, lambda: len(broker.scheduled_jobs()) == 1)
+    assert wait_until(lambda: len(broker.scheduled_jobs()) == 1)
     (job,) = broker.scheduled_jobs()
     assert job.at == at and job.retries == 1
     advance(clock, broker, 30)
@@ -504,7 +504,7 @@ def test_a_job_ending_alone_is_reported_at_once(clock):
     job = spin.schedule("noop")
     spin.start_workers(number=2, block=False)
     try:
-        wait_until_broker(broker, lambda: broker.reports == [[job.id]])
+        assert wait_until(lambda: broker.reports == [[job.id]])
     finally:
         spin.stop_workers()
 
@@ -542,7 +542,7 @@ def test_jobs_ending_close_together_are_reported_together(clock):
         # quick ended and the notifier waits for slow, which is still running: end it
         assert spin.worker.pool.out_queue.gathering.wait(WAIT_TIMEOUT)
         release.set()
-        wait_until_broker(broker, lambda: broker.reports != [])
+        assert wait_until(lambda: broker.reports != [])
     finally:
         spin.stop_workers()
 
@@ -605,7 +605,7 @@ def test_defer_exception_runs_the_job_later_without_counting_an_attempt(
 
     engine.schedule("not-yet")
     engine.start_workers(number=1, block=False)
-    wait_until_broker(broker, lambda: len(broker.scheduled_jobs()) == 1)
+    assert wait_until(lambda: len(broker.scheduled_jobs()) == 1)
     (job,) = broker.scheduled_jobs()
     assert (job.at, job.retries) == (at, 0)
     advance(clock, broker, 30)
@@ -670,7 +670,7 @@ def test_a_retry_that_cannot_be_serialized_fails_and_holds_up_nothing(
     engine.schedule("after")
 
     recorder.wait_for_count("job_finished", 2)
-    wait_until_broker(broker, lambda: broker.running_jobs() == {})
+    assert wait_until(lambda: broker.running_jobs() == {})
     assert (failed.task_name, failed.status) == ("spoils", "FAILED")
     assert isinstance(failed.err, UnserializableArgumentError)
     assert "cannot be retried, failing it" in caplog.text

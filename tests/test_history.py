@@ -16,7 +16,7 @@ from spinach.job import Job
 from spinach.job_logs import JobLogCapture
 from spinach.testing import FakeClock
 
-from .helpers import wait_until, wait_until_broker
+from .helpers import wait_until
 
 task_logger = logging.getLogger("tests.history.task")
 
@@ -129,7 +129,7 @@ def _run_until_recorded(engine: Engine, count: int) -> list[HistoryRecord]:
     broker = engine.broker
     engine.start_workers(number=2, block=False)
     try:
-        wait_until_broker(broker, lambda: len(broker.history()) >= count)
+        assert wait_until(lambda: len(broker.history()) >= count)
     finally:
         engine.stop_workers()
     return broker.history()
@@ -182,7 +182,7 @@ def test_records_wait_for_their_delay_or_a_full_batch_and_the_stop_writes_the_re
         assert broker.history() == []  # held: neither its delay nor a batch is over
         engine.schedule("chatty", 0)
         engine.schedule("chatty", 0)
-        wait_until_broker(broker, lambda: len(broker.history()) == 3)  # a full batch
+        assert wait_until(lambda: len(broker.history()) == 3)  # a full batch
         engine.schedule("chatty", 0)
         assert wait_until(lambda: _held(engine) == 1)
         assert len(broker.history()) == 3
@@ -196,9 +196,7 @@ def test_a_record_held_is_written_once_its_delay_is_over(make_broker):
     job = engine.schedule("chatty", 0)
     engine.start_workers(number=1, block=False)
     try:
-        wait_until_broker(
-            engine.broker, lambda: [r.id for r in engine.broker.history()] == [job.id]
-        )
+        assert wait_until(lambda: [r.id for r in engine.broker.history()] == [job.id])
         assert _held(engine) == 0
     finally:
         engine.stop_workers()
@@ -231,7 +229,7 @@ def test_each_engine_of_a_process_captures_its_own_jobs_lines():
     second.start_workers(number=1, block=False)
     try:
         (mine,) = _run_until_recorded(first, 1)
-        wait_until_broker(second.broker, lambda: len(second.broker.history()) == 1)
+        assert wait_until(lambda: len(second.broker.history()) == 1)
     finally:
         second.stop_workers()
     (theirs,) = second.broker.history()
@@ -254,7 +252,7 @@ def test_coroutine_jobs_of_asyncio_workers_have_their_own_lines():
     jobs = [engine.schedule("co", n) for n in range(3)]
     engine.start_workers(number=3, block=False, workers_class=AsyncioWorkers)
     try:
-        wait_until_broker(engine.broker, lambda: len(engine.broker.history()) == 3)
+        assert wait_until(lambda: len(engine.broker.history()) == 3)
     finally:
         engine.stop_workers()
     for n, job in enumerate(jobs):

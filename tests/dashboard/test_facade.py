@@ -12,7 +12,7 @@ import spinach_compat
 from spinach_compat import _state
 from spinach_compat.bin.dashboard import result_lookup
 
-from ..helpers import wait_until_broker
+from ..helpers import wait_until
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_result_and_error_of_facade_jobs_appear_on_their_pages(app, make_client)
     with pytest.raises(ValueError):
         bad.get(timeout=15)
     broker = app.engine.broker
-    wait_until_broker(broker, lambda: len(broker.history()) == 2)
+    assert wait_until(lambda: len(broker.history()) == 2)
     client = make_client(broker, results=result_lookup(app))
     done = client.get(f"/api/jobs/{ok.id}").json()
     assert done["result"] == {"status": "SUCCESS", "result": "5", "traceback": None}
