@@ -201,3 +201,28 @@ def test_reply_shapes_match_a_real_celery_worker(redis_server, tmp_path, start_n
     assert our_stats["pool"]["implementation"] == their_stats["pool"]["implementation"]
     our_queues = ours.control.inspect(destination=facade.name).active_queues()
     assert set(our_queues[0]) == set(their_queues[0])
+
+
+@pytest.mark.parametrize("impl", ["celery", "spinach_compat"])
+def test_inspect_active_safe_shows_the_reprs_as_a_real_celery_worker(impl, redis_server, tmp_path):
+    """``inspect().active(safe=True)`` of a worker running a task sent with ``argsrepr``:
+    the texts in place of the arguments; without ``safe``, the arguments. The same lines
+    for a real Celery worker and the facade's."""
+    args = ["-P", "threads", "-c", "1", "-n", f"{impl}@%h"]
+    with project_worker(impl, redis_server, 15, tmp_path / "w.log", args) as (_, url):
+        app = (_celery_client(url) if impl == "celery"  # the facade's namespace: the app's
+               else spinach_compat.Celery("proj", broker=url, set_as_current=False))  # fmt: skip
+        name = "tests.compat.proj.tasks.hold"
+        result = app.send_task(name, ("release-me",), {"seconds": 30}, argsrepr="(<key>,)")
+        inspect = app.control.inspect(timeout=5, limit=1)
+        assert wait_until(lambda: any((inspect.active() or {}).values()), TIMEOUT)
+        [plain] = [task for tasks in inspect.active().values() for task in tasks]
+        [safe] = [task for tasks in inspect.active(safe=True).values() for task in tasks]
+        with redis_server.client(db=15) as client:
+            client.set("release-me", 1)
+    assert (plain["id"], plain["args"], plain["kwargs"]) == (
+        result.id,
+        ["release-me"],
+        {"seconds": 30},
+    )
+    assert (safe["args"], safe["kwargs"]) == ("(<key>,)", "{'seconds': 30}")

@@ -101,3 +101,16 @@ def membership(self):
 def reprs(self, card, cvv=None):
     """What this run shows for its arguments (``argsrepr``, ``kwargsrepr``)."""
     return [self.request.argsrepr, self.request.kwargsrepr]
+
+
+@app.task
+def hold(key, seconds=30):
+    """Runs until ``key`` exists in the broker's Redis (a test's release from its process),
+    ``seconds`` at most."""
+    import redis
+
+    client = redis.Redis.from_url(app.conf.broker_url)
+    deadline = time.monotonic() + seconds
+    while not client.exists(key) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "released"
