@@ -16,9 +16,12 @@ _STOP = None  # sentinel telling a worker thread to end
 class ThreadWorkers(Workers):
     """``number`` threads taking jobs from one in-memory queue.
 
-    The pool takes at most ``number`` jobs at a time, so no job waits here for long: a job
-    fetched from the broker starts as soon as a thread is free.
+    The pool takes at most ``number`` jobs at a time, so a job fetched from the broker
+    starts as soon as it is handed over; with a ``prefetch`` it takes a few more while its
+    jobs are short, each waiting here for about one short job.
     """
+
+    holds_jobs = True
 
     def __init__(self, number: int, namespace: str, **kwargs: Any):
         super().__init__(number, namespace, **kwargs)
