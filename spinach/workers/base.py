@@ -98,6 +98,10 @@ class Workers(ABC):
         with self._slots_lock:
             self._in_flight += delta
 
+    def held_jobs(self) -> list[Job]:
+        """The jobs handed to the pool that no worker started yet (prefetched ones)."""
+        return []
+
     @abstractmethod
     def _start_job(self, job: Job) -> None:
         """Hand a submitted job to a worker."""

@@ -26,6 +26,7 @@ class ThreadWorkers(Workers):
     def __init__(self, number: int, namespace: str, **kwargs: Any):
         super().__init__(number, namespace, **kwargs)
         self._in_queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._held: dict[str, Job] = {}  # handed to the pool, no thread started them yet
         self._threads = [
             threading.Thread(
                 target=self._work, name=f"{namespace}-worker-{i}", args=(f"worker-{i}",)
@@ -36,7 +37,11 @@ class ThreadWorkers(Workers):
             thread.start()
 
     def _start_job(self, job: Job) -> None:
+        self._held[job.id] = job
         self._in_queue.put(job)
+
+    def held_jobs(self) -> list[Job]:
+        return list(self._held.copy().values())
 
     def stop(self) -> list[Job]:
         unstarted = self._drain()
@@ -56,6 +61,7 @@ class ThreadWorkers(Workers):
             except queue.Empty:
                 break
             if job is not _STOP:
+                self._held.pop(job.id, None)
                 unstarted.append(job)
         self._count_in_flight(-len(unstarted))
         return unstarted
@@ -64,6 +70,7 @@ class ThreadWorkers(Workers):
         signals.worker_started.send(self.namespace, worker_name=name)
         try:
             while (job := self._in_queue.get()) is not _STOP:
+                self._held.pop(job.id, None)
                 self._run(job)
         finally:
             signals.worker_terminated.send(self.namespace, worker_name=name)
