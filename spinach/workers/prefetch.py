@@ -8,9 +8,10 @@ jobs only while the jobs it ran lately were short (their mean run time below
 ``PrefetchSettings.short_job``): a held job then waits about one short job. A pool that has
 run no job yet, or whose jobs got long, holds none.
 
-Held jobs are fetched, hence marked running under this worker: a crash recovers them as it
-recovers running jobs, a stop gives them back unstarted (at-least-once, as every fetched
-job), and they count towards their task's ``max_concurrency`` while held.
+Held jobs are fetched, hence marked running under this worker: a stop gives them back
+unstarted; a crash recovers them as it recovers running jobs (the broker cannot tell them
+apart), so a held job with retries left runs again and one without is failed without
+having run; and they count towards their task's ``max_concurrency`` while held.
 """
 
 from __future__ import annotations
