@@ -34,6 +34,15 @@ def test_short_jobs_switch_it_on_and_long_ones_off():
     assert (prefetch.extra, prefetch.refill_at) == (0, 1)
 
 
+def test_a_long_job_counts_as_ten_short_jobs_at_most():
+    prefetch = Prefetch(PrefetchSettings(short_job=0.01, weight=0.5), threads=2)
+    prefetch.observe(60.0)  # the first job of a process: connections, imports
+    assert prefetch.mean_run_time == pytest.approx(0.1)
+    for _ in range(4):
+        prefetch.observe(0.0)
+    assert prefetch.extra == 2
+
+
 def test_an_explicit_limit_replaces_the_number_of_threads():
     prefetch = Prefetch(PrefetchSettings(limit=3), threads=8)
     prefetch.observe(0.0)

@@ -19,6 +19,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+#: The longest run time ``Prefetch.observe`` counts, in ``short_job``s: lower forgets a long
+#: job sooner (a few short ones switch prefetching back on), higher weighs long jobs more.
+OUTLIER_CAP = 10
+
 
 @dataclass(frozen=True)
 class PrefetchSettings:
@@ -56,7 +60,10 @@ class Prefetch:
         self.mean_run_time = math.inf  # no job run yet: hold none
 
     def observe(self, run_time: float) -> None:
-        """Note one job's run time in seconds."""
+        """Note one job's run time in seconds, at most ``OUTLIER_CAP`` times ``short_job``:
+        a process's first jobs (imports, connections) or a rare long one would otherwise
+        keep the mean long for many short jobs after them."""
+        run_time = min(run_time, self.short_job * OUTLIER_CAP)
         if self.mean_run_time == math.inf:
             self.mean_run_time = run_time
         else:
