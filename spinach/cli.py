@@ -33,6 +33,7 @@ from .dashboard.options import add_options as add_dashboard_options
 from .engine import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # re-exported: the exit status
 from .engine import Engine
 from .job import to_datetime
+from .log_format import CachedTimeFormatter
 from .supervisor import METRICS_DIR_VARIABLE
 from .task import Task
 from .worker_process.startup import (
@@ -398,12 +399,9 @@ def _prepared_engine(args: argparse.Namespace) -> Engine:
 def configure_logging(level: str, stream: TextIO | None = None) -> None:
     """Log to ``stream`` (default: stderr) at ``level`` with time, level, logger, process
     and thread."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format=LOG_FORMAT,
-        stream=stream or sys.stderr,
-        force=True,
-    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(CachedTimeFormatter(LOG_FORMAT))
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler], force=True)
     logging.captureWarnings(True)
 
 

@@ -21,6 +21,7 @@ from .task import Batch, Task, TaskRef, Tasks, validate_queue
 from .worker_process import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # re-exported
 from .worker_process import RunOptions, Tunables, Worker
 from .workers import ThreadWorkers, Workers
+from .workers.prefetch import PrefetchSettings
 
 if TYPE_CHECKING:
     from .contrib.prometheus import MetricsServer
@@ -59,6 +60,12 @@ class Engine:
     #: long, how many, and the log lines of each job. Each field says its trade-off;
     #: ``HistorySettings(enabled=False)`` records nothing, ``capture_logs=False`` no lines.
     history = HistorySettings()
+
+    #: Jobs a thread pool fetches beyond its threads while its jobs are short
+    #: (``spinach.workers.prefetch``): fewer, larger fetches and no thread waiting for one,
+    #: against a held job waiting about one short job here. ``PrefetchSettings(limit=0)``
+    #: fetches only for free threads.
+    prefetch = PrefetchSettings()
 
     def __init__(self, broker: Broker, namespace: str = const.DEFAULT_NAMESPACE):
         self._broker = broker
@@ -230,6 +237,7 @@ class Engine:
             tunables = Tunables(
                 self.shutdown_report_timeout, self.report_batch_size,
                 self.report_gather_delay, self.future_check_interval, self.history,
+                self.prefetch,
             )  # fmt: skip
             self._worker = worker = Worker(
                 self._broker, self._tasks, self.namespace, options, tunables

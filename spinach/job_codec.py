@@ -71,6 +71,8 @@ _REQUIRED = tuple((f.name, _TYPES[f.kind]) for f in FIELDS if f.required)
 _EXACT = tuple((f.name, _TYPES[f.kind]) for f in FIELDS if f.required)
 _NONEMPTY = tuple(f.name for f in FIELDS if f.nonempty)
 _SEPARATORS = (",", ":")
+#: One encoder for every payload: ``json.dumps`` with options builds a new one per call.
+COMPACT_JSON = json.JSONEncoder(separators=_SEPARATORS)
 
 
 def to_dict(job: Job) -> dict[str, Any]:
@@ -82,7 +84,7 @@ def encode(job: Job) -> str:
     """The job as a JSON payload; an argument JSON cannot carry raises
     ``UnserializableArgumentError`` naming it."""
     try:
-        return json.dumps(dict(zip(_NAMES, _VALUES(job), strict=True)), separators=_SEPARATORS)
+        return COMPACT_JSON.encode(dict(zip(_NAMES, _VALUES(job), strict=True)))
     except (TypeError, ValueError) as exc:
         raise _unserializable_argument(job) from exc
 
@@ -145,7 +147,7 @@ def template(job: Job) -> str:
 
 def encode_dict(fields: dict[str, Any]) -> str:
     """Fields as compact JSON, as payloads are written."""
-    return json.dumps(fields, separators=_SEPARATORS)
+    return COMPACT_JSON.encode(fields)
 
 
 def lua_declarations() -> str:

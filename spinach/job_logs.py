@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .context import current_job
+from .log_format import CachedTimeFormatter
 
 #: Format of a captured line: time, level, logger and message (the job is known).
 LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -46,7 +47,7 @@ class JobLogCapture(logging.Handler):
         self.max_lines = max_lines
         self.max_bytes = max_bytes
         self._accepts = accepts
-        self.setFormatter(logging.Formatter(LINE_FORMAT))
+        self.setFormatter(CachedTimeFormatter(LINE_FORMAT))
         self._held: OrderedDict[str, _Lines] = OrderedDict()
         self._held_lock = threading.Lock()
 

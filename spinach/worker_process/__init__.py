@@ -6,8 +6,10 @@ Thread model of a worker process
   ``AsyncioWorkers``: ``spinach.workers``) only run task functions and advance each job's
   status (succeeded, failed, or waiting for a retry). They never talk to the broker.
 - **The arbiter thread** (``arbiter.Arbiter``) talks to the broker for the workers: it
-  moves due future jobs to their queues, fetches as many jobs as there are free workers,
-  hands them over, heartbeats and recovers the jobs of dead worker processes, each on its
+  moves due future jobs to their queues, fetches as many jobs as there are free workers
+  (while jobs are short, a few more held for them: ``spinach.workers.prefetch``; with
+  every worker busy it then fetches again only once half the held ones started), hands
+  them over, heartbeats and recovers the jobs of dead worker processes, each on its
   own cadence. Idle, it sleeps until a broker notification the subscriber does not take
   in itself (below), a job's end while every worker is busy, the next future job or the
   next bookkeeping, whichever comes first (with ``stop_when_queue_empty`` also each

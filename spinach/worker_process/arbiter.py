@@ -140,7 +140,7 @@ class Arbiter(threading.Thread):
     def _fetch_round(self) -> _Round:
         """Fetch as many jobs as there are free workers and hand them over."""
         self.wants_slot = True  # before reading the slots: a job ending now wakes it
-        slots = self._workers.available_slots
+        slots = self._workers.slots_to_fetch()
         if slots <= 0 or self._stopping.is_set():  # set before the slot freed: fetch none
             return _Round.NO_FREE_WORKER
         # Free workers: this round fetches for them, and goes on if it fills them all; a

@@ -107,7 +107,7 @@ class ResultNotifier(threading.Thread):
         return batch[-1] is not STOP and len(batch) < self._batch_size
 
     def _jobs_running(self) -> bool:
-        return self._workers.available_slots < self._workers.number
+        return self._workers.in_flight > 0
 
     def _report(self, jobs: list[Job]) -> None:
         """Tell the broker how ``jobs`` ended, retrying through outages."""

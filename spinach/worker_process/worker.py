@@ -21,6 +21,7 @@ from ..outage import Outage
 from ..stop_signals import StopSignals
 from ..task import Tasks
 from ..workers import Workers
+from ..workers.prefetch import Prefetch, PrefetchSettings
 from .arbiter import Arbiter
 from .broker_calls import BrokerCalls, Unreported
 from .notifier import ResultNotifier
@@ -44,6 +45,7 @@ class Tunables:
     report_gather_delay: float
     future_check_interval: float
     history: HistorySettings = field(default_factory=HistorySettings)
+    prefetch: PrefetchSettings = field(default_factory=PrefetchSettings)
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,8 @@ class Worker:
             options.number, self.namespace, clock=broker.now, on_job_done=self._on_job_done
         )
         self._start_history(pool)
+        if pool.holds_jobs and self.tunables.prefetch.limit != 0:
+            pool.prefetch = Prefetch(self.tunables.prefetch, options.number)
         self.arbiter = self._arbiter(pool)
         self.notifier = ResultNotifier(
             broker, pool, self._calls, self.unreported, namespace=self.namespace,
@@ -141,9 +145,9 @@ class Worker:
 
     def _on_job_done(self) -> None:
         """A job ended, in its worker thread: wake the arbiter if it waits for a free
-        worker."""
-        arbiter = self.arbiter
-        if arbiter is None or arbiter.wants_slot:
+        worker (with a prefetch, for the held jobs to run low)."""
+        arbiter, pool = self.arbiter, self.pool
+        if arbiter is None or pool is None or (arbiter.wants_slot and pool.slots_to_fetch()):
             self.broker.notify_local()
 
     def _on_reported(self) -> None:

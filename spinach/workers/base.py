@@ -18,6 +18,7 @@ from ..exc import AbortException, DeferException, RetryException
 from ..history import HistoryRecorder
 from ..job import Job, JobStatus, to_timestamp
 from ..retries import exponential_backoff
+from .prefetch import Prefetch
 
 logger = logging.getLogger("spinach.worker")
 
@@ -30,7 +31,15 @@ class Workers(ABC):
     ``out_queue`` receives each job after its attempt, with its status advanced
     (SUCCEEDED, FAILED, or WAITING/QUEUED for a retry); ``on_job_done`` is called then, so
     the arbiter can fetch more.
+
+    A pool that queues jobs for its threads (``holds_jobs``) may be given a ``prefetch``
+    (``spinach.workers.prefetch``): it then takes a few jobs more than it has threads while
+    its jobs are short.
     """
+
+    #: Whether submitted jobs wait in the pool for a free worker (threads), rather than all
+    #: starting at once (greenlets, asyncio tasks): only such a pool can prefetch.
+    holds_jobs = False
 
     def __init__(
         self,
@@ -53,12 +62,32 @@ class Workers(ABC):
         self._in_flight = 0  # jobs submitted and not yet ended
         #: Notes each attempt for the history of finished jobs (set by the worker process).
         self.history: HistoryRecorder | None = None
+        #: Jobs held beyond the threads while jobs are short (set by the worker process).
+        self.prefetch: Prefetch | None = None
 
     @property
     def available_slots(self) -> int:
-        """How many more jobs the pool can take now."""
+        """How many more jobs the pool can take now (prefetched ones included)."""
+        extra = self.prefetch.extra if self.prefetch is not None else 0
         with self._slots_lock:
-            return self.number - self._in_flight
+            return self.number + extra - self._in_flight
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs submitted and not ended yet (held ones included)."""
+        return self._in_flight
+
+    def slots_to_fetch(self) -> int:
+        """Jobs worth fetching now: every free slot while a thread is free; with every
+        thread busy, none until the held jobs ran low (``Prefetch.refill_at``)."""
+        prefetch = self.prefetch
+        extra, refill_at = (prefetch.extra, prefetch.refill_at) if prefetch else (0, 1)
+        with self._slots_lock:
+            in_flight = self._in_flight
+        free = self.number + extra - in_flight
+        if in_flight < self.number or free >= refill_at:
+            return max(free, 0)
+        return 0
 
     def submit_job(self, job: Job) -> None:
         """Run ``job`` (its ``task_func`` set) as soon as a worker is free."""
@@ -68,6 +97,10 @@ class Workers(ABC):
     def _count_in_flight(self, delta: int) -> None:
         with self._slots_lock:
             self._in_flight += delta
+
+    def held_jobs(self) -> list[Job]:
+        """The jobs handed to the pool that no worker started yet (prefetched ones)."""
+        return []
 
     @abstractmethod
     def _start_job(self, job: Job) -> None:
@@ -110,6 +143,8 @@ class Workers(ABC):
             job.status = JobStatus.FAILED
         if self.history is not None:
             self.history.attempt_ended(job, duration, err)
+        if self.prefetch is not None:
+            self.prefetch.observe(duration)
         signals.job_finished.send(self.namespace, job=job)
         self.out_queue.put(job)
         self._on_job_done()

@@ -16,13 +16,17 @@ _STOP = None  # sentinel telling a worker thread to end
 class ThreadWorkers(Workers):
     """``number`` threads taking jobs from one in-memory queue.
 
-    The pool takes at most ``number`` jobs at a time, so no job waits here for long: a job
-    fetched from the broker starts as soon as a thread is free.
+    The pool takes at most ``number`` jobs at a time, so a job fetched from the broker
+    starts as soon as it is handed over; with a ``prefetch`` it takes a few more while its
+    jobs are short, each waiting here for about one short job.
     """
+
+    holds_jobs = True
 
     def __init__(self, number: int, namespace: str, **kwargs: Any):
         super().__init__(number, namespace, **kwargs)
         self._in_queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._held: dict[str, Job] = {}  # handed to the pool, no thread started them yet
         self._threads = [
             threading.Thread(
                 target=self._work, name=f"{namespace}-worker-{i}", args=(f"worker-{i}",)
@@ -33,7 +37,11 @@ class ThreadWorkers(Workers):
             thread.start()
 
     def _start_job(self, job: Job) -> None:
+        self._held[job.id] = job
         self._in_queue.put(job)
+
+    def held_jobs(self) -> list[Job]:
+        return list(self._held.copy().values())
 
     def stop(self) -> list[Job]:
         unstarted = self._drain()
@@ -53,6 +61,7 @@ class ThreadWorkers(Workers):
             except queue.Empty:
                 break
             if job is not _STOP:
+                self._held.pop(job.id, None)
                 unstarted.append(job)
         self._count_in_flight(-len(unstarted))
         return unstarted
@@ -61,6 +70,7 @@ class ThreadWorkers(Workers):
         signals.worker_started.send(self.namespace, worker_name=name)
         try:
             while (job := self._in_queue.get()) is not _STOP:
+                self._held.pop(job.id, None)
                 self._run(job)
         finally:
             signals.worker_terminated.send(self.namespace, worker_name=name)

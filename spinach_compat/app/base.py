@@ -422,6 +422,7 @@ class Celery:
         remote ``shutdown`` does (default: ``stop_worker``).
         """
         from ..worker.node import start_node
+        from ..worker.prefetch import prefetch_settings
         from ..worker.queues import worker_queues
 
         self.loader.import_default_modules()  # imports, include, autodiscovered tasks
@@ -439,6 +440,7 @@ class Celery:
             from spinach.workers.gevent import GeventWorkers
 
             workers_class = GeventWorkers
+        engine.prefetch = prefetch_settings(self.conf, concurrency, pool)
         node = start_node(self, nodename or self.hostname, queues, pool, on_shutdown)
         self._node = node
         try:

@@ -25,12 +25,13 @@ serializer and compression of kombu's registry but ``auth`` (result_compression 
 
 Accepted because the native engine already behaves that way or they only tune Celery's
 transport: task_acks_late (a job with retries left is always run again after a worker crash),
-worker_prefetch_multiplier (the engine fetches only for free workers), broker_transport_options,
-broker_connection_* (read by a starting worker: ``spinach_compat.worker.broker_wait``),
-task_publish_retry*, imports/include, beat_max_loop_interval, beat_schedule_filename and
-beat_sync_every (read by the beat process), spinach_beat_lease_term (its lease, see
-``spinach_compat.app.beat_lease``), worker_concurrency and worker_hijack_root_logger (read by the
-worker command), other worker_* settings.
+worker_prefetch_multiplier (the engine's prefetch: ``spinach_compat.worker.prefetch``),
+broker_transport_options, broker_connection_* (read by a starting worker:
+``spinach_compat.worker.broker_wait``), task_publish_retry*, imports/include,
+beat_max_loop_interval, beat_schedule_filename and beat_sync_every (read by the beat
+process), spinach_beat_lease_term (its lease, see ``spinach_compat.app.beat_lease``),
+worker_concurrency and worker_hijack_root_logger (read by the worker command), other
+worker_* settings.
 
 Refused with ``UnsupportedFeature`` when set to anything but their default, so that nothing
 is silently ignored: see ``UNSUPPORTED`` below and ``migration_guide/``. Refused when set to

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from spinach import stop_signals
+from spinach.log_format import CachedTimeFormatter
 
 if TYPE_CHECKING:
     from ..app.base import Celery
@@ -199,7 +200,7 @@ def setup_logging(loglevel: str, logfile: str | None) -> None:
     handler: logging.Handler = (
         logging.FileHandler(logfile) if logfile else logging.StreamHandler(sys.stderr)
     )
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(CachedTimeFormatter(LOG_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     signals.after_setup_logger.send(sender=None, logger=logging.getLogger(), **options)
 

@@ -195,7 +195,7 @@ def _worker_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     add("--soft-time-limit", type=float, help="task_soft_time_limit, seconds")
     add("--pidfile", help="write the process id to this file (%%n, %%h, %%i... expanded)")
     add("-O", dest="optimization", help="accepted, no effect")
-    add("--prefetch-multiplier", type=int, help="accepted, no effect")
+    add("--prefetch-multiplier", type=int, help="worker_prefetch_multiplier (1: no prefetch)")
     for flag in ("--without-gossip", "--without-mingle", "--without-heartbeat"):
         add(flag, action="store_true", help="accepted, no effect")
     add("--heartbeat-interval", type=float, help="accepted, no effect")
@@ -428,6 +428,8 @@ def run_worker(app: Celery, args: argparse.Namespace) -> int:
         app.conf.task_time_limit = args.time_limit
     if args.soft_time_limit is not None:
         app.conf.task_soft_time_limit = args.soft_time_limit
+    if args.prefetch_multiplier is not None:
+        app.conf.worker_prefetch_multiplier = args.prefetch_multiplier
     queues = None  # without -Q nor -X: decided once the app's modules are imported
     if args.queues or args.exclude_queues:
         try:

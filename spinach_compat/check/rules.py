@@ -108,6 +108,7 @@ _D = lambda section, note, accepts=None: Rule(DIFFERENT, section, note, accepts)
 _U = lambda section, note, accepts=None: Rule(UNSUPPORTED, section, note, accepts)  # noqa: E731
 _NO_EFFECT = "accepted, no effect"
 _NOT_SENT = "defined so receivers connect, but never sent"
+_PREFETCH = "held beyond the threads only while jobs are short; 0 (no limit) is refused"
 
 #: The one table: ``kind:name`` -> Rule. ``kind:*`` is the fallback of a kind.
 RULES: dict[str, Rule] = {
@@ -189,9 +190,11 @@ RULES: dict[str, Rule] = {
     **_each(
         "setting",
         _D(S_SETTINGS, _NO_EFFECT),
-        "worker_prefetch_multiplier result_backend_transport_options task_default_exchange "
+        "result_backend_transport_options task_default_exchange "
         "task_default_routing_key beat_max_loop_interval",
     ),
+    "setting:worker_prefetch_multiplier": _D(S_SETTINGS, _PREFETCH),
+    "flag:--prefetch-multiplier": _D(S_CLI, _PREFETCH),
     "setting:worker_send_task_events": _S(S_EVENTS, "task and worker events, as -E"),
     "setting:task_send_sent_event": _S(S_EVENTS, "task-sent from delay() and apply_async()"),
     **_each(
@@ -316,7 +319,7 @@ RULES: dict[str, Rule] = {
     **_each(
         "flag",
         _D(S_CLI, _NO_EFFECT),
-        "-O --prefetch-multiplier --without-gossip --without-mingle --without-heartbeat "
+        "-O --without-gossip --without-mingle --without-heartbeat "
         "--heartbeat-interval",
     ),
     **_each(

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from kombu.utils.url import maybe_sanitize_url
 
 from spinach import stop_signals
+from spinach.log_format import CachedTimeFormatter
 from spinach.stop_signals import StopSignals
 from spinach.worker_process.startup import (
     BrokerUnreachable,
@@ -345,7 +346,7 @@ class Worker:
             return
         if self.app.conf.worker_hijack_root_logger:
             handler = _handler(self.logfile)
-            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            handler.setFormatter(CachedTimeFormatter(LOG_FORMAT))
             logging.basicConfig(level=level, handlers=[handler], force=True)
         root = logging.getLogger()
         signals.after_setup_logger.send(sender=None, logger=root, **options)

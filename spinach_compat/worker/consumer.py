@@ -34,6 +34,7 @@ from .control import nok, ok
 if TYPE_CHECKING:
     from spinach.brokers.base import WorkerInfo
     from spinach.supervisor import Supervisor
+    from spinach.workers import Workers
 
     from ..app.base import Celery
 
@@ -122,9 +123,28 @@ class NodeConsumer:
         return list(self._queues)
 
     def active_requests(self, safe: bool = False) -> list[dict[str, Any]]:
-        running = self.app.engine.broker.running_jobs()
+        """The jobs started by this node's threads (held ones are fetched, hence running
+        for the broker, but not started)."""
+        running, held = self.app.engine.broker.running_jobs(), self._held_ids()
         return [task_info(job, info, safe) for info in self.infos()
-                for job in running.get(info.id, [])]  # fmt: skip
+                for job in running.get(info.id, []) if job.id not in held]  # fmt: skip
+
+    def reserved_requests(self, safe: bool = False) -> list[dict[str, Any]]:
+        """The jobs this process's pool holds for a free thread (``spinach.workers.prefetch``),
+        as Celery's reserved requests: not acknowledged, no worker process yet."""
+        infos, pool = self.infos(), self._pool()
+        if not infos or pool is None:
+            return []
+        return [{**task_info(job, infos[0], safe), "acknowledged": False, "worker_pid": None}
+                for job in pool.held_jobs()]  # fmt: skip
+
+    def _pool(self) -> Workers | None:
+        worker = self.app.engine.worker
+        return None if worker is None else worker.pool
+
+    def _held_ids(self) -> set[str]:
+        pool = self._pool()
+        return set() if pool is None else {job.id for job in pool.held_jobs()}
 
     def scheduled_requests(self) -> list[dict[str, Any]]:
         infos = self.infos()

@@ -197,8 +197,8 @@ def active(state: State, safe: bool = False, **kwargs: Any) -> list[dict[str, An
 
 @inspect_command(alias="dump_reserved")
 def reserved(state: State, **kwargs: Any) -> list[dict[str, Any]]:
-    """Always empty: a native worker fetches only the jobs it starts at once."""
-    return []
+    """The jobs fetched and held for a free thread (prefetched), not started yet."""
+    return state.consumer.reserved_requests()
 
 
 @inspect_command(alias="dump_schedule")
@@ -212,6 +212,9 @@ def query_task(state: State, ids: Any, **kwargs: Any) -> dict[str, Any]:
     """``{task id: [state, info]}`` of these ids: 'active' or 'scheduled' here."""
     wanted = set(_as_list(ids))
     found = {i["id"]: ["active", i] for i in state.consumer.active_requests() if i["id"] in wanted}
+    for info in state.consumer.reserved_requests():
+        if info["id"] in wanted:
+            found[info["id"]] = ["reserved", info]
     for entry in state.consumer.scheduled_requests():
         request = entry["request"]
         if request["id"] in wanted:

@@ -226,3 +226,34 @@ def test_inspect_active_safe_shows_the_reprs_as_a_real_celery_worker(impl, redis
         {"seconds": 30},
     )
     assert (safe["args"], safe["kwargs"]) == ("(<key>,)", "{'seconds': 30}")
+
+
+@pytest.mark.parametrize("impl", ["celery", "spinach_compat"])
+def test_inspect_reserved_lists_the_prefetched_tasks_as_a_real_celery_worker(
+    impl, redis_server, tmp_path
+):
+    """A worker of one thread with ``--prefetch-multiplier 3`` running a task that holds:
+    the two sent after it are reserved (not acknowledged, no worker pid, not started), not
+    active. Short tasks run first: the facade holds tasks only while they are short."""
+    args = ["-P", "threads", "-c", "1", "--prefetch-multiplier", "3", "-n", f"{impl}@%h"]
+    with project_worker(impl, redis_server, 15, tmp_path / "w.log", args) as (_, url):
+        app = (_celery_client(url) if impl == "celery"
+               else spinach_compat.Celery("proj", broker=url, set_as_current=False))  # fmt: skip
+        for n in range(40):  # the first ones are slower (connections): a mean to forget
+            app.send_task("tests.compat.proj.tasks.add", (n, n))
+        hold = "tests.compat.proj.tasks.hold"
+        running = app.send_task(hold, ("release-me",))
+        behind = [app.send_task(hold, ("release-me",), {"seconds": n}) for n in (20, 21)]
+        inspect = app.control.inspect(timeout=5, limit=1)
+        reserved = lambda: [t for tasks in (inspect.reserved() or {}).values() for t in tasks]  # noqa: E731
+        assert wait_until(lambda: len(reserved()) == 2, TIMEOUT)
+        held, active = reserved(), inspect.active()
+        with redis_server.client(db=15) as client:
+            client.set("release-me", 1)
+    assert sorted(t["id"] for t in held) == sorted(r.id for r in behind)
+    assert [t["id"] for tasks in active.values() for t in tasks] == [running.id]
+    assert {(t["acknowledged"], t["worker_pid"], t["time_start"]) for t in held} == {
+        (False, None, None)
+    }
+    assert sorted(t["kwargs"]["seconds"] for t in held) == [20, 21]
+    assert {t["args"][0] for t in held} == {"release-me"}

@@ -6,8 +6,8 @@ a while (``ensure_not_for_a_while``), joins results with a report of those still
 ``assert_accepted``: built on ``inspect().query_task``, which the workers answer from the
 broker's bookkeeping, see ``spinach_compat.worker.control``). Differences from Celery's:
 ``missing_results`` lists the results not stored yet (Celery's lists those its backend has
-not cached); a task waiting in the queue is not "received" (a facade worker fetches only the
-jobs it starts at once, so ``reserved`` is always empty).
+not cached); a task waiting in the queue is not "received"; one a worker prefetched (held for
+a free thread while its tasks are short: ``spinach.workers.prefetch``) is, as ``reserved``.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ class ManagerMixin:
         yield from (self.inspect(timeout).query_task(*ids) or {}).items()
 
     def query_task_states(self, ids: Sequence[str], timeout: float = 0.5) -> dict[str, set]:
-        """``{worker state: {task ids}}`` ('active', 'scheduled') of ``ids``."""
+        """``{worker state: {task ids}}`` ('active', 'reserved', 'scheduled') of ``ids``."""
         found: dict[str, set] = defaultdict(set)
         for _node, reply in self.query_tasks(ids, timeout=timeout):
             for task_id, (state, _info) in reply.items():

@@ -1,0 +1,34 @@
+"""Celery's ``worker_prefetch_multiplier`` as the engine's prefetch.
+
+A Celery worker reserves up to ``multiplier * concurrency`` messages, those it runs
+included. The engine's thread pool holds ``(multiplier - 1) * concurrency`` jobs beyond
+its threads, and only while its jobs are short (``spinach.workers.prefetch``): a setting
+of 1, the usual one for long tasks, holds none. A prefork child holds none either: its
+parent answers ``inspect().reserved()`` and cannot see a child's held jobs. Celery's 0
+(no limit) is refused: an unbounded prefetch is what fills a worker's memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spinach.workers.prefetch import PrefetchSettings
+
+from ..exceptions import UnsupportedFeature
+
+
+def prefetch_settings(conf: Any, concurrency: int, pool: str) -> PrefetchSettings:
+    """The engine's prefetch for a worker of ``concurrency`` threads in ``pool``."""
+    multiplier = conf.get("worker_prefetch_multiplier", 4)
+    if isinstance(multiplier, bool) or not isinstance(multiplier, int) or multiplier < 0:
+        raise ValueError(
+            f"worker_prefetch_multiplier must be an int >= 1, not {multiplier!r}"
+        )
+    if multiplier == 0:
+        raise UnsupportedFeature(
+            "worker_prefetch_multiplier = 0 (prefetch without a limit) is not supported: "
+            "set a positive multiplier (1 prefetches nothing)"
+        )
+    if pool == "prefork":
+        return PrefetchSettings(limit=0)
+    return PrefetchSettings(limit=(multiplier - 1) * concurrency)
