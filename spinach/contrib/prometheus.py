@@ -88,6 +88,9 @@ DEFAULT_ADDRESS = "0.0.0.0"
 #: a file write per changed value) for fresher figures. Prometheus scrapes every 15 s or so.
 FLUSH_INTERVAL = 1.0
 
+#: ``JobStatus.SUCCEEDED``, read per job: an enum member's lookup costs 0.2-0.5 us on 3.11.
+_SUCCEEDED = JobStatus.SUCCEEDED
+
 _JOB_SIGNALS = ("after_schedule", "job_started", "job_finished", "job_failed",
                 "job_schedule_retry", "job_dead_lettered")  # fmt: skip
 
@@ -214,7 +217,7 @@ class JobMetrics:
             start, counts = started
         if self._revoked and id(job) in self._revoked:
             self._revoked.discard(id(job))
-        elif job.status is JobStatus.SUCCEEDED:
+        elif job.status is _SUCCEEDED:
             counts.events[SUCCEEDED] += 1
         if start is not None:  # last, as SeriesCounts.take expects
             run = end - start
