@@ -18,8 +18,14 @@ figures to compare: they do not count the time other processes took (the publish
 one thread, is the steadiest); the jobs per second move with the load. Each run's pair is
 printed too: a cost is real when most pairs agree.
 
+``--time-sends`` also times each ``job_started`` and ``job_finished`` send of the worker
+with its thread's CPU clock (``time.thread_time``), with the feature on and off alike: the
+difference is what the receivers cost the job threads, dispatch included (each timing adds
+about a microsecond to both sides, and to the process's CPU). For the metrics it is the
+steadiest figure: their work is all in those sends.
+
     .venv/bin/python bench/events_cost.py --jobs 20000 --runs 7
-    .venv/bin/python bench/events_cost.py --compare metrics --jobs 20000 --runs 7
+    .venv/bin/python bench/events_cost.py --compare metrics --jobs 20000 --runs 7 --time-sends
 """
 
 from __future__ import annotations
@@ -41,13 +47,48 @@ THREADS = 8  #: worker threads, as workload 3's
 
 
 class Figures(NamedTuple):
-    """One worker's drain: CPU seconds of this process and of Redis, wall seconds, and the
-    events' publisher thread's CPU seconds (0 without events)."""
+    """One worker's drain: CPU seconds of this process and of Redis, wall seconds, the
+    events' publisher thread's CPU seconds (0 without events) and the job threads' CPU
+    seconds in the timed sends (0 without ``--time-sends``)."""
 
     cpu: float
     redis_cpu: float
     wall: float
     publisher: float
+    sends: float = 0.0
+
+
+class SendTimer:
+    """``--time-sends``: while entered, each ``job_started`` and ``job_finished`` send adds
+    the CPU time of its thread to ``spent`` (a list: ``append`` needs no lock)."""
+
+    def __init__(self) -> None:
+        self.spent: list[float] = []
+
+    def __enter__(self) -> SendTimer:
+        from spinach import signals
+
+        for signal in (signals.job_started, signals.job_finished):
+            signal.send = self._timed(signal.send)  # type: ignore[method-assign]
+        return self
+
+    def _timed(self, send: Callable[..., object]) -> Callable[..., object]:
+        spent, clock = self.spent, time.thread_time
+
+        def timed(*args: object, **kwargs: object) -> object:
+            start = clock()
+            try:
+                return send(*args, **kwargs)
+            finally:
+                spent.append(clock() - start)
+
+        return timed
+
+    def __exit__(self, *exc: object) -> None:
+        from spinach import signals
+
+        for signal in (signals.job_started, signals.job_finished):
+            del signal.send  # back to the class's
 
 
 def measure(url: str, jobs: int, events: bool, run: int) -> Figures:
@@ -153,14 +194,26 @@ def main() -> None:
     parser.add_argument("--compare", choices=("events", "metrics"), default="events")
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--time-sends", action="store_true",
+                        help="also time the job signals' sends (thread CPU clock)")  # fmt: skip
     args = parser.parse_args()
     run_one = measure if args.compare == "events" else measure_metrics
     figures: dict[bool, list[Figures]] = {False: [], True: []}
     with RedisServer() as server:
         for run in range(args.runs):
             for on in (False, True) if run % 2 == 0 else (True, False):
-                figures[on].append(run_one(server.url, args.jobs, on, run))
+                figures[on].append(_measured(run_one, server.url, args, on, run))
     _report(figures, args.jobs, args.compare)
+
+
+def _measured(run_one: Callable[..., Figures], url: str, args: argparse.Namespace, on: bool,
+              run: int) -> Figures:  # fmt: skip
+    """One run's figures, with the sends' time if ``--time-sends``."""
+    if not args.time_sends:
+        return run_one(url, args.jobs, on, run)
+    with SendTimer() as timer:
+        figures = run_one(url, args.jobs, on, run)
+    return figures._replace(sends=sum(timer.spent))
 
 
 def _report(figures: dict[bool, list[Figures]], jobs: int, feature: str) -> None:
@@ -181,6 +234,9 @@ def _report(figures: dict[bool, list[Figures]], jobs: int, feature: str) -> None
     if feature == "events":
         publisher = median(True, "publisher", 1e6 / jobs)
         print(f"{'publisher thread, us per job':28}{'':14}{publisher:14.1f}")
+    if figures[True][0].sends:
+        off, on = median(False, "sends", 1e6 / jobs), median(True, "sends", 1e6 / jobs)
+        print(f"{'job signal sends, us per job':28}{off:14.1f}{on:14.1f}{on - off:+7.1f}us")
     pairs = zip(figures[False], figures[True], strict=True)
     print("CPU per job, each run's pair (on against off): " + ", ".join(
         f"{(on.cpu / off.cpu - 1) * 100:+.0f}%" for off, on in pairs
