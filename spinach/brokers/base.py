@@ -245,7 +245,10 @@ class Broker(ABC):
 
     @abstractmethod
     def remove_job_from_running(self, job: Job) -> None:
-        """Forget a job that ended (SUCCEEDED or FAILED) and free its concurrency slot."""
+        """Forget a job that ended (SUCCEEDED or FAILED) and free its concurrency slot.
+
+        Only a job this worker process runs, in the job's ``attempt`` (any attempt when it
+        is None), is forgotten; another is left alone (a late report is a no-op)."""
 
     def remove_jobs_from_running(self, jobs: Sequence[Job]) -> None:
         """``remove_job_from_running`` for many jobs; brokers do it in one round trip."""
@@ -343,7 +346,8 @@ class Broker(ABC):
 
     @abstractmethod
     def running_jobs(self) -> dict[str, list[Job]]:
-        """Running jobs by worker id."""
+        """Running jobs by worker id, each with the ``attempt`` (fetch id) it runs in, so
+        the worker running it can end it with ``remove_job_from_running``."""
 
     @abstractmethod
     def workers(self) -> list[WorkerInfo]:

@@ -569,9 +569,9 @@ class MemoryBroker(Broker):
             running = list(self._state().running.values())
         by_worker: dict[str, list[Job]] = {}
         for entry in running:
-            by_worker.setdefault(entry.worker_id, []).append(
-                _decoded(entry.payload, JobStatus.RUNNING)
-            )
+            job = _decoded(entry.payload, JobStatus.RUNNING)
+            job.attempt = entry.attempt or None  # so remove_job_from_running finds it
+            by_worker.setdefault(entry.worker_id, []).append(job)
         return by_worker
 
     def workers(self) -> list[WorkerInfo]:

@@ -783,8 +783,10 @@ class RedisBroker(Broker):
         payloads, metas = pipe.execute()
         by_worker: dict[str, list[Job]] = {}
         for job_id, payload in payloads.items():
-            worker = json.loads(metas[job_id])["w"] if job_id in metas else ""
-            by_worker.setdefault(worker, []).append(_decoded(payload, JobStatus.RUNNING))
+            meta = json.loads(metas[job_id]) if job_id in metas else {}
+            job = _decoded(payload, JobStatus.RUNNING)
+            job.attempt = meta.get("a") or None  # so remove_job_from_running finds it
+            by_worker.setdefault(meta.get("w", ""), []).append(job)
         return by_worker
 
     def workers(self) -> list[WorkerInfo]:

@@ -229,11 +229,18 @@ class PartitionedRedisBroker(RedisBroker):
         return jobs
 
     def remove_job_from_running(self, job: Job) -> None:
-        self.holder(job).remove_jobs_from_running([job])
+        self.remove_jobs_from_running([job])
 
     def remove_jobs_from_running(self, jobs: Sequence[Job]) -> None:
-        for part, group in self._by_partition(jobs, self.holder):
+        """Each job on the partition its ``attempt`` names; a job without one (built by
+        hand) on every partition, as its home may not be where it runs (``push_raw``, a
+        limited task sent by a producer that knew the limit)."""
+        known = [job for job in jobs if job.attempt]
+        for part, group in self._by_partition(known, self.holder):
             part.remove_jobs_from_running(group)
+        unknown = [job for job in jobs if not job.attempt]
+        for part in self.partitions if unknown else ():
+            part.remove_jobs_from_running(unknown)
 
     def return_jobs(self, jobs: Sequence[Job]) -> None:
         for part, group in self._by_partition(jobs, self.holder):
