@@ -369,12 +369,16 @@ class Broker(ABC):
             counts[job.queue] = counts.get(job.queue, 0) + 1
         return counts
 
+    def scheduled_count(self) -> int:
+        """How many jobs are due in the future (brokers count without reading them)."""
+        return len(self.scheduled_jobs())
+
     def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
         """Up to ``limit`` jobs due in the future from position ``offset``, soonest first,
-        and how many there are in all (brokers read only that page: a ``limit`` of 0 only
-        counts them)."""
+        and how many there are in all (brokers read only that page; to count them,
+        ``scheduled_count``)."""
         jobs = self.scheduled_jobs()
-        return jobs[offset : offset + limit], len(jobs)
+        return jobs[offset : offset + max(limit, 0)], len(jobs)
 
     def dead_letter_count(self) -> int:
         """How many dead letters the namespace has (brokers count without reading them)."""

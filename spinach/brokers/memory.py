@@ -556,8 +556,12 @@ class MemoryBroker(Broker):
             futures = sorted(self._state().future)
         return _future_jobs(futures)
 
+    def scheduled_count(self) -> int:
+        with self._store.lock:
+            return len(self._state().future)
+
     def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
-        """Only that page is decoded; a ``limit`` of 0 only counts."""
+        """Only that page is decoded."""
         with self._store.lock:
             futures = self._state().future
             page = heapq.nsmallest(offset + limit, futures)[offset:] if limit > 0 else []

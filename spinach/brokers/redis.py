@@ -814,9 +814,12 @@ class RedisBroker(Broker):
         queues = self._redis.hvals(self.key("future_queues"))
         return dict(Counter(_text(queue) for queue in cast("list[bytes]", queues)))
 
+    def scheduled_count(self) -> int:
+        return int(self._redis.zcard(self.key("future")))
+
     def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
-        if limit <= 0:  # only the count (ZRANGE 0 -1 would read them all)
-            return [], int(self._redis.zcard(self.key("future")))
+        if limit <= 0:  # no job (ZRANGE 0 -1 would read them all)
+            return [], self.scheduled_count()
         pipe = self._snapshot()
         pipe.zrange(self.key("future"), offset, offset + limit - 1, withscores=True)
         pipe.zcard(self.key("future"))

@@ -336,6 +336,9 @@ class PartitionedRedisBroker(RedisBroker):
             total.update(part.scheduled_counts())
         return dict(total)
 
+    def scheduled_count(self) -> int:
+        return sum(part.scheduled_count() for part in self.partitions)
+
     def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
         """Each partition's first ``offset + limit`` jobs, merged by due time."""
         pages = [part.scheduled_page(0, offset + limit) for part in self.partitions]

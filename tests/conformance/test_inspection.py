@@ -38,6 +38,17 @@ def test_scheduled_jobs_soonest_first(broker: Broker, make_job) -> None:
     assert scheduled[1].to_dict() == late.to_dict()
 
 
+def test_scheduled_count_counts_future_jobs_only(broker: Broker, clock, make_job) -> None:
+    assert broker.scheduled_count() == 0
+    broker.enqueue_jobs([make_job(delay=10 + n) for n in range(5)] + [make_job()])
+
+    assert broker.scheduled_count() == 5
+    assert broker.scheduled_page(0, 2)[1] == 5
+    clock.advance(12)
+    broker.move_future_jobs()
+    assert broker.scheduled_count() == 2
+
+
 @pytest.mark.one_partition
 def test_running_jobs_by_worker(broker: Broker, peer: Broker, make_job) -> None:
     assert broker.running_jobs() == {}
