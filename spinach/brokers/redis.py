@@ -147,7 +147,7 @@ from .redis_client import (
     disconnect,
     log_hidden_retries,
 )
-from .redis_layout import check_layout, resolve_count, split_url
+from .redis_layout import check_layout, check_namespace, resolve_count, split_url
 from .redis_settings import RedisSettings, settings_from
 from .redis_watch import Watchers
 
@@ -434,9 +434,13 @@ class RedisBroker(Broker):
         return self._redis
 
     def set_namespace(self, namespace: str) -> None:
-        """Bind the broker to a namespace; its name becomes the hash tag of every key."""
-        if not namespace or "{" in namespace or "}" in namespace:
-            raise ValueError(f"a Redis namespace must be non-empty without braces: {namespace!r}")
+        """Bind the broker to a namespace; its name becomes the hash tag of every key (a
+        name that could share keys with another namespace is refused: ``check_namespace``)."""
+        check_namespace(namespace)
+        self._bind_namespace(namespace)
+
+    def _bind_namespace(self, namespace: str) -> None:
+        """``set_namespace`` without the check (a partition binds to its tag)."""
         super().set_namespace(namespace)
         self.prefix = f"{{{namespace}}}/"
         self._script_keys = {

@@ -101,7 +101,7 @@ def _partition(owner: PartitionedRedisBroker, index: int) -> _Partition:
     part._fetch_lock, part._calls_lock = threading.Lock(), threading.Lock()
     part._pending_fetch, part._acks, part._failed_calls = None, [], {}
     part._info_json = None
-    RedisBroker.set_namespace(part, partition_tags(owner.namespace, owner.partition_count)[index])
+    RedisBroker._bind_namespace(part, partition_tags(owner.namespace, owner.partition_count)[index])
     part.namespace, part.channel = owner.namespace, owner.channel
     return part
 
