@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu.utils.encoding import safe_repr
+from ..utils.saferepr import ARGS_REPR_MAXSIZE, REPR_MAXLEVELS, saferepr
+
+#: How the default reprs are cut, as by Celery's producers.
+_CUT = (ARGS_REPR_MAXSIZE, REPR_MAXLEVELS)
 
 
 class Context:
@@ -97,14 +100,15 @@ class Context:
 
 class JobContext(Context):
     """The request of a worker's job: ``argsrepr`` and ``kwargsrepr`` (the reprs of its
-    arguments, which task events and some result backends show) are made when first read,
-    from the arguments as they are then: most jobs never need them."""
+    arguments, which task events and some result backends show, cut as Celery's producers
+    cut them) are made when first read, from the arguments as they are then: most jobs
+    never need them."""
 
     @property
     def argsrepr(self) -> str:
         value = self.__dict__.get("argsrepr")
         if value is None:
-            value = self.__dict__["argsrepr"] = safe_repr(tuple(self.args or ()))
+            value = self.__dict__["argsrepr"] = saferepr(tuple(self.args or ()), *_CUT)
         return value
 
     @argsrepr.setter
@@ -115,7 +119,7 @@ class JobContext(Context):
     def kwargsrepr(self) -> str:
         value = self.__dict__.get("kwargsrepr")
         if value is None:
-            value = self.__dict__["kwargsrepr"] = safe_repr(self.kwargs or {})
+            value = self.__dict__["kwargsrepr"] = saferepr(self.kwargs or {}, *_CUT)
         return value
 
     @kwargsrepr.setter
