@@ -11,7 +11,8 @@ _CUT = (ARGS_REPR_MAXSIZE, REPR_MAXLEVELS)
 
 
 class Context:
-    """What a task knows about the current run; fields default as in Celery."""
+    """What a task knows about the current run; fields default as in Celery (``utc``: True
+    in a worker's request, None in an eager one)."""
 
     id: str | None = None
     task: str | None = None
@@ -42,8 +43,9 @@ class Context:
     shadow: str | None = None
     taskset: str | None = None
     replaced_task_nesting = 0
-    argsrepr: str | None = None
-    kwargsrepr: str | None = None
+    properties: dict | None = None
+    # No argsrepr/kwargsrepr here: as in Celery, only a worker's request has them
+    # (``JobContext``); an eager request has no such attribute.
     stamped_headers: list[str] | None = None
     stamps: dict[str, Any] | None = None
     #: Set by ``Task.retry`` while the retry is being sent (``app.retry``).
