@@ -29,6 +29,7 @@ re-enqueued or purged.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -45,6 +46,8 @@ from ..job import Job
 from ..task import Task
 
 Clock = Callable[[], float]
+
+logger = logging.getLogger("spinach.brokers")
 
 
 @dataclass
@@ -119,6 +122,18 @@ def normalize_queues(queue: str | Sequence[str]) -> list[str]:
     if not queues:
         raise ValueError("at least one queue is needed")
     return list(dict.fromkeys(queues))
+
+
+def log_kept_dead_letters(kept: Iterable[tuple[str, str, str]]) -> None:
+    """Warn about dead letters a retry kept: ``(letter id, unique key, "<status>/<job id>"
+    of the job holding the key)`` each."""
+    for letter_id, key, holder in kept:
+        status, _, holder_id = holder.partition("/")
+        logger.warning(
+            "Dead letter %s not retried: its unique key %r is held by job %s (%s); retry it "
+            "once that job ends, or purge it",
+            letter_id, key, holder_id, status.lower(),
+        )  # fmt: skip
 
 
 class Broker(ABC):
@@ -328,7 +343,12 @@ class Broker(ABC):
 
     @abstractmethod
     def retry_dead_letters(self, ids: Iterable[str] | None = None) -> int:
-        """Put dead letters (all, or those ids) back in their queue; how many."""
+        """Put dead letters (all, or those ids) back in their queue; how many.
+
+        The job of a dead letter that held a unique key takes it again, held while the job
+        lives (its ``unique_ttl`` is not carried over). While another stored job holds that
+        key, the dead letter stays, not counted, and a warning names both jobs
+        (``log_kept_dead_letters``): a second copy is never queued beside a unique job."""
 
     @abstractmethod
     def purge_dead_letters(self, ids: Iterable[str] | None = None) -> int:

@@ -131,7 +131,16 @@ from ..history import FINISHED_COUNT_MINUTES, HistoryRecord, counts_by_queue
 from ..job import Job, JobStatus
 from ..outage import Outage
 from ..task import Task
-from .base import Broker, Clock, DeadLetter, Unscoped, Watch, WorkerInfo, normalize_queues
+from .base import (
+    Broker,
+    Clock,
+    DeadLetter,
+    Unscoped,
+    Watch,
+    WorkerInfo,
+    log_kept_dead_letters,
+    normalize_queues,
+)
 from .redis_calls import script_callers
 from .redis_client import (
     Client,
@@ -182,6 +191,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "dead_letter": (
         "running", "running_meta", "running_by_task", "running_owners", "dead",
         "dead_queue", "dead_reason", "dead_order", "dead_time", "dead_seq", "unique_of",
+        "dead_unique",
     ),
     "set_dead_letter_reasons": ("dead", "dead_reason"),
     "move_future_jobs": (
@@ -202,11 +212,11 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "retry_dead_letters": (
         "queues", "queued_ids", "dead", "dead_queue", "dead_reason", "dead_order",
-        "dead_time", "replies", "replies_at",
+        "dead_time", "replies", "replies_at", "future", "running", "unique_of", "dead_unique",
     ),
     "purge_dead_letters": (
         "dead", "dead_queue", "dead_reason", "dead_order", "dead_time", "replies",
-        "replies_at",
+        "replies_at", "dead_unique",
     ),
     "record_history": (
         "history", "history_jobs", "finished_counts", "finished_fields", "replies",
@@ -218,7 +228,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
         "periodic", "periodic_tasks", "workers", "heartbeats", "dead", "dead_queue",
         "dead_reason", "dead_order", "dead_time", "dead_seq", "replies", "replies_at",
         "history", "history_jobs", "finished_counts", "finished_fields", "rate_limits",
-        "rate_tat", "rate_deferred",
+        "rate_tat", "rate_deferred", "dead_unique",
     ),
 }  # fmt: skip
 
@@ -739,7 +749,9 @@ class RedisBroker(Broker):
         selection = self._dead_letter_selection(ids)
         if selection is None:
             return 0
-        return int(self._run_once("retry_dead_letters", [self.channel], selection))
+        retried, *kept = self._run_once("retry_dead_letters", [self.channel], selection)
+        log_kept_dead_letters(_groups([_text(item) for item in kept], 3))
+        return int(retried)
 
     def purge_dead_letters(self, ids: Iterable[str] | None = None) -> int:
         selection = self._dead_letter_selection(ids)
