@@ -392,6 +392,8 @@ class RedisBroker(Broker):
         self.set_namespace(self.namespace)
 
     def _after_fork(self) -> None:
+        # A parent's thread may hold a lock at the fork: the child's copy would stay held.
+        self._fetch_lock, self._calls_lock = threading.Lock(), threading.Lock()
         self._new_id_prefix()
 
     def _new_id_prefix(self) -> None:

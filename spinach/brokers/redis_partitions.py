@@ -129,6 +129,8 @@ class PartitionedRedisBroker(RedisBroker):
 
     def _after_fork(self) -> None:
         super()._after_fork()
+        for part in self.partitions:  # copies of this broker: not registered themselves
+            part._fetch_lock, part._calls_lock = threading.Lock(), threading.Lock()
         self._new_turns()
 
     # -- routing -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from kombu import Connection, pools
 
 from spinach.brokers.redis_layout import split_url
+from spinach.forks import at_fork_in_child
 from spinach.history import given_reprs
 
 from ..app import routes
@@ -38,6 +39,15 @@ class Configured(Protocol):
 
 _connections: dict[str, Connection] = {}
 _lock = threading.Lock()
+
+
+@at_fork_in_child
+def _forget_after_fork() -> None:
+    """In a forked child: its own lock (a parent's thread may have held this one) and its
+    own connections (the parent's sockets are not the child's to use)."""
+    global _lock
+    _lock = threading.Lock()
+    _connections.clear()
 
 
 def is_legacy(app: Configured, name: str, routers: list[routes.Router] | None = None) -> bool:
