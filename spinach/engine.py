@@ -86,8 +86,8 @@ class Engine:
         with self._state_lock:
             if self.running:
                 raise RuntimeError("the namespace cannot change while workers run")
+            self._broker.set_namespace(namespace)  # first: it may refuse the name
             self._namespace = namespace
-            self._broker.set_namespace(namespace)
 
     @property
     def broker(self) -> Broker:

@@ -1,14 +1,17 @@
-"""Objects that must start afresh in a forked child (connections, id series).
+"""Objects that must start afresh in a forked child (connections, id series, locks).
 
 ``os.register_at_fork`` keeps every hook for the life of the process, so each object
 registering its own would pile hooks up; objects register here instead, weakly, and one
-hook resets those still alive.
+hook resets those still alive. Modules register a function (``at_fork_in_child``) for
+their own state, such as a module-level lock: a thread of the parent may hold it at the
+fork, and that thread does not exist in the child, so the copy would never be released.
 """
 
 from __future__ import annotations
 
 import os
 import weakref
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -18,6 +21,7 @@ class ResetAfterFork(Protocol):
 
 
 _registered: weakref.WeakValueDictionary[int, ResetAfterFork] = weakref.WeakValueDictionary()
+_functions: list[Callable[[], None]] = []
 
 
 def reset_after_fork(obj: ResetAfterFork) -> None:
@@ -25,7 +29,15 @@ def reset_after_fork(obj: ResetAfterFork) -> None:
     _registered[id(obj)] = obj
 
 
+def at_fork_in_child(function: Callable[[], None]) -> Callable[[], None]:
+    """Call ``function()`` in every forked child (a module's reset); usable as a decorator."""
+    _functions.append(function)
+    return function
+
+
 def _reset_all() -> None:
+    for function in list(_functions):
+        function()
     for obj in list(_registered.values()):
         obj._after_fork()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from spinach.forks import at_fork_in_child
+
 if TYPE_CHECKING:
     from .app.base import Celery
     from .app.task import Task
@@ -14,6 +16,13 @@ _current_app: Celery | None = None
 _default_app: Celery | None = None
 _apps: list[Any] = []  # weak references would do; apps live as long as the process
 _tls = threading.local()
+
+
+@at_fork_in_child
+def _unlock_after_fork() -> None:
+    """A forked child's own lock: a parent's thread may have held it at the fork."""
+    global _lock
+    _lock = threading.RLock()
 
 
 class Snapshot(NamedTuple):

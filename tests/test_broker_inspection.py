@@ -23,7 +23,8 @@ def test_scheduled_counts_and_pages(broker):
     jobs = [Job("t", "a" if i % 3 else "b", now + 100 - i, 0, [i]) for i in range(7)]
     broker.enqueue_jobs([*jobs, Job("t", "a", now, 0)])  # the last one is due: queued
     assert broker.scheduled_counts() == {"a": 4, "b": 3}
-    assert broker.scheduled_page(0, 0) == ([], 7)  # only counted
+    assert broker.scheduled_count() == 7
+    assert broker.scheduled_page(0, 0) == ([], 7)  # no job read
     page, total = broker.scheduled_page(2, 3)
     assert total == 7
     assert [j.task_args for j in page] == [(4,), (3,), (2,)]  # soonest first

@@ -22,6 +22,7 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.crc import key_slot
 from redis.retry import Retry
 
+from spinach import Engine
 from spinach.brokers.base import WorkerInfo
 from spinach.brokers.redis import (
     SCRIPT_KEYS,
@@ -32,6 +33,7 @@ from spinach.brokers.redis import (
     header_keys,
     script_source,
 )
+from spinach.brokers.redis_layout import partition_tags
 from spinach.job import Job, JobStatus
 from spinach.priority import band
 from spinach.task import Task
@@ -203,6 +205,27 @@ def test_namespace_with_braces_is_refused(broker: RedisBroker) -> None:
     for bad in ["", "a{b", "a}b"]:
         with pytest.raises(ValueError):
             broker.set_namespace(bad)
+
+
+@pytest.mark.parametrize("bad", ["a~0", "a~0~1", "a~12", "~3", "billing~0001"])
+def test_namespace_ending_like_a_partition_tag_is_refused(make, bad: str) -> None:
+    refused = rf"namespace '{bad}' ends with '~' and digits.*another namespace's partition"
+    for partitions in (1, 3):
+        with pytest.raises(ValueError, match=refused):
+            make(bad, partitions=partitions)
+        engine = Engine(make(partitions=partitions), namespace="fine")
+        with pytest.raises(ValueError, match=refused):
+            engine.namespace = bad
+        assert engine.namespace == engine.broker.namespace == "fine"
+
+
+@pytest.mark.parametrize("good", ["a~", "a~b", "a~0b", "~", "a~0~", "a-0", "a0"])
+def test_namespace_with_other_tildes_is_accepted(make, good: str) -> None:
+    broker = make(good, partitions=3)
+
+    assert broker.namespace == good
+    tags = partition_tags(good, 3)
+    assert [part.prefix for part in broker.partitions] == [f"{{{tag}}}/" for tag in tags]
 
 
 # -- key layout and scripts ----------------------------------------------------------------

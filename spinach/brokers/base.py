@@ -29,6 +29,7 @@ re-enqueued or purged.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -45,6 +46,8 @@ from ..job import Job
 from ..task import Task
 
 Clock = Callable[[], float]
+
+logger = logging.getLogger("spinach.brokers")
 
 
 @dataclass
@@ -119,6 +122,18 @@ def normalize_queues(queue: str | Sequence[str]) -> list[str]:
     if not queues:
         raise ValueError("at least one queue is needed")
     return list(dict.fromkeys(queues))
+
+
+def log_kept_dead_letters(kept: Iterable[tuple[str, str, str]]) -> None:
+    """Warn about dead letters a retry kept: ``(letter id, unique key, "<status>/<job id>"
+    of the job holding the key)`` each."""
+    for letter_id, key, holder in kept:
+        status, _, holder_id = holder.partition("/")
+        logger.warning(
+            "Dead letter %s not retried: its unique key %r is held by job %s (%s); retry it "
+            "once that job ends, or purge it",
+            letter_id, key, holder_id, status.lower(),
+        )  # fmt: skip
 
 
 class Broker(ABC):
@@ -245,7 +260,10 @@ class Broker(ABC):
 
     @abstractmethod
     def remove_job_from_running(self, job: Job) -> None:
-        """Forget a job that ended (SUCCEEDED or FAILED) and free its concurrency slot."""
+        """Forget a job that ended (SUCCEEDED or FAILED) and free its concurrency slot.
+
+        Only a job this worker process runs, in the job's ``attempt`` (any attempt when it
+        is None), is forgotten; another is left alone (a late report is a no-op)."""
 
     def remove_jobs_from_running(self, jobs: Sequence[Job]) -> None:
         """``remove_job_from_running`` for many jobs; brokers do it in one round trip."""
@@ -325,7 +343,12 @@ class Broker(ABC):
 
     @abstractmethod
     def retry_dead_letters(self, ids: Iterable[str] | None = None) -> int:
-        """Put dead letters (all, or those ids) back in their queue; how many."""
+        """Put dead letters (all, or those ids) back in their queue; how many.
+
+        The job of a dead letter that held a unique key takes it again, held while the job
+        lives (its ``unique_ttl`` is not carried over). While another stored job holds that
+        key, the dead letter stays, not counted, and a warning names both jobs
+        (``log_kept_dead_letters``): a second copy is never queued beside a unique job."""
 
     @abstractmethod
     def purge_dead_letters(self, ids: Iterable[str] | None = None) -> int:
@@ -343,7 +366,8 @@ class Broker(ABC):
 
     @abstractmethod
     def running_jobs(self) -> dict[str, list[Job]]:
-        """Running jobs by worker id."""
+        """Running jobs by worker id, each with the ``attempt`` (fetch id) it runs in, so
+        the worker running it can end it with ``remove_job_from_running``."""
 
     @abstractmethod
     def workers(self) -> list[WorkerInfo]:
@@ -365,12 +389,16 @@ class Broker(ABC):
             counts[job.queue] = counts.get(job.queue, 0) + 1
         return counts
 
+    def scheduled_count(self) -> int:
+        """How many jobs are due in the future (brokers count without reading them)."""
+        return len(self.scheduled_jobs())
+
     def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
         """Up to ``limit`` jobs due in the future from position ``offset``, soonest first,
-        and how many there are in all (brokers read only that page: a ``limit`` of 0 only
-        counts them)."""
+        and how many there are in all (brokers read only that page; to count them,
+        ``scheduled_count``)."""
         jobs = self.scheduled_jobs()
-        return jobs[offset : offset + limit], len(jobs)
+        return jobs[offset : offset + max(limit, 0)], len(jobs)
 
     def dead_letter_count(self) -> int:
         """How many dead letters the namespace has (brokers count without reading them)."""

@@ -28,7 +28,15 @@ from ..history import FINISHED_COUNT_MINUTES, HistoryRecord, counts_by_queue
 from ..job import Job, JobStatus
 from ..rate_limit import RateLimit, gcra
 from ..task import Task
-from .base import Broker, Clock, DeadLetter, Watch, WorkerInfo, normalize_queues
+from .base import (
+    Broker,
+    Clock,
+    DeadLetter,
+    Watch,
+    WorkerInfo,
+    log_kept_dead_letters,
+    normalize_queues,
+)
 from .memory_shared import Inbox, SharedEntries
 
 
@@ -88,6 +96,7 @@ class _Namespace:
     periodic: dict[str, _Periodic] = field(default_factory=dict)
     workers: dict[str, WorkerInfo] = field(default_factory=dict)
     dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
+    dead_unique: dict[str, str] = field(default_factory=dict)  # letter id -> its job's key
     history: dict[str, tuple[float, str]] = field(default_factory=dict)  # id -> (at, JSON)
     finished_counts: Counter[str] = field(default_factory=Counter)  # "<minute> <queue>"
 
@@ -189,15 +198,22 @@ class MemoryBroker(Broker):
         key already and return that job's status."""
         key = job.unique_key
         assert key is not None
-        holder, expiry = state.unique.get(key, ("", math.inf))
-        where = self._location(state, holder) if holder and expiry > now else None
-        if where is not None:
-            job.id = holder
-            return where
+        held = self._unique_holder(state, key, now)
+        if held is not None:
+            job.id = held[1]
+            return held[0]
         ttl = job.unique_ttl
         state.unique[key] = (job.id, math.inf if ttl is None else now + ttl)
         state.unique_of[job.id] = key
         return None
+
+    def _unique_holder(
+        self, state: _Namespace, key: str, now: float
+    ) -> tuple[JobStatus, str] | None:
+        """Where the stored job holding ``key`` is, and its id; None when the key is free."""
+        holder, expiry = state.unique.get(key, ("", math.inf))
+        where = self._location(state, holder) if holder and expiry > now else None
+        return None if where is None else (where, holder)
 
     @staticmethod
     def _release_unique(state: _Namespace, job_id: str) -> None:
@@ -226,15 +242,16 @@ class MemoryBroker(Broker):
         """Release ``job`` if this worker runs it, in the attempt it reports on."""
         return self._release(state, job.id, self.worker_id, job.attempt)
 
-    def _add_dead_letter(self, state: _Namespace, letter: DeadLetter) -> None:
-        """Keep a dead letter, in arrival order. The same payload under a known id only gets
-        the new reason and time, keeping its place; a different one gets a new id."""
+    def _add_dead_letter(self, state: _Namespace, letter: DeadLetter) -> str:
+        """Keep a dead letter, in arrival order; its id. The same payload under a known id
+        only gets the new reason and time, keeping its place; a different one gets a new id."""
         existing = state.dead_letters.get(letter.id)
         if existing is not None and existing.payload != letter.payload:
             letter, existing = replace(letter, id=uuid.uuid4().hex), None
         if existing is not None:
             letter = replace(existing, reason=letter.reason, failed_at=letter.failed_at)
         state.dead_letters[letter.id] = letter  # a known key keeps its place
+        return letter.id
 
     # -- client side -------------------------------------------------------------------
 
@@ -391,8 +408,12 @@ class MemoryBroker(Broker):
             state = self._state()
             if self._release_own(state, job) is None:
                 return  # a late worker's job: recovery took it already, it stays there
+            key = state.unique_of.get(job.id)
             self._release_unique(state, job.id)
-            self._add_dead_letter(state, DeadLetter(job.id, job.queue, payload, reason, self.now()))
+            letter = DeadLetter(job.id, job.queue, payload, reason, self.now())
+            letter_id = self._add_dead_letter(state, letter)
+            if key is not None:
+                state.dead_unique[letter_id] = key  # taken again by retry_dead_letters
         self._notify_peers()  # a concurrency slot is free
 
     def move_future_jobs(self) -> int:
@@ -527,15 +548,33 @@ class MemoryBroker(Broker):
             return len(self._state().dead_letters)
 
     def retry_dead_letters(self, ids: Iterable[str] | None = None) -> int:
+        kept: list[tuple[str, str, str]] = []
         with self._store.lock:
             state = self._state()
             letters = _select(state.dead_letters, ids)
             for letter in letters:
-                del state.dead_letters[letter.id]
-                self._push(state, letter.queue, _Entry(_payload_id(letter.payload), letter.payload))
-        if letters:
+                holder = self._retry_letter(state, letter)
+                if holder is not None:
+                    kept.append((letter.id, state.dead_unique[letter.id], holder))
+        log_kept_dead_letters(kept)
+        if len(letters) > len(kept):
             self._notify_peers()
-        return len(letters)
+        return len(letters) - len(kept)
+
+    def _retry_letter(self, state: _Namespace, letter: DeadLetter) -> str | None:
+        """Queue a dead letter's payload again, its job taking back its unique key; or keep
+        it and return ``"<status>/<id>"`` of the other job holding that key."""
+        job_id = _payload_id(letter.payload)
+        key = state.dead_unique.get(letter.id) if job_id else None
+        held = self._unique_holder(state, key, self.now()) if key else None
+        if held is not None and held[1] != job_id:
+            return f"{held[0].name}/{held[1]}"
+        if key and job_id and held is None:
+            state.unique[key], state.unique_of[job_id] = (job_id, math.inf), key
+        del state.dead_letters[letter.id]
+        state.dead_unique.pop(letter.id, None)
+        self._push(state, letter.queue, _Entry(job_id, letter.payload))
+        return None
 
     def purge_dead_letters(self, ids: Iterable[str] | None = None) -> int:
         with self._store.lock:
@@ -543,6 +582,7 @@ class MemoryBroker(Broker):
             letters = _select(state.dead_letters, ids)
             for letter in letters:
                 del state.dead_letters[letter.id]
+                state.dead_unique.pop(letter.id, None)
         return len(letters)
 
     # -- inspection --------------------------------------------------------------------
@@ -556,8 +596,12 @@ class MemoryBroker(Broker):
             futures = sorted(self._state().future)
         return _future_jobs(futures)
 
+    def scheduled_count(self) -> int:
+        with self._store.lock:
+            return len(self._state().future)
+
     def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
-        """Only that page is decoded; a ``limit`` of 0 only counts."""
+        """Only that page is decoded."""
         with self._store.lock:
             futures = self._state().future
             page = heapq.nsmallest(offset + limit, futures)[offset:] if limit > 0 else []
@@ -569,9 +613,9 @@ class MemoryBroker(Broker):
             running = list(self._state().running.values())
         by_worker: dict[str, list[Job]] = {}
         for entry in running:
-            by_worker.setdefault(entry.worker_id, []).append(
-                _decoded(entry.payload, JobStatus.RUNNING)
-            )
+            job = _decoded(entry.payload, JobStatus.RUNNING)
+            job.attempt = entry.attempt or None  # so remove_job_from_running finds it
+            by_worker.setdefault(entry.worker_id, []).append(job)
         return by_worker
 
     def workers(self) -> list[WorkerInfo]:

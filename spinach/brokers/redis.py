@@ -131,7 +131,16 @@ from ..history import FINISHED_COUNT_MINUTES, HistoryRecord, counts_by_queue
 from ..job import Job, JobStatus
 from ..outage import Outage
 from ..task import Task
-from .base import Broker, Clock, DeadLetter, Unscoped, Watch, WorkerInfo, normalize_queues
+from .base import (
+    Broker,
+    Clock,
+    DeadLetter,
+    Unscoped,
+    Watch,
+    WorkerInfo,
+    log_kept_dead_letters,
+    normalize_queues,
+)
 from .redis_calls import script_callers
 from .redis_client import (
     Client,
@@ -147,7 +156,7 @@ from .redis_client import (
     disconnect,
     log_hidden_retries,
 )
-from .redis_layout import check_layout, resolve_count, split_url
+from .redis_layout import check_layout, check_namespace, resolve_count, split_url
 from .redis_settings import RedisSettings, settings_from
 from .redis_watch import Watchers
 
@@ -182,6 +191,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "dead_letter": (
         "running", "running_meta", "running_by_task", "running_owners", "dead",
         "dead_queue", "dead_reason", "dead_order", "dead_time", "dead_seq", "unique_of",
+        "dead_unique",
     ),
     "set_dead_letter_reasons": ("dead", "dead_reason"),
     "move_future_jobs": (
@@ -202,11 +212,11 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "retry_dead_letters": (
         "queues", "queued_ids", "dead", "dead_queue", "dead_reason", "dead_order",
-        "dead_time", "replies", "replies_at",
+        "dead_time", "replies", "replies_at", "future", "running", "unique_of", "dead_unique",
     ),
     "purge_dead_letters": (
         "dead", "dead_queue", "dead_reason", "dead_order", "dead_time", "replies",
-        "replies_at",
+        "replies_at", "dead_unique",
     ),
     "record_history": (
         "history", "history_jobs", "finished_counts", "finished_fields", "replies",
@@ -218,7 +228,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
         "periodic", "periodic_tasks", "workers", "heartbeats", "dead", "dead_queue",
         "dead_reason", "dead_order", "dead_time", "dead_seq", "replies", "replies_at",
         "history", "history_jobs", "finished_counts", "finished_fields", "rate_limits",
-        "rate_tat", "rate_deferred",
+        "rate_tat", "rate_deferred", "dead_unique",
     ),
 }  # fmt: skip
 
@@ -382,6 +392,8 @@ class RedisBroker(Broker):
         self.set_namespace(self.namespace)
 
     def _after_fork(self) -> None:
+        # A parent's thread may hold a lock at the fork: the child's copy would stay held.
+        self._fetch_lock, self._calls_lock = threading.Lock(), threading.Lock()
         self._new_id_prefix()
 
     def _new_id_prefix(self) -> None:
@@ -434,9 +446,13 @@ class RedisBroker(Broker):
         return self._redis
 
     def set_namespace(self, namespace: str) -> None:
-        """Bind the broker to a namespace; its name becomes the hash tag of every key."""
-        if not namespace or "{" in namespace or "}" in namespace:
-            raise ValueError(f"a Redis namespace must be non-empty without braces: {namespace!r}")
+        """Bind the broker to a namespace; its name becomes the hash tag of every key (a
+        name that could share keys with another namespace is refused: ``check_namespace``)."""
+        check_namespace(namespace)
+        self._bind_namespace(namespace)
+
+    def _bind_namespace(self, namespace: str) -> None:
+        """``set_namespace`` without the check (a partition binds to its tag)."""
         super().set_namespace(namespace)
         self.prefix = f"{{{namespace}}}/"
         self._script_keys = {
@@ -735,7 +751,9 @@ class RedisBroker(Broker):
         selection = self._dead_letter_selection(ids)
         if selection is None:
             return 0
-        return int(self._run_once("retry_dead_letters", [self.channel], selection))
+        retried, *kept = self._run_once("retry_dead_letters", [self.channel], selection)
+        log_kept_dead_letters(_groups([_text(item) for item in kept], 3))
+        return int(retried)
 
     def purge_dead_letters(self, ids: Iterable[str] | None = None) -> int:
         selection = self._dead_letter_selection(ids)
@@ -783,8 +801,10 @@ class RedisBroker(Broker):
         payloads, metas = pipe.execute()
         by_worker: dict[str, list[Job]] = {}
         for job_id, payload in payloads.items():
-            worker = json.loads(metas[job_id])["w"] if job_id in metas else ""
-            by_worker.setdefault(worker, []).append(_decoded(payload, JobStatus.RUNNING))
+            meta = json.loads(metas[job_id]) if job_id in metas else {}
+            job = _decoded(payload, JobStatus.RUNNING)
+            job.attempt = meta.get("a") or None  # so remove_job_from_running finds it
+            by_worker.setdefault(meta.get("w", ""), []).append(job)
         return by_worker
 
     def workers(self) -> list[WorkerInfo]:
@@ -812,9 +832,12 @@ class RedisBroker(Broker):
         queues = self._redis.hvals(self.key("future_queues"))
         return dict(Counter(_text(queue) for queue in cast("list[bytes]", queues)))
 
+    def scheduled_count(self) -> int:
+        return int(self._redis.zcard(self.key("future")))
+
     def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
-        if limit <= 0:  # only the count (ZRANGE 0 -1 would read them all)
-            return [], int(self._redis.zcard(self.key("future")))
+        if limit <= 0:  # no job (ZRANGE 0 -1 would read them all)
+            return [], self.scheduled_count()
         pipe = self._snapshot()
         pipe.zrange(self.key("future"), offset, offset + limit - 1, withscores=True)
         pipe.zcard(self.key("future"))

@@ -36,6 +36,8 @@ EDGE_SLOTS = 1
 LIVE_KEYS = ("queued_ids", "future", "running", "dead_order", "workers")
 
 _DIGITS = re.compile(r"[0-9]+")
+#: How every partition tag ends (``~<index>`` or ``~<index>~<k>``; see ``partition_tags``).
+_TAG_END = re.compile(r"~[0-9]+\Z")
 
 
 class PartitionLayoutError(RuntimeError):
@@ -48,6 +50,24 @@ def check_count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PARTITIONS:
         raise ValueError(f"partitions must be an int from 1 to {MAX_PARTITIONS}, not {value!r}")
     return value
+
+
+def check_namespace(namespace: str) -> None:
+    """Refuse a namespace that could share its keys with another one: a name with braces
+    (they would end the hash tag), the empty name, or one ending in ``~`` and digits.
+
+    Every partition tag ends so (``<ns>~i`` or ``<ns>~i~k``), and no other name does: then
+    a namespace is never another one's partition (``a~0`` against partition 0 of ``a``),
+    and two namespaces never share a partition tag (``<x>~i~k`` splits back into one
+    ``x``, ``i`` and ``k`` only). Any other ``~`` is harmless."""
+    if not namespace or "{" in namespace or "}" in namespace:
+        raise ValueError(f"a Redis namespace must be non-empty without braces: {namespace!r}")
+    if _TAG_END.search(namespace):
+        raise ValueError(
+            f"Redis namespace {namespace!r} ends with '~' and digits, as the hash tags of "
+            "partitioned namespaces do, so its keys could be another namespace's partition: "
+            "rename it (e.g. put a letter after the '~')"
+        )
 
 
 def split_url(url: str) -> tuple[str, int | None]:

@@ -101,7 +101,7 @@ def _partition(owner: PartitionedRedisBroker, index: int) -> _Partition:
     part._fetch_lock, part._calls_lock = threading.Lock(), threading.Lock()
     part._pending_fetch, part._acks, part._failed_calls = None, [], {}
     part._info_json = None
-    RedisBroker.set_namespace(part, partition_tags(owner.namespace, owner.partition_count)[index])
+    RedisBroker._bind_namespace(part, partition_tags(owner.namespace, owner.partition_count)[index])
     part.namespace, part.channel = owner.namespace, owner.channel
     return part
 
@@ -129,6 +129,8 @@ class PartitionedRedisBroker(RedisBroker):
 
     def _after_fork(self) -> None:
         super()._after_fork()
+        for part in self.partitions:  # copies of this broker: not registered themselves
+            part._fetch_lock, part._calls_lock = threading.Lock(), threading.Lock()
         self._new_turns()
 
     # -- routing -------------------------------------------------------------------------
@@ -229,11 +231,18 @@ class PartitionedRedisBroker(RedisBroker):
         return jobs
 
     def remove_job_from_running(self, job: Job) -> None:
-        self.holder(job).remove_jobs_from_running([job])
+        self.remove_jobs_from_running([job])
 
     def remove_jobs_from_running(self, jobs: Sequence[Job]) -> None:
-        for part, group in self._by_partition(jobs, self.holder):
+        """Each job on the partition its ``attempt`` names; a job without one (built by
+        hand) on every partition, as its home may not be where it runs (``push_raw``, a
+        limited task sent by a producer that knew the limit)."""
+        known = [job for job in jobs if job.attempt]
+        for part, group in self._by_partition(known, self.holder):
             part.remove_jobs_from_running(group)
+        unknown = [job for job in jobs if not job.attempt]
+        for part in self.partitions if unknown else ():
+            part.remove_jobs_from_running(unknown)
 
     def return_jobs(self, jobs: Sequence[Job]) -> None:
         for part, group in self._by_partition(jobs, self.holder):
@@ -328,6 +337,9 @@ class PartitionedRedisBroker(RedisBroker):
         for part in self.partitions:
             total.update(part.scheduled_counts())
         return dict(total)
+
+    def scheduled_count(self) -> int:
+        return sum(part.scheduled_count() for part in self.partitions)
 
     def scheduled_page(self, offset: int = 0, limit: int = 50) -> tuple[list[Job], int]:
         """Each partition's first ``offset + limit`` jobs, merged by due time."""

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu.utils.encoding import safe_repr
+from ..utils.saferepr import ARGS_REPR_MAXSIZE, REPR_MAXLEVELS, saferepr
+
+#: How the default reprs are cut, as by Celery's producers.
+_CUT = (ARGS_REPR_MAXSIZE, REPR_MAXLEVELS)
 
 
 class Context:
-    """What a task knows about the current run; fields default as in Celery."""
+    """What a task knows about the current run; fields default as in Celery (``utc``: True
+    in a worker's request, None in an eager one)."""
 
     id: str | None = None
     task: str | None = None
@@ -39,8 +43,9 @@ class Context:
     shadow: str | None = None
     taskset: str | None = None
     replaced_task_nesting = 0
-    argsrepr: str | None = None
-    kwargsrepr: str | None = None
+    properties: dict | None = None
+    # No argsrepr/kwargsrepr here: as in Celery, only a worker's request has them
+    # (``JobContext``); an eager request has no such attribute.
     stamped_headers: list[str] | None = None
     stamps: dict[str, Any] | None = None
     #: Set by ``Task.retry`` while the retry is being sent (``app.retry``).
@@ -97,14 +102,15 @@ class Context:
 
 class JobContext(Context):
     """The request of a worker's job: ``argsrepr`` and ``kwargsrepr`` (the reprs of its
-    arguments, which task events and some result backends show) are made when first read,
-    from the arguments as they are then: most jobs never need them."""
+    arguments, which task events and some result backends show, cut as Celery's producers
+    cut them) are made when first read, from the arguments as they are then: most jobs
+    never need them."""
 
     @property
     def argsrepr(self) -> str:
         value = self.__dict__.get("argsrepr")
         if value is None:
-            value = self.__dict__["argsrepr"] = safe_repr(tuple(self.args or ()))
+            value = self.__dict__["argsrepr"] = saferepr(tuple(self.args or ()), *_CUT)
         return value
 
     @argsrepr.setter
@@ -115,7 +121,7 @@ class JobContext(Context):
     def kwargsrepr(self) -> str:
         value = self.__dict__.get("kwargsrepr")
         if value is None:
-            value = self.__dict__["kwargsrepr"] = safe_repr(self.kwargs or {})
+            value = self.__dict__["kwargsrepr"] = saferepr(self.kwargs or {}, *_CUT)
         return value
 
     @kwargsrepr.setter

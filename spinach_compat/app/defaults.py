@@ -94,6 +94,7 @@ DEFAULTS: dict[str, Any] = {
     "task_protocol": 2,
     "task_create_missing_queues": True,
     "task_send_sent_event": False,
+    "task_repr_maxlevels": 3,
     "worker_concurrency": None,
     "worker_prefetch_multiplier": 4,
     "worker_hijack_root_logger": True,
@@ -116,6 +117,8 @@ SUPPORTED_POOLS = ("prefork", "processes", "threads", "solo", "gevent")
 UNSUPPORTED: dict[str, str] = {
     "task_annotations": "task annotations are not supported",
     "result_compression": "compressed results are not supported: leave it unset",
+    "task_repr_maxlevels": "the default argsrepr/kwargsrepr show 3 nesting levels, Celery's "
+    "default: leave it unset, or pass argsrepr=/kwargsrepr= to show something else",
 }
 
 #: Settings naming a serializer, a compression, and a list of accepted content types

@@ -69,13 +69,16 @@ def _eager_request(
         headers_of_stamps: dict[str, Any] = {"stamped_headers": names, "stamps": found}
     else:
         headers_of_stamps = {}
+    limits = (task.time_limit, task.soft_time_limit)  # the task's, not the call's: as Celery
     return Context(
         headers_of_stamps,
         id=task_id, task=task.name, args=args, kwargs=kwargs, retries=retries, is_eager=True,
         hostname=socket.gethostname(), headers=headers, called_directly=False,
         parent_id=parent_id, root_id=root_id, delivery_info=delivery_info,
         ignore_result=options.get("ignore_result", task.ignore_result), loglevel=0,
-        logfile=None, timelimit=None, callbacks=links.as_list(options.get("link")),
+        logfile=None, timelimit=None if limits == (None, None) else list(limits),
+        time_limit=limits[0], soft_time_limit=limits[1], utc=None,
+        callbacks=links.as_list(options.get("link")),
         errbacks=links.as_list(options.get("link_error")),
     )  # fmt: skip
 

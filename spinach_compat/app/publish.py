@@ -35,12 +35,12 @@ from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kombu.exceptions import EncodeError
-from kombu.utils.encoding import safe_repr
 
 from .. import signals
 from .._state import get_current_task, get_current_worker_task
 from ..exceptions import UnsupportedFeature
 from ..interop import legacy
+from ..utils.saferepr import args_reprs
 from . import codec, links, routes, stamps
 from .call_options import MUST_BE_NONE as MUST_BE_NONE  # where it was read before
 from .call_options import REPRS, check_options
@@ -375,8 +375,8 @@ def _default_reprs(message: Message) -> dict:
     worker makes them, only if read)."""
     if not (signals.before_task_publish.has_receivers or signals.after_task_publish.has_receivers):
         return {}
-    return {"argsrepr": safe_repr(tuple(message.args or ())),
-            "kwargsrepr": safe_repr(dict(message.kwargs or {}))}  # fmt: skip
+    args, kwargs = args_reprs(tuple(message.args or ()), dict(message.kwargs or {}))
+    return {"argsrepr": args, "kwargsrepr": kwargs}
 
 
 def _carry_added_headers(headers: dict, meta: dict, defaults: dict) -> None:

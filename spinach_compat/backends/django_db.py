@@ -125,8 +125,9 @@ class DatabaseBackend(NotifiedBackend):
                  "worker")  # fmt: skip
         if request is None or not self.extended:
             return dict.fromkeys(names)
-        args = request.argsrepr if request.argsrepr is not None else request.args
-        kwargs = request.kwargsrepr if request.kwargsrepr is not None else request.kwargs
+        args, kwargs = getattr(request, "argsrepr", None), getattr(request, "kwargsrepr", None)
+        args = request.args if args is None else args  # an eager request has no reprs
+        kwargs = request.kwargs if kwargs is None else kwargs
         return {
             "periodic_task_name": _periodic_task_name(request),
             "task_args": None if args is None else self.encode_content(args)[2],

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Protocol
 from kombu import Connection, pools
 
 from spinach.brokers.redis_layout import split_url
+from spinach.forks import at_fork_in_child
 from spinach.history import given_reprs
 
 from ..app import routes
 from ..exceptions import UnsupportedFeature
+from ..utils.saferepr import args_reprs
 
 if TYPE_CHECKING:
     from ..app.base import Celery
@@ -37,6 +39,15 @@ class Configured(Protocol):
 
 _connections: dict[str, Connection] = {}
 _lock = threading.Lock()
+
+
+@at_fork_in_child
+def _forget_after_fork() -> None:
+    """In a forked child: its own lock (a parent's thread may have held this one) and its
+    own connections (the parent's sockets are not the child's to use)."""
+    global _lock
+    _lock = threading.Lock()
+    _connections.clear()
 
 
 def is_legacy(app: Configured, name: str, routers: list[routes.Router] | None = None) -> bool:
@@ -69,6 +80,7 @@ def headers_of(name: str, task_id: str, args: list, kwargs: dict, meta: dict) ->
     """Celery protocol 2 headers of a task sent by ``publish`` (its meta); its reprs are
     the caller's (a header over the option, as Celery's), else those of the arguments."""
     given_args, given_kwargs = given_reprs(meta)
+    made_args, made_kwargs = args_reprs(tuple(args), kwargs)
     return {
         **meta["headers"],
         "lang": "py",
@@ -83,8 +95,8 @@ def headers_of(name: str, task_id: str, args: list, kwargs: dict, meta: dict) ->
         "timelimit": meta["timelimit"] or [None, None],
         "root_id": meta["root_id"],
         "parent_id": meta["parent_id"],
-        "argsrepr": repr(tuple(args)) if given_args is None else given_args,
-        "kwargsrepr": repr(kwargs) if given_kwargs is None else given_kwargs,
+        "argsrepr": made_args if given_args is None else given_args,
+        "kwargsrepr": made_kwargs if given_kwargs is None else given_kwargs,
         "origin": meta["origin"],
         "ignore_result": bool(meta["ignore_result"]),
     }

@@ -86,6 +86,39 @@ def test_request_fields(eager_app, impl):
     assert (seen["called_directly"], seen["is_eager"], seen["id"]) == (True, False, None)
 
 
+#: Request attributes an eager run has (value) or lacks (``ABSENT``), as in Celery 5.7.
+ABSENT = "<absent>"
+PROBED = "argsrepr kwargsrepr timelimit time_limit soft_time_limit utc properties origin shadow"
+PROBED += " reply_to correlation_id"
+
+
+@pytest.mark.parametrize(
+    ("limits", "expected_limits"),
+    [({}, (None, None, None)), ({"time_limit": 30, "soft_time_limit": 20}, ([30, 20], 30, 20)),
+     ({"soft_time_limit": 7}, ([None, 7], None, 7))],
+)  # fmt: skip
+def test_eager_request_attributes(eager_app, impl, limits, expected_limits):
+    """No ``argsrepr``/``kwargsrepr`` (a worker's request only has them, from the message);
+    the time limits are the task's (a call's are not read); ``utc`` and ``properties`` None."""
+
+    @eager_app.task(bind=True, **limits)
+    def probe(self, card):
+        request, seen = self.request, {}
+        for name in PROBED.split():
+            seen[name] = getattr(request, name, ABSENT)
+        seen["get"] = (request.get("argsrepr"), request.get("kwargsrepr", "default"))
+        return seen
+
+    seen = probe.apply_async(("4111",), time_limit=5, argsrepr="(<card>,)").get()
+    timelimit, time_limit, soft_time_limit = expected_limits
+    assert seen == {
+        "argsrepr": ABSENT, "kwargsrepr": ABSENT, "timelimit": timelimit,
+        "time_limit": time_limit, "soft_time_limit": soft_time_limit, "utc": None,
+        "properties": None, "origin": None, "shadow": None, "reply_to": None,
+        "correlation_id": None, "get": (None, "default"),
+    }  # fmt: skip
+
+
 def test_retry_until_success_keeps_id(eager_app, impl):
     attempts = []
 

@@ -259,6 +259,26 @@ def test_a_group_member_sent_to_legacy_workers_carries_its_group(make_app):
     assert (headers["group"], headers["group_index"]) == ("the-group", 0)  # Celery's headers
 
 
+LONG_ARGS = (list(range(600)), "word " * 300, {"nested": [[[["deep"]]]]}, b"\x00" * 50)
+LONG_KWARGS = {"text": "x" * 2000, "items": {f"k{i}": i for i in range(300)}, "n": 1.5}
+
+
+def test_a_message_to_legacy_workers_has_celery_s_default_reprs(make_app):
+    """Made as a Celery 5.7 client makes them (``app.amqp.as_task_v2``): ``saferepr`` of
+    the arguments, cut at 1,024 characters and 3 levels."""
+    app = make_app("producer", spinach_legacy_tasks=["interop.legacy_*"])
+    message = publish.resolve(app, "interop.legacy_mul", LONG_ARGS, LONG_KWARGS, {})
+    ours = legacy.headers_of(
+        message.name, message.task_id, list(LONG_ARGS), LONG_KWARGS, message.meta
+    )
+    real = celery.Celery("real", set_as_current=False)
+    theirs = real.amqp.as_task_v2(message.task_id, message.name, LONG_ARGS, LONG_KWARGS).headers
+    assert (ours["argsrepr"], ours["kwargsrepr"]) == (theirs["argsrepr"], theirs["kwargsrepr"])
+    assert len(ours["argsrepr"]) < 1100 and ours["argsrepr"].endswith("..., ...])")
+    short = legacy.headers_of(message.name, message.task_id, [6, "x"], {"k": None}, message.meta)
+    assert (short["argsrepr"], short["kwargsrepr"]) == ("(6, 'x')", "{'k': None}")
+
+
 def test_a_message_to_legacy_workers_carries_the_given_reprs(make_app):
     """Celery's ``argsrepr``/``kwargsrepr`` headers: the call's (a header of that name over
     the option, as Celery's), else the reprs of the arguments."""

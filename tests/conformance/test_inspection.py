@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from spinach import job_codec
 from spinach.brokers.base import Broker, WorkerInfo
 from spinach.job import JobStatus
 
@@ -37,6 +38,17 @@ def test_scheduled_jobs_soonest_first(broker: Broker, make_job) -> None:
     assert scheduled[1].to_dict() == late.to_dict()
 
 
+def test_scheduled_count_counts_future_jobs_only(broker: Broker, clock, make_job) -> None:
+    assert broker.scheduled_count() == 0
+    broker.enqueue_jobs([make_job(delay=10 + n) for n in range(5)] + [make_job()])
+
+    assert broker.scheduled_count() == 5
+    assert broker.scheduled_page(0, 2)[1] == 5
+    clock.advance(12)
+    broker.move_future_jobs()
+    assert broker.scheduled_count() == 2
+
+
 @pytest.mark.one_partition
 def test_running_jobs_by_worker(broker: Broker, peer: Broker, make_job) -> None:
     assert broker.running_jobs() == {}
@@ -64,6 +76,52 @@ def test_finished_job_leaves_running(broker: Broker, make_job) -> None:
 
     assert broker.running_jobs() == {}
     assert broker.queue_lengths() == {}
+
+
+def _raw_jobs(broker: Broker, make_job) -> list[str]:
+    """Jobs pushed raw (to partition 0 on a partitioned broker), with ids whose homes are
+    other partitions of 3 and 4: where they run is not where their id routes them."""
+    jobs = [make_job(partition_key=None) for _ in range(3)]
+    for job, job_id in zip(jobs, ["b", "g", "i"], strict=True):
+        job.id = job_id
+        broker.push_raw("q", job_codec.encode(job))
+    return ids(jobs)
+
+
+def test_inspected_running_job_can_be_ended(broker: Broker, make_job) -> None:
+    expected = _raw_jobs(broker, make_job)
+    fetched = {job.id: job.attempt for job in broker.get_jobs_from_queue("q", 10)}
+
+    inspected = broker.running_jobs()[broker.worker_id]
+
+    assert sorted(ids(inspected)) == sorted(expected)
+    assert {job.id: job.attempt for job in inspected} == fetched
+    broker.remove_jobs_from_running(inspected[:1])
+    for job in inspected[1:]:
+        broker.remove_job_from_running(job)
+    assert broker.running_jobs() == {}
+
+
+def test_running_job_without_attempt_can_be_ended(broker: Broker, make_job) -> None:
+    _raw_jobs(broker, make_job)
+    broker.get_jobs_from_queue("q", 10)
+    inspected = broker.running_jobs()[broker.worker_id]
+    for job in inspected:
+        job.attempt = None
+
+    broker.remove_jobs_from_running(inspected)
+
+    assert broker.running_jobs() == {}
+
+
+def test_another_workers_running_job_is_left_alone(broker: Broker, peer: Broker, make_job) -> None:
+    broker.enqueue_jobs([make_job()])
+    [job] = peer.get_jobs_from_queue("q", 10)
+    [inspected] = broker.running_jobs()[peer.worker_id]
+
+    broker.remove_job_from_running(inspected)  # a late report: not the caller's job
+
+    assert ids(broker.running_jobs()[peer.worker_id]) == [job.id]
 
 
 def test_next_future_job_delta(broker: Broker, clock, make_job) -> None:

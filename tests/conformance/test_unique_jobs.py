@@ -112,3 +112,59 @@ def test_any_job_id_holds_a_key(broker: Broker, make_job) -> None:
     broker.enqueue_jobs([first := unique_job(make_job, id="a task id / with spaces")])
     broker.enqueue_jobs([again := unique_job(make_job)])
     assert again.id == first.id == "a task id / with spaces"
+
+
+def _dead_letter_first(broker: Broker, make_job, ttl: float | None = None) -> Job:
+    """A unique job fetched, then dead-lettered (which releases its key)."""
+    broker.enqueue_jobs([first := unique_job(make_job, ttl=ttl)])
+    [running] = broker.get_jobs_from_queue("q", 10)
+    broker.dead_letter(running, "its body cannot be decoded here")
+    return first
+
+
+@pytest.mark.parametrize("ttl", [None, 10.0])
+def test_a_retried_dead_letter_takes_its_key_again(
+    broker: Broker, clock: FakeClock, make_job, ttl: float | None
+) -> None:
+    """Held while the job lives: a ``unique_ttl`` is not carried over to the retry."""
+    first = _dead_letter_first(broker, make_job, ttl)
+
+    assert broker.retry_dead_letters() == 1
+    clock.advance(60)
+    broker.enqueue_jobs([again := unique_job(make_job, ttl=ttl)])
+    assert (again.id, again.status) == (first.id, JobStatus.QUEUED)
+    assert broker.queue_lengths() == {"q": 1}
+
+    [running] = broker.get_jobs_from_queue("q", 10)
+    broker.remove_job_from_running(running)  # its end releases the key
+    broker.enqueue_jobs([after := unique_job(make_job)])
+    assert after.id != first.id and after.status is JobStatus.QUEUED
+
+
+def test_a_dead_letter_whose_key_is_held_stays_until_it_is_free(
+    broker: Broker, make_job, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = _dead_letter_first(broker, make_job)
+    [letter] = broker.list_dead_letters()
+    broker.enqueue_jobs([second := unique_job(make_job)])
+
+    assert broker.retry_dead_letters() == 0
+    assert ids([second]) != ids([first]) and broker.queue_lengths() == {"q": 1}
+    assert [dead.id for dead in broker.list_dead_letters()] == [letter.id]
+    assert f"Dead letter {letter.id} not retried: its unique key 'task:k' is held by job " \
+        f"{second.id} (queued)" in caplog.text  # fmt: skip
+
+    [running] = broker.get_jobs_from_queue("q", 10)
+    broker.remove_job_from_running(running)
+    assert broker.retry_dead_letters([letter.id]) == 1
+    assert broker.list_dead_letters() == []
+    broker.enqueue_jobs([third := unique_job(make_job)])
+    assert third.id == first.id
+
+
+def test_a_purged_dead_letter_leaves_the_key_free(broker: Broker, make_job) -> None:
+    _dead_letter_first(broker, make_job)
+    assert broker.purge_dead_letters() == 1
+    broker.enqueue_jobs([job := unique_job(make_job)])
+    broker.enqueue_jobs([again := unique_job(make_job)])
+    assert again.id == job.id and broker.queue_lengths() == {"q": 1}

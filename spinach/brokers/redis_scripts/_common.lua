@@ -245,6 +245,7 @@ local function remove_dead_letter(k, id)
   redis.call('HDEL', k.dead_reason, id)
   redis.call('HDEL', k.dead_time, id)
   redis.call('ZREM', k.dead_order, id)
+  if k.dead_unique then redis.call('HDEL', k.dead_unique, id) end
 end
 
 -- Dead letter ids, in arrival order: every one when `mode` is 'all', else those of

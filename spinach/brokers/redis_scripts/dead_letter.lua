@@ -14,6 +14,8 @@
 -- KEYS[9] dead_time        hash  dead letter id -> failure time
 -- KEYS[10] dead_seq        string counter of dead letter arrivals
 -- KEYS[11] unique_of       hash  job id -> unique key it holds (released here)
+-- KEYS[12] dead_unique     hash  dead letter id -> unique key its job held (taken again
+--                                by retry_dead_letters)
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] now, seconds since the epoch
 -- ARGV[3] notification channel of the namespace
@@ -28,11 +30,14 @@ local k = {
   prefix = ARGV[1], running = KEYS[1], running_meta = KEYS[2], running_by_task = KEYS[3],
   running_owners = KEYS[4], dead = KEYS[5], dead_queue = KEYS[6], dead_reason = KEYS[7],
   dead_order = KEYS[8], dead_time = KEYS[9], dead_seq = KEYS[10], unique_of = KEYS[11],
+  dead_unique = KEYS[12],
 }
 
 local meta = release(k, ARGV[5], ARGV[4], ARGV[9])
 if not meta then return nil end -- a late report, or a call sent again: nothing to do
+local unique = redis.call('HGET', k.unique_of, ARGV[5])
 release_unique(k, ARGV[5])
 local id = add_dead_letter(k, ARGV[5], meta.q, ARGV[6], ARGV[7], ARGV[2], ARGV[8])
+if unique then redis.call('HSET', k.dead_unique, id, unique) end
 notify(ARGV[3]) -- a concurrency slot is free
 return id

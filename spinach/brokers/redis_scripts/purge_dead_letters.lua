@@ -8,6 +8,7 @@
 -- KEYS[5] dead_time    hash  dead letter id -> failure time
 -- KEYS[6] replies      hash  call id -> JSON of its reply
 -- KEYS[7] replies_at   zset  call ids, scored by call time
+-- KEYS[8] dead_unique  hash  dead letter id -> unique key its job held
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] now, seconds since the epoch
 -- ARGV[3] call id, unique per call (the same when a call is sent again)
@@ -17,7 +18,7 @@
 -- Returns the number of dead letters deleted.
 local k = {
   dead = KEYS[1], dead_queue = KEYS[2], dead_reason = KEYS[3], dead_order = KEYS[4],
-  dead_time = KEYS[5], replies = KEYS[6], replies_at = KEYS[7],
+  dead_time = KEYS[5], replies = KEYS[6], replies_at = KEYS[7], dead_unique = KEYS[8],
 }
 
 local earlier = earlier_reply(k, ARGV[3])
