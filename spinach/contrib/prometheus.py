@@ -523,7 +523,7 @@ class BrokerCollector:
             (gauge("spinach_queue_jobs", "Jobs waiting in each queue.",
                    ("namespace", "queue")), None),
             (gauge("spinach_future_jobs", "Jobs due in the future (delayed or retrying)."),
-             lambda: broker.scheduled_page(0, 0)[1]),
+             broker.scheduled_count),
             (gauge("spinach_running_jobs", "Jobs running on any worker."),
              lambda: sum(len(jobs) for jobs in broker.running_jobs().values())),
             (gauge("spinach_workers_alive", "Live worker processes."),
