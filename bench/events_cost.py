@@ -12,8 +12,10 @@ run, so that a change in the machine's load falls on both):
   or so, costs nothing next to it).
 
 It prints the medians of ``--runs``: the CPU seconds this process spent per 1,000 jobs
-(every thread), Redis's CPU per job (``INFO cpu``), the jobs per second, and for the events
-the CPU time of their publisher thread per job. On a shared machine the CPU times are the
+(every thread), Redis's CPU per job (``INFO cpu``), the CPU of the threads running the jobs
+per job (their thread clocks: what the feature adds to the jobs' own path, its recording
+and its contention, shows there), the jobs per second, and for the events the CPU time of
+their publisher thread per job. On a shared machine the CPU times are the
 figures to compare: they do not count the time other processes took (the publisher's, of
 one thread, is the steadiest); the jobs per second move with the load. Each run's pair is
 printed too: a cost is real when most pairs agree.
