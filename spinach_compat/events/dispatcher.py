@@ -275,7 +275,7 @@ class EventDispatcher:
                     known = writers.get(make)
                     if known is None:
                         break
-                    append(known[0](writer, value + 1, when, *values))
+                    append(known[0](writer, value + 1, when, values))
                     value += known[1]
                 clock.value = value
         except TypeError:
