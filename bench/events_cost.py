@@ -12,8 +12,10 @@ run, so that a change in the machine's load falls on both):
   or so, costs nothing next to it).
 
 It prints the medians of ``--runs``: the CPU seconds this process spent per 1,000 jobs
-(every thread), Redis's CPU per job (``INFO cpu``), the jobs per second, and for the events
-the CPU time of their publisher thread per job. On a shared machine the CPU times are the
+(every thread), Redis's CPU per job (``INFO cpu``), the CPU of the threads running the jobs
+per job (their thread clocks: what the feature adds to the jobs' own path, its recording
+and its contention, shows there), the jobs per second, and for the events the CPU time of
+their publisher thread per job. On a shared machine the CPU times are the
 figures to compare: they do not count the time other processes took (the publisher's, of
 one thread, is the steadiest); the jobs per second move with the load. Each run's pair is
 printed too: a cost is real when most pairs agree.
@@ -31,6 +33,7 @@ steadiest figure: their work is all in those sends.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import threading
@@ -48,13 +51,15 @@ THREADS = 8  #: worker threads, as workload 3's
 
 class Figures(NamedTuple):
     """One worker's drain: CPU seconds of this process and of Redis, wall seconds, the
-    events' publisher thread's CPU seconds (0 without events) and the job threads' CPU
-    seconds in the timed sends (0 without ``--time-sends``)."""
+    events' publisher thread's CPU seconds (0 without events), the CPU seconds of the
+    threads that ran the jobs (together) and the job threads' CPU seconds in the timed
+    sends (0 without ``--time-sends``)."""
 
     cpu: float
     redis_cpu: float
     wall: float
     publisher: float
+    job_threads: float
     sends: float = 0.0
 
 
@@ -178,15 +183,19 @@ def _drain(url: str, start: Callable[[], None], done: threading.Event, jobs: int
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     redis_cpu = cpu_seconds(client) - redis_cpu
     client.close()
-    return Figures(cpu, redis_cpu, wall, _thread_cpu("spinach-events"))
+    job_threads = _thread_cpu(lambda name: "-worker-" in name)
+    return Figures(cpu, redis_cpu, wall, _thread_cpu("spinach-events".__eq__), job_threads)
 
 
-def _thread_cpu(name: str) -> float:
-    """The CPU seconds the running thread ``name`` spent so far (0 if none runs)."""
+def _thread_cpu(named: Callable[[str], bool]) -> float:
+    """The CPU seconds the running threads whose name is ``named`` spent so far (0 if none
+    runs); the worker's threads start with the drain, so that is what they spent in it."""
+    total = 0.0
     for thread in threading.enumerate():
-        if thread.name == name and thread.ident is not None:
-            return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
-    return 0.0
+        if named(thread.name) and thread.ident is not None:
+            with contextlib.suppress(OSError):  # ended meanwhile
+                total += time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    return total
 
 
 def main() -> None:
@@ -223,6 +232,7 @@ def _report(figures: dict[bool, list[Figures]], jobs: int, feature: str) -> None
     rows = [
         ("CPU seconds per 1000 jobs", "cpu", 1000 / jobs, ".3f"),
         ("Redis CPU, us per job", "redis_cpu", 1e6 / jobs, ".1f"),
+        ("job threads' CPU, us per job", "job_threads", 1e6 / jobs, ".1f"),
     ]
     print(f"{'':28}{feature + ' off':>14}{feature + ' on':>14}{'cost':>8}")
     for label, field, scale, spec in rows:

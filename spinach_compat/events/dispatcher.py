@@ -64,8 +64,15 @@ RETRY_INTERVAL = 1.0
 CLOSE_TIMEOUT = 5.0
 
 
-class _Encoded(str):
-    """A message body encoded in JSON already."""
+class _Encoded:
+    """A message body encoded in JSON already: its ``text`` (held, not copied: a worker's
+    bodies are hundreds of kilobytes, and each copy of them costs about as much as their
+    base64)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
 
 
 def anon_nodename() -> str:
@@ -268,13 +275,17 @@ class EventDispatcher:
                     known = writers.get(make)
                     if known is None:
                         break
-                    append(known[0](writer, value + 1, when, *values))
+                    append(known[0](writer, value + 1, when, values))
                     value += known[1]
                 clock.value = value
         except TypeError:
             return None, self._run_end(entries, start, fast=True)
         end = start + len(parts)
-        return (_Encoded(f"[{','.join(parts)}]") if parts else None), end
+        if not parts:
+            return None, end
+        parts[0] = f"[{parts[0]}"  # brackets on the ends: one join, no copy after it
+        parts[-1] = f"{parts[-1]}]"
+        return _Encoded(",".join(parts)), end
 
     def _writer(self, now: float) -> records.JsonWriter:
         """The JSON writer of the current stamp (the offset is asked every minute)."""
@@ -343,7 +354,7 @@ class EventDispatcher:
         for the usual values), else by kombu's ``event_serializer``; ``EncodeError`` naming
         the event, its task and the cause if neither can."""
         if isinstance(body, _Encoded):
-            return str(body), _JSON
+            return body.text, _JSON
         if self.serializer == "json":
             try:
                 return _ENCODER.encode(body), _JSON

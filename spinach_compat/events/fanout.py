@@ -69,7 +69,9 @@ class RedisFanout:
             topics = self._topics[routing_key] = list(
                 self.channel._get_publish_topics(self.exchange, routing_key)
             )
-        payload = self.envelope(body, routing_key)
+        # a memoryview: redis-py sends it as it is, where hiredis would copy it into the
+        # command (a worker's messages are hundreds of kilobytes)
+        payload = memoryview(self.envelope(body, routing_key))
         client = self._client
         if client is None:  # kombu makes one per message, on the channel's pool: kept here
             with self.channel.conn_or_acquire() as client:

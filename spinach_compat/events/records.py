@@ -62,11 +62,10 @@ class JsonWriter:
         self.stamp = f',"hostname":{_quote(hostname)},"utcoffset":{_value(utcoffset)},"pid":{pid}'
         self._templates: dict[tuple[Any, ...], tuple[str, str]] = {}
 
-    def received(
-        self, clock: int, now: float, uuid: str, name: str, args: str, kwargs: str,
-        root_id: Any, parent_id: Any, retries: int, eta: Any, expires: Any,
-    ) -> str:  # fmt: skip
-        """``received``'s two events, separated by a comma."""
+    def received(self, clock: int, now: float, values: tuple[Any, ...]) -> str:
+        """``received``'s two events (of its ``values``), separated by a comma; the values
+        come as one tuple: a call with them spread costs about 0.4 us more."""
+        uuid, name, args, kwargs, root_id, parent_id, retries, eta, expires = values
         key = (name, retries, eta, expires)
         template = self._templates.get(key)
         if template is None:
@@ -81,8 +80,9 @@ class JsonWriter:
             f'"timestamp":{when}}}'
         )
 
-    def succeeded(self, clock: int, now: float, uuid: str, result: str, runtime: float) -> str:
-        """``succeeded``'s event."""
+    def succeeded(self, clock: int, now: float, values: tuple[Any, ...]) -> str:
+        """``succeeded``'s event (of its ``values``)."""
+        uuid, result, runtime = values
         return (
             f'{{"type":"task-succeeded","uuid":{_quote(uuid)},"result":{_quote(result)},'
             f'"runtime":{_value(runtime)}{self.stamp},"clock":{clock},"timestamp":{now!r}}}'

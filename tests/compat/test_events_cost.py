@@ -219,3 +219,27 @@ def test_a_flush_publishes_what_waited_and_leaves_what_came_since(make_app, monk
     assert batches == [["id-0", "id-1"], ["id-2"]] and len(dispatcher._buffer) == 2
     assert dispatcher._flush(None)
     assert batches[2:] == [["id-3", "id-4"]] and not dispatcher._buffer
+
+
+def test_the_task_counter_counts_every_job_of_concurrent_threads():
+    """The heartbeat's counts, kept without a lock, lose no job of eight threads."""
+    import threading
+
+    from spinach_compat.events.worker import TaskCounter
+
+    counter, go = TaskCounter(), threading.Event()
+
+    def jobs() -> None:
+        go.wait()
+        for _ in range(2000):
+            counter.started()
+            counter.finished()
+
+    threads = [threading.Thread(target=jobs) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    go.set()
+    for thread in threads:
+        thread.join()
+    counter.started()
+    assert (counter.active, counter.processed) == (1, 16_000)

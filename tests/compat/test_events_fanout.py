@@ -158,9 +158,61 @@ def test_task_templates_give_each_task_its_own_members(make_app, monkeypatch):
     entries = list(dispatcher._buffer)
     body, end = dispatcher._json_run(entries, 0)
     assert body is not None and end == len(entries)
-    events = loads(str(body), "application/json", "utf-8")
+    events = loads(body.text, "application/json", "utf-8")
     usual = [event for entry in entries for event in dispatcher._stamped(entry)]
     assert [e["clock"] for e in events] == list(range(1, 11))
     for event in [*events, *usual]:
         del event["clock"]
     assert events == usual
+
+
+_AWKWARD = [  # (uuid, name, argsrepr, kwargsrepr, root_id, retries, eta, result, runtime)
+    ("id-\u00e9\"\u2713", "proj.t\u00e2che", "('\u65e5\u672c', '\\\\')", "{'q': \"it's\"}",
+     None, 0, None, "'x\\ty\"z'", 1e-07),
+    ("id-2", "proj.big", "(123456789012345678901234567890,)", "{}", "root-\U0001f600",
+     2**70, "2026-12-07T10:00:00+00:00", "{'a': [1, (2, 3)], 'b': {'c': None}}", 12345.5),
+    ("id-3", "proj.nested", "([{'k': ['\\n', '\\x00']}],)", "{'d': {'e': {}}}", "r",
+     -(2**63), "soon", "[[[[]]]] \\\\ \"\" ''", 0.0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("values", _AWKWARD, ids=["unicode", "large-ints", "nested"])
+def test_the_templated_message_is_the_json_dumps_one(make_app, redis_server, values):
+    """A run's message written from the templates, and the same records' events encoded by
+    ``json.dumps`` and published by kombu, decode to the same headers and events (but their
+    clocks) for awkward values: unicode, large ints, nested reprs, quotes, backslashes."""
+    uuid, name, args, kwargs, root_id, retries, eta, result, runtime = values
+    app = make_app(broker=redis_server.url_for(4))
+    dispatcher = EventDispatcher(app=app, hostname="n\u00f6de@h\u00f4st", buffered=True)
+    dispatcher._start_thread = lambda: None  # type: ignore[method-assign]
+    dispatcher.record(records.received, uuid, name, args, kwargs, root_id, "p\"\\", retries,
+                      eta, None)  # fmt: skip
+    dispatcher.record(records.succeeded, uuid, result, runtime)
+    entries = list(dispatcher._buffer)
+    templated, end = dispatcher._json_run(entries, 0)
+    assert templated is not None and end == len(entries)
+    usual = [event for entry in entries for event in dispatcher._stamped(entry)]
+    with redis_server.client(db=4) as client, client.pubsub() as pubsub:
+        pubsub.psubscribe("*")
+        assert dispatcher._publish(templated, "task.multi")  # direct, on Redis
+        assert dispatcher._fanout is not None
+        dispatcher._fanout = None  # kombu's publishing of json.dumps's text
+        assert dispatcher._publish(_Encoded(json.dumps(usual)), "task.multi")
+        (_, ours), (_, kombus) = _messages(pubsub, 2)
+    dispatcher.close()
+    decoded = [_decoded(envelope) for envelope in (ours, kombus)]
+    for _, events in decoded:
+        for event in events:
+            del event["clock"]
+    assert decoded[0] == decoded[1]
+    assert decoded[0][1][0]["retries"] == retries and decoded[0][1][2]["result"] == result
+
+
+def _decoded(envelope: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A kombu Redis envelope's headers (with its content type and encoding) and body."""
+    import base64
+
+    assert envelope["properties"]["body_encoding"] == "base64"
+    head = {**envelope["headers"], "type": envelope["content-type"],
+            "encoding": envelope["content-encoding"]}  # fmt: skip
+    return head, json.loads(base64.b64decode(envelope["body"]).decode(envelope["content-encoding"]))
