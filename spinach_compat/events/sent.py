@@ -12,8 +12,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from kombu.utils.encoding import safe_repr
-
+from ..utils.saferepr import args_reprs
 from .dispatcher import EventDispatcher
 
 if TYPE_CHECKING:
@@ -41,11 +40,14 @@ def send_task_sent(app: Celery, message: Any) -> None:
     ``argsrepr``/``kwargsrepr`` options for args and kwargs, else their reprs (as Celery's)."""
     meta = message.meta
     args, kwargs = meta.get("argsrepr"), meta.get("kwargsrepr")
+    if args is None or kwargs is None:
+        default_args, default_kwargs = args_reprs(tuple(message.args), message.kwargs)
+        args = default_args if args is None else args
+        kwargs = default_kwargs if kwargs is None else kwargs
     dispatcher_of(app).send(
         "task-sent", uuid=message.task_id, root_id=meta.get("root_id"),
         parent_id=meta.get("parent_id"), name=message.name,
-        args=safe_repr(tuple(message.args)) if args is None else args,
-        kwargs=safe_repr(message.kwargs) if kwargs is None else kwargs, retries=0,
+        args=args, kwargs=kwargs, retries=0,
         eta=meta.get("eta"), expires=meta.get("expires"), queue=message.routing_key,
         exchange="", routing_key=message.routing_key,
     )  # fmt: skip

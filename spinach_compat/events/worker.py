@@ -34,6 +34,7 @@ from spinach import __version__ as spinach_version
 from .. import signals, states
 from .._state import app_of
 from ..app import trace
+from ..utils.saferepr import saferepr
 from . import records
 from .dispatcher import EventDispatcher
 
@@ -265,9 +266,9 @@ class WorkerEvents:
 
 
 def _result_repr(value: Any) -> str:
-    """``repr(value)``, cut to ``RESULT_REPR_MAXSIZE`` characters (Celery's)."""
-    text = safe_repr(value)
-    return text if len(text) <= RESULT_REPR_MAXSIZE else f"{text[:RESULT_REPR_MAXSIZE]}..."
+    """The text of ``value``, cut to ``RESULT_REPR_MAXSIZE`` characters as Celery's
+    ``saferepr`` cuts it."""
+    return saferepr(value, RESULT_REPR_MAXSIZE)
 
 
 def _traceback(exc: Any) -> str:

@@ -450,12 +450,18 @@ def test_task_sent_carries_celerys_fields(redis_server):
     real = celery.Celery("proj", broker=url, set_as_current=False)
     for app in (facade, real):
         app.conf.task_send_sent_event = True
+    long = (list(range(600)), "x" * 2000)  # cut at 1,024 characters as Celery's saferepr
     with Capture(url, redis_server, 10) as capture:
         ours = facade.send_task(f"{TASKS}.add", (1, 2), countdown=60).id
         theirs = real.send_task(f"{TASKS}.add", (1, 2), countdown=60).id
-        capture.wait_for(lambda events: {ours, theirs} <= {e.get("uuid") for e in events})
+        ours_long = facade.send_task(f"{TASKS}.add", long, {"k": [[["deep"]]]}, countdown=60).id
+        theirs_long = real.send_task(f"{TASKS}.add", long, {"k": [[["deep"]]]}, countdown=60).id
+        sent = {ours, theirs, ours_long, theirs_long}
+        capture.wait_for(lambda events: sent <= {e.get("uuid") for e in events})
     by_id = {e["uuid"]: e for e in capture.events}
     assert set(by_id[ours]) == set(by_id[theirs])
+    shown = [(by_id[i]["args"], by_id[i]["kwargs"]) for i in (ours_long, theirs_long)]
+    assert shown[0] == shown[1] and len(shown[0][0]) < 1100
     assert by_id[ours]["type"] == "task-sent" and by_id[ours]["name"] == f"{TASKS}.add"
     assert by_id[ours]["args"] == "(1, 2)" and by_id[ours]["queue"] == "celery"
     assert capture.state.tasks[ours].state == "PENDING"
