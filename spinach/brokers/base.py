@@ -252,6 +252,12 @@ class Broker(ABC):
         for job in jobs:
             self.remove_job_from_running(job)
 
+    def served_from_handover(self) -> bool:
+        """Whether the last ``get_jobs_from_queue`` only delivered jobs handed over with
+        their wake-up, without asking the broker: a fetch should follow, which renews the
+        worker's idle registration (``RedisBroker``). Never here."""
+        return False
+
     def unsettled_jobs(self) -> list[Job]:
         """Jobs a fetch took whose reply was lost (an outage), delivered now; a stopping
         worker gives them back. None here: an in-process fetch cannot lose its reply."""
