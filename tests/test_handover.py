@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 
-from spinach import Engine, Job, RedisBroker
+from spinach import Engine, Job, RedisBroker, priority
 from spinach.brokers.base import WorkerInfo
 from spinach.testing import FakeClock
 
@@ -131,6 +131,21 @@ def test_a_stop_right_after_a_hand_over_gives_the_job_back(make_engine, admin, h
     assert producer.running_jobs() == {}
     assert producer.queue_lengths() == {"spinach": 1}  # given back, not lost
     assert not registered(admin, broker)
+
+
+def test_a_job_of_a_priority_band_is_handed_to_a_worker_of_its_queue(make_engine, admin):
+    engine, producer, quiet = make_engine()
+    runs = Runs()
+    engine.task(name="record")(runs.add)
+    engine.start_workers(2, block=False)
+    ready(quiet, admin)
+
+    producer.enqueue_jobs([Job("record", priority.band("spinach", 4), 0.0, 0, (1,))])
+
+    runs.wait_for([1])
+    assert engine._broker.handovers_received == 1
+    engine.stop_workers()
+    assert runs.counts == Counter([1])
 
 
 def test_limited_and_future_jobs_are_not_handed_over(make_engine, admin):

@@ -70,6 +70,34 @@ give the caller the same reply:
   in Python in between.
 * registering workers, heartbeats, periodic tasks and limits write the same values again.
 
+Hand-over (the job handed over with its wake-up)
+------------------------------------------------
+A fetch that takes fewer jobs than it asked for, from a worker whose subscriber listens,
+registers the worker as idle under the id of its *next* fetch, made in advance:
+``{ns}/idle`` holds ``{f: that fetch id, n: free workers left, e: lapse time, q: queues}``
+and ``{ns}/idle_for/<queue>`` the workers registered per queue. The enqueue script, for a
+job due now on a queue (or the priority band of a queue) a live registration serves, whose
+task has no ``max_concurrency`` nor rate limit, does that fetch's work instead of queueing
+it: marks it running under the worker in the attempt of the registered fetch id, adds it
+to that id's cached reply in ``{ns}/fetched/<worker id>``, takes one off ``n`` and
+publishes ``[fetch id, job id, payload]`` on the worker's channel ``{ns}/handed/<worker
+id>`` (no namespace wake-up for it). The subscriber hands it to the arbiter's turn with no
+round trip (``handovers_received`` counts them). Any fetch of the worker ends its
+registration and brings in its reply the jobs handed to it that the subscriber did not
+deliver (the worker leaves out those it did, by job id), counting them against the free
+workers; the arbiter's next fetch after a hand-over registers it again.
+
+Delivery guarantee, unchanged: a handed job is in ``running`` under its worker from the
+moment it is handed, exactly as a fetched job. A lost message (the subscriber was
+reconnecting) delays it until the worker's next fetch, at most ``idle_poll_interval``
+later; a stopping worker's last fetch ends its registration and gives back what it was
+handed and never started; a worker that dies keeps its registration until its lapse
+time (``handover_ttl`` after its last fetch, 3 s by default; enqueues then pass it by
+and remove it), and the jobs handed to it meanwhile are recovered with its other running
+jobs once it is declared dead (``dead_worker_threshold``): at-least-once or at-most-once
+as any fetched job. Partitioned namespaces register nothing (the enqueue finds no
+registration); ``handover_ttl=0`` turns it off.
+
 Connection loss
 ---------------
 Public methods raise ``redis.exceptions.ConnectionError`` / ``TimeoutError`` (listed in
