@@ -190,7 +190,7 @@ def test_every_public_method_is_fanned_out_or_meant_to_be_inherited() -> None:
         "increment", "key",
         "max_fetch_size",
         "event_pending", "members", "notify_local", "now", "publish_value", "redis",
-        "relay_notification", "run_subscriber", "served_from_handover",
+        "relay_notification", "run_subscriber", "room_after_handover",
         "set_values", "start", "stop", "wait_for_event", "watch",
     }  # fmt: skip
     public = {name for name, _ in inspect.getmembers(RedisBroker) if not name.startswith("_")}

@@ -85,7 +85,8 @@ id>`` (no namespace wake-up for it). The subscriber hands it to the arbiter's tu
 round trip (``handovers_received`` counts them). Any fetch of the worker ends its
 registration and brings in its reply the jobs handed to it that the subscriber did not
 deliver (the worker leaves out those it did, by job id), counting them against the free
-workers; the arbiter's next fetch after a hand-over registers it again.
+workers. The subscriber's turn fetches once the registration is spent, to register the
+worker again; the idle arbiter's polls renew its lapse time.
 
 Delivery guarantee, unchanged: a handed job is in ``running`` under its worker from the
 moment it is handed, exactly as a fetched job. A lost message (the subscriber was
@@ -408,7 +409,8 @@ class RedisBroker(Broker):
         self._received: set[str] = set()  # job ids handed to it, delivered from messages
         self._inbox: list[tuple[str, str]] = []  # (job id, payload) handed, not delivered
         self._listening = False  # whether the subscriber hears this worker's hand-overs
-        self._served_from_handover = False  # see served_from_handover
+        self._served_from_handover = False  # see room_after_handover
+        self._room = 0  # how many more jobs the registration may be handed (as far as known)
         #: Jobs delivered from hand-over messages, without a fetch (monitoring and tests).
         self.handovers_received = 0
         self._acks: list[str] = []  # fetch ids whose replies arrived, to delete
@@ -614,8 +616,8 @@ class RedisBroker(Broker):
                 return handed
             return self._fetch(self._pending_fetch or self._new_fetch(True), max_jobs, queues)
 
-    def served_from_handover(self) -> bool:
-        return self._served_from_handover
+    def room_after_handover(self) -> int | None:
+        return self._room if self._served_from_handover else None
 
     def unsettled_jobs(self) -> list[Job]:
         """The jobs of a fetch whose reply was lost (sent again with its fetch id and no
@@ -654,6 +656,8 @@ class RedisBroker(Broker):
         handed = rest[0] if rest else []
         jobs = self._settle_fetch(call.id, taken, dead)
         jobs += self._settle_handed(call, handed)
+        undelivered = max(0, len(handed) // 2 - len(call.received))
+        self._room = max_jobs - len(taken) // 2 - undelivered if call.next_id else 0
         # Handled: acknowledge the reply with the next fetch, which deletes its cache.
         self._acks = [call.id] if taken or handed else []
         self._pending_fetch = None
@@ -688,6 +692,7 @@ class RedisBroker(Broker):
             self._received.update(job_id for job_id, _ in pairs)
             attempt = self._registered or ""
         self.handovers_received += len(pairs)
+        self._room -= len(pairs)
         return self._handed_jobs(pairs, attempt)
 
     def _handed_over(self, data: bytes) -> None:

@@ -26,7 +26,8 @@ Thread model of a worker process
   wait) it wakes the arbiter. On Redis, an idle worker's fetch registers it for jobs
   handed over with their wake-up (``spinach.brokers.redis``, "Hand-over"): such a job
   comes in a message on the worker's own channel, and the subscriber's turn dispatches it
-  with no fetch, then fetches once (``Broker.served_from_handover``) to register again. A
+  with no fetch; once the registration is spent (``Broker.room_after_handover``), it
+  fetches to register the worker again. A
   lock makes their rounds one at a time, and a stop ends the subscriber's turns before it
   gives back the jobs never started (and those handed over, undelivered). A broker without
   remote notifications (``MemoryBroker``: an enqueue wakes its peers' arbiters directly)
