@@ -301,3 +301,11 @@ def test_a_partitioned_namespace_hands_nothing_over(make_engine, admin):
     engine.stop_workers()
     assert engine._broker.handovers_received == 0
     assert admin.keys("*idle*") == []
+
+
+def test_a_malformed_hand_over_message_is_ignored(redis_broker_factory, caplog):
+    broker = redis_broker_factory()
+    broker._handed_over(b"not a hand-over")
+    broker._handed_over(b'["one", "two"]')
+    assert broker._inbox == []
+    assert caplog.text.count("Ignored a malformed message") == 2

@@ -699,8 +699,13 @@ class RedisBroker(Broker):
         """A hand-over message heard by the subscriber: keep its job for the next
         ``get_jobs_from_queue``, and relay it as a notification (the idle arbiter's turn
         takes it at once). A message of a fetch id no longer registered is left out: the
-        fetch that ended the registration brought its job."""
-        fetch_id, job_id, payload = json.loads(data)
+        fetch that ended the registration brought its job; so is one that is not ours
+        (the next fetch brings the jobs handed over, whatever their messages)."""
+        try:
+            fetch_id, job_id, payload = json.loads(data)
+        except (ValueError, TypeError):
+            logger.warning("Ignored a malformed message on %s: %r", self.handover_channel, data)
+            return
         with self._handed_lock:
             if fetch_id != self._registered or job_id in self._received:
                 return
