@@ -8,6 +8,7 @@ only the paths under test can start a job.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections import Counter
@@ -48,6 +49,19 @@ def make_engine(redis_broker_factory) -> Iterator[Callable[..., Made]]:
     yield make
     for engine in engines:
         engine.stop_workers()
+
+
+@contextlib.contextmanager
+def listening(admin: redis.Redis, *brokers: RedisBroker) -> Iterator[None]:
+    """As if the subscribers of ``brokers`` listened: registered fetches, and a subscriber
+    on each worker's channel (enqueue hands over only to a worker that has one)."""
+    with admin.pubsub() as pubsub:
+        pubsub.subscribe(*[broker.handover_channel for broker in brokers])
+        channels = [broker.handover_channel.encode() for broker in brokers]
+        assert wait_until(lambda: all(n for _, n in admin.pubsub_numsub(*channels)))
+        for broker in brokers:
+            broker._listening = True
+        yield
 
 
 def registered(admin: redis.Redis, broker: RedisBroker) -> bool:
@@ -204,28 +218,42 @@ def test_a_lapsed_registration_is_passed_by(redis_broker_factory, admin):
     clock = FakeClock(1_000_000.0)
     idle = redis_broker_factory(clock=clock, handover_ttl=3.0)
     producer = redis_broker_factory(clock=clock)
-    idle._listening = True  # as if its subscriber listened
-    assert idle.get_jobs_from_queue("q", 4) == []
-    assert registered(admin, idle)
+    with listening(admin, idle):
+        assert idle.get_jobs_from_queue("q", 4) == []
+        assert registered(admin, idle)
 
-    clock.advance(3.0)  # its lapse time: no fetch renewed it
-    producer.enqueue_jobs([Job("t", "q", clock(), 0)])
+        clock.advance(3.0)  # its lapse time: no fetch renewed it
+        producer.enqueue_jobs([Job("t", "q", clock(), 0)])
 
     assert producer.queue_lengths() == {"q": 1}  # queued as without a registration
     assert not registered(admin, idle)  # and the registration removed
 
 
-def test_a_job_handed_to_a_worker_that_died_is_recovered_as_its_fetched_jobs(
+def test_a_registration_without_a_subscriber_is_passed_by(redis_broker_factory, admin):
+    """A worker killed while idle closed its subscriber connection: not handed jobs."""
+    idle, producer = redis_broker_factory(), redis_broker_factory()
+    with listening(admin, idle):
+        assert idle.get_jobs_from_queue("q", 4) == []
+    assert registered(admin, idle)  # its process died: the connection closed, nothing else
+
+    producer.enqueue_jobs([Job("t", "q", 0.0, 0)])
+
+    assert producer.queue_lengths() == {"q": 1}
+    assert producer.running_jobs() == {}
+    assert not registered(admin, idle)
+
+
+def test_a_job_handed_to_a_worker_gone_silent_is_recovered_as_its_fetched_jobs(
     redis_broker_factory, admin
 ):
     clock = FakeClock(1_000_000.0)
     settings = dict(clock=clock, heartbeat_interval=1.0, dead_worker_threshold=10.0)
     dead, survivor = redis_broker_factory(**settings), redis_broker_factory(**settings)
     dead.register_worker(WorkerInfo(id=dead.worker_id, queues=["q"], threads=2))
-    dead._listening = True
-    assert dead.get_jobs_from_queue("q", 2) == []  # registered, then the process died
     handed = Job("t", "q", clock(), 1)
-    survivor.enqueue_jobs([handed])
+    with listening(admin, dead):  # its connection lingers: a frozen process, a partition
+        assert dead.get_jobs_from_queue("q", 2) == []  # registered, then it froze for good
+        survivor.enqueue_jobs([handed])
     assert survivor.queue_lengths() == {}
     assert list(survivor.running_jobs()) == [dead.worker_id]
 
@@ -242,7 +270,6 @@ def test_a_fetch_sent_again_counts_the_jobs_handed_to_its_registration(redis_bro
     """A fetch whose reply was lost registers again when sent again: the jobs handed to
     the registration of its first run in between still count against the room left."""
     worker, producer = redis_broker_factory(), redis_broker_factory()
-    worker._listening = True
     script = worker._scripts["fetch"]
     runs = 0
 
@@ -256,33 +283,34 @@ def test_a_fetch_sent_again_counts_the_jobs_handed_to_its_registration(redis_bro
         return reply
 
     worker._scripts["fetch"] = lose_the_first_reply  # type: ignore[assignment]
-    with pytest.raises(redis.exceptions.ConnectionError):
-        worker.get_jobs_from_queue("q", 2)
-    assert worker.get_jobs_from_queue("q", 2) == []  # sent again: registered again
-    worker._scripts["fetch"] = script  # type: ignore[assignment]
+    with listening(admin, worker):
+        with pytest.raises(redis.exceptions.ConnectionError):
+            worker.get_jobs_from_queue("q", 2)
+        assert worker.get_jobs_from_queue("q", 2) == []  # sent again: registered again
+        worker._scripts["fetch"] = script  # type: ignore[assignment]
 
-    raw = admin.hget(worker.key("idle"), worker.worker_id)
-    assert raw is not None
-    registration = json.loads(raw)
-    assert registration["n"] == 1  # 2 asked, 1 handed already
-    [handed] = worker.get_jobs_from_queue("q", 2)  # the next fetch collects it
+        raw = admin.hget(worker.key("idle"), worker.worker_id)
+        assert raw is not None
+        registration = json.loads(raw)
+        assert registration["n"] == 1  # 2 asked, 1 handed already
+        [handed] = worker.get_jobs_from_queue("q", 2)  # the next fetch collects it
     assert handed.attempt == registration["f"]  # running in the registered fetch's attempt
     assert list(producer.running_jobs()) == [worker.worker_id]
 
 
 def test_a_fetch_counts_the_handed_jobs_it_brings_against_the_free_workers(
-    redis_broker_factory,
+    redis_broker_factory, admin
 ):
     """Jobs handed over whose messages were not heard come with the next fetch: they take
     free workers too, so the fetch takes that many fewer from the queues."""
     worker, producer = redis_broker_factory(), redis_broker_factory()
-    worker._listening = True
-    assert worker.get_jobs_from_queue("q", 2) == []  # registered for two jobs
     jobs = [Job("t", "q", 0.0, 0) for _ in range(4)]
-    for each in jobs:
-        producer.enqueue_jobs([each])  # two handed over (no subscriber hears them), two queued
+    with listening(admin, worker):
+        assert worker.get_jobs_from_queue("q", 2) == []  # registered for two jobs
+        for each in jobs:
+            producer.enqueue_jobs([each])  # two handed over (the messages unread), two queued
 
-    fetched = worker.get_jobs_from_queue("q", 2)
+        fetched = worker.get_jobs_from_queue("q", 2)
 
     assert [job.id for job in fetched] == [job.id for job in jobs[:2]]
     assert producer.queue_lengths() == {"q": 2}  # not taken beyond the two free workers

@@ -92,12 +92,15 @@ Delivery guarantee, unchanged: a handed job is in ``running`` under its worker f
 moment it is handed, exactly as a fetched job. A lost message (the subscriber was
 reconnecting) delays it until the worker's next fetch, at most ``idle_poll_interval``
 later; a stopping worker's last fetch ends its registration and gives back what it was
-handed and never started; a worker that dies keeps its registration until its lapse
-time (``handover_ttl`` after its last fetch, 3 s by default; enqueues then pass it by
-and remove it), and the jobs handed to it meanwhile are recovered with its other running
-jobs once it is declared dead (``dead_worker_threshold``): at-least-once or at-most-once
-as any fetched job. Partitioned namespaces register nothing (the enqueue finds no
-registration); ``handover_ttl=0`` turns it off.
+handed and never started. Enqueue hands over only to a worker whose channel has a
+subscriber (``PUBSUB NUMSUB``, on the namespace's node, where the subscriber listens): a
+process that died closed its connection and is passed by at once, its registration
+removed. One frozen or cut off with its connection still open keeps its registration
+until its lapse time (``handover_ttl`` after its last fetch, 3 s by default); the jobs
+handed to it meanwhile are recovered with its other running jobs once it is declared dead
+(``dead_worker_threshold``): at-least-once or at-most-once as any fetched job.
+Partitioned namespaces register nothing (the enqueue finds no registration);
+``handover_ttl=0`` turns it off.
 
 Connection loss
 ---------------

@@ -74,7 +74,8 @@ DEFAULT_LISTENER_IDLE_TIMEOUT = 60.0
 #: valid after its last fetch (every idle poll renews it; 0 turns the hand-over off: the
 #: enqueue only queues and notifies). Longer must exceed ``idle_poll_interval``, or the
 #: registration lapses between polls and jobs take the slower way; shorter bounds how long
-#: a worker that died keeps being handed jobs, which then wait for the dead-worker recovery.
+#: a worker frozen with its connection open (one that died is passed by at once) keeps
+#: being handed jobs, which then wait for the dead-worker recovery.
 DEFAULT_HANDOVER_TTL = 3.0
 
 #: The fields passed on to ``Broker.__init__`` (read by the engine).
@@ -126,7 +127,7 @@ class RedisSettings:
     #: thread that watches now and then vs. connections of idle threads freed sooner.
     listener_idle_timeout: float = DEFAULT_LISTENER_IDLE_TIMEOUT
     #: Seconds an idle worker's hand-over registration lasts past its last fetch (0: no
-    #: hand-over): must exceed ``idle_poll_interval`` vs. a dead worker handed jobs longer.
+    #: hand-over): must exceed ``idle_poll_interval`` vs. a frozen worker handed jobs longer.
     handover_ttl: float = DEFAULT_HANDOVER_TTL
     #: Seconds between heartbeats: dead workers noticed sooner vs. broker traffic.
     heartbeat_interval: float = const.HEARTBEAT_INTERVAL

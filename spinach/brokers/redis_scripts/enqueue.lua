@@ -14,7 +14,9 @@
 -- the registered fetch id; adds it to that fetch id's cached reply, which the worker's
 -- next fetch collects), takes one job off the registration, and publishes
 -- [fetch id, job id, payload] on the worker's channel {ns}/handed/<worker id>. Its status
--- is still "QUEUED" (accepted to run now). A registration past its lapse time is removed.
+-- is still "QUEUED" (accepted to run now). A registration past its lapse time, or whose
+-- worker has no subscriber on its channel (the process died, or is reconnecting), is
+-- removed.
 --
 -- KEYS[1]  queues           set   names of the queues that ever held a payload
 -- KEYS[2]  queued_ids       hash  job id -> number of its payloads waiting in queues
@@ -71,8 +73,17 @@ local pushes, queue_order = {}, {}
 local handed, quiet = false, true -- a job handed over; nothing else to wake workers for
 local no_idle = {} -- queues found with no live registration during this call
 
+-- Whether the subscriber of `worker` listens on its channel: a process that died closed its
+-- connection (Redis counts the subscribers of its own node: the namespace's, where a
+-- worker's subscriber listens, its channels having the namespace's hash tag).
+local function listens(worker)
+  local reply = redis.call('PUBSUB', 'NUMSUB', k.prefix .. 'handed/' .. worker)
+  return tonumber(reply[2]) > 0
+end
+
 -- A live registration serving `queue` (the oldest registered first): its worker and the
--- registration; those past their lapse time are removed on the way.
+-- registration; those past their lapse time, or whose worker does not listen, are removed
+-- on the way.
 local function registration_for(queue)
   if no_idle[queue] then return nil end
   local key = k.prefix .. 'idle_for/' .. queue
@@ -81,7 +92,8 @@ local function registration_for(queue)
     if not worker then break end
     local raw = redis.call('HGET', k.idle, worker)
     local registration = raw and cjson.decode(raw)
-    if registration and tonumber(registration.e) > now then return worker, registration end
+    local live = registration and tonumber(registration.e) > now and listens(worker)
+    if live then return worker, registration end
     if registration then unregister_idle(k, worker) else redis.call('ZREM', key, worker) end
   end
   no_idle[queue] = true
