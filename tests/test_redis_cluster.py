@@ -309,3 +309,18 @@ def _assert_keys_on_their_nodes(cluster: RedisClusterServers, *namespaces: str) 
         mine = {port: {k for k in keys if k.startswith(prefix)} for port, keys in found.items()}
         assert mine[owner], f"no key of {namespace} on its node"
         assert all(not keys for port, keys in mine.items() if port != owner)
+
+
+def test_a_job_is_handed_to_an_idle_worker_on_the_cluster(two_engines) -> None:
+    """The worker's subscriber listens on the namespace's node (its first channel's slot),
+    where enqueue counts the subscribers of the worker's channel."""
+    a, _ = two_engines
+    a.engine.start_workers(number=2, block=False)
+    idle = a.broker.key("idle")
+    assert wait_until(lambda: a.broker.redis.hexists(idle, a.broker.worker_id))
+
+    a.engine.schedule("work", "handed")
+
+    a.recorder.wait_for_count("job_finished", 1, "work")
+    assert a.ran == [(a.engine.namespace, "handed")]
+    assert a.broker.handovers_received == 1

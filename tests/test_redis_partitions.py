@@ -186,10 +186,11 @@ def test_every_public_method_is_fanned_out_or_meant_to_be_inherited() -> None:
     it would act on the namespace's shared prefix only."""
     inherited = {
         "add_members", "allow_connections", "claim", "connection_errors", "delete",
-        "get_bytes", "get_values", "hash_delete", "hash_get", "hash_set", "increment", "key",
+        "get_bytes", "get_values", "handover_channel", "hash_delete", "hash_get", "hash_set",
+        "increment", "key",
         "max_fetch_size",
         "event_pending", "members", "notify_local", "now", "publish_value", "redis",
-        "relay_notification", "run_subscriber",
+        "relay_notification", "run_subscriber", "room_after_handover",
         "set_values", "start", "stop", "wait_for_event", "watch",
     }  # fmt: skip
     public = {name for name, _ in inspect.getmembers(RedisBroker) if not name.startswith("_")}

@@ -270,6 +270,13 @@ class Broker(ABC):
         for job in jobs:
             self.remove_job_from_running(job)
 
+    def room_after_handover(self) -> int | None:
+        """None unless the last ``get_jobs_from_queue`` only delivered jobs handed over
+        with their wake-up, without asking the broker (``RedisBroker``); then how many
+        more the worker's idle registration may still be handed: at 0, a fetch should
+        follow to register it again. Always None here."""
+        return None
+
     def unsettled_jobs(self) -> list[Job]:
         """Jobs a fetch took whose reply was lost (an outage), delivered now; a stopping
         worker gives them back. None here: an in-process fetch cannot lose its reply."""

@@ -70,6 +70,38 @@ give the caller the same reply:
   in Python in between.
 * registering workers, heartbeats, periodic tasks and limits write the same values again.
 
+Hand-over (the job handed over with its wake-up)
+------------------------------------------------
+A fetch that takes fewer jobs than it asked for, from a worker whose subscriber listens,
+registers the worker as idle under the id of its *next* fetch, made in advance:
+``{ns}/idle`` holds ``{f: that fetch id, n: free workers left, e: lapse time, q: queues}``
+and ``{ns}/idle_for/<queue>`` the workers registered per queue. The enqueue script, for a
+job due now on a queue (or the priority band of a queue) a live registration serves, whose
+task has no ``max_concurrency`` nor rate limit, does that fetch's work instead of queueing
+it: marks it running under the worker in the attempt of the registered fetch id, adds it
+to that id's cached reply in ``{ns}/fetched/<worker id>``, takes one off ``n`` and
+publishes ``[fetch id, job id, payload]`` on the worker's channel ``{ns}/handed/<worker
+id>`` (no namespace wake-up for it). The subscriber hands it to the arbiter's turn with no
+round trip (``handovers_received`` counts them). Any fetch of the worker ends its
+registration and brings in its reply the jobs handed to it that the subscriber did not
+deliver (the worker leaves out those it did, by job id), counting them against the free
+workers. The subscriber's turn fetches once the registration is spent, to register the
+worker again; the idle arbiter's polls renew its lapse time.
+
+Delivery guarantee, unchanged: a handed job is in ``running`` under its worker from the
+moment it is handed, exactly as a fetched job. A lost message (the subscriber was
+reconnecting) delays it until the worker's next fetch, at most ``idle_poll_interval``
+later; a stopping worker's last fetch ends its registration and gives back what it was
+handed and never started. Enqueue hands over only to a worker whose channel has a
+subscriber (``PUBSUB NUMSUB``, on the namespace's node, where the subscriber listens): a
+process that died closed its connection and is passed by at once, its registration
+removed. One frozen or cut off with its connection still open keeps its registration
+until its lapse time (``handover_ttl`` after its last fetch, 3 s by default); the jobs
+handed to it meanwhile are recovered with its other running jobs once it is declared dead
+(``dead_worker_threshold``): at-least-once or at-most-once as any fetched job.
+Partitioned namespaces register nothing (the enqueue finds no registration);
+``handover_ttl=0`` turns it off.
+
 Connection loss
 ---------------
 Public methods raise ``redis.exceptions.ConnectionError`` / ``TimeoutError`` (listed in
@@ -102,6 +134,7 @@ channels name db 0.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib.resources
 import itertools
@@ -172,14 +205,14 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "enqueue": (
         "queues", "queued_ids", "future", "future_jobs", "future_queues", "running",
         "running_meta", "running_by_task", "running_owners", "replies", "replies_at",
-        "unique_of",
+        "unique_of", "limits", "rate_limits", "idle", "fetchers",
     ),
     "push_raw": ("queues", "queued_ids", "replies", "replies_at"),
     "fetch": (
         "queues", "queued_ids", "running", "running_meta", "running_by_task",
         "running_owners", "limits", "dead", "dead_queue", "dead_reason", "dead_order",
         "fetchers", "dead_time", "dead_seq", "future", "future_jobs", "future_queues",
-        "rate_limits", "rate_tat", "rate_deferred", "unique_of",
+        "rate_limits", "rate_tat", "rate_deferred", "unique_of", "idle",
     ),
     "finish": (
         "running", "running_meta", "running_by_task", "running_owners", "limits", "unique_of",
@@ -203,8 +236,10 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "set_concurrency_keys": ("limits", "rate_limits"),
     "register_worker": ("workers", "heartbeats"),
     "heartbeat": ("workers", "heartbeats"),
-    "deregister_worker": ("workers", "heartbeats", "fetchers"),
-    "expire_dead_workers": ("workers", "heartbeats", "running", "running_owners", "fetchers"),
+    "deregister_worker": ("workers", "heartbeats", "fetchers", "idle"),
+    "expire_dead_workers": (
+        "workers", "heartbeats", "running", "running_owners", "fetchers", "idle",
+    ),
     "recover_jobs": (
         "workers", "queues", "queued_ids", "running", "running_meta", "running_by_task",
         "running_owners", "dead", "dead_queue", "dead_reason", "dead_order", "fetchers",
@@ -223,8 +258,8 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
         "replies_at",
     ),
     "flush": (
-        "queues", "fetchers", "running_owners", "unique_of", "queued_ids", "future", "future_jobs",
-        "future_queues", "running", "running_meta", "running_by_task", "limits",
+        "queues", "fetchers", "running_owners", "unique_of", "idle", "queued_ids", "future",
+        "future_jobs", "future_queues", "running", "running_meta", "running_by_task", "limits",
         "periodic", "periodic_tasks", "workers", "heartbeats", "dead", "dead_queue",
         "dead_reason", "dead_order", "dead_time", "dead_seq", "replies", "replies_at",
         "history", "history_jobs", "finished_counts", "finished_fields", "rate_limits",
@@ -379,7 +414,18 @@ class RedisBroker(Broker):
         self._scripts, self._stash = script_callers(self._redis, sources)
         self._info_json: str | None = None  # what this worker registered, to re-register
         self._fetch_lock = threading.Lock()
-        self._pending_fetch: str | None = None  # a fetch whose reply may have been lost
+        self._pending_fetch: _FetchCall | None = None  # a fetch whose reply may be lost
+        #: See ``handover_ttl`` in ``RedisSettings`` (0: no hand-over).
+        self.handover_ttl = settings.handover_ttl
+        self._handed_lock = threading.Lock()  # guards the three below (the subscriber's)
+        self._registered: str | None = None  # the fetch id the last fetch registered under
+        self._received: set[str] = set()  # job ids handed to it, delivered from messages
+        self._inbox: list[tuple[str, str]] = []  # (job id, payload) handed, not delivered
+        self._listening = False  # whether the subscriber hears this worker's hand-overs
+        self._served_from_handover = False  # see room_after_handover
+        self._room = 0  # how many more jobs the registration may be handed (as far as known)
+        #: Jobs delivered from hand-over messages, without a fetch (monitoring and tests).
+        self.handovers_received = 0
         self._acks: list[str] = []  # fetch ids whose replies arrived, to delete
         self._calls_lock = threading.Lock()
         self._failed_calls: dict[tuple, str] = {}  # call ids of calls that may have run
@@ -467,6 +513,11 @@ class RedisBroker(Broker):
         """The full name of a fixed key of the namespace, e.g. ``key("future")``; an
         ``Unscoped`` name as is."""
         return str(name) if isinstance(name, Unscoped) else self.prefix + name
+
+    @property
+    def handover_channel(self) -> str:
+        """The channel of the jobs handed over to this worker (one per worker id)."""
+        return f"{self.prefix}handed/{self.worker_id}"
 
     def queue_key(self, queue: str) -> str:
         """The full name of the list holding the payloads of ``queue``."""
@@ -557,7 +608,7 @@ class RedisBroker(Broker):
         for job, payload in zip(jobs, payloads, strict=True):
             items += [job.id, job.queue, float(job.at_timestamp), payload, job.attempt or ""]
             ttl = job.unique_ttl
-            items += [job.unique_key or "", "" if ttl is None else repr(float(ttl))]
+            items += [job.unique_key or "", "" if ttl is None else repr(float(ttl)), job.task_name]
         statuses = self._run_once("enqueue", fixed, items)
         for job, status in zip(jobs, statuses, strict=True):
             where, _, holder = _text(status).partition("/")
@@ -571,33 +622,114 @@ class RedisBroker(Broker):
     # -- worker side ---------------------------------------------------------------------
 
     def get_jobs_from_queue(self, queue: str | Sequence[str], max_jobs: int) -> list[Job]:
+        """The jobs handed over to this worker and heard by its subscriber, if any (no
+        round trip); else one fetch, which may register the worker as idle."""
         queues = normalize_queues(queue)
         max_jobs = min(max_jobs, self.max_fetch_size)
         if max_jobs <= 0:
             return []
         with self._fetch_lock:
-            return self._fetch(self._pending_fetch or self._unique_id(), max_jobs, queues)
+            handed = self._from_inbox(max_jobs)
+            self._served_from_handover = bool(handed)
+            if handed:
+                return handed
+            return self._fetch(self._pending_fetch or self._new_fetch(True), max_jobs, queues)
+
+    def room_after_handover(self) -> int | None:
+        return self._room if self._served_from_handover else None
 
     def unsettled_jobs(self) -> list[Job]:
-        """The jobs of a fetch whose reply was lost: sent again with its fetch id and no
-        room for more jobs, it returns the reply Redis kept (nothing if it never ran)."""
+        """The jobs of a fetch whose reply was lost (sent again with its fetch id and no
+        room for more jobs, it returns the reply Redis kept, nothing if it never ran), and
+        those handed over to this worker and not delivered: a last fetch ends its
+        registration and collects them."""
         with self._fetch_lock:
-            if self._pending_fetch is None:
-                return []
-            return self._fetch(self._pending_fetch, 0, [])
+            jobs = []
+            if self._pending_fetch is not None:
+                jobs += self._fetch(self._pending_fetch, 0, [])
+            if self._registered is not None:
+                jobs += self._fetch(self._new_fetch(False), 0, [])
+            return jobs
 
-    def _fetch(self, fetch_id: str, max_jobs: int, queues: Sequence[str]) -> list[Job]:
+    def _new_fetch(self, register: bool) -> _FetchCall:
+        """A fresh fetch (under ``_fetch_lock``): it collects what was handed to the fetch
+        id registered before, and with ``register`` registers the worker as idle under a
+        new one, when its subscriber listens (the hand-over messages of the old id heard
+        from now on are left out: this fetch brings their jobs)."""
+        register = register and self._listening and self.handover_ttl > 0
+        register = register and self.partition_count == 1  # partitions: no hand-over
+        fetch_id, next_id = self._unique_id(), self._unique_id() if register else None
+        with self._handed_lock:
+            call = _FetchCall(fetch_id, self._registered, next_id, frozenset(self._received))
+            self._registered, self._received, self._inbox = next_id, set(), []
+        return call
+
+    def _fetch(self, call: _FetchCall, max_jobs: int, queues: Sequence[str]) -> list[Job]:
         """One fetch call and its reply handled (under ``_fetch_lock``)."""
-        self._pending_fetch = fetch_id  # until the reply is handled
+        self._pending_fetch = call  # until the reply is handled
         acks = list(self._acks)
-        args = [self.prefix, self._now(), self.worker_id, fetch_id, max_jobs]
-        args += [self.fetch_scan_limit, len(acks), *acks, *queues]
-        taken, dead = self._run("fetch", args)
-        jobs = self._settle_fetch(fetch_id, taken, dead)
+        args = [self.prefix, self._now(), self.worker_id, call.id, max_jobs]
+        args += [self.fetch_scan_limit, call.registered or "", call.next_id or ""]
+        args += [self._now() + self.handover_ttl, len(call.received), len(acks), *acks, *queues]
+        taken, dead, *rest = self._run("fetch", args)
+        handed = rest[0] if rest else []
+        jobs = self._settle_fetch(call.id, taken, dead)
+        jobs += self._settle_handed(call, handed)
+        undelivered = max(0, len(handed) // 2 - len(call.received))
+        self._room = max_jobs - len(taken) // 2 - undelivered if call.next_id else 0
         # Handled: acknowledge the reply with the next fetch, which deletes its cache.
-        self._acks = [fetch_id] if taken else []
+        self._acks = [call.id] if taken or handed else []
         self._pending_fetch = None
         return jobs
+
+    def _settle_handed(self, call: _FetchCall, handed: list[bytes]) -> list[Job]:
+        """The jobs handed over to ``call.registered`` that its messages did not deliver."""
+        pairs = [(_text(i), p) for i, p in _groups(handed, 2) if _text(i) not in call.received]
+        return self._handed_jobs(pairs, call.registered or "")
+
+    def _handed_jobs(self, pairs: Sequence[tuple[str, bytes | str]], attempt: str) -> list[Job]:
+        """The jobs of handed ``(job id, payload)`` pairs, running in ``attempt``; a payload
+        that cannot be decoded goes to the dead letters."""
+        jobs = []
+        for job_id, payload in pairs:
+            try:
+                job = job_codec.decode(payload)
+            except Exception as exc:
+                self._bury_running(job_id, payload, _reason(exc), attempt)
+                continue
+            job.status, job.attempt = JobStatus.RUNNING, attempt
+            jobs.append(job)
+        return jobs
+
+    def _from_inbox(self, max_jobs: int) -> list[Job]:
+        """Up to ``max_jobs`` of the jobs hand-over messages brought (under
+        ``_fetch_lock``)."""
+        with self._handed_lock:
+            if not self._inbox:
+                return []
+            pairs, self._inbox = self._inbox[:max_jobs], self._inbox[max_jobs:]
+            self._received.update(job_id for job_id, _ in pairs)
+            attempt = self._registered or ""
+        self.handovers_received += len(pairs)
+        self._room -= len(pairs)
+        return self._handed_jobs(pairs, attempt)
+
+    def _handed_over(self, data: bytes) -> None:
+        """A hand-over message heard by the subscriber: keep its job for the next
+        ``get_jobs_from_queue``, and relay it as a notification (the idle arbiter's turn
+        takes it at once). A message of a fetch id no longer registered is left out: the
+        fetch that ended the registration brought its job; so is one that is not ours
+        (the next fetch brings the jobs handed over, whatever their messages)."""
+        try:
+            fetch_id, job_id, payload = json.loads(data)
+        except (ValueError, TypeError):
+            logger.warning("Ignored a malformed message on %s: %r", self.handover_channel, data)
+            return
+        with self._handed_lock:
+            if fetch_id != self._registered or job_id in self._received:
+                return
+            self._inbox.append((job_id, payload))
+        self.relay_notification()
 
     def _settle_fetch(self, fetch_id: str, taken: list[bytes], dead: list[bytes]) -> list[Job]:
         """The jobs of a fetch reply; payloads Python finds invalid go to the dead letters.
@@ -995,14 +1127,24 @@ class RedisBroker(Broker):
         outage: Outage,
     ) -> None:
         """Subscribe and relay messages until ``stopping`` or a connection error."""
+        handed = self.handover_channel.encode()
         with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-            pubsub.subscribe(self.channel)
+            pubsub.subscribe(self.channel, handed)
             outage.succeeded()
-            self.notify_local()
-            while not stopping.is_set():
-                if pubsub.get_message(timeout=self.subscriber_poll_interval) is not None:
+            self._listening = True  # the next fetch may register for hand-overs
+            try:
+                self.notify_local()
+                while not stopping.is_set():
+                    message = pubsub.get_message(timeout=self.subscriber_poll_interval)
+                    if message is None:
+                        continue
+                    if message["channel"] == handed:
+                        self._handed_over(message["data"])
+                        continue
                     self.notifications_received += 1
                     self.relay_notification()
+            finally:
+                self._listening = False  # messages are missed: fetches collect the jobs
 
     def _subscriber_client(self) -> Client:
         """A client for the subscriber alone, whose errors reach ``run_subscriber`` at once,
@@ -1021,6 +1163,16 @@ class RedisBroker(Broker):
         return redis_py.Redis(
             connection_pool=type(pool)(connection_class=pool.connection_class, **kwargs)
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class _FetchCall:
+    """One fetch, kept to be sent again with the same ids when its reply is lost."""
+
+    id: str
+    registered: str | None  #: the fetch id registered before, whose handed jobs it collects
+    next_id: str | None  #: the fetch id it registers the worker under when idle
+    received: frozenset[str]  #: job ids handed to ``registered`` and delivered already
 
 
 def _groups(flat: Sequence[Any], size: int) -> list[tuple[Any, ...]]:

@@ -70,6 +70,14 @@ DEFAULT_SUBSCRIBER_POLL_INTERVAL = 0.25
 #: shorter frees sooner the connections of threads that stopped watching (a web server's
 #: pool of request threads waiting on results).
 DEFAULT_LISTENER_IDLE_TIMEOUT = 60.0
+#: Seconds an idle worker's registration for jobs handed over with their wake-up stays
+#: valid after its last fetch (every idle poll renews it; 0 turns the hand-over off: the
+#: enqueue only queues and notifies). Longer must exceed ``idle_poll_interval``, or the
+#: registration lapses between polls and jobs take the slower way; shorter bounds how long
+#: a worker frozen with its connection open (one that died is passed by at once) keeps
+#: being handed jobs, which then wait for the dead-worker recovery.
+DEFAULT_HANDOVER_TTL = 3.0
+
 #: The fields passed on to ``Broker.__init__`` (read by the engine).
 LIVENESS_FIELDS = (
     "heartbeat_interval",
@@ -118,6 +126,9 @@ class RedisSettings:
     #: Idle seconds before a thread's watch connection is closed: fewer reconnects of a
     #: thread that watches now and then vs. connections of idle threads freed sooner.
     listener_idle_timeout: float = DEFAULT_LISTENER_IDLE_TIMEOUT
+    #: Seconds an idle worker's hand-over registration lasts past its last fetch (0: no
+    #: hand-over): must exceed ``idle_poll_interval`` vs. a frozen worker handed jobs longer.
+    handover_ttl: float = DEFAULT_HANDOVER_TTL
     #: Seconds between heartbeats: dead workers noticed sooner vs. broker traffic.
     heartbeat_interval: float = const.HEARTBEAT_INTERVAL
     #: Silent seconds before a worker is declared dead: recovery sooner vs. a slow worker's

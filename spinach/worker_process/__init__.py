@@ -25,8 +25,13 @@ Thread model of a worker process
   (``Arbiter.on_notification``): it fetches as many jobs as there are free workers and
   hands them over itself, saving a hand-off between threads on an idle worker's way to a
   job; otherwise (the arbiter is in a round or every worker is busy, or more jobs may
-  wait) it wakes the arbiter. A lock makes their rounds one at a time, and a stop ends the
-  subscriber's turns before it gives back the jobs never started. A broker without
+  wait) it wakes the arbiter. On Redis, an idle worker's fetch registers it for jobs
+  handed over with their wake-up (``spinach.brokers.redis``, "Hand-over"): such a job
+  comes in a message on the worker's own channel, and the subscriber's turn dispatches it
+  with no fetch; once the registration is spent (``Broker.room_after_handover``), it
+  fetches to register the worker again. A
+  lock makes their rounds one at a time, and a stop ends the subscriber's turns before it
+  gives back the jobs never started (and those handed over, undelivered). A broker without
   remote notifications (``MemoryBroker``: an enqueue wakes its peers' arbiters directly)
   has an idle subscriber thread.
 - **The main thread** starts all of the above (``worker.Worker.run``), then waits for

@@ -184,6 +184,10 @@ class Arbiter(threading.Thread):
             return False  # not idle: busy, waiting for a free worker, or stopped
         if self._fetch_round() is not _Round.DRAINED:
             return False  # more may wait: the arbiter fetches on
+        room = self._broker.room_after_handover()
+        if room is not None:  # jobs handed over with their wake-up (not due later): once
+            # the registration is spent, the fetch that registers the worker again
+            return room > 0 or self._fetch_round() is _Round.DRAINED
         # the notification may be a job due later: wake the arbiter if it is due sooner
         delta = self._broker.next_future_job_delta()
         return delta is None or self._broker.now() + delta >= idle_until - DUE_TOLERANCE

@@ -296,3 +296,21 @@ local function keep_reply(k, call_id, reply, now, window)
   redis.call('ZADD', k.replies_at, now, call_id)
   return reply
 end
+
+-- Idle registrations (the job handed over with its wake-up, see redis.py): k.idle maps a
+-- worker id to the JSON {f: the id of its next fetch, n: how many jobs it may be handed,
+-- e: broker time the registration lapses at, q: the queues it serves}; the sorted set
+-- k.prefix .. 'idle_for/' .. <queue> lists the workers registered for that queue, scored
+-- by registration time (the oldest first). Any fetch of a worker ends its registration.
+
+-- End the registration of `worker`, if any; returns it (decoded) or nil.
+local function unregister_idle(k, worker)
+  local raw = redis.call('HGET', k.idle, worker)
+  if not raw then return nil end
+  redis.call('HDEL', k.idle, worker)
+  local registration = cjson.decode(raw)
+  for _, queue in ipairs(registration.q) do
+    redis.call('ZREM', k.prefix .. 'idle_for/' .. queue, worker)
+  end
+  return registration
+end

@@ -1,5 +1,6 @@
 -- expire_dead_workers: first step of the recovery of dead workers' jobs. Removes the
--- workers silent since before the deadline (never the caller) with their fetch caches,
+-- workers silent since before the deadline (never the caller) with their fetch caches
+-- and idle registrations (a job handed over to one is running under it: listed below),
 -- then lists the running jobs whose worker is not registered: those of the workers just
 -- removed, and orphans left by workers that deregistered or never registered.
 --
@@ -12,6 +13,7 @@
 -- KEYS[3] running         hash  job id -> payload of a running job
 -- KEYS[4] running_owners  hash  worker id -> number of its running jobs
 -- KEYS[5] fetchers        set   worker ids that may have a fetch cache
+-- KEYS[6] idle            hash  worker id -> JSON of its idle registration (_common.lua)
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] deadline: a last heartbeat strictly before it is too old
 -- ARGV[3] worker id of the caller
@@ -19,7 +21,7 @@
 -- oldest fetch first for each worker.
 local k = {
   prefix = ARGV[1], workers = KEYS[1], heartbeats = KEYS[2], running = KEYS[3],
-  running_owners = KEYS[4], fetchers = KEYS[5],
+  running_owners = KEYS[4], fetchers = KEYS[5], idle = KEYS[6],
 }
 local caller = ARGV[3]
 
@@ -29,6 +31,7 @@ for _, worker in ipairs(redis.call('ZRANGEBYSCORE', k.heartbeats, '-inf', '(' ..
     redis.call('ZREM', k.heartbeats, worker)
     redis.call('DEL', k.prefix .. 'fetched/' .. worker)
     redis.call('SREM', k.fetchers, worker)
+    unregister_idle(k, worker)
   end
 end
 

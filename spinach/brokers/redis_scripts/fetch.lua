@@ -14,6 +14,14 @@
 -- and a call with a cached fetch id returns it. The client acknowledges a reply by
 -- listing its fetch id in its next fetch, which deletes it.
 --
+-- Idle registration (the job handed over with its wake-up): a fetch first ends the
+-- caller's registration, and moves the jobs enqueue handed over to it (kept under the
+-- registered fetch id ARGV[7]) into its own reply; a fetch that took fewer jobs than it
+-- asked for and names a next fetch id (ARGV[8]) registers the caller as idle under it,
+-- for as many jobs as it had room left (less those already handed to that id), until
+-- ARGV[9]: enqueue may then do this script's work for a job due now, and publish it on
+-- the worker's channel {ns}/handed/<worker id>.
+--
 -- KEYS[1]  queues           set   names of the queues that ever held a payload
 -- KEYS[2]  queued_ids       hash  job id -> number of its payloads waiting in queues
 -- KEYS[3]  running          hash  job id -> payload of a running job
@@ -37,19 +45,26 @@
 -- KEYS[20] rate_deferred    hash  task name -> due time of its job deferred last
 -- KEYS[21] unique_of        hash  job id -> unique key it holds (released with a payload
 --                                  dead-lettered whose job is stored nowhere else)
+-- KEYS[22] idle             hash  worker id -> JSON of its idle registration (_common.lua)
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] now, seconds since the epoch
 -- ARGV[3] worker id of the caller
 -- ARGV[4] fetch id, unique per fetch (the same when a fetch is sent again)
 -- ARGV[5] maximum number of jobs to take
 -- ARGV[6] maximum number of payloads to look at per queue
--- ARGV[7] number n of acknowledged fetch ids that follow
--- ARGV[8 .. 7+n] acknowledged fetch ids, whose cached replies are deleted
--- ARGV[8+n ..] queue names, in priority order; each queue's priority bands
+-- ARGV[7] the fetch id the caller registered with its last fetch ("": none)
+-- ARGV[8] the fetch id to register the caller under if idle after this fetch ("": none)
+-- ARGV[9] broker time that registration lapses at
+-- ARGV[10] how many of the jobs handed to ARGV[7] the worker has already (heard): the
+--          others count against ARGV[5]
+-- ARGV[11] number n of acknowledged fetch ids that follow
+-- ARGV[12 .. 11+n] acknowledged fetch ids, whose cached replies are deleted
+-- ARGV[12+n ..] queue names, in priority order; each queue's priority bands
 --               (spinach/priority.py) that ever held a job and are not named are scanned
 --               right after it
--- Returns {taken, dead}: taken is job id, payload, job id, payload... of the jobs taken;
--- dead is dead letter id, payload... of the payloads dead-lettered.
+-- Returns {taken, dead, handed}: taken is job id, payload, job id, payload... of the jobs
+-- taken; dead is dead letter id, payload... of the payloads dead-lettered; handed is job
+-- id, payload... of the jobs handed over to ARGV[7] (running in that attempt).
 local k = {
   prefix = ARGV[1], queues = KEYS[1], queued_ids = KEYS[2], running = KEYS[3],
   running_meta = KEYS[4], running_by_task = KEYS[5], running_owners = KEYS[6],
@@ -57,14 +72,28 @@ local k = {
   dead_order = KEYS[11], fetchers = KEYS[12], dead_time = KEYS[13], dead_seq = KEYS[14],
   future = KEYS[15], future_jobs = KEYS[16], future_queues = KEYS[17],
   rate_limits = KEYS[18], rate_tat = KEYS[19], rate_deferred = KEYS[20], unique_of = KEYS[21],
+  idle = KEYS[22],
 }
 local now, worker, fetch_id = ARGV[2], ARGV[3], ARGV[4]
-local left, scan_limit, acks = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local left, scan_limit, acks = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[11])
+local registered, next_id, lapse = ARGV[7], ARGV[8], ARGV[9]
 local cache = k.prefix .. 'fetched/' .. worker
 
-for i = 8, 7 + acks do redis.call('HDEL', cache, ARGV[i]) end
+for i = 12, 11 + acks do redis.call('HDEL', cache, ARGV[i]) end
 local cached = redis.call('HGET', cache, fetch_id)
 if cached then return cjson.decode(cached) end
+
+-- The registration ends here; what it was handed comes with this reply.
+unregister_idle(k, worker)
+local handed = {}
+if registered ~= '' then
+  local raw = redis.call('HGET', cache, registered)
+  if raw then
+    handed = cjson.decode(raw)[1]
+    redis.call('HDEL', cache, registered)
+  end
+end
+left = left - math.max(0, #handed / 2 - tonumber(ARGV[10])) -- they take free workers too
 
 local taken, dead = {}, {}
 
@@ -217,19 +246,36 @@ local function bands_of(queue)
   return held
 end
 
-local named = {}
-for i = 8 + acks, #ARGV do named[ARGV[i]] = true end
-for i = 8 + acks, #ARGV do
+local named, serves = {}, {}
+for i = 12 + acks, #ARGV do
+  named[ARGV[i]] = true
+  serves[#serves + 1] = ARGV[i]
+end
+for _, queue in ipairs(serves) do
   if left <= 0 then break end
-  scan(ARGV[i])
+  scan(queue)
   if left > 0 then
-    for _, band in ipairs(bands_of(ARGV[i])) do
+    for _, band in ipairs(bands_of(queue)) do
       if left > 0 and not named[band] then scan(band) end
     end
   end
 end
-local reply = {taken, dead}
-if #taken > 0 then
+
+-- Idle with room left: register under the next fetch id (a call sent again counts the
+-- jobs handed to that id since its first run).
+if next_id ~= '' and left > 0 and #serves > 0 then
+  local earlier = redis.call('HGET', cache, next_id)
+  if earlier then left = left - #cjson.decode(earlier)[1] / 2 end
+  if left > 0 then
+    redis.call('HSET', k.idle, worker, cjson.encode({f = next_id, n = left, e = lapse, q = serves}))
+    for _, queue in ipairs(serves) do
+      redis.call('ZADD', k.prefix .. 'idle_for/' .. queue, now, worker)
+    end
+  end
+end
+
+local reply = {taken, dead, handed}
+if #taken > 0 or #handed > 0 then
   redis.call('HSET', cache, fetch_id, cjson.encode(reply))
   redis.call('SADD', k.fetchers, worker)
 end

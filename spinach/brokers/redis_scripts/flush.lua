@@ -7,11 +7,12 @@
 -- KEYS[2] fetchers        set   worker ids that may have a fetch cache
 -- KEYS[3] running_owners  hash  worker id -> number of its running jobs
 -- KEYS[4] unique_of       hash  job id -> unique key it holds
+-- KEYS[5] idle            hash  worker id -> JSON of its idle registration (_common.lua)
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- Returns the number of keys deleted.
 local k = {
   prefix = ARGV[1], queues = KEYS[1], fetchers = KEYS[2], running_owners = KEYS[3],
-  unique_of = KEYS[4],
+  unique_of = KEYS[4], idle = KEYS[5],
 }
 
 local deleted = 0
@@ -29,5 +30,6 @@ end
 for _, key in ipairs(redis.call('HVALS', k.unique_of)) do
   delete(k.prefix .. 'unique/' .. key)
 end
+for _, worker in ipairs(redis.call('HKEYS', k.idle)) do unregister_idle(k, worker) end
 for _, key in ipairs(KEYS) do delete(key) end
 return deleted
