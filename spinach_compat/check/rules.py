@@ -151,6 +151,9 @@ RULES: dict[str, Rule] = {
         S_RATES, "a token bucket per worker process (spinach_global_rate_limits: per namespace)"
     ),
     "setting:task_annotations": _U(S_TASKS, "annotations are refused", _is_none),
+    "setting:task_repr_maxlevels": _U(
+        S_SETTINGS, "only 3, the default: argsrepr/kwargsrepr show 3 levels", _in(3, None)
+    ),
     "setting:task_default_priority": _S(S_RATES, "kombu's Redis priority bands"),
     "setting:beat_scheduler": _S(S_BEAT, "run by spinach-compat beat (third parties: the shim)"),
     "setting:beat_schedule": _D(S_BEAT, "fired by the workers, or by beat while one leads"),

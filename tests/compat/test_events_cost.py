@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from spinach_compat.app import trace
-from spinach_compat.app.context import Context
+from spinach_compat.app.context import JobContext
 from spinach_compat.events import records
 from spinach_compat.events.dispatcher import EventDispatcher
 from spinach_compat.events.worker import WorkerEvents
@@ -74,7 +74,7 @@ def test_a_watcher_that_raises_never_fails_the_task(make_app, caplog):
     try:
         assert add.apply((1, 2)).get() == 3
         assert seen == []
-        request = Context(id="id-9", args=[2, 2], kwargs={}, is_eager=False)
+        request = JobContext(id="id-9", args=[2, 2], kwargs={}, is_eager=False)
         outcome = trace.trace_task(add, request, eager=False, propagate=False)
     finally:
         trace.watchers.pop()
@@ -183,8 +183,8 @@ def test_a_run_s_succeeded_event_follows_its_started_one(make_app):
         def noop() -> None:
             return None
 
-        first = Context(id="id-1", args=[], kwargs={}, is_eager=False, root_id="id-1")
-        second = Context(id="id-2", args=[], kwargs={}, is_eager=False, root_id="id-2")
+        first = JobContext(id="id-1", args=[], kwargs={}, is_eager=False, root_id="id-1")
+        second = JobContext(id="id-2", args=[], kwargs={}, is_eager=False, root_id="id-2")
         service.started(noop, first)
         service.set_task_events(False)
         service.finished(noop, first, "SUCCESS", None)
