@@ -12,43 +12,25 @@ import contextlib
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 
-from spinach import Engine, Job, RedisBroker, priority
+from spinach import Job, RedisBroker, priority
 from spinach.brokers.base import WorkerInfo
 from spinach.testing import FakeClock
 
 from .helpers import WAIT_TIMEOUT, wait_until
-from .test_notified_fetch import QUIET, Quiet, Runs, job
-
-Made = tuple[Engine, RedisBroker, Quiet]
+from .test_notified_fetch import Quiet, Runs, job
+from .test_notified_fetch import make_engine as make_engine  # the fixture, shared
 
 
 @pytest.fixture
 def admin(redis_server: Any) -> Iterator[redis.Redis]:
     with redis_server.client() as client:
         yield client
-
-
-@pytest.fixture
-def make_engine(redis_broker_factory) -> Iterator[Callable[..., Made]]:
-    """An engine on the test's Redis, a producer broker and the engine's ``Quiet``."""
-    engines: list[Engine] = []
-
-    def make(**tunables: Any) -> Made:
-        settings = {**QUIET, **tunables}
-        engine = Engine(redis_broker_factory(namespace="notified", **settings), "notified")
-        engines.append(engine)
-        producer = redis_broker_factory(namespace="notified", **settings)
-        return engine, producer, Quiet(engine)
-
-    yield make
-    for engine in engines:
-        engine.stop_workers()
 
 
 @contextlib.contextmanager
