@@ -245,13 +245,18 @@ def test_inspect_reserved_lists_the_prefetched_tasks_as_a_real_celery_worker(
         running = app.send_task(hold, ("release-me",))
         behind = [app.send_task(hold, ("release-me",), {"seconds": n}) for n in (20, 21)]
         inspect = app.control.inspect(timeout=5, limit=1)
-        reserved = lambda: [t for tasks in (inspect.reserved() or {}).values() for t in tasks]  # noqa: E731
-        assert wait_until(lambda: len(reserved()) == 2, TIMEOUT)
-        held, active = reserved(), inspect.active()
+        seen: dict[str, list] = {}
+
+        def settled() -> bool:  # both read together: a reply may time out on a busy machine
+            seen["held"] = [t for ts in (inspect.reserved() or {}).values() for t in ts]
+            seen["active"] = [t["id"] for ts in (inspect.active() or {}).values() for t in ts]
+            return len(seen["held"]) == 2 and seen["active"] == [running.id]
+
+        assert wait_until(settled, TIMEOUT), seen
+        held = seen["held"]
         with redis_server.client(db=15) as client:
             client.set("release-me", 1)
     assert sorted(t["id"] for t in held) == sorted(r.id for r in behind)
-    assert [t["id"] for tasks in active.values() for t in tasks] == [running.id]
     assert {(t["acknowledged"], t["worker_pid"], t["time_start"]) for t in held} == {
         (False, None, None)
     }
