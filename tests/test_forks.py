@@ -73,7 +73,7 @@ def child_can_take(lock: Callable[[], threading.Lock | threading.RLock]) -> bool
 
 
 @pytest.mark.parametrize("partitions", [1, 3])
-@pytest.mark.parametrize("name", ["_calls_lock", "_fetch_lock"])
+@pytest.mark.parametrize("name", ["_calls_lock", "_fetch_lock", "_handed_lock"])
 def test_a_redis_broker_s_locks_are_free_in_a_forked_child(
     redis_broker_factory, partitions: int, name: str
 ) -> None:

@@ -397,15 +397,7 @@ class RedisBroker(Broker):
             raise ValueError(f"{type(self).__name__} cannot spread a namespace over partitions")
         settings = settings_from(settings, tunables)
         super().__init__(clock=clock, worker_id=worker_id, **settings.liveness())
-        #: The tunables this broker runs with (see ``RedisSettings``).
-        self.settings = settings
-        self.max_fetch_size: int = settings.max_fetch_size
-        self.fetch_scan_limit = settings.fetch_scan_limit
-        self.move_batch_size = settings.move_batch_size
-        self.resend_window = settings.resend_window
-        self.reconnect_base_delay = settings.reconnect_base_delay
-        self.reconnect_max_delay = max(settings.reconnect_max_delay, self.reconnect_base_delay)
-        self.subscriber_poll_interval = settings.subscriber_poll_interval
+        self._apply_settings(settings)
         #: The retries redis-py makes inside calls, logged once per outage.
         self.hidden_retries = HiddenRetries()
         self._redis = self._make_client(redis, settings)
@@ -415,17 +407,7 @@ class RedisBroker(Broker):
         self._info_json: str | None = None  # what this worker registered, to re-register
         self._fetch_lock = threading.Lock()
         self._pending_fetch: _FetchCall | None = None  # a fetch whose reply may be lost
-        #: See ``handover_ttl`` in ``RedisSettings`` (0: no hand-over).
-        self.handover_ttl = settings.handover_ttl
-        self._handed_lock = threading.Lock()  # guards the three below (the subscriber's)
-        self._registered: str | None = None  # the fetch id the last fetch registered under
-        self._received: set[str] = set()  # job ids handed to it, delivered from messages
-        self._inbox: list[tuple[str, str]] = []  # (job id, payload) handed, not delivered
-        self._listening = False  # whether the subscriber hears this worker's hand-overs
-        self._served_from_handover = False  # see room_after_handover
-        self._room = 0  # how many more jobs the registration may be handed (as far as known)
-        #: Jobs delivered from hand-over messages, without a fetch (monitoring and tests).
-        self.handovers_received = 0
+        self._init_handover()
         self._acks: list[str] = []  # fetch ids whose replies arrived, to delete
         self._calls_lock = threading.Lock()
         self._failed_calls: dict[tuple, str] = {}  # call ids of calls that may have run
@@ -437,9 +419,35 @@ class RedisBroker(Broker):
         self.watchers = Watchers(self._redis, self.now, settings.listener_idle_timeout)
         self.set_namespace(self.namespace)
 
+    def _apply_settings(self, settings: RedisSettings) -> None:
+        #: The tunables this broker runs with (see ``RedisSettings``).
+        self.settings = settings
+        self.max_fetch_size: int = settings.max_fetch_size
+        self.fetch_scan_limit = settings.fetch_scan_limit
+        self.move_batch_size = settings.move_batch_size
+        self.resend_window = settings.resend_window
+        self.reconnect_base_delay = settings.reconnect_base_delay
+        self.reconnect_max_delay = max(settings.reconnect_max_delay, self.reconnect_base_delay)
+        self.subscriber_poll_interval = settings.subscriber_poll_interval
+        #: See ``handover_ttl`` in ``RedisSettings`` (0: no hand-over).
+        self.handover_ttl = settings.handover_ttl
+
+    def _init_handover(self) -> None:
+        """The state of the job handed over with its wake-up (see the module docstring)."""
+        self._handed_lock = threading.Lock()  # guards the three below (the subscriber's)
+        self._registered: str | None = None  # the fetch id the last fetch registered under
+        self._received: set[str] = set()  # job ids handed to it, delivered from messages
+        self._inbox: list[tuple[str, str]] = []  # (job id, payload) handed, not delivered
+        self._listening = False  # whether the subscriber hears this worker's hand-overs
+        self._served_from_handover = False  # see room_after_handover
+        self._room = 0  # how many more jobs the registration may be handed (as far as known)
+        #: Jobs delivered from hand-over messages, without a fetch (monitoring and tests).
+        self.handovers_received = 0
+
     def _after_fork(self) -> None:
         # A parent's thread may hold a lock at the fork: the child's copy would stay held.
         self._fetch_lock, self._calls_lock = threading.Lock(), threading.Lock()
+        self._init_handover()  # its lock too; the parent's registration is not the child's
         self._new_id_prefix()
 
     def _new_id_prefix(self) -> None:

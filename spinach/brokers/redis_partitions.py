@@ -99,6 +99,7 @@ def _partition(owner: PartitionedRedisBroker, index: int) -> _Partition:
         part.__dict__.pop(name, None)
     part.owner, part.index = owner, index
     part._fetch_lock, part._calls_lock = threading.Lock(), threading.Lock()
+    part._init_handover()  # unused (no hand-over on partitions), but not the owner's
     part._pending_fetch, part._acks, part._failed_calls = None, [], {}
     part._info_json = None
     RedisBroker._bind_namespace(part, partition_tags(owner.namespace, owner.partition_count)[index])
@@ -131,6 +132,7 @@ class PartitionedRedisBroker(RedisBroker):
         super()._after_fork()
         for part in self.partitions:  # copies of this broker: not registered themselves
             part._fetch_lock, part._calls_lock = threading.Lock(), threading.Lock()
+            part._init_handover()
         self._new_turns()
 
     # -- routing -------------------------------------------------------------------------
