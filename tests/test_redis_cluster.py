@@ -184,8 +184,10 @@ def test_a_notification_wakes_a_broker_listening_on_the_cluster(make, redis_clus
 
 
 def test_the_subscriber_listens_again_after_its_connection_is_killed(make, redis_cluster) -> None:
-    sender = make()
-    receiver = make(reconnect_base_delay=0.01, reconnect_max_delay=0.05)
+    # A namespace of its own: in ``ns`` an idle worker an earlier test left registered
+    # could be handed the job with its wake-up, and no notification would be published.
+    sender = make("resubscribe")
+    receiver = make("resubscribe", reconnect_base_delay=0.01, reconnect_max_delay=0.05)
     with Subscriber(receiver):
         assert wait_until(lambda: subscribers(redis_cluster, receiver.channel) == 1)
         killed = 0
