@@ -310,7 +310,13 @@ def test_flower_shows_facade_tasks_and_workers(flower, redis_server, tmp_path):
         assert [(w["hostname"], w["status"], w["processed"] >= 0) for w in workers] == [
             (NODE, True, True)
         ]
-        asked = _get(f"{flower}/api/workers?refresh=1")  # Flower's inspect: remote control
+        asked: dict[str, Any] = {}
+
+        def answered() -> bool:  # Flower's inspect (remote control); a reply may time out
+            asked.update(_get(f"{flower}/api/workers?refresh=1"))
+            return "registered" in asked.get(NODE, {})
+
+        assert wait_until(answered, TIMEOUT), asked
         assert f"{TASKS}.add" in asked[NODE]["registered"]
         assert asked[NODE]["stats"]["pool"]["implementation"] == (
             "celery.concurrency.thread:TaskPool"

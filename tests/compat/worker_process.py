@@ -114,5 +114,9 @@ def project_worker(
         client.flushdb()
     worker = WorkerProcess(impl, url, args, log, project=project)
     worker.start()
-    yield worker, url
+    try:
+        yield worker, url
+    except BaseException:
+        worker.stop()  # a failed test must not leave its worker running for the next ones
+        raise
     assert worker.stop() == 0, worker.describe()
