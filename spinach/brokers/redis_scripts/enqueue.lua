@@ -7,7 +7,8 @@
 -- reply, even if the jobs ran and finished in between. A unique job whose key a stored job
 -- holds is not stored: the reply gives that job's status and id instead.
 --
--- The job handed over with its wake-up: a job due now whose queue (or the queue whose
+-- The job handed over with its wake-up: a new job (not one coming back from a failed
+-- attempt, which is queued and notified as before) due now whose queue (or the queue whose
 -- priority band it is) an idle worker registered for (fetch.lua), and whose task has
 -- neither a max_concurrency nor a rate limit, is not queued: this script does that
 -- worker's registered fetch for it (marks it running under the worker, in the attempt of
@@ -150,7 +151,7 @@ local function store(id, queue, at, payload, unique, ttl, task)
   end
   local due = tonumber(at) <= now
   local worker, registration
-  if due then worker, registration = taker(queue, task) end
+  if due and not from_failure then worker, registration = taker(queue, task) end
   if worker then
     hand_over(worker, registration, id, queue, payload, task)
     return 'QUEUED'
