@@ -76,10 +76,11 @@ A fetch that takes fewer jobs than it asked for, from a worker whose subscriber 
 registers the worker as idle under the id of its *next* fetch, made in advance:
 ``{ns}/idle`` holds ``{f: that fetch id, n: free workers left, e: lapse time, q: queues}``
 and ``{ns}/idle_for/<queue>`` the workers registered per queue. The enqueue script, for a
-job due now on a queue (or the priority band of a queue) a live registration serves, whose
-task has no ``max_concurrency`` nor rate limit, does that fetch's work instead of queueing
-it: marks it running under the worker in the attempt of the registered fetch id, adds it
-to that id's cached reply in ``{ns}/fetched/<worker id>``, takes one off ``n`` and
+new job due now on a queue (or the priority band of a queue) a live registration serves,
+whose task has no ``max_concurrency`` nor rate limit, does that fetch's work instead of
+queueing it (a job back from a failed attempt is queued and notified as before): marks it
+running under the worker in the attempt of the registered fetch id, adds it to that id's
+cached reply in ``{ns}/fetched/<worker id>``, takes one off ``n`` and
 publishes ``[fetch id, job id, payload]`` on the worker's channel ``{ns}/handed/<worker
 id>`` (no namespace wake-up for it). The subscriber hands it to the arbiter's turn with no
 round trip (``handovers_received`` counts them). Any fetch of the worker ends its
