@@ -52,7 +52,10 @@ class Venv:
             [python, "-c", "import sys; print(sys.version)"],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
-        return hashlib.sha256(source.read_bytes() + version.encode()).hexdigest()
+        # ours is an editable install of this checkout: a venv copied from another
+        # worktree would measure that worktree's code, so the path is part of the digest.
+        where = str(REPO).encode() if self.requirements is None else b""
+        return hashlib.sha256(source.read_bytes() + version.encode() + where).hexdigest()
 
 
 VENVS = {
