@@ -175,17 +175,20 @@ local function release(k, id, worker, attempt)
   return owned[id]
 end
 
--- Unique jobs: the string key k.prefix .. 'unique/' .. <unique key> holds "<expiry> <job id>"
--- of the job holding the key (expiry: the broker time the key is released at, "" for none;
--- the key also expires in Redis a second after, to clean up); k.unique_of maps that job id
--- back to its key, so the scripts ending a job release the key.
+-- Unique jobs: the string key k.prefix .. 'unique/' .. <unique key> holds
+-- "<expiry>/<ttl> <job id>" of the job holding the key (expiry: the broker time the key is
+-- released at, "" for none; ttl: the seconds it was held for, kept for a dead letter's
+-- retry; "<expiry> <job id>" before the ttl was kept; the key also expires in Redis a second
+-- after, to clean up); k.unique_of maps that job id back to its key, so the scripts ending a
+-- job release the key.
 
--- The id of the job holding a unique key (expired or not) and its expiry ("": none).
+-- The id of the job holding a unique key (expired or not), its expiry ("": none) and the
+-- seconds it holds it for ("": while it lives, or not known).
 local function unique_entry(k, key)
   local value = redis.call('GET', k.prefix .. 'unique/' .. key)
-  if not value then return nil, '' end
-  local expiry, id = string.match(value, '^(%S*) (.*)$')
-  return id, expiry
+  if not value then return nil, '', '' end
+  local expiry, ttl, id = string.match(value, '^([^%s/]*)/?(%S*) (.*)$')
+  return id, expiry, ttl
 end
 
 -- The status and id of the job holding a unique key at `now`, "<status>/<id>", while that
@@ -206,9 +209,20 @@ local function hold_unique(k, id, key, now, ttl)
   else
     local seconds = tonumber(ttl)
     local expiry = string.format('%.17g', now + seconds)
-    redis.call('SET', name, expiry .. ' ' .. id, 'PX', math.ceil(seconds * 1000) + 1000)
+    local value = expiry .. '/' .. ttl .. ' ' .. id
+    redis.call('SET', name, value, 'PX', math.ceil(seconds * 1000) + 1000)
   end
   redis.call('HSET', k.unique_of, id, key)
+end
+
+-- The seconds job `id` holds unique key `key` for, to hold it as long again on a dead
+-- letter's retry: "" while it lives, "0" when its hold lapsed (expired, or taken by another
+-- job since); a hold taken before the ttl was kept gives the seconds it had left.
+local function held_for(k, key, id, now)
+  local holder, expiry, ttl = unique_entry(k, key)
+  if holder ~= id or (expiry ~= '' and tonumber(expiry) <= now) then return '0' end
+  if expiry == '' or ttl ~= '' then return ttl end
+  return string.format('%.17g', tonumber(expiry) - now)
 end
 
 -- Release the unique key a job that ended holds, if any.
@@ -246,6 +260,7 @@ local function remove_dead_letter(k, id)
   redis.call('HDEL', k.dead_time, id)
   redis.call('ZREM', k.dead_order, id)
   if k.dead_unique then redis.call('HDEL', k.dead_unique, id) end
+  if k.dead_unique_ttl then redis.call('HDEL', k.dead_unique_ttl, id) end
 end
 
 -- Dead letter ids, in arrival order: every one when `mode` is 'all', else those of
