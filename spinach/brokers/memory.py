@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from .. import job_codec, priority
 from ..exc import InvalidPayloadError
+from ..forks import reset_after_fork
 from ..history import FINISHED_COUNT_MINUTES, HistoryRecord, counts_by_queue
 from ..job import Job, JobStatus
 from ..rate_limit import RateLimit, gcra
@@ -113,6 +114,13 @@ class _Store:
         self.sequence = itertools.count()
         self.shared = SharedEntries()  # by full key: namespaced by ``Broker.key``
         self.published = threading.Condition(self.lock)  # notified at each publish_value
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a parent's thread may have held the lock at the fork (the
+        child gets a copy of the store, as it was then)."""
+        self.lock = threading.Lock()
+        self.published = threading.Condition(self.lock)
 
 
 class MemoryBroker(Broker):
