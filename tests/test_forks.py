@@ -18,6 +18,7 @@ import pytest
 from spinach import Engine, MemoryBroker
 from spinach.brokers.redis import RedisBroker
 from spinach.contrib.job_tally import Tallies
+from spinach.contrib.prometheus import BrokerCollector, JobMetrics
 from spinach.job import Job
 from spinach.job_logs import JobLogCapture
 from spinach_compat import _state
@@ -169,3 +170,14 @@ def test_the_metrics_tallies_lock_is_free_in_a_forked_child() -> None:
     tallies = Tallies(3, 3)
     with held(lambda: tallies._adding):
         assert child_can_take(lambda: tallies._adding)
+
+
+def test_the_prometheus_metrics_are_collected_in_a_forked_child() -> None:
+    """Ours only: prometheus-client's own locks are not reset in a child (its metrics are
+    not meant to be shared across a fork; see its multiprocess mode)."""
+    metrics, broker = JobMetrics(), MemoryBroker()
+    broker.set_namespace("forks")
+    collector = BrokerCollector(broker)
+    with held(lambda: metrics._folding), held(lambda: collector._lock):
+        assert in_child(lambda: bool(list(metrics.registry.collect()) and
+                                     list(collector.collect())))  # fmt: skip

@@ -548,6 +548,7 @@ class Celery:
         locks at the fork."""
         self._lock = threading.RLock()
         self.lifecycle_state.finalize_lock = threading.RLock()
+        self._rate_limits = None  # a process's limiters: the child makes its own
 
     def _notify_after_fork(self) -> None:
         """In a forked child, once every lock is fresh (``spinach.forks``): send

@@ -51,3 +51,29 @@ def test_a_signal_s_lock_is_free_in_a_forked_child() -> None:
     with held(lambda: signal._lock):
         assert child_can_take(lambda: signal._lock)
         assert in_child(connect_and_send)
+
+
+class _Run:
+    """A task running in the parent, as ``Terminations`` tracks it."""
+
+    task_id = "parent-task"
+
+    def terminate(self, signum: int) -> bool:
+        return True
+
+
+def test_terminations_start_empty_in_a_forked_child(make_app) -> None:
+    """The parent's runs are not the child's (their threads are not there), nor its lock."""
+    terminations = make_app().control.terminations
+    terminations.add(run := _Run())
+    try:
+        with held(lambda: terminations._lock):
+            assert in_child(lambda: terminations.running() == [])
+    finally:
+        terminations.discard(run)
+
+
+def test_a_forked_child_makes_its_own_rate_limiters(make_app) -> None:
+    app = make_app()
+    limits = app.rate_limits
+    assert in_child(lambda: app.rate_limits is not limits)
