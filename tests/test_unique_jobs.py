@@ -195,13 +195,12 @@ def test_a_copy_of_a_running_job_dead_lettered_at_fetch_keeps_its_key(kind, redi
 
 def _dead_lettered_unique_job(broker: Broker, ttl: float, old_hold: bool = False) -> Job:
     """A unique job held for ``ttl`` seconds, fetched and dead-lettered; with ``old_hold``
-    its hold is first written as before the ttl was kept (``"<expiry> <job id>"``)."""
+    its hold is first left as a worker of an earlier release took it (without its ttl)."""
     job = Job("report", const.DEFAULT_QUEUE, broker.now(), 0)
     job.unique_key, job.unique_ttl = "report:k", ttl
     broker.enqueue_jobs([job])
     if old_hold:
-        hold = broker.key("unique/report:k")
-        broker.redis.set(hold, f"{broker.now() + ttl!r} {job.id}", px=int(ttl * 1000) + 1000)
+        assert broker.redis.delete(broker.key("unique_ttl/report:k")) == 1
     [running] = broker.get_jobs_from_queue(const.DEFAULT_QUEUE, 10)
     broker.dead_letter(running, "its task is unknown")
     return job
@@ -240,3 +239,21 @@ def test_a_hold_taken_before_the_ttl_was_kept_is_retaken_for_what_was_left(
     assert _held_by(broker, job.id)
     clock.advance(1)
     assert not _held_by(broker, job.id)
+
+
+def test_a_hold_reads_as_before_and_its_ttl_goes_with_it(redis_broker_factory) -> None:
+    """Workers of an earlier release read the hold itself unchanged (``"<expiry> <id>"``);
+    the ttl kept beside it is deleted with it when the job ends."""
+    clock = FakeClock()
+    broker = redis_broker_factory(clock=clock, namespace="unique")
+    job = Job("report", const.DEFAULT_QUEUE, broker.now(), 0)
+    job.unique_key, job.unique_ttl = "report:k", 10.0
+    broker.enqueue_jobs([job])
+    hold, kept = broker.key("unique/report:k"), broker.key("unique_ttl/report:k")
+    expiry, holder = broker.redis.get(hold).decode().split(" ", 1)
+    assert (float(expiry), holder) == (clock() + 10.0, job.id)
+    assert broker.redis.get(kept) == f"10.0 {job.id}".encode()
+
+    [running] = broker.get_jobs_from_queue(const.DEFAULT_QUEUE, 10)
+    broker.remove_job_from_running(running)
+    assert broker.redis.exists(hold, kept) == 0
