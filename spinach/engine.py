@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from . import const, signals
 from .brokers.base import Broker, normalize_queues
 from .call import Call
+from .forks import reset_after_fork
 from .history import HistorySettings
 from .job import Job, to_timestamp
 from .task import Batch, Task, TaskRef, Tasks, validate_queue
@@ -73,6 +74,11 @@ class Engine:
         self._state_lock = threading.Lock()
         self._worker: Worker | None = None  # the current (or last) run of start_workers
         self.namespace = namespace
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a parent's thread may have held the lock at the fork."""
+        self._state_lock = threading.Lock()
 
     @property
     def namespace(self) -> str:

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from .context import current_job
+from .forks import reset_after_fork
 from .log_format import CachedTimeFormatter
 
 #: Format of a captured line: time, level, logger and message (the job is known).
@@ -49,6 +50,11 @@ class JobLogCapture(logging.Handler):
         self._accepts = accepts
         self.setFormatter(CachedTimeFormatter(LINE_FORMAT))
         self._held: OrderedDict[str, _Lines] = OrderedDict()
+        self._held_lock = threading.Lock()
+        reset_after_fork(self)  # a job thread may fork (multiprocessing) and log there
+
+    def _after_fork(self) -> None:
+        """In a forked child: another job thread may have held the lock at the fork."""
         self._held_lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -16,6 +16,10 @@ reads the signals in the order they came. Other threads wake it the same way
 One catcher is active per process at a time: ``caught()`` inside another ``caught()``
 (the ``spinach worker`` command around ``Engine.start_workers``) reuses the outer one, so
 a signal received while the application loads is handled once the workers run.
+
+A child forked meanwhile (``multiprocessing`` in a task) does not keep it: the wakeup fd
+would write the child's signals to the parent's pipe (a ``Pool.terminate()`` stopping the
+worker) while the child itself ignored them. The child gets the previous handlers back.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
+
+from .forks import at_fork_in_child
 
 #: The signals asking a worker process to stop.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -59,11 +65,14 @@ class StopSignals:
             signal.signal(sig, _note_only)
 
     def uninstall(self) -> None:
-        """Give the stop signals back their previous handlers; signals not read are lost."""
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        signal.set_wakeup_fd(self._previous_wakeup_fd)
+        """Give the stop signals back their previous handlers; signals not read are lost.
+        Once only: a second call does nothing."""
         with self._lock:
+            if self._read_fd < 0:
+                return
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
+            signal.set_wakeup_fd(self._previous_wakeup_fd)
             os.close(self._read_fd)
             os.close(self._write_fd)
             self._read_fd = self._write_fd = -1
@@ -96,6 +105,17 @@ _active: StopSignals | None = None
 
 def _note_only(signum: int, frame: Any) -> None:
     """The Python-level handler: nothing, the C-level one wrote ``signum`` to the pipe."""
+
+
+@at_fork_in_child
+def _uninstall_in_child() -> None:
+    """In a forked child: the previous handlers, and the child's copy of the pipe closed
+    (see the module docstring)."""
+    global _active
+    catcher, _active = _active, None
+    if catcher is not None:
+        catcher._lock = threading.Lock()  # a parent's thread may have held it (``wake``)
+        catcher.uninstall()
 
 
 @contextlib.contextmanager

@@ -31,6 +31,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from spinach.forks import reset_after_fork
+
 logger = logging.getLogger("spinach_compat.signals")
 
 _ANY = object()
@@ -52,6 +54,11 @@ class Signal:
         self._lock = threading.Lock()
         self._receivers: list[tuple[Any, Any, Any]] = []  # (uid, sender key, ref)
         self._dead = False  # a weak receiver died: drop it before the next lookup
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a parent's thread may have held the lock at the fork."""
+        self._lock = threading.Lock()
 
     def connect(self, *args: Any, **kwargs: Any) -> Callable:
         """Connect a receiver: ``connect(fn)``, ``@connect`` or ``@connect(sender=...)``."""

@@ -10,13 +10,17 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
 
+from spinach import Engine, MemoryBroker
 from spinach.brokers.redis import RedisBroker
+from spinach.contrib.job_tally import Tallies
+from spinach.contrib.prometheus import BrokerCollector, JobMetrics
+from spinach.job import Job
+from spinach.job_logs import JobLogCapture
 from spinach_compat import _state
 from spinach_compat.interop import legacy
 
@@ -49,22 +53,22 @@ def held(lock: Callable[[], threading.Lock | threading.RLock]) -> Iterator[None]
 
 
 def in_child(check: Callable[[], bool]) -> bool:
-    """Fork; whether ``check()`` is true in the child, in time."""
+    """Fork; whether ``check()`` is true in the child, in time (a watchdog kills a child
+    still running after ``PARENT_WAIT`` seconds)."""
     pid = os.fork()
     if pid == 0:  # the child: no pytest from here on, only the exit status
         try:
             os._exit(0 if check() else 1)
         finally:
             os._exit(2)
-    deadline = time.monotonic() + PARENT_WAIT
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status) == 0
-        time.sleep(0.01)
-    os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    return False
+    watchdog = threading.Timer(PARENT_WAIT, os.kill, (pid, signal.SIGKILL))
+    watchdog.start()
+    try:
+        _, status = os.waitpid(pid, 0)
+    finally:
+        watchdog.cancel()
+        watchdog.join()
+    return os.waitstatus_to_exitcode(status) == 0
 
 
 def child_can_take(lock: Callable[[], threading.Lock | threading.RLock]) -> bool:
@@ -96,3 +100,84 @@ def test_the_legacy_connections_are_forgotten_in_a_forked_child() -> None:
         assert in_child(lambda: not legacy._connections)
     finally:
         legacy._connections.pop("redis://parent")
+
+
+# -- long-lived objects: the child uses them while a parent's thread held their lock --------
+
+
+def test_an_engine_is_usable_in_a_forked_child() -> None:
+    engine = Engine(MemoryBroker(), namespace="parent")
+
+    def rename() -> bool:
+        engine.namespace = "child"
+        return engine.namespace == "child"
+
+    with held(lambda: engine._state_lock):
+        assert in_child(rename)
+
+
+def test_a_memory_broker_is_usable_in_a_forked_child() -> None:
+    broker = MemoryBroker()
+    broker.set_namespace("forks")
+
+    def enqueue() -> bool:
+        broker.enqueue_jobs([Job("task", "q", broker.now(), 0)])
+        return broker.queue_lengths() == {"q": 1}
+
+    with held(lambda: broker._store.lock):
+        assert in_child(enqueue)
+
+
+def test_a_redis_broker_s_outage_log_is_usable_in_a_forked_child(redis_broker_factory) -> None:
+    broker: RedisBroker = redis_broker_factory()
+    hidden = broker.hidden_retries
+
+    def outage() -> bool:
+        hidden.failed(ConnectionError("lost"))
+        hidden.succeeded()
+        return not hidden.ongoing and broker.queue_lengths() == {}
+
+    with held(lambda: hidden._lock):
+        assert in_child(outage)
+
+
+def test_a_redis_broker_watches_in_a_forked_child_while_a_parent_s_thread_watched(
+    redis_broker_factory,
+) -> None:
+    """A listener busy in a parent's thread is never used by the child: each thread of
+    each process makes its own (``Listener.pid``)."""
+    broker: RedisBroker = redis_broker_factory()
+
+    def watch() -> bool:
+        with broker.watch(["child"], timeout=CHILD_WAIT) as watching:
+            broker.publish_value("child", b"1", None)
+            heard = watching.next(CHILD_WAIT)
+        broker.watchers.close_all()
+        return heard == ("child", b"1")
+
+    with held(lambda: broker.watchers.listener()._lock):
+        assert in_child(watch)
+
+
+def test_a_job_log_capture_s_lock_is_free_in_a_forked_child() -> None:
+    """A job thread may fork (``multiprocessing``) and log in the child."""
+    capture = JobLogCapture(10, 1000)
+    with held(lambda: capture._held_lock):
+        assert child_can_take(lambda: capture._held_lock)
+
+
+def test_the_metrics_tallies_lock_is_free_in_a_forked_child() -> None:
+    tallies = Tallies(3, 3)
+    with held(lambda: tallies._adding):
+        assert child_can_take(lambda: tallies._adding)
+
+
+def test_the_prometheus_metrics_are_collected_in_a_forked_child() -> None:
+    """Ours only: prometheus-client's own locks are not reset in a child (its metrics are
+    not meant to be shared across a fork; see its multiprocess mode)."""
+    metrics, broker = JobMetrics(), MemoryBroker()
+    broker.set_namespace("forks")
+    collector = BrokerCollector(broker)
+    with held(lambda: metrics._folding), held(lambda: collector._lock):
+        assert in_child(lambda: bool(list(metrics.registry.collect()) and
+                                     list(collector.collect())))  # fmt: skip

@@ -90,3 +90,30 @@ def test_wake_after_uninstall_is_a_no_op():
     with stop_signals.caught() as caught:
         pass
     caught.wake()
+
+
+def test_a_forked_child_gets_the_previous_handlers_and_not_the_pipe(catcher):
+    """A child's SIGTERM (``multiprocessing.Pool.terminate``) ends the child, as by default,
+    and does not reach the parent's catcher."""
+    ready_read, ready_write = os.pipe()
+    hold_read, hold_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: says it runs, then blocks until the signal ends it
+        try:
+            os.write(ready_write, b"1")
+            os.read(hold_read, 1)
+        finally:
+            os._exit(0)
+    watchdog = threading.Timer(WAIT_TIMEOUT, os.kill, (pid, signal.SIGKILL))  # a stuck child
+    watchdog.start()
+    try:
+        assert os.read(ready_read, 1) == b"1"
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        watchdog.cancel()
+        watchdog.join()
+        for fd in (ready_read, ready_write, hold_read, hold_write):
+            os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == -signal.SIGTERM
+    assert catcher.wait(0) == []

@@ -15,6 +15,8 @@ import pytest
 
 from spinach import Engine, MemoryBroker, const
 from spinach.brokers.base import Broker
+from spinach.job import Job
+from spinach.testing import FakeClock
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEDULES = 1_000
@@ -186,3 +188,72 @@ def test_a_copy_of_a_running_job_dead_lettered_at_fetch_keeps_its_key(kind, redi
     assert broker.get_jobs_from_queue(const.DEFAULT_QUEUE, 10) == []  # dead-lettered
     assert _holds_a_key(broker, first.id)
     assert engine.schedule("report", "ada@example.com", week=7).id == first.id
+
+
+# -- data stored before a dead letter kept its unique_ttl (Redis) ---------------------------
+
+
+def _dead_lettered_unique_job(broker: Broker, ttl: float, old_hold: bool = False) -> Job:
+    """A unique job held for ``ttl`` seconds, fetched and dead-lettered; with ``old_hold``
+    its hold is first left as a worker of an earlier release took it (without its ttl)."""
+    job = Job("report", const.DEFAULT_QUEUE, broker.now(), 0)
+    job.unique_key, job.unique_ttl = "report:k", ttl
+    broker.enqueue_jobs([job])
+    if old_hold:
+        assert broker.redis.delete(broker.key("unique_ttl/report:k")) == 1
+    [running] = broker.get_jobs_from_queue(const.DEFAULT_QUEUE, 10)
+    broker.dead_letter(running, "its task is unknown")
+    return job
+
+
+def _held_by(broker: Broker, job_id: str) -> bool:
+    again = Job("report", const.DEFAULT_QUEUE, broker.now(), 0)
+    again.unique_key = "report:k"
+    broker.enqueue_jobs([again])
+    return again.id == job_id
+
+
+def test_a_dead_letter_stored_without_its_ttl_is_held_while_its_job_lives(
+    redis_broker_factory,
+) -> None:
+    """A dead letter kept before the ttl was: its retry holds the key as it did then."""
+    clock = FakeClock()
+    broker = redis_broker_factory(clock=clock, namespace="unique")
+    job = _dead_lettered_unique_job(broker, ttl=10.0)
+    broker.redis.delete(broker.key("dead_unique_ttl"))  # as the earlier script left it
+
+    assert broker.retry_dead_letters() == 1
+    clock.advance(3600)
+    assert _held_by(broker, job.id)
+
+
+def test_a_hold_taken_before_the_ttl_was_kept_is_retaken_for_what_was_left(
+    redis_broker_factory,
+) -> None:
+    clock = FakeClock()
+    broker = redis_broker_factory(clock=clock, namespace="unique")
+    job = _dead_lettered_unique_job(broker, ttl=10.0, old_hold=True)
+
+    assert broker.retry_dead_letters() == 1
+    clock.advance(9)
+    assert _held_by(broker, job.id)
+    clock.advance(1)
+    assert not _held_by(broker, job.id)
+
+
+def test_a_hold_reads_as_before_and_its_ttl_goes_with_it(redis_broker_factory) -> None:
+    """Workers of an earlier release read the hold itself unchanged (``"<expiry> <id>"``);
+    the ttl kept beside it is deleted with it when the job ends."""
+    clock = FakeClock()
+    broker = redis_broker_factory(clock=clock, namespace="unique")
+    job = Job("report", const.DEFAULT_QUEUE, broker.now(), 0)
+    job.unique_key, job.unique_ttl = "report:k", 10.0
+    broker.enqueue_jobs([job])
+    hold, kept = broker.key("unique/report:k"), broker.key("unique_ttl/report:k")
+    expiry, holder = broker.redis.get(hold).decode().split(" ", 1)
+    assert (float(expiry), holder) == (clock() + 10.0, job.id)
+    assert broker.redis.get(kept) == f"10.0 {job.id}".encode()
+
+    [running] = broker.get_jobs_from_queue(const.DEFAULT_QUEUE, 10)
+    broker.remove_job_from_running(running)
+    assert broker.redis.exists(hold, kept) == 0

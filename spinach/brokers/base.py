@@ -352,8 +352,9 @@ class Broker(ABC):
     def retry_dead_letters(self, ids: Iterable[str] | None = None) -> int:
         """Put dead letters (all, or those ids) back in their queue; how many.
 
-        The job of a dead letter that held a unique key takes it again, held while the job
-        lives (its ``unique_ttl`` is not carried over). While another stored job holds that
+        The job of a dead letter that held a unique key takes it again, for its
+        ``unique_ttl`` counted from now (while the job lives without one; not when its hold
+        had lapsed before it was dead-lettered). While another stored job holds that
         key, the dead letter stays, not counted, and a warning names both jobs
         (``log_kept_dead_letters``): a second copy is never queued beside a unique job."""
 

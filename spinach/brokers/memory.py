@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from .. import job_codec, priority
 from ..exc import InvalidPayloadError
+from ..forks import reset_after_fork
 from ..history import FINISHED_COUNT_MINUTES, HistoryRecord, counts_by_queue
 from ..job import Job, JobStatus
 from ..rate_limit import RateLimit, gcra
@@ -92,11 +93,13 @@ class _Namespace:
     rate_tat: dict[str, float] = field(default_factory=dict)  # task -> GCRA's TAT
     rate_deferred: dict[str, float] = field(default_factory=dict)  # task -> deferred until
     unique: dict[str, tuple[str, float]] = field(default_factory=dict)  # key -> (id, expiry)
+    unique_ttl: dict[str, float] = field(default_factory=dict)  # key -> seconds it is held for
     unique_of: dict[str, str] = field(default_factory=dict)  # job id -> its unique key
     periodic: dict[str, _Periodic] = field(default_factory=dict)
     workers: dict[str, WorkerInfo] = field(default_factory=dict)
     dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
     dead_unique: dict[str, str] = field(default_factory=dict)  # letter id -> its job's key
+    dead_unique_ttl: dict[str, float] = field(default_factory=dict)  # letter id -> held for
     history: dict[str, tuple[float, str]] = field(default_factory=dict)  # id -> (at, JSON)
     finished_counts: Counter[str] = field(default_factory=Counter)  # "<minute> <queue>"
 
@@ -111,6 +114,13 @@ class _Store:
         self.sequence = itertools.count()
         self.shared = SharedEntries()  # by full key: namespaced by ``Broker.key``
         self.published = threading.Condition(self.lock)  # notified at each publish_value
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a parent's thread may have held the lock at the fork (the
+        child gets a copy of the store, as it was then)."""
+        self.lock = threading.Lock()
+        self.published = threading.Condition(self.lock)
 
 
 class MemoryBroker(Broker):
@@ -202,9 +212,7 @@ class MemoryBroker(Broker):
         if held is not None:
             job.id = held[1]
             return held[0]
-        ttl = job.unique_ttl
-        state.unique[key] = (job.id, math.inf if ttl is None else now + ttl)
-        state.unique_of[job.id] = key
+        _take_unique(state, key, job.id, now, job.unique_ttl)
         return None
 
     def _unique_holder(
@@ -221,6 +229,7 @@ class MemoryBroker(Broker):
         key = state.unique_of.pop(job_id, None)
         if key is not None and state.unique.get(key, ("",))[0] == job_id:
             del state.unique[key]
+            state.unique_ttl.pop(key, None)
 
     def _release(
         self, state: _Namespace, job_id: str, worker_id: str, attempt: str | None = None
@@ -409,11 +418,14 @@ class MemoryBroker(Broker):
             if self._release_own(state, job) is None:
                 return  # a late worker's job: recovery took it already, it stays there
             key = state.unique_of.get(job.id)
+            ttl = _held_for(state, key, job.id, self.now()) if key is not None else None
             self._release_unique(state, job.id)
             letter = DeadLetter(job.id, job.queue, payload, reason, self.now())
             letter_id = self._add_dead_letter(state, letter)
             if key is not None:
                 state.dead_unique[letter_id] = key  # taken again by retry_dead_letters
+            if ttl is not None:
+                state.dead_unique_ttl[letter_id] = ttl
         self._notify_peers()  # a concurrency slot is free
 
     def move_future_jobs(self) -> int:
@@ -569,8 +581,9 @@ class MemoryBroker(Broker):
         held = self._unique_holder(state, key, self.now()) if key else None
         if held is not None and held[1] != job_id:
             return f"{held[0].name}/{held[1]}"
-        if key and job_id and held is None:
-            state.unique[key], state.unique_of[job_id] = (job_id, math.inf), key
+        ttl = state.dead_unique_ttl.pop(letter.id, None)
+        if key and job_id and held is None and ttl != 0:
+            _take_unique(state, key, job_id, self.now(), ttl)
         del state.dead_letters[letter.id]
         state.dead_unique.pop(letter.id, None)
         self._push(state, letter.queue, _Entry(job_id, letter.payload))
@@ -583,6 +596,7 @@ class MemoryBroker(Broker):
             for letter in letters:
                 del state.dead_letters[letter.id]
                 state.dead_unique.pop(letter.id, None)
+                state.dead_unique_ttl.pop(letter.id, None)
         return len(letters)
 
     # -- inspection --------------------------------------------------------------------
@@ -837,3 +851,22 @@ def _with_bands(queues: list[str], existing: Mapping[str, Any]) -> list[str]:
         names.append(queue)
         names += [b for b in priority.bands(queue) if b in existing and b not in named]
     return names
+
+
+def _take_unique(state: _Namespace, key: str, job_id: str, now: float, ttl: float | None) -> None:
+    """Let ``job_id`` hold ``key`` from ``now``, for ``ttl`` seconds (None: while it lives)."""
+    state.unique[key] = (job_id, math.inf if ttl is None else now + ttl)
+    state.unique_of[job_id] = key
+    if ttl is None:
+        state.unique_ttl.pop(key, None)
+    else:
+        state.unique_ttl[key] = ttl
+
+
+def _held_for(state: _Namespace, key: str, job_id: str, now: float) -> float | None:
+    """The seconds ``job_id`` holds ``key`` for, to hold it as long again on a dead letter's
+    retry: None while it lives, 0 when its hold lapsed (expired, or another job's since)."""
+    holder, expiry = state.unique.get(key, ("", math.inf))
+    if holder != job_id or expiry <= now:
+        return 0.0
+    return state.unique_ttl.get(key)

@@ -225,7 +225,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "dead_letter": (
         "running", "running_meta", "running_by_task", "running_owners", "dead",
         "dead_queue", "dead_reason", "dead_order", "dead_time", "dead_seq", "unique_of",
-        "dead_unique",
+        "dead_unique", "dead_unique_ttl",
     ),
     "set_dead_letter_reasons": ("dead", "dead_reason"),
     "move_future_jobs": (
@@ -249,10 +249,11 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "retry_dead_letters": (
         "queues", "queued_ids", "dead", "dead_queue", "dead_reason", "dead_order",
         "dead_time", "replies", "replies_at", "future", "running", "unique_of", "dead_unique",
+        "dead_unique_ttl",
     ),
     "purge_dead_letters": (
         "dead", "dead_queue", "dead_reason", "dead_order", "dead_time", "replies",
-        "replies_at", "dead_unique",
+        "replies_at", "dead_unique", "dead_unique_ttl",
     ),
     "record_history": (
         "history", "history_jobs", "finished_counts", "finished_fields", "replies",
@@ -264,7 +265,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
         "periodic", "periodic_tasks", "workers", "heartbeats", "dead", "dead_queue",
         "dead_reason", "dead_order", "dead_time", "dead_seq", "replies", "replies_at",
         "history", "history_jobs", "finished_counts", "finished_fields", "rate_limits",
-        "rate_tat", "rate_deferred", "dead_unique",
+        "rate_tat", "rate_deferred", "dead_unique", "dead_unique_ttl",
     ),
 }  # fmt: skip
 

@@ -23,6 +23,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
+from ..forks import reset_after_fork
+
 logger = logging.getLogger("spinach.brokers.redis")
 
 #: What the broker talks through: one Redis server, or a Redis Cluster.
@@ -116,6 +118,11 @@ class HiddenRetries:
         self._started: float | None = None
         #: Retries of the current outage (0 when there is none).
         self.retries = 0
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a parent's thread may have held the lock at the fork."""
+        self._lock = threading.Lock()
 
     @property
     def ongoing(self) -> bool:

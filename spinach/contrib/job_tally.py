@@ -29,6 +29,8 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from ..forks import reset_after_fork
+
 #: The events counted per series, in the order of ``SeriesCounts.events``.
 EVENTS = ("enqueued", "started", "succeeded", "failed", "retried", "dead_lettered", "revoked")
 ENQUEUED, STARTED, SUCCEEDED, FAILED, RETRIED, DEAD_LETTERED, REVOKED = range(len(EVENTS))
@@ -131,6 +133,11 @@ class Tallies:
         #: OS thread id -> its tally (receivers: ``by_thread.get(thread_id()) or mine()``)
         self.by_thread: dict[int, Tally] = {}
         self.thread_id = os_thread_id()
+        self._adding = threading.Lock()
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a parent's thread may have held the lock at the fork."""
         self._adding = threading.Lock()
 
     def mine(self) -> Tally:

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .. import signals
+from ..forks import reset_after_fork
 from ..job import Job, JobStatus
 from ..supervisor import METRICS_DIR_VARIABLE
 from .job_tally import (
@@ -125,6 +126,11 @@ class JobMetrics:
         self._flusher: _Flusher | None = None
         self._build()
         self.registry.register(_JobCollector(self))
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a parent's thread may have been folding at the fork."""
+        self._folding = threading.Lock()
 
     def _build(self) -> None:
         """The metrics, in no registry: ``_JobCollector`` folds the counts in, then reads them."""
@@ -493,6 +499,11 @@ class BrokerCollector:
     def __init__(self, broker: Broker):
         self.broker = broker
         self._queues: set[str] = set()
+        self._lock = threading.Lock()
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a parent's thread may have been scraping at the fork."""
         self._lock = threading.Lock()
 
     def describe(self) -> list[GaugeMetricFamily]:

@@ -544,7 +544,15 @@ class Celery:
             return self.queue_of(task, static=True)
 
     def _after_fork(self) -> None:
-        """In a forked child (``spinach.forks``): send ``on_after_fork``."""
+        """In a forked child (``spinach.forks``): a parent's thread may have held the app's
+        locks at the fork."""
+        self._lock = threading.RLock()
+        self.lifecycle_state.finalize_lock = threading.RLock()
+        self._rate_limits = None  # a process's limiters: the child makes its own
+
+    def _notify_after_fork(self) -> None:
+        """In a forked child, once every lock is fresh (``spinach.forks``): send
+        ``on_after_fork``."""
         self.on_after_fork.send(sender=self)
 
     def add_periodic_task(

@@ -118,7 +118,7 @@ def quiet_reads() -> Iterator[None]:
 
 def install(app: Celery) -> None:
     """Give ``app`` its lifecycle signals and state (called by its constructor)."""
-    from spinach.forks import reset_after_fork
+    from spinach.forks import notify_after_fork, reset_after_fork
 
     if getattr(type(app), "on_configure", None) is None:  # else Celery 3's method, kept
         app.on_configure = Signal("app.on_configure")
@@ -128,6 +128,7 @@ def install(app: Celery) -> None:
     app.configured = False
     app.lifecycle_state = LifecycleState()
     reset_after_fork(app)
+    notify_after_fork(app)
 
 
 def configure(app: Celery) -> None:

@@ -33,6 +33,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+from spinach.forks import reset_after_fork
+
 if TYPE_CHECKING:
     from .base import Celery
 
@@ -78,6 +80,14 @@ class Terminations:
         self._lock = threading.Lock()
         self._runs: dict[str, Stoppable] = {}
         self._poller: threading.Thread | None = None
+        reset_after_fork(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh lock (a parent's thread may have held it), and no
+        runs nor poller (the parent's, whose threads the child does not have)."""
+        self._lock = threading.Lock()
+        self._runs = {}
+        self._poller = None
 
     @staticmethod
     def name(task_id: str) -> str:

@@ -25,6 +25,7 @@ from spinach.exc import AbortException, DeferException, RetryException
 from .. import signals, states
 from .._state import app_of, pop_task, push_task
 from ..exceptions import Ignore, Reject, Retry
+from ..utils.saferepr import saferepr
 from . import chords, codec, links
 from .timelimits import call_with_limits
 
@@ -171,9 +172,9 @@ def _on_returned(
 
 
 def _short_repr(value: Any) -> str:
-    """``repr(value)`` cut to ``RESULT_REPR_MAXSIZE`` characters (as Celery's log line)."""
-    text = safe_repr(value)
-    return text if len(text) <= RESULT_REPR_MAXSIZE else f"{text[:RESULT_REPR_MAXSIZE]}..."
+    """The text of a result in the success line, as Celery's: ``saferepr`` at most about
+    ``RESULT_REPR_MAXSIZE`` characters, containers nested deeper than 3 shown as ``[...]``."""
+    return saferepr(value, RESULT_REPR_MAXSIZE)
 
 
 def _mark_as_done(task: Task, request: Context, retval: Any) -> None:

@@ -166,12 +166,18 @@ class NodeConsumer:
             "uptime": int(time.monotonic() - self.started_at),
             "pool": self.pool_stats(),
             "broker": broker,
-            "prefetch_count": self.pool_stats()["max-concurrency"],
+            "prefetch_count": self.prefetch_count(),
             "rusage": _rusage(),
         }
 
     def pool_stats(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def prefetch_count(self) -> int:
+        """The most jobs the node reserves, running ones included: as Celery's,
+        ``worker_prefetch_multiplier`` times the pool's size (``worker.prefetch``)."""
+        multiplier = self.app.conf.get("worker_prefetch_multiplier", 4)
+        return int(multiplier) * int(self.pool_stats()["max-concurrency"])
 
     def _timeouts(self) -> list[Any]:
         conf = self.app.conf
@@ -283,6 +289,11 @@ class PreforkConsumer(NodeConsumer):
                 "processes": processes, "max-tasks-per-child": limit,
                 "put-guarded-by-semaphore": False, "timeouts": self._timeouts(),
                 "writes": "N/A"}  # fmt: skip
+
+    def prefetch_count(self) -> int:
+        """One job per child: a prefork child holds none ahead (``worker.prefetch``), where
+        Celery's parent reserves ``worker_prefetch_multiplier`` per child."""
+        return int(self.pool_stats()["max-concurrency"])
 
     def _call(self, action: Callable[[Supervisor], Any]) -> bool:
         supervisor = self.supervisor

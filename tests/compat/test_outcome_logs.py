@@ -109,3 +109,57 @@ def test_the_lines_match_real_celerys_eager_ones(impl, caplog):
         f"Task proj.div[{failed.id}] raised unexpected: ZeroDivisionError('division by zero')",
         True,
     )
+
+
+#: Results whose text Celery's success line shortens: a long one, and nested ones.
+CUT_RESULTS = {
+    "long": list(range(600)),
+    "nested": {"deep": [[[[1, 2]]]], "text": "x" * 2000, "more": [{"a": {"b": {"c": 1}}}]},
+}
+
+
+def _celerys_success_text(value: Any) -> str:
+    """The result's text in real Celery's success line (``apply`` logs it too)."""
+    import celery
+
+    real = celery.Celery("real", set_as_current=False)
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    @real.task(name="proj.result")
+    def result() -> Any:
+        return value
+
+    trace_logger = logging.getLogger("celery.app.trace")
+    keep, level = Keep(logging.INFO), trace_logger.level
+    trace_logger.addHandler(keep)
+    trace_logger.setLevel(logging.INFO)
+    try:
+        result.apply()
+    finally:
+        trace_logger.removeHandler(keep)
+        trace_logger.setLevel(level)
+    [record] = records
+    return record.getMessage().split("s: ", 1)[1]
+
+
+def test_the_success_line_shortens_a_result_as_celery_s(app, run_worker, caplog, finished):
+    @app.task(name="proj.result")
+    def result_of(kind):
+        return CUT_RESULTS[kind]
+
+    run_worker()
+    with caplog.at_level(logging.INFO):
+        results = {kind: result_of.delay(kind) for kind in CUT_RESULTS}
+        for result in results.values():
+            assert result.get(timeout=WAIT)
+            finished(result.id)
+    lines = dict(
+        (message.split("[", 1)[1].split("]", 1)[0], message.split("s: ", 1)[1])
+        for _, message, _ in _lines(caplog, "celery.app.trace")
+    )
+    for kind, result in results.items():
+        assert lines[result.id] == _celerys_success_text(CUT_RESULTS[kind]), kind

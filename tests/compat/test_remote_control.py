@@ -60,6 +60,7 @@ def test_ping_stats_registered_and_totals(make_app):
     assert stats["total"] == {"add": 3}
     assert {"pid", "clock", "uptime", "pool", "broker", "prefetch_count", "rusage"} <= set(stats)
     assert stats["pool"]["max-concurrency"] == 2 and stats["broker"]["transport"] == "memory"
+    assert stats["prefetch_count"] == 8  # worker_prefetch_multiplier (4) times 2, as Celery's
     assert "add" in inspect.registered()["n1@host"]  # with other tests' @shared_task ones
     assert [q["name"] for q in inspect.active_queues()["n1@host"]] == ["celery"]
     assert inspect.reserved() == {"n1@host": []} and inspect.active() == {"n1@host": []}

@@ -171,6 +171,8 @@ def test_prefork_pool_grows_and_shrinks_remotely(project, start_node):
         return len(stats.get("pool", {}).get("processes", []))
 
     assert wait_until(lambda: processes() == 2, TIMEOUT)
+    stats = ours.control.inspect(destination=node.name).stats()
+    assert stats["prefetch_count"] == 2  # a prefork child holds no job ahead
     assert ours.send_task("add", (1, 1)).get(timeout=TIMEOUT) == 2
     assert ours.control.pool_shrink(1, reply=True) == [{node.name: {"ok": "pool will shrink"}}]
     assert wait_until(lambda: processes() == 1, TIMEOUT)
@@ -182,11 +184,12 @@ def test_prefork_pool_grows_and_shrinks_remotely(project, start_node):
 
 
 def test_reply_shapes_match_a_real_celery_worker(redis_server, tmp_path, start_node, project):
-    facade = start_node("shape@test", "-P", "threads", "-c", "1")
+    """The same keys; the same ``prefetch_count`` (the multiplier times the concurrency)."""
+    facade = start_node("shape@test", "-P", "threads", "-c", "2", "--prefetch-multiplier", "3")
     _, url = project
     ours = spinach_compat.Celery("remote", broker=url, set_as_current=False)
     our_stats = ours.control.inspect(destination=facade.name).stats()
-    args = ["-c", "1", "-n", "real@%h"]
+    args = ["-c", "2", "--prefetch-multiplier", "3", "-n", "real@%h"]  # and -P threads
     with project_worker("celery", redis_server, DB + 1, tmp_path / "celery.log", args) as (
         _worker,
         celery_url,
@@ -199,6 +202,7 @@ def test_reply_shapes_match_a_real_celery_worker(redis_server, tmp_path, start_n
     assert set(our_stats) == set(their_stats)
     assert set(our_stats["pool"]) == set(their_stats["pool"])
     assert our_stats["pool"]["implementation"] == their_stats["pool"]["implementation"]
+    assert our_stats["prefetch_count"] == their_stats["prefetch_count"] == 6
     our_queues = ours.control.inspect(destination=facade.name).active_queues()
     assert set(our_queues[0]) == set(their_queues[0])
 

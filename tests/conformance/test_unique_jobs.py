@@ -122,16 +122,15 @@ def _dead_letter_first(broker: Broker, make_job, ttl: float | None = None) -> Jo
     return first
 
 
-@pytest.mark.parametrize("ttl", [None, 10.0])
 def test_a_retried_dead_letter_takes_its_key_again(
-    broker: Broker, clock: FakeClock, make_job, ttl: float | None
+    broker: Broker, clock: FakeClock, make_job
 ) -> None:
-    """Held while the job lives: a ``unique_ttl`` is not carried over to the retry."""
-    first = _dead_letter_first(broker, make_job, ttl)
+    """Without a ``unique_ttl``, held while the job lives."""
+    first = _dead_letter_first(broker, make_job)
 
     assert broker.retry_dead_letters() == 1
-    clock.advance(60)
-    broker.enqueue_jobs([again := unique_job(make_job, ttl=ttl)])
+    clock.advance(3600)
+    broker.enqueue_jobs([again := unique_job(make_job)])
     assert (again.id, again.status) == (first.id, JobStatus.QUEUED)
     assert broker.queue_lengths() == {"q": 1}
 
@@ -139,6 +138,35 @@ def test_a_retried_dead_letter_takes_its_key_again(
     broker.remove_job_from_running(running)  # its end releases the key
     broker.enqueue_jobs([after := unique_job(make_job)])
     assert after.id != first.id and after.status is JobStatus.QUEUED
+
+
+def test_a_retried_dead_letter_holds_its_key_for_its_ttl(
+    broker: Broker, clock: FakeClock, make_job
+) -> None:
+    """The retry takes the key again for the job's ``unique_ttl``, counted from the retry."""
+    first = _dead_letter_first(broker, make_job, ttl=10.0)
+    clock.advance(60)  # long after the first hold would have ended
+
+    assert broker.retry_dead_letters() == 1
+    clock.advance(9)
+    broker.enqueue_jobs([held := unique_job(make_job, ttl=10.0)])
+    assert held.id == first.id and broker.queue_lengths() == {"q": 1}
+    clock.advance(1)
+    broker.enqueue_jobs([second := unique_job(make_job, ttl=10.0)])
+    assert second.id != first.id and broker.queue_lengths() == {"q": 2}
+
+
+def test_a_dead_letter_whose_hold_had_lapsed_is_retried_without_it(
+    broker: Broker, clock: FakeClock, make_job
+) -> None:
+    broker.enqueue_jobs([first := unique_job(make_job, ttl=10.0)])
+    [running] = broker.get_jobs_from_queue("q", 10)
+    clock.advance(11)  # the hold expires while the job runs
+    broker.dead_letter(running, "its body cannot be decoded here")
+
+    assert broker.retry_dead_letters() == 1
+    broker.enqueue_jobs([second := unique_job(make_job, ttl=10.0)])
+    assert second.id != first.id and broker.queue_lengths() == {"q": 2}
 
 
 def test_a_dead_letter_whose_key_is_held_stays_until_it_is_free(

@@ -178,7 +178,10 @@ end
 -- Unique jobs: the string key k.prefix .. 'unique/' .. <unique key> holds "<expiry> <job id>"
 -- of the job holding the key (expiry: the broker time the key is released at, "" for none;
 -- the key also expires in Redis a second after, to clean up); k.unique_of maps that job id
--- back to its key, so the scripts ending a job release the key.
+-- back to its key, so the scripts ending a job release the key. A hold for `ttl` seconds
+-- also keeps "<ttl> <job id>" in k.prefix .. 'unique_ttl/' .. <unique key> (as long), for a
+-- dead letter's retry to hold the key as long again; a separate key, so that workers of an
+-- earlier release read the holds as they did.
 
 -- The id of the job holding a unique key (expired or not) and its expiry ("": none).
 local function unique_entry(k, key)
@@ -206,9 +209,24 @@ local function hold_unique(k, id, key, now, ttl)
   else
     local seconds = tonumber(ttl)
     local expiry = string.format('%.17g', now + seconds)
-    redis.call('SET', name, expiry .. ' ' .. id, 'PX', math.ceil(seconds * 1000) + 1000)
+    local lasts = math.ceil(seconds * 1000) + 1000
+    redis.call('SET', name, expiry .. ' ' .. id, 'PX', lasts)
+    redis.call('SET', k.prefix .. 'unique_ttl/' .. key, ttl .. ' ' .. id, 'PX', lasts)
   end
   redis.call('HSET', k.unique_of, id, key)
+end
+
+-- The seconds job `id` holds unique key `key` for, to hold it as long again on a dead
+-- letter's retry: "" while it lives, "0" when its hold lapsed (expired, or taken by another
+-- job since); a hold taken without its ttl kept (an earlier release) gives the seconds left.
+local function held_for(k, key, id, now)
+  local holder, expiry = unique_entry(k, key)
+  if holder ~= id or (expiry ~= '' and tonumber(expiry) <= now) then return '0' end
+  if expiry == '' then return '' end
+  local kept = redis.call('GET', k.prefix .. 'unique_ttl/' .. key)
+  local ttl, of = string.match(kept or '', '^(%S+) (.*)$')
+  if of == id then return ttl end
+  return string.format('%.17g', tonumber(expiry) - now)
 end
 
 -- Release the unique key a job that ended holds, if any.
@@ -216,7 +234,9 @@ local function release_unique(k, id)
   local key = redis.call('HGET', k.unique_of, id)
   if not key then return end
   redis.call('HDEL', k.unique_of, id)
-  if unique_entry(k, key) == id then redis.call('DEL', k.prefix .. 'unique/' .. key) end
+  if unique_entry(k, key) == id then
+    redis.call('DEL', k.prefix .. 'unique/' .. key, k.prefix .. 'unique_ttl/' .. key)
+  end
 end
 
 -- Keep a dead letter; a different payload under a known id gets `fresh_id` instead. The
@@ -246,6 +266,7 @@ local function remove_dead_letter(k, id)
   redis.call('HDEL', k.dead_time, id)
   redis.call('ZREM', k.dead_order, id)
   if k.dead_unique then redis.call('HDEL', k.dead_unique, id) end
+  if k.dead_unique_ttl then redis.call('HDEL', k.dead_unique_ttl, id) end
 end
 
 -- Dead letter ids, in arrival order: every one when `mode` is 'all', else those of

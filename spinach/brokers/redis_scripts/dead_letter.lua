@@ -16,6 +16,8 @@
 -- KEYS[11] unique_of       hash  job id -> unique key it holds (released here)
 -- KEYS[12] dead_unique     hash  dead letter id -> unique key its job held (taken again
 --                                by retry_dead_letters)
+-- KEYS[13] dead_unique_ttl hash  dead letter id -> seconds its job held that key for
+--                                ("0": its hold had lapsed; none: while it lived)
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] now, seconds since the epoch
 -- ARGV[3] notification channel of the namespace
@@ -30,14 +32,17 @@ local k = {
   prefix = ARGV[1], running = KEYS[1], running_meta = KEYS[2], running_by_task = KEYS[3],
   running_owners = KEYS[4], dead = KEYS[5], dead_queue = KEYS[6], dead_reason = KEYS[7],
   dead_order = KEYS[8], dead_time = KEYS[9], dead_seq = KEYS[10], unique_of = KEYS[11],
-  dead_unique = KEYS[12],
+  dead_unique = KEYS[12], dead_unique_ttl = KEYS[13],
 }
+local now = tonumber(ARGV[2])
 
 local meta = release(k, ARGV[5], ARGV[4], ARGV[9])
 if not meta then return nil end -- a late report, or a call sent again: nothing to do
 local unique = redis.call('HGET', k.unique_of, ARGV[5])
+local ttl = unique and held_for(k, unique, ARGV[5], now)
 release_unique(k, ARGV[5])
 local id = add_dead_letter(k, ARGV[5], meta.q, ARGV[6], ARGV[7], ARGV[2], ARGV[8])
 if unique then redis.call('HSET', k.dead_unique, id, unique) end
+if ttl and ttl ~= '' then redis.call('HSET', k.dead_unique_ttl, id, ttl) end
 notify(ARGV[3]) -- a concurrency slot is free
 return id

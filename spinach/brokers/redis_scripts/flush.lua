@@ -29,6 +29,7 @@ for _, worker in ipairs(redis.call('HKEYS', k.running_owners)) do
 end
 for _, key in ipairs(redis.call('HVALS', k.unique_of)) do
   delete(k.prefix .. 'unique/' .. key)
+  delete(k.prefix .. 'unique_ttl/' .. key)
 end
 for _, worker in ipairs(redis.call('HKEYS', k.idle)) do unregister_idle(k, worker) end
 for _, key in ipairs(KEYS) do delete(key) end

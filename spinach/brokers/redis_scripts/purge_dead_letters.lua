@@ -9,6 +9,7 @@
 -- KEYS[6] replies      hash  call id -> JSON of its reply
 -- KEYS[7] replies_at   zset  call ids, scored by call time
 -- KEYS[8] dead_unique  hash  dead letter id -> unique key its job held
+-- KEYS[9] dead_unique_ttl hash dead letter id -> seconds its job held that key for
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] now, seconds since the epoch
 -- ARGV[3] call id, unique per call (the same when a call is sent again)
@@ -19,6 +20,7 @@
 local k = {
   dead = KEYS[1], dead_queue = KEYS[2], dead_reason = KEYS[3], dead_order = KEYS[4],
   dead_time = KEYS[5], replies = KEYS[6], replies_at = KEYS[7], dead_unique = KEYS[8],
+  dead_unique_ttl = KEYS[9],
 }
 
 local earlier = earlier_reply(k, ARGV[3])

@@ -1,8 +1,9 @@
 -- retry_dead_letters: put dead letters back at the end of the queue they came from, in
 -- arrival order. A bad payload retried is dead-lettered again by the next fetch. The job of
--- a dead letter that held a unique key takes it again (held while the job lives: its
--- unique_ttl is not known here); while another stored job holds that key, the dead letter
--- stays, untouched. A call sent again (same call id) does nothing and returns the first
+-- a dead letter that held a unique key takes it again, for as long as its job held it (its
+-- unique_ttl; not when its hold had lapsed; while the job lives for a dead letter stored
+-- before the ttl was kept); while another stored job holds that key, the dead letter stays,
+-- untouched. A call sent again (same call id) does nothing and returns the first
 -- reply.
 --
 -- KEYS[1]  queues       set   names of the queues that ever held a payload
@@ -18,6 +19,8 @@
 -- KEYS[11] running      hash  job id -> payload of a running job
 -- KEYS[12] unique_of    hash  job id -> unique key it holds
 -- KEYS[13] dead_unique  hash  dead letter id -> unique key its job held
+-- KEYS[14] dead_unique_ttl hash dead letter id -> seconds its job held that key for
+--                               ("0": its hold had lapsed; none: while it lived)
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] now, seconds since the epoch
 -- ARGV[3] call id, unique per call (the same when a call is sent again)
@@ -31,7 +34,7 @@ local k = {
   prefix = ARGV[1], queues = KEYS[1], queued_ids = KEYS[2], dead = KEYS[3],
   dead_queue = KEYS[4], dead_reason = KEYS[5], dead_order = KEYS[6], dead_time = KEYS[7],
   replies = KEYS[8], replies_at = KEYS[9], future = KEYS[10], running = KEYS[11],
-  unique_of = KEYS[12], dead_unique = KEYS[13],
+  unique_of = KEYS[12], dead_unique = KEYS[13], dead_unique_ttl = KEYS[14],
 }
 local now = tonumber(ARGV[2])
 
@@ -48,7 +51,8 @@ for _, id in ipairs(dead_letter_ids(k, ARGV[6], 7)) do
   if holder and string.sub(holder, -#job_id - 1) ~= '/' .. job_id then
     reply[#reply + 1], reply[#reply + 2], reply[#reply + 3] = id, unique, holder
   else
-    if unique and not holder then hold_unique(k, job_id, unique, now, '') end
+    local ttl = unique and not holder and (redis.call('HGET', k.dead_unique_ttl, id) or '')
+    if ttl and ttl ~= '0' then hold_unique(k, job_id, unique, now, ttl) end
     push(k, redis.call('HGET', k.dead_queue, id), payload, job_id, false)
     remove_dead_letter(k, id)
     reply[1] = reply[1] + 1
