@@ -12,8 +12,8 @@
 -- priority band it is) an idle worker registered for (fetch.lua), and whose task has
 -- neither a max_concurrency nor a rate limit, is not queued: this script does that
 -- worker's registered fetch for it (marks it running under the worker, in the attempt of
--- the registered fetch id; adds it to that fetch id's cached reply, which the worker's
--- next fetch collects), takes one job off the registration, and publishes
+-- the registered fetch id; adds it to the jobs handed over under that fetch id in the
+-- worker's fetch cache, which its next fetch collects: add_handed), takes one job off the registration, and publishes
 -- [fetch id, job id, payload] on the worker's channel {ns}/handed/<worker id>. Its status
 -- is still "QUEUED" (accepted to run now). A registration past its lapse time, or whose
 -- worker has no subscriber on its channel (the process died, or is reconnecting), is
@@ -119,10 +119,7 @@ end
 local function hand_over(worker, registration, id, queue, payload, task)
   local fetch_id, cache = registration.f, k.prefix .. 'fetched/' .. worker
   start_running(k, {{id, payload, task, queue}}, worker, now, fetch_id)
-  local raw = redis.call('HGET', cache, fetch_id)
-  local reply = raw and cjson.decode(raw) or {{}, {}}
-  reply[1][#reply[1] + 1], reply[1][#reply[1] + 2] = id, payload
-  redis.call('HSET', cache, fetch_id, cjson.encode(reply))
+  add_handed(cache, fetch_id, id, payload)
   redis.call('SADD', k.fetchers, worker)
   if registration.n <= 1 then
     unregister_idle(k, worker)
