@@ -320,6 +320,22 @@ def test_jobs_handed_over_unheard_come_whole_and_in_order_with_the_next_fetch(
     assert worker.get_jobs_from_queue("q", len(jobs)) == []  # brought once
 
 
+def test_flush_deletes_the_jobs_handed_to_a_registration(redis_broker_factory, admin):
+    """The fetch that registers a worker lists it among the fetchers (the enqueue does not,
+    at each hand-over): a flush then finds the jobs handed over and deletes them."""
+    worker, producer = redis_broker_factory(), redis_broker_factory()
+    with listening(admin, worker):
+        assert worker.get_jobs_from_queue("q", 2) == []
+        producer.enqueue_jobs([Job("t", "q", 0.0, 0)])  # handed over, its message unread
+    cache = worker.key(f"fetched/{worker.worker_id}")
+    assert admin.exists(cache)
+
+    producer.flush()
+
+    assert not admin.exists(cache)
+    assert worker.get_jobs_from_queue("q", 2) == []
+
+
 def test_a_partitioned_namespace_hands_nothing_over(make_engine, admin):
     engine, producer, quiet = make_engine(partitions=2)
     runs = Runs()

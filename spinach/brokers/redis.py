@@ -207,7 +207,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "enqueue": (
         "queues", "queued_ids", "future", "future_jobs", "future_queues", "running",
         "running_meta", "running_by_task", "running_owners", "replies", "replies_at",
-        "unique_of", "limits", "rate_limits", "idle", "fetchers",
+        "unique_of", "limits", "rate_limits", "idle",
     ),
     "push_raw": ("queues", "queued_ids", "replies", "replies_at"),
     "fetch": (

@@ -264,6 +264,7 @@ if next_id ~= '' and left > 0 and #serves > 0 then
   left = left - #handed_to(cache, next_id) / 2
   if left > 0 then
     redis.call('HSET', k.idle, worker, cjson.encode({f = next_id, n = left, e = lapse, q = serves}))
+    redis.call('SADD', k.fetchers, worker) -- the jobs handed over go to its cache
     for _, queue in ipairs(serves) do
       redis.call('ZADD', k.prefix .. 'idle_for/' .. queue, now, worker)
     end
