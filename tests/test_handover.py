@@ -298,6 +298,44 @@ def test_a_fetch_counts_the_handed_jobs_it_brings_against_the_free_workers(
     assert producer.queue_lengths() == {"q": 2}  # not taken beyond the two free workers
 
 
+def test_jobs_handed_over_unheard_come_whole_and_in_order_with_the_next_fetch(
+    redis_broker_factory, admin
+):
+    """The jobs handed to a registration are appended to its fetch id's entry, not decoded
+    and encoded again each time: whatever their arguments hold, the next fetch brings each
+    once, as sent, in the order they were handed."""
+    worker, producer = redis_broker_factory(), redis_broker_factory()
+    awkward = ['a "quoted", comma', "back\\slash / slash", "été ✓", "[]", "{}"]
+    jobs = [Job("t", "q", 0.0, 0, task_args=[value, n]) for n, value in enumerate(awkward * 3)]
+    with listening(admin, worker):
+        assert worker.get_jobs_from_queue("q", len(jobs)) == []  # room for all of them
+        for each in jobs:
+            producer.enqueue_jobs([each])  # each handed over, its message unread
+
+        fetched = worker.get_jobs_from_queue("q", len(jobs))
+
+    assert producer.queue_lengths() == {}
+    assert [(job.id, job.task_args) for job in fetched] == [(job.id, job.task_args) for job in jobs]
+    assert {job.attempt for job in fetched} == {fetched[0].attempt}  # the registered fetch's
+    assert worker.get_jobs_from_queue("q", len(jobs)) == []  # brought once
+
+
+def test_flush_deletes_the_jobs_handed_to_a_registration(redis_broker_factory, admin):
+    """The fetch that registers a worker lists it among the fetchers (the enqueue does not,
+    at each hand-over): a flush then finds the jobs handed over and deletes them."""
+    worker, producer = redis_broker_factory(), redis_broker_factory()
+    with listening(admin, worker):
+        assert worker.get_jobs_from_queue("q", 2) == []
+        producer.enqueue_jobs([Job("t", "q", 0.0, 0)])  # handed over, its message unread
+    cache = worker.key(f"fetched/{worker.worker_id}")
+    assert admin.exists(cache)
+
+    producer.flush()
+
+    assert not admin.exists(cache)
+    assert worker.get_jobs_from_queue("q", 2) == []
+
+
 def test_a_partitioned_namespace_hands_nothing_over(make_engine, admin):
     engine, producer, quiet = make_engine(partitions=2)
     runs = Runs()

@@ -79,10 +79,11 @@ and ``{ns}/idle_for/<queue>`` the workers registered per queue. The enqueue scri
 new job due now on a queue (or the priority band of a queue) a live registration serves,
 whose task has no ``max_concurrency`` nor rate limit, does that fetch's work instead of
 queueing it (a job back from a failed attempt is queued and notified as before): marks it
-running under the worker in the attempt of the registered fetch id, adds it to that id's
-cached reply in ``{ns}/fetched/<worker id>``, takes one off ``n`` and
-publishes ``[fetch id, job id, payload]`` on the worker's channel ``{ns}/handed/<worker
-id>`` (no namespace wake-up for it). The subscriber hands it to the arbiter's turn with no
+running under the worker in the attempt of the registered fetch id, adds it to the jobs
+handed over under that id in ``{ns}/fetched/<worker id>`` (appended: a hand-over costs the
+same whatever the room), takes one off ``n`` and publishes ``[fetch id, job id,
+payload]`` on the worker's channel ``{ns}/handed/<worker id>`` (no namespace wake-up for
+it). The subscriber hands it to the arbiter's turn with no
 round trip (``handovers_received`` counts them). Any fetch of the worker ends its
 registration and brings in its reply the jobs handed to it that the subscriber did not
 deliver (the worker leaves out those it did, by job id), counting them against the free
@@ -206,7 +207,7 @@ SCRIPT_KEYS: dict[str, tuple[str, ...]] = {
     "enqueue": (
         "queues", "queued_ids", "future", "future_jobs", "future_queues", "running",
         "running_meta", "running_by_task", "running_owners", "replies", "replies_at",
-        "unique_of", "limits", "rate_limits", "idle", "fetchers",
+        "unique_of", "limits", "rate_limits", "idle",
     ),
     "push_raw": ("queues", "queued_ids", "replies", "replies_at"),
     "fetch": (
@@ -678,9 +679,10 @@ class RedisBroker(Broker):
         """One fetch call and its reply handled (under ``_fetch_lock``)."""
         self._pending_fetch = call  # until the reply is handled
         acks = list(self._acks)
-        args = [self.prefix, self._now(), self.worker_id, call.id, max_jobs]
+        now = self._now()
+        args = [self.prefix, now, self.worker_id, call.id, max_jobs]
         args += [self.fetch_scan_limit, call.registered or "", call.next_id or ""]
-        args += [self._now() + self.handover_ttl, len(call.received), len(acks), *acks, *queues]
+        args += [now + self.handover_ttl, len(call.received), len(acks), *acks, *queues]
         taken, dead, *rest = self._run("fetch", args)
         handed = rest[0] if rest else []
         jobs = self._settle_fetch(call.id, taken, dead)

@@ -324,6 +324,27 @@ end
 -- k.prefix .. 'idle_for/' .. <queue> lists the workers registered for that queue, scored
 -- by registration time (the oldest first). Any fetch of a worker ends its registration.
 
+-- The jobs handed over under a registered fetch id are kept in the worker's fetch cache
+-- k.prefix .. 'fetched/' .. <worker id>, under that fetch id, as JSON strings joined by
+-- commas ("<job id>","<payload>",...): a hand-over appends one pair without decoding the
+-- others (the cost stays the same whatever the registration's room), a fetch decodes them
+-- all at once.
+
+-- Add job `id` (`payload`) to the jobs handed over under `fetch_id` in `cache`.
+local function add_handed(cache, fetch_id, id, payload)
+  local pair = cjson.encode(id) .. ',' .. cjson.encode(payload)
+  local kept = redis.call('HGET', cache, fetch_id)
+  redis.call('HSET', cache, fetch_id, kept and kept .. ',' .. pair or pair)
+end
+
+-- The jobs handed over under `fetch_id` in `cache`: job id, payload, job id, payload...
+-- ({} when none).
+local function handed_to(cache, fetch_id)
+  local kept = redis.call('HGET', cache, fetch_id)
+  if not kept then return {} end
+  return cjson.decode('[' .. kept .. ']')
+end
+
 -- End the registration of `worker`, if any; returns it (decoded) or nil.
 local function unregister_idle(k, worker)
   local raw = redis.call('HGET', k.idle, worker)

@@ -12,12 +12,12 @@
 -- priority band it is) an idle worker registered for (fetch.lua), and whose task has
 -- neither a max_concurrency nor a rate limit, is not queued: this script does that
 -- worker's registered fetch for it (marks it running under the worker, in the attempt of
--- the registered fetch id; adds it to that fetch id's cached reply, which the worker's
--- next fetch collects), takes one job off the registration, and publishes
--- [fetch id, job id, payload] on the worker's channel {ns}/handed/<worker id>. Its status
--- is still "QUEUED" (accepted to run now). A registration past its lapse time, or whose
--- worker has no subscriber on its channel (the process died, or is reconnecting), is
--- removed.
+-- the registered fetch id; adds it to the jobs handed over under that fetch id in the
+-- worker's fetch cache, which its next fetch collects: add_handed), takes one job off the
+-- registration, and publishes [fetch id, job id, payload] on the worker's channel
+-- {ns}/handed/<worker id>. Its status is still "QUEUED" (accepted to run now). A
+-- registration past its lapse time, or whose worker has no subscriber on its channel (the
+-- process died, or is reconnecting), is removed.
 --
 -- KEYS[1]  queues           set   names of the queues that ever held a payload
 -- KEYS[2]  queued_ids       hash  job id -> number of its payloads waiting in queues
@@ -34,7 +34,6 @@
 -- KEYS[13] limits           hash  task name -> max_concurrency
 -- KEYS[14] rate_limits      hash  task name -> JSON [interval, tolerance] of its GCRA
 -- KEYS[15] idle             hash  worker id -> JSON of its idle registration (_common.lua)
--- KEYS[16] fetchers         set   worker ids that may have a fetch cache
 -- ARGV[1] key prefix of the namespace, "{<namespace>}/"
 -- ARGV[2] now, seconds since the epoch
 -- ARGV[3] call id, unique per call (the same when a call is sent again)
@@ -54,7 +53,7 @@ local k = {
   future_jobs = KEYS[4], future_queues = KEYS[5], running = KEYS[6],
   running_meta = KEYS[7], running_by_task = KEYS[8], running_owners = KEYS[9],
   replies = KEYS[10], replies_at = KEYS[11], unique_of = KEYS[12], limits = KEYS[13],
-  rate_limits = KEYS[14], idle = KEYS[15], fetchers = KEYS[16],
+  rate_limits = KEYS[14], idle = KEYS[15],
 }
 local now, channel, from_failure, worker = tonumber(ARGV[2]), ARGV[5], ARGV[6] == '1', ARGV[7]
 
@@ -119,11 +118,8 @@ end
 local function hand_over(worker, registration, id, queue, payload, task)
   local fetch_id, cache = registration.f, k.prefix .. 'fetched/' .. worker
   start_running(k, {{id, payload, task, queue}}, worker, now, fetch_id)
-  local raw = redis.call('HGET', cache, fetch_id)
-  local reply = raw and cjson.decode(raw) or {{}, {}}
-  reply[1][#reply[1] + 1], reply[1][#reply[1] + 2] = id, payload
-  redis.call('HSET', cache, fetch_id, cjson.encode(reply))
-  redis.call('SADD', k.fetchers, worker)
+  -- the fetch that registered the worker added it to the fetchers (caches cleaned up)
+  add_handed(cache, fetch_id, id, payload)
   if registration.n <= 1 then
     unregister_idle(k, worker)
   else

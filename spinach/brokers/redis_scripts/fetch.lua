@@ -87,11 +87,8 @@ if cached then return cjson.decode(cached) end
 unregister_idle(k, worker)
 local handed = {}
 if registered ~= '' then
-  local raw = redis.call('HGET', cache, registered)
-  if raw then
-    handed = cjson.decode(raw)[1]
-    redis.call('HDEL', cache, registered)
-  end
+  handed = handed_to(cache, registered)
+  if #handed > 0 then redis.call('HDEL', cache, registered) end
 end
 left = left - math.max(0, #handed / 2 - tonumber(ARGV[10])) -- they take free workers too
 
@@ -264,10 +261,10 @@ end
 -- Idle with room left: register under the next fetch id (a call sent again counts the
 -- jobs handed to that id since its first run).
 if next_id ~= '' and left > 0 and #serves > 0 then
-  local earlier = redis.call('HGET', cache, next_id)
-  if earlier then left = left - #cjson.decode(earlier)[1] / 2 end
+  left = left - #handed_to(cache, next_id) / 2
   if left > 0 then
     redis.call('HSET', k.idle, worker, cjson.encode({f = next_id, n = left, e = lapse, q = serves}))
+    redis.call('SADD', k.fetchers, worker) -- the jobs handed over go to its cache
     for _, queue in ipairs(serves) do
       redis.call('ZADD', k.prefix .. 'idle_for/' .. queue, now, worker)
     end
