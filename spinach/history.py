@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
+from math import isfinite
 from typing import Any
 
 from .job import Job, JobStatus
@@ -73,7 +75,7 @@ class HistorySettings:
     log_bytes: int = 16 * 1024
 
 
-@dataclass
+@dataclass(slots=True)  # slots: one container fewer per finished job, held until written
 class HistoryRecord:
     """A finished job as the history keeps it."""
 
@@ -92,14 +94,48 @@ class HistoryRecord:
     logs_truncated: bool = False
 
     def to_json(self) -> str:
-        # Not dataclasses.asdict: its deep copy made this a tenth of a worker's CPU per job.
-        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        return COMPACT_JSON.encode(fields)
+        """The record as compact JSON, its fields in their order (what the brokers keep)."""
+        text = _plain_json(self)
+        if text is None:  # a field of another type: the generic encoder, same text
+            # Not dataclasses.asdict: its deep copy made this a tenth of a worker's CPU.
+            fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+            text = COMPACT_JSON.encode(fields)
+        return text
 
     @classmethod
     def from_json(cls, text: str | bytes) -> HistoryRecord:
         data: dict[str, Any] = json.loads(text)
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def _plain_json(r: HistoryRecord) -> str | None:
+    """``r`` as ``COMPACT_JSON`` encodes its fields, spelled out: the encoder's generic walk
+    (a dict built, each value's type looked up, the circular-reference check) was most of a
+    record's cost, written per finished job. None if a field is not of its usual type (the
+    encoder then writes it): ``_quote`` and ``float.__repr__`` raise ``TypeError`` on one."""
+    quote, floats = _quote, (r.scheduled_at, r.started_at, r.finished_at, r.duration)
+    if type(r.attempts) is not int or type(r.logs) is not list:
+        return None  # a bool is an int JSON spells otherwise
+    if r.logs_truncated is not True and r.logs_truncated is not False:
+        return None
+    try:
+        if not isfinite(sum(floats)):  # JSON spells inf and nan otherwise
+            return None
+        scheduled, started, finished, duration = map(float.__repr__, floats)
+        return (
+            f'{{"id":{quote(r.id)},"task":{quote(r.task)},"queue":{quote(r.queue)},'
+            f'"status":{quote(r.status)},"attempts":{r.attempts},"scheduled_at":{scheduled},'
+            f'"started_at":{started},"finished_at":{finished},"duration":{duration},'
+            f'"args":{quote(r.args)},"error":{"null" if r.error is None else quote(r.error)},'
+            f'"logs":[{",".join(map(quote, r.logs))}],'
+            f'"logs_truncated":{"true" if r.logs_truncated else "false"}}}'
+        )
+    except TypeError:
+        return None
+
+
+#: Encodes a text as JSON, as the encoder does (C; ``TypeError`` if it is not a ``str``).
+_quote = encode_basestring_ascii
 
 
 #: Keys of a job's meta (or of its ``headers``, which win) holding a text shown in place of
@@ -112,6 +148,9 @@ def args_preview(job: Job, limit: int = ARGS_PREVIEW_CHARS) -> str:
     """The arguments of ``job`` as JSON (``[args, kwargs]``), cut to ``limit`` characters;
     each part the job's meta gives a text for (``REPR_KEYS``) is that text instead."""
     args_text, kwargs_text = given_reprs(job.meta)
+    if args_text is None is kwargs_text and not job.task_args and not job.task_kwargs:
+        text = _NO_ARGS  # the common case, written per finished job: not encoded each time
+        return text if len(text) <= limit else text[: limit - 3] + "..."
     args = args_text if isinstance(args_text, str) else list(job.task_args)
     kwargs = kwargs_text if isinstance(kwargs_text, str) else job.task_kwargs
     try:
@@ -121,19 +160,28 @@ def args_preview(job: Job, limit: int = ARGS_PREVIEW_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+#: The preview of a job without arguments.
+_NO_ARGS = _PREVIEW_JSON.encode([[], {}])
+
+
 def given_reprs(meta: dict | None) -> tuple[Any, Any]:
     """The values ``meta`` gives for ``REPR_KEYS`` (its ``headers``' first), None for those
     it does not give; not checked: each reader decides what it shows of a value that is
     not a text."""
-    if not isinstance(meta, dict):
+    if not isinstance(meta, dict) or not meta:
         return None, None
+    args, kwargs = meta.get(REPR_KEYS[0]), meta.get(REPR_KEYS[1])
     headers = meta.get("headers")
-    headers = headers if isinstance(headers, dict) else {}
-    args, kwargs = (headers.get(key, meta.get(key)) for key in REPR_KEYS)
+    if isinstance(headers, dict):
+        args, kwargs = headers.get(REPR_KEYS[0], args), headers.get(REPR_KEYS[1], kwargs)
     return args, kwargs
 
 
-@dataclass
+#: The statuses of a job that ended (a record is kept), not retried.
+_ENDED = (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+@dataclass(slots=True)
 class _Attempt:
     started_at: float
     finished_at: float = 0.0
@@ -175,12 +223,12 @@ class HistoryRecorder:
 
     def take(self, jobs: Sequence[Job]) -> list[HistoryRecord]:
         """The records of ``jobs`` that ended (the others are forgotten: a retry)."""
-        records = []
-        for job in jobs:
-            with self._lock:
-                attempt = self._attempts.pop(job.id, None)
-            lines, truncated = self.logs.pop(job.id) if self.logs else ([], False)
-            if attempt is None or job.status not in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+        with self._lock:  # once for the batch: taken per reported batch, not per job
+            attempts = [self._attempts.pop(job.id, None) for job in jobs]
+        records, logs = [], self.logs
+        for job, attempt in zip(jobs, attempts, strict=True):
+            lines, truncated = logs.pop(job.id) if logs else ([], False)
+            if attempt is None or job.status not in _ENDED:
                 continue
             records.append(self._record(job, attempt, lines, truncated))
         return records

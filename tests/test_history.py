@@ -13,6 +13,7 @@ from spinach import Engine, MemoryBroker, RetryException, Tasks, current_job
 from spinach.brokers.base import WorkerInfo
 from spinach.history import HistoryRecord, HistorySettings, args_preview, counts_by_queue
 from spinach.job import Job
+from spinach.job_codec import COMPACT_JSON
 from spinach.job_logs import JobLogCapture
 from spinach.testing import FakeClock
 
@@ -271,3 +272,45 @@ def test_the_preview_shows_the_texts_a_job_gives_in_place_of_its_arguments():
     assert args_preview(job) == "[\"(<card>, <cvv>)\", \"{'pin': '<pin>'}\"]"
     job.meta = {"argsrepr": 5, "headers": "not a dict"}  # not texts: the arguments are shown
     assert args_preview(job) == '[["4111 1111", "123"], {"pin": 42}]'
+
+
+def test_a_job_without_arguments_is_previewed_as_an_empty_call():
+    job = Job("t", "q", 0.0, 0)
+    assert args_preview(job) == "[[], {}]"
+    assert args_preview(job, limit=6) == "[[]..."
+    job.meta = {"headers": {"argsrepr": "()"}}  # a text given: shown, even for no arguments
+    assert args_preview(job) == '["()", {}]'
+
+
+def _generic_json(record: HistoryRecord) -> str:
+    """What ``to_json`` wrote before it spelled records out: the generic encoder's text."""
+    fields = {name: getattr(record, name) for name in HistoryRecord.__dataclass_fields__}
+    return COMPACT_JSON.encode(fields)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"error": 'ValueError: bad "quote" \\ back\nslash\ttab \x00 \u00e9\u4e2d \U0001f600'},
+        {"logs": ["line \u00e9", 'a "quoted" line', ""], "logs_truncated": True},
+        {"task": "t\u00e9\u4e2d", "queue": "q\x1f", "args": '[["\\u00e9"], {}]'},
+        {"scheduled_at": 0, "started_at": 1e300, "finished_at": -0.0, "duration": 1e-7},
+        {"scheduled_at": 1e308, "started_at": 1e308},  # finite, whose sum is not
+        {"scheduled_at": float("inf")},  # not JSON: the encoder's spelling
+        {"duration": float("nan")},
+        {"attempts": True},  # a bool is an int JSON spells otherwise
+        {"attempts": 10**30},
+        {"logs_truncated": 1},
+        {"logs": ("a tuple",)},
+        {"error": 42},
+    ],
+)
+def test_a_record_is_written_as_the_generic_encoder_writes_it(changes):
+    record = _record("j\u00e9", 1_700_000_000.123456)
+    for name, value in changes.items():
+        setattr(record, name, value)
+    text = record.to_json()
+    assert text == _generic_json(record)
+    if all(isinstance(v, str) for v in (record.task, record.queue, record.args)):
+        assert HistoryRecord.from_json(text).id == record.id

@@ -37,6 +37,28 @@ def test_thread_workers_run_jobs_and_hand_them_back():
     assert workers.available_slots == 2
 
 
+def test_jobs_submitted_together_are_counted_at_once_and_held_in_order():
+    started, release = threading.Event(), threading.Event()
+
+    def blocking():
+        started.set()
+        release.wait(WAIT_TIMEOUT)
+
+    workers = ThreadWorkers(1, "pool")
+    try:
+        first, second, third = job_of(blocking), job_of(lambda: 2), job_of(lambda: 3)
+        workers.submit_jobs([first, second, third])
+        assert workers.in_flight == 3 and workers.available_slots == -2
+        assert started.wait(WAIT_TIMEOUT)
+        assert workers.held_jobs() == [second, third]
+        release.set()
+        assert collect(workers, 3) == [first, second, third]
+    finally:
+        release.set()
+        workers.stop()
+    assert workers.in_flight == 0
+
+
 def test_thread_workers_stop_returns_jobs_not_started():
     started, release = threading.Event(), threading.Event()
 

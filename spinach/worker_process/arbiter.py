@@ -147,8 +147,7 @@ class Arbiter(threading.Thread):
         # job ending meanwhile adds nothing to wake it for.
         self.wants_slot = False
         jobs = self._broker.get_jobs_from_queue(self.queues, slots)
-        unknown = [failure for job in jobs if (failure := self._dispatch(job))]
-        for job, reason in unknown:
+        for job, reason in self._dispatch(jobs):
             self._dead_letter(job, reason)
         if len(jobs) >= min(slots, self._broker.max_fetch_size or slots):
             return _Round.MAY_HAVE_MORE  # all it asked for, or all a fetch gives
@@ -211,16 +210,21 @@ class Arbiter(threading.Thread):
             self._last_future_move = now
             self._future_check_at = now + self._future_check_interval
 
-    def _dispatch(self, job: Job) -> tuple[Job, str] | None:
-        """Hand ``job`` to the workers; ``(job, reason)`` if it cannot run here."""
-        try:
-            task = self._tasks.get(job.task_name)
-        except UnknownTask as exc:
-            return job, str(exc)
-        job.task_func = task.func
-        self._unreported.dispatched()
-        self._workers.submit_job(job)
-        return None
+    def _dispatch(self, jobs: list[Job]) -> list[tuple[Job, str]]:
+        """Hand ``jobs`` to the workers, counted once for all of them; ``(job, reason)`` of
+        each that cannot run here."""
+        runnable, unknown = [], []
+        for job in jobs:
+            try:
+                job.task_func = self._tasks.get(job.task_name).func
+            except UnknownTask as exc:
+                unknown.append((job, str(exc)))
+                continue
+            runnable.append(job)
+        if runnable:
+            self._unreported.dispatched(len(runnable))
+            self._workers.submit_jobs(runnable)
+        return unknown
 
     def _dead_letter(self, job: Job, reason: str) -> None:
         """Set aside a fetched job that cannot run, riding out an outage to do so."""

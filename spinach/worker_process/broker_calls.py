@@ -61,9 +61,9 @@ class Unreported:
         self._count = 0
         self._on_reported = on_reported
 
-    def dispatched(self) -> None:
+    def dispatched(self, count: int = 1) -> None:
         with self._lock:
-            self._count += 1
+            self._count += count
 
     def reported(self, count: int) -> None:
         with self._lock:

@@ -69,8 +69,7 @@ class Workers(ABC):
     def available_slots(self) -> int:
         """How many more jobs the pool can take now (prefetched ones included)."""
         extra = self.prefetch.extra if self.prefetch is not None else 0
-        with self._slots_lock:
-            return self.number + extra - self._in_flight
+        return self.number + extra - self._in_flight
 
     @property
     def in_flight(self) -> int:
@@ -79,20 +78,28 @@ class Workers(ABC):
 
     def slots_to_fetch(self) -> int:
         """Jobs worth fetching now: every free slot while a thread is free; with every
-        thread busy, none until the held jobs ran low (``Prefetch.refill_at``)."""
-        prefetch = self.prefetch
-        extra, refill_at = (prefetch.extra, prefetch.refill_at) if prefetch else (0, 1)
-        with self._slots_lock:
-            in_flight = self._in_flight
+        thread busy, none until the held jobs ran low (``Prefetch.refill_at``).
+
+        Called per job ended: ``_in_flight`` is read once and without the lock (one int
+        read is atomic; the lock makes its updates so), the prefetch's state once."""
+        in_flight = self._in_flight
+        if in_flight < self.number:
+            extra = self.prefetch.extra if self.prefetch is not None else 0
+            return self.number + extra - in_flight
+        extra, refill_at = self.prefetch.room() if self.prefetch is not None else (0, 1)
         free = self.number + extra - in_flight
-        if in_flight < self.number or free >= refill_at:
-            return max(free, 0)
-        return 0
+        return free if free >= refill_at else 0
 
     def submit_job(self, job: Job) -> None:
         """Run ``job`` (its ``task_func`` set) as soon as a worker is free."""
         self._count_in_flight(1)
         self._start_job(job)
+
+    def submit_jobs(self, jobs: list[Job]) -> None:
+        """``submit_job`` each of ``jobs``, counted in flight once for all (a fetch's)."""
+        self._count_in_flight(len(jobs))
+        for job in jobs:
+            self._start_job(job)
 
     def _count_in_flight(self, delta: int) -> None:
         with self._slots_lock:

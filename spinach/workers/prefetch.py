@@ -78,4 +78,9 @@ class Prefetch:
     def refill_at(self) -> int:
         """Free slots worth a fetch while every thread is busy: half the held jobs, so that
         a fetch brings several jobs and lands before the held ones run out."""
-        return max(1, self.extra // 2)
+        return self.room()[1]
+
+    def room(self) -> tuple[int, int]:
+        """``extra`` and ``refill_at`` together (read per job ended: ``extra`` once)."""
+        extra = self.extra
+        return extra, max(1, extra // 2)
