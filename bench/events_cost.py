@@ -5,8 +5,9 @@ jobs enqueued beforehand, alternately without and with the feature (the order sw
 run, so that a change in the machine's load falls on both):
 
 - ``--compare events`` (the default): a facade app's worker without and with its events
-  (task and worker events, as ``spinach-compat worker -E``; no receiver is subscribed: a
-  subscriber's cost is Redis's, in its own process);
+  (task and worker events, as ``spinach-compat worker -E``), a receiver listening as Flower
+  would (``impls/events_listener.py``, a process of its own: its CPU is not counted, what
+  it costs Redis is); ``--unheard``: nobody listening (the worker pauses its task events);
 - ``--compare metrics``: a native engine's worker without and with ``JobMetrics`` counting
   its jobs (what ``spinach worker --metrics-port`` connects; the server, scraped every 15 s
   or so, costs nothing next to it).
@@ -34,11 +35,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -47,6 +50,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib.redis_server import RedisServer, cpu_seconds
 
 THREADS = 8  #: worker threads, as workload 3's
+IMPLS = Path(__file__).resolve().parent / "impls"
+#: Seconds the events listener gets to subscribe.
+LISTENER_TIMEOUT = 30.0
 
 
 class Figures(NamedTuple):
@@ -205,14 +211,39 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--time-sends", action="store_true",
                         help="also time the job signals' sends (thread CPU clock)")  # fmt: skip
+    parser.add_argument("--unheard", action="store_true",
+                        help="events: no receiver listening (they pause)")  # fmt: skip
     args = parser.parse_args()
     run_one = measure if args.compare == "events" else measure_metrics
     figures: dict[bool, list[Figures]] = {False: [], True: []}
-    with RedisServer() as server:
+    listening = args.compare == "events" and not args.unheard
+    with RedisServer() as server, _listener(server.url) if listening else contextlib.nullcontext():
         for run in range(args.runs):
             for on in (False, True) if run % 2 == 0 else (True, False):
                 figures[on].append(_measured(run_one, server.url, args, on, run))
     _report(figures, args.jobs, args.compare)
+
+
+@contextlib.contextmanager
+def _listener(url: str) -> Iterator[None]:
+    """``impls/events_listener.py`` subscribed to the events of the Redis at ``url``."""
+    import redis
+
+    env = {**os.environ, "BENCH_REDIS_URL": url}
+    command = [sys.executable, "events_listener.py"]
+    process = subprocess.Popen(command, cwd=IMPLS, env=env, stdin=subprocess.DEVNULL)
+    client, deadline = redis.Redis.from_url(url), time.monotonic() + LISTENER_TIMEOUT
+    try:
+        while not client.pubsub_numpat():
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit("the events listener did not subscribe")
+            time.sleep(0.01)
+        yield
+    finally:
+        process.terminate()
+        process.wait()
+        print(f"listener: {int(client.get('bench:events:heard') or 0)} messages heard")
+        client.close()
 
 
 def _measured(run_one: Callable[..., Figures], url: str, args: argparse.Namespace, on: bool,

@@ -78,9 +78,19 @@ def _celery_pool(venv: Venv, pool: str, concurrency: int) -> list[str]:
 
 
 def _facade_events(venv: Venv, threads: int, processes: int) -> list[list[str]]:
-    """The facade's worker sending Celery's events (``-E``), to weigh their cost."""
+    """The facade's worker sending Celery's events (``-E``), to weigh their cost, with a
+    receiver listening as Flower would (``events_listener.py``, started first: the workers
+    wait for its subscription), so that every event is encoded and published."""
     commands = _facade(venv, threads, processes)
-    return [[word.replace("app.engine", "events_engine") for word in c] for c in commands]
+    workers = [[word.replace("app.engine", "events_engine") for word in c] for c in commands]
+    return [[str(venv.python), "events_listener.py"], *workers]
+
+
+def _facade_events_unheard(venv: Venv, threads: int, processes: int) -> list[list[str]]:
+    """The facade's worker sending Celery's events with nobody listening (it pauses its
+    task events: see ``spinach_compat.events.dispatcher``)."""
+    commands = _facade(venv, threads, processes)
+    return [[word.replace("app.engine", "events_unheard_engine") for word in c] for c in commands]
 
 
 def _bare(venv: Venv, threads: int, processes: int) -> list[list[str]]:
@@ -153,7 +163,15 @@ IMPLS = [
         "ours-facade-events", "facade -E", VENVS["ours"], "facade", _facade_events, ours=True,
         by_default=False,
         notes=("facade -E: the facade's worker sending Celery's events (task and worker "
-               "events, as -E), against ours-facade to weigh their cost",),
+               "events, as -E) to a receiver subscribed as Flower (bench/impls/"
+               "events_listener.py, its own process; its memory counts in the column's), "
+               "against ours-facade to weigh their cost",),
+    ),
+    Impl(
+        "ours-facade-events-unheard", "-E, unheard", VENVS["ours"], "facade",
+        _facade_events_unheard, ours=True, by_default=False,
+        notes=("-E, unheard: facade -E with nobody listening (the worker then pauses its "
+               "task events, publishing one probe a second)",),
     ),
     Impl(
         "bare", "bare threads", VENVS["ours"], "bare", _bare, brokerless=True,

@@ -1,9 +1,11 @@
 """Ours, Celery facade: ``spinach_compat.Celery``; ``spinach worker impl_facade:app.engine``
-(``impl_facade:events_engine``: the same worker sending Celery's events, as ``-E``)."""
+(``impl_facade:events_engine``: the same worker sending Celery's events, as ``-E``, to the
+bench's listener; ``events_unheard_engine``: with nobody listening)."""
 
 from __future__ import annotations
 
 import socket
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -75,12 +77,28 @@ def roundtrip(value: int, timeout: float) -> Any:
     return echo.delay(value).get(timeout=timeout)
 
 
+#: Seconds an events worker waits for the bench's events listener to subscribe.
+LISTENER_TIMEOUT = 30.0
+
+
 def __getattr__(name: str) -> Any:
     """``events_engine``: the engine, once this worker process sends Celery's task and
-    worker events as ``spinach-compat worker -E`` does."""
-    if name != "events_engine":
+    worker events as ``spinach-compat worker -E`` does, the bench's listener (a receiver,
+    as Flower) subscribed first; ``events_unheard_engine``: the same, nobody listening."""
+    if name not in ("events_engine", "events_unheard_engine"):
         raise AttributeError(f"module 'impl_facade' has no attribute {name!r}")
     from spinach_compat.events.worker import WorkerEvents
 
+    if name == "events_engine":
+        _wait_for_listener()
     WorkerEvents(app, f"bench@{socket.gethostname()}").start()
     return app.engine
+
+
+def _wait_for_listener() -> None:
+    """Wait until a pattern subscriber (``events_listener.py``) is subscribed to Redis."""
+    client, deadline = _jobs.client(), time.monotonic() + LISTENER_TIMEOUT
+    while not client.pubsub_numpat():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no events listener subscribed in {LISTENER_TIMEOUT} s")
+        time.sleep(0.01)

@@ -48,9 +48,11 @@ IGNORE_STATES = frozenset({states.IGNORED, states.RETRY, states.REJECTED})
 _REFUSAL_RETRY = timedelta(seconds=5)
 
 #: What watches every worker attempt in its thread (the task events of running workers,
-#: ``spinach_compat.events.worker``): ``started(task, request)`` before the body,
-#: ``finished(task, request, state, retval)`` after it. Called directly rather than through
-#: signals, as they are on every job; an error of one is logged, never the task's.
+#: ``spinach_compat.events.worker``): ``started(task, request)`` before the body returns a
+#: token, given back to ``finished(token, task, request, state, retval, runtime)`` after it
+#: (``runtime``: the body's seconds on success, else None). Called directly rather than
+#: through signals, as they are on every job; an error of one is logged, never the task's.
+#: Iterated without a copy: a running service replaces the list rather than changing it.
 watchers: list[Any] = []
 
 
@@ -77,6 +79,7 @@ class Outcome:
     state: str
     retval: Any
     einfo: ExceptionInfo | None = None
+    runtime: float | None = None  #: seconds the body and its success took (success only)
 
 
 def trace_task(task: Task, request: Context, *, eager: bool, propagate: bool) -> Outcome:
@@ -84,12 +87,13 @@ def trace_task(task: Task, request: Context, *, eager: bool, propagate: bool) ->
     push_task(task)
     task.push_request(request)
     outcome = Outcome(states.PENDING, None)
+    watching: list[tuple[Any, Any]] | None = None
     try:
         signals.task_prerun.send(
             sender=task, task_id=request.id, task=task, args=request.args, kwargs=request.kwargs
         )
         if watchers and not eager:
-            _watch("started", task, request)
+            watching = _watch_started(task, request)
         outcome = _attempt(task, request, eager, propagate)
         if outcome.state not in IGNORE_STATES:
             _call_handler(
@@ -99,8 +103,8 @@ def trace_task(task: Task, request: Context, *, eager: bool, propagate: bool) ->
         return outcome
     finally:
         try:
-            if watchers and not eager:
-                _watch("finished", task, request, outcome.state, outcome.retval)
+            if watching is not None:
+                _watch_finished(watching, task, request, outcome)
             signals.task_postrun.send(
                 sender=task, task_id=request.id, task=task, args=request.args,
                 kwargs=request.kwargs, retval=outcome.retval, state=outcome.state,
@@ -110,13 +114,27 @@ def trace_task(task: Task, request: Context, *, eager: bool, propagate: bool) ->
             pop_task()
 
 
-def _watch(method: str, *args: Any) -> None:
-    """Call ``method`` of every watcher with ``args``; one that raises is logged."""
-    for watcher in list(watchers):
+def _watch_started(task: Task, request: Context) -> list[tuple[Any, Any]]:
+    """Every watcher's ``started`` and its token (None if it raised: logged)."""
+    watching = []
+    for watcher in watchers:
         try:
-            getattr(watcher, method)(*args)
+            watching.append((watcher, watcher.started(task, request)))
         except Exception:
-            logger.exception("%s of %r raised (the task is not affected)", method, watcher)
+            logger.exception("started of %r raised (the task is not affected)", watcher)
+            watching.append((watcher, None))
+    return watching
+
+
+def _watch_finished(
+    watching: list[tuple[Any, Any]], task: Task, request: Context, outcome: Outcome
+) -> None:
+    """The ``finished`` of the watchers that saw the start; one that raises is logged."""
+    for watcher, token in watching:
+        try:
+            watcher.finished(token, task, request, outcome.state, outcome.retval, outcome.runtime)
+        except Exception:
+            logger.exception("finished of %r raised (the task is not affected)", watcher)
 
 
 def _attempt(task: Task, request: Context, eager: bool, propagate: bool) -> Outcome:
@@ -168,7 +186,7 @@ def _on_returned(
     if task_logger.isEnabledFor(logging.INFO):
         name, result = request.shadow or task.name, _short_repr(retval)
         task_logger.info("Task %s[%s] succeeded in %ss: %s", name, request.id, runtime, result)
-    return Outcome(states.SUCCESS, retval)
+    return Outcome(states.SUCCESS, retval, runtime=runtime)
 
 
 def _short_repr(value: Any) -> str:

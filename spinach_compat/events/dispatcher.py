@@ -10,6 +10,14 @@ would publish is written and published without kombu: see ``fanout``); a publish
 (counted in the line saying it is over). The buffer holds at most ``BUFFER_LIMIT``
 records: past that the oldest are dropped. An unbuffered dispatcher (``task-sent`` from
 ``delay()``) publishes in the caller's thread, with the same outage handling.
+
+Nobody listening (Flower down): on Redis, pub/sub drops a message no client subscribed to,
+and ``PUBLISH`` says how many received it. When a buffered dispatcher's task events reached
+none, for ``PROBE_INTERVAL`` seconds its task events are only counted (``unheard``), not
+made nor published; the next flush after it publishes them again, as the next probe. Worker
+events (online, heartbeats, offline) are always published, and one that reaches a receiver
+ends the pause. A receiver that subscribes misses at most ``PROBE_INTERVAL`` seconds of task
+events, as with Celery, whose events published before a subscription are lost too.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import contextlib
 import itertools
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -62,6 +71,10 @@ BATCH_LIMIT = 1000
 RETRY_INTERVAL = 1.0
 #: Seconds ``close`` waits for buffered events (``worker-offline``) to be published.
 CLOSE_TIMEOUT = 5.0
+#: Seconds a buffered dispatcher's task events are only counted after some reached no
+#: receiver (see the module doc): longer saves more of a worker's CPU while nobody listens,
+#: at the cost of the task events a receiver that subscribes misses.
+PROBE_INTERVAL = 1.0
 
 
 class _Encoded:
@@ -94,7 +107,8 @@ class EventDispatcher:
         self, connection: Connection | None = None, hostname: str | None = None,
         enabled: bool = True, channel: Any = None, buffer_while_offline: bool = True,
         app: Celery | None = None, serializer: str | None = None,
-        groups: set[str] | None = None, *, buffered: bool = False, **_: Any,
+        groups: set[str] | None = None, *, buffered: bool = False,
+        monotonic: Callable[[], float] = time.monotonic, **_: Any,
     ):  # fmt: skip
         from .._state import get_current_app
 
@@ -109,6 +123,9 @@ class EventDispatcher:
         self.clock = LamportClock()
         self.buffered = buffered
         self.dropped = 0  #: events dropped since the outage began
+        self.unheard = 0  #: task events not published as nobody listened (see the module doc)
+        self._monotonic = monotonic  # the probe's clock (tests inject theirs)
+        self._unheard_until = -math.inf  # task events are only counted until then
         self._given = connection or (channel.connection.client if channel is not None else None)
         self._task_events = True
         self._buffer: collections.deque[_Entry] = collections.deque(maxlen=BUFFER_LIMIT)
@@ -235,6 +252,8 @@ class EventDispatcher:
         """Publish buffered ``entries`` in order: each run of task records JSON knows as
         one message made directly (``records.JSON_WRITERS``), the others as events; False
         if publishing failed (the rest is dropped)."""
+        if self._monotonic() < self._unheard_until:
+            entries = self._heard_entries(entries)
         start = 0
         while start < len(entries):
             body, end = self._json_run(entries, start)
@@ -249,6 +268,13 @@ class EventDispatcher:
                 return False
             start = end
         return True
+
+    def _heard_entries(self, entries: list[_Entry]) -> list[_Entry]:
+        """The entries to publish while nobody listens: the worker events; the task events
+        are counted in ``unheard``."""
+        kept = [entry for entry in entries if not _is_task(entry)]
+        self.unheard += sum(_event_count(entry) for entry in entries) - len(kept)
+        return kept
 
     def _run_end(self, entries: list[_Entry], start: int, fast: bool) -> int:
         """Where the run from ``start`` of entries JSON knows (``fast``), or not, ends."""
@@ -333,7 +359,7 @@ class EventDispatcher:
         try:
             producer = self._producer or self._connect()
             if self._fanout is not None and encoding is _JSON:
-                self._fanout.publish(data, key)
+                self._heard(key, self._fanout.publish(data, key))
             else:
                 producer.publish(
                     data, routing_key=key, exchange=self.exchange_name, retry=False,
@@ -371,6 +397,14 @@ class EventDispatcher:
             ) from exc
         return data, {"content_type": content_type, "content_encoding": content_encoding}
 
+    def _heard(self, key: str, receivers: int) -> None:
+        """After a message reached ``receivers`` clients: pause the task events if a task
+        event reached none, resume them if any event reached some (see the module doc)."""
+        if receivers:
+            self._unheard_until = -math.inf
+        elif self.buffered and key.startswith("task."):
+            self._unheard_until = self._monotonic() + PROBE_INTERVAL
+
     def flush(self, *_: Any, **__: Any) -> None:
         """Nothing to do: events are published as they come (Celery's API)."""
 
@@ -400,3 +434,17 @@ class EventDispatcher:
             "Events cannot be published to %s (%s: %s): dropping them until it is "
             "reachable again (jobs are not affected)", url, type(exc).__name__, exc,
         )  # fmt: skip
+
+
+def _is_task(entry: _Entry) -> bool:
+    """Whether a buffered entry holds task events (a worker event does not)."""
+    make, values = entry[1], entry[2]
+    if make is records.given:
+        return bool(group_from(values[0]["type"]) == "task")
+    return True
+
+
+def _event_count(entry: _Entry) -> int:
+    """How many events a buffered entry makes."""
+    known = records.JSON_WRITERS.get(entry[1])
+    return 1 if known is None else known[1]

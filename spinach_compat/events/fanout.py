@@ -61,8 +61,9 @@ class RedisFanout:
             str(uuid.uuid4()).encode(), b'"}}',
         ))  # fmt: skip
 
-    def publish(self, body: str, routing_key: str) -> None:
-        """One ``PUBLISH`` per topic kombu would publish the message to; raises the client's
+    def publish(self, body: str, routing_key: str) -> int:
+        """One ``PUBLISH`` per topic kombu would publish the message to; how many clients
+        received it (Redis counts channel and pattern subscribers); raises the client's
         error if Redis is away."""
         topics = self._topics.get(routing_key)
         if topics is None:
@@ -76,8 +77,7 @@ class RedisFanout:
         if client is None:  # kombu makes one per message, on the channel's pool: kept here
             with self.channel.conn_or_acquire() as client:
                 self._client = client
-        for topic in topics:
-            client.publish(topic, payload)
+        return sum(client.publish(topic, payload) for topic in topics)
 
 
 def _dumps(value: Any) -> str:

@@ -12,6 +12,8 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from spinach.forks import at_fork_in_child
+
 from ..utils.saferepr import args_reprs
 from .dispatcher import EventDispatcher
 
@@ -22,6 +24,14 @@ _dispatchers: weakref.WeakKeyDictionary[Any, dict[str | None, EventDispatcher]] 
     weakref.WeakKeyDictionary()
 )
 _lock = threading.Lock()
+
+
+@at_fork_in_child
+def _unlock_after_fork() -> None:
+    """A forked child's own lock: a parent's thread may have held it at the fork (a
+    ``delay()`` sending ``task-sent``), and that thread does not exist in the child."""
+    global _lock
+    _lock = threading.Lock()
 
 
 def dispatcher_of(app: Celery, hostname: str | None = None) -> EventDispatcher:

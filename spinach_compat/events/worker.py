@@ -16,12 +16,10 @@ jobs through their status pipes.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import platform
 import threading
-import time
 import traceback as traceback_module
 import weakref
 from collections.abc import Callable
@@ -141,7 +139,7 @@ class WorkerEvents:
         self._stop = threading.Event()
         self._heart: threading.Thread | None = None
         self._receivers: list[tuple[Any, Callable[..., None]]] = []
-        self._runs = threading.local()  # the run of this thread's task: see started
+        self._own_tasks: dict[Any, bool] = {}  # task: this app's, with send_events
 
     def prepare(self) -> None:
         """Nothing to prepare: the broker is reached when the first event is published."""
@@ -171,8 +169,8 @@ class WorkerEvents:
     def shutdown(self, **_: Any) -> None:
         """Stop sending: ``worker-offline``, then the buffer is published; idempotent."""
         _running.discard(self)
-        with contextlib.suppress(ValueError):  # not watching, or removed already
-            trace.watchers.remove(self)
+        if self in trace.watchers:  # replaced, never changed: the job threads iterate it
+            trace.watchers = [watcher for watcher in trace.watchers if watcher is not self]
         for signal, receiver in self._receivers:
             signal.disconnect(receiver)
         self._receivers.clear()
@@ -210,44 +208,47 @@ class WorkerEvents:
     def _connect(self) -> None:
         """Watch every attempt of the worker's tasks (``trace.watchers``, called in the job's
         thread), and revocations (a signal)."""
-        trace.watchers.append(self)
+        trace.watchers = [*trace.watchers, self]  # replaced: the job threads iterate it
         signals.task_revoked.connect(self._revoked, weak=False)
         self._receivers.append((signals.task_revoked, self._revoked))
 
     def _sends_for(self, task: Any) -> EventDispatcher | None:
-        """The dispatcher if ``task``'s events are to be sent (this app's, ``send_events``)."""
+        """The dispatcher if ``task``'s events are to be sent (this app's, ``send_events``:
+        known per task after its first job)."""
         dispatcher = self.dispatcher
-        if dispatcher is None or not dispatcher.task_events or not task.send_events:
+        if dispatcher is None or not dispatcher.task_events:
             return None
-        return dispatcher if app_of(task) is self.app else None
+        own = self._own_tasks.get(task)
+        if own is None:
+            own = self._own_tasks[task] = bool(task.send_events) and app_of(task) is self.app
+        return dispatcher if own else None
 
-    def started(self, task: Any, request: Any) -> None:
+    def started(self, task: Any, request: Any) -> EventDispatcher | None:
         """A job starts: ``task-received`` (the worker takes the job as it runs it, so both
-        come together), then ``task-started``; recorded raw (see ``records``)."""
+        come together), then ``task-started``; recorded raw (see ``records``). Returns the
+        dispatcher that sent them (the trace's token for ``finished``), or None."""
         self.counter.started()
         dispatcher = self._sends_for(task)
-        self._runs.run = (request, dispatcher, time.monotonic())  # what ``finished`` needs
         if dispatcher is not None:
             dispatcher.record(
                 records.received, request.id, task.name, request.argsrepr, request.kwargsrepr,
                 request.root_id, request.parent_id, request.retries, request.eta,
                 request.expires,
             )  # fmt: skip
+        return dispatcher
 
-    def finished(self, task: Any, request: Any, state: str, retval: Any) -> None:
+    def finished(
+        self, dispatcher: EventDispatcher | None, task: Any, request: Any, state: str,
+        retval: Any, runtime: float | None = None,
+    ) -> None:  # fmt: skip
         """A job ends: the outcome's event (succeeded, failed, retried, rejected), if its
-        start's were sent."""
+        start's were sent (``dispatcher``: what ``started`` returned)."""
         self.counter.finished()
-        run = getattr(self._runs, "run", None)
-        if run is not None and run[0] is request:
-            _, dispatcher, started = run
-        else:  # the service started during the job
-            dispatcher, started = self._sends_for(task), time.monotonic()
         if dispatcher is None:
             return
         if state == states.SUCCESS:
-            runtime = time.monotonic() - started
-            dispatcher.record(records.succeeded, request.id, _result_repr(retval), runtime)
+            seconds = runtime if runtime is not None else 0.0
+            dispatcher.record(records.succeeded, request.id, _result_repr(retval), seconds)
         elif state in (states.FAILURE, states.RETRY):
             exc = getattr(retval, "exc", None) if state == states.RETRY else retval
             kind = "task-failed" if state == states.FAILURE else "task-retried"

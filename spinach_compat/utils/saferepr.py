@@ -51,12 +51,19 @@ class _Whole(NamedTuple):
 
 _Token = _Open | _Close | _Key | _Quoted | _Whole | str
 _ITEMS, _KEY_VALUE = _Whole(", "), _Whole(": ")
+#: The text of None and of empty containers, the commonest values (every job's result and
+#: arguments when a task takes and returns none): written without the tokenizer.
+_EMPTY_TEXT: dict[type, str] = {type(None): "None", tuple: "()", list: "[]", dict: "{}"}
 
 
 def saferepr(o: Any, maxlen: int | None = None, maxlevels: int = 3, seen: Any = None) -> str:
     """The text of ``o``, at most about ``maxlen`` characters (None: all), containers
     nested deeper than ``maxlevels`` (0: any depth) shown as ``[...]``. ``seen`` is
     accepted for Celery's signature and unused."""
+    if o is None or (type(o) in _EMPTY_TEXT and not o):  # a no-op job's result, no arguments
+        text = _EMPTY_TEXT[type(o)]
+        if maxlen is None or len(text) < maxlen:  # as Celery: "None..." at maxlen 4
+            return text
     return "".join(_cut(_tokens(o, 0, maxlevels, set()), maxlen, maxlevels))
 
 

@@ -185,12 +185,12 @@ def test_a_run_s_succeeded_event_follows_its_started_one(make_app):
 
         first = JobContext(id="id-1", args=[], kwargs={}, is_eager=False, root_id="id-1")
         second = JobContext(id="id-2", args=[], kwargs={}, is_eager=False, root_id="id-2")
-        service.started(noop, first)
+        token = service.started(noop, first)  # the trace gives it back to finished
         service.set_task_events(False)
-        service.finished(noop, first, "SUCCESS", None)
-        service.started(noop, second)
+        service.finished(token, noop, first, "SUCCESS", None, 0.1)
+        token = service.started(noop, second)
         service.set_task_events(True)
-        service.finished(noop, second, "SUCCESS", None)
+        service.finished(token, noop, second, "SUCCESS", None, 0.1)
         sent = [event for entry in dispatcher._buffer for event in dispatcher._stamped(entry)]
         dispatcher._buffer.clear()
     finally:
