@@ -1,9 +1,10 @@
 """The worker process's own CPU per job in workload 3, against the bare threads'.
 
-``.venv/bin/python bench/worker_cpu.py [--jobs N] [--bare]`` (from a checkout whose
+``.venv/bin/python bench/worker_cpu.py [--jobs N] [--bare | --metrics]`` (from a checkout whose
 ``.venv`` has spinach): a throwaway redis-server, N no-op jobs (each one counting script
 call, as bench's) enqueued in batches, then drained by one engine of 8 threads running in
-this process; ``--bare`` runs 8 threads doing only the jobs' own call instead. It prints
+this process; ``--bare`` runs 8 threads doing only the jobs' own call instead; ``--metrics`` counts
+the jobs' Prometheus metrics as ``--metrics-port`` does (prometheus-client needed). It prints
 this process's CPU per job (user and system, from ``getrusage``), its context switches per
 job, Redis's CPU per job and the load average. On a shared machine the CPU per job moves
 less with the load than the rate does; alternate the runs of two checkouts
@@ -57,8 +58,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_engine(client: redis.Redis, jobs: int) -> None:
-    """Enqueue ``jobs`` no-op jobs, then drain them with one engine in this process."""
+def run_engine(client: redis.Redis, jobs: int, metrics: bool = False) -> None:
+    """Enqueue ``jobs`` no-op jobs, then drain them with one engine in this process (its
+    Prometheus metrics counted if ``metrics``)."""
     count = client.register_script(COUNT)
     url = f"redis://127.0.0.1:{client.connection_pool.connection_kwargs['port']}/0"
     engine = Engine(RedisBroker(url), namespace="bench")
@@ -72,6 +74,10 @@ def run_engine(client: redis.Redis, jobs: int) -> None:
         for _ in range(min(1000, jobs - start)):
             batch.schedule(noop)
         engine.schedule_batch(batch)
+    if metrics:
+        from spinach.contrib.prometheus import JobMetrics
+
+        JobMetrics(engine.namespace).connect()
     measured(client, jobs, lambda: _drain(engine, client))
 
 
@@ -133,10 +139,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--bare", action="store_true", help="the bare threads instead")
+    parser.add_argument("--metrics", action="store_true", help="count Prometheus metrics")
     args = parser.parse_args()
     server, client = start_redis()
     try:
-        (run_bare if args.bare else run_engine)(client, args.jobs)
+        if args.bare:
+            run_bare(client, args.jobs)
+        else:
+            run_engine(client, args.jobs, args.metrics)
     finally:
         server.terminate()
         server.wait()
