@@ -298,6 +298,23 @@ def test_a_fetch_counts_the_handed_jobs_it_brings_against_the_free_workers(
     assert producer.queue_lengths() == {"q": 2}  # not taken beyond the two free workers
 
 
+def test_a_fetch_gives_the_jobs_handed_over_before_those_it_takes_from_the_queues(
+    redis_broker_factory, admin
+):
+    """A registration's room filled, the next jobs are queued: the fetch that brings the
+    unheard handed jobs and takes the queued ones gives them in the order they were sent."""
+    worker, producer = redis_broker_factory(), redis_broker_factory()
+    jobs = [Job("t", "q", 0.0, 0, task_args=[n]) for n in range(4)]
+    with listening(admin, worker):
+        assert worker.get_jobs_from_queue("q", 2) == []  # registered for two jobs
+        for each in jobs:
+            producer.enqueue_jobs([each])  # two handed over (the messages unread), two queued
+
+        fetched = worker.get_jobs_from_queue("q", 4)
+
+    assert [job.id for job in fetched] == [job.id for job in jobs]
+
+
 def test_jobs_handed_over_unheard_come_whole_and_in_order_with_the_next_fetch(
     redis_broker_factory, admin
 ):

@@ -685,8 +685,11 @@ class RedisBroker(Broker):
         args += [now + self.handover_ttl, len(call.received), len(acks), *acks, *queues]
         taken, dead, *rest = self._run("fetch", args)
         handed = rest[0] if rest else []
-        jobs = self._settle_fetch(call.id, taken, dead)
-        jobs += self._settle_handed(call, handed)
+        # The jobs handed over first: they were sent before those the queues still held
+        # (a job is queued while its registration has no room left), so a worker runs
+        # them in the order they were sent.
+        jobs = self._settle_handed(call, handed)
+        jobs += self._settle_fetch(call.id, taken, dead)
         undelivered = max(0, len(handed) // 2 - len(call.received))
         self._room = max_jobs - len(taken) // 2 - undelivered if call.next_id else 0
         # Handled: acknowledge the reply with the next fetch, which deletes its cache.
