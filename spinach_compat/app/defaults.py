@@ -107,6 +107,9 @@ DEFAULTS: dict[str, Any] = {
     "spinach_legacy_tasks": (),  #: task name patterns run by legacy Celery workers (interop)
     "spinach_global_rate_limits": False,  #: rate_limit for the namespace, not per worker
     "spinach_beat_lease_term": None,  #: seconds of a beat lease term (None: see app.beat_lease)
+    #: seconds: jobs are held beyond the threads while their mean run time is below it
+    #: (None: the engine's 5 ms); higher holds longer jobs too, which then wait behind others
+    "spinach_prefetch_short_job": None,
 }
 
 #: ``worker_pool`` values the worker command runs (``processes`` is Celery's other name of

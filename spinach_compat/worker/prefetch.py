@@ -5,7 +5,9 @@ included. The engine's thread pool holds ``(multiplier - 1) * concurrency`` jobs
 its threads, and only while its jobs are short (``spinach.workers.prefetch``): a setting
 of 1, the usual one for long tasks, holds none. A prefork child holds none either: its
 parent answers ``inspect().reserved()`` and cannot see a child's held jobs. Celery's 0
-(no limit) is refused: an unbounded prefetch is what fills a worker's memory.
+(no limit) is refused: an unbounded prefetch is what fills a worker's memory. The
+facade's own ``spinach_prefetch_short_job`` sets what "short" means (the engine's
+``PrefetchSettings.short_job``, 5 ms by default).
 """
 
 from __future__ import annotations
@@ -31,4 +33,15 @@ def prefetch_settings(conf: Any, concurrency: int, pool: str) -> PrefetchSetting
         )
     if pool == "prefork":
         return PrefetchSettings(limit=0)
-    return PrefetchSettings(limit=(multiplier - 1) * concurrency)
+    limit = (multiplier - 1) * concurrency
+    short_job = conf.get("spinach_prefetch_short_job")
+    if short_job is None:
+        return PrefetchSettings(limit=limit)
+    return PrefetchSettings(limit=limit, short_job=_seconds(short_job))
+
+
+def _seconds(value: Any) -> float:
+    """``spinach_prefetch_short_job`` checked: a positive number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"spinach_prefetch_short_job must be seconds > 0, not {value!r}")
+    return float(value)

@@ -24,6 +24,17 @@ def test_the_multiplier_sets_the_jobs_held_beyond_the_threads(multiplier, pool, 
     assert prefetch_settings(conf, 2, pool).limit == limit
 
 
+def test_what_counts_as_short_is_a_setting_of_seconds():
+    conf = {"worker_prefetch_multiplier": 4}
+    assert prefetch_settings(conf, 2, "threads").short_job == 0.005  # the engine's default
+    conf["spinach_prefetch_short_job"] = 0.25
+    assert prefetch_settings(conf, 2, "threads").short_job == 0.25
+    for bad in (0, -1, "1", True):
+        conf["spinach_prefetch_short_job"] = bad
+        with pytest.raises(ValueError, match="spinach_prefetch_short_job must be seconds"):
+            prefetch_settings(conf, 2, "threads")
+
+
 def test_no_limit_is_refused_and_a_bad_value_too():
     with pytest.raises(UnsupportedFeature, match="worker_prefetch_multiplier = 0"):
         prefetch_settings({"worker_prefetch_multiplier": 0}, 2, "threads")
@@ -34,7 +45,9 @@ def test_no_limit_is_refused_and_a_bad_value_too():
 def _held_node(make_app, multiplier: int):
     """A node of one thread: short tasks first (prefetch on), then one that blocks and two
     more behind it; returns the app, the blocked and the queued results, and the gate."""
-    app = make_app(worker_prefetch_multiplier=multiplier)
+    # a minute counts as short: the quick tasks turn the prefetch on however loaded the
+    # machine is (the default, 5 ms, is a matter of the machine's speed)
+    app = make_app(worker_prefetch_multiplier=multiplier, spinach_prefetch_short_job=60)
     gate, started = threading.Event(), threading.Event()
 
     @app.task(name="quick")

@@ -16,6 +16,8 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     result_expires=3600,
 )
+if os.environ.get("PROJ_PREFETCH_SHORT_JOB") and os.environ.get("PROJ_IMPL") != "celery":
+    app.conf.spinach_prefetch_short_job = float(os.environ["PROJ_PREFETCH_SHORT_JOB"])
 if os.environ.get("PROJ_BEAT"):
     app.conf.beat_schedule = {
         "tick": {"task": "tests.compat.proj.tasks.tick", "schedule": 0.5, "args": ("beat",),
