@@ -10,12 +10,20 @@ server's network I/O). The least of ``--runs`` for each figure: on a shared mach
 other processes only ever add to it (``evalsha``'s usec are wall-clock time, the CPU
 figures count cache misses). The stats are reset before each path.
 
+Then the enqueue script's own Redis time for one job sent at a time, as the idle latency
+workload sends them: handed over to an idle worker (registered, its channel subscribed;
+the worker's fetch after each job collects it and registers again) and queued (no
+registration), from ``SLOWLOG`` with a threshold of 0 (the wall-clock usec Redis spent in
+each call, caches as cold as between real calls; a loop of the same script keeps them
+warmer and shows less), the median of each run and the least of the runs.
+
     .venv/bin/python bench/script_cost.py --jobs 4000 --runs 3
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +46,7 @@ HISTORY_BATCH = 100  #: records per history call (up to write_batch=500 under lo
 ENQUEUE_BATCH = 1000  #: jobs per batched enqueue
 MAX_RECORDS = 2000  #: the history's size bound: the second half of the records trims it
 QUEUE = "probe"
+SLOWLOG_LEN = 100  #: slow log entries kept: more than one call's commands, little memory
 
 Usage = dict[str, float]  # "cpu", "evalsha", "<command>": usec used
 
@@ -152,6 +161,53 @@ def report(results: Sequence[dict[str, Usage]]) -> None:
         print(f"{name:42} {least('cpu'):7.1f} {evalsha:8.1f} {lua:7.1f}  {listed}")
 
 
+def enqueue_times(server: RedisServer, jobs: int, handed: bool, run: int) -> list[int]:
+    """Usec of Redis per call of the enqueue script, one job at a time (see the module)."""
+    admin = server.client
+    tag = f"{'handed' if handed else 'queued'}{run}"
+    producer = RedisBroker(server.url, worker_id=f"producer-{tag}")
+    idle = RedisBroker(server.url, worker_id=f"idle-{tag}")
+    for broker in (producer, idle):
+        broker.set_namespace(f"slow{tag}")
+        broker.start()
+    idle.register_worker(WorkerInfo(id=idle.worker_id, queues=[QUEUE], threads=FETCH_SIZE))
+    sha = producer._scripts["enqueue"].sha
+    pubsub = admin.pubsub()
+    pubsub.subscribe(idle.handover_channel)  # a hand-over needs a listening subscriber
+    pubsub.get_message(timeout=5.0)
+    idle._listening = handed  # its fetches register it for hand-overs
+    admin.config_set("slowlog-log-slower-than", 0)
+    admin.config_set("slowlog-max-len", SLOWLOG_LEN)
+    times = []
+    try:
+        for job in make_jobs(jobs):
+            idle.get_jobs_from_queue(QUEUE, FETCH_SIZE)  # collects the last one, registers
+            admin.slowlog_reset()
+            producer.enqueue_jobs([job])
+            entries = admin.slowlog_get(SLOWLOG_LEN)
+            times += [e["duration"] for e in entries if sha in str(e["command"])]
+            while pubsub.get_message():
+                pass
+    finally:
+        admin.config_set("slowlog-log-slower-than", 10000)
+        pubsub.close()
+        producer.stop()
+        idle.stop()
+    return times
+
+
+def report_enqueue(server: RedisServer, jobs: int, runs: int) -> None:
+    """Print the enqueue script's usec per call, handed over and queued, runs alternated."""
+    medians: dict[str, list[float]] = {"handed over": [], "queued": []}
+    for run in range(runs):
+        for name, handed in (("handed over", True), ("queued", False)):
+            medians[name].append(statistics.median(enqueue_times(server, jobs, handed, run)))
+    print("\nenqueue script, one job per call (usec of Redis by SLOWLOG, median per run)")
+    for name, values in medians.items():
+        listed = ", ".join(f"{v:.0f}" for v in values)
+        print(f"{name:42} least {min(values):5.0f}  runs {listed}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=4000, help="jobs per path (a quarter "
@@ -161,7 +217,8 @@ def main() -> int:
     with RedisServer() as server:
         print(f"redis {server.version()}, {args.jobs} jobs, {args.runs} runs")
         results = [one_run(server, args.jobs, run) for run in range(args.runs)]
-    report(results)
+        report(results)
+        report_enqueue(server, args.jobs // 4, args.runs)
     return 0
 
 

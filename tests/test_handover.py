@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 
-from spinach import Job, RedisBroker, priority
+from spinach import Job, RedisBroker, job_codec, priority
 from spinach.brokers.base import WorkerInfo
 from spinach.testing import FakeClock
 
@@ -246,6 +246,31 @@ def test_a_job_handed_to_a_worker_gone_silent_is_recovered_as_its_fetched_jobs(
     assert recovered.id == handed.id
     assert not registered(admin, dead)
     assert [job.id for job in survivor.get_jobs_from_queue("q", 2)] == [handed.id]
+
+
+def test_the_hand_over_message_carries_the_fetch_id_job_id_and_payload_whole(
+    redis_broker_factory, admin
+):
+    """The message is the JSON array [fetch id, job id, payload], its strings kept whole
+    whatever they hold; the hand-over that spends a registration removes all of it."""
+    idle, producer = redis_broker_factory(), redis_broker_factory()
+    sent = Job("t", "q", 0.0, 0, ['a "quote", a / slash, a \\ backslash, \u00e9, \x01'], {})
+    payload = job_codec.encode(sent)
+    with admin.pubsub() as heard, listening(admin, idle):
+        heard.subscribe(idle.handover_channel)
+        assert heard.get_message(timeout=WAIT_TIMEOUT)["type"] == "subscribe"
+        assert idle.get_jobs_from_queue("q", 1) == []  # registered for one job
+        raw = admin.hget(idle.key("idle"), idle.worker_id)
+        assert raw is not None
+        fetch_id = json.loads(raw)["f"]
+
+        producer.enqueue_jobs([sent])
+
+        message = heard.get_message(timeout=WAIT_TIMEOUT)
+    assert message is not None
+    assert json.loads(message["data"]) == [fetch_id, sent.id, payload]
+    assert not registered(admin, idle)  # spent: its entry and its queue's list both gone
+    assert admin.zcard(idle.key("idle_for/q")) == 0
 
 
 def test_a_fetch_sent_again_counts_the_jobs_handed_to_its_registration(redis_broker_factory, admin):

@@ -330,11 +330,13 @@ end
 -- others (the cost stays the same whatever the registration's room), a fetch decodes them
 -- all at once.
 
--- Add job `id` (`payload`) to the jobs handed over under `fetch_id` in `cache`.
+-- Add job `id` (`payload`) to the jobs handed over under `fetch_id` in `cache`; returns
+-- the pair added, JSON-encoded: "<job id>","<payload>" (the hand-over's message reuses it).
 local function add_handed(cache, fetch_id, id, payload)
   local pair = cjson.encode(id) .. ',' .. cjson.encode(payload)
   local kept = redis.call('HGET', cache, fetch_id)
   redis.call('HSET', cache, fetch_id, kept and kept .. ',' .. pair or pair)
+  return pair
 end
 
 -- The jobs handed over under `fetch_id` in `cache`: job id, payload, job id, payload...
@@ -345,14 +347,19 @@ local function handed_to(cache, fetch_id)
   return cjson.decode('[' .. kept .. ']')
 end
 
+-- End `registration` (decoded), the registration of `worker` read by the caller.
+local function drop_registration(k, worker, registration)
+  redis.call('HDEL', k.idle, worker)
+  for _, queue in ipairs(registration.q) do
+    redis.call('ZREM', k.prefix .. 'idle_for/' .. queue, worker)
+  end
+end
+
 -- End the registration of `worker`, if any; returns it (decoded) or nil.
 local function unregister_idle(k, worker)
   local raw = redis.call('HGET', k.idle, worker)
   if not raw then return nil end
-  redis.call('HDEL', k.idle, worker)
   local registration = cjson.decode(raw)
-  for _, queue in ipairs(registration.q) do
-    redis.call('ZREM', k.prefix .. 'idle_for/' .. queue, worker)
-  end
+  drop_registration(k, worker, registration)
   return registration
 end

@@ -94,7 +94,11 @@ local function registration_for(queue)
     local registration = raw and cjson.decode(raw)
     local live = registration and tonumber(registration.e) > now and listens(worker)
     if live then return worker, registration end
-    if registration then unregister_idle(k, worker) else redis.call('ZREM', key, worker) end
+    if registration then
+      drop_registration(k, worker, registration)
+    else
+      redis.call('ZREM', key, worker)
+    end
   end
   no_idle[queue] = true
   return nil
@@ -119,15 +123,17 @@ local function hand_over(worker, registration, id, queue, payload, task)
   local fetch_id, cache = registration.f, k.prefix .. 'fetched/' .. worker
   start_running(k, {{id, payload, task, queue}}, worker, now, fetch_id)
   -- the fetch that registered the worker added it to the fetchers (caches cleaned up)
-  add_handed(cache, fetch_id, id, payload)
+  local pair = add_handed(cache, fetch_id, id, payload)
   if registration.n <= 1 then
-    unregister_idle(k, worker)
+    drop_registration(k, worker, registration)
   else
     registration.n = registration.n - 1
     redis.call('HSET', k.idle, worker, cjson.encode(registration))
   end
   empty.running, handed = false, true
-  redis.call('PUBLISH', k.prefix .. 'handed/' .. worker, cjson.encode({fetch_id, id, payload}))
+  -- the message [fetch id, job id, payload], its job's part encoded once, by add_handed
+  local message = '[' .. cjson.encode(fetch_id) .. ',' .. pair .. ']'
+  redis.call('PUBLISH', k.prefix .. 'handed/' .. worker, message)
 end
 
 -- Store a job unless it is stored already, or its unique key is held; where it is then.
