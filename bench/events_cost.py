@@ -15,11 +15,13 @@ run, so that a change in the machine's load falls on both):
 It prints the medians of ``--runs``: the CPU seconds this process spent per 1,000 jobs
 (every thread), Redis's CPU per job (``INFO cpu``), the CPU of the threads running the jobs
 per job (their thread clocks: what the feature adds to the jobs' own path, its recording
-and its contention, shows there), the jobs per second, and for the events the CPU time of
-their publisher thread per job. On a shared machine the CPU times are the
-figures to compare: they do not count the time other processes took (the publisher's, of
-one thread, is the steadiest); the jobs per second move with the load. Each run's pair is
-printed too: a cost is real when most pairs agree.
+and its contention, shows there), with its system part and their context switches per job
+(``/proc/self/task``: a thread waking to take the GIL back, or waiting on a busy Redis,
+shows there), the jobs per second, and for the events the CPU time of their publisher
+thread per job (and the listener's CPU seconds in all, at its end). On a shared machine
+the CPU times are the figures to compare: they do not count the time other processes took
+(the publisher's, of one thread, is the steadiest); the jobs per second move with the load.
+Each run's pair is printed too: a cost is real when most pairs agree.
 
 ``--time-sends`` also times each ``job_started`` and ``job_finished`` send of the worker
 with its thread's CPU clock (``time.thread_time``), with the feature on and off alike: the
@@ -306,7 +308,8 @@ def _report(figures: dict[bool, list[Figures]], jobs: int, feature: str) -> None
     print(f"{'':28}{feature + ' off':>14}{feature + ' on':>14}{'cost':>8}")
     for label, field, scale, spec in rows:
         off, on = median(False, field, scale), median(True, field, scale)
-        print(f"{label:28}{off:14{spec}}{on:14{spec}}{(on / off - 1) * 100:+7.1f}%")
+        cost = f"{(on / off - 1) * 100:+7.1f}%" if off else ""  # no system time: no ratio
+        print(f"{label:28}{off:14{spec}}{on:14{spec}}{cost}")
     rate = {on: jobs / median(on, "wall", 1) for on in (False, True)}
     print(f"{'jobs/s (wall)':28}{rate[False]:14.0f}{rate[True]:14.0f}"
           f"{(rate[False] / rate[True] - 1) * 100:+7.1f}%")  # fmt: skip
