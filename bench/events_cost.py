@@ -15,11 +15,13 @@ run, so that a change in the machine's load falls on both):
 It prints the medians of ``--runs``: the CPU seconds this process spent per 1,000 jobs
 (every thread), Redis's CPU per job (``INFO cpu``), the CPU of the threads running the jobs
 per job (their thread clocks: what the feature adds to the jobs' own path, its recording
-and its contention, shows there), the jobs per second, and for the events the CPU time of
-their publisher thread per job. On a shared machine the CPU times are the
-figures to compare: they do not count the time other processes took (the publisher's, of
-one thread, is the steadiest); the jobs per second move with the load. Each run's pair is
-printed too: a cost is real when most pairs agree.
+and its contention, shows there), with its system part and their context switches per job
+(``/proc/self/task``: a thread waking to take the GIL back, or waiting on a busy Redis,
+shows there), the jobs per second, and for the events the CPU time of their publisher
+thread per job (and the listener's CPU seconds in all, at its end). On a shared machine
+the CPU times are the figures to compare: they do not count the time other processes took
+(the publisher's, of one thread, is the steadiest); the jobs per second move with the load.
+Each run's pair is printed too: a cost is real when most pairs agree.
 
 ``--time-sends`` also times each ``job_started`` and ``job_finished`` send of the worker
 with its thread's CPU clock (``time.thread_time``), with the feature on and off alike: the
@@ -58,8 +60,9 @@ LISTENER_TIMEOUT = 30.0
 class Figures(NamedTuple):
     """One worker's drain: CPU seconds of this process and of Redis, wall seconds, the
     events' publisher thread's CPU seconds (0 without events), the CPU seconds of the
-    threads that ran the jobs (together) and the job threads' CPU seconds in the timed
-    sends (0 without ``--time-sends``)."""
+    threads that ran the jobs (together), the job threads' CPU seconds in the timed
+    sends (0 without ``--time-sends``), the system part of the job threads' CPU seconds and
+    their context switches (voluntary, involuntary; both from ``/proc``, 0 elsewhere)."""
 
     cpu: float
     redis_cpu: float
@@ -67,6 +70,8 @@ class Figures(NamedTuple):
     publisher: float
     job_threads: float
     sends: float = 0.0
+    job_system: float = 0.0
+    job_switches: tuple[int, int] = (0, 0)
 
 
 class SendTimer:
@@ -190,7 +195,9 @@ def _drain(url: str, start: Callable[[], None], done: threading.Event, jobs: int
     redis_cpu = cpu_seconds(client) - redis_cpu
     client.close()
     job_threads = _thread_cpu(lambda name: "-worker-" in name)
-    return Figures(cpu, redis_cpu, wall, _thread_cpu("spinach-events".__eq__), job_threads)
+    system, switches = _thread_kernel(lambda name: "-worker-" in name)
+    publisher = _thread_cpu("spinach-events".__eq__)
+    return Figures(cpu, redis_cpu, wall, publisher, job_threads, 0.0, system, switches)
 
 
 def _thread_cpu(named: Callable[[str], bool]) -> float:
@@ -202,6 +209,27 @@ def _thread_cpu(named: Callable[[str], bool]) -> float:
             with contextlib.suppress(OSError):  # ended meanwhile
                 total += time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
     return total
+
+
+def _thread_kernel(named: Callable[[str], bool]) -> tuple[float, tuple[int, int]]:
+    """The system CPU seconds (``stime``, in clock ticks) and the context switches
+    (voluntary, involuntary) of the running threads whose name is ``named``, from
+    ``/proc/self/task``: waking to take the GIL back and failing shows there."""
+    system, voluntary, involuntary = 0.0, 0, 0
+    tick = os.sysconf("SC_CLK_TCK")
+    for thread in threading.enumerate():
+        if not named(thread.name) or thread.native_id is None:
+            continue
+        task = Path(f"/proc/self/task/{thread.native_id}")
+        with contextlib.suppress(OSError):  # ended meanwhile, or no /proc
+            stat = (task / "stat").read_text().rpartition(")")[2].split()
+            system += int(stat[12]) / tick  # field 15 (stime); 3 is stat[0]
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches"):
+                    voluntary += int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches"):
+                    involuntary += int(line.split()[1])
+    return system, (voluntary, involuntary)
 
 
 def main() -> None:
@@ -240,10 +268,21 @@ def _listener(url: str) -> Iterator[None]:
             time.sleep(0.01)
         yield
     finally:
+        listener_cpu = _process_cpu(process.pid)
         process.terminate()
         process.wait()
-        print(f"listener: {int(client.get('bench:events:heard') or 0)} messages heard")
+        heard = int(client.get("bench:events:heard") or 0)
+        print(f"listener: {heard} messages heard, {listener_cpu:.2f} CPU seconds in all")
         client.close()
+
+
+def _process_cpu(pid: int) -> float:
+    """The CPU seconds (user and system) process ``pid`` spent so far (0 without ``/proc``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def _measured(run_one: Callable[..., Figures], url: str, args: argparse.Namespace, on: bool,
@@ -264,14 +303,20 @@ def _report(figures: dict[bool, list[Figures]], jobs: int, feature: str) -> None
         ("CPU seconds per 1000 jobs", "cpu", 1000 / jobs, ".3f"),
         ("Redis CPU, us per job", "redis_cpu", 1e6 / jobs, ".1f"),
         ("job threads' CPU, us per job", "job_threads", 1e6 / jobs, ".1f"),
+        ("  of which system", "job_system", 1e6 / jobs, ".1f"),
     ]
     print(f"{'':28}{feature + ' off':>14}{feature + ' on':>14}{'cost':>8}")
     for label, field, scale, spec in rows:
         off, on = median(False, field, scale), median(True, field, scale)
-        print(f"{label:28}{off:14{spec}}{on:14{spec}}{(on / off - 1) * 100:+7.1f}%")
+        cost = f"{(on / off - 1) * 100:+7.1f}%" if off else ""  # no system time: no ratio
+        print(f"{label:28}{off:14{spec}}{on:14{spec}}{cost}")
     rate = {on: jobs / median(on, "wall", 1) for on in (False, True)}
     print(f"{'jobs/s (wall)':28}{rate[False]:14.0f}{rate[True]:14.0f}"
           f"{(rate[False] / rate[True] - 1) * 100:+7.1f}%")  # fmt: skip
+    for index, kind in enumerate(("voluntary", "involuntary")):
+        off, on = (statistics.median(r.job_switches[index] for r in figures[o]) / jobs
+                   for o in (False, True))  # fmt: skip
+        print(f"{'  switches per job, ' + kind[:5]:28}{off:14.2f}{on:14.2f}")
     if feature == "events":
         publisher = median(True, "publisher", 1e6 / jobs)
         print(f"{'publisher thread, us per job':28}{'':14}{publisher:14.1f}")

@@ -37,3 +37,34 @@ def test_the_unheard_column_runs_without_a_listener(server, tmp_path):  # noqa: 
     bench(server, tmp_path, {3}, jobs=300).run_once(here("ours-facade-events-unheard"), result, 1)
     assert result.errors == []
     assert server.client.get(HEARD_KEY) is None
+
+
+def test_events_cost_reads_the_kernel_figures_of_named_threads_and_of_a_process():
+    """``events_cost.py``'s job-thread figures: system CPU seconds and context switches of
+    the threads it names (a thread that blocked switched voluntarily), and the CPU seconds
+    of another process (the listener's)."""
+    import os
+    import threading
+    import time
+
+    import events_cost
+
+    done = threading.Event()
+    thread = threading.Thread(target=done.wait, args=(30,), name="probe-worker-1")
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # until it blocked in ``done.wait`` (a futex wait: a voluntary switch)
+            system, (voluntary, involuntary) = events_cost._thread_kernel(
+                lambda name: "-worker-" in name
+            )
+            if voluntary >= 1 or time.monotonic() > deadline:
+                break
+            threading.Event().wait(0.01)
+        assert system >= 0 and voluntary >= 1 and involuntary >= 0
+        assert events_cost._thread_kernel(lambda name: False) == (0.0, (0, 0))
+    finally:
+        done.set()
+        thread.join()
+    assert events_cost._process_cpu(os.getpid()) > 0.0
+    assert events_cost._process_cpu(2**22 + 1) == 0.0  # above pid_max: no such process
