@@ -159,6 +159,9 @@ RULES: dict[str, Rule] = {
     "setting:beat_schedule": _D(S_BEAT, "fired by the workers, or by beat while one leads"),
     "setting:spinach_beat_lease_term": _S(S_BEAT, "a standby beat takes over within 2 terms"),
     "setting:spinach_global_rate_limits": _S(S_RATES, "rate limits for the whole namespace"),
+    "setting:spinach_prefetch_short_job": _S(
+        S_SETTINGS, "the mean run time below which a worker holds tasks beyond its threads"
+    ),
     "setting:worker_pool": _U(
         S_POOLS, "prefork, threads, gevent or solo; eventlet refused", _in(*POOLS)
     ),
