@@ -264,7 +264,9 @@ def assert_each_worker_consumes(
     client: Engine, records: Records, workers: list[Worker], threads: int
 ) -> None:
     """Every worker takes jobs: as many ``hold`` jobs as there are threads in all start,
-    which they can only if each worker fills all of its threads."""
+    which they can only if each worker fills all of its threads (workers spawned with
+    ``prefetch_limit=0``: one holding jobs beyond its threads would keep them from the
+    other, which is what a prefetch trades)."""
     jobs = [client.build_job("hold") for _ in range(threads * len(workers))]
     client.schedule_jobs(jobs)
     starts = [records.next_started() for _ in jobs]
@@ -339,7 +341,10 @@ FLOW_THREADS = 4
 
 def test_jobs_survive_redis_restarts(server, spawn, client, broker, records) -> None:
     jobs = schedule_many(client, "record", FLOW_JOBS, pause=0.002)
-    workers = [spawn(FLOW_THREADS, **PATIENT_LIVENESS, **QUICK_RECONNECT) for _ in range(2)]
+    workers = [
+        spawn(FLOW_THREADS, prefetch_limit=0, **PATIENT_LIVENESS, **QUICK_RECONNECT)
+        for _ in range(2)
+    ]
 
     for number, how in enumerate(RESTARTS, 1):
         progress = number * FLOW_JOBS // (len(RESTARTS) + 1)
@@ -404,7 +409,10 @@ def test_jobs_survive_killed_client_connections(server, spawn, client, broker, r
     every = at_least_once + at_most_once
 
     with ConnectionKiller(server) as killer:
-        workers = [spawn(FLOW_THREADS, **PATIENT_LIVENESS, **QUICK_RECONNECT) for _ in range(2)]
+        workers = [
+            spawn(FLOW_THREADS, prefetch_limit=0, **PATIENT_LIVENESS, **QUICK_RECONNECT)
+            for _ in range(2)
+        ]
         records.wait_done({job.id for job in every})
 
     assert killer.killed > 0

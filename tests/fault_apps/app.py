@@ -38,6 +38,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
 from spinach import Engine, RedisBroker, current_job, signals
+from spinach.workers.prefetch import PrefetchSettings
 
 logger = logging.getLogger("fault_apps.app")
 
@@ -89,12 +90,14 @@ def release_key(namespace: str, job_id: str) -> str:
 
 def environment(url: str, namespace: str, **options: Any) -> dict[str, str]:
     """The ``FAULT_*`` variables of a worker process: tunables by their ``RedisBroker``
-    name, plus ``late_task`` and ``slow_thread_start`` flags."""
+    name, plus ``late_task`` and ``slow_thread_start`` flags and the ``prefetch_limit``."""
     env = {"FAULT_REDIS_URL": url, "FAULT_NAMESPACE": namespace}
     by_name = {name: var for var, name in TUNABLES.items()}
     for name, value in options.items():
         if name in by_name:
             env[by_name[name]] = str(value)
+        elif name == "prefetch_limit":
+            env["FAULT_PREFETCH_LIMIT"] = str(int(value))
         elif name in ("late_task", "slow_thread_start"):
             env[f"FAULT_{name.upper()}"] = "1" if value else ""
         else:
@@ -270,6 +273,8 @@ def _from_environment() -> Engine | None:
         url, namespace, late_task=bool(os.environ.get("FAULT_LATE_TASK")), **tunables
     )
     _recorder = Recorder(url, namespace)
+    if os.environ.get("FAULT_PREFETCH_LIMIT"):
+        engine.prefetch = PrefetchSettings(limit=int(os.environ["FAULT_PREFETCH_LIMIT"]))
     if os.environ.get("FAULT_SLOW_THREAD_START"):
         _hold_back_worker_threads(engine)
     return engine
